@@ -1,0 +1,39 @@
+"""Every Redis key prefix and default topic name, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "APP_ID",
+    "DEFAULT_INPUT_TOPIC",
+    "DEFAULT_OUTPUT_TOPIC",
+    "DEFAULT_DEAD_LETTER_TOPIC",
+    "REDIS_PREFIX",
+    "REDIS_THRESHOLD_PREFIX",
+    "REDIS_THRESHOLD_CHANNEL",
+    "REDIS_MODEL_CHANNEL",
+    "REDIS_HEALTHCHECK_KEY",
+    "MAX_MESSAGE_BYTES",
+    "MAX_RECORDS_PER_MESSAGE",
+    "MAX_WINDOW_LENGTH",
+]
+
+APP_ID: Final = "stream-detector"
+
+DEFAULT_INPUT_TOPIC: Final = "records"
+DEFAULT_OUTPUT_TOPIC: Final = "anomalies"
+DEFAULT_DEAD_LETTER_TOPIC: Final = "records-dead-letter"
+
+REDIS_PREFIX: Final = "sd:"
+# sd:threshold:<model_name>:<model_version> is a hash: field = key ("*" = model default).
+REDIS_THRESHOLD_PREFIX: Final = REDIS_PREFIX + "threshold:"
+# Workers subscribe here to learn of threshold changes without polling per record.
+REDIS_THRESHOLD_CHANNEL: Final = REDIS_PREFIX + "thresholds:changed"
+REDIS_MODEL_CHANNEL: Final = REDIS_PREFIX + "models:changed"
+REDIS_HEALTHCHECK_KEY: Final = REDIS_PREFIX + "healthcheck"
+
+# Bounds on untrusted input (security: a producer must not be able to exhaust a worker).
+MAX_MESSAGE_BYTES: Final = 1_048_576
+MAX_RECORDS_PER_MESSAGE: Final = 10_000
+MAX_WINDOW_LENGTH: Final = 4_096

@@ -1,0 +1,190 @@
+"""All runtime settings in one frozen class, read from the environment (prefix ``STREAM_DETECTOR_``).
+
+Kafka and Redis are given as URLs; credentials are ``SecretStr`` so they never appear in
+logs or reprs. Nothing else in the project reads the environment.
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_detector.constants import (
+    DEFAULT_DEAD_LETTER_TOPIC,
+    DEFAULT_INPUT_TOPIC,
+    DEFAULT_OUTPUT_TOPIC,
+)
+from stream_detector.exceptions import ConfigurationError
+
+__all__ = ["Settings", "get_settings", "kafka_bootstrap_servers"]
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "stream-detector"
+
+
+def kafka_bootstrap_servers(url: str) -> str:
+    """Turn ``kafka://h1:9092,h2:9092`` (or a bare ``h:p`` list) into ``h1:9092,h2:9092``.
+
+    >>> kafka_bootstrap_servers("kafka://127.0.0.1:9092")
+    '127.0.0.1:9092'
+    >>> kafka_bootstrap_servers("kafka://a:1;b:2")
+    'a:1,b:2'
+    """
+    rest = url.split("://", 1)[1] if "://" in url else url
+    hosts = [h.strip() for h in rest.replace(";", ",").split(",") if h.strip()]
+    if not hosts:
+        raise ConfigurationError(f"Kafka URL {url!r} names no broker; use kafka://HOST:PORT")
+    return ",".join(h.rstrip("/") for h in hosts)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of workers, CLI commands and the demo."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAM_DETECTOR_", frozen=True, extra="ignore", env_file=None
+    )
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_url: str = Field(
+        "kafka://127.0.0.1:9092", description="Kafka bootstrap servers as kafka://HOST:PORT[,HOST:PORT]"
+    )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "PLAIN", description="SASL mechanism when the protocol is SASL_*"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for broker TLS")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client key for mutual TLS")
+    input_topic: str = Field(DEFAULT_INPUT_TOPIC, description="topic the worker consumes")
+    output_topic: str = Field(DEFAULT_OUTPUT_TOPIC, description="topic anomaly events go to")
+    dead_letter_topic: str = Field(
+        DEFAULT_DEAD_LETTER_TOPIC, description="topic invalid records go to, with the reason"
+    )
+    topic_partitions: int = Field(4, ge=1, description="partitions of topics the worker creates")
+
+    # --- Redis -------------------------------------------------------------------------
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis as redis://[user@]HOST:PORT/DB or rediss:// for TLS"
+    )
+    redis_username: str | None = Field(None, description="Redis ACL user (AUTH)")
+    redis_password: SecretStr | None = Field(None, description="Redis password (AUTH, secret)")
+    redis_ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// URLs")
+
+    # --- Worker ------------------------------------------------------------------------
+    provider: ProviderChoice = Field(
+        "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"
+    )
+    web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (metrics, health)")
+    state_dir: Path = Field(
+        Path("./runs/state"), description="where the worker keeps its local table state"
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="downloads and local services (Kafka jars, broker data, venvs)",
+    )
+    log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("kafka_url")
+    @classmethod
+    def _check_kafka_url(cls, v: str) -> str:
+        kafka_bootstrap_servers(v)
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str) -> str:
+        scheme = urlsplit(v).scheme
+        if scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"Redis URL must start with redis://, rediss:// or unix://, got {v!r}")
+        return v
+
+    # --- derived client configurations -------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        return kafka_bootstrap_servers(self.kafka_url)
+
+    def confluent_config(self, **extra: Any) -> dict[str, Any]:
+        """Configuration for confluent-kafka producers, consumers and admin clients."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            pw = self.kafka_sasl_password
+            conf["sasl.password"] = pw.get_secret_value() if pw else ""
+        if self.kafka_security_protocol.endswith("SSL"):
+            for key, path in (
+                ("ssl.ca.location", self.kafka_ssl_cafile),
+                ("ssl.certificate.location", self.kafka_ssl_certfile),
+                ("ssl.key.location", self.kafka_ssl_keyfile),
+            ):
+                if path is not None:
+                    conf[key] = str(path)
+        conf.update(extra)
+        return conf
+
+    def faust_broker_credentials(self) -> Any:
+        """Credentials object for ``faust.App(broker_credentials=...)``, or None for PLAINTEXT."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        import faust  # local: keep settings importable without faust
+
+        context = None
+        if self.kafka_security_protocol.endswith("SSL"):
+            context = ssl.create_default_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            )
+            if self.kafka_ssl_certfile:
+                context.load_cert_chain(
+                    str(self.kafka_ssl_certfile),
+                    str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+                )
+        if self.kafka_security_protocol.startswith("SASL"):
+            pw = self.kafka_sasl_password
+            return faust.SASLCredentials(
+                username=self.kafka_sasl_username or "",
+                password=pw.get_secret_value() if pw else "",
+                mechanism=self.kafka_sasl_mechanism,
+                ssl_context=context,
+            )
+        return faust.SSLCredentials(context)
+
+    def redis_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis.from_url(settings.redis_url, **kwargs)``."""
+        kwargs: dict[str, Any] = {}
+        if self.redis_username:
+            kwargs["username"] = self.redis_username
+        if self.redis_password is not None:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        if self.redis_ssl_ca_certs is not None:
+            kwargs["ssl_ca_certs"] = str(self.redis_ssl_ca_certs)
+        return kwargs
+
+    def redis_client(self, **extra: Any) -> Any:
+        """A synchronous Redis client for these settings."""
+        import redis
+
+        return redis.Redis.from_url(self.redis_url, **self.redis_kwargs(), **extra)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
