@@ -1,4 +1,4 @@
-"""All runtime settings in one frozen class, read from the environment (prefix ``STREAM_DETECTOR_``).
+"""All runtime settings in one frozen class, read from the environment (``STREAM_DETECTOR_*``).
 
 Kafka and Redis are given as URLs; credentials are ``SecretStr`` so they never appear in
 logs or reprs. Nothing else in the project reads the environment.
@@ -57,7 +57,8 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------
     kafka_url: str = Field(
-        "kafka://127.0.0.1:9092", description="Kafka bootstrap servers as kafka://HOST:PORT[,HOST:PORT]"
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers as kafka://HOST:PORT[,HOST:PORT]",
     )
     kafka_security_protocol: KafkaSecurityProtocol = Field(
         "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
@@ -79,7 +80,8 @@ class Settings(BaseSettings):
 
     # --- Redis -------------------------------------------------------------------------
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="Redis as redis://[user@]HOST:PORT/DB or rediss:// for TLS"
+        "redis://127.0.0.1:6379/0",
+        description="Redis as redis://[user@]HOST:PORT/DB, or rediss:// for TLS",
     )
     redis_username: str | None = Field(None, description="Redis ACL user (AUTH)")
     redis_password: SecretStr | None = Field(None, description="Redis password (AUTH, secret)")
@@ -95,14 +97,17 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
-        description="downloads and local services (Kafka jars, broker data, venvs)",
+        description="downloads and local services (Kafka jars, broker data)",
     )
     log_level: str = Field("INFO", description="logging level")
 
     @field_validator("kafka_url")
     @classmethod
     def _check_kafka_url(cls, v: str) -> str:
-        kafka_bootstrap_servers(v)
+        try:
+            kafka_bootstrap_servers(v)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
         return v
 
     @field_validator("redis_url")

@@ -1,0 +1,76 @@
+"""Service management without starting services: errors, state, ports, process handling."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream_detector import services
+from stream_detector.exceptions import MissingToolError
+from stream_detector.services import ServiceHandle
+
+
+def test_free_port_is_bindable_and_honours_a_free_preference() -> None:
+    port = services.free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        taken = s.getsockname()[1]
+        s.listen()
+        assert services.free_port(taken) != taken  # busy preference -> another port
+
+
+def test_missing_tools_name_the_package_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(services.Path, "exists", lambda self: False)
+    with pytest.raises(MissingToolError, match="apt-get install openjdk-17-jre-headless"):
+        services.KafkaBroker(tmp_path)._java()
+    with pytest.raises(MissingToolError, match="apt-get install maven"):
+        services.KafkaBroker(tmp_path).ensure_jars()
+    with pytest.raises(MissingToolError, match="apt-get install redis-server"):
+        services.RedisServer().start()
+
+
+def test_cached_jars_skip_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    broker = services.KafkaBroker(tmp_path)
+    broker.libs_dir.mkdir(parents=True)
+    (broker.libs_dir / ".complete").write_text(services.KAFKA_VERSION)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mvn reachable: must not be needed
+    assert broker.ensure_jars() == broker.libs_dir
+
+
+def test_rendered_config_is_loopback_kraft(tmp_path: Path) -> None:
+    config = services.KafkaBroker(tmp_path)._render_config(tmp_path, 19092, 19093)
+    text = config.read_text()
+    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text
+    assert "controller.quorum.voters=1@127.0.0.1:19093" in text
+    assert "process.roles=broker,controller" in text
+    assert f"log.dirs={tmp_path / 'data'}" in text
+    assert "${" not in text
+
+
+def test_state_round_trip_and_dead_pids_are_not_ready(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    handle = ServiceHandle("redis", "redis://127.0.0.1:1/0", dead.pid, 1, "/x", "/x/log")
+    services.save_state(tmp_path, {"redis": handle})
+    assert services.load_state(tmp_path) == {"redis": handle}
+    assert not services.is_alive(dead.pid)
+    assert not services.handle_ready(handle)
+    services.clear_state(tmp_path)
+    assert services.load_state(tmp_path) == {}
+
+
+def test_stop_handle_ends_the_whole_process_group() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    handle = ServiceHandle("x", "x://", proc.pid, 0, "", "")
+    services.stop_handle(handle, timeout=5)
+    assert proc.wait(timeout=5) != 0
+    assert not services.is_alive(proc.pid)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from stream_detector.exceptions import ConfigurationError
+from stream_detector.settings import Settings, kafka_bootstrap_servers
+
+
+def test_reads_urls_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_DETECTOR_KAFKA_URL", "kafka://10.0.0.1:9093,10.0.0.2:9093")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_URL", "rediss://cache:6380/2")
+    s = Settings()
+    assert s.bootstrap_servers == "10.0.0.1:9093,10.0.0.2:9093"
+    assert s.redis_url == "rediss://cache:6380/2"
+
+
+def test_rejects_bad_urls() -> None:
+    with pytest.raises(ValidationError, match="redis://"):
+        Settings(redis_url="http://x:1")
+    with pytest.raises(ValidationError):
+        Settings(kafka_url="kafka://")
+    with pytest.raises(ConfigurationError):
+        kafka_bootstrap_servers("kafka://,")
+
+
+def test_sasl_ssl_options_reach_confluent_config_and_secret_stays_hidden(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STREAM_DETECTOR_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("STREAM_DETECTOR_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("STREAM_DETECTOR_KAFKA_SASL_USERNAME", "svc")
+    monkeypatch.setenv("STREAM_DETECTOR_KAFKA_SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("STREAM_DETECTOR_KAFKA_SSL_CAFILE", "/etc/ca.pem")
+    s = Settings()
+    conf = s.confluent_config(**{"group.id": "g"})
+    assert conf["security.protocol"] == "SASL_SSL"
+    assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert conf["sasl.username"] == "svc"
+    assert conf["sasl.password"] == "hunter2"
+    assert conf["ssl.ca.location"] == "/etc/ca.pem"
+    assert conf["group.id"] == "g"
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
+
+
+def test_plaintext_has_no_credentials() -> None:
+    s = Settings(kafka_url="kafka://127.0.0.1:1")
+    assert s.faust_broker_credentials() is None
+    assert "sasl.username" not in s.confluent_config()
+
+
+def test_redis_auth_and_tls_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_USERNAME", "worker")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_PASSWORD", "s3cret")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_SSL_CA_CERTS", "/etc/redis-ca.pem")
+    kwargs = Settings().redis_kwargs()
+    assert kwargs == {
+        "username": "worker", "password": "s3cret", "ssl_ca_certs": "/etc/redis-ca.pem"
+    }
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings()
+    with pytest.raises(ValidationError):
+        s.kafka_url = "kafka://other:1"  # type: ignore[misc]
+    assert isinstance(s.cache_dir, Path)
