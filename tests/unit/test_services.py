@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,10 +68,23 @@ def test_state_round_trip_and_dead_pids_are_not_ready(tmp_path: Path) -> None:
 
 
 def test_stop_handle_ends_the_whole_process_group() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    # A JVM-like parent with a child of its own: both must go.
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
     )
-    handle = ServiceHandle("x", "x://", proc.pid, 0, "", "")
-    services.stop_handle(handle, timeout=5)
-    assert proc.wait(timeout=5) != 0
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], start_new_session=True, stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    grandchild = int(proc.stdout.readline())
+    assert services.is_alive(grandchild)
+    services.stop_handle(ServiceHandle("x", "x://", proc.pid, 0, "", ""), timeout=5)
+    deadline = time.monotonic() + 5
+    while services.is_alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not services.is_alive(proc.pid)
+    assert not services.is_alive(grandchild)
+    proc.stdout.close()
