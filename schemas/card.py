@@ -147,4 +147,3 @@ class ModelCard(_Frozen):
     def n_features(self) -> int:
         """Width of one record's feature vector."""
         return len(self.features)
-

@@ -109,7 +109,9 @@ class Quality(_Frozen):
     """Caveats a consumer should weigh before paging anyone."""
 
     imputed: bool = Field(default=False, description="the window holds filled-in values")
-    late: bool = Field(default=False, description="the window holds a record that arrived out of order")
+    late: bool = Field(
+        default=False, description="the window holds a record that arrived out of order"
+    )
     warm_up: bool = Field(default=False, description="the key's history is shorter than advised")
 
 

@@ -225,9 +225,7 @@ Record = Annotated[SeriesPoint | SalesRow | FeatureEvent, Field(discriminator="k
 
 # Built once: constructing a TypeAdapter compiles a validator, far too slow per message.
 _ONE: Final[TypeAdapter[SeriesPoint | SalesRow | FeatureEvent]] = TypeAdapter(Record)
-_MANY: Final[TypeAdapter[list[SeriesPoint | SalesRow | FeatureEvent]]] = TypeAdapter(
-    list[Record]
-)
+_MANY: Final[TypeAdapter[list[SeriesPoint | SalesRow | FeatureEvent]]] = TypeAdapter(list[Record])
 
 
 def _reason_for(error: ErrorDetails) -> Reason:
@@ -275,8 +273,7 @@ def _check_records(
         if expected_width is not None and len(record.values) != expected_width:
             raise RecordError(
                 "wrong_width",
-                f"record {i} has {len(record.values)} features, the model expects "
-                f"{expected_width}",
+                f"record {i} has {len(record.values)} features, the model expects {expected_width}",
             )
 
 

@@ -223,8 +223,7 @@ class Scorer:
         x = np.ascontiguousarray(windows, dtype=np.float32)
         if x.ndim != 3 or x.shape[1:] != (self.window, self.features):
             raise ValueError(
-                f"windows must have shape (batch, {self.window}, {self.features}), "
-                f"got {x.shape}"
+                f"windows must have shape (batch, {self.window}, {self.features}), got {x.shape}"
             )
         n = x.shape[0]
         if n <= self.max_batch:

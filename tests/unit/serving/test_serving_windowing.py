@@ -187,8 +187,9 @@ def test_round_trip_property(data: st.DataObject, window: int, features: int, st
     n = data.draw(st.integers(0, 30))
     cut = data.draw(st.integers(0, n))
     rows = np.asarray(
-        data.draw(st.lists(st.floats(-1e3, 1e3, width=32), min_size=n * features,
-                           max_size=n * features)),
+        data.draw(
+            st.lists(st.floats(-1e3, 1e3, width=32), min_size=n * features, max_size=n * features)
+        ),
         dtype=np.float32,
     ).reshape(n, features)
     times = data.draw(st.lists(st.integers(0, 100), min_size=n, max_size=n))
