@@ -52,7 +52,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _MIN_BACKOFF: Final = 0.1
-_MAX_BACKOFF: Final = 5.0
+_MAX_BACKOFF: Final = 2.0  # also the worst delay before noticing Redis is back
 
 
 class ThresholdEntry(BaseModel):
@@ -247,7 +247,10 @@ class ThresholdCache:
         self._default: ResolvedThreshold | None = None
         th = card.thresholds
         per_key = ThresholdSource(
-            method=th.method, version=card.version, scope="card_key", set_by="card",
+            method=th.method,
+            version=card.version,
+            scope="card_key",
+            set_by="card",
             set_at=card.created_at,
         )
         self._card_keys = {k: ResolvedThreshold(v, per_key) for k, v in th.per_key.items()}
@@ -362,13 +365,27 @@ class ThresholdCache:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py stub gap
 
+    async def _drop_connections(self) -> None:
+        """Forget pooled sockets: after a restart of Redis they are dead, not idle."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pool.disconnect()
+
     async def run(self) -> None:
         """Listen for changes forever, reconnecting with backoff; cancel to stop."""
         while True:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
-                log.warning("threshold cache lost Redis (%s); keeping last values", exc)
+                # warn once per outage, not once per retry
+                first = self._backoff == _MIN_BACKOFF
+                log.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "threshold cache cannot reach Redis (%s); keeping last known values",
+                    exc,
+                )
+                await self._drop_connections()
             await asyncio.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
 
