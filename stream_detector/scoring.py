@@ -87,6 +87,9 @@ def _provider_library_loads(name: str) -> bool:
             ):
                 warnings.simplefilter("ignore")
                 ort.preload_dlls()
+        # ORT loads the shared bridge globally before a provider library; do the same so
+        # the provider's reference to Provider_GetHost resolves as it will in ORT.
+        ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
         ctypes.CDLL(str(capi / f"libonnxruntime_providers_{name}.so"))
     except (OSError, RuntimeError):
         return False

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 
 from schemas.card import ModelCard, ScalerCard
 from stream_detector import registry as registry_module
+from stream_detector import scoring
 from stream_detector.exceptions import ConfigurationError, ModelCardError, ModelCardMismatch
 from stream_detector.registry import ModelRegistry, load_model, read_card
 from stream_detector.scoring import (
@@ -323,3 +324,22 @@ def test_direct_model_dir_and_ambiguous_roots(tmp_path: Path) -> None:
 def test_card_model_is_validated_type() -> None:
     card = ModelCard.model_validate(card_dict(tiny_onnx()))
     assert card.features == ["a", "b"]
+
+
+def test_gpu_without_usable_libraries_falls_back_quietly(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # pretend the driver reports a device: the provider-library check must decide, quietly
+    monkeypatch.setattr(scoring, "_cuda_device_count", lambda: 1)
+    scoring.gpu_available.cache_clear()
+    try:
+        providers = select_providers("auto")
+        usable = scoring.gpu_available(scoring.CUDA)
+        if not usable:
+            with pytest.raises(ConfigurationError):
+                select_providers("cuda")
+    finally:
+        scoring.gpu_available.cache_clear()
+    out, err = capfd.readouterr()
+    assert out + err == ""
+    assert providers == ([scoring.CUDA, CPU] if usable else [CPU])
