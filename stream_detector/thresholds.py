@@ -259,12 +259,22 @@ class ThresholdCache:
         )
 
     @classmethod
-    def from_url(cls, card: ModelCard, url: str, **kwargs: Any) -> ThresholdCache:
-        """A cache with its own client, with timeouts that surface a dead server."""
-        client = AsyncRedis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, **kwargs.pop("redis", {})
-        )
-        return cls(card, client, **kwargs)
+    def from_url(
+        cls,
+        card: ModelCard,
+        url: str,
+        *,
+        redis_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ThresholdCache:
+        """A cache with its own client, with timeouts that surface a dead server.
+
+        ``redis_kwargs`` go to the client (e.g. ``Settings.redis_kwargs()``: credentials,
+        TLS); other keyword arguments go to the cache.
+        """
+        options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+        options.update(redis_kwargs or {})
+        return cls(card, AsyncRedis.from_url(url, **options), **kwargs)
 
     # --- lookups (hot path: no I/O, no allocation) -------------------------------------
     def lookup(self, key: str) -> ResolvedThreshold:
