@@ -44,7 +44,7 @@ import numpy.typing as npt
 from schemas.records import MAX_FEATURES
 from stream_detector.constants import MAX_WINDOW_LENGTH
 
-__all__ = ["Window", "WindowState"]
+__all__ = ["Window", "WindowState", "sliding_windows"]
 
 _MAGIC: Final = b"SDW1"
 # magic, window, features, stride, count, newest_ns, last_late, late_count, text bytes
@@ -66,6 +66,26 @@ class Window(NamedTuple):
     end_text: str
     late: bool
     seq: int
+
+
+def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:
+    """Every window :class:`WindowState` would emit for ``values`` ``(n, features)``, at once.
+
+    The offline path (batch scoring, threshold calibration) uses this so its windows are
+    exactly the worker's: window ``i`` ends at record ``window - 1 + i * stride``.
+    Returns a read-only view ``(m, window, features)`` (no copy) when ``values`` is float32.
+
+    >>> sliding_windows(np.arange(6.0).reshape(6, 1), 3, 2)[:, :, 0].tolist()
+    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]]
+    """
+    x = np.asarray(values, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"values must be (n, features), got shape {x.shape}")
+    _check_bounds(window, max(1, x.shape[1]), stride)
+    if len(x) < window:
+        return np.empty((0, window, x.shape[1]), dtype=np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (n-w+1, f, w)
+    return view[::stride].transpose(0, 2, 1)
 
 
 def _check_bounds(window: int, features: int, stride: int) -> None:

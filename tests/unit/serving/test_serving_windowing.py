@@ -211,3 +211,28 @@ def test_round_trip_property(data: st.DataObject, window: int, features: int, st
             y.late,
             y.seq,
         )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(0, 40),
+    window=st.integers(1, 7),
+    stride=st.integers(1, 9),
+    features=st.integers(1, 3),
+)
+def test_offline_sliding_windows_equal_online(
+    n: int, window: int, stride: int, features: int
+) -> None:
+    rows = np.random.default_rng(n).normal(size=(n, features)).astype(np.float32)
+    offline = windowing.sliding_windows(rows, window, stride)
+    online = WindowState(window, features, stride).extend(rows, list(range(n)))
+    assert offline.shape == (len(online), window, features)
+    for a, b in zip(offline, online, strict=True):
+        assert np.array_equal(a, b.values)
+
+
+def test_sliding_windows_checks_input() -> None:
+    with pytest.raises(ValueError, match="must be"):
+        windowing.sliding_windows(np.zeros(5), 2)
+    with pytest.raises(ValueError, match="window must be"):
+        windowing.sliding_windows(np.zeros((5, 1)), 0)
