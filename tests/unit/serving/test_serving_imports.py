@@ -3,8 +3,12 @@ carries ONNX Runtime, not PyTorch), and schemas must not import the rest of the 
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import subprocess
 import sys
+
+import pytest
 
 WORKER_MODULES = [
     "stream_detector.scoring",
@@ -34,3 +38,12 @@ def test_schemas_import_nothing_else_of_the_project() -> None:
     loaded = loaded_after_import(["schemas", "schemas.export"])
     assert "schemas.records" in loaded
     assert not {m for m in loaded if m.startswith(("stream_detector", "offline_training"))}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["schemas.records", "schemas.events", *WORKER_MODULES],
+)
+def test_doctests(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
