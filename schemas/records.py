@@ -22,16 +22,16 @@ Unix epoch (``epoch_ns``; naive timestamps are read as UTC) for ordering and win
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Annotated, Final, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     TypeAdapter,
     ValidationError,
-    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -77,6 +77,7 @@ Reason = Literal[
 REASONS: Final[tuple[str, ...]] = get_args(Reason)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
@@ -109,8 +110,18 @@ def parse_iso8601(text: str) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
+def _check_iso8601(text: str) -> str:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not ISO 8601; send e.g. '2015-02-26T21:42:53Z'") from None
+    return text
+
+
 _Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
-_Timestamp = Annotated[str, Field(min_length=4, max_length=_MAX_TIMESTAMP_LENGTH)]
+_Timestamp = Annotated[
+    str, Field(min_length=4, max_length=_MAX_TIMESTAMP_LENGTH), AfterValidator(_check_iso8601)
+]
 
 
 class _RecordBase(BaseModel):
@@ -119,33 +130,25 @@ class _RecordBase(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal[1] = 1
-    _epoch_ns: int = PrivateAttr(0)
 
     def _timestamp_text(self) -> str:  # overridden per kind
         raise NotImplementedError
-
-    @model_validator(mode="after")
-    def _parse_timestamp(self) -> _RecordBase:
-        text = self._timestamp_text()
-        try:
-            dt = parse_iso8601(text)
-        except ValueError:
-            raise ValueError(
-                f"timestamp {text!r} is not ISO 8601; send e.g. '2015-02-26T21:42:53Z'"
-            ) from None
-        # integer arithmetic: float seconds would lose the microseconds of recent dates
-        self._epoch_ns = (dt - _EPOCH) // _MICROSECOND * 1000
-        return self
 
     @property
     def timestamp_text(self) -> str:
         """The producer's timestamp exactly as sent."""
         return self._timestamp_text()
 
-    @property
+    # Computed on first use rather than stored during validation: a private attribute set
+    # in a model validator doubled the cost of validating a record.
+    @cached_property
     def epoch_ns(self) -> int:
         """The timestamp as integer nanoseconds since the Unix epoch (UTC)."""
-        return self._epoch_ns
+        dt = datetime.fromisoformat(self._timestamp_text())
+        # naive = UTC; subtracting a naive epoch avoids datetime.replace (~10x the parse).
+        # Integer arithmetic: float seconds would lose the microseconds of recent dates.
+        epoch = _EPOCH if dt.tzinfo is not None else _EPOCH_NAIVE
+        return (dt - epoch) // _MICROSECOND * 1000
 
     @property
     def time(self) -> datetime:
