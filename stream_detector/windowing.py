@@ -252,11 +252,13 @@ class WindowState:
             raise ValueError("window state texts do not match its record count")
         state.count, state.newest_ns = count, newest
         state._last_late, state.late_count = last_late, late_count
-        start = state._oldest()
-        idx = (start + np.arange(n)) % window
-        state._buf[idx] = vals
-        state._buf[idx + window] = vals
-        for i, t, text in zip(idx.tolist(), times.tolist(), texts, strict=True):
-            state._ts[i] = t
-            state._text[i] = text
+        if n:
+            # chronological record j sits at ring position (oldest + j) % window: a roll
+            k = state._oldest() % n
+            ring = np.roll(vals, k, axis=0)
+            state._buf[:n] = ring
+            state._buf[window : window + n] = ring
+            t_list = times.tolist()
+            state._ts[:n] = t_list[n - k :] + t_list[: n - k]
+            state._text[:n] = texts[n - k :] + texts[: n - k]
         return state
