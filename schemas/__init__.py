@@ -19,6 +19,7 @@ from schemas.events import (
 from schemas.records import (
     MAX_FEATURES,
     MAX_WINDOW_LENGTH,
+    REASONS,
     FeatureEvent,
     Record,
     RecordError,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_KEY",
     "MAX_FEATURES",
     "MAX_WINDOW_LENGTH",
+    "REASONS",
     "AnomalyEvent",
     "Contributor",
     "DeadLetter",
