@@ -5,4 +5,50 @@ Every shape that crosses a process boundary is defined here, typed and versioned
 none of the project's other packages.
 """
 
-__all__: list[str] = []
+from schemas.card import DEFAULT_KEY, ModelCard, ScalerCard, ScalerParams, ThresholdCard
+from schemas.events import (
+    AnomalyEvent,
+    Contributor,
+    DeadLetter,
+    ModelRef,
+    Quality,
+    SourceRef,
+    ThresholdSource,
+    event_id_for,
+)
+from schemas.records import (
+    MAX_FEATURES,
+    MAX_WINDOW_LENGTH,
+    REASONS,
+    FeatureEvent,
+    Record,
+    RecordError,
+    SalesRow,
+    SeriesPoint,
+    parse_message,
+)
+
+__all__ = [
+    "DEFAULT_KEY",
+    "MAX_FEATURES",
+    "MAX_WINDOW_LENGTH",
+    "REASONS",
+    "AnomalyEvent",
+    "Contributor",
+    "DeadLetter",
+    "FeatureEvent",
+    "ModelCard",
+    "ModelRef",
+    "Quality",
+    "Record",
+    "RecordError",
+    "SalesRow",
+    "ScalerCard",
+    "ScalerParams",
+    "SeriesPoint",
+    "SourceRef",
+    "ThresholdCard",
+    "ThresholdSource",
+    "event_id_for",
+    "parse_message",
+]

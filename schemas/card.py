@@ -1,0 +1,149 @@
+"""The model card: the validated sidecar (``card.json``) of every ``model.onnx``.
+
+A worker trusts nothing about a model it has not read here: window length, stride,
+feature names, how to scale inputs, the thresholds calibrated at training time, and the
+sha256 of the ONNX file (checked before any session is created). Training writes it with
+``card.model_dump_json(indent=2)``; the worker reads it with ``ModelCard.model_validate_json``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.events import ModelFamily
+from schemas.records import MAX_FEATURES, MAX_WINDOW_LENGTH, RecordKind, parse_iso8601
+
+__all__ = [
+    "ModelCard",
+    "ScalerCard",
+    "ScalerParams",
+    "ThresholdCard",
+    "DEFAULT_KEY",
+]
+
+DEFAULT_KEY = "*"
+"""Scaler and threshold entry used for keys without their own."""
+
+# Names and versions become directory names and Redis key parts: keep them boring.
+_NAME = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+_SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class ScalerParams(_Frozen):
+    """``transform(x) = (x - center) / scale``, one entry per feature."""
+
+    center: list[float]
+    scale: list[float]
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, v: list[float]) -> list[float]:
+        if any(s == 0.0 for s in v):
+            raise ValueError("scale contains 0; use 1.0 for constant features")
+        return v
+
+
+class ScalerCard(_Frozen):
+    """How raw record values are scaled before they reach the model."""
+
+    method: Literal["standard", "minmax", "robust", "none"]
+    per_key: bool = False
+    params: dict[str, ScalerParams] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_default(self) -> ScalerCard:
+        if self.method != "none" and DEFAULT_KEY not in self.params:
+            raise ValueError(
+                f"scaler params need a {DEFAULT_KEY!r} entry (the fallback for unseen keys)"
+            )
+        return self
+
+
+class ThresholdCard(_Frozen):
+    """Thresholds calibrated at training time; Redis entries override them."""
+
+    method: Literal["percentile", "contamination", "fpr"]
+    value_param: _FiniteFloat = Field(description="e.g. 95.0 (percentile) or 0.01 (fpr)")
+    default: _FiniteFloat
+    per_key: dict[str, _FiniteFloat] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _param_in_range(self) -> ThresholdCard:
+        if self.method == "percentile" and not 0.0 < self.value_param < 100.0:
+            raise ValueError("a percentile value_param must lie in (0, 100)")
+        if self.method in {"contamination", "fpr"} and not 0.0 < self.value_param < 1.0:
+            raise ValueError(f"a {self.method} value_param must lie in (0, 1)")
+        return self
+
+
+class ModelCard(_Frozen):
+    """Everything a worker must know about a model, validated before the model is used."""
+
+    schema_version: Literal[1] = 1
+    name: _NAME
+    version: _NAME
+    family: ModelFamily
+    created_at: str
+    onnx_sha256: _SHA256
+    record_kind: RecordKind
+    window: int = Field(ge=1, le=MAX_WINDOW_LENGTH)
+    stride: int = Field(default=1, ge=1, le=MAX_WINDOW_LENGTH)
+    features: list[str] = Field(min_length=1, max_length=MAX_FEATURES)
+    scaler: ScalerCard
+    thresholds: ThresholdCard
+    detection: dict[str, Any] = Field(default_factory=dict)
+    nplm: dict[str, Any] | None = None
+    # None marks a metric that is undefined for this run (e.g. AUC without anomalies).
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    data_sha256: _SHA256
+    library_versions: dict[str, str] = Field(default_factory=dict)
+    input_name: Literal["windows"] = "windows"
+    output_names: list[str] = Field(default_factory=lambda: ["score", "errors"])
+
+    @field_validator("created_at")
+    @classmethod
+    def _iso(cls, v: str) -> str:
+        parse_iso8601(v)
+        return v
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("feature names must be unique")
+        return v
+
+    @field_validator("output_names")
+    @classmethod
+    def _outputs(cls, v: list[str]) -> list[str]:
+        if v[:2] != ["score", "errors"]:
+            raise ValueError("output_names must start with ['score', 'errors']")
+        return v
+
+    @model_validator(mode="after")
+    def _scaler_widths(self) -> ModelCard:
+        width = len(self.features)
+        for key, p in self.scaler.params.items():
+            if len(p.center) != width or len(p.scale) != width:
+                raise ValueError(
+                    f"scaler params[{key!r}] have {len(p.center)} centers and {len(p.scale)} "
+                    f"scales but the card lists {width} features"
+                )
+        return self
+
+    def threshold_for(self, key: str) -> float:
+        """The calibrated threshold for ``key``, falling back to the default."""
+        return self.thresholds.per_key.get(key, self.thresholds.default)
+
+    @property
+    def n_features(self) -> int:
+        """Width of one record's feature vector."""
+        return len(self.features)

@@ -1,0 +1,176 @@
+"""Output contracts: the anomaly event alerting systems consume, and the dead letter.
+
+An :class:`AnomalyEvent` is self-describing: it says which model (name, version, ONNX
+sha256) on which execution provider scored which window of which key, against which
+threshold (and where that threshold came from), and which features and time steps drove
+the score. ``event_id`` is a deterministic hash of model, key and window end, so
+at-least-once delivery duplicates are recognisable downstream.
+
+A :class:`DeadLetter` carries a rejected message's original bytes (base64) with the
+machine-readable reason, so nothing a producer sent is lost silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.records import MAX_KEY_LENGTH, RecordKind
+
+__all__ = [
+    "AnomalyEvent",
+    "Contributor",
+    "DeadLetter",
+    "ModelFamily",
+    "ModelRef",
+    "Quality",
+    "SourceRef",
+    "ThresholdSource",
+    "event_id_for",
+    "utc_now_iso",
+]
+
+ModelFamily = Literal["dense", "lstm", "conv1d", "events", "hybrid"]
+ThresholdMethod = Literal["percentile", "contamination", "fpr", "manual"]
+ThresholdScope = Literal["key", "default", "card_key", "card_default"]
+
+_SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_EVENT_ID_LENGTH: Final = 32
+# ASCII unit separator: cannot occur in keys or ISO timestamps, so the joined text is
+# unambiguous ("a/b"+"c" and "a"+"b/c" hash differently).
+_SEP: Final = "\x1f"
+
+
+def event_id_for(model_name: str, model_version: str, key: str, window_end: str) -> str:
+    """Deterministic id of an anomaly: sha256 of model, version, key and window end.
+
+    The same window scored by the same model version always gets the same id, online or
+    offline, on any worker, so consumers can drop duplicates of at-least-once delivery.
+
+    >>> event_id_for("nab", "1", "AAPL", "2015-02-26T21:42:53")
+    'cb19ed62cbbe6e4bfdfcfb7321393cce'
+    """
+    text = _SEP.join((model_name, model_version, key, window_end))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_EVENT_ID_LENGTH]
+
+
+def utc_now_iso() -> str:
+    """Current time as ISO 8601 UTC with a ``Z`` suffix and milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class ThresholdSource(_Frozen):
+    """Where the threshold an event was compared with came from."""
+
+    method: ThresholdMethod
+    version: str = Field(description="model version the threshold belongs to")
+    scope: ThresholdScope = Field(
+        description="key / default: Redis per-key or model default; card_*: the model card"
+    )
+    set_by: str = ""
+    set_at: str = ""
+
+
+class Contributor(_Frozen):
+    """One (feature, time step) cell of the window with a large reconstruction error."""
+
+    name: str
+    index: int = Field(ge=0, description="feature index")
+    time_offset: int = Field(ge=0, description="steps before the window end (0 = newest)")
+    error: float = Field(ge=0.0)
+
+
+class ModelRef(_Frozen):
+    """The exact model that produced a score."""
+
+    name: str
+    version: str
+    onnx_sha256: _SHA256
+    family: ModelFamily
+
+
+class SourceRef(_Frozen):
+    """Where the window's last record was read from (None offline)."""
+
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+
+
+class Quality(_Frozen):
+    """Caveats a consumer should weigh before paging anyone."""
+
+    imputed: bool = Field(default=False, description="the window holds filled-in values")
+    late: bool = Field(
+        default=False, description="the window holds a record that arrived out of order"
+    )
+    warm_up: bool = Field(default=False, description="the key's history is shorter than advised")
+
+
+class AnomalyEvent(_Frozen):
+    """A window whose score exceeded its threshold."""
+
+    schema_version: Literal[1] = 1
+    event_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    key: Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
+    record_kind: RecordKind
+    window_start: str = Field(description="ISO 8601 timestamp of the first record, as sent")
+    window_end: str = Field(description="ISO 8601 timestamp of the last record, as sent")
+    detected_at: str = Field(description="ISO 8601 UTC time the worker scored the window")
+    score: float
+    threshold: float
+    threshold_source: ThresholdSource
+    severity: float = Field(ge=0.0, le=100.0, description="0 at the threshold, towards 100")
+    p_value: float | None = Field(default=None, ge=0.0, le=1.0)
+    observed: list[float] = Field(description="the last record's values, original units")
+    expected: list[float] | None = Field(
+        None, description="the model's reconstruction of them, when the model exports one"
+    )
+    top_contributors: list[Contributor]
+    model: ModelRef
+    provider: str = Field(description="ONNX Runtime execution provider that scored it")
+    source: SourceRef
+    quality: Quality = Quality()
+
+
+class DeadLetter(_Frozen):
+    """A message the worker could not use, kept whole for inspection and replay."""
+
+    schema_version: Literal[1] = 1
+    reason: str = Field(description="machine-readable code, e.g. malformed_json, non_finite")
+    message: str
+    original: str = Field(description="the message value, base64-encoded")
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    at: str = Field(default_factory=utc_now_iso, description="ISO 8601 UTC rejection time")
+
+    @classmethod
+    def for_message(
+        cls,
+        raw: bytes,
+        reason: str,
+        message: str,
+        source: SourceRef,
+    ) -> DeadLetter:
+        """Wrap a rejected message value with why it was rejected."""
+        return cls(
+            reason=reason,
+            message=message,
+            original=base64.b64encode(raw).decode("ascii"),
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+        )
+
+    def original_bytes(self) -> bytes:
+        """The rejected message value exactly as received."""
+        return base64.b64decode(self.original, validate=True)

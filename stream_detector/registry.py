@@ -1,0 +1,264 @@
+"""Model registry: find, verify and load ``model.onnx`` + ``card.json`` pairs; hot-swap.
+
+Layout::
+
+    root/<name>/<version>/model.onnx
+    root/<name>/<version>/card.json
+
+``root`` may also be one model directory itself. A version directory counts only once both
+files exist, so writers should write ``model.onnx`` first and ``card.json`` last (or
+rename a finished directory into place). Loading reads the card (size-bounded), validates
+it, reads the ONNX bytes once, checks their sha256 against the card and only then creates
+a session from those same bytes: the bytes verified are the bytes run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from pydantic import ValidationError
+
+from schemas.card import ModelCard
+from stream_detector.exceptions import ModelCardError, ModelCardMismatch
+from stream_detector.scoring import ProviderPreference, Scorer
+
+__all__ = [
+    "CARD_FILE",
+    "MODEL_FILE",
+    "LoadedModel",
+    "ModelRegistry",
+    "ModelVersion",
+    "load_model",
+    "read_card",
+    "sha256_bytes",
+]
+
+CARD_FILE: Final = "card.json"
+MODEL_FILE: Final = "model.onnx"
+MAX_CARD_BYTES: Final = 16 * 1024 * 1024  # per-key scalers for ~50k keys still fit
+MAX_MODEL_BYTES: Final = 2 * 1024**3  # protobuf's own limit
+
+log = logging.getLogger(__name__)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256, the form the card stores."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_card(path: Path | str, max_bytes: int = MAX_CARD_BYTES) -> ModelCard:
+    """Read and validate a ``card.json`` (a file, or the directory holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CARD_FILE
+    try:
+        with path.open("rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise ModelCardError(f"cannot read model card {path}: {exc}") from exc
+    if len(raw) > max_bytes:
+        raise ModelCardError(f"model card {path} is larger than {max_bytes} bytes")
+    try:
+        return ModelCard.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ModelCardError(f"model card {path} is invalid:\n{exc}") from exc
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified card with a ready session for its model."""
+
+    card: ModelCard
+    scorer: Scorer
+    path: Path
+
+
+def load_model(
+    model_dir: Path | str,
+    *,
+    preference: ProviderPreference | str = "auto",
+    intra_op_threads: int = 0,
+    max_batch: int = 1024,
+) -> LoadedModel:
+    """Load ``model_dir/{card.json,model.onnx}`` after checking the card's sha256.
+
+    Raises
+    ------
+    ModelCardError
+        The card is missing, oversized or invalid, or the model file is unreadable.
+    ModelCardMismatch
+        The ONNX file's sha256 differs from the card's ``onnx_sha256``.
+    """
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    onnx_path = model_dir / MODEL_FILE
+    try:
+        size = onnx_path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise ModelCardError(f"{onnx_path} is {size} bytes, above {MAX_MODEL_BYTES}")
+        data = onnx_path.read_bytes()
+    except OSError as exc:
+        raise ModelCardError(f"cannot read {onnx_path}: {exc}") from exc
+    digest = sha256_bytes(data)
+    if digest != card.onnx_sha256:
+        raise ModelCardMismatch(
+            f"{onnx_path} has sha256 {digest} but {model_dir / CARD_FILE} says "
+            f"{card.onnx_sha256}: the card does not describe this model. Re-export both "
+            "files together (stream-detector export) or copy the matching card.json"
+        )
+    scorer = Scorer(
+        data,
+        window=card.window,
+        features=card.n_features,
+        preference=preference,
+        intra_op_threads=intra_op_threads,
+        max_batch=max_batch,
+    )
+    return LoadedModel(card=card, scorer=scorer, path=model_dir)
+
+
+_RUN = re.compile(r"(\d+)")
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural ordering: ``v10`` after ``v9``, ``1.10`` after ``1.9``.
+
+    >>> sorted(["v10", "v9", "v2"], key=_version_key)
+    ['v2', 'v9', 'v10']
+    """
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in _RUN.split(version) if p)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A complete version directory found on disk (not yet loaded)."""
+
+    name: str
+    version: str
+    path: Path
+    mtime_ns: int
+
+    @property
+    def order(self) -> tuple[tuple[tuple[int, int | str], ...], int]:
+        """Newest last: by natural version order, then by modification time."""
+        return (_version_key(self.version), self.mtime_ns)
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / CARD_FILE).is_file() and (path / MODEL_FILE).is_file()
+
+
+def _describe(path: Path, name: str, version: str) -> ModelVersion:
+    mtime = max((path / CARD_FILE).stat().st_mtime_ns, (path / MODEL_FILE).stat().st_mtime_ns)
+    return ModelVersion(name=name, version=version, path=path, mtime_ns=mtime)
+
+
+def _scan(root: Path) -> list[ModelVersion]:
+    """Complete ``root/<name>/<version>/`` directories; names come from the directories."""
+    if not root.is_dir():
+        return []
+    return [
+        _describe(vdir, ndir.name, vdir.name)
+        for ndir in root.iterdir()
+        if ndir.is_dir()
+        for vdir in ndir.iterdir()
+        if vdir.is_dir() and _is_model_dir(vdir)
+    ]
+
+
+class ModelRegistry:
+    """Models under a root directory; tracks the current one and notices newer versions.
+
+    Parameters
+    ----------
+    root
+        Registry root (``root/<name>/<version>/``) or a single model directory.
+    name
+        Model to serve; may be omitted when the registry holds exactly one name.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        name: str | None = None,
+        *,
+        preference: ProviderPreference | str = "auto",
+        intra_op_threads: int = 0,
+        max_batch: int = 1024,
+    ) -> None:
+        self.root = Path(root)
+        self.name = name
+        self._load_kwargs = {"intra_op_threads": intra_op_threads, "max_batch": max_batch}
+        self._preference = preference
+        self.current: LoadedModel | None = None
+        self._current_version: ModelVersion | None = None
+        self._failed: set[ModelVersion] = set()
+        self.last_error: str | None = None
+
+    def versions(self) -> list[ModelVersion]:
+        """Every complete version directory, oldest first."""
+        if _is_model_dir(self.root):
+            card = read_card(self.root)
+            found = [_describe(self.root, card.name, card.version)]
+        else:
+            found = _scan(self.root)
+        if self.name is not None:
+            found = [v for v in found if v.name == self.name]
+        return sorted(found, key=lambda v: (v.name, v.order))
+
+    def latest(self) -> ModelVersion:
+        """The newest version of the served model."""
+        found = self.versions()
+        names = {v.name for v in found}
+        if not found:
+            wanted = f"model {self.name!r}" if self.name else "any model"
+            raise ModelCardError(
+                f"no {wanted} in {self.root}: expected {self.root}/<name>/<version>/"
+                f"{{{MODEL_FILE},{CARD_FILE}}}; train and export one first"
+            )
+        if len(names) > 1:
+            raise ModelCardError(
+                f"{self.root} holds several models ({', '.join(sorted(names))}); choose one"
+            )
+        return found[-1]
+
+    def load_latest(self) -> LoadedModel:
+        """Load the newest version and make it current."""
+        return self._load(self.latest())
+
+    def _load(self, version: ModelVersion) -> LoadedModel:
+        loaded = load_model(version.path, preference=self._preference, **self._load_kwargs)
+        self.current, self._current_version = loaded, version
+        return loaded
+
+    def refresh(self) -> LoadedModel | None:
+        """Load a newer version if one appeared; return it, or None if nothing changed.
+
+        A version that fails to load is logged, kept in :attr:`last_error` and not retried
+        until its files change; the current model keeps serving meanwhile.
+        """
+        try:
+            candidate = self.latest()
+        except ModelCardError as exc:
+            self.last_error = str(exc)
+            return None
+        current = self._current_version
+        if candidate in self._failed or (current is not None and candidate == current):
+            return None
+        if current is not None and candidate.order <= current.order:
+            return None
+        try:
+            loaded = self._load(candidate)
+        except ModelCardError as exc:
+            self._failed.add(candidate)
+            self.last_error = str(exc)
+            log.error("new model version %s not loaded: %s", candidate.path, exc)
+            return None
+        self.last_error = None
+        log.info("hot-swapped to model %s version %s", loaded.card.name, loaded.card.version)
+        return loaded

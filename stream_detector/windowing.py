@@ -1,0 +1,264 @@
+"""Per-key sliding windows: pure, compact, serialisable state.
+
+A key's state is a :class:`WindowState`. Every pushed record lands in a ring buffer; once
+``window`` records have arrived, every ``stride``-th record completes a window::
+
+    window=3, stride=2
+    record   r0  r1  r2  r3  r4  r5  r6  r7
+    count     1   2   3   4   5   6   7   8
+    emits             W0      W1      W2
+    W0 = r0 r1 r2
+    W1 =         r2 r3 r4
+    W2 =                 r4 r5 r6
+
+i.e. window ``i`` holds records ``i*stride .. i*stride + window - 1``, exactly what slicing
+the whole series would give (a unit test checks this property on random input).
+
+Records are taken in arrival order and never reordered: reordering would need a buffer
+and a watermark, and would make online windows differ from a replay of the same topic. A
+record older than the newest one seen is *late*; it is kept and every window that holds it
+is flagged ``late`` so the event's quality flags tell the consumer.
+
+Values are stored twice (positions ``i`` and ``i + window`` of a ``2*window`` buffer), so
+the newest window is always one contiguous slice: no concatenation per emitted window.
+State serialises to a small binary form (struct header + raw little-endian arrays) for
+Faust's changelog table, not to JSON lists.
+
+>>> s = WindowState(window=3, features=1, stride=2)
+>>> [w.values.ravel().tolist() if w else None for w in
+...  (s.push([float(i)], i) for i in range(7))]
+[None, None, [0.0, 1.0, 2.0], None, [2.0, 3.0, 4.0], None, [4.0, 5.0, 6.0]]
+>>> WindowState.from_bytes(s.to_bytes()).count
+7
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.records import MAX_FEATURES
+from stream_detector.constants import MAX_WINDOW_LENGTH
+
+__all__ = ["Window", "WindowState", "sliding_windows"]
+
+_MAGIC: Final = b"SDW1"
+# magic, window, features, stride, count, newest_ns, last_late, late_count, text bytes
+_HEADER: Final = struct.Struct("<4sIIIqqqqI")
+_NO_TIME: Final = -(2**63)
+
+
+class Window(NamedTuple):
+    """One complete window of a key, ready to scale and score.
+
+    ``values`` is ``(window, features)`` float32 in original units, oldest row first;
+    ``seq`` is how many records of the key had arrived when it completed.
+    """
+
+    values: npt.NDArray[np.float32]
+    start_ns: int
+    end_ns: int
+    start_text: str
+    end_text: str
+    late: bool
+    seq: int
+
+
+def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:
+    """Every window :class:`WindowState` would emit for ``values`` ``(n, features)``, at once.
+
+    The offline path (batch scoring, threshold calibration) uses this so its windows are
+    exactly the worker's: window ``i`` ends at record ``window - 1 + i * stride``.
+    Returns a read-only view ``(m, window, features)`` (no copy) when ``values`` is float32.
+
+    >>> sliding_windows(np.arange(6.0).reshape(6, 1), 3, 2)[:, :, 0].tolist()
+    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]]
+    """
+    x = np.asarray(values, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"values must be (n, features), got shape {x.shape}")
+    _check_bounds(window, max(1, x.shape[1]), stride)
+    if len(x) < window:
+        return np.empty((0, window, x.shape[1]), dtype=np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (n-w+1, f, w)
+    return view[::stride].transpose(0, 2, 1)
+
+
+def _check_bounds(window: int, features: int, stride: int) -> None:
+    if not 1 <= window <= MAX_WINDOW_LENGTH:
+        raise ValueError(f"window must be in 1..{MAX_WINDOW_LENGTH}, got {window}")
+    if not 1 <= features <= MAX_FEATURES:
+        raise ValueError(f"features must be in 1..{MAX_FEATURES}, got {features}")
+    if not 1 <= stride <= MAX_WINDOW_LENGTH:
+        raise ValueError(f"stride must be in 1..{MAX_WINDOW_LENGTH}, got {stride}")
+
+
+class WindowState:
+    """Sliding-window state of one key.
+
+    Parameters
+    ----------
+    window
+        Records per window (the model card's ``window``).
+    features
+        Values per record (the card's feature count).
+    stride
+        Records between two consecutive windows.
+    """
+
+    __slots__ = (
+        "window",
+        "features",
+        "stride",
+        "count",
+        "newest_ns",
+        "late_count",
+        "_last_late",
+        "_buf",
+        "_ts",
+        "_text",
+    )
+
+    def __init__(self, window: int, features: int, stride: int = 1) -> None:
+        _check_bounds(window, features, stride)
+        self.window = window
+        self.features = features
+        self.stride = stride
+        self.count = 0  # records pushed so far
+        self.newest_ns = _NO_TIME  # largest timestamp seen
+        self.late_count = 0
+        self._last_late = -1  # index of the most recent late record
+        self._buf = np.zeros((2 * window, features), dtype=np.float32)
+        self._ts: list[int] = [0] * window  # a list: scalar stores are 3x faster than numpy
+        self._text: list[str] = [""] * window
+
+    def push(
+        self, values: Sequence[float] | npt.NDArray[np.floating], timestamp_ns: int, text: str = ""
+    ) -> Window | None:
+        """Add one record; return the window it completes, if any.
+
+        Parameters
+        ----------
+        values
+            The record's ``features`` values.
+        timestamp_ns
+            Its time (ns since the epoch); only used to flag late records and to date
+            windows: records are never reordered.
+        text
+            Its timestamp as the producer sent it, echoed in events.
+        """
+        if len(values) != self.features:  # else numpy would broadcast one value to all
+            raise ValueError(f"expected {self.features} values, got {len(values)}")
+        w, c = self.window, self.count
+        p = c % w
+        buf = self._buf
+        buf[p] = values
+        buf[p + w] = buf[p]
+        self._ts[p] = timestamp_ns
+        self._text[p] = text
+        if timestamp_ns < self.newest_ns:
+            self._last_late = c
+            self.late_count += 1
+        else:
+            self.newest_ns = timestamp_ns
+        c += 1
+        self.count = c
+        if c < w or (c - w) % self.stride:
+            return None
+        start = c % w  # ring position of the oldest record in the window
+        return Window(
+            values=self._buf[start : start + w].copy(),
+            start_ns=self._ts[start],
+            end_ns=timestamp_ns,
+            start_text=self._text[start],
+            end_text=text,
+            late=self._last_late >= c - w,
+            seq=c,
+        )
+
+    def extend(
+        self,
+        values: npt.ArrayLike,
+        timestamps_ns: Sequence[int],
+        texts: Sequence[str] | None = None,
+    ) -> list[Window]:
+        """Push records ``(n, features)`` in order; return the windows they complete."""
+        rows = np.asarray(values, dtype=np.float32).reshape(-1, self.features)
+        if len(timestamps_ns) != len(rows) or (texts is not None and len(texts) != len(rows)):
+            raise ValueError("need one timestamp (and text) per record")
+        out = []
+        for i, row in enumerate(rows):
+            win = self.push(row, timestamps_ns[i], texts[i] if texts is not None else "")
+            if win is not None:
+                out.append(win)
+        return out
+
+    @property
+    def filled(self) -> int:
+        """Records currently held (at most ``window``)."""
+        return min(self.count, self.window)
+
+    def _oldest(self) -> int:
+        """Ring position of the oldest record held."""
+        return self.count % self.window if self.count >= self.window else 0
+
+    def to_bytes(self) -> bytes:
+        """Compact binary form: header + float32 values + int64 times + timestamp texts."""
+        n, start = self.filled, self._oldest()
+        times = (self._ts[start:] + self._ts[:start])[:n]
+        text = "\n".join((self._text[start:] + self._text[:start])[:n]).encode("utf-8")
+        header = _HEADER.pack(
+            _MAGIC,
+            self.window,
+            self.features,
+            self.stride,
+            self.count,
+            self.newest_ns,
+            self._last_late,
+            self.late_count,
+            len(text),
+        )
+        # the doubled buffer makes the held records one contiguous, oldest-first slice
+        values = self._buf[start : start + n].astype("<f4", copy=False).tobytes()
+        return header + values + struct.pack(f"<{n}q", *times) + text
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WindowState:
+        """Rebuild a state written by :meth:`to_bytes`; rejects anything malformed."""
+        if len(data) < _HEADER.size:
+            raise ValueError("window state is truncated")
+        magic, window, features, stride, count, newest, last_late, late_count, n_text = (
+            _HEADER.unpack_from(data)
+        )
+        if magic != _MAGIC:
+            raise ValueError("not a window state (bad magic)")
+        state = cls(window, features, stride)
+        if count < 0 or late_count < 0:
+            raise ValueError("window state has negative counters")
+        n = min(count, window)
+        sizes = (n * features * 4, n * 8, n_text)
+        if len(data) != _HEADER.size + sum(sizes):
+            raise ValueError("window state length does not match its header")
+        off = _HEADER.size
+        vals = np.frombuffer(data, "<f4", n * features, off).reshape(n, features)
+        off += sizes[0]
+        times = np.frombuffer(data, "<i8", n, off)
+        texts = data[off + sizes[1] :].decode("utf-8").split("\n") if n else []
+        if len(texts) != n:
+            raise ValueError("window state texts do not match its record count")
+        state.count, state.newest_ns = count, newest
+        state._last_late, state.late_count = last_late, late_count
+        if n:
+            # chronological record j sits at ring position (oldest + j) % window: a roll
+            k = state._oldest() % n
+            ring = np.roll(vals, k, axis=0)
+            state._buf[:n] = ring
+            state._buf[window : window + n] = ring
+            t_list = times.tolist()
+            state._ts[:n] = t_list[n - k :] + t_list[: n - k]
+            state._text[:n] = texts[n - k :] + texts[: n - k]
+        return state
