@@ -269,19 +269,19 @@ def _order(
     ordered = stamps[order]
     dup = np.flatnonzero(ordered[1:] == ordered[:-1])
     if dup.size:
-        shown = sorted(
-            {int(rows[order[i]]) + 1 for i in dup[:5]}
-            | {int(rows[order[i + 1]]) + 1 for i in dup[:5]}
-        )
+        first = ordered[dup[0]]
+        shown = sorted(int(r) + 1 for r in rows[stamps == first])
+        others = np.unique(ordered[dup]).size - 1
+        more = f" (and {others} more repeated times)" if others else ""
         raise DataError(
-            f"{where.path}: duplicate {column} {pd.Timestamp(ordered[dup[0]])} at {where.unit}s {shown}; "
-            "keep one row per time"
+            f"{where.path}: duplicate {column} {pd.Timestamp(first)} at {where.unit}s "
+            f"{shown}{more}; keep one row per time"
         )
     back = np.flatnonzero(stamps[1:] < stamps[:-1])
     if back.size and not sort:
-        row = int(rows[back[0] + 1])
+        when = pd.Timestamp(stamps[back[0] + 1])
         raise DataError(
-            f"{where.at(row, column)}: {pd.Timestamp(stamps[back[0] + 1])} is earlier than the row before; "
+            f"{where.at(int(rows[back[0] + 1]), column)}: {when} is earlier than the row before; "
             "sort the file or load with sort=True"
         )
     return order
@@ -300,7 +300,7 @@ def _series_from_frame(
 
 
 def _key_part(column: pd.Series, where: _Where, name: str) -> pd.Series:
-    """Normalise store/item ids so ``1``, ``"1"`` and ``1.0`` all give the key part ``"1"``."""
+    """Normalise ids so ``1``, ``"1"`` and ``1.0`` all give the key (part) ``"1"``."""
     text = column.astype(str).str.strip()
     number = pd.to_numeric(text, errors="coerce")
     integral = number.notna() & np.isfinite(number) & (number == number.round())
@@ -312,20 +312,33 @@ def _key_part(column: pd.Series, where: _Where, name: str) -> pd.Series:
     return text
 
 
+def _keyed(
+    frame: pd.DataFrame,
+    where: _Where,
+    keys: pd.Series,
+    columns: tuple[str, str],
+    missing: MissingPolicy,
+    sort: bool,
+) -> PanelData:
+    """Split rows by ``keys`` into series; parse first, so locations are the file's rows."""
+    time_col, value_col = columns
+    stamps = _timestamps(frame[time_col], where, time_col)
+    values = _numeric(frame[value_col], where, value_col)
+    series: dict[str, SeriesData] = {}
+    for key, found in keys.groupby(keys, sort=False).indices.items():
+        rows = np.asarray(found)
+        order = rows[_order(stamps[rows], rows, where, time_col, sort)]
+        filled, mask = _fill_missing(values[order].reshape(-1, 1), [value_col], where, missing)
+        series[str(key)] = SeriesData(str(key), stamps[order], filled, None, mask, [value_col])
+    return PanelData(series, where.path if isinstance(where.path, Path) else None)
+
+
 def _panel_from_frame(
     frame: pd.DataFrame, where: _Where, missing: MissingPolicy, sort: bool
 ) -> PanelData:
     _require_columns(frame, SALES_COLUMNS, where)
-    stamps = _timestamps(frame["date"], where, "date")
-    sales = _numeric(frame["sales"], where, "sales")
     keys = _key_part(frame["store"], where, "store") + "/" + _key_part(frame["item"], where, "item")
-    series: dict[str, SeriesData] = {}
-    for key, found in keys.groupby(keys, sort=False).indices.items():
-        rows = np.asarray(found)
-        order = rows[_order(stamps[rows], rows, where, "date", sort)]
-        values, mask = _fill_missing(sales[order].reshape(-1, 1), ["sales"], where, missing)
-        series[str(key)] = SeriesData(str(key), stamps[order], values, None, mask, ["sales"])
-    return PanelData(series, where.path if isinstance(where.path, Path) else None)
+    return _keyed(frame, where, keys, ("date", "sales"), missing, sort)
 
 
 def _events_from_frame(
@@ -572,12 +585,8 @@ def load_records_json(
     if "series" not in frame.columns or frame["series"].nunique() == 1:
         key = str(frame["series"].iloc[0]) if "series" in frame.columns else path.stem
         return _series_from_frame(frame, where, key, missing, sort)
-    panel: dict[str, SeriesData] = {}
-    for series_id, part in frame.groupby("series", sort=False):
-        name = str(series_id)
-        sub = _Where(f"{path} (series {name})", unit="record of that series")
-        panel[name] = _series_from_frame(part.reset_index(drop=True), sub, name, missing, sort)
-    return PanelData(panel, path)
+    keys = _key_part(frame["series"], where, "series")
+    return _keyed(frame, where, keys, SERIES_COLUMNS, missing, sort)
 
 
 def _kind_from_columns(columns: list[str]) -> Kind:
