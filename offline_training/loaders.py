@@ -109,12 +109,17 @@ LoadedData = SeriesData | PanelData | EventData
 class _Where:
     """Turns a 0-based data-row index into the location a user looks for."""
 
-    path: Path | str
+    path: Path
     header_lines: int | None = None  # CSV: lines before the first data row
     unit: str = "row"
+    dataset: str | None = None  # HDF5: the array inside the file
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}[{self.dataset}]" if self.dataset else str(self.path)
 
     def at(self, index: int, column: object | None = None) -> str:
-        text = f"{self.path}: {self.unit} {index + 1}"
+        text = f"{self.name}: {self.unit} {index + 1}"
         if self.header_lines is not None:
             text += f" (line {index + 1 + self.header_lines})"
         if column is not None:
@@ -128,10 +133,8 @@ def string_bucket(text: str, buckets: int = STRING_BUCKETS) -> int:
     Python's ``hash`` is salted per process, so a model trained with it could not be served;
     blake2b of the UTF-8 bytes is stable.
 
-    >>> string_bucket("hello", 16) == string_bucket("hello", 16)
-    True
-    >>> 0 <= string_bucket("hello", 16) < 16
-    True
+    >>> string_bucket("hello", 16), string_bucket("hello")
+    (7, 679)
     """
     if buckets < 1:
         raise ValueError(f"buckets must be >= 1, got {buckets}")
@@ -198,7 +201,7 @@ def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: _Whe
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{where.path}: missing column(s) {missing}; found {list(frame.columns)}, "
+            f"{where.name}: missing column(s) {missing}; found {list(frame.columns)}, "
             f"expected {list(required)}"
         )
 
@@ -242,7 +245,7 @@ def _fill_missing(
     empty = np.flatnonzero(mask.all(axis=0))
     if empty.size:
         raise DataError(
-            f"{where.path}: column {names[int(empty[0])]!r} has no finite value to impute from"
+            f"{where.name}: column {names[int(empty[0])]!r} has no finite value to impute from"
         )
     # Forward-fill keeps causality for all but a leading gap, which back-fill then closes.
     filled = pd.DataFrame(values).ffill().bfill().to_numpy(dtype=values.dtype)
@@ -274,7 +277,7 @@ def _order(
         others = np.unique(ordered[dup]).size - 1
         more = f" (and {others} more repeated times)" if others else ""
         raise DataError(
-            f"{where.path}: duplicate {column} {pd.Timestamp(first)} at {where.unit}s "
+            f"{where.name}: duplicate {column} {pd.Timestamp(first)} at {where.unit}s "
             f"{shown}{more}; keep one row per time"
         )
     back = np.flatnonzero(stamps[1:] < stamps[:-1])
@@ -295,8 +298,7 @@ def _series_from_frame(
     values = _numeric(frame["value"], where, "value").reshape(-1, 1)
     order = _order(stamps, np.arange(len(stamps)), where, "timestamp", sort)
     values, mask = _fill_missing(values[order], ["value"], where, missing)
-    path = where.path if isinstance(where.path, Path) else None
-    return SeriesData(key, stamps[order], values, path, mask)
+    return SeriesData(key, stamps[order], values, where.path, mask)
 
 
 def _key_part(column: pd.Series, where: _Where, name: str) -> pd.Series:
@@ -330,7 +332,7 @@ def _keyed(
         order = rows[_order(stamps[rows], rows, where, time_col, sort)]
         filled, mask = _fill_missing(values[order].reshape(-1, 1), [value_col], where, missing)
         series[str(key)] = SeriesData(str(key), stamps[order], filled, None, mask, [value_col])
-    return PanelData(series, where.path if isinstance(where.path, Path) else None)
+    return PanelData(series, where.path)
 
 
 def _panel_from_frame(
@@ -346,7 +348,7 @@ def _events_from_frame(
 ) -> EventData:
     names = [str(c) for c in frame.columns if c != label_column]
     if not names:
-        raise DataError(f"{where.path}: no feature columns besides the label {label_column!r}")
+        raise DataError(f"{where.name}: no feature columns besides the label {label_column!r}")
     matrix = np.column_stack([_numeric(frame[c], where, c) for c in names])
     labels = None
     if label_column is not None and label_column in frame.columns:
@@ -356,8 +358,7 @@ def _events_from_frame(
             raise DataError(f"{where.at(int(bad[0]), label_column)}: label must be an integer")
         labels = raw.astype(np.int64)
     matrix, mask = _fill_missing(matrix, names, where, missing)
-    path = where.path if isinstance(where.path, Path) else None
-    return EventData(matrix.astype(np.float32), names, labels, path, mask)
+    return EventData(matrix.astype(np.float32), names, labels, where.path, mask)
 
 
 def load_series(
@@ -436,7 +437,7 @@ def _load_h5(path: Path, dataset: str | None, missing: MissingPolicy) -> EventDa
     if matrix.shape[0] == 0:
         raise DataError(f"{path}: dataset {name!r} has no rows")
     matrix[~np.isfinite(matrix)] = np.nan
-    matrix, mask = _fill_missing(matrix, names, _Where(f"{path}[{name}]"), missing)
+    matrix, mask = _fill_missing(matrix, names, _Where(path, dataset=name), missing)
     return EventData(matrix.astype(np.float32), names, labels, path, mask)
 
 
@@ -490,21 +491,8 @@ def _seed_numbers(items: list[Any], path: Path, section: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
 
 
-def load_seed_json(
-    path: str | Path, *, buckets: int = STRING_BUCKETS, max_bytes: int = MAX_JSON_BYTES
-) -> EventData:
-    """Load the seeds' ``{"numeric_data", "string_data", "mixed_data": [{"scores"}]}`` JSON.
-
-    Strings are encoded as two numbers: their length (the seed's encoding) and a stable hash
-    bucket in ``[0, buckets)`` (see :func:`string_bucket`), so equal-length strings differ.
-    When every present section has the same number of entries, entry i of each is one
-    record: columns ``numeric_*``, ``string_len``, ``string_bucket``, ``mixed_*``. Otherwise
-    the sections cannot be aligned and, as in the seed, all values are stacked into one
-    column ``value`` (numbers, then string lengths, then the flattened scores); a single
-    column cannot carry a second encoding, so buckets are dropped in that case.
-    """
-    path = Path(path)
-    doc = _read_json(path, max_bytes)
+def _seed_sections(doc: Any, path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Validated (numeric rows, strings, mixed score rows) of a seed-format document."""
     if not isinstance(doc, dict) or not {"numeric_data", "string_data", "mixed_data"} & doc.keys():
         raise DataError(f"{path}: expected an object with numeric_data, string_data or mixed_data")
     numeric = _seed_numbers(_seed_section(doc, "numeric_data", path), path, "numeric_data")
@@ -517,26 +505,45 @@ def load_seed_json(
         if not isinstance(item, dict) or "scores" not in item:
             raise DataError(f"{path}: mixed_data[{i}] (record {i + 1}): missing field 'scores'")
     mixed = _seed_numbers([m["scores"] for m in mixed_items], path, "mixed_data")
-    lengths = np.array([len(s) for s in strings], dtype=np.float64)
+    return numeric, strings, mixed
+
+
+def load_seed_json(
+    path: str | Path,
+    *,
+    buckets: int = STRING_BUCKETS,
+    missing: MissingPolicy = "reject",
+    max_bytes: int = MAX_JSON_BYTES,
+) -> EventData:
+    """Load the seeds' ``{"numeric_data", "string_data", "mixed_data": [{"scores"}]}`` JSON.
+
+    Strings are encoded as two numbers: their length (the seed's encoding) and a stable hash
+    bucket in ``[0, buckets)`` (see :func:`string_bucket`), so equal-length strings differ.
+    When every present section has the same number of entries, entry i of each is one
+    record: columns ``numeric_*``, ``string_len``, ``string_bucket``, ``mixed_*``. Otherwise
+    the sections cannot be aligned and, as in the seed, all values are stacked into one
+    column ``value`` (numbers, then string lengths, then the flattened scores); a single
+    column cannot carry a second encoding, so buckets are dropped in that case.
+    """
+    path = Path(path)
+    numeric, strings, mixed = _seed_sections(_read_json(path, max_bytes), path)
+    lengths = np.array([len(s) for s in strings], dtype=np.float64).reshape(-1, 1)
     counts = {len(x) for x in (numeric, strings, mixed) if len(x)}
     if not counts:
         raise DataError(f"{path}: all sections are empty; no data to load")
     if len(counts) > 1:
-        stacked = np.concatenate([numeric.ravel(), lengths, mixed.ravel()]).reshape(-1, 1)
-        return EventData(stacked.astype(np.float32), ["value"], None, path)
-    parts: list[np.ndarray] = []
-    names: list[str] = []
-    if numeric.size:
-        parts.append(numeric)
-        names += [f"numeric_{j}" for j in range(numeric.shape[1])]
-    if strings:
-        bucket = np.array([string_bucket(s, buckets) for s in strings], dtype=np.float64)
-        parts.append(np.column_stack([lengths, bucket]))
-        names += ["string_len", "string_bucket"]
-    if mixed.size:
-        parts.append(mixed)
+        matrix = np.concatenate([numeric.ravel(), lengths.ravel(), mixed.ravel()])[:, None]
+        names = ["value"]
+    else:
+        bucket = np.array([[string_bucket(s, buckets)] for s in strings], dtype=np.float64)
+        parts = [numeric, lengths, bucket.reshape(-1, 1), mixed]
+        matrix = np.hstack([p for p in parts if p.size])
+        names = [f"numeric_{j}" for j in range(numeric.shape[1])]
+        names += ["string_len", "string_bucket"] if strings else []
         names += [f"mixed_{j}" for j in range(mixed.shape[1])]
-    return EventData(np.hstack(parts).astype(np.float32), names, None, path)
+    matrix[~np.isfinite(matrix)] = np.nan  # JSON's NaN/Infinity tokens
+    matrix, mask = _fill_missing(matrix, names, _Where(path, unit="record"), missing)
+    return EventData(matrix.astype(np.float32), names, None, path, mask)
 
 
 def _records_frame(records: list[Any], path: Path) -> pd.DataFrame:

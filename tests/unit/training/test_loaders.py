@@ -310,6 +310,15 @@ def test_seed_json_errors_are_located(tmp_path: Path, doc: dict[str, object], me
         load_seed_json(write(tmp_path, "seed.json", json.dumps(doc)))
 
 
+def test_seed_json_nan_follows_the_missing_policy(tmp_path: Path) -> None:
+    doc = {"numeric_data": [1.0, float("nan"), 3.0], "string_data": ["a", "b", "c"]}
+    path = write(tmp_path, "seed.json", json.dumps(doc))  # json writes the NaN token
+    with pytest.raises(DataError, match="record 2, column 'numeric_0': value is missing"):
+        load_seed_json(path)
+    data = load_seed_json(path, missing="impute")
+    assert data.features[:, 0].tolist() == [1.0, 1.0, 3.0] and data.imputed == 1
+
+
 def test_invalid_json_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not valid UTF-8 JSON"):
         load_seed_json(write(tmp_path, "bad.json", "{"))
