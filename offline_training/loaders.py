@@ -208,13 +208,11 @@ def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: _Whe
 
 def _numeric(column: pd.Series, where: _Where, name: object) -> np.ndarray:
     """Column as float64; missing or non-finite become NaN, anything else non-numeric fails."""
-    values = pd.to_numeric(column, errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan, copy=True
-    )
-    bad = np.isnan(values) & ~column.map(_is_missing_token).to_numpy(dtype=bool)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where.at(row, name)}: {column.iloc[row]!r} is not a number")
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan, copy=True)
+    unparsed = np.flatnonzero(np.isnan(values))  # few rows: check their text one by one
+    for row in unparsed:
+        if not _is_missing_token(column.iloc[row]):
+            raise DataError(f"{where.at(int(row), name)}: {column.iloc[row]!r} is not a number")
     values[~np.isfinite(values)] = np.nan
     return values
 
@@ -301,17 +299,27 @@ def _series_from_frame(
     return SeriesData(key, stamps[order], values, where.path, mask)
 
 
+def _normal_id(value: object) -> str | None:
+    """``1``, ``"1"`` and ``1.0`` all name key part ``"1"``; None for a blank id."""
+    text = str(value).strip()
+    if _is_missing_token(value) or _is_missing_token(text):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
 def _key_part(column: pd.Series, where: _Where, name: str) -> pd.Series:
-    """Normalise ids so ``1``, ``"1"`` and ``1.0`` all give the key (part) ``"1"``."""
-    text = column.astype(str).str.strip()
-    number = pd.to_numeric(text, errors="coerce")
-    integral = number.notna() & np.isfinite(number) & (number == number.round())
-    text = text.where(~integral, number.fillna(0).astype("int64").astype(str))
-    blank = text.map(_is_missing_token).to_numpy(dtype=bool)
-    if blank.any():
-        row = int(np.flatnonzero(blank)[0])
-        raise DataError(f"{where.at(row, name)}: the {name} id is empty")
-    return text
+    """Normalised ids (see :func:`_normal_id`), computed once per distinct value."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    ids = np.array([_normal_id(u) for u in uniques] + [None], dtype=object)  # -1 -> None
+    parts = ids[codes]
+    blank = np.flatnonzero(pd.isna(parts))
+    if blank.size:
+        raise DataError(f"{where.at(int(blank[0]), name)}: the {name} id is empty")
+    return pd.Series(parts, index=column.index, dtype=object)
 
 
 def _keyed(
