@@ -26,7 +26,12 @@ __all__ = ["Windows", "sliding_windows", "keyed_windows", "stack_keyed"]
 
 @dataclass(frozen=True)
 class Windows:
-    """``windows`` (num, window, features) float32, read-only view; ``ends`` (num,) int64."""
+    """``windows`` (num, window, features) float32, read-only view; ``ends`` (num,) int64.
+
+    The view is read-only because its windows overlap in memory: a write through one
+    would change its neighbours. ``torch.from_numpy`` warns on read-only arrays, so hand
+    batches to torch as ``torch.tensor(batch)`` or ``np.ascontiguousarray(batch)``.
+    """
 
     windows: np.ndarray
     ends: np.ndarray
