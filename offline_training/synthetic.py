@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 SERIES_ANOMALIES = ("spike", "dip", "level_shift", "trend_change", "variance_burst", "contextual")
+# Rows each anomaly lasts; at 5-minute rows a level shift holds for 3 h, a trend change
+# ramps up and back over 4 h, a variance burst or an out-of-season stretch lasts 2 h.
 _SERIES_ROWS = {"spike": 1, "dip": 3, "level_shift": 36, "trend_change": 48}
 _SERIES_ROWS |= {"variance_burst": 24, "contextual": 24}
 _PARTICLES = (("met", 1), ("e", 4), ("mu", 4), ("jet", 10))
@@ -74,8 +76,11 @@ class LabelledSeries:
 
     def nab_windows(self) -> list[list[str]]:
         """``[[start, end], ...]`` as in NAB's ``combined_windows.json``."""
-        stamp = [pd.Timestamp(t).strftime(_NAB_TIME) for t in self.timestamps]
-        return [[stamp[a.window_start], stamp[a.window_end]] for a in self.anomalies]
+
+        def stamp(row: int) -> str:
+            return pd.Timestamp(self.timestamps[row]).strftime(_NAB_TIME)
+
+        return [[stamp(a.window_start), stamp(a.window_end)] for a in self.anomalies]
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,9 @@ class SalesConfig:
     probation: float = 0.15
 
 
+_ERRORS = ("x10", "negative", "spike")
+
+
 @dataclass(frozen=True)
 class LabelledPanel:
     """One :class:`LabelledSeries` per ``"store/item"`` key and each key's promotion days."""
@@ -224,11 +232,8 @@ def _sales_key(
     promo = np.convolve(starts, np.ones(5), mode="full")[: cfg.days] > 0  # 5-day promotions
     mean = rng.uniform(10.0, 60.0) * (1 + weekly + yearly) * (1 + cfg.promotion_uplift * promo)
     sales = rng.poisson(np.maximum(mean, 0.1)).astype(np.float64)
-    kinds = ["stockout"] * cfg.stockouts + list(
-        rng.choice(["x10", "negative", "spike"], cfg.errors)
-    )
-    order = rng.permutation(len(kinds))
-    kinds = [str(kinds[i]) for i in order]
+    kinds = ["stockout"] * cfg.stockouts + [str(k) for k in rng.choice(_ERRORS, cfg.errors)]
+    rng.shuffle(kinds)
     lengths = [int(rng.integers(3, 8)) if k == "stockout" else 1 for k in kinds]
     labels = np.zeros(cfg.days, dtype=np.int8)
     found = []
@@ -237,10 +242,11 @@ def _sales_key(
     ):
         start = int(rng.integers(lo, hi + 1))
         span = slice(start, start + length)
+        # max(., 1): a day that happened to sell nothing must still change when corrupted
         if kind == "stockout":
             sales[span] = 0.0
         elif kind == "x10":
-            sales[span] *= 10.0
+            sales[span] = 10.0 * np.maximum(sales[span], 1.0)
         elif kind == "negative":
             sales[span] = -np.maximum(sales[span], 1.0)
         else:

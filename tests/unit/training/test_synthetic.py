@@ -110,6 +110,8 @@ def test_sales_panel_labels_stockouts_and_errors_but_not_promotions(tmp_path: Pa
                 assert a.end - a.start + 1 >= 3 and np.all(rows == 0)
             elif a.kind == "negative":
                 assert np.all(rows < 0)
+            elif a.kind == "x10":
+                assert np.all(rows >= 10) and rows[0] % 10 == 0
         assert np.all(s.values[s.labels == 0] >= 0)
         promo, normal = (
             panel.promotions[key] & (s.labels == 0),
