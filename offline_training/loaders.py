@@ -162,6 +162,10 @@ def _check_csv_shape(path: Path) -> list[str]:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             raise DataError(f"{path}: line 1: no header; expected column names")
+        names = [h.strip() for h in header]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise DataError(f"{path}: line 1: column(s) {repeated} appear twice; rename them")
         blank_line: int | None = None
         for row in reader:
             if not row:
@@ -174,7 +178,7 @@ def _check_csv_shape(path: Path) -> list[str]:
                     f"{path}: row {reader.line_num - 1} (line {reader.line_num}): "
                     f"{len(row)} fields, the header has {len(header)}; fix the row width"
                 )
-    return [h.strip() for h in header]
+    return names
 
 
 def _read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, _Where]:
@@ -218,11 +222,12 @@ def _numeric(column: pd.Series, where: _Where, name: object) -> np.ndarray:
 
 
 def _is_missing_token(value: object) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float):
+    """Empty text, ``nan``/``null``-like words, None, NaN and pandas' NA all mean missing."""
+    if isinstance(value, str):
+        return value.strip().lower() in _MISSING_TOKENS
+    if isinstance(value, float | np.floating):
         return bool(np.isnan(value))
-    return isinstance(value, str) and value.strip().lower() in _MISSING_TOKENS
+    return value is None or value is pd.NA or value is pd.NaT
 
 
 def _fill_missing(

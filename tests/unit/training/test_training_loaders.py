@@ -112,6 +112,25 @@ def test_bad_series_rows_are_located(tmp_path: Path, rows: list[str], message: s
     assert message in str(info.value)
 
 
+def test_repeated_header_names_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.csv", "timestamp,value,value\n2015-01-01,1,2\n")
+    with pytest.raises(DataError, match=r"line 1: column\(s\) \['value'\] appear twice"):
+        load_series(path)
+
+
+def test_parquet_nullable_na_is_a_missing_value_not_text(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2015-01-01", periods=3, freq="5min"),
+            "value": pd.array([1, None, 3], dtype="Int64"),
+        }
+    )
+    frame.to_parquet(tmp_path / "s.parquet")
+    with pytest.raises(DataError, match="s.parquet: row 2, column 'value': value is missing"):
+        load_series(tmp_path / "s.parquet")
+    assert load_series(tmp_path / "s.parquet", missing="impute").values[:, 0].tolist() == [1, 1, 3]
+
+
 def test_missing_column_lists_what_was_found(tmp_path: Path) -> None:
     path = write(tmp_path, "s.csv", "timestamp,val\n2015-01-01,1\n")
     with pytest.raises(
