@@ -1,0 +1,406 @@
+"""Loaders: every format, and every bad input named by file, row and column."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from offline_training.loaders import (
+    EventData,
+    PanelData,
+    SeriesData,
+    infer_kind,
+    load,
+    load_events,
+    load_panel,
+    load_records_json,
+    load_seed_json,
+    load_series,
+    string_bucket,
+)
+from stream_detector.exceptions import DataError
+
+AAPL = Path("/work/shared/data/nab/data/realTweets/Twitter_volume_AAPL.csv")
+HEADER = "timestamp,value\n"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def series_csv(tmp_path: Path, *rows: str) -> Path:
+    return write(tmp_path, "s.csv", HEADER + "".join(r + "\n" for r in rows))
+
+
+# --- series ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not AAPL.exists(), reason="NAB data not present")
+def test_loads_real_nab_file() -> None:
+    data = load(AAPL)
+    assert isinstance(data, SeriesData)
+    assert data.key == "Twitter_volume_AAPL"
+    assert data.timestamps.dtype == np.dtype("datetime64[ns]")
+    assert data.values.shape == (15902, 1) and data.values.dtype == np.float64
+    assert data.timestamps[0] == np.datetime64("2015-02-26T21:42:53")
+    assert data.values[0, 0] == 104.0
+    assert np.all(np.diff(data.timestamps) > np.timedelta64(0))
+    assert data.imputed == 0
+
+
+def test_parquet_series_gives_the_same_arrays(tmp_path: Path) -> None:
+    csv = series_csv(tmp_path, "2015-01-01 00:00:00,1", "2015-01-01 00:05:00,2.5")
+    frame = pd.read_csv(csv)
+    frame.to_parquet(tmp_path / "s.parquet")
+    a, b = load_series(csv), load(tmp_path / "s.parquet")
+    assert isinstance(b, SeriesData)
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.timestamps, b.timestamps)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            ["2015-01-01 00:00,1", "2015-01-01 00:05,abc"],
+            "row 2 (line 3), column 'value': 'abc' is not a number",
+        ),
+        (
+            ["2015-01-01 00:00,1", "soon,2"],
+            "row 2 (line 3), column 'timestamp': 'soon' is not an ISO",
+        ),
+        (
+            ["2015-01-01 00:00,1", "2015-01-01 00:05,"],
+            "row 2 (line 3), column 'value': value is missing",
+        ),
+        (
+            ["2015-01-01 00:00,nan", "2015-01-01 00:05,1"],
+            "row 1 (line 2), column 'value': value is missing",
+        ),
+        (
+            ["2015-01-01 00:00,1", "2015-01-01 00:05,-inf"],
+            "row 2 (line 3), column 'value': value is missing",
+        ),
+        (
+            ["2015-01-01 00:00,1", "2015-01-01 00:05,2,3"],
+            "row 2 (line 3): 3 fields, the header has 2",
+        ),
+        (["2015-01-01 00:00,1", "2015-01-01 00:05"], "row 2 (line 3): 1 fields, the header has 2"),
+        (["2015-01-01 00:00,1", "", "2015-01-01 00:05,2"], "line 3 is blank"),
+        (
+            ["2015-01-01 00:00,1", "2015-01-01 00:05,2", "2015-01-01 00:05,3"],
+            "duplicate timestamp 2015-01-01 00:05:00 at rows [2, 3]",
+        ),
+        (
+            ["2015-01-01 00:10,1", "2015-01-01 00:05,2"],
+            "row 2 (line 3), column 'timestamp': 2015-01-01 00:05:00 is earlier",
+        ),
+    ],
+)
+def test_bad_series_rows_are_located(tmp_path: Path, rows: list[str], message: str) -> None:
+    path = series_csv(tmp_path, *rows)
+    with pytest.raises(DataError) as info:
+        load_series(path)
+    assert str(info.value).startswith(str(path))
+    assert message in str(info.value)
+
+
+def test_repeated_header_names_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.csv", "timestamp,value,value\n2015-01-01,1,2\n")
+    with pytest.raises(DataError, match=r"line 1: column\(s\) \['value'\] appear twice"):
+        load_series(path)
+
+
+def test_parquet_nullable_na_is_a_missing_value_not_text(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2015-01-01", periods=3, freq="5min"),
+            "value": pd.array([1, None, 3], dtype="Int64"),
+        }
+    )
+    frame.to_parquet(tmp_path / "s.parquet")
+    with pytest.raises(DataError, match="s.parquet: row 2, column 'value': value is missing"):
+        load_series(tmp_path / "s.parquet")
+    assert load_series(tmp_path / "s.parquet", missing="impute").values[:, 0].tolist() == [1, 1, 3]
+
+
+def test_missing_column_lists_what_was_found(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.csv", "timestamp,val\n2015-01-01,1\n")
+    with pytest.raises(
+        DataError, match=r"missing column\(s\) \['value'\]; found \['timestamp', 'val'\]"
+    ):
+        load_series(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "file is empty"), (HEADER, "no data rows"), ("\n\n", "no header")],
+)
+def test_empty_inputs_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_series(write(tmp_path, "s.csv", text))
+
+
+def test_size_bound_and_missing_file(tmp_path: Path) -> None:
+    path = series_csv(tmp_path, "2015-01-01 00:00,1")
+    with pytest.raises(DataError, match="exceeds the limit of 10"):
+        load_series(path, max_bytes=10)
+    with pytest.raises(DataError, match="no such file"):
+        load_series(tmp_path / "absent.csv")
+
+
+def test_impute_fills_forward_then_backward_and_counts(tmp_path: Path) -> None:
+    path = series_csv(
+        tmp_path,
+        "2015-01-01 00:00,",
+        "2015-01-01 00:05,2",
+        "2015-01-01 00:10,inf",
+        "2015-01-01 00:15,NaN",
+        "2015-01-01 00:20,5",
+    )
+    data = load_series(path, missing="impute")
+    assert data.values[:, 0].tolist() == [2.0, 2.0, 2.0, 2.0, 5.0]
+    assert data.imputed == 3
+    assert data.imputed_mask is not None
+    assert data.imputed_mask[:, 0].tolist() == [True, False, True, True, False]
+
+
+def test_impute_cannot_invent_a_column_with_no_values(tmp_path: Path) -> None:
+    path = series_csv(tmp_path, "2015-01-01 00:00,", "2015-01-01 00:05,nan")
+    with pytest.raises(DataError, match="no finite value"):
+        load_series(path, missing="impute")
+
+
+def test_sort_true_orders_unsorted_rows(tmp_path: Path) -> None:
+    path = series_csv(tmp_path, "2015-01-01 00:10,3", "2015-01-01 00:00,1", "2015-01-01 00:05,2")
+    data = load_series(path, sort=True)
+    assert data.values[:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert np.all(np.diff(data.timestamps) > np.timedelta64(0))
+
+
+# --- sales panel ----------------------------------------------------------------------
+
+
+def test_panel_splits_by_store_item_sorted_by_date(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sales.csv",
+        "date,store,item,sales\n"
+        "2017-01-01,1,7,13\n2017-01-02,1,7,11\n2017-01-01,2,7,5\n2017-01-02,2,7,\n",
+    )
+    data = load(path, missing="impute")
+    assert isinstance(data, PanelData)
+    assert list(data.series) == ["1/7", "2/7"]
+    assert data.series["1/7"].values[:, 0].tolist() == [13.0, 11.0]
+    assert data.series["2/7"].values[:, 0].tolist() == [5.0, 5.0]
+    assert data.imputed == 1 and data.series["2/7"].names == ["sales"]
+
+
+def test_panel_key_normalises_float_ids_and_rejects_duplicate_dates(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"date": ["2017-01-01", "2017-01-02"], "store": [1.0, 1.0], "item": [7, 7], "sales": [1, 2]}
+    )
+    frame.to_parquet(tmp_path / "p.parquet")
+    assert list(load_panel(tmp_path / "p.parquet").series) == ["1/7"]
+    path = write(
+        tmp_path,
+        "d.csv",
+        "date,store,item,sales\n2017-01-01,1,7,1\n2017-01-01,2,7,1\n2017-01-01,1,7,2\n",
+    )
+    with pytest.raises(
+        DataError, match=r"d.csv: duplicate date 2017-01-01 00:00:00 at rows \[1, 3\]"
+    ):
+        load_panel(path)
+
+
+def test_panel_blank_store_is_located(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "date,store,item,sales\n2017-01-01,1,7,1\n2017-01-02,,7,1\n")
+    with pytest.raises(
+        DataError, match="row 2 \\(line 3\\), column 'store': the store id is empty"
+    ):
+        load_panel(path)
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def test_event_csv_with_labels_and_located_errors(tmp_path: Path) -> None:
+    good = load(write(tmp_path, "e.csv", "a,b,label\n1,2,0\n3,4,1\n"))
+    assert isinstance(good, EventData)
+    assert good.features.dtype == np.float32 and good.names == ["a", "b"]
+    assert good.labels is not None and good.labels.tolist() == [0, 1]
+    with pytest.raises(DataError, match="row 2 \\(line 3\\), column 'b': 'x' is not a number"):
+        load_events(write(tmp_path, "e.csv", "a,b,label\n1,2,0\n3,x,1\n"))
+    with pytest.raises(
+        DataError, match="row 1 \\(line 2\\), column 'label': label must be an integer"
+    ):
+        load_events(write(tmp_path, "e.csv", "a,b,label\n1,2,0.5\n"))
+    assert load_events(write(tmp_path, "e.csv", "a,b\n1,2\n")).labels is None
+
+
+def test_hdf5_default_dataset_names_and_labels(tmp_path: Path) -> None:
+    path = tmp_path / "e.h5"
+    with h5py.File(path, "w") as handle:
+        handle["a_first"] = np.arange(6.0).reshape(3, 2)
+        handle["data"] = np.arange(12.0).reshape(4, 3)
+        handle["data"].attrs["feature_names"] = ["x", "y", "z"]
+        handle["labels"] = np.array([0, 1, 0, 0])
+    first = load_events(path)
+    assert first.features.shape == (3, 2) and first.names == ["f0", "f1"]
+    chosen = load_events(path, dataset="data")
+    assert chosen.names == ["x", "y", "z"]
+    assert chosen.labels is not None and chosen.labels.tolist() == [0, 1, 0, 0]
+    assert first.labels is None  # 4 labels do not fit 3 rows
+    with pytest.raises(DataError, match="no 2-D numeric dataset 'nope'"):
+        load_events(path, dataset="nope")
+
+
+def test_hdf5_nan_is_located_or_imputed(tmp_path: Path) -> None:
+    path = tmp_path / "e.h5"
+    with h5py.File(path, "w") as handle:
+        handle["data"] = np.array([[1.0, 2.0], [3.0, np.nan]])
+    with pytest.raises(DataError, match=r"e.h5\[data\]: row 2, column 'f1': value is missing"):
+        load_events(path)
+    data = load_events(path, missing="impute")
+    assert data.features[1, 1] == 2.0 and data.imputed == 1
+
+
+def test_non_hdf5_bytes_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not a readable HDF5"):
+        load_events(write(tmp_path, "e.h5", "not hdf5"))
+
+
+# --- JSON -----------------------------------------------------------------------------
+
+
+SEED = {
+    "numeric_data": [1.5, 2.5, 3.5],
+    "string_data": ["ab", "abc", "zz"],
+    "mixed_data": [{"scores": [1, 2]}, {"scores": [3, 4]}, {"scores": [5, 6]}],
+}
+
+
+def test_seed_json_aligned_sections_become_columns(tmp_path: Path) -> None:
+    data = load(write(tmp_path, "seed.json", json.dumps(SEED)))
+    assert isinstance(data, EventData)
+    assert data.names == ["numeric_0", "string_len", "string_bucket", "mixed_0", "mixed_1"]
+    assert data.features[:, 0].tolist() == [1.5, 2.5, 3.5]
+    assert data.features[:, 1].tolist() == [2.0, 3.0, 2.0]
+    assert data.features[0, 2] == string_bucket("ab")
+    assert data.features[0, 2] != data.features[2, 2]  # same length, different string
+    assert data.features[:, 3:].tolist() == [[1, 2], [3, 4], [5, 6]]
+
+
+def test_seed_json_unaligned_sections_stack_like_the_seed(tmp_path: Path) -> None:
+    doc = {"numeric_data": [1, 2], "string_data": ["abc"], "mixed_data": [{"scores": [7, 8, 9]}]}
+    data = load_seed_json(write(tmp_path, "seed.json", json.dumps(doc)))
+    assert data.names == ["value"]
+    assert data.features[:, 0].tolist() == [1, 2, 3, 7, 8, 9]
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (
+            {"numeric_data": [1, "x"]},
+            r"numeric_data\[1\] \(record 2\), column 0: 'x' is not a number",
+        ),
+        ({"string_data": ["a", 5]}, r"string_data\[1\] \(record 2\): 5 is not a string"),
+        (
+            {"mixed_data": [{"scores": [1]}, {"score": [1]}]},
+            r"mixed_data\[1\] \(record 2\): missing",
+        ),
+        (
+            {"numeric_data": [[1, 2], [3]]},
+            r"numeric_data\[1\] \(record 2\) has 1 values, expected 2",
+        ),
+        ({"other": 1}, "expected an object with numeric_data"),
+    ],
+)
+def test_seed_json_errors_are_located(tmp_path: Path, doc: dict[str, object], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_seed_json(write(tmp_path, "seed.json", json.dumps(doc)))
+
+
+def test_seed_json_nan_follows_the_missing_policy(tmp_path: Path) -> None:
+    doc = {"numeric_data": [1.0, float("nan"), 3.0], "string_data": ["a", "b", "c"]}
+    path = write(tmp_path, "seed.json", json.dumps(doc))  # json writes the NaN token
+    with pytest.raises(DataError, match="record 2, column 'numeric_0': value is missing"):
+        load_seed_json(path)
+    data = load_seed_json(path, missing="impute")
+    assert data.features[:, 0].tolist() == [1.0, 1.0, 3.0] and data.imputed == 1
+
+
+def test_invalid_json_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not valid UTF-8 JSON"):
+        load_seed_json(write(tmp_path, "bad.json", "{"))
+
+
+def test_records_json_series_panel_and_events(tmp_path: Path) -> None:
+    points = [
+        {"kind": "series", "series": s, "timestamp": f"2015-01-01T00:0{i}:00", "value": i}
+        for s in ("A", "B")
+        for i in range(3)
+    ]
+    panel = load(write(tmp_path, "p.json", json.dumps(points)))
+    assert isinstance(panel, PanelData) and list(panel.series) == ["A", "B"]
+    single = load_records_json(write(tmp_path, "s.json", json.dumps(points[:3])))
+    assert isinstance(single, SeriesData) and single.key == "A"
+    sales = [{"kind": "sales", "date": "2017-01-01", "store": 1, "item": 7, "sales": 13.0}]
+    assert list(load(write(tmp_path, "sales.json", json.dumps(sales))).series) == ["1/7"]  # type: ignore[union-attr]
+    events = [
+        {"kind": "events", "source": "a", "event_id": str(i), "features": [i, 1.0]}
+        for i in range(3)
+    ]
+    data = load(write(tmp_path, "e.json", json.dumps(events)))
+    assert isinstance(data, EventData) and data.features.shape == (3, 2)
+    events[1]["features"] = [1.0]
+    with pytest.raises(DataError, match="record 2, column 'features'"):
+        load(write(tmp_path, "e.json", json.dumps(events)))
+    bad = [
+        {"timestamp": "2015-01-01T00:00:00", "value": 1},
+        {"timestamp": "2015-01-01T00:05:00", "value": "x"},
+    ]
+    with pytest.raises(DataError, match="record 2, column 'value': 'x' is not a number"):
+        load_records_json(write(tmp_path, "b.json", json.dumps(bad)))
+
+
+def test_records_json_of_several_series_reports_file_record_numbers(tmp_path: Path) -> None:
+    points = [
+        {"series": s, "timestamp": f"2015-01-01T00:0{i}:00", "value": i}
+        for i in range(3)
+        for s in ("A", "B")
+    ]
+    points[5]["value"] = "?"  # series B, third point: record 6 of the file
+    with pytest.raises(DataError, match="record 6, column 'value': '\\?' is not a number"):
+        load_records_json(write(tmp_path, "p.json", json.dumps(points)))
+
+
+def test_duplicates_at_several_times_are_all_counted(tmp_path: Path) -> None:
+    path = series_csv(
+        tmp_path,
+        "2015-01-01 00:00,1",
+        "2015-01-01 00:00,1",
+        "2015-01-01 00:05,2",
+        "2015-01-01 00:05,2",
+    )
+    with pytest.raises(DataError, match=r"at rows \[1, 2\] \(and 1 more repeated times\)"):
+        load_series(path)
+
+
+def test_infer_kind_from_extension_columns_and_json_shape(tmp_path: Path) -> None:
+    assert infer_kind(series_csv(tmp_path, "2015-01-01,1")) == "series"
+    assert infer_kind(write(tmp_path, "p.csv", "date,store,item,sales\n")) == "sales"
+    assert infer_kind(write(tmp_path, "e.csv", "a,b\n")) == "events"
+    assert infer_kind(write(tmp_path, "x.json", "  [1]")) == "records_json"
+    assert infer_kind(write(tmp_path, "y.json", "{}")) == "seed_json"
+    assert infer_kind(tmp_path / "z.h5") == "events"
+    with pytest.raises(ValueError, match="kind must be"):
+        load(series_csv(tmp_path, "2015-01-01,1"), kind="nope")  # type: ignore[arg-type]
