@@ -74,7 +74,7 @@ class DetectionParams:
 
     @property
     def alpha(self) -> float:
-        return 1.0 - 0.5 ** (1.0 / self.halflife)
+        return float(1.0 - 0.5 ** (1.0 / self.halflife))
 
 
 @dataclass
@@ -94,8 +94,6 @@ class DetectorState:
     def from_bytes(cls, data: bytes) -> DetectorState:
         return cls(*_STATE.unpack(data))
 
-    SIZE: Final = _STATE.size
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -107,7 +105,9 @@ class Decision:
     suppressed: bool
 
 
-def decide(state: DetectorState, raw_score: float, threshold: float, p: DetectionParams) -> Decision:
+def decide(
+    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams
+) -> Decision:
     """Update ``state`` with the newest raw score and say whether it alerts."""
     index = state.seen
     state.seen += 1
