@@ -55,6 +55,9 @@ class DetectionParams:
         turn every tiny wobble into a huge z.
     normalise
         False compares the raw score with the threshold (no history), as plain detectors do.
+    offset
+        Added to raw scores before the log: about the median training score, so that tiny
+        errors (whose logs swing wildly) count as "normal" rather than as huge drops.
     """
 
     halflife: float = 288.0
@@ -63,6 +66,7 @@ class DetectionParams:
     clip: float = 3.0
     min_std: float = 0.05
     normalise: bool = True
+    offset: float = 1e-12
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -114,7 +118,7 @@ def decide(
     if not p.normalise:
         z = raw_score
     else:
-        x = math.log(max(raw_score, 0.0) + _EPS)
+        x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
         if index == 0:
             state.mean, state.var = x, 0.0
         std = max(math.sqrt(state.var), p.min_std)
