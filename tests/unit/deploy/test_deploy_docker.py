@@ -261,7 +261,7 @@ class _Worker(BaseHTTPRequestHandler):
 @pytest.fixture()
 def fake_worker() -> Iterator[int]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Worker)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield int(server.server_address[1])
