@@ -25,6 +25,7 @@ __all__ = [
     "AnomalyEvent",
     "Contributor",
     "DeadLetter",
+    "MAX_DEAD_LETTER_ORIGINAL",
     "ModelFamily",
     "ModelRef",
     "Quality",
@@ -40,6 +41,8 @@ ThresholdScope = Literal["key", "default", "card_key", "card_default"]
 
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _EVENT_ID_LENGTH: Final = 32
+# A dead letter must fit in a Kafka message (1 MB by default) after base64 (4/3 larger).
+MAX_DEAD_LETTER_ORIGINAL: Final = 512 * 1024
 # ASCII unit separator: cannot occur in keys or ISO timestamps, so the joined text is
 # unambiguous ("a/b"+"c" and "a"+"b/c" hash differently).
 _SEP: Final = "\x1f"
@@ -125,7 +128,10 @@ class AnomalyEvent(_Frozen):
     window_start: str = Field(description="ISO 8601 timestamp of the first record, as sent")
     window_end: str = Field(description="ISO 8601 timestamp of the last record, as sent")
     detected_at: str = Field(description="ISO 8601 UTC time the worker scored the window")
-    score: float
+    score: float = Field(description="detection score compared with the threshold")
+    raw_score: float | None = Field(
+        None, description="the model's own score (reconstruction error) before normalisation"
+    )
     threshold: float
     threshold_source: ThresholdSource
     severity: float = Field(ge=0.0, le=100.0, description="0 at the threshold, towards 100")
@@ -147,7 +153,12 @@ class DeadLetter(_Frozen):
     schema_version: Literal[1] = 1
     reason: str = Field(description="machine-readable code, e.g. malformed_json, non_finite")
     message: str
-    original: str = Field(description="the message value, base64-encoded")
+    original: str = Field(
+        description="the message value, base64-encoded (its first MAX_DEAD_LETTER_ORIGINAL "
+        "bytes when it was larger)"
+    )
+    original_size: int = Field(0, ge=0, description="size of the message value in bytes")
+    truncated: bool = Field(False, description="original holds only the value's first bytes")
     topic: str
     partition: int | None = None
     offset: int | None = None
@@ -162,10 +173,13 @@ class DeadLetter(_Frozen):
         source: SourceRef,
     ) -> DeadLetter:
         """Wrap a rejected message value with why it was rejected."""
+        kept = raw[:MAX_DEAD_LETTER_ORIGINAL]
         return cls(
             reason=reason,
             message=message,
-            original=base64.b64encode(raw).decode("ascii"),
+            original=base64.b64encode(kept).decode("ascii"),
+            original_size=len(raw),
+            truncated=len(kept) < len(raw),
             topic=source.topic,
             partition=source.partition,
             offset=source.offset,

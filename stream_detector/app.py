@@ -1,111 +1,182 @@
-"""The Faust app: wiring from Kafka to the pipeline stages and back, nothing else.
+"""The Faust app: wiring from Kafka to the pipeline and back, nothing else.
 
-Foundation stage: the ``relay`` agent checks that a message is JSON (one record or a list of
-records), forwards each record to the output topic stamped with its source coordinates,
-counts records per key in Redis, and sends undecodable messages to the dead-letter topic
-with the reason and the original bytes. The scoring agent replaces the relay in the worker.
+    input topic --take_events(batch_max, batch_wait)--> WorkerRuntime.process
+        -> anomalies topic, dead-letter topic; key states -> changelog of table "key-state"
 
-Run: ``python -m stream_detector.app`` (settings from ``STREAM_DETECTOR_*``).
+Web endpoints on ``web_host:web_port``: ``/health`` (200, ``ok`` or ``degraded`` when Redis
+is unreachable and cached thresholds are in use), ``/ready`` (200 once models are loaded and
+the first partition assignment is done, else 503), ``/metrics`` (Prometheus).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
+from faust.web import Request, Response, View
 
-from stream_detector.constants import APP_ID, MAX_MESSAGE_BYTES, REDIS_PREFIX
+from stream_detector.metrics import WorkerMetrics
+from stream_detector.pipeline import ModelRuntime
+from stream_detector.registry import ModelRegistry
 from stream_detector.settings import Settings, get_settings
+from stream_detector.thresholds import ThresholdCache
+from stream_detector.topics import ensure_topics
+from stream_detector.worker import Message, TableStore, WorkerRuntime
 
-__all__ = ["create_app", "decode_message", "RELAY_COUNT_PREFIX", "main"]
+__all__ = ["create_app", "run_worker"]
 
 log = logging.getLogger(__name__)
 
-RELAY_COUNT_PREFIX = REDIS_PREFIX + "relay:count:"
+STATE_TABLE = "key-state"
 
 
-def decode_message(raw: bytes | None) -> list[dict[str, Any]]:
-    """Records in one message (an object or a list of objects); ValueError says why not.
+class _Models:
+    """The served models: registries (hot-swap) and their threshold caches."""
 
-    >>> decode_message(b'{"series": "a", "value": 1}')
-    [{'series': 'a', 'value': 1}]
-    >>> decode_message(b'[1]')
-    Traceback (most recent call last):
-    ...
-    ValueError: wrong_type: every record must be a JSON object
-    """
-    if raw is None or len(raw) > MAX_MESSAGE_BYTES:
-        raise ValueError(f"oversize: message exceeds {MAX_MESSAGE_BYTES} bytes")
-    try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"malformed_json: {exc}") from None
-    records = payload if isinstance(payload, list) else [payload]
-    if not all(isinstance(r, dict) for r in records):
-        raise ValueError("wrong_type: every record must be a JSON object")
-    return records
+    def __init__(self, settings: Settings, model_paths: Sequence[Path]) -> None:
+        self.settings = settings
+        self.registries = [
+            ModelRegistry(p, preference=settings.provider,
+                          intra_op_threads=settings.intra_op_threads)
+            for p in model_paths
+        ]
+        self.caches: list[ThresholdCache] = []
+        self.runtimes: list[ModelRuntime] = []
+        for registry in self.registries:
+            self._add(registry.load_latest())
+
+    def _add(self, loaded: Any, index: int | None = None) -> None:
+        cache = ThresholdCache.from_url(
+            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs()
+        )
+        runtime = ModelRuntime(loaded, cache.lookup)
+        if index is None:
+            self.caches.append(cache)
+            self.runtimes.append(runtime)
+        else:
+            self.caches[index], self.runtimes[index] = cache, runtime
+        log.info("model %s version %s on %s (sha256 %s)", loaded.card.name, loaded.card.version,
+                 loaded.scorer.provider, loaded.card.onnx_sha256[:12])
+
+    async def refresh(self) -> bool:
+        """Pick up new versions dropped into a registry; True when something changed."""
+        changed = False
+        for i, registry in enumerate(self.registries):
+            loaded = registry.refresh()
+            if loaded is not None:
+                old = self.caches[i]
+                self._add(loaded, i)
+                await self.caches[i].start()
+                await old.stop()
+                changed = True
+        return changed
+
+    @property
+    def degraded(self) -> bool:
+        return any(c.degraded for c in self.caches)
 
 
-def _record_key(record: dict[str, Any]) -> str:
-    for field in ("series", "source"):
-        if field in record:
-            return str(record[field])
-    if "store" in record and "item" in record:
-        return f"{record['store']}/{record['item']}"
-    return "_"
-
-
-def create_app(settings: Settings | None = None) -> faust.App:
-    """A Faust app with the relay agent, configured from ``settings``."""
-    settings = settings or get_settings()
+def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
+    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots)."""
+    partitions = ensure_topics(settings)
     app = faust.App(
-        APP_ID,
+        settings.app_id,
         broker=settings.kafka_url,
         broker_credentials=settings.faust_broker_credentials(),
         store="memory://",
-        topic_partitions=settings.topic_partitions,
+        topic_partitions=partitions,
+        web_host=settings.web_host,
         web_port=settings.web_port,
-        web_host="127.0.0.1",
         datadir=str(settings.state_dir),
-        producer_max_request_size=2 * MAX_MESSAGE_BYTES,
+        producer_linger_ms=1,
     )
-    source = app.topic(settings.input_topic, value_serializer="raw")
-    sink = app.topic(settings.output_topic, value_serializer="raw")
-    dead_letter = app.topic(settings.dead_letter_topic, value_serializer="raw")
-    store = aioredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
+    output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
+    dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+    raw: faust.Schema[bytes, bytes] = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")
+    table = app.Table(STATE_TABLE, partitions=partitions, schema=raw)
+    models = _Models(settings, model_paths)
+    metrics = WorkerMetrics()
+    runtime = WorkerRuntime(
+        models.runtimes, TableStore(table), metrics,
+        send_event=lambda k, v: output.send(key=k, value=v),
+        send_dead=lambda k, v: dead.send(key=k or None, value=v),
+    )
+    state = {"assigned": False}
+    for r in models.runtimes:
+        metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
+        metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
 
     @app.agent(source)
-    async def relay(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            origin = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
-            try:
-                records = decode_message(event.value)
-            except ValueError as exc:
-                reason, _, detail = str(exc).partition(": ")
-                original = base64.b64encode(event.value or b"").decode()
-                body = {"reason": reason, "message": detail, "original": original, **origin}
-                await dead_letter.send(key=msg.key, value=json.dumps(body).encode())
-                continue
-            for record in records:
-                key = _record_key(record)
-                out = json.dumps({**record, "_source": origin}).encode()
-                await sink.send(key=key.encode(), value=out)
-                await store.incr(RELAY_COUNT_PREFIX + key)
+    async def score(stream: Any) -> None:  # faust.StreamT lacks take_events in its stubs
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_wait):
+            await runtime.process([
+                Message(e.value, e.message.topic, e.message.partition, e.message.offset,
+                        e.message.timestamp)
+                for e in events
+            ])
 
+    @app.on_partitions_revoked.connect
+    async def on_revoked(*args: Any, **kwargs: Any) -> None:
+        runtime.store.forget()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(*args: Any, **kwargs: Any) -> None:
+        runtime.store.forget()
+        state["assigned"] = True
+
+    _add_tasks(app, settings, models, runtime)
+    _add_pages(app, models, metrics, state)
     return app
 
 
-def main() -> None:
-    """Run a worker for the app built from the environment's settings."""
-    settings = get_settings()
-    worker = faust.Worker(create_app(settings), loglevel=settings.log_level.lower())
+def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: WorkerRuntime) -> None:
+    @app.task
+    async def start_thresholds() -> None:
+        for cache in models.caches:
+            await cache.start()
+
+    @app.timer(interval=settings.model_poll_interval)
+    async def poll_models() -> None:
+        if await models.refresh():
+            runtime.set_models(models.runtimes)
+
+    @app.timer(interval=1.0)
+    async def gauges() -> None:
+        runtime.metrics.degraded.set(1 if models.degraded else 0)
+        ages = [c.age_seconds for c in models.caches]
+        runtime.metrics.threshold_cache_age.set(max(ages) if ages else 0.0)
+
+
+def _add_pages(
+    app: faust.App, models: _Models, metrics: WorkerMetrics, state: dict[str, bool]
+) -> None:
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        return web.json({
+            "status": "degraded" if models.degraded else "ok",
+            "redis": "unreachable" if models.degraded else "ok",
+            "models": [{"name": r.name, "version": r.card.version,
+                        "provider": r.loaded.scorer.provider} for r in models.runtimes],
+        })
+
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        ok = state["assigned"] and bool(models.runtimes)
+        return web.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web: View, request: Request) -> Response:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) -> None:
+    """Run a worker until interrupted (blocks)."""
+    settings = settings or get_settings()
+    app = create_app(settings, model_paths)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()
-
-
-if __name__ == "__main__":
-    main()

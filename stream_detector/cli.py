@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -141,10 +141,36 @@ def score() -> None:
     _not_built("score", 3)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def worker() -> None:
-    """Run the Faust scoring worker (not built yet)."""
-    _not_built("worker", 4)
+@app.command()
+def worker(
+    model: Annotated[
+        list[Path],
+        typer.Option("--model", "-m", help="model dir or registry root; repeat for several"),
+    ],
+    input_topic: Annotated[str | None, typer.Option("--input", help="topic to consume")] = None,
+    output_topic: Annotated[
+        str | None, typer.Option("--output", help="topic anomaly events go to")
+    ] = None,
+    dead_letter: Annotated[
+        str | None, typer.Option("--dead-letter", help="topic invalid records go to")
+    ] = None,
+    kafka: Annotated[str | None, typer.Option(help="Kafka URL, kafka://HOST:PORT")] = None,
+    redis: Annotated[str | None, typer.Option(help="Redis URL, redis://HOST:PORT/DB")] = None,
+) -> None:
+    """Run the Faust scoring worker: windows per key, ONNX Runtime, Redis thresholds.
+
+    Example: ``stream-detector worker --model registry/nab --input records --output anomalies``
+    """
+    from stream_detector.app import run_worker
+    from stream_detector.settings import Settings
+
+    overrides = {
+        "input_topic": input_topic, "output_topic": output_topic,
+        "dead_letter_topic": dead_letter, "kafka_url": kafka, "redis_url": redis,
+    }
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    settings = Settings(**given)  # explicit options win over STREAM_DETECTOR_* variables
+    run_worker(model, settings)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

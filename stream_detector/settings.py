@@ -88,6 +88,22 @@ class Settings(BaseSettings):
     redis_ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// URLs")
 
     # --- Worker ------------------------------------------------------------------------
+    app_id: str = Field(
+        "stream-detector", description="Faust app id: consumer group and changelog prefix"
+    )
+    batch_max: int = Field(
+        1024, ge=1, le=65536, description="most events the worker scores in one batch"
+    )
+    batch_wait: float = Field(
+        0.005, gt=0, le=10, description="seconds the worker waits to fill a batch"
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads per operator (0: all cores)"
+    )
+    model_poll_interval: float = Field(
+        2.0, gt=0, description="seconds between checks for new model versions"
+    )
+    web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     provider: ProviderChoice = Field(
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"
     )

@@ -1,0 +1,267 @@
+"""The scoring pipeline without Kafka: records -> windows -> scores -> decisions -> events.
+
+The Faust worker and ``stream-detector score`` both drive this class, so a file replayed
+through Kafka and the same file scored offline give the same windows, scores and alerts.
+Three steps, so the caller decides where the slow one runs:
+
+1. :meth:`Pipeline.ingest` (fast, in order): each record joins its key's window; every
+   window that completes becomes a :class:`Pending` item.
+2. :meth:`Pipeline.score` (slow, no shared state touched): ONNX Runtime scores a batch of
+   pending windows; the worker runs it in a thread so the event loop keeps consuming.
+3. :meth:`Pipeline.decide` (fast, in order): each score updates its key's detection history
+   and, when it alerts, becomes an :class:`~schemas.events.AnomalyEvent`.
+
+Per-key state (:class:`KeyState`) holds the window buffer, the detection history and the
+position of the last record applied, so a record seen again after a crash (its offset was
+not committed, but the state that includes it was) is recognised and skipped.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import numpy as np
+
+from schemas.card import ModelCard
+from schemas.events import AnomalyEvent, Quality, SourceRef
+from schemas.records import MAX_RECORDS_PER_MESSAGE, Record
+from stream_detector.detection import Decision, DetectionParams, DetectorState, decide
+from stream_detector.events import build_event
+from stream_detector.registry import LoadedModel
+from stream_detector.scoring import ScaleTable, ScoreBatch
+from stream_detector.thresholds import ResolvedThreshold
+from stream_detector.windowing import Window, WindowState
+
+__all__ = [
+    "DictStore",
+    "KeyState",
+    "ModelRuntime",
+    "Pending",
+    "Pipeline",
+    "StateStore",
+    "Scored",
+    "position_of",
+]
+
+_HEADER: Final = struct.Struct("<4sqHII")  # magic, last position, version len, window len, det len
+_MAGIC: Final = b"SDK1"
+_NO_POSITION: Final = -1
+
+
+def position_of(offset: int | None, index: int) -> int:
+    """Total order of records in a partition: message offset, then index in the message.
+
+    >>> position_of(7, 2) > position_of(7, 1) > position_of(6, 9_999)
+    True
+    """
+    return -1 if offset is None else offset * MAX_RECORDS_PER_MESSAGE + index
+
+
+@dataclass
+class KeyState:
+    """Everything the pipeline remembers about one key for one model."""
+
+    version: str
+    window: WindowState
+    detector: DetectorState = field(default_factory=DetectorState)
+    last_position: int = _NO_POSITION
+
+    def to_bytes(self) -> bytes:
+        version = self.version.encode()
+        win, det = self.window.to_bytes(), self.detector.to_bytes()
+        head = _HEADER.pack(_MAGIC, self.last_position, len(version), len(win), len(det))
+        return b"".join((head, version, win, det))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeyState:
+        magic, last, nv, nw, nd = _HEADER.unpack_from(data)
+        if magic != _MAGIC or len(data) != _HEADER.size + nv + nw + nd:
+            raise ValueError("not a stream-detector key state (corrupt or foreign changelog)")
+        at = _HEADER.size
+        version = data[at : at + nv].decode()
+        window = WindowState.from_bytes(data[at + nv : at + nv + nw])
+        detector = DetectorState.from_bytes(data[at + nv + nw :])
+        return cls(version=version, window=window, detector=detector, last_position=last)
+
+
+class StateStore(Protocol):
+    """Where key states live: a dict offline, a changelog-backed table in the worker."""
+
+    def get(self, model: str, key: str) -> KeyState | None: ...
+
+    def put(self, model: str, key: str, state: KeyState, source: SourceRef) -> None: ...
+
+
+class DictStore:
+    """An in-memory :class:`StateStore` (offline scoring, tests)."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], KeyState] = {}
+
+    def get(self, model: str, key: str) -> KeyState | None:
+        return self.states.get((model, key))
+
+    def put(self, model: str, key: str, state: KeyState, source: SourceRef) -> None:
+        self.states[(model, key)] = state
+
+
+@dataclass
+class ModelRuntime:
+    """One loaded model with what scoring it needs: scaler, detection rules, thresholds."""
+
+    loaded: LoadedModel
+    thresholds: Callable[[str], ResolvedThreshold]
+    scale: ScaleTable = field(init=False)
+    params: DetectionParams = field(init=False)
+
+    def __post_init__(self) -> None:
+        card = self.loaded.card
+        self.scale = ScaleTable(card.scaler, card.n_features)
+        self.params = DetectionParams.from_card(card.detection)
+
+    @property
+    def card(self) -> ModelCard:
+        return self.loaded.card
+
+    @property
+    def name(self) -> str:
+        return self.loaded.card.name
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A completed window waiting for its score."""
+
+    model: ModelRuntime
+    key: str
+    state: KeyState
+    window: Window
+    source: SourceRef
+    imputed: bool = False
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One pending window with its decision (and its event when it alerted)."""
+
+    pending: Pending
+    raw_score: float
+    decision: Decision
+    threshold: ResolvedThreshold
+    event: AnomalyEvent | None
+
+
+class Pipeline:
+    """Routes records to the models of their kind and turns windows into events."""
+
+    def __init__(self, models: Sequence[ModelRuntime], store: StateStore) -> None:
+        self.models = list(models)
+        self.store = store
+
+    def set_models(self, models: Sequence[ModelRuntime]) -> None:
+        """Swap in new model versions; keys keep their windows when the shape still fits."""
+        self.models = list(models)
+
+    def _state(self, model: ModelRuntime, key: str) -> KeyState:
+        card = model.card
+        state = self.store.get(model.name, key)
+        if state is None or (state.window.window, state.window.features, state.window.stride) != (
+            card.window, card.n_features, card.stride
+        ):
+            return KeyState(card.version, WindowState(card.window, card.n_features, card.stride))
+        if state.version != card.version:  # new version, new score scale: fresh history
+            state.version, state.detector = card.version, DetectorState()
+        return state
+
+    def ingest(
+        self, records: Iterable[Record], source: SourceRef, first_index: int = 0
+    ) -> list[Pending]:
+        """Append records (one message's worth) to their keys' windows, in order."""
+        pending: list[Pending] = []
+        for index, record in enumerate(records, start=first_index):
+            position = position_of(source.offset, index)
+            for model in self.models:
+                if model.card.record_kind != record.kind:
+                    continue
+                state = self._state(model, record.key)
+                if position != _NO_POSITION and position <= state.last_position:
+                    continue  # already applied before a restart: its events went out then
+                window = state.window.push(
+                    record.values, record.epoch_ns, record.timestamp_text
+                )
+                state.last_position = position
+                self.store.put(model.name, record.key, state, source)
+                if window is not None:
+                    pending.append(Pending(model, record.key, state, window, source))
+        return pending
+
+    @staticmethod
+    def score(pending: Sequence[Pending]) -> list[ScoreBatch]:
+        """Score pending windows, one ONNX Runtime call per model (safe in a thread)."""
+        batches: list[ScoreBatch] = []
+        for model, items in _by_model(pending):
+            windows = np.stack([p.window.values for p in items])
+            scaled = model.scale.transform(windows, [p.key for p in items])
+            batches.append(model.loaded.scorer.score(scaled))
+        return batches
+
+    def decide(
+        self, pending: Sequence[Pending], batches: Sequence[ScoreBatch],
+        detected_at: str | None = None,
+    ) -> list[Scored]:
+        """Turn scores into decisions in arrival order; build events for alerts."""
+        results: dict[int, Scored] = {}
+        for (model, items), batch in zip(_by_model(pending), batches, strict=True):
+            for i, item in enumerate(items):
+                results[id(item)] = self._decide_one(model, item, batch, i, detected_at)
+        # the detection history of a key must see its scores in arrival order
+        return [results[id(p)] for p in pending]
+
+    def _decide_one(
+        self, model: ModelRuntime, item: Pending, batch: ScoreBatch, i: int,
+        detected_at: str | None,
+    ) -> Scored:
+        raw = float(batch.scores[i])
+        threshold = model.thresholds(item.key)
+        decision = decide(item.state.detector, raw, threshold.value, model.params)
+        event = None
+        if decision.alert:
+            event = self._event(model, item, batch, i, raw, decision, threshold, detected_at)
+        return Scored(item, raw, decision, threshold, event)
+
+    @staticmethod
+    def _event(
+        model: ModelRuntime, item: Pending, batch: ScoreBatch, i: int, raw: float,
+        decision: Decision, threshold: ResolvedThreshold, detected_at: str | None,
+    ) -> AnomalyEvent:
+        expected = None
+        if batch.reconstructions is not None:
+            expected = model.scale.inverse(batch.reconstructions[i : i + 1], [item.key])[0, -1]
+        return build_event(
+            model.card,
+            key=item.key,
+            window_start=item.window.start_text,
+            window_end=item.window.end_text,
+            score=decision.detection_score,
+            raw_score=raw,
+            threshold=threshold,
+            errors=batch.errors[i],
+            observed=item.window.values[-1],
+            expected=expected,
+            provider=model.loaded.scorer.provider,
+            source=item.source,
+            quality=Quality(imputed=item.imputed, late=item.window.late,
+                            warm_up=decision.warm_up),
+            detected_at=detected_at,
+        )
+
+
+def _by_model(pending: Sequence[Pending]) -> list[tuple[ModelRuntime, list[Pending]]]:
+    groups: dict[int, tuple[ModelRuntime, list[Pending]]] = {}
+    for p in pending:
+        groups.setdefault(id(p.model), (p.model, []))[1].append(p)
+    return list(groups.values())
+

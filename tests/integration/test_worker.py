@@ -1,0 +1,100 @@
+"""The Faust worker end to end on the real broker and redis-server.
+
+A series with injected spikes goes in (single records, lists of records, and bad messages
+of every kind between them); the anomalies that come out must be exactly those the
+offline pipeline computes on the same records, and every bad message must reach the
+dead-letter topic with its reason while the records around it are still scored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from model_fixtures import window_mean_model, write_registry_model
+from worker_harness import consume, produce, run_worker
+
+from schemas.events import SourceRef
+from schemas.records import MAX_MESSAGE_BYTES, parse_message
+from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline
+from stream_detector.registry import load_model
+from stream_detector.services import ServiceHandle
+from stream_detector.thresholds import ThresholdCache
+
+DETECTION = {"halflife": 30, "warmup": 20, "suppress": 5, "offset": 0.01}
+BAD = {
+    "malformed_json": b"{oops",
+    "wrong_type": b'{"kind":"series","series":"cpu","timestamp":"2026-01-01T00:00:00","value":"x"}',
+    "non_finite": b'{"kind":"series","series":"cpu","timestamp":"2026-01-01T00:00:00","value":NaN}',
+    "unknown_kind": b'{"kind":"weather","station":"x","temperature":3}',
+    "mixed_keys": (b'[{"kind":"series","series":"a","timestamp":"2026-01-01T00:00:00","value":1},'
+                   b'{"kind":"series","series":"b","timestamp":"2026-01-01T00:00:00","value":1}]'),
+    "oversize": b"[" + b" " * MAX_MESSAGE_BYTES + b"]",
+}
+
+
+def series_records(key: str, n: int, spikes: dict[int, float], seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(100.0, 2.0, n)
+    for at, jump in spikes.items():
+        values[at] += jump
+    return [{"kind": "series", "series": key, "value": round(float(v), 3),
+             "timestamp": f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00"}
+            for i, v in enumerate(values)]
+
+
+def offline_events(model_dir: Path, records: list[dict[str, Any]]) -> list[Any]:
+    loaded = load_model(model_dir, preference="cpu")
+    cache = ThresholdCache(loaded.card, client=None)  # type: ignore[arg-type]  # card values
+    pipeline = Pipeline([ModelRuntime(loaded, cache.lookup)], DictStore())
+    parsed = [r for rec in records for r in parse_message(json.dumps(rec).encode())]
+    pending = pipeline.ingest(parsed, SourceRef(topic="offline"))
+    scored = pipeline.decide(pending, Pipeline.score(pending))
+    return [s.event for s in scored if s.event is not None]
+
+
+def test_worker_matches_offline_and_dead_letters_every_bad_message(
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, redis_client: Any, tmp_path: Path
+) -> None:
+    model = write_registry_model(
+        tmp_path / "registry" / "tiny" / "1", window_mean_model(8, 1, last_k=1),
+        window=8, features=["value"], threshold=4.0, detection=DETECTION,
+    )
+    cpu = series_records("cpu", 160, {60: 40.0, 120: -40.0}, seed=1)
+    mem = series_records("mem", 160, {90: 35.0}, seed=2)
+    offline = offline_events(model, cpu) + offline_events(model, mem)
+    expected = {(e.key, e.window_end): e for e in offline}
+    assert {k for k, _ in expected} == {"cpu", "mem"}  # the spikes are detectable offline
+
+    messages: list[tuple[bytes | None, bytes]] = []
+    for i in range(0, 160, 10):  # cpu one record per message, mem ten records per message
+        messages += [(b"cpu", json.dumps(r).encode()) for r in cpu[i : i + 10]]
+        messages.append((b"mem", json.dumps(mem[i : i + 10]).encode()))
+        if i // 10 < len(BAD):
+            messages.append((b"cpu", list(BAD.values())[i // 10]))
+
+    with run_worker(kafka_broker, redis_server, [model.parent.parent], tmp_path) as worker:
+        produce(kafka_broker, worker.topics["input"], messages)
+        events = consume(kafka_broker, worker.topics["output"], len(expected), 60, settle=2)
+        dead = consume(kafka_broker, worker.topics["dead"], len(BAD), 30)
+        status, health = worker.get("/health")
+        metrics = worker.get("/metrics")[1].decode()
+
+    got = {(e["key"], e["window_end"]): e for e in events}
+    assert got.keys() == expected.keys()
+    for k, e in got.items():
+        assert abs(e["score"] - expected[k].score) <= 1e-5
+        assert abs(e["raw_score"] - expected[k].raw_score) <= 1e-5
+        assert e["event_id"] == expected[k].event_id
+        assert e["provider"] == "CPUExecutionProvider"
+        assert e["model"]["version"] == "1" and e["source"]["offset"] is not None
+    assert sorted(d["reason"] for d in dead) == sorted(BAD)
+    assert all(d["original"] for d in dead)
+    oversize = next(d for d in dead if d["reason"] == "oversize")
+    assert oversize["truncated"] and oversize["original_size"] == len(BAD["oversize"])
+    assert status == 200 and json.loads(health)["status"] == "ok"
+    assert 'stream_detector_invalid_records_total{reason="oversize"} 1.0' in metrics
+    assert 'stream_detector_windows_scored_total{model="tiny"}' in metrics
+    assert 'stream_detector_provider_info{provider="CPUExecutionProvider"} 1.0' in metrics
