@@ -96,8 +96,9 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
     dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
-    raw: faust.Schema[bytes, bytes] = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw")
+    raw: faust.Schema[bytes, bytes] = faust.Schema(
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
     table = app.Table(STATE_TABLE, partitions=partitions, schema=raw)
     models = _Models(settings, model_paths)
     metrics = WorkerMetrics()

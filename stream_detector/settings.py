@@ -209,3 +209,21 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def markdown_table() -> str:
+    """The configuration reference as a Markdown table (the README's is generated from this)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        if info.default_factory is not None:
+            default = "`~/.cache/stream-detector`"
+        elif info.default is None:
+            default = "—"
+        else:
+            default = f"`{info.default}`"
+        rows.append(f"| `STREAM_DETECTOR_{name.upper()}` | {default} | {info.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
