@@ -1,0 +1,85 @@
+"""Threshold calibration: turn scores of normal data into a threshold, globally or per key.
+
+Every method is a quantile of calibration scores (higher = more anomalous):
+
+* ``percentile`` p:      the p-th percentile (95 is the seeds' default);
+* ``contamination`` c:   the (1 - c) quantile, c being the expected share of anomalies;
+* ``fpr`` f:             the (1 - f) quantile of scores of normal data, so that about a
+  fraction f of normal windows would alert (Alibi Detect's ``infer_threshold``).
+
+>>> calibrate([1.0, 2.0, 3.0, 4.0, 5.0], "percentile", 50)
+3.0
+>>> calibrate([1.0, 2.0, 3.0, 4.0, 5.0], "fpr", 0.25)
+4.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Method", "ThresholdResult", "calibrate", "calibrate_per_key", "check_method"]
+
+Method = Literal["percentile", "contamination", "fpr"]
+
+
+def check_method(method: str, value: float) -> float:
+    """The quantile (0-1) a method and its argument stand for; ValueError when out of range."""
+    if method == "percentile":
+        if not 0.0 < value < 100.0:
+            raise ValueError(f"percentile must be in (0, 100), got {value}")
+        return value / 100.0
+    if method == "contamination":
+        if not 0.0 < value < 0.5:
+            raise ValueError(f"contamination must be in (0, 0.5), got {value}")
+        return 1.0 - value
+    if method == "fpr":
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"target false-positive rate must be in (0, 1), got {value}")
+        return 1.0 - value
+    raise ValueError(f"unknown threshold method {method!r}; use percentile, contamination or fpr")
+
+
+def calibrate(scores: npt.ArrayLike, method: str, value: float) -> float:
+    """Threshold from calibration ``scores`` (non-finite ones are ignored)."""
+    q = check_method(method, value)
+    x = np.asarray(scores, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        raise ValueError("no finite calibration scores: train on more data or a shorter window")
+    return float(np.quantile(x, q))
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """A calibrated default and, when asked, per-key thresholds."""
+
+    method: Method
+    value_param: float
+    default: float
+    per_key: dict[str, float] = field(default_factory=dict)
+
+    def to_card(self) -> dict[str, object]:
+        return {"method": self.method, "value_param": self.value_param,
+                "default": self.default, "per_key": dict(self.per_key)}
+
+
+def calibrate_per_key(
+    scores_by_key: Mapping[str, npt.ArrayLike], method: Method, value: float,
+    per_key: bool = False, min_scores: int = 20,
+) -> ThresholdResult:
+    """A pooled default plus, with ``per_key``, one threshold per key with enough scores."""
+    pooled = np.concatenate([np.asarray(s, dtype=np.float64).ravel()
+                             for s in scores_by_key.values()]) if scores_by_key else np.array([])
+    default = calibrate(pooled, method, value)
+    keys: dict[str, float] = {}
+    if per_key:
+        for key, s in scores_by_key.items():
+            arr = np.asarray(s, dtype=np.float64)
+            if np.isfinite(arr).sum() >= min_scores:
+                keys[key] = calibrate(arr, method, value)
+    return ThresholdResult(method, value, default, keys)

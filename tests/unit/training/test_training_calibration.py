@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from offline_training.calibration import calibrate, calibrate_per_key
+
+
+@pytest.mark.parametrize(("method", "value"), [("percentile", 0), ("percentile", 100),
+                                               ("contamination", 0.5), ("fpr", 1.0),
+                                               ("fpr", 0.0), ("median", 0.5)])
+def test_arguments_are_range_checked(method: str, value: float) -> None:
+    with pytest.raises(ValueError):
+        calibrate([1.0, 2.0], method, value)
+
+
+def test_fpr_threshold_lets_about_that_share_of_normal_scores_through() -> None:
+    normal = np.random.default_rng(0).normal(size=100_000)
+    threshold = calibrate(normal, "fpr", 0.01)
+    assert abs((normal > threshold).mean() - 0.01) < 0.001
+    assert calibrate(normal, "percentile", 99.0) == pytest.approx(threshold)
+
+
+def test_non_finite_scores_are_ignored_and_empty_is_an_error() -> None:
+    assert calibrate([1.0, np.nan, np.inf, 3.0], "percentile", 50) == 2.0
+    with pytest.raises(ValueError, match="no finite"):
+        calibrate([np.nan], "fpr", 0.1)
+
+
+def test_per_key_thresholds_only_for_keys_with_enough_scores() -> None:
+    rng = np.random.default_rng(1)
+    scores = {"quiet": rng.normal(0, 1, 500), "loud": rng.normal(10, 1, 500), "few": [1.0] * 5}
+    result = calibrate_per_key(scores, "percentile", 95.0, per_key=True)
+    assert set(result.per_key) == {"quiet", "loud"}
+    assert result.per_key["loud"] > result.default > result.per_key["quiet"]
+    assert result.to_card()["method"] == "percentile"
