@@ -54,6 +54,11 @@ class ScalerCard(_Frozen):
     """How raw record values are scaled before they reach the model."""
 
     method: Literal["standard", "minmax", "robust", "none"]
+    transform: Literal["none", "log1p"] = Field(
+        "none",
+        description="applied before centring: log1p is sign(x)*log(1+|x|), for counts and "
+        "other heavy-tailed values",
+    )
     per_key: bool = False
     params: dict[str, ScalerParams] = Field(default_factory=dict)
 

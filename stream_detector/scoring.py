@@ -45,6 +45,8 @@ __all__ = [
     "apply_scaler",
     "gpu_available",
     "select_providers",
+    "signed_expm1",
+    "signed_log1p",
     "top_contributors",
 ]
 
@@ -256,6 +258,7 @@ class ScaleTable:
 
     def __init__(self, scaler: ScalerCard | Mapping[str, Any], n_features: int) -> None:
         card = scaler if isinstance(scaler, ScalerCard) else ScalerCard.model_validate(scaler)
+        self.log1p = card.transform == "log1p"
         self.identity = card.method == "none" or not card.params
         self.per_key = card.per_key
         self._rows: dict[str, int] = {}
@@ -282,6 +285,8 @@ class ScaleTable:
     def transform(self, windows: npt.ArrayLike, keys: Sequence[str]) -> FloatArray:
         """``(x - center) / scale`` for each window with its key's parameters."""
         x = np.asarray(windows, dtype=np.float32)
+        if self.log1p:
+            x = signed_log1p(x)
         if self.identity:
             return x
         r = self.rows(keys)
@@ -290,10 +295,26 @@ class ScaleTable:
     def inverse(self, scaled: npt.ArrayLike, keys: Sequence[str]) -> FloatArray:
         """Undo :meth:`transform` (model reconstructions back to original units)."""
         x = np.asarray(scaled, dtype=np.float32)
-        if self.identity:
-            return x
-        r = self.rows(keys)
-        return (x * self.scale[r][:, None, :] + self.center[r][:, None, :]).astype(np.float32)
+        if not self.identity:
+            r = self.rows(keys)
+            x = (x * self.scale[r][:, None, :] + self.center[r][:, None, :]).astype(np.float32)
+        return signed_expm1(x) if self.log1p else x
+
+
+def signed_log1p(x: npt.ArrayLike) -> FloatArray:
+    """``sign(x) * log(1 + |x|)``: compresses heavy tails, defined for every real.
+
+    >>> signed_log1p(np.array([-1.0, 0.0, np.e - 1])).round(6).tolist()
+    [-0.693147, 0.0, 1.0]
+    """
+    a = np.asarray(x, dtype=np.float32)
+    return (np.sign(a) * np.log1p(np.abs(a))).astype(np.float32)
+
+
+def signed_expm1(x: npt.ArrayLike) -> FloatArray:
+    """Inverse of :func:`signed_log1p`."""
+    a = np.asarray(x, dtype=np.float32)
+    return (np.sign(a) * np.expm1(np.abs(a))).astype(np.float32)
 
 
 def apply_scaler(

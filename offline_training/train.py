@@ -1,0 +1,331 @@
+"""``stream-detector train``: a data file in, a registry entry (model.onnx + card.json) out.
+
+    load (replay's record builder: the worker sees the same records) -> causal split
+    -> scale (fitted on the training part only, per key for panels)
+    -> windows -> fit (PyTorch) -> export ONNX (+ parity check)
+    -> calibrate: the worker's own pipeline scores the training part; thresholds are
+       quantiles of its detection scores -> card.json (written last) -> plots
+
+Calibration runs through :class:`stream_detector.pipeline.Pipeline`, so a threshold means
+the same thing offline and in the worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offline_training.calibration import Method, calibrate_per_key
+from offline_training.scaling import fit_scaler, fit_scaler_per_key
+from offline_training.trainer import TrainConfig, TrainResult
+from schemas.card import ModelCard
+from schemas.events import SourceRef, ThresholdSource
+from schemas.records import Record
+from stream_detector.detection import DetectionParams
+from stream_detector.scoring import signed_log1p
+
+__all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
+
+# The default model: what `train` builds without --model. Chosen on the NAB realTweets
+# causal protocol (see benchmarks/): a small dense AE on 24-step windows of log counts,
+# scoring the newest 8 steps, normalised against the key's own recent history.
+DEFAULTS: dict[str, Any] = {
+    "family": "dense", "window": 24, "last": 8, "transform": "log1p",
+    "detection": {"halflife": 288, "warmup": 288, "suppress": 288, "offset_factor": 3.0},
+    "threshold_method": "percentile", "threshold_value": 99.5,
+}
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``train`` needs; the CLI fills it from flags and an optional config file."""
+
+    data: Path
+    out: Path
+    family: str = DEFAULTS["family"]
+    kind: str | None = None
+    key: str | None = None
+    name: str | None = None
+    version: str | None = None
+    window: int | None = None
+    stride: int = 1
+    last: int | None = None  # score the newest `last` steps of a window (None: all)
+    train_fraction: float | None = None
+    train_until: str | None = None
+    scaler: str = "standard"
+    transform: str | None = None
+    threshold_method: Method = DEFAULTS["threshold_method"]
+    threshold_value: float = DEFAULTS["threshold_value"]
+    per_key_thresholds: bool = False
+    model_config: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    detection: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    plots: bool = True
+
+
+@dataclass
+class TrainReport:
+    """Where the model went and what it took."""
+
+    path: Path
+    card: ModelCard
+    result: TrainResult
+    seconds: float
+    plots: list[Path] = field(default_factory=list)
+
+
+def split_records(
+    records: Sequence[Record], fraction: float | None, until: str | None
+) -> list[Record]:
+    """The training part: per key, the first ``fraction`` of its records or those up to
+    ``until`` (a causal split: a model never sees the future it will score)."""
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise ValueError(f"--train-fraction must be in (0, 1], got {fraction}")
+    by_key: dict[str, list[Record]] = {}
+    for r in records:
+        by_key.setdefault(r.key, []).append(r)
+    part: list[Record] = []
+    if until is not None:
+        limit = int(np.datetime64(until, "ns").astype(np.int64))
+        return [r for r in records if r.epoch_ns <= limit]
+    for rows in by_key.values():
+        part.extend(rows[: max(1, int(len(rows) * (fraction or 1.0)))])
+    return part
+
+
+def _arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
+    by_key: dict[str, list[list[float]]] = {}
+    for r in records:
+        by_key.setdefault(r.key, []).append(list(r.values))
+    return {k: np.asarray(v, dtype=np.float32) for k, v in by_key.items()}
+
+
+def _scaler_card(
+    values: dict[str, np.ndarray], method: str, transform: str, per_key: bool
+) -> dict[str, Any]:
+    prep = {k: signed_log1p(v) if transform == "log1p" else v for k, v in values.items()}
+    if per_key:
+        scaler = fit_scaler_per_key(prep, method)
+    else:
+        scaler = fit_scaler(np.concatenate(list(prep.values())), method)
+    return {**scaler.to_card(), "transform": transform}
+
+
+def _windows(
+    values: dict[str, np.ndarray], scaler: dict[str, Any], window: int, stride: int
+) -> np.ndarray:
+    from stream_detector.scoring import ScaleTable
+    from stream_detector.windowing import sliding_windows
+
+    table = ScaleTable(scaler, next(iter(values.values())).shape[1])
+    parts = []
+    for key, v in values.items():
+        if len(v) < window:
+            continue
+        w = np.ascontiguousarray(sliding_windows(v, window, stride))
+        parts.append(table.transform(w, [key] * len(w)))
+    if not parts:
+        raise ValueError(f"no key has {window} training rows: lower --window or train on more")
+    return np.concatenate(parts)
+
+
+def _name(opts: TrainOptions) -> str:
+    raw = opts.name or opts.data.stem
+    return re.sub(r"[^A-Za-z0-9._-]", "-", raw).strip("-.")[:100] or "model"
+
+
+def _version(root: Path, requested: str | None) -> str:
+    if requested:
+        return requested
+    existing = [int(p.name) for p in root.glob("*") if p.name.isdigit()] if root.is_dir() else []
+    return str(max(existing, default=0) + 1)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__}
+
+
+def _card(
+    opts: TrainOptions, name: str, version: str, kind: str, features: list[str], window: int,
+    scaler: dict[str, Any], sha: str, thresholds: dict[str, Any], detection: dict[str, Any],
+    result: TrainResult, rows: int,
+) -> ModelCard:
+    return ModelCard.model_validate({
+        "name": name, "version": version, "family": opts.family,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "onnx_sha256": sha, "record_kind": kind, "window": window, "stride": opts.stride,
+        "features": features, "scaler": scaler, "thresholds": thresholds,
+        "detection": detection,
+        "metrics": {"train_loss": result.history[-1]["loss"] if result.history else None,
+                    "val_loss": min((h["val_loss"] for h in result.history), default=None)},
+        "training": {"config": opts.model_config, "train": asdict(opts.train),
+                     "epochs": len(result.history), "best_epoch": result.best_epoch,
+                     "stopped_early": result.stopped_early, "seconds": result.seconds,
+                     "device": result.device, "history": result.history, "rows": rows,
+                     "train_fraction": opts.train_fraction, "train_until": opts.train_until,
+                     "last": opts.last, "seed": opts.seed, "data": str(opts.data)},
+        "data_sha256": _sha256(opts.data), "library_versions": _library_versions(),
+    })
+
+
+def _calibration_scores(
+    model_dir: Path, records: Sequence[Record], detection: dict[str, Any]
+) -> tuple[dict[str, list[float]], list[float]]:
+    """Detection scores of the training records, by key, through the worker's pipeline."""
+    from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline
+    from stream_detector.registry import load_model
+    from stream_detector.thresholds import ResolvedThreshold
+
+    loaded = load_model(model_dir, preference="cpu")
+    never = ResolvedThreshold(
+        float("inf"), ThresholdSource(method="manual", version="calibration", scope="default")
+    )
+    runtime = ModelRuntime(loaded, lambda key: never)
+    runtime.params = DetectionParams.from_card(detection)
+    pipeline = Pipeline([runtime], DictStore())
+    pending = pipeline.ingest(records, SourceRef(topic="calibration"))
+    scored = pipeline.decide(pending, Pipeline.score(pending))
+    by_key: dict[str, list[float]] = {}
+    for s in scored:
+        if not s.decision.warm_up:
+            by_key.setdefault(s.pending.key, []).append(s.decision.detection_score)
+    return by_key, [s.raw_score for s in scored]
+
+
+def _detection(opts: TrainOptions, family_default: bool) -> dict[str, Any]:
+    base = dict(DEFAULTS["detection"]) if family_default else {}
+    base.update(opts.detection)
+    return base
+
+
+def train(opts: TrainOptions) -> TrainReport:
+    """Train, export, calibrate and register one model; see the module docstring."""
+    from stream_detector.replay import load_source
+
+    from offline_training.export import export_onnx, verify_parity
+    from offline_training.models import build_model, config_dict, make_time_weights
+    from offline_training.trainer import fit
+
+    started = time.perf_counter()
+    source = load_source(opts.data, kind=opts.kind, key=opts.key)
+    records = list(source.records)
+    part = split_records(records, opts.train_fraction, opts.train_until)
+    values = _arrays(part)
+    features = _feature_names(source.kind, records)
+    window = opts.window or (1 if source.kind == "events" else DEFAULTS["window"])
+    transform = opts.transform or ("log1p" if source.kind != "events" else "none")
+    scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")
+    windows = _windows(values, scaler, window, opts.stride)
+
+    model = build_model(opts.family, window, len(features), opts.model_config, seed=opts.seed)
+    opts.model_config = config_dict(model)
+    result = fit(model, windows, opts.train)
+
+    name = _name(opts)
+    version = _version(opts.out / name, opts.version)
+    final = opts.out / name / version
+    if final.exists():
+        raise FileExistsError(f"{final} exists: choose another --version")
+    staging = opts.out / name / f".{version}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    last = opts.last if opts.last is not None else (
+        DEFAULTS["last"] if opts.family == DEFAULTS["family"] and window == DEFAULTS["window"]
+        else None)
+    opts.last = last
+    weights = make_time_weights(window, last=last) if last else None
+    sha = export_onnx(model, window, len(features), staging / "model.onnx", weights)
+    verify_parity(model, staging / "model.onnx", time_weights=weights)
+
+    detection = _detection(opts, opts.family == DEFAULTS["family"])
+    factor = float(detection.pop("offset_factor", 0.0))
+    provisional = {"method": opts.threshold_method, "value_param": opts.threshold_value,
+                   "default": 0.0}
+    card = _card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
+                 detection, result, len(part))
+    _write_card(staging, card)
+    if factor > 0:  # log offset relative to the median training score (see detection.py)
+        _, raw = _calibration_scores(staging, part, detection)
+        detection["offset"] = factor * float(np.median(raw)) if raw else 0.0
+    by_key, _ = _calibration_scores(staging, part, detection)
+    thresholds = calibrate_per_key(by_key, opts.threshold_method, opts.threshold_value,
+                                   per_key=opts.per_key_thresholds)
+    card = card.model_copy(update={"thresholds": card.thresholds.model_validate(
+        thresholds.to_card()), "detection": detection})
+    _write_card(staging, card)
+    plots = _plots(staging, result, by_key, thresholds.default) if opts.plots else []
+    staging.rename(final)
+    plots = [final / p.name for p in plots]
+    return TrainReport(final, card, result, time.perf_counter() - started, plots)
+
+
+def _feature_names(kind: str, records: Sequence[Record]) -> list[str]:
+    if kind == "series":
+        return ["value"]
+    if kind == "sales":
+        return ["sales"]
+    from offline_training.synthetic import EVENT_FEATURES
+
+    width = len(records[0].values) if records else 0
+    return list(EVENT_FEATURES) if width == len(EVENT_FEATURES) else [
+        f"f{i}" for i in range(width)]
+
+
+def _write_card(directory: Path, card: ModelCard) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / "card.json.tmp"
+    tmp.write_text(card.model_dump_json(indent=2))
+    tmp.replace(directory / "card.json")
+
+
+def _plots(
+    directory: Path, result: TrainResult, by_key: dict[str, list[float]], threshold: float
+) -> list[Path]:
+    from offline_training import plots
+
+    curves = {k: [h[k] for h in result.history] for k in ("loss", "val_loss")}
+    out = list(plots.plot_history(curves, directory / "history"))
+    scores = np.concatenate([np.asarray(v) for v in by_key.values()]) if by_key else np.zeros(0)
+    if scores.size:
+        out += list(plots.plot_error_distribution(scores, threshold,
+                                                  directory / "calibration_scores"))
+    return out
+
+
+def summary(report: TrainReport) -> dict[str, Any]:
+    """A JSON-ready summary for the CLI."""
+    card = report.card
+    return {"path": str(report.path), "name": card.name, "version": card.version,
+            "family": card.family, "window": card.window, "epochs": len(report.result.history),
+            "device": report.result.device, "seconds": round(report.seconds, 2),
+            "threshold": card.thresholds.default, "per_key": len(card.thresholds.per_key),
+            "plots": [str(p) for p in report.plots]}
+
+
+def dumps(report: TrainReport) -> str:
+    return json.dumps(summary(report), indent=2)
