@@ -26,6 +26,7 @@ collected.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,19 @@ _UNITS: Final[tuple[tuple[_Unit, int], ...]] = (
     ("us", 10**3),
 )
 _SECOND: Final = np.timedelta64(1, "s")
+
+# librdkafka logs every reconnect attempt (20 lines a second while a broker is down) to
+# stderr; routed here they reach the application's logging config, and the CLI's own
+# one-line errors say what failed.
+_KAFKA_LOG = logging.getLogger(__name__ + ".librdkafka")
+_KAFKA_LOG.addHandler(logging.NullHandler())
+
+
+def _pending_codes() -> frozenset[int]:
+    from confluent_kafka import KafkaError
+
+    # what the broker answers while it auto-creates a topic or elects its leaders
+    return frozenset({KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART})
 
 
 class ReplayError(StreamDetectorError):
@@ -342,6 +356,7 @@ def producer_config(base: dict[str, Any]) -> dict[str, Any]:
         **base,
         "partitioner": "murmur2_random",
         "client.id": "stream-detector-replay",
+        "logger": _KAFKA_LOG,
         "enable.idempotence": True,  # retries neither duplicate nor reorder a key's records
         "linger.ms": 10,
         "batch.size": 1_000_000,
@@ -353,7 +368,7 @@ def producer_config(base: dict[str, Any]) -> dict[str, Any]:
 
 class _Producer(Protocol):
     def produce(
-        self, topic: str, value: bytes, key: bytes, on_delivery: Callable[[Any, Any], None]
+        self, topic: str, *, value: bytes, key: bytes, on_delivery: Callable[[Any, Any], None]
     ) -> None: ...
 
     def poll(self, timeout: float) -> int: ...
@@ -371,6 +386,7 @@ def check_topic(producer: Any, topic: str, servers: str, timeout: float = 10.0) 
     """
     from confluent_kafka import KafkaException
 
+    pending = _pending_codes()
     deadline = time.monotonic() + timeout
     while True:
         left = max(deadline - time.monotonic(), 0.1)
@@ -381,10 +397,11 @@ def check_topic(producer: Any, topic: str, servers: str, timeout: float = 10.0) 
                 f"cannot reach Kafka at {servers} ({exc.args[0].str()}); start it with "
                 "`stream-detector services start` or pass --kafka kafka://HOST:PORT"
             ) from None
-        if meta is not None and meta.error is None and meta.partitions:
+        error = meta.error if meta is not None else None
+        if meta is not None and error is None and meta.partitions:
             return len(meta.partitions)
-        if time.monotonic() >= deadline:
-            reason = meta.error.str() if meta is not None and meta.error else "no partitions"
+        if time.monotonic() >= deadline or (error is not None and error.code() not in pending):
+            reason = error.str() if error is not None else "no partitions"
             raise ReplayError(
                 f"topic {topic!r} is not available on {servers} ({reason}); create it, "
                 "e.g. kafka-topics.sh --create --topic NAME --partitions 4"
