@@ -172,6 +172,11 @@ def bench() -> None:
 
 
 # --- shared by replay / thresholds / schemas ------------------------------------------------
+def _say(text: str) -> None:
+    """One plain line on stdout, never wrapped (scripts grep it)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def _fail(message: str) -> NoReturn:
     err_console.print(f"[red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(1)
@@ -279,12 +284,11 @@ def replay_command(
         stream = replaying.messages(source.records, batch)
         with _records_progress(f"{file.name} -> {topic}", source.total, progress) as advance:
             stats = replaying.send(producer, topic, stream, rate=rate, on_progress=advance)
-    console.print(
+    _say(
         f"sent {stats.records:,} {source.kind} records of {source.keys:,} key(s) in "
         f"{stats.messages:,} messages ({stats.bytes / 1e6:.1f} MB) to {topic} "
         f"({partitions} partitions) in {stats.seconds:.2f} s: "
-        f"{stats.records_per_second:,.0f} records/s",
-        highlight=False,
+        f"{stats.records_per_second:,.0f} records/s"
     )
 
 
@@ -407,8 +411,7 @@ def thresholds_set(
             raise ConfigurationError(f"threshold must be a finite number, got {value}")
         with _threshold_store(redis) as store:
             entry = store.set(ref.name, ref.version, key, value, method=method, set_by=by)
-    console.print(f"{ref.name} {ref.version} " + _entry_text(key, entry, entry.value, "set"),
-                  highlight=False, markup=False)
+    _say(f"{ref.name} {ref.version} " + _entry_text(key, entry, entry.value, "set"))
 
 
 @thresholds_app.command("get")
@@ -443,7 +446,7 @@ def thresholds_get(
         print(json.dumps({"model": ref.name, "version": ref.version, "key": key,
                           **extra, "value": value, "scope": scope}))
     else:
-        console.print(_entry_text(key, entry, value, scope), highlight=False, markup=False)
+        _say(_entry_text(key, entry, value, scope))
 
 
 @thresholds_app.command("list")
@@ -490,8 +493,8 @@ def thresholds_publish(
         card = read_card(model)
         with _threshold_store(redis) as store:
             count = store.publish_from_card(card)
-    console.print(f"published {count} threshold(s) of {card.name} {card.version} "
-                  f"(default {card.thresholds.default!r})", highlight=False, markup=False)
+    _say(f"published {count} threshold(s) of {card.name} {card.version} "
+         f"(default {card.thresholds.default!r})")
 
 
 @thresholds_app.command("delete")
@@ -511,7 +514,7 @@ def thresholds_delete(
             removed = store.delete(ref.name, ref.version, key)
     if not removed:
         _fail(escape(f"{ref.name} {ref.version} has no threshold for {key!r}; nothing deleted"))
-    console.print(f"deleted {key} of {ref.name} {ref.version}", highlight=False, markup=False)
+    _say(f"deleted {key} of {ref.name} {ref.version}")
 
 
 # --- schemas --------------------------------------------------------------------------------
@@ -534,7 +537,7 @@ def schemas_export(
 
     with _one_line_errors():
         for path in export_json_schemas(directory):
-            console.print(str(path), highlight=False, markup=False)
+            _say(str(path))
 
 
 def main() -> None:
