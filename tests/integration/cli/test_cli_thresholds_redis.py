@@ -1,0 +1,122 @@
+"""`stream-detector thresholds` against a real redis-server, and a worker cache listening."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from schemas.card import ModelCard
+from stream_detector.cli import app
+from stream_detector.services import ServiceHandle
+from stream_detector.thresholds import ThresholdCache
+
+runner = CliRunner()
+CARD: dict[str, Any] = {
+    "name": "nab-dense",
+    "version": "3",
+    "family": "dense",
+    "created_at": "2026-11-22T07:00:00Z",
+    "onnx_sha256": "ab" * 32,
+    "record_kind": "series",
+    "window": 50,
+    "features": ["value"],
+    "scaler": {"method": "none", "per_key": False, "params": {}},
+    "thresholds": {
+        "method": "percentile",
+        "value_param": 99.0,
+        "default": 0.5,
+        "per_key": {"Twitter_volume_AAPL": 0.7, "Twitter_volume_FB": 0.9},
+    },
+    "data_sha256": "cd" * 32,
+}
+
+
+@pytest.fixture()
+def model_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "nab-dense" / "3"
+    directory.mkdir(parents=True)
+    (directory / "card.json").write_text(json.dumps(CARD))
+    return directory
+
+
+def cli(redis_server: ServiceHandle, *args: str, code: int = 0) -> str:
+    result = runner.invoke(app, ["thresholds", *args, "--redis", redis_server.url])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_publish_set_get_list_delete_round_trip(
+    redis_server: ServiceHandle, redis_client: Any, model_dir: Path
+) -> None:
+    out = cli(redis_server, "publish", "--model", str(model_dir))
+    assert "published 3 threshold(s) of nab-dense 3" in out
+    listed = json.loads(cli(redis_server, "list", str(model_dir), "--json"))
+    assert {k: e["value"] for k, e in listed.items()} == {
+        "*": 0.5, "Twitter_volume_AAPL": 0.7, "Twitter_volume_FB": 0.9
+    }
+    assert {e["method"] for e in listed.values()} == {"percentile"}
+    assert list(listed)[0] == "*"
+
+    cli(redis_server, "set", str(model_dir), "Twitter_volume_AAPL", "1.25", "--by", "alice",
+        "--method", "fpr")
+    got = json.loads(cli(redis_server, "get", "nab-dense", "Twitter_volume_AAPL",
+                         "--version", "3", "--json"))
+    assert (got["value"], got["scope"], got["set_by"], got["method"]) == (
+        1.25, "key", "alice", "fpr")
+    stored = json.loads(redis_client.hget("sd:threshold:nab-dense:3", "Twitter_volume_AAPL"))
+    assert stored["value"] == 1.25 and stored["set_by"] == "alice"
+
+    table = cli(redis_server, "list", "nab-dense", "--version", "3")
+    assert "Twitter_volume_AAPL" in table and "1.25" in table and "alice" in table
+
+    assert "deleted" in cli(redis_server, "delete", "nab-dense", "Twitter_volume_AAPL", "-v", "3")
+    # the key now falls back to the Redis default
+    got = json.loads(cli(redis_server, "get", str(model_dir), "Twitter_volume_AAPL", "--json"))
+    assert (got["value"], got["scope"]) == (0.5, "default")
+    out = cli(redis_server, "delete", "nab-dense", "Twitter_volume_AAPL", "-v", "3", code=1)
+    assert "nothing deleted" in out
+
+
+def test_get_falls_back_to_the_card_and_fails_without_one(
+    redis_server: ServiceHandle, redis_client: Any, model_dir: Path
+) -> None:
+    got = json.loads(cli(redis_server, "get", str(model_dir), "Twitter_volume_FB", "--json"))
+    assert (got["value"], got["scope"]) == (0.9, "card_key")
+    got = json.loads(cli(redis_server, "get", str(model_dir), "unseen", "--json"))
+    assert (got["value"], got["scope"]) == (0.5, "card_default")
+    out = cli(redis_server, "get", "nab-dense", "unseen", "--version", "3", code=1)
+    assert "no threshold for 'unseen'" in out
+    assert json.loads(cli(redis_server, "list", "nab-dense", "-v", "3", "--json")) == {}
+
+
+def test_version_must_match_the_directory(redis_server: ServiceHandle, model_dir: Path) -> None:
+    out = cli(redis_server, "list", str(model_dir), "--version", "4", code=1)
+    assert "holds version '3', not '4'" in out
+
+
+@pytest.mark.asyncio
+async def test_a_worker_cache_sees_a_set_within_one_second(
+    redis_server: ServiceHandle, redis_client: Any, model_dir: Path
+) -> None:
+    cache = ThresholdCache.from_url(ModelCard.model_validate(CARD), redis_server.url)
+    await cache.start()
+    try:
+        assert cache.lookup("Twitter_volume_AAPL").value == 0.7  # the card, nothing in Redis
+        await asyncio.to_thread(
+            cli, redis_server, "set", str(model_dir), "Twitter_volume_AAPL", "3.5"
+        )
+        done = time.monotonic()
+        while cache.lookup("Twitter_volume_AAPL").value != 3.5 and time.monotonic() - done < 1:
+            await asyncio.sleep(0.01)
+        seen = cache.lookup("Twitter_volume_AAPL")
+        assert (seen.value, seen.source.scope) == (3.5, "key")
+        assert time.monotonic() - done < 1.0
+    finally:
+        await cache.stop()
+        await cache.client.aclose()

@@ -1,0 +1,145 @@
+"""`thresholds` and `schemas` commands without a Redis server: help, argument and error paths."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from schemas.export import SCHEMA_FILES
+from stream_detector import cli
+from stream_detector.cli import app
+
+runner = CliRunner()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again: connecting is refused at once
+
+
+def one_error_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error: ") and "Traceback" not in output
+    return lines[0]
+
+
+def test_cli_doctests() -> None:
+    result = doctest.testmod(cli)
+    assert result.attempted >= 1 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "example"),
+    [
+        (["thresholds"], "stream-detector thresholds publish --model models/nab/3"),
+        (["thresholds", "set"], "stream-detector thresholds set models/nab/3"),
+        (["thresholds", "get"], "stream-detector thresholds get nab Twitter_volume_AAPL"),
+        (["thresholds", "list"], "stream-detector thresholds list models/nab/3"),
+        (["thresholds", "publish"], "stream-detector thresholds publish --model"),
+        (["thresholds", "delete"], "stream-detector thresholds delete nab"),
+        (["schemas", "export"], "stream-detector schemas export schemas-json/"),
+    ],
+)
+def test_help_shows_an_example(args: list[str], example: str) -> None:
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    assert example in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "nab"],
+        ["get", "nab", "k"],
+        ["set", "nab", "k", "1.0"],
+        ["delete", "nab", "k"],
+        ["publish", "--model", "nab"],
+    ],
+)
+def test_unreachable_redis_is_one_red_line(args: list[str], tmp_path: Path) -> None:
+    card = tmp_path / "m"
+    card.mkdir()
+    (card / "card.json").write_text(json.dumps(CARD))
+    args = [str(card) if a == "nab" else a for a in args]
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    result = runner.invoke(app, ["thresholds", *args, "--redis", url])
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"Redis at {url}" in line and "Connection refused" in line
+
+
+def test_a_name_needs_a_version() -> None:
+    result = runner.invoke(app, ["thresholds", "list", "nab"])
+    assert result.exit_code == 1
+    assert "'nab' is not a model directory; give a directory, or a name with --version" in (
+        one_error_line(result.output))
+
+
+def test_threshold_values_must_be_finite() -> None:
+    result = runner.invoke(app, ["thresholds", "set", "nab", "k", "nan", "-v", "1",
+                                 "--redis", f"redis://127.0.0.1:{closed_port()}/0"])
+    assert result.exit_code == 1
+    assert "finite" in one_error_line(result.output)
+
+
+def test_invalid_card_and_bad_url_are_errors_not_tracebacks(tmp_path: Path) -> None:
+    (tmp_path / "card.json").write_text("{}")
+    result = runner.invoke(app, ["thresholds", "publish", "--model", str(tmp_path)])
+    assert result.exit_code == 1 and "is invalid" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["thresholds", "list", "nab", "-v", "1", "--redis", "http://x"])
+    assert result.exit_code == 1
+    assert "Redis URL must start with redis://" in one_error_line(result.output)
+
+
+def test_unknown_method_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["thresholds", "set", "nab", "k", "1", "-v", "1", "--method", "x"])
+    assert result.exit_code == 2
+
+
+def test_passwords_stay_out_of_messages() -> None:
+    url = f"redis://:hunter2@127.0.0.1:{closed_port()}/0"
+    result = runner.invoke(app, ["thresholds", "list", "nab", "-v", "1", "--redis", url])
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output and ":***@" in result.output
+
+
+def test_schemas_export_writes_every_contract(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schemas", "export", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(SCHEMA_FILES)
+    for name in SCHEMA_FILES:
+        assert str(tmp_path / "out" / name) in result.output
+        assert json.loads((tmp_path / "out" / name).read_text())["$schema"].startswith("https")
+
+
+def test_schemas_export_into_a_file_fails_cleanly(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["schemas", "export", str(blocker)])
+    assert result.exit_code == 1
+    assert str(blocker) in one_error_line(result.output)
+
+
+CARD = {
+    "name": "nab-dense",
+    "version": "3",
+    "family": "dense",
+    "created_at": "2026-11-22T07:00:00Z",
+    "onnx_sha256": "ab" * 32,
+    "record_kind": "series",
+    "window": 50,
+    "features": ["value"],
+    "scaler": {"method": "none", "per_key": False, "params": {}},
+    "thresholds": {"method": "percentile", "value_param": 99.0, "default": 0.5, "per_key": {}},
+    "data_sha256": "cd" * 32,
+}
