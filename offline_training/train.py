@@ -31,7 +31,7 @@ from offline_training.scaling import fit_scaler, fit_scaler_per_key
 from offline_training.trainer import TrainConfig, TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
-from schemas.records import Record
+from schemas.records import Record, RecordKind
 from stream_detector.detection import DetectionParams
 from stream_detector.scoring import signed_log1p
 
@@ -54,7 +54,7 @@ class TrainOptions:
     data: Path
     out: Path
     family: str = DEFAULTS["family"]
-    kind: str | None = None
+    kind: RecordKind | None = None
     key: str | None = None
     name: str | None = None
     version: str | None = None
@@ -226,11 +226,10 @@ def _detection(opts: TrainOptions, family_default: bool) -> dict[str, Any]:
 
 def train(opts: TrainOptions) -> TrainReport:
     """Train, export, calibrate and register one model; see the module docstring."""
-    from stream_detector.replay import load_source
-
     from offline_training.export import export_onnx, verify_parity
     from offline_training.models import build_model, config_dict, make_time_weights
     from offline_training.trainer import fit
+    from stream_detector.replay import load_source
 
     started = time.perf_counter()
     source = load_source(opts.data, kind=opts.kind, key=opts.key)

@@ -136,21 +136,9 @@ def _not_built(name: str, issue: int) -> None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train() -> None:
-    """Train a model offline and export it to ONNX (not built yet)."""
-    _not_built("train", 3)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def evaluate() -> None:
     """Evaluate a model against labelled data (not built yet)."""
     _not_built("evaluate", 3)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def score() -> None:
-    """Score a file offline through ONNX Runtime (not built yet)."""
-    _not_built("score", 3)
 
 
 @app.command()
@@ -238,11 +226,11 @@ def _settings(**overrides: str | None) -> Settings:
 
     from stream_detector.settings import Settings, get_settings
 
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if not given:
         return get_settings()
     try:
-        return Settings.model_validate(given)
+        return Settings(**given)  # explicit options win over STREAM_DETECTOR_* variables
     except ValidationError as exc:
         raise ConfigurationError(exc.errors(include_url=False)[0]["msg"]) from None
 
@@ -564,6 +552,9 @@ def schemas_export(
     with _one_line_errors():
         for path in export_json_schemas(directory):
             _say(str(path))
+
+
+from stream_detector import cli_models  # noqa: E402,F401 - registers train/score/evaluate
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, Quality, SourceRef
@@ -152,6 +153,7 @@ class Scored:
     decision: Decision
     threshold: ResolvedThreshold
     event: AnomalyEvent | None
+    errors: npt.NDArray[np.float32]  # (window, features) squared errors
 
 
 class Pipeline:
@@ -230,7 +232,7 @@ class Pipeline:
         event = None
         if decision.alert:
             event = self._event(model, item, batch, i, raw, decision, threshold, detected_at)
-        return Scored(item, raw, decision, threshold, event)
+        return Scored(item, raw, decision, threshold, event, batch.errors[i])
 
     @staticmethod
     def _event(

@@ -159,9 +159,15 @@ def _describe(path: Path, name: str, version: str) -> ModelVersion:
 
 
 def _scan(root: Path) -> list[ModelVersion]:
-    """Complete ``root/<name>/<version>/`` directories; names come from the directories."""
+    """Complete ``root/<name>/<version>/`` directories; names come from the directories.
+
+    ``root`` may also be one model's folder of versions (``registry/<name>``).
+    """
     if not root.is_dir():
         return []
+    versions = [v for v in root.iterdir() if v.is_dir() and _is_model_dir(v)]
+    if versions:
+        return [_describe(v, root.name, v.name) for v in versions]
     return [
         _describe(vdir, ndir.name, vdir.name)
         for ndir in root.iterdir()
@@ -177,7 +183,8 @@ class ModelRegistry:
     Parameters
     ----------
     root
-        Registry root (``root/<name>/<version>/``) or a single model directory.
+        Registry root (``root/<name>/<version>/``), one model's versions
+        (``root/<version>/``) or a single model directory.
     name
         Model to serve; may be omitted when the registry holds exactly one name.
     """

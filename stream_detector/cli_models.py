@@ -1,0 +1,131 @@
+"""``train``, ``score`` and ``evaluate``: the model commands of the CLI.
+
+``train`` and ``evaluate`` reach into ``offline_training`` (and torch) lazily, so the worker
+image, which has neither, still runs every other command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from stream_detector.cli import _one_line_errors, _records_progress, _say, app
+
+__all__ = ["train_command", "score_command"]
+
+Kind = Literal["series", "sales", "events"]
+Family = Literal["dense", "lstm", "conv1d", "events", "hybrid"]
+
+
+def _config_file(path: Path | None) -> dict[str, object]:
+    if path is None:
+        return {}
+    import yaml
+
+    text = path.read_text()
+    loaded = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
+    if not isinstance(loaded, dict):
+        raise typer.BadParameter(f"{path} must hold a mapping of options")
+    return loaded
+
+
+@app.command(
+    "train",
+    help=(
+        "Train a model offline (PyTorch), export it to ONNX and register it with its card.\n\n"
+        "Examples:\n\n"
+        "  stream-detector train --data Twitter_volume_AAPL.csv --train-fraction 0.15 "
+        "--out registry\n\n"
+        "  stream-detector train --data sales.csv --model lstm --window 28 --out registry\n\n"
+        "  stream-detector train --data events.h5 --model events --config events.yaml"
+    ),
+)
+def train_command(
+    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5 or JSON history")],
+    out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/")] = Path(
+        "registry"),
+    model: Annotated[Family, typer.Option("--model", help="model family")] = "dense",
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file of options")] = None,
+    kind: Annotated[Kind | None, typer.Option(help="record kind (default: inferred)")] = None,
+    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    name: Annotated[str | None, typer.Option(help="model name (default: file stem)")] = None,
+    version: Annotated[str | None, typer.Option(help="version (default: next number)")] = None,
+    window: Annotated[int | None, typer.Option(min=1, help="window length")] = None,
+    train_fraction: Annotated[
+        float | None, typer.Option(help="train on the first fraction of each key (causal)")
+    ] = None,
+    train_until: Annotated[
+        str | None, typer.Option(help="train on records up to this time")
+    ] = None,
+    threshold_method: Annotated[
+        Literal["percentile", "contamination", "fpr"], typer.Option(help="calibration method")
+    ] = "percentile",
+    threshold_value: Annotated[
+        float, typer.Option(help="e.g. 99.5 (percentile), 0.01 (contamination or fpr)")
+    ] = 99.5,
+    per_key_thresholds: Annotated[bool, typer.Option(help="one threshold per key")] = False,
+    epochs: Annotated[int, typer.Option(min=1, help="most epochs")] = 30,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="torch device")] = "auto",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    from offline_training.train import TrainOptions, dumps, train
+    from offline_training.trainer import TrainConfig
+
+    with _one_line_errors():
+        options = _config_file(config)
+        model_config = dict(options.pop("model_config", {}) or {})  # type: ignore[call-overload]
+        train_config = TrainConfig(max_epochs=epochs, device=device, seed=seed,
+                                   progress=progress, **options.pop("train", {}) or {})  # type: ignore[arg-type]
+        opts = TrainOptions(
+            data=data, out=out, family=model, kind=kind, key=key, name=name, version=version,
+            window=window, train_fraction=train_fraction, train_until=train_until,
+            threshold_method=threshold_method, threshold_value=threshold_value,
+            per_key_thresholds=per_key_thresholds, model_config=model_config,
+            train=train_config, seed=seed, **options,  # type: ignore[arg-type]
+        )
+        report = train(opts)
+    _say(dumps(report))
+
+
+@app.command(
+    "score",
+    help=(
+        "Score a file offline through ONNX Runtime, with the worker's own pipeline: the "
+        "`alert` column is the worker's alerting decision.\n\n"
+        "Example:\n\n"
+        "  stream-detector score --model registry/Twitter_volume_AAPL --data "
+        "Twitter_volume_AAPL.csv --out scores.csv"
+    ),
+)
+def score_command(
+    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)")],
+    data: Annotated[Path, typer.Option(help="file to score")],
+    out: Annotated[Path, typer.Option(help="CSV of every window's score")] = Path("scores.csv"),
+    kind: Annotated[Kind | None, typer.Option(help="record kind (default: the model's)")] = None,
+    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    provider: Annotated[
+        Literal["auto", "cpu", "cuda", "tensorrt"], typer.Option(help="ONNX Runtime provider")
+    ] = "auto",
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    import pandas as pd
+
+    from stream_detector.batch import COLUMNS, load_runtime, score_records
+    from stream_detector.replay import load_source
+
+    with _one_line_errors():
+        runtime = load_runtime(model, provider)
+        source = load_source(data, kind=kind or runtime.card.record_kind, key=key)
+        records = list(source.records)
+        with _records_progress(f"scoring {data.name}", len(records), progress) as advance:
+            rows = [r.as_tuple() for _, r in score_records(runtime, records, advance)]
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+    _say(f"scored {len(frame):,} windows of {source.keys:,} key(s) with "
+         f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
+         f"{int(frame['alert'].sum()):,} alerts -> {out}")
