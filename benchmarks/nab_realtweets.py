@@ -42,22 +42,30 @@ def run_file(path: Path, family: str, registry: Path, epochs: int) -> dict[str, 
     trained = time.perf_counter() - started
     runtime = load_runtime(report.path, "cpu")
     records = list(load_source(path).records)
-    alert_ends = {row.timestamp for _, row in score_records(runtime, records) if row.alert}
+    rows = [row for _, row in score_records(runtime, records)]
+    alert_ends = {row.timestamp for row in rows if row.alert}
     stamps = pd.read_csv(path).timestamp
     iso = stamps.str.replace(" ", "T", regex=False)
     detections = iso.isin(alert_ends).to_numpy()
     return {"detections": detections, "timestamps": pd.to_datetime(stamps).to_numpy(),
             "train_seconds": trained, "total_seconds": time.perf_counter() - started,
-            "alerts": int(detections.sum()), "threshold": report.card.thresholds.default}
+            "alerts": int(detections.sum()), "threshold": report.card.thresholds.default,
+            "raw_scores": np.array([r.raw_score for r in rows]),
+            "detection": report.card.detection}
 
 
-def run_family(family: str, epochs: int) -> dict[str, Any]:
+def run_family(family: str, epochs: int, dump: Path | None = None) -> dict[str, Any]:
     windows = load_windows(NAB / "labels" / "combined_windows.json")
     files = sorted((NAB / "data" / "realTweets").glob("*.csv"))
     per_file: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for path in files:
             per_file[f"realTweets/{path.name}"] = run_file(path, family, Path(tmp), epochs)
+    if dump is not None:  # raw scores, to study detection settings without retraining
+        dump.mkdir(parents=True, exist_ok=True)
+        np.savez(dump / f"{family}.npz", **{k: v["raw_scores"] for k, v in per_file.items()})
+        (dump / f"{family}.json").write_text(json.dumps(
+            {k: v["detection"] for k, v in per_file.items()}))
     detections = {k: v["detections"] for k, v in per_file.items()}
     wins = {k: window_indices(v["timestamps"], windows[k]) for k, v in per_file.items()}
     scores = {profile: score_corpus(detections, wins, profile) for profile in PROFILES}
@@ -68,7 +76,8 @@ def run_family(family: str, epochs: int) -> dict[str, Any]:
         "detected_windows": sum(f.detected_windows for f in std.files.values()),
         "windows": sum(f.windows for f in std.files.values()),
         "false_positives": sum(f.fp for f in std.files.values()),
-        "train_seconds_mean": round(float(np.mean([v["train_seconds"] for v in per_file.values()])), 1),
+        "train_seconds_mean": round(
+            float(np.mean([v["train_seconds"] for v in per_file.values()])), 1),
         "files": {k: {"alerts": v["alerts"], "threshold": round(v["threshold"], 3),
                       "score": round(std.files[k].score, 3),
                       "detected": std.files[k].detected_windows} for k, v in per_file.items()},
@@ -94,10 +103,11 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=["dense"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--dump", type=Path, default=None, help="save raw scores here")
     args = parser.parse_args()
     results = []
     for family in args.families:
-        result = run_family(family, args.epochs)
+        result = run_family(family, args.epochs, args.dump)
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "files"}), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
