@@ -278,11 +278,6 @@ def load_source(
 
 
 # --- messages (pure) ----------------------------------------------------------------------
-class _Keyed(Protocol):
-    @property
-    def key(self) -> str: ...
-
-
 def group_by_key(records: Iterable[R], size: int) -> Iterator[list[R]]:
     """Runs of consecutive records that share a key, at most ``size`` each, order kept.
 

@@ -330,3 +330,27 @@ def test_help_shows_examples_and_options() -> None:
 def test_batch_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["replay", str(tmp_path / "x.csv"), "--batch", "0"])
     assert result.exit_code == 2
+
+
+def test_hdf5_events_replay_as_feature_events(tmp_path: Path) -> None:
+    from offline_training.synthetic import EventsConfig, make_events, write_events
+
+    events = make_events(EventsConfig(events=40), seed=2)
+    path = write_events(tmp_path / "collisions.h5", events)
+    source = load_source(path, key="detector-a")
+    records = list(source.records)
+    assert (source.kind, source.total, len(records)) == ("events", 40, 40)
+    assert all(isinstance(r, FeatureEvent) and len(r.features) == 57 for r in records)
+    assert records[-1].event_id == "collisions:39"
+    assert np.array_equal(np.array([r.values for r in records], np.float32), events.features)
+
+
+def test_records_json_with_several_series_stays_series(tmp_path: Path) -> None:
+    rows = [{"kind": "series", "series": s, "timestamp": f"2015-01-01T00:0{i}:00", "value": i}
+            for s in ("a", "b") for i in range(3)]
+    path = write(tmp_path / "records.json", json.dumps(rows))
+    source = load_source(path)
+    assert (source.kind, source.keys, source.total) == ("series", 2, 6)
+    sent = [json.loads(r.model_dump_json()) for r in source.records]
+    assert [(r["series"], r["timestamp"], r["value"]) for r in sent] == [
+        (r["series"], r["timestamp"], float(r["value"])) for r in rows]
