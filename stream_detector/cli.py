@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -276,7 +276,9 @@ def replay_command(
     from stream_detector import replay as replaying
 
     with _one_line_errors():
-        source = replaying.load_source(file, kind=kind, key=key, order=order, limit=limit)
+        source = replaying.records_from(
+            _read_history(file, kind), file, kind=kind, key=key, order=order, limit=limit
+        )
         settings = _settings(kafka_url=kafka)
         topic = topic or settings.input_topic
         producer = Producer(replaying.producer_config(settings.confluent_config()))
@@ -290,6 +292,17 @@ def replay_command(
         f"({partitions} partitions) in {stats.seconds:.2f} s: "
         f"{stats.records_per_second:,.0f} records/s"
     )
+
+
+def _read_history(path: Path, kind: Literal["series", "sales", "events"] | None) -> Any:
+    try:
+        from offline_training import loaders
+    except ImportError:  # the worker image carries stream_detector without the training side
+        raise ConfigurationError(
+            "replay reads files with offline_training, which this installation lacks; "
+            "run it where the full stream-detector package is installed"
+        ) from None
+    return loaders.load(path, kind)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,12 @@
 """Replay a history file into Kafka as the records a live producer would send.
 
-A file (CSV, Parquet, HDF5 or JSON, read by :mod:`offline_training.loaders`) becomes typed
-records of :mod:`schemas.records`, serialised exactly as ``model_dump_json`` writes them,
-keyed by ``record.key`` and produced with librdkafka's ``murmur2_random`` partitioner, the
-one that matches the Java client (and so aiokafka/Faust): a key lands on the partition any
-Kafka client would choose for it.
+Loaded history (what :mod:`offline_training.loaders` returns for CSV, Parquet, HDF5 or JSON
+files) becomes typed records of :mod:`schemas.records`, serialised exactly as
+``model_dump_json`` writes them, keyed by ``record.key`` and produced with librdkafka's
+``murmur2_random`` partitioner, the one that matches the Java client (and so aiokafka and
+Faust): a key lands on the partition any Kafka client would choose for it. Only the shape of
+the loaded arrays matters here (see :class:`SeriesArrays`), so this module never imports
+``offline_training``, which the worker image does not carry.
 
 Conventions a consumer can rely on:
 
@@ -28,10 +30,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import ValidationError
@@ -40,22 +42,22 @@ from schemas.records import FeatureEvent, RecordKind, SalesRow, SeriesPoint
 from stream_detector.constants import MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
 from stream_detector.exceptions import DataError, StreamDetectorError
 
-if TYPE_CHECKING:
-    from offline_training.loaders import EventData, LoadedData, SeriesData
-
 __all__ = [
     "AnyRecord",
+    "EventArrays",
     "Order",
+    "PanelArrays",
     "RecordSource",
     "ReplayError",
     "ReplayStats",
+    "SeriesArrays",
     "check_topic",
     "encode",
     "group_by_key",
     "iso_timestamps",
-    "load_source",
     "messages",
     "producer_config",
+    "records_from",
     "send",
 ]
 
@@ -85,6 +87,36 @@ def _pending_codes() -> frozenset[int]:
 
     # what the broker answers while it auto-creates a topic or elects its leaders
     return frozenset({KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
+@runtime_checkable
+class SeriesArrays(Protocol):
+    """One keyed series (``loaders.SeriesData``): times (n,) and values (n, 1)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def timestamps(self) -> np.ndarray: ...
+    @property
+    def values(self) -> np.ndarray: ...
+    @property
+    def names(self) -> list[str]: ...
+
+
+@runtime_checkable
+class PanelArrays(Protocol):
+    """Many keyed series (``loaders.PanelData``)."""
+
+    @property
+    def series(self) -> Mapping[str, SeriesArrays]: ...
+
+
+@runtime_checkable
+class EventArrays(Protocol):
+    """Fixed-width feature vectors (``loaders.EventData``): features (n, d)."""
+
+    @property
+    def features(self) -> np.ndarray: ...
 
 
 class ReplayError(StreamDetectorError):
@@ -136,7 +168,7 @@ def _store_item(key: str, source: str) -> tuple[int, int]:
 
 def _keyed_records(
     kind: Literal["series", "sales"],
-    series: dict[str, SeriesData],
+    series: Mapping[str, SeriesArrays],
     order: Order,
     limit: int | None,
     source: str,
@@ -173,7 +205,7 @@ def _keyed_records(
 
 
 def _event_records(
-    data: EventData, source_key: str, stem: str, limit: int | None, source: str
+    data: EventArrays, source_key: str, stem: str, limit: int | None, source: str
 ) -> tuple[int, Iterator[FeatureEvent]]:
     rows = len(data.features) if limit is None else min(limit, len(data.features))
 
@@ -209,7 +241,9 @@ class RecordSource:
     keys: int
 
 
-def _select(series: dict[str, SeriesData], key: str | None, source: str) -> dict[str, SeriesData]:
+def _select(
+    series: Mapping[str, SeriesArrays], key: str | None, source: str
+) -> Mapping[str, SeriesArrays]:
     if key is None:
         return series
     if key not in series:
@@ -218,19 +252,8 @@ def _select(series: dict[str, SeriesData], key: str | None, source: str) -> dict
     return {key: series[key]}
 
 
-def _read(path: Path, kind: RecordKind | None, key: str | None) -> LoadedData:
-    from offline_training import loaders  # lazy: only replay needs the training data code
-
-    if kind == "series":
-        return loaders.load_series(path, key=key)
-    if kind == "sales":
-        return loaders.load_panel(path)
-    if kind == "events":
-        return loaders.load_events(path)
-    return loaders.load(path)
-
-
-def load_source(
+def records_from(
+    data: SeriesArrays | PanelArrays | EventArrays,
     path: Path | str,
     *,
     kind: RecordKind | None = None,
@@ -238,15 +261,18 @@ def load_source(
     order: Order = "key",
     limit: int | None = None,
 ) -> RecordSource:
-    """Read a file and prepare its records.
+    """Prepare the records of loaded history (``offline_training.loaders.load(path)``).
 
     Parameters
     ----------
+    path
+        The file it came from: names the records in errors; its stem prefixes event ids.
     kind
-        Force the record kind; None infers it from the extension and the header.
+        ``"sales"`` reads a panel as sales rows even if its value column is not ``sales``.
     key
-        Series: the series id (default: the file stem, e.g. ``Twitter_volume_AAPL``).
-        Panels: replay only this key (``"1/7"``). Events: the source (default ``"events"``).
+        Series: the series id (default: the loader's key, the file stem for CSV files,
+        e.g. ``Twitter_volume_AAPL``). Panels: replay only this key (``"1/7"``).
+        Events: the source (default ``"events"``).
     order
         ``"key"``: key after key; ``"time"``: keys interleaved by timestamp.
     limit
@@ -255,24 +281,21 @@ def load_source(
     Raises
     ------
     DataError
-        The file cannot be read or a row cannot become a valid record (names file and row).
+        ``key`` names no series, or (while iterating) a row cannot become a valid record;
+        the message names the file and the record.
     """
-    from offline_training.loaders import EventData, SeriesData
-
     path = Path(path)
     where = str(path)
-    data = _read(path, kind, key)
-    if isinstance(data, EventData):
+    if isinstance(data, EventArrays):
         total, events = _event_records(data, key or "events", path.stem, limit, where)
         return RecordSource("events", total, events, path, 1)
-    if isinstance(data, SeriesData):
-        series = {key or data.key: data}
-        found: Literal["series", "sales"] = "series"
-    else:
+    if isinstance(data, PanelArrays):
         series = _select(data.series, key, where)
         # load_panel names its value column "sales"; records-JSON panels of series keep "value"
         is_sales = kind == "sales" or all(s.names == ["sales"] for s in series.values())
-        found = "sales" if is_sales else "series"
+        found: Literal["series", "sales"] = "sales" if is_sales else "series"
+    else:
+        series, found = {key or data.key: data}, "series"
     total, keyed = _keyed_records(found, series, order, limit, where)
     return RecordSource(found, total, keyed, path, len(series))
 

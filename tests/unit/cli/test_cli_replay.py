@@ -24,13 +24,20 @@ from stream_detector.replay import (
     encode,
     group_by_key,
     iso_timestamps,
-    load_source,
     messages,
     producer_config,
+    records_from,
     send,
 )
 
 runner = CliRunner()
+
+
+def load_source(path: Path, kind: Any = None, **options: Any) -> replay.RecordSource:
+    """What the CLI does: load with offline_training, then prepare the records."""
+    from offline_training.loaders import load
+
+    return records_from(load(path, kind), path, kind=kind, **options)
 
 
 def write(path: Path, text: str) -> Path:
