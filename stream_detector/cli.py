@@ -211,11 +211,11 @@ def _settings(**overrides: str | None) -> Settings:
 
     from stream_detector.settings import Settings, get_settings
 
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if not given:
         return get_settings()
-    try:
-        return Settings.model_validate(given)
+    try:  # the constructor, not model_validate: the environment still fills the other fields
+        return Settings(**given)
     except ValidationError as exc:
         raise ConfigurationError(exc.errors(include_url=False)[0]["msg"]) from None
 
