@@ -341,10 +341,13 @@ thresholds_app = typer.Typer(
 app.add_typer(thresholds_app, name="thresholds")
 
 ModelArgument = Annotated[
-    str, typer.Argument(help="model directory, or model name with --version", show_default=False)
+    str,
+    typer.Argument(
+        help="model directory, or model name with --version", metavar="MODEL", show_default=False
+    ),
 ]
 KeyArgument = Annotated[
-    str, typer.Argument(help="key, e.g. Twitter_volume_AAPL or 1/7; * = the default")
+    str, typer.Argument(help="key, e.g. Twitter_volume_AAPL or 1/7; * = the default", metavar="KEY")
 ]
 VersionOption = Annotated[
     str | None, typer.Option("--version", "-v", help="model version (when MODEL is a name)")
@@ -409,7 +412,10 @@ def _entry_text(key: str, entry: ThresholdEntry | None, value: float, scope: str
 def thresholds_set(
     model: ModelArgument,
     key: KeyArgument,
-    value: Annotated[float, typer.Argument(help="the threshold (score above it = anomaly)")],
+    value: Annotated[
+        float,
+        typer.Argument(help="threshold; a score above it is an anomaly", metavar="VALUE"),
+    ],
     version: VersionOption = None,
     method: Annotated[ThresholdMethod, typer.Option(help="how it was chosen")] = "manual",
     by: Annotated[str | None, typer.Option("--by", help="who sets it (default user@host)")] = None,
@@ -418,6 +424,7 @@ def thresholds_set(
     """Set one key's threshold (KEY '*' sets the model default); workers see it within 1 s.
 
     Example: ``stream-detector thresholds set models/nab/3 Twitter_volume_AAPL 0.42``
+    (a negative VALUE goes after ``--``: ``... set nab k -v 3 -- -0.5``)
     """
     with _one_line_errors():
         ref = _model(model, version)
@@ -431,7 +438,9 @@ def thresholds_set(
 @thresholds_app.command("get")
 def thresholds_get(
     model: ModelArgument,
-    key: Annotated[str, typer.Argument(help="key; * = the model default")] = _DEFAULT_KEY,
+    key: Annotated[
+        str, typer.Argument(help="key; * = the model default", metavar="KEY")
+    ] = _DEFAULT_KEY,
     version: VersionOption = None,
     as_json: JsonOption = False,
     redis: RedisOption = None,
@@ -541,7 +550,9 @@ app.add_typer(schemas_app, name="schemas")
 
 @schemas_app.command("export")
 def schemas_export(
-    directory: Annotated[Path, typer.Argument(help="folder to write (created if missing)")],
+    directory: Annotated[
+        Path, typer.Argument(help="folder to write (created if missing)", metavar="DIR")
+    ],
 ) -> None:
     """Write one JSON Schema file per contract, for producers in any language.
 
