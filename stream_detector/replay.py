@@ -513,7 +513,7 @@ def _raise_on_loss(stats: ReplayStats, topic: str, unacknowledged: int) -> None:
     if stats.failed:
         raise ReplayError(
             f"Kafka rejected {stats.failed} of {stats.messages} messages to {topic!r} "
-            f"({stats.first_error}); stopped after {stats.records} records"
+            f"({stats.first_error}); the replay stopped with {stats.delivered} stored"
         )
     if unacknowledged or stats.delivered != stats.messages:
         raise ReplayError(
