@@ -485,6 +485,27 @@ def send(
     """
     stats = ReplayStats()
     start = clock()
+    try:
+        _produce_all(producer, topic, stream, stats, rate, on_progress, clock)
+    except StreamDetectorError:  # a bad record: what was sent before it still arrives
+        producer.flush(flush_timeout)
+        raise
+    unacknowledged = producer.flush(flush_timeout)
+    stats.seconds = clock() - start
+    _raise_on_loss(stats, topic, unacknowledged)
+    return stats
+
+
+def _produce_all(
+    producer: _Producer,
+    topic: str,
+    stream: Iterable[tuple[bytes, bytes, int]],
+    stats: ReplayStats,
+    rate: float | None,
+    on_progress: Callable[[int], None] | None,
+    clock: Callable[[], float],
+) -> None:
+    start = clock()
     pending = 0
     for key, value, count in stream:
         if rate:
@@ -499,14 +520,10 @@ def send(
         if on_progress is not None and (pending >= 1024 or rate):
             on_progress(pending)
             pending = 0
-        if stats.failed:
+        if stats.failed:  # the rest would most likely fail the same way
             break
-    unacknowledged = producer.flush(flush_timeout)
-    stats.seconds = clock() - start
     if on_progress is not None and pending:
         on_progress(pending)
-    _raise_on_loss(stats, topic, unacknowledged)
-    return stats
 
 
 def _raise_on_loss(stats: ReplayStats, topic: str, unacknowledged: int) -> None:

@@ -209,6 +209,7 @@ class FakeProducer:
         self.fail, self.full_once, self.lose = fail, full_once, lose
         self.queue: list[Callable[[Any, Any], None]] = []
         self.produced: list[tuple[float, bytes, bytes]] = []
+        self.flushes = 0
 
     def produce(self, topic: str, *, value: bytes, key: bytes,
                 on_delivery: Callable[[Any, Any], None]) -> None:
@@ -229,6 +230,7 @@ class FakeProducer:
         return len(served)
 
     def flush(self, timeout: float) -> int:
+        self.flushes += 1
         self.poll(0)
         return len(self.queue)
 
@@ -361,3 +363,15 @@ def test_records_json_with_several_series_stays_series(tmp_path: Path) -> None:
     sent = [json.loads(r.model_dump_json()) for r in source.records]
     assert [(r["series"], r["timestamp"], r["value"]) for r in sent] == [
         (r["series"], r["timestamp"], float(r["value"])) for r in rows]
+
+
+def test_a_bad_record_mid_stream_still_delivers_what_came_before() -> None:
+    def broken() -> Any:
+        yield from stream(3)
+        raise DataError("bad.csv: record 7: value: not finite")
+
+    producer = FakeProducer()
+    with pytest.raises(DataError, match="record 7"):
+        send(producer, "t", broken())
+    assert producer.flushes == 1 and not producer.queue
+    assert len(producer.produced) == 3
