@@ -19,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from schemas.card import DEFAULT_KEY
 from stream_detector.exceptions import ConfigurationError, StreamDetectorError
 
 if TYPE_CHECKING:
@@ -229,8 +228,8 @@ def _settings(**overrides: str | None) -> Settings:
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if not given:
         return get_settings()
-    try:
-        return Settings(**given)  # explicit options win over STREAM_DETECTOR_* variables
+    try:  # the constructor, not model_validate: the environment still fills the other fields
+        return Settings(**given)
     except ValidationError as exc:
         raise ConfigurationError(exc.errors(include_url=False)[0]["msg"]) from None
 
@@ -343,15 +342,20 @@ thresholds_app = typer.Typer(
 app.add_typer(thresholds_app, name="thresholds")
 
 ModelArgument = Annotated[
-    str, typer.Argument(help="model directory, or model name with --version", show_default=False)
+    str,
+    typer.Argument(
+        help="model directory, or model name with --version", metavar="MODEL", show_default=False
+    ),
 ]
 KeyArgument = Annotated[
-    str, typer.Argument(help="key, e.g. Twitter_volume_AAPL or 1/7; * = the default")
+    str, typer.Argument(help="key, e.g. Twitter_volume_AAPL or 1/7; * = the default", metavar="KEY")
 ]
 VersionOption = Annotated[
     str | None, typer.Option("--version", "-v", help="model version (when MODEL is a name)")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+# schemas.card.DEFAULT_KEY, spelled out: importing schemas costs --help 0.4 s (a test pins it)
+_DEFAULT_KEY = "*"
 ThresholdMethod = Literal["manual", "percentile", "contamination", "fpr"]
 
 
@@ -409,7 +413,10 @@ def _entry_text(key: str, entry: ThresholdEntry | None, value: float, scope: str
 def thresholds_set(
     model: ModelArgument,
     key: KeyArgument,
-    value: Annotated[float, typer.Argument(help="the threshold (score above it = anomaly)")],
+    value: Annotated[
+        float,
+        typer.Argument(help="threshold; a score above it is an anomaly", metavar="VALUE"),
+    ],
     version: VersionOption = None,
     method: Annotated[ThresholdMethod, typer.Option(help="how it was chosen")] = "manual",
     by: Annotated[str | None, typer.Option("--by", help="who sets it (default user@host)")] = None,
@@ -418,6 +425,7 @@ def thresholds_set(
     """Set one key's threshold (KEY '*' sets the model default); workers see it within 1 s.
 
     Example: ``stream-detector thresholds set models/nab/3 Twitter_volume_AAPL 0.42``
+    (a negative VALUE goes after ``--``: ``... set nab k -v 3 -- -0.5``)
     """
     with _one_line_errors():
         ref = _model(model, version)
@@ -431,7 +439,9 @@ def thresholds_set(
 @thresholds_app.command("get")
 def thresholds_get(
     model: ModelArgument,
-    key: Annotated[str, typer.Argument(help="key; * = the model default")] = DEFAULT_KEY,
+    key: Annotated[
+        str, typer.Argument(help="key; * = the model default", metavar="KEY")
+    ] = _DEFAULT_KEY,
     version: VersionOption = None,
     as_json: JsonOption = False,
     redis: RedisOption = None,
@@ -480,7 +490,7 @@ def thresholds_list(
         ref = _model(model, version)
         with _threshold_store(redis) as store:
             entries = store.list(ref.name, ref.version)
-    ordered = sorted(entries.items(), key=lambda kv: (kv[0] != DEFAULT_KEY, kv[0]))
+    ordered = sorted(entries.items(), key=lambda kv: (kv[0] != _DEFAULT_KEY, kv[0]))
     if as_json:
         print(json.dumps({k: e.model_dump() for k, e in ordered}))
         return
@@ -541,7 +551,9 @@ app.add_typer(schemas_app, name="schemas")
 
 @schemas_app.command("export")
 def schemas_export(
-    directory: Annotated[Path, typer.Argument(help="folder to write (created if missing)")],
+    directory: Annotated[
+        Path, typer.Argument(help="folder to write (created if missing)", metavar="DIR")
+    ],
 ) -> None:
     """Write one JSON Schema file per contract, for producers in any language.
 

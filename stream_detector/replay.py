@@ -1,10 +1,12 @@
 """Replay a history file into Kafka as the records a live producer would send.
 
-A file (CSV, Parquet, HDF5 or JSON, read by :mod:`offline_training.loaders`) becomes typed
-records of :mod:`schemas.records`, serialised exactly as ``model_dump_json`` writes them,
-keyed by ``record.key`` and produced with librdkafka's ``murmur2_random`` partitioner, the
-one that matches the Java client (and so aiokafka/Faust): a key lands on the partition any
-Kafka client would choose for it.
+Loaded history (what :mod:`offline_training.loaders` returns for CSV, Parquet, HDF5 or JSON
+files) becomes typed records of :mod:`schemas.records`, serialised exactly as
+``model_dump_json`` writes them, keyed by ``record.key`` and produced with librdkafka's
+``murmur2_random`` partitioner, the one that matches the Java client (and so aiokafka and
+Faust): a key lands on the partition any Kafka client would choose for it. Only the shape of
+the loaded arrays matters here (see :class:`SeriesArrays`), so this module never imports
+``offline_training``, which the worker image does not carry.
 
 Conventions a consumer can rely on:
 
@@ -28,34 +30,35 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import ValidationError
 
 from schemas.records import FeatureEvent, RecordKind, SalesRow, SeriesPoint
 from stream_detector.constants import MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
-from stream_detector.exceptions import DataError, StreamDetectorError
-
-if TYPE_CHECKING:
-    from offline_training.loaders import EventData, LoadedData, SeriesData
+from stream_detector.exceptions import ConfigurationError, DataError, StreamDetectorError
 
 __all__ = [
+    "load_source",
     "AnyRecord",
+    "EventArrays",
     "Order",
+    "PanelArrays",
     "RecordSource",
     "ReplayError",
     "ReplayStats",
+    "SeriesArrays",
     "check_topic",
     "encode",
     "group_by_key",
     "iso_timestamps",
-    "load_source",
     "messages",
     "producer_config",
+    "records_from",
     "send",
 ]
 
@@ -85,6 +88,36 @@ def _pending_codes() -> frozenset[int]:
 
     # what the broker answers while it auto-creates a topic or elects its leaders
     return frozenset({KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
+@runtime_checkable
+class SeriesArrays(Protocol):
+    """One keyed series (``loaders.SeriesData``): times (n,) and values (n, 1)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def timestamps(self) -> np.ndarray: ...
+    @property
+    def values(self) -> np.ndarray: ...
+    @property
+    def names(self) -> list[str]: ...
+
+
+@runtime_checkable
+class PanelArrays(Protocol):
+    """Many keyed series (``loaders.PanelData``)."""
+
+    @property
+    def series(self) -> Mapping[str, SeriesArrays]: ...
+
+
+@runtime_checkable
+class EventArrays(Protocol):
+    """Fixed-width feature vectors (``loaders.EventData``): features (n, d)."""
+
+    @property
+    def features(self) -> np.ndarray: ...
 
 
 class ReplayError(StreamDetectorError):
@@ -136,7 +169,7 @@ def _store_item(key: str, source: str) -> tuple[int, int]:
 
 def _keyed_records(
     kind: Literal["series", "sales"],
-    series: dict[str, SeriesData],
+    series: Mapping[str, SeriesArrays],
     order: Order,
     limit: int | None,
     source: str,
@@ -173,7 +206,7 @@ def _keyed_records(
 
 
 def _event_records(
-    data: EventData, source_key: str, stem: str, limit: int | None, source: str
+    data: EventArrays, source_key: str, stem: str, limit: int | None, source: str
 ) -> tuple[int, Iterator[FeatureEvent]]:
     rows = len(data.features) if limit is None else min(limit, len(data.features))
 
@@ -209,7 +242,9 @@ class RecordSource:
     keys: int
 
 
-def _select(series: dict[str, SeriesData], key: str | None, source: str) -> dict[str, SeriesData]:
+def _select(
+    series: Mapping[str, SeriesArrays], key: str | None, source: str
+) -> Mapping[str, SeriesArrays]:
     if key is None:
         return series
     if key not in series:
@@ -218,19 +253,8 @@ def _select(series: dict[str, SeriesData], key: str | None, source: str) -> dict
     return {key: series[key]}
 
 
-def _read(path: Path, kind: RecordKind | None, key: str | None) -> LoadedData:
-    from offline_training import loaders  # lazy: only replay needs the training data code
-
-    if kind == "series":
-        return loaders.load_series(path, key=key)
-    if kind == "sales":
-        return loaders.load_panel(path)
-    if kind == "events":
-        return loaders.load_events(path)
-    return loaders.load(path)
-
-
-def load_source(
+def records_from(
+    data: SeriesArrays | PanelArrays | EventArrays,
     path: Path | str,
     *,
     kind: RecordKind | None = None,
@@ -238,15 +262,18 @@ def load_source(
     order: Order = "key",
     limit: int | None = None,
 ) -> RecordSource:
-    """Read a file and prepare its records.
+    """Prepare the records of loaded history (``offline_training.loaders.load(path)``).
 
     Parameters
     ----------
+    path
+        The file it came from: names the records in errors; its stem prefixes event ids.
     kind
-        Force the record kind; None infers it from the extension and the header.
+        ``"sales"`` reads a panel as sales rows even if its value column is not ``sales``.
     key
-        Series: the series id (default: the file stem, e.g. ``Twitter_volume_AAPL``).
-        Panels: replay only this key (``"1/7"``). Events: the source (default ``"events"``).
+        Series: the series id (default: the loader's key, the file stem for CSV files,
+        e.g. ``Twitter_volume_AAPL``). Panels: replay only this key (``"1/7"``).
+        Events: the source (default ``"events"``).
     order
         ``"key"``: key after key; ``"time"``: keys interleaved by timestamp.
     limit
@@ -255,32 +282,45 @@ def load_source(
     Raises
     ------
     DataError
-        The file cannot be read or a row cannot become a valid record (names file and row).
+        ``key`` names no series, or (while iterating) a row cannot become a valid record;
+        the message names the file and the record.
     """
-    from offline_training.loaders import EventData, SeriesData
-
     path = Path(path)
     where = str(path)
-    data = _read(path, kind, key)
-    if isinstance(data, EventData):
+    if isinstance(data, EventArrays):
         total, events = _event_records(data, key or "events", path.stem, limit, where)
         return RecordSource("events", total, events, path, 1)
-    if isinstance(data, SeriesData):
-        series = {key or data.key: data}
-        found: Literal["series", "sales"] = "series"
-    else:
+    if isinstance(data, PanelArrays):
         series = _select(data.series, key, where)
         # load_panel names its value column "sales"; records-JSON panels of series keep "value"
         is_sales = kind == "sales" or all(s.names == ["sales"] for s in series.values())
-        found = "sales" if is_sales else "series"
+        found: Literal["series", "sales"] = "sales" if is_sales else "series"
+    else:
+        series, found = {key or data.key: data}, "series"
     total, keyed = _keyed_records(found, series, order, limit, where)
     return RecordSource(found, total, keyed, path, len(series))
 
 
 # --- messages (pure) ----------------------------------------------------------------------
-class _Keyed(Protocol):
-    @property
-    def key(self) -> str: ...
+def load_source(
+    path: Path | str,
+    *,
+    kind: RecordKind | None = None,
+    key: str | None = None,
+    order: Order = "key",
+    limit: int | None = None,
+) -> RecordSource:
+    """Read a history file and prepare its records: the one path replay, ``score`` and
+    ``train`` share, so they all see the same records (and timestamp texts)."""
+    try:
+        from offline_training import loaders
+    except ImportError:  # the worker image carries stream_detector without the training side
+        raise ConfigurationError(
+            "reading history files needs offline_training, which this installation lacks; "
+            "run it where the full stream-detector package is installed"
+        ) from None
+    data = loaders.load(Path(path), kind)
+    return records_from(data, path, kind=kind, key=key, order=order, limit=limit)
 
 
 def group_by_key(records: Iterable[R], size: int) -> Iterator[list[R]]:
@@ -467,6 +507,27 @@ def send(
     """
     stats = ReplayStats()
     start = clock()
+    try:
+        _produce_all(producer, topic, stream, stats, rate, on_progress, clock)
+    except StreamDetectorError:  # a bad record: what was sent before it still arrives
+        producer.flush(flush_timeout)
+        raise
+    unacknowledged = producer.flush(flush_timeout)
+    stats.seconds = clock() - start
+    _raise_on_loss(stats, topic, unacknowledged)
+    return stats
+
+
+def _produce_all(
+    producer: _Producer,
+    topic: str,
+    stream: Iterable[tuple[bytes, bytes, int]],
+    stats: ReplayStats,
+    rate: float | None,
+    on_progress: Callable[[int], None] | None,
+    clock: Callable[[], float],
+) -> None:
+    start = clock()
     pending = 0
     for key, value, count in stream:
         if rate:
@@ -481,21 +542,17 @@ def send(
         if on_progress is not None and (pending >= 1024 or rate):
             on_progress(pending)
             pending = 0
-        if stats.failed:
+        if stats.failed:  # the rest would most likely fail the same way
             break
-    unacknowledged = producer.flush(flush_timeout)
-    stats.seconds = clock() - start
     if on_progress is not None and pending:
         on_progress(pending)
-    _raise_on_loss(stats, topic, unacknowledged)
-    return stats
 
 
 def _raise_on_loss(stats: ReplayStats, topic: str, unacknowledged: int) -> None:
     if stats.failed:
         raise ReplayError(
             f"Kafka rejected {stats.failed} of {stats.messages} messages to {topic!r} "
-            f"({stats.first_error}); stopped after {stats.records} records"
+            f"({stats.first_error}); the replay stopped with {stats.delivered} stored"
         )
     if unacknowledged or stats.delivered != stats.messages:
         raise ReplayError(

@@ -183,3 +183,22 @@ def test_missing_topic_is_one_clear_line(kafka_broker: ServiceHandle, tmp_path: 
     assert result.exit_code == 1
     assert "topic 'bad topic!' is not available" in result.output
     assert "Traceback" not in result.output
+
+
+def test_broker_rejections_fail_the_replay_with_the_reason(
+    kafka_broker: ServiceHandle, tmp_path: Path
+) -> None:
+    name = f"tiny-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": kafka_broker.url.split("://", 1)[1]})
+    small = NewTopic(name, 1, 1, config={"max.message.bytes": "2000"})
+    for future in admin.create_topics([small]).values():
+        future.result(timeout=30)
+    series = make_series(SeriesConfig(rows=600), seed=3)
+    path = write_series_csv(tmp_path / "s.csv", series)
+    # 50 records (~5 kB) per message: the broker refuses each one
+    result = runner.invoke(app, ["replay", str(path), "-t", name, "--batch", "50",
+                                 "--kafka", kafka_broker.url, "--no-progress"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Kafka rejected"), result.output
+    assert "too large" in lines[0].lower()

@@ -24,13 +24,20 @@ from stream_detector.replay import (
     encode,
     group_by_key,
     iso_timestamps,
-    load_source,
     messages,
     producer_config,
+    records_from,
     send,
 )
 
 runner = CliRunner()
+
+
+def load_source(path: Path, kind: Any = None, **options: Any) -> replay.RecordSource:
+    """What the CLI does: load with offline_training, then prepare the records."""
+    from offline_training.loaders import load
+
+    return records_from(load(path, kind), path, kind=kind, **options)
 
 
 def write(path: Path, text: str) -> Path:
@@ -202,6 +209,7 @@ class FakeProducer:
         self.fail, self.full_once, self.lose = fail, full_once, lose
         self.queue: list[Callable[[Any, Any], None]] = []
         self.produced: list[tuple[float, bytes, bytes]] = []
+        self.flushes = 0
 
     def produce(self, topic: str, *, value: bytes, key: bytes,
                 on_delivery: Callable[[Any, Any], None]) -> None:
@@ -222,6 +230,7 @@ class FakeProducer:
         return len(served)
 
     def flush(self, timeout: float) -> int:
+        self.flushes += 1
         self.poll(0)
         return len(self.queue)
 
@@ -330,3 +339,39 @@ def test_help_shows_examples_and_options() -> None:
 def test_batch_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["replay", str(tmp_path / "x.csv"), "--batch", "0"])
     assert result.exit_code == 2
+
+
+def test_hdf5_events_replay_as_feature_events(tmp_path: Path) -> None:
+    from offline_training.synthetic import EventsConfig, make_events, write_events
+
+    events = make_events(EventsConfig(events=40), seed=2)
+    path = write_events(tmp_path / "collisions.h5", events)
+    source = load_source(path, key="detector-a")
+    records = list(source.records)
+    assert (source.kind, source.total, len(records)) == ("events", 40, 40)
+    assert all(isinstance(r, FeatureEvent) and len(r.features) == 57 for r in records)
+    assert records[-1].event_id == "collisions:39"
+    assert np.array_equal(np.array([r.values for r in records], np.float32), events.features)
+
+
+def test_records_json_with_several_series_stays_series(tmp_path: Path) -> None:
+    rows = [{"kind": "series", "series": s, "timestamp": f"2015-01-01T00:0{i}:00", "value": i}
+            for s in ("a", "b") for i in range(3)]
+    path = write(tmp_path / "records.json", json.dumps(rows))
+    source = load_source(path)
+    assert (source.kind, source.keys, source.total) == ("series", 2, 6)
+    sent = [json.loads(r.model_dump_json()) for r in source.records]
+    assert [(r["series"], r["timestamp"], r["value"]) for r in sent] == [
+        (r["series"], r["timestamp"], float(r["value"])) for r in rows]
+
+
+def test_a_bad_record_mid_stream_still_delivers_what_came_before() -> None:
+    def broken() -> Any:
+        yield from stream(3)
+        raise DataError("bad.csv: record 7: value: not finite")
+
+    producer = FakeProducer()
+    with pytest.raises(DataError, match="record 7"):
+        send(producer, "t", broken())
+    assert producer.flushes == 1 and not producer.queue
+    assert len(producer.produced) == 3

@@ -143,3 +143,28 @@ CARD = {
     "thresholds": {"method": "percentile", "value_param": 99.0, "default": 0.5, "per_key": {}},
     "data_sha256": "cd" * 32,
 }
+
+
+def test_the_cli_default_key_is_the_cards() -> None:
+    from schemas.card import DEFAULT_KEY
+
+    assert cli._DEFAULT_KEY == DEFAULT_KEY
+
+
+def test_help_stays_fast_by_not_importing_the_schemas() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, stream_detector.cli; print(*sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60).stdout.split()
+    heavy = {"schemas", "pydantic", "redis", "confluent_kafka", "numpy", "offline_training"}
+    assert not heavy & set(loaded)
+
+
+def test_url_options_override_only_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_DETECTOR_INPUT_TOPIC", "from-env")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_URL", "redis://env-host:1/0")
+    settings = cli._settings(kafka_url="kafka://cli-host:9")
+    assert (settings.kafka_url, settings.input_topic) == ("kafka://cli-host:9", "from-env")
+    assert settings.redis_url == "redis://env-host:1/0"
