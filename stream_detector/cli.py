@@ -134,12 +134,6 @@ def _not_built(name: str, issue: int) -> None:
     raise typer.Exit(2)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def evaluate() -> None:
-    """Evaluate a model against labelled data (not built yet)."""
-    _not_built("evaluate", 3)
-
-
 @app.command()
 def worker(
     model: Annotated[

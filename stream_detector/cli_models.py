@@ -129,3 +129,30 @@ def score_command(
     _say(f"scored {len(frame):,} windows of {source.keys:,} key(s) with "
          f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
          f"{int(frame['alert'].sum()):,} alerts -> {out}")
+
+
+@app.command(
+    "evaluate",
+    help=(
+        "Score a labelled file and report detection quality (metrics, NAB score, plots).\n\n"
+        "Example:\n\n"
+        "  stream-detector evaluate --model registry/Twitter_volume_AAPL --data "
+        "Twitter_volume_AAPL.csv --labels combined_windows.json --out reports/aapl"
+    ),
+)
+def evaluate_command(
+    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)")],
+    data: Annotated[Path, typer.Option(help="file to score")],
+    labels: Annotated[
+        Path | None, typer.Option(help="NAB-style windows JSON (combined_windows.json)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="folder for report.json and plots")] = Path(
+        "reports/evaluation"),
+    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+) -> None:
+    from offline_training.evaluate import evaluate
+
+    with _one_line_errors():
+        result = evaluate(model, data, out, labels=labels, key=key)
+    _say(json.dumps(result.metrics, indent=2, default=float))
+    _say(f"report: {result.report}")

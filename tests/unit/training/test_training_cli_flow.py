@@ -1,0 +1,78 @@
+"""train -> score -> evaluate on a generated series, through the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from offline_training.synthetic import SeriesConfig, make_series, write_labels, write_series_csv
+from schemas.card import ModelCard
+from stream_detector.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    tmp = tmp_path_factory.mktemp("flow")
+    series = make_series(SeriesConfig(rows=3000, magnitude=12.0), seed=3, key="demo")
+    data = write_series_csv(tmp / "demo.csv", series)
+    labels = write_labels(tmp / "labels.json", {"demo.csv": series})[0]
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp / "registry"),
+                                 "--train-fraction", "0.3", "--epochs", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return tmp, data, labels
+
+
+def test_train_registers_a_verified_model_with_card_and_plots(
+    trained: tuple[Path, Path, Path],
+) -> None:
+    tmp, _, _ = trained
+    model_dir = tmp / "registry" / "demo" / "1"
+    card = ModelCard.model_validate_json((model_dir / "card.json").read_text())
+    assert card.family == "dense" and card.record_kind == "series"
+    assert card.scaler.transform == "log1p" and card.detection["offset"] > 0
+    assert card.training["train_fraction"] == 0.3 and card.training["epochs"] <= 3
+    assert (model_dir / "history.png").stat().st_size > 0
+    assert not list((tmp / "registry" / "demo").glob(".*partial"))
+
+
+def test_score_writes_every_window_with_the_alerting_decision(
+    trained: tuple[Path, Path, Path],
+) -> None:
+    tmp, data, _ = trained
+    out = tmp / "scores.csv"
+    result = runner.invoke(app, ["score", "--model", str(tmp / "registry" / "demo"),
+                                 "--data", str(data), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert len(frame) == 3000 - 24 + 1
+    assert set(frame.columns) >= {"timestamp", "key", "score", "threshold", "alert",
+                                  "top_contributors"}
+    assert frame["alert"].sum() >= 1 and (frame["key"] == "demo").all()
+
+
+def test_evaluate_reports_nab_and_auc_and_writes_plots(trained: tuple[Path, Path, Path]) -> None:
+    tmp, data, labels = trained
+    out = tmp / "eval"
+    result = runner.invoke(app, ["evaluate", "--model", str(tmp / "registry" / "demo"),
+                                 "--data", str(data), "--labels", str(labels),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["nab_windows"] >= 1 and report["roc_auc"] > 0.5
+    assert (out / "series.html").read_text().count("plotly") > 0
+    assert result.output.strip().splitlines()[-1] == f"report: {out / 'report.json'}"
+
+
+def test_bad_data_is_one_clear_error_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n2015-01-01 00:00:00,abc\n")
+    result = runner.invoke(app, ["train", "--data", str(bad), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "bad.csv" in result.output and "abc" in result.output
