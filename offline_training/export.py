@@ -67,7 +67,7 @@ def export_onnx(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         # Shape checks inside nn.LSTM are traced as constants: harmless, the shapes are fixed.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
         torch.onnx.export(
             head,

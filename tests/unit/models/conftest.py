@@ -36,7 +36,7 @@ def make_series(seed: int = 0, n_train: int = 1600, n_test: int = 1200) -> Split
             x[start : start + 8] += rng.choice([-1, 1]) * rng.uniform(2, 3)
             anomalous[start : start + 8] = True
     w = _windows(x[:, None].astype(np.float32), WINDOW)
-    labels = _windows(anomalous[:, None], WINDOW).any(axis=(1, 2))
+    labels = np.asarray(_windows(anomalous[:, None], WINDOW).any(axis=(1, 2)))
     n_train_w = n_train - WINDOW + 1
     return Split(w[:n_train_w], w[n_train_w:], labels[n_train_w:].astype(int))
 
@@ -54,7 +54,10 @@ def make_events(seed: int = 0, n_train: int = 3000, n_test: int = 1000) -> Split
     signal[:, rng.choice(57, 10, replace=False)] += rng.normal(3.0, 0.5, size=(n_sig, 10))
     test = np.concatenate([normal(n_test - n_sig), signal])
     labels = np.r_[np.zeros(n_test - n_sig, int), np.ones(n_sig, int)]
-    to3d = lambda a: a[:, None, :].astype(np.float32)  # noqa: E731 - (n, 1, 57)
+
+    def to3d(a: np.ndarray) -> np.ndarray:
+        return a[:, None, :].astype(np.float32)  # (n, 1, 57)
+
     return Split(to3d(normal(n_train)), to3d(test), labels)
 
 

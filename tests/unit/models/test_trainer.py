@@ -16,8 +16,10 @@ def _data(n: int = 600, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n + W)[:, None]
     x = np.sin(2 * np.pi * t / 12 + np.array([0.0, 1.0])) + 0.05 * rng.normal(size=(n + W, F))
-    return np.lib.stride_tricks.sliding_window_view(x, W, axis=0).transpose(0, 2, 1)[:n].astype(
-        np.float32
+    return (
+        np.lib.stride_tricks.sliding_window_view(x, W, axis=0)
+        .transpose(0, 2, 1)[:n]
+        .astype(np.float32)
     )
 
 
