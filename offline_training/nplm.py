@@ -158,7 +158,8 @@ def _train_batched(
         loss = nplm_loss(model(x), y, w)  # (fits,)
         best = torch.minimum(best, loss.detach())
         opt.zero_grad(set_to_none=True)
-        loss.sum().backward()  # type: ignore[no-untyped-call]  # fits are independent: the sum keeps their gradients apart
+        # fits are independent: the gradient of the sum is each fit's own gradient
+        loss.sum().backward()  # type: ignore[no-untyped-call]
         opt.step()
         model.clip_(clip)
         if epoch % config.check_every == 0:
@@ -178,20 +179,31 @@ def _standardise(reference: FloatArray, *samples: FloatArray) -> list[torch.Tens
 
 
 def _stack_fits(
-    ref: torch.Tensor, datas: list[torch.Tensor], n_expected: float | None
+    ref: torch.Tensor,
+    datas: list[torch.Tensor],
+    n_expected: float | None,
+    ref_weights: FloatArray | None = None,
+    data_weights: FloatArray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Lay out one fit per data sample: [R | D padded], labels and weights (padding w=0)."""
+    """Lay out one fit per data sample: [R | D padded], labels and weights (padding w=0).
+
+    R's weights are normalised so they sum to N_D (observed, weighted) or ``n_expected``.
+    """
     n_r, n_max = len(ref), max(len(d) for d in datas)
     fits, dim = len(datas), ref.shape[1]
     x = torch.zeros(fits, n_r + n_max, dim, dtype=torch.float64)
     y = torch.zeros(fits, n_r + n_max, dtype=torch.float64)
     w = torch.zeros(fits, n_r + n_max, dtype=torch.float64)
+    wr = torch.ones(n_r, dtype=torch.float64) if ref_weights is None else torch.tensor(ref_weights)
     x[:, :n_r] = ref
+    y[:, n_r:] = 1.0
     for i, d in enumerate(datas):
+        wd = torch.ones(len(d), dtype=torch.float64)
+        if data_weights is not None:
+            wd = torch.as_tensor(data_weights, dtype=torch.float64)
         x[i, n_r : n_r + len(d)] = d
-        y[i, n_r:] = 1.0
-        w[i, :n_r] = (len(d) if n_expected is None else n_expected) / n_r
-        w[i, n_r : n_r + len(d)] = 1.0
+        w[i, n_r : n_r + len(d)] = wd
+        w[i, :n_r] = wr * ((float(wd.sum()) if n_expected is None else n_expected) / wr.sum())
     return x, y, w
 
 
@@ -205,11 +217,17 @@ def nplm_test(
     data: FloatArray,
     config: NPLMConfig | None = None,
     n_expected: float | None = None,
+    ref_weights: FloatArray | None = None,
+    data_weights: FloatArray | None = None,
 ) -> NPLMResult:
-    """Neural NPLM test of ``data`` (N_D, d) against ``reference`` (N_R, d)."""
+    """Neural NPLM test of ``data`` (N_D, d) against ``reference`` (N_R, d).
+
+    Optional per-event weights (e.g. a reference reweighted to the data's conditions);
+    without ``n_expected`` the reference weights are scaled to sum to the data's weight.
+    """
     config = config or NPLMConfig()
     ref, dat = _standardise(reference, data)
-    x, y, w = _stack_fits(ref, [dat], n_expected)
+    x, y, w = _stack_fits(ref, [dat], n_expected, ref_weights, data_weights)
     t = float(_train_batched(x, y, w, torch.tensor([config.clip]), config)[0])
     dof = _dof(ref.shape[1], config.hidden, n_expected)
     return NPLMResult(t=t, dof=dof, p_value=float(stats.chi2.sf(t, dof)))

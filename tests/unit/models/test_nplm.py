@@ -149,3 +149,20 @@ def test_hybrid_detector_stages() -> None:
 
     scores[:3] = threshold * 10  # obvious: the AE stage flags them itself
     assert det.test(scores, errors).flags[:3].all()
+
+
+def test_event_weights_equal_repeated_events() -> None:
+    rng = np.random.default_rng(12)
+    ref, data = _scores(rng, 2000), _scores(rng, 100) * 1.2
+    basis = nplm_numpy_basis(ref, degree=3)
+    twice = np.concatenate([data, data])
+    t_rep, _ = nplm_numpy_fit(basis, ref, twice)
+    t_w, _ = nplm_numpy_fit(basis, ref, data, data_weights=np.full(100, 2.0))
+    t_rw, _ = nplm_numpy_fit(basis, ref, twice, ref_weights=np.full(2000, 7.0))
+    assert t_w == pytest.approx(t_rep, rel=1e-9)
+    assert t_rw == pytest.approx(t_rep, rel=1e-9)  # only relative reference weights matter
+    cfg = NPLMConfig(epochs=300)
+    plain = nplm_test(ref[:500, :1], data[:, :1], cfg)
+    weighted = nplm_test(ref[:500, :1], data[:, :1], cfg, ref_weights=np.full(500, 3.0))
+    assert weighted.t == pytest.approx(plain.t, rel=1e-6)
+    assert plain.dof == 12 and plain.t > 0
