@@ -89,9 +89,9 @@ def empirical_p_value(t_obs: float, toys: FloatArray) -> float:
 class NPLMConfig:
     hidden: tuple[int, ...] = (4,)
     activation: Literal["sigmoid", "relu", "tanh"] = "sigmoid"
-    clip: float = 9.0  # W: every kernel weight is clamped to [-W, W] after each step
-    epochs: int = 2000
-    lr: float = 0.02
+    clip: float = 9.0  # W: kernel weights clamped to [-W, W] after each step; tune_clip it
+    epochs: int = 3000
+    lr: float = 0.05
     tol: float = 1e-3  # stop when no fit's t moved more than this over `check_every` epochs
     check_every: int = 200
     seed: int = 0
@@ -277,13 +277,18 @@ def tune_clip(
     reference: FloatArray,
     candidates: tuple[float, ...],
     n_toys: int,
-    n_ref: int,
-    n_data: int,
+    n_ref: int | None = None,
+    n_data: int | None = None,
     config: NPLMConfig | None = None,
     poisson: bool = False,
 ) -> ClipTuning:
-    """Pick the weight clip W whose null-toy t distribution is closest to chi2(dof) (KS)."""
+    """Pick the weight clip W whose null-toy t distribution is closest to chi2(dof) (KS).
+
+    Defaults: R is half the reference, toys are a twentieth of R (N_D / N_R = 0.05).
+    """
     config = config or NPLMConfig()
+    n_ref = n_ref or len(reference) // 2
+    n_data = n_data or max(n_ref // 20, 1)
     toys = null_toys(reference, n_ref, n_data, n_toys, config, candidates, poisson)
     d = np.asarray(reference).reshape(len(reference), -1).shape[1]
     dof = _dof(d, config.hidden, float(n_data) if poisson else None)
