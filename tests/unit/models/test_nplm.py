@@ -161,7 +161,7 @@ def test_event_weights_equal_repeated_events() -> None:
     t_rw, _ = nplm_numpy_fit(basis, ref, twice, ref_weights=np.full(2000, 7.0))
     assert t_w == pytest.approx(t_rep, rel=1e-9)
     assert t_rw == pytest.approx(t_rep, rel=1e-9)  # only relative reference weights matter
-    cfg = NPLMConfig(epochs=300)
+    cfg = NPLMConfig(epochs=100)
     plain = nplm_test(ref[:500, :1], data[:, :1], cfg)
     weighted = nplm_test(ref[:500, :1], data[:, :1], cfg, ref_weights=np.full(500, 3.0))
     assert weighted.t == pytest.approx(plain.t, rel=1e-6)
