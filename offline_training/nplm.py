@@ -15,8 +15,10 @@ Two implementations:
 
 * **torch, neural** (``nplm_*`` without prefix): f is a small MLP (default 1-4-1 sigmoid, as in
   the NPLM package), kernel weights clamped to ``[-W, W]`` after every Adam step, full-batch
-  training. Many independent fits (toys x clip candidates) run as one batched tensor program,
-  so calibrating W with ``tune_clip`` takes seconds, not hours.
+  training. Many independent fits (toys x clip candidates) run as one batched tensor program
+  (one Adam over stacked weights; Adam is element-wise, so each fit is exactly its own), so
+  calibrating W with ``tune_clip`` costs about a CPU minute for 60 toy fits, not hours.
+  Measured: 1-4-1, N_R=2000, N_D=100, 3000 epochs, W=30: toy mean 12.6 vs dof 12.
 * **numpy, linear in its parameters** (``nplm_numpy_*``, torch-free, for the worker): f = c +
   w . phi(x) with a fixed bounded basis (Legendre polynomials of each input's reference CDF,
   Neyman's smooth-test basis). Chosen over a numpy MLP because the loss is
@@ -24,7 +26,8 @@ Two implementations:
   learning-rate or epoch tuning, deterministic), and t is the classic likelihood-ratio of an
   exponential family nested at w=0, so Wilks' theorem gives chi2(dof = len(w)) without a
   clip to tune. A small ridge penalty plays the role of the weight clip (keeps the fit finite
-  when D has a region R does not cover).
+  when D has a region R does not cover). Measured: 2 inputs x degree 4, N_R=10000, N_D=250,
+  200 toys: mean 8.2 vs dof 8, KS p 0.22; one test takes a few milliseconds.
 
 Normalisation: with ``n_expected`` given, N_D is treated as Poisson (the classic extended
 test, dof includes the normalisation); without it (a fixed-size recent window, the
