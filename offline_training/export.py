@@ -66,6 +66,8 @@ def export_onnx(
     batch_axis = {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        # Shape checks inside nn.LSTM are traced as constants: harmless, the shapes are fixed.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
         torch.onnx.export(
             head,

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from offline_training.models import ScoringHead
+
 __all__ = [
     "TrainConfig",
     "TrainResult",
@@ -215,8 +217,6 @@ def reconstruction_scores(
 
     For parity tests and for evaluation before export; the serving path uses ONNX Runtime.
     """
-    from offline_training.models import ScoringHead
-
     window = windows.shape[1]
     head = model if isinstance(model, ScoringHead) else ScoringHead(model, window, time_weights)
     was_training = model.training

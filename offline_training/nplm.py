@@ -1,0 +1,489 @@
+"""New Physics Learning Machine (NPLM): a likelihood-ratio test of a data sample D against
+a reference sample R, and the hybrid AE + NPLM detector.
+
+NPLM (D'Agnolo & Wulzer, PRD 99 015014 (2019); D'Agnolo et al., EPJC 81 (2021) 89;
+Grosso et al., arXiv:2501.01778) models the data density as ``n(x|w) = n(x|R) e^{f(x;w)}``
+and fits ``f`` by minimising the extended-likelihood loss
+
+    L(w) = sum_R w_R (e^{f(x)} - 1) - sum_D w_D f(x),   w_R = N_D / N_R (times event weights)
+
+The test statistic is ``t = -2 min_w L``; under the null (D drawn like R) it is chi-square
+with dof = number of trainable parameters, once the capacity of ``f`` is controlled (weight
+clipping for a network). A large t / small p-value says D is not distributed like R.
+
+Two implementations:
+
+* **torch, neural** (``nplm_*`` without prefix): f is a small MLP (default 1-4-1 sigmoid, as in
+  the NPLM package), kernel weights clamped to ``[-W, W]`` after every Adam step, full-batch
+  training. Many independent fits (toys x clip candidates) run as one batched tensor program
+  (one Adam over stacked weights; Adam is element-wise, so each fit is exactly its own), so
+  calibrating W with ``tune_clip`` costs about a CPU minute for 60 toy fits, not hours.
+  Measured: 1-4-1, N_R=2000, N_D=100, 3000 epochs, W=30: toy mean 12.6 vs dof 12.
+* **numpy, linear in its parameters** (``nplm_numpy_*``, torch-free, for the worker): f = c +
+  w . phi(x) with a fixed bounded basis (Legendre polynomials of each input's reference CDF,
+  Neyman's smooth-test basis). Chosen over a numpy MLP because the loss is
+  then convex: Newton's method reaches the exact minimum in ~10 iterations (milliseconds, no
+  learning-rate or epoch tuning, deterministic), and t is the classic likelihood-ratio of an
+  exponential family nested at w=0, so Wilks' theorem gives chi2(dof = len(w)) without a
+  clip to tune. A small ridge penalty plays the role of the weight clip (keeps the fit finite
+  when D has a region R does not cover). Measured: 2 inputs x degree 4, N_R=10000, N_D=250,
+  200 toys: mean 8.2 vs dof 8, KS p 0.22; one test takes ~10 ms (reference basis cached).
+
+Normalisation: with ``n_expected`` given, N_D is treated as Poisson (the classic extended
+test, dof includes the normalisation); without it (a fixed-size recent window, the
+streaming case) ``w_R = N_D/N_R`` and only the shape is tested (dof = parameters - 1).
+
+Hybrid detector input: NPLM sees the AE's scores (log reconstruction score and, for windows,
+the log of the peak time-step error), not raw features. That is 1-2 dimensions for every
+model family, so the NPLM stays tiny, fast and well calibrated, while the AE has already
+compressed "how unusual is this window" into those numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+
+__all__ = [
+    "NPLMConfig",
+    "NPLMResult",
+    "ClipTuning",
+    "nplm_loss",
+    "n_parameters",
+    "nplm_test",
+    "null_toys",
+    "tune_clip",
+    "empirical_p_value",
+    "nplm_numpy_basis",
+    "nplm_numpy_features",
+    "nplm_numpy_fit",
+    "nplm_numpy_test",
+    "NumpyBasis",
+    "HybridDetector",
+    "HybridResult",
+]
+
+FloatArray = np.ndarray
+
+
+@dataclass
+class NPLMResult:
+    t: float  # -2 min L
+    dof: int
+    p_value: float  # chi2(dof) survival function of t (or of t_ref-corrected, numpy variant)
+
+
+def empirical_p_value(t_obs: float, toys: FloatArray) -> float:
+    """p = (1 + #toys with t >= t_obs) / (1 + n_toys): never 0, valid for any toy count."""
+    toys = np.asarray(toys)
+    return float((1 + np.count_nonzero(toys >= t_obs)) / (1 + toys.size))
+
+
+# ========================================================================================
+# torch, neural NPLM
+
+
+@dataclass
+class NPLMConfig:
+    hidden: tuple[int, ...] = (4,)
+    activation: Literal["sigmoid", "relu", "tanh"] = "sigmoid"
+    clip: float = 9.0  # W: kernel weights clamped to [-W, W] after each step; tune_clip it
+    epochs: int = 3000
+    lr: float = 0.05
+    tol: float = 1e-3  # stop when no fit's t moved more than this over `check_every` epochs
+    check_every: int = 200
+    seed: int = 0
+
+
+def nplm_loss(f: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Per-fit NPLM loss; ``y`` 1 for D and 0 for R, ``w`` event weights (w_R already scaled).
+
+    Shapes: f, y, w (fits, events) -> (fits,).
+    """
+    return ((1 - y) * w * (torch.exp(f) - 1) - y * w * f).sum(dim=-1)
+
+
+def n_parameters(d: int, hidden: tuple[int, ...]) -> int:
+    """Trainable parameters of a d -> hidden -> 1 MLP (e.g. 1-4-1: 13)."""
+    sizes = [d, *hidden, 1]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+class _BatchedMLP(nn.Module):
+    """``fits`` independent MLPs in one pass: weights (fits, in, out), x (fits, events, d)."""
+
+    def __init__(self, fits: int, d: int, config: NPLMConfig, gen: torch.Generator) -> None:
+        super().__init__()
+        sizes = [d, *config.hidden, 1]
+        self.kernels = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            bound = (6.0 / (a + b)) ** 0.5  # Glorot uniform, as in the NPLM package
+            k = (torch.rand(fits, a, b, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            self.kernels.append(nn.Parameter(k))
+            self.biases.append(nn.Parameter(torch.zeros(fits, 1, b, dtype=torch.float64)))
+        self.act = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}[
+            config.activation
+        ]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x  # (fits, events, d)
+        last = len(self.kernels) - 1
+        for i, (k, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
+            h = torch.baddbmm(b, h, k)  # (fits, events, out)
+            if i < last:
+                h = self.act(h)
+        return h.squeeze(-1)  # (fits, events)
+
+    @torch.no_grad()
+    def clip_(self, clip: torch.Tensor) -> None:
+        c = clip.reshape(-1, 1, 1)  # one bound per fit
+        for k in self.kernels:
+            k.copy_(torch.maximum(torch.minimum(k, c), -c))
+
+
+def _train_batched(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, clip: torch.Tensor, config: NPLMConfig
+) -> torch.Tensor:
+    """Fit all ``fits`` at once (full batch, Adam, clipping); return each fit's t = -2 min L."""
+    gen = torch.Generator().manual_seed(config.seed)
+    model = _BatchedMLP(x.shape[0], x.shape[-1], config, gen)
+    model.clip_(clip)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    best = torch.zeros(x.shape[0], dtype=torch.float64)  # L = 0 at f = 0 is always reachable
+    checkpoint = best.clone()
+    for epoch in range(1, config.epochs + 1):
+        loss = nplm_loss(model(x), y, w)  # (fits,)
+        best = torch.minimum(best, loss.detach())
+        opt.zero_grad(set_to_none=True)
+        # fits are independent: the gradient of the sum is each fit's own gradient
+        loss.sum().backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        model.clip_(clip)
+        if epoch % config.check_every == 0:
+            if float((checkpoint - best).abs().max()) * 2 < config.tol:
+                break
+            checkpoint = best.clone()
+    return -2 * best
+
+
+def _standardise(reference: FloatArray, *samples: FloatArray) -> list[torch.Tensor]:
+    # Weight clipping only means the same thing across inputs on a common scale.
+    ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    mu, sd = ref.mean(axis=0), ref.std(axis=0) + 1e-12
+    out = [(ref - mu) / sd]
+    out += [(np.asarray(s, dtype=np.float64).reshape(len(s), -1) - mu) / sd for s in samples]
+    return [torch.from_numpy(a) for a in out]
+
+
+def _stack_fits(
+    ref: torch.Tensor,
+    datas: list[torch.Tensor],
+    n_expected: float | None,
+    ref_weights: FloatArray | None = None,
+    data_weights: FloatArray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lay out one fit per data sample: [R | D padded], labels and weights (padding w=0).
+
+    R's weights are normalised so they sum to N_D (observed, weighted) or ``n_expected``.
+    """
+    n_r, n_max = len(ref), max(len(d) for d in datas)
+    fits, dim = len(datas), ref.shape[1]
+    x = torch.zeros(fits, n_r + n_max, dim, dtype=torch.float64)
+    y = torch.zeros(fits, n_r + n_max, dtype=torch.float64)
+    w = torch.zeros(fits, n_r + n_max, dtype=torch.float64)
+    wr = torch.ones(n_r, dtype=torch.float64) if ref_weights is None else torch.tensor(ref_weights)
+    x[:, :n_r] = ref
+    y[:, n_r:] = 1.0
+    for i, d in enumerate(datas):
+        wd = torch.ones(len(d), dtype=torch.float64)
+        if data_weights is not None:
+            wd = torch.as_tensor(data_weights, dtype=torch.float64)
+        x[i, n_r : n_r + len(d)] = d
+        w[i, n_r : n_r + len(d)] = wd
+        w[i, :n_r] = wr * ((float(wd.sum()) if n_expected is None else n_expected) / wr.sum())
+    return x, y, w
+
+
+def _dof(d: int, hidden: tuple[int, ...], n_expected: float | None) -> int:
+    # Without a Poisson N_D the output bias only restores the normalisation: no dof.
+    return n_parameters(d, hidden) - (1 if n_expected is None else 0)
+
+
+def nplm_test(
+    reference: FloatArray,
+    data: FloatArray,
+    config: NPLMConfig | None = None,
+    n_expected: float | None = None,
+    ref_weights: FloatArray | None = None,
+    data_weights: FloatArray | None = None,
+) -> NPLMResult:
+    """Neural NPLM test of ``data`` (N_D, d) against ``reference`` (N_R, d).
+
+    Optional per-event weights (e.g. a reference reweighted to the data's conditions);
+    without ``n_expected`` the reference weights are scaled to sum to the data's weight.
+    """
+    config = config or NPLMConfig()
+    ref, dat = _standardise(reference, data)
+    x, y, w = _stack_fits(ref, [dat], n_expected, ref_weights, data_weights)
+    t = float(_train_batched(x, y, w, torch.tensor([config.clip]), config)[0])
+    dof = _dof(ref.shape[1], config.hidden, n_expected)
+    return NPLMResult(t=t, dof=dof, p_value=float(stats.chi2.sf(t, dof)))
+
+
+def null_toys(
+    reference: FloatArray,
+    n_ref: int,
+    n_data: int,
+    n_toys: int,
+    config: NPLMConfig | None = None,
+    clips: tuple[float, ...] | None = None,
+    poisson: bool = False,
+) -> dict[float, FloatArray]:
+    """t of reference-only toys for each clip: R = n_ref events, each D from the rest.
+
+    ``reference`` is split once (seeded) into R and a disjoint pool; each toy draws D from the
+    pool. With ``poisson`` the toy size is Poisson(n_data) and the test is the extended one.
+    """
+    config = config or NPLMConfig()
+    clips = clips or (config.clip,)
+    rng = np.random.default_rng(config.seed)
+    ref_all = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    perm = rng.permutation(len(ref_all))
+    r_idx, pool = perm[:n_ref], perm[n_ref:]
+    if len(pool) < n_data:
+        raise ValueError(f"reference too small: {len(ref_all)} < n_ref + n_data")
+    sizes = rng.poisson(n_data, n_toys) if poisson else np.full(n_toys, n_data)
+    draws = [ref_all[rng.choice(pool, min(int(s), len(pool)), replace=False)] for s in sizes]
+    ref, *datas = _standardise(ref_all[r_idx], *draws)
+    x, y, w = _stack_fits(ref, datas * len(clips), float(n_data) if poisson else None)
+    clip = torch.tensor(np.repeat(clips, n_toys), dtype=torch.float64)
+    t = _train_batched(x, y, w, clip, config).numpy()
+    return {c: t[i * n_toys : (i + 1) * n_toys] for i, c in enumerate(clips)}
+
+
+@dataclass
+class ClipTuning:
+    clip: float
+    dof: int
+    ks: dict[float, float] = field(default_factory=dict)  # KS statistic vs chi2(dof)
+    mean: dict[float, float] = field(default_factory=dict)  # toy mean of t
+    toys: dict[float, FloatArray] = field(default_factory=dict)
+
+
+def tune_clip(
+    reference: FloatArray,
+    candidates: tuple[float, ...],
+    n_toys: int,
+    n_ref: int | None = None,
+    n_data: int | None = None,
+    config: NPLMConfig | None = None,
+    poisson: bool = False,
+) -> ClipTuning:
+    """Pick the weight clip W whose null-toy t distribution is closest to chi2(dof) (KS).
+
+    Defaults: R is half the reference, toys are a twentieth of R (N_D / N_R = 0.05).
+    """
+    config = config or NPLMConfig()
+    n_ref = n_ref or len(reference) // 2
+    n_data = n_data or max(n_ref // 20, 1)
+    toys = null_toys(reference, n_ref, n_data, n_toys, config, candidates, poisson)
+    d = np.asarray(reference).reshape(len(reference), -1).shape[1]
+    dof = _dof(d, config.hidden, float(n_data) if poisson else None)
+    ks = {c: float(stats.kstest(t, stats.chi2(dof).cdf).statistic) for c, t in toys.items()}
+    mean = {c: float(np.mean(t)) for c, t in toys.items()}
+    return ClipTuning(clip=min(ks, key=ks.__getitem__), dof=dof, ks=ks, mean=mean, toys=toys)
+
+
+# ========================================================================================
+# numpy, linear-in-parameters NPLM (torch-free: can move to stream_detector as is)
+
+
+@dataclass(frozen=True)
+class NumpyBasis:
+    """phi(x): per input, Legendre polynomials P_1..P_K of u = F_R(x), the reference CDF.
+
+    ``knots`` (d, q) are reference quantiles at ``levels`` (q,): R's empirical CDF is
+    interpolated through them, so R is ~uniform in u and any x (even beyond R's range) maps
+    into [0, 1]. Under R the features then have mean 0, unit variance and are orthogonal
+    within an input (Neyman's smooth test basis): the fit is well conditioned, bounded
+    (|phi| <= sqrt(2K+1)), scale free, and no feature duplicates the normalisation.
+    """
+
+    knots: FloatArray  # (d, q)
+    levels: FloatArray  # (q,)
+    degree: int  # K
+
+    @property
+    def size(self) -> int:
+        return int(self.knots.shape[0] * self.degree)
+
+    def __call__(self, x: FloatArray) -> FloatArray:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (n, d)
+        u = np.stack([np.interp(x[:, j], k, self.levels) for j, k in enumerate(self.knots)], 1)
+        v = np.polynomial.legendre.legvander(2 * u - 1, self.degree)[..., 1:]  # (n, d, K)
+        return (v * np.sqrt(2 * np.arange(1, self.degree + 1) + 1)).reshape(len(x), -1)
+
+
+def nplm_numpy_basis(reference: FloatArray, degree: int = 4, n_knots: int = 201) -> NumpyBasis:
+    """Basis from the reference sample; only ``n_knots`` quantiles per input are kept."""
+    if degree < 1:
+        raise ValueError("degree must be >= 1")
+    ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    levels = np.linspace(0.0, 1.0, n_knots)
+    knots = np.quantile(ref, levels, axis=0).T  # (d, q)
+    # np.interp needs increasing knots; ties (discrete inputs) get a tiny spread.
+    knots = knots + np.arange(n_knots) * 1e-12 * (1 + np.abs(knots).max())
+    return NumpyBasis(knots, levels, degree)
+
+
+def _newton(
+    phi_r: FloatArray, a: FloatArray, sum_phi_d: FloatArray, n_d: float, ridge: float
+) -> tuple[FloatArray, float]:
+    """Minimise L(c, w) = sum_R a (e^{c + phi w} - 1) - (n_d c + sum_D phi w) + ridge/2 |w|^2.
+
+    Convex; damped Newton with backtracking. Returns (beta = [c, w], min L).
+    """
+    x = np.hstack([np.ones((len(phi_r), 1)), phi_r])  # (N_R, 1 + p)
+    target = np.concatenate([[n_d], sum_phi_d])  # data term's gradient
+    pen = np.full(x.shape[1], ridge)
+    pen[0] = 0.0  # the normalisation is not penalised
+
+    def loss(beta: FloatArray) -> float:
+        ef = np.exp(np.clip(x @ beta, -50, 50))
+        return float(a @ (ef - 1) - target @ beta + 0.5 * beta @ (pen * beta))
+
+    beta, current = np.zeros(x.shape[1]), 0.0
+    for _ in range(100):
+        m = a * np.exp(np.clip(x @ beta, -50, 50))  # (N_R,)
+        grad = x.T @ m - target + pen * beta
+        hess = (x * m[:, None]).T @ x + np.diag(pen + 1e-10)
+        step = np.linalg.solve(hess, grad)
+        decrement = float(grad @ step)
+        if decrement < 1e-12:
+            break
+        lr = 1.0
+        while lr > 1e-8 and loss(beta - lr * step) > current - 0.25 * lr * decrement:
+            lr *= 0.5
+        beta = beta - lr * step
+        current = loss(beta)
+    return beta, current
+
+
+def nplm_numpy_fit(
+    basis: NumpyBasis,
+    reference: FloatArray,
+    data: FloatArray,
+    ref_weights: FloatArray | None = None,
+    data_weights: FloatArray | None = None,
+    n_expected: float | None = None,
+    ridge: float = 1e-2,
+) -> tuple[float, FloatArray]:
+    """t = -2 min L for f(x) = c + w . phi(x); returns (t, beta=[c, w])."""
+    return _fit_phi(basis(reference), basis(data), ref_weights, data_weights, n_expected, ridge)
+
+
+def _fit_phi(
+    phi_r: FloatArray,
+    phi_d: FloatArray,
+    ref_weights: FloatArray | None,
+    data_weights: FloatArray | None,
+    n_expected: float | None,
+    ridge: float,
+) -> tuple[float, FloatArray]:
+    wr = np.ones(len(phi_r)) if ref_weights is None else np.asarray(ref_weights, np.float64)
+    wd = np.ones(len(phi_d)) if data_weights is None else np.asarray(data_weights, np.float64)
+    n_d = float(wd.sum())
+    a = wr * ((n_d if n_expected is None else n_expected) / wr.sum())  # w_R = N_D / N_R
+    beta, min_loss = _newton(phi_r, a, wd @ phi_d, n_d, ridge)
+    return -2.0 * min_loss, beta
+
+
+def nplm_numpy_test(
+    basis: NumpyBasis,
+    reference: FloatArray,
+    data: FloatArray,
+    n_expected: float | None = None,
+    ridge: float = 1e-2,
+    phi_reference: bool = False,
+) -> NPLMResult:
+    """Linear NPLM test; p-value from chi2(dof) with the finite-reference correction.
+
+    R's own fluctuations add to D's: to first order t ~ (1 + N_D/N_R) chi2(dof), so the
+    p-value uses t / (1 + N_D/N_R). ``t`` in the result is the raw -2 min L.
+    ``phi_reference=True`` says ``reference`` is already ``basis(R)`` (cache it when one
+    reference serves many tests).
+    """
+    phi_r = reference if phi_reference else basis(reference)
+    t, _ = _fit_phi(phi_r, basis(data), None, None, n_expected, ridge)
+    dof = basis.size + (0 if n_expected is None else 1)
+    scaled = t / (1.0 + len(data) / len(reference))
+    return NPLMResult(t=t, dof=dof, p_value=float(stats.chi2.sf(scaled, dof)))
+
+
+def nplm_numpy_features(score: FloatArray, errors: FloatArray | None = None) -> FloatArray:
+    """NPLM inputs from the scoring contract's outputs: (n, 1) or (n, 2).
+
+    Column 0: log of the window score (scores are squared errors, spread over decades).
+    Column 1 (only for windows longer than 1): log of the peak time-step error, which tells
+    a single spike from a broad shift of the same mean error.
+    """
+    eps = 1e-12
+    cols = [np.log(np.asarray(score, dtype=np.float64) + eps)]
+    if errors is not None and errors.shape[1] > 1:
+        cols.append(np.log(errors.mean(axis=2).max(axis=1).astype(np.float64) + eps))
+    return np.stack(cols, axis=1)
+
+
+@dataclass
+class HybridResult:
+    flags: FloatArray  # (n,) bool: AE stage, score above the AE threshold
+    t: float
+    dof: int
+    p_value: float
+    anomalous: bool  # NPLM stage: p_value < alpha
+
+
+@dataclass
+class HybridDetector:
+    """AE flags obvious anomalies per window; NPLM tests the recent sample for subtle shifts.
+
+    Windows the AE already flags are removed from D *and* from the reference before the
+    NPLM test (seed 000's filtering), so NPLM looks only at the bulk below the threshold:
+    cutting D alone would leave R with a tail D cannot have, a false signal of its own.
+    """
+
+    ae_threshold: float
+    reference: FloatArray  # (N_R, d) NPLM features of normal history (nplm_numpy_features)
+    reference_scores: FloatArray  # (N_R,) their AE scores
+    alpha: float = 0.01
+    degree: int = 4
+    ridge: float = 1e-2
+    basis: NumpyBasis = field(init=False)
+    _phi_ref: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        keep = self.reference_scores <= self.ae_threshold
+        self.reference = np.asarray(self.reference)[keep]
+        self.reference_scores = np.asarray(self.reference_scores)[keep]
+        self.basis = nplm_numpy_basis(self.reference, self.degree)
+        self._phi_ref = self.basis(self.reference)
+
+    def flag(self, scores: FloatArray) -> FloatArray:
+        return np.asarray(scores) > self.ae_threshold
+
+    def test(self, scores: FloatArray, errors: FloatArray | None = None) -> HybridResult:
+        """Score-stage flags and the NPLM test for the most recent windows of one key."""
+        flags = self.flag(scores)
+        feats = nplm_numpy_features(scores, errors)[~flags]
+        if len(feats) < 2:  # nothing left to test: the AE stage has it all
+            return HybridResult(flags, 0.0, self.basis.size, 1.0, False)
+        res = nplm_numpy_test(
+            self.basis, self._phi_ref, feats, ridge=self.ridge, phi_reference=True
+        )
+        return HybridResult(flags, res.t, res.dof, res.p_value, res.p_value < self.alpha)
