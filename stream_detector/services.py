@@ -73,6 +73,8 @@ def free_port(preferred: int | None = None) -> int:
     candidates = [preferred, 0] if preferred else [0]
     for candidate in candidates:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # servers bind with SO_REUSEADDR: a port in TIME_WAIT is free for them too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", candidate or 0))
             except OSError:
