@@ -10,6 +10,7 @@ the first partition assignment is done, else 503), ``/metrics`` (Prometheus).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,7 @@ class _Models:
         ]
         self.caches: list[ThresholdCache] = []
         self.runtimes: list[ModelRuntime] = []
+        self._started: asyncio.Event | None = None
         for registry in self.registries:
             self._add(registry.load_latest())
 
@@ -74,6 +76,18 @@ class _Models:
                 changed = True
         return changed
 
+    async def start(self) -> None:
+        """Load every model's thresholds from Redis once, then let scoring begin."""
+        for cache in self.caches:
+            await cache.start()
+        self.started.set()
+
+    @property
+    def started(self) -> asyncio.Event:
+        if self._started is None:  # created inside the worker's event loop
+            self._started = asyncio.Event()
+        return self._started
+
     @property
     def degraded(self) -> bool:
         return any(c.degraded for c in self.caches)
@@ -82,6 +96,7 @@ class _Models:
 def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     """A worker app scoring the models at ``model_paths`` (model dirs or registry roots)."""
     partitions = ensure_topics(settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_url,
@@ -114,6 +129,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
 
     @app.agent(source)
     async def score(stream: Any) -> None:  # faust.StreamT lacks take_events in its stubs
+        await models.started.wait()  # never score with thresholds Redis has not confirmed
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait):
             await runtime.process([
                 Message(e.value, e.message.topic, e.message.partition, e.message.offset,
@@ -138,8 +154,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
 def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: WorkerRuntime) -> None:
     @app.task
     async def start_thresholds() -> None:
-        for cache in models.caches:
-            await cache.start()
+        await models.start()
 
     @app.timer(interval=settings.model_poll_interval)
     async def poll_models() -> None:

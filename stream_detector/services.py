@@ -216,6 +216,15 @@ class KafkaBroker:
         )
         return config
 
+    @staticmethod
+    def _format(java: str, classpath: str, config: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        fmt = [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+               "-c", str(config), "--ignore-formatted"]
+        done = subprocess.run(fmt, capture_output=True, text=True, check=False)  # noqa: S603
+        if done.returncode != 0:
+            raise ServiceStartError(f"formatting KRaft storage failed:\n{done.stderr[-2000:]}")
+
     def start(
         self,
         data_dir: Path | None = None,
@@ -229,16 +238,12 @@ class KafkaBroker:
         data_dir = Path(data_dir or tempfile.mkdtemp(prefix="sd-kafka-"))
         (data_dir / "logs").mkdir(parents=True, exist_ok=True)
         port = free_port(port)
-        controller_port = free_port()
+        controller_port = free_port(port + 1)  # stable across restarts of one data dir
         config = self._render_config(data_dir, port, controller_port)
         classpath = f"{libs}/*"
         log_path = data_dir / "logs" / "console.log"
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        fmt = [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-               "-c", str(config), "--ignore-formatted"]
-        done = subprocess.run(fmt, capture_output=True, text=True, check=False)  # noqa: S603
-        if done.returncode != 0:
-            raise ServiceStartError(f"formatting KRaft storage failed:\n{done.stderr[-2000:]}")
+        if not (data_dir / "data" / "meta.properties").is_file():  # first start: format
+            self._format(java, classpath, config)
         log4j = self.recipe_dir / "log4j.properties"
         args = [java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
                 f"-Dkafka.logs.dir={data_dir / 'logs'}", f"-Dlog4j.configuration=file:{log4j}",
