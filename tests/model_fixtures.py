@@ -48,6 +48,21 @@ def window_mean_model(window: int, features: int, last_k: int | None = None) -> 
     return model.SerializeToString()
 
 
+def card_dict(**changes: Any) -> dict[str, Any]:
+    """A valid model card as a plain dict (no model file behind it); ``changes`` override."""
+    card: dict[str, Any] = {
+        "name": "nab-dense", "version": "3", "family": "dense",
+        "created_at": "2026-11-22T07:00:00Z", "onnx_sha256": "ab" * 32,
+        "record_kind": "series", "window": 50, "stride": 1, "features": ["value"],
+        "scaler": {"method": "none", "per_key": False, "params": {}},
+        "thresholds": {"method": "percentile", "value_param": 99.0, "default": 0.5,
+                       "per_key": {}},
+        "data_sha256": "cd" * 32,
+    }
+    card.update(changes)
+    return card
+
+
 def write_registry_model(
     directory: Path, onnx_bytes: bytes, *, name: str = "tiny", version: str = "1",
     window: int, features: list[str], record_kind: str = "series",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_fixtures import card_dict
 from typer.testing import CliRunner
 
 from schemas.card import ModelCard
@@ -17,24 +18,10 @@ from stream_detector.services import ServiceHandle
 from stream_detector.thresholds import ThresholdCache
 
 runner = CliRunner()
-CARD: dict[str, Any] = {
-    "name": "nab-dense",
-    "version": "3",
-    "family": "dense",
-    "created_at": "2026-11-22T07:00:00Z",
-    "onnx_sha256": "ab" * 32,
-    "record_kind": "series",
-    "window": 50,
-    "features": ["value"],
-    "scaler": {"method": "none", "per_key": False, "params": {}},
-    "thresholds": {
-        "method": "percentile",
-        "value_param": 99.0,
-        "default": 0.5,
-        "per_key": {"Twitter_volume_AAPL": 0.7, "Twitter_volume_FB": 0.9},
-    },
-    "data_sha256": "cd" * 32,
-}
+CARD = card_dict(thresholds={
+    "method": "percentile", "value_param": 99.0, "default": 0.5,
+    "per_key": {"Twitter_volume_AAPL": 0.7, "Twitter_volume_FB": 0.9},
+})
 
 
 @pytest.fixture()

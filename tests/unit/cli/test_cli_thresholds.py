@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from model_fixtures import card_dict
 from typer.testing import CliRunner
 
 from schemas.export import SCHEMA_FILES
@@ -130,19 +131,7 @@ def test_schemas_export_into_a_file_fails_cleanly(tmp_path: Path) -> None:
     assert str(blocker) in one_error_line(result.output)
 
 
-CARD = {
-    "name": "nab-dense",
-    "version": "3",
-    "family": "dense",
-    "created_at": "2026-11-22T07:00:00Z",
-    "onnx_sha256": "ab" * 32,
-    "record_kind": "series",
-    "window": 50,
-    "features": ["value"],
-    "scaler": {"method": "none", "per_key": False, "params": {}},
-    "thresholds": {"method": "percentile", "value_param": 99.0, "default": 0.5, "per_key": {}},
-    "data_sha256": "cd" * 32,
-}
+CARD = card_dict()
 
 
 def test_the_cli_default_key_is_the_cards() -> None:

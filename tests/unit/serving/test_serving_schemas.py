@@ -8,32 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_fixtures import card_dict
 from pydantic import ValidationError
 
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef, event_id_for
 from schemas.export import SCHEMA_FILES, export_json_schemas
 
-CARD: dict[str, Any] = {
-    "name": "nab-dense",
-    "version": "3",
-    "family": "dense",
-    "created_at": "2026-11-22T07:00:00Z",
-    "onnx_sha256": "ab" * 32,
-    "record_kind": "series",
-    "window": 50,
-    "stride": 1,
-    "features": ["value"],
-    "scaler": {
+CARD = card_dict(
+    scaler={
         "method": "standard",
         "per_key": True,
         "params": {"*": {"center": [0.0], "scale": [1.0]}, "A": {"center": [5.0], "scale": [2.0]}},
     },
-    "thresholds": {"method": "percentile", "value_param": 99.0, "default": 0.5, "per_key": {}},
-    "metrics": {"auc": 0.9, "undefined": None},
-    "data_sha256": "cd" * 32,
-    "library_versions": {"torch": "2.15"},
-}
+    metrics={"auc": 0.9, "undefined": None},
+    library_versions={"torch": "2.15"},
+)
 
 
 def card_with(**changes: Any) -> dict[str, Any]:
