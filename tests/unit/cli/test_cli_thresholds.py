@@ -12,7 +12,7 @@ from model_fixtures import card_dict
 from typer.testing import CliRunner
 
 from schemas.export import SCHEMA_FILES
-from stream_detector import cli
+from stream_detector import cli, cli_thresholds
 from stream_detector.cli import app
 
 runner = CliRunner()
@@ -137,7 +137,7 @@ CARD = card_dict()
 def test_the_cli_default_key_is_the_cards() -> None:
     from schemas.card import DEFAULT_KEY
 
-    assert cli._DEFAULT_KEY == DEFAULT_KEY
+    assert cli_thresholds._DEFAULT_KEY == DEFAULT_KEY
 
 
 def test_help_stays_fast_by_not_importing_the_schemas() -> None:
