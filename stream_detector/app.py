@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from stream_detector.logs import logging_config
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import ModelRuntime
 from stream_detector.registry import ModelRegistry
@@ -60,8 +61,9 @@ class _Models:
             self.runtimes.append(runtime)
         else:
             self.caches[index], self.runtimes[index] = cache, runtime
-        log.info("model %s version %s on %s (sha256 %s)", loaded.card.name, loaded.card.version,
-                 loaded.scorer.provider, loaded.card.onnx_sha256[:12])
+        if index is not None:  # a hot-swap (start-up models are logged by start())
+            log.info("hot-swapped to model %s version %s on %s", loaded.card.name,
+                     loaded.card.version, loaded.scorer.provider)
 
     async def refresh(self) -> bool:
         """Pick up new versions dropped into a registry; True when something changed."""
@@ -78,7 +80,12 @@ class _Models:
 
     async def start(self) -> None:
         """Load every model's thresholds from Redis once, then let scoring begin."""
-        for cache in self.caches:
+        for runtime, cache in zip(self.runtimes, self.caches, strict=True):
+            card = runtime.card
+            log.info("model %s version %s on %s (sha256 %s)", card.name, card.version,
+                     runtime.loaded.scorer.provider, card.onnx_sha256[:12],
+                     extra={"model": card.name, "version": card.version,
+                            "provider": runtime.loaded.scorer.provider})
             await cache.start()
         self.started.set()
 
@@ -194,5 +201,8 @@ def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) ->
     """Run a worker until interrupted (blocks)."""
     settings = settings or get_settings()
     app = create_app(settings, model_paths)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower())
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.lower(),
+        logging_config=logging_config(settings.log_format, settings.log_level),
+    )
     worker.execute_from_commandline()

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
         description="downloads and local services (Kafka jars, broker data)",
     )
     log_level: str = Field("INFO", description="logging level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="worker log lines: text, or one JSON object per line"
+    )
 
     @field_validator("kafka_url")
     @classmethod

@@ -75,13 +75,18 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
         if i // 10 < len(BAD):
             messages.append((b"cpu", list(BAD.values())[i // 10]))
 
-    with run_worker(kafka_broker, redis_server, [model.parent.parent], tmp_path) as worker:
+    with run_worker(kafka_broker, redis_server, [model.parent.parent], tmp_path,
+                    extra_env={"STREAM_DETECTOR_LOG_FORMAT": "json"}) as worker:
         produce(kafka_broker, worker.topics["input"], messages)
         events = consume(kafka_broker, worker.topics["output"], len(expected), 60, settle=2)
         dead = consume(kafka_broker, worker.topics["dead"], len(BAD), 30)
         status, health = worker.get("/health")
         metrics = worker.get("/metrics")[1].decode()
 
+    logs = [json.loads(line) for line in worker.log.read_text().splitlines()
+            if line.startswith("{")]
+    assert any(entry["logger"] == "stream_detector.app" and "model tiny version 1" in
+               entry["message"] for entry in logs)  # structured logs, one JSON object a line
     got = {(e["key"], e["window_end"]): e for e in events}
     assert got.keys() == expected.keys()
     for k, e in got.items():
