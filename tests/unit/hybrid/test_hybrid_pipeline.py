@@ -11,9 +11,10 @@ import pytest
 from hybrid_fixtures import event_records, runtime_of
 from scipy import stats
 
+from offline_training.synthetic import EventsConfig, make_events, write_events
 from schemas.card import NPLMCard
 from schemas.events import event_id_for
-from stream_detector.batch import score_records
+from stream_detector.batch import score_file, score_records
 from stream_detector.hybrid import p_value_severity
 from stream_detector.nplm import chi2_sf, nplm_numpy_basis, nplm_numpy_features, nplm_numpy_test
 from stream_detector.pipeline import Scored
@@ -90,6 +91,16 @@ def test_scoring_is_deterministic(hybrid_dir: Path) -> None:
     first = [s.event.model_dump() for s in scored(hybrid_dir, "det-sig", 0.2, 12) if s.event]
     again = [s.event.model_dump() for s in scored(hybrid_dir, "det-sig", 0.2, 12) if s.event]
     assert first and first == again
+
+
+def test_score_file_reports_the_p_values(hybrid_dir: Path, tmp_path: Path) -> None:
+    data = write_events(tmp_path / "sig.csv",
+                        make_events(EventsConfig(events=1000, signal_fraction=0.2), seed=12))
+    rows = score_file(hybrid_dir, data, provider="cpu")
+    tested = [r for r in rows if r.p_value is not None and r.event_id == ""]
+    alerts = [r for r in rows if r.alert and r.p_value is not None and r.p_value < 0.01]
+    assert tested and all(r.p_value is not None and r.p_value >= 0.01 for r in tested)
+    assert alerts and all(r.event_id for r in alerts)
 
 
 @pytest.mark.parametrize("dof", [1, 2, 3, 4, 8, 9, 25])
