@@ -25,6 +25,17 @@ with the p-value and the larger of the two severities.
 
 A key's ring (:class:`SampleRing`) holds ``sample_size`` float32 feature rows and each
 window's start timestamp text: about ``sample_size * (4 * width + 25)`` bytes of state.
+
+Cost (measured, 2 shared CPU cores): one test with N_R 1200-2000 and N_D 200-250 takes
+0.7-1.6 ms (four Newton steps); the per-window bookkeeping about 3.5 us, so ``every = 50``
+adds 15-30 us per window on average.
+
+Calibration: ``chi2(dof)`` holds when a key's windows are independent draws, as feature
+events (window 1) are; measured on generated background events, 1.1% of 640 tests had
+p < 0.01. Overlapping windows of one series are not independent, and a seasonal series'
+local sample differs from history spread over all seasons: there every test came out near
+p = 0 on a synthetic series' own training data. For series, read the p-value as a ranking,
+or use a stride of one window and a longer sample.
 """
 
 from __future__ import annotations

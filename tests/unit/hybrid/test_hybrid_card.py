@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from offline_training.hybrid import hybrid_options
 from schemas.card import ModelCard, NPLMCard
+from stream_detector.hybrid import HybridStage
+from stream_detector.nplm import nplm_numpy_features
 
 
 def card_dict(hybrid_dir: Path) -> dict[str, Any]:
@@ -55,7 +58,14 @@ def test_reference_width_must_match_the_window(hybrid_dir: Path) -> None:
     with pytest.raises(ValidationError, match="needs 2"):
         ModelCard.model_validate(raw)
     raw["nplm"] = {**raw["nplm"], "reference": [[r[0], r[0]] for r in raw["nplm"]["reference"]]}
-    assert ModelCard.model_validate(raw).nplm_card() is not None
+    stage = HybridStage.from_card(ModelCard.model_validate(raw))
+    assert stage is not None and stage.basis.size == 2 * 4
+    # the worker's per-window features are the batch function's, row by row
+    rng = np.random.default_rng(0)
+    errors = rng.gamma(2.0, 0.1, size=(6, 8, 57)).astype(np.float32)
+    scores = errors.mean(axis=(1, 2))
+    rows = [stage.features(float(s), e) for s, e in zip(scores, errors, strict=True)]
+    np.testing.assert_allclose(rows, nplm_numpy_features(scores, errors), rtol=1e-12)
 
 
 def test_other_families_keep_nplm_a_free_dict(hybrid_dir: Path) -> None:
