@@ -20,7 +20,7 @@ import pandas as pd
 from offline_training import plots
 from offline_training.metrics import detection_metrics
 from offline_training.nab import load_windows, score_file, window_indices
-from stream_detector.batch import ScoreRow, load_runtime, score_records
+from stream_detector.batch import COLUMNS, ScoreRow, load_runtime, score_records
 from stream_detector.exceptions import DataError
 from stream_detector.replay import load_source
 
@@ -47,9 +47,7 @@ def windows_for(labels: Path, data: Path) -> list[tuple[pd.Timestamp, pd.Timesta
 
 
 def _frame(rows: list[ScoreRow]) -> pd.DataFrame:
-    frame = pd.DataFrame([r.as_tuple() for r in rows],
-                         columns=["timestamp", "key", "score", "raw_score", "threshold",
-                                  "alert", "warm_up", "late", "top_contributors", "event_id"])
+    frame = pd.DataFrame([r.as_tuple() for r in rows], columns=COLUMNS)
     frame["time"] = pd.to_datetime(frame["timestamp"])
     return frame
 

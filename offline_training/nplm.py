@@ -19,7 +19,8 @@ Two implementations:
   (one Adam over stacked weights; Adam is element-wise, so each fit is exactly its own), so
   calibrating W with ``tune_clip`` costs about a CPU minute for 60 toy fits, not hours.
   Measured: 1-4-1, N_R=2000, N_D=100, 3000 epochs, W=30: toy mean 12.6 vs dof 12.
-* **numpy, linear in its parameters** (``nplm_numpy_*``, torch-free, for the worker): f = c +
+* **numpy, linear in its parameters** (``nplm_numpy_*``, torch-free, in
+  :mod:`stream_detector.nplm` because the worker runs it; re-exported here): f = c +
   w . phi(x) with a fixed bounded basis (Legendre polynomials of each input's reference CDF,
   Neyman's smooth-test basis). Chosen over a numpy MLP because the loss is
   then convex: Newton's method reaches the exact minimum in ~10 iterations (milliseconds, no
@@ -49,6 +50,15 @@ import torch
 from scipy import stats
 from torch import nn
 
+from stream_detector.nplm import (
+    NPLMResult,
+    NumpyBasis,
+    nplm_numpy_basis,
+    nplm_numpy_features,
+    nplm_numpy_fit,
+    nplm_numpy_test,
+)
+
 __all__ = [
     "NPLMConfig",
     "NPLMResult",
@@ -69,13 +79,6 @@ __all__ = [
 ]
 
 FloatArray = np.ndarray
-
-
-@dataclass
-class NPLMResult:
-    t: float  # -2 min L
-    dof: int
-    p_value: float  # chi2(dof) survival function of t (or of t_ref-corrected, numpy variant)
 
 
 def empirical_p_value(t_obs: float, toys: FloatArray) -> float:
@@ -301,143 +304,7 @@ def tune_clip(
 
 
 # ========================================================================================
-# numpy, linear-in-parameters NPLM (torch-free: can move to stream_detector as is)
-
-
-@dataclass(frozen=True)
-class NumpyBasis:
-    """phi(x): per input, Legendre polynomials P_1..P_K of u = F_R(x), the reference CDF.
-
-    ``knots`` (d, q) are reference quantiles at ``levels`` (q,): R's empirical CDF is
-    interpolated through them, so R is ~uniform in u and any x (even beyond R's range) maps
-    into [0, 1]. Under R the features then have mean 0, unit variance and are orthogonal
-    within an input (Neyman's smooth test basis): the fit is well conditioned, bounded
-    (|phi| <= sqrt(2K+1)), scale free, and no feature duplicates the normalisation.
-    """
-
-    knots: FloatArray  # (d, q)
-    levels: FloatArray  # (q,)
-    degree: int  # K
-
-    @property
-    def size(self) -> int:
-        return int(self.knots.shape[0] * self.degree)
-
-    def __call__(self, x: FloatArray) -> FloatArray:
-        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (n, d)
-        u = np.stack([np.interp(x[:, j], k, self.levels) for j, k in enumerate(self.knots)], 1)
-        v = np.polynomial.legendre.legvander(2 * u - 1, self.degree)[..., 1:]  # (n, d, K)
-        return (v * np.sqrt(2 * np.arange(1, self.degree + 1) + 1)).reshape(len(x), -1)
-
-
-def nplm_numpy_basis(reference: FloatArray, degree: int = 4, n_knots: int = 201) -> NumpyBasis:
-    """Basis from the reference sample; only ``n_knots`` quantiles per input are kept."""
-    if degree < 1:
-        raise ValueError("degree must be >= 1")
-    ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
-    levels = np.linspace(0.0, 1.0, n_knots)
-    knots = np.quantile(ref, levels, axis=0).T  # (d, q)
-    # np.interp needs increasing knots; ties (discrete inputs) get a tiny spread.
-    knots = knots + np.arange(n_knots) * 1e-12 * (1 + np.abs(knots).max())
-    return NumpyBasis(knots, levels, degree)
-
-
-def _newton(
-    phi_r: FloatArray, a: FloatArray, sum_phi_d: FloatArray, n_d: float, ridge: float
-) -> tuple[FloatArray, float]:
-    """Minimise L(c, w) = sum_R a (e^{c + phi w} - 1) - (n_d c + sum_D phi w) + ridge/2 |w|^2.
-
-    Convex; damped Newton with backtracking. Returns (beta = [c, w], min L).
-    """
-    x = np.hstack([np.ones((len(phi_r), 1)), phi_r])  # (N_R, 1 + p)
-    target = np.concatenate([[n_d], sum_phi_d])  # data term's gradient
-    pen = np.full(x.shape[1], ridge)
-    pen[0] = 0.0  # the normalisation is not penalised
-
-    def loss(beta: FloatArray) -> float:
-        ef = np.exp(np.clip(x @ beta, -50, 50))
-        return float(a @ (ef - 1) - target @ beta + 0.5 * beta @ (pen * beta))
-
-    beta, current = np.zeros(x.shape[1]), 0.0
-    for _ in range(100):
-        m = a * np.exp(np.clip(x @ beta, -50, 50))  # (N_R,)
-        grad = x.T @ m - target + pen * beta
-        hess = (x * m[:, None]).T @ x + np.diag(pen + 1e-10)
-        step = np.linalg.solve(hess, grad)
-        decrement = float(grad @ step)
-        if decrement < 1e-12:
-            break
-        lr = 1.0
-        while lr > 1e-8 and loss(beta - lr * step) > current - 0.25 * lr * decrement:
-            lr *= 0.5
-        beta = beta - lr * step
-        current = loss(beta)
-    return beta, current
-
-
-def nplm_numpy_fit(
-    basis: NumpyBasis,
-    reference: FloatArray,
-    data: FloatArray,
-    ref_weights: FloatArray | None = None,
-    data_weights: FloatArray | None = None,
-    n_expected: float | None = None,
-    ridge: float = 1e-2,
-) -> tuple[float, FloatArray]:
-    """t = -2 min L for f(x) = c + w . phi(x); returns (t, beta=[c, w])."""
-    return _fit_phi(basis(reference), basis(data), ref_weights, data_weights, n_expected, ridge)
-
-
-def _fit_phi(
-    phi_r: FloatArray,
-    phi_d: FloatArray,
-    ref_weights: FloatArray | None,
-    data_weights: FloatArray | None,
-    n_expected: float | None,
-    ridge: float,
-) -> tuple[float, FloatArray]:
-    wr = np.ones(len(phi_r)) if ref_weights is None else np.asarray(ref_weights, np.float64)
-    wd = np.ones(len(phi_d)) if data_weights is None else np.asarray(data_weights, np.float64)
-    n_d = float(wd.sum())
-    a = wr * ((n_d if n_expected is None else n_expected) / wr.sum())  # w_R = N_D / N_R
-    beta, min_loss = _newton(phi_r, a, wd @ phi_d, n_d, ridge)
-    return -2.0 * min_loss, beta
-
-
-def nplm_numpy_test(
-    basis: NumpyBasis,
-    reference: FloatArray,
-    data: FloatArray,
-    n_expected: float | None = None,
-    ridge: float = 1e-2,
-    phi_reference: bool = False,
-) -> NPLMResult:
-    """Linear NPLM test; p-value from chi2(dof) with the finite-reference correction.
-
-    R's own fluctuations add to D's: to first order t ~ (1 + N_D/N_R) chi2(dof), so the
-    p-value uses t / (1 + N_D/N_R). ``t`` in the result is the raw -2 min L.
-    ``phi_reference=True`` says ``reference`` is already ``basis(R)`` (cache it when one
-    reference serves many tests).
-    """
-    phi_r = reference if phi_reference else basis(reference)
-    t, _ = _fit_phi(phi_r, basis(data), None, None, n_expected, ridge)
-    dof = basis.size + (0 if n_expected is None else 1)
-    scaled = t / (1.0 + len(data) / len(reference))
-    return NPLMResult(t=t, dof=dof, p_value=float(stats.chi2.sf(scaled, dof)))
-
-
-def nplm_numpy_features(score: FloatArray, errors: FloatArray | None = None) -> FloatArray:
-    """NPLM inputs from the scoring contract's outputs: (n, 1) or (n, 2).
-
-    Column 0: log of the window score (scores are squared errors, spread over decades).
-    Column 1 (only for windows longer than 1): log of the peak time-step error, which tells
-    a single spike from a broad shift of the same mean error.
-    """
-    eps = 1e-12
-    cols = [np.log(np.asarray(score, dtype=np.float64) + eps)]
-    if errors is not None and errors.shape[1] > 1:
-        cols.append(np.log(errors.mean(axis=2).max(axis=1).astype(np.float64) + eps))
-    return np.stack(cols, axis=1)
+# numpy, linear-in-parameters NPLM: lives in stream_detector.nplm (the worker runs it)
 
 
 @dataclass

@@ -73,6 +73,7 @@ class TrainOptions:
     detection: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     plots: bool = True
+    nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
 
 
 @dataclass
@@ -235,14 +236,16 @@ def train(opts: TrainOptions) -> TrainReport:
     source = load_source(opts.data, kind=opts.kind, key=opts.key)
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
-    values = _arrays(part)
+    fit_part, reference_part = _hybrid_split(opts, part)
+    values = _arrays(fit_part)
     features = _feature_names(source.kind, records)
     window = opts.window or (1 if source.kind == "events" else DEFAULTS["window"])
     transform = opts.transform or ("log1p" if source.kind != "events" else "none")
     scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")
     windows = _windows(values, scaler, window, opts.stride)
 
-    model = build_model(opts.family, window, len(features), opts.model_config, seed=opts.seed)
+    family = _ae_family(opts.family, source.kind)
+    model = build_model(family, window, len(features), opts.model_config, seed=opts.seed)
     opts.model_config = config_dict(model)
     result = fit(model, windows, opts.train)
 
@@ -276,11 +279,41 @@ def train(opts: TrainOptions) -> TrainReport:
                                    per_key=opts.per_key_thresholds)
     card = card.model_copy(update={"thresholds": card.thresholds.model_validate(
         thresholds.to_card()), "detection": detection})
+    if opts.family == "hybrid":
+        card = _with_nplm(card, staging, reference_part, opts)
     _write_card(staging, card)
     plots = _plots(staging, result, by_key, thresholds.default) if opts.plots else []
     staging.rename(final)
     plots = [final / p.name for p in plots]
     return TrainReport(final, card, result, time.perf_counter() - started, plots)
+
+
+def _ae_family(family: str, kind: str) -> str:
+    if family != "hybrid":
+        return family
+    from offline_training.hybrid import ae_family
+
+    return ae_family(kind)
+
+
+def _hybrid_split(opts: TrainOptions, part: list[Record]) -> tuple[list[Record], list[Record]]:
+    """Hybrid models hold the last part of each key's records out of the AE fit."""
+    if opts.family != "hybrid":
+        return part, []
+    from offline_training.hybrid import hybrid_options, split_reference
+
+    return split_reference(part, hybrid_options(opts.nplm)["reference_fraction"])
+
+
+def _with_nplm(
+    card: ModelCard, staging: Path, reference: list[Record], opts: TrainOptions
+) -> ModelCard:
+    from offline_training.hybrid import hybrid_options, nplm_section
+
+    section = nplm_section(staging, reference, hybrid_options(opts.nplm), seed=opts.seed)
+    training = {**card.training, "ae_family": _ae_family("hybrid", card.record_kind),
+                "nplm": opts.nplm, "reference_records": len(reference)}
+    return ModelCard.model_validate({**card.model_dump(), "nplm": section, "training": training})
 
 
 def _feature_names(kind: str, records: Sequence[Record]) -> list[str]:

@@ -4,6 +4,10 @@ A worker trusts nothing about a model it has not read here: window length, strid
 feature names, how to scale inputs, the thresholds calibrated at training time, and the
 sha256 of the ONNX file (checked before any session is created). Training writes it with
 ``card.model_dump_json(indent=2)``; the worker reads it with ``ModelCard.model_validate_json``.
+
+Hybrid models (``family: "hybrid"``) carry an ``nplm`` section, validated as
+:class:`NPLMCard`: the reference sample and settings of the NPLM stage that tests each key's
+recent windows against normal history (see :mod:`stream_detector.hybrid`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from schemas.records import MAX_FEATURES, MAX_WINDOW_LENGTH, RecordKind, parse_i
 
 __all__ = [
     "ModelCard",
+    "NPLMCard",
+    "MAX_NPLM_REFERENCE",
     "ScalerCard",
     "ScalerParams",
     "ThresholdCard",
@@ -25,6 +31,9 @@ __all__ = [
 
 DEFAULT_KEY = "*"
 """Scaler and threshold entry used for keys without their own."""
+
+MAX_NPLM_REFERENCE = 5000
+"""Largest NPLM reference sample a card may hold (it is read into every worker)."""
 
 # Names and versions become directory names and Redis key parts: keep them boring.
 _NAME = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
@@ -88,6 +97,43 @@ class ThresholdCard(_Frozen):
         return self
 
 
+class NPLMCard(_Frozen):
+    """The NPLM stage of a hybrid detector: what a key's recent windows are tested against.
+
+    Each window's NPLM features are the log of its AE score and, for windows longer than
+    one step, the log of its peak time-step error (``stream_detector.nplm
+    .nplm_numpy_features``). Windows whose raw AE score exceeds ``ae_threshold`` are the AE
+    stage's business and enter neither the reference nor a key's sample. Once a key holds
+    ``sample_size`` unflagged windows, every ``every`` new ones the sample is tested against
+    ``reference``; ``p < alpha`` is an anomaly. The AE's own detection threshold is not
+    here: it stays in ``thresholds`` (and Redis).
+    """
+
+    reference: list[list[_FiniteFloat]] = Field(
+        min_length=10, max_length=MAX_NPLM_REFERENCE,
+        description="NPLM features of normal held-out windows the AE does not flag (N_R rows)",
+    )
+    degree: int = Field(4, ge=1, le=12, description="Legendre polynomials per input")
+    ridge: _FiniteFloat = Field(1e-2, ge=0.0, description="L2 penalty on the fit's weights")
+    alpha: _FiniteFloat = Field(0.01, gt=0.0, lt=1.0, description="p-value that alerts")
+    sample_size: int = Field(250, ge=10, le=MAX_NPLM_REFERENCE, description="N_D per key")
+    every: int = Field(50, ge=1, le=MAX_NPLM_REFERENCE, description="windows between tests")
+    ae_threshold: _FiniteFloat = Field(description="raw AE score above which a window is "
+                                       "left to the AE stage (not tested by NPLM)")
+
+    @model_validator(mode="after")
+    def _rectangular(self) -> NPLMCard:
+        widths = {len(row) for row in self.reference}
+        if len(widths) != 1 or not widths <= {1, 2}:
+            raise ValueError("nplm.reference rows must all have 1 or 2 values")
+        return self
+
+    @property
+    def width(self) -> int:
+        """NPLM features per window."""
+        return len(self.reference[0])
+
+
 class ModelCard(_Frozen):
     """Everything a worker must know about a model, validated before the model is used."""
 
@@ -143,6 +189,22 @@ class ModelCard(_Frozen):
                     f"scales but the card lists {width} features"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _hybrid_nplm(self) -> ModelCard:
+        section = self.nplm_card()
+        if section is not None and section.width != (1 if self.window == 1 else 2):
+            raise ValueError(
+                f"nplm.reference has {section.width} columns; a window of {self.window} "
+                f"needs {1 if self.window == 1 else 2} (log score, and peak step error)"
+            )
+        return self
+
+    def nplm_card(self) -> NPLMCard | None:
+        """The validated NPLM section of a hybrid model; None for other families."""
+        if self.family != "hybrid" or self.nplm is None:
+            return None
+        return NPLMCard.model_validate(self.nplm)
 
     def threshold_for(self, key: str) -> float:
         """The calibrated threshold for ``key``, falling back to the default."""

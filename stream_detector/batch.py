@@ -22,7 +22,7 @@ from stream_detector.thresholds import ThresholdCache
 __all__ = ["ScoreRow", "score_records", "score_file", "COLUMNS"]
 
 COLUMNS = ["timestamp", "key", "score", "raw_score", "threshold", "alert", "warm_up",
-           "late", "top_contributors", "event_id"]
+           "late", "top_contributors", "event_id", "p_value"]
 _CHUNK = 4096
 
 
@@ -40,6 +40,8 @@ class ScoreRow:
     late: bool
     top_contributors: str
     event_id: str
+    # hybrid models: the NPLM test this window ran, else its event's (the key's latest)
+    p_value: float | None = None
 
     def as_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, c) for c in COLUMNS)
@@ -49,9 +51,10 @@ def _row(s: Scored, names: Sequence[str]) -> ScoreRow:
     event: AnomalyEvent | None = s.event
     tops = event.top_contributors if event is not None else top_contributors(s.errors, names, 3)
     text = ";".join(f"{c.name}@-{c.time_offset}:{c.error:.4g}" for c in tops)
+    p_value = s.nplm.p_value if s.nplm is not None else event.p_value if event else None
     return ScoreRow(s.pending.window.end_text, s.pending.key, s.decision.detection_score,
                     s.raw_score, s.threshold.value, s.event is not None, s.decision.warm_up,
-                    s.pending.window.late, text, event.event_id if event else "")
+                    s.pending.window.late, text, event.event_id if event else "", p_value)
 
 
 def score_records(

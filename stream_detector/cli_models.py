@@ -40,7 +40,9 @@ def _config_file(path: Path | None) -> dict[str, object]:
         "  stream-detector train --data Twitter_volume_AAPL.csv --train-fraction 0.15 "
         "--out registry\n\n"
         "  stream-detector train --data sales.csv --model lstm --window 28 --out registry\n\n"
-        "  stream-detector train --data events.h5 --model events --config events.yaml"
+        "  stream-detector train --data events.h5 --model events --config events.yaml\n\n"
+        "  stream-detector train --data events.h5 --model hybrid  (AE + NPLM p-values; NPLM "
+        "options under `nplm:` in --config)"
     ),
 )
 def train_command(

@@ -13,7 +13,9 @@ Three steps, so the caller decides where the slow one runs:
 
 Per-key state (:class:`KeyState`) holds the window buffer, the detection history and the
 position of the last record applied, so a record seen again after a crash (its offset was
-not committed, but the state that includes it was) is recognised and skipped.
+not committed, but the state that includes it was) is recognised and skipped. For hybrid
+models it also holds the key's NPLM sample ring, and :meth:`Pipeline.decide` runs the NPLM
+stage (:mod:`stream_detector.hybrid`) after the AE stage.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from schemas.events import AnomalyEvent, Quality, SourceRef
 from schemas.records import MAX_RECORDS_PER_MESSAGE, Record
 from stream_detector.detection import Decision, DetectionParams, DetectorState, decide
 from stream_detector.events import build_event
+from stream_detector.hybrid import HybridStage, NPLMOutcome, SampleRing
 from stream_detector.registry import LoadedModel
 from stream_detector.scoring import ScaleTable, ScoreBatch
 from stream_detector.thresholds import ResolvedThreshold
@@ -49,6 +52,10 @@ __all__ = [
 
 _HEADER: Final = struct.Struct("<4sqHII")  # magic, last position, version len, window len, det len
 _MAGIC: Final = b"SDK1"
+# SDK2: SDK1's layout plus a trailing NPLM sample ring (hybrid models); states without a
+# ring are still written as SDK1, so older workers keep reading non-hybrid states.
+_HEADER2: Final = struct.Struct("<4sqHIII")  # ... and sample ring len
+_MAGIC2: Final = b"SDK2"
 _NO_POSITION: Final = -1
 
 
@@ -69,23 +76,34 @@ class KeyState:
     window: WindowState
     detector: DetectorState = field(default_factory=DetectorState)
     last_position: int = _NO_POSITION
+    sample: SampleRing | None = None  # hybrid models: the key's recent NPLM features
 
     def to_bytes(self) -> bytes:
         version = self.version.encode()
         win, det = self.window.to_bytes(), self.detector.to_bytes()
-        head = _HEADER.pack(_MAGIC, self.last_position, len(version), len(win), len(det))
-        return b"".join((head, version, win, det))
+        sizes = (self.last_position, len(version), len(win), len(det))
+        if self.sample is None:
+            return b"".join((_HEADER.pack(_MAGIC, *sizes), version, win, det))
+        ring = self.sample.to_bytes()
+        return b"".join((_HEADER2.pack(_MAGIC2, *sizes, len(ring)), version, win, det, ring))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> KeyState:
-        magic, last, nv, nw, nd = _HEADER.unpack_from(data)
-        if magic != _MAGIC or len(data) != _HEADER.size + nv + nw + nd:
+        magic = data[:4]
+        header = _HEADER2 if magic == _MAGIC2 else _HEADER
+        if magic not in (_MAGIC, _MAGIC2) or len(data) < header.size:
             raise ValueError("not a stream-detector key state (corrupt or foreign changelog)")
-        at = _HEADER.size
+        _, last, nv, nw, nd, *rest = header.unpack_from(data)
+        ns = rest[0] if rest else 0
+        if len(data) != header.size + nv + nw + nd + ns:
+            raise ValueError("not a stream-detector key state (corrupt or foreign changelog)")
+        at = header.size
         version = data[at : at + nv].decode()
         window = WindowState.from_bytes(data[at + nv : at + nv + nw])
-        detector = DetectorState.from_bytes(data[at + nv + nw :])
-        return cls(version=version, window=window, detector=detector, last_position=last)
+        detector = DetectorState.from_bytes(data[at + nv + nw : at + nv + nw + nd])
+        sample = SampleRing.from_bytes(data[at + nv + nw + nd :]) if ns else None
+        return cls(version=version, window=window, detector=detector, last_position=last,
+                   sample=sample)
 
 
 class StateStore(Protocol):
@@ -117,11 +135,13 @@ class ModelRuntime:
     thresholds: Callable[[str], ResolvedThreshold]
     scale: ScaleTable = field(init=False)
     params: DetectionParams = field(init=False)
+    hybrid: HybridStage | None = field(init=False)  # the NPLM stage of a hybrid model
 
     def __post_init__(self) -> None:
         card = self.loaded.card
         self.scale = ScaleTable(card.scaler, card.n_features)
         self.params = DetectionParams.from_card(card.detection)
+        self.hybrid = HybridStage.from_card(card)
 
     @property
     def card(self) -> ModelCard:
@@ -154,6 +174,7 @@ class Scored:
     threshold: ResolvedThreshold
     event: AnomalyEvent | None
     errors: npt.NDArray[np.float32]  # (window, features) squared errors
+    nplm: NPLMOutcome | None = None  # the NPLM test this window triggered (hybrid models)
 
 
 class Pipeline:
@@ -173,9 +194,13 @@ class Pipeline:
         if state is None or (state.window.window, state.window.features, state.window.stride) != (
             card.window, card.n_features, card.stride
         ):
-            return KeyState(card.version, WindowState(card.window, card.n_features, card.stride))
-        if state.version != card.version:  # new version, new score scale: fresh history
-            state.version, state.detector = card.version, DetectorState()
+            state = KeyState(card.version, WindowState(card.window, card.n_features, card.stride))
+        elif state.version != card.version:  # new version, new score scale: fresh history
+            state.version, state.detector, state.sample = card.version, DetectorState(), None
+        if model.hybrid is None:
+            state.sample = None
+        elif not model.hybrid.fits(state.sample):
+            state.sample = model.hybrid.new_ring()
         return state
 
     def ingest(
@@ -229,10 +254,19 @@ class Pipeline:
         raw = float(batch.scores[i])
         threshold = model.thresholds(item.key)
         decision = decide(item.state.detector, raw, threshold.value, model.params)
+        hybrid, ring, outcome = model.hybrid, item.state.sample, None
+        if hybrid is not None and ring is not None:
+            outcome = hybrid.observe(ring, raw, batch.errors[i], item.window.start_text)
         event = None
         if decision.alert:
             event = self._event(model, item, batch, i, raw, decision, threshold, detected_at)
-        return Scored(item, raw, decision, threshold, event, batch.errors[i])
+            if hybrid is not None and ring is not None:
+                event = hybrid.annotate(event, ring, outcome)
+        elif hybrid is not None and ring is not None and outcome is not None and outcome.alert:
+            event = self._event(model, item, batch, i, raw, decision, hybrid.threshold,
+                                detected_at)
+            event = hybrid.nplm_event(event, ring, outcome)
+        return Scored(item, raw, decision, threshold, event, batch.errors[i], outcome)
 
     @staticmethod
     def _event(

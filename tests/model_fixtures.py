@@ -85,3 +85,28 @@ def write_registry_model(
     }
     (directory / "card.json").write_text(json.dumps(card))
     return directory
+
+
+def energy_model(features: int) -> bytes:
+    """Window 1: reconstruction 0, so errors = scaled values squared, score = their mean.
+
+    With a standard scaler this is the mean squared z-score of an event: a crude but real
+    event detector (hard objects far out in a tail score high) without any training.
+    """
+    shape: list[int | str] = ["batch", 1, features]
+    nodes = [
+        helper.make_node("Mul", ["windows", "windows"], ["errors"]),
+        helper.make_node("Sub", ["windows", "windows"], ["reconstruction"]),
+        helper.make_node("ReduceMean", ["errors"], ["score"], axes=[1, 2], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "energy",
+        [helper.make_tensor_value_info("windows", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"]),
+         helper.make_tensor_value_info("errors", TensorProto.FLOAT, shape),
+         helper.make_tensor_value_info("reconstruction", TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
