@@ -26,7 +26,6 @@ from schemas.records import parse_message
 from stream_detector.batch import load_runtime, score_records
 from stream_detector.services import ServiceHandle
 
-REPO = Path(__file__).resolve().parents[2]
 EVENTS = 1000
 ALPHA = 0.01
 
@@ -81,9 +80,7 @@ def test_worker_reports_nplm_p_values_for_the_signal_only(
     for i in range(0, EVENTS, 10):
         messages += [(b"det-bkg", json.dumps(r).encode()) for r in bkg[i : i + 10]]
         messages.append((b"det-sig", json.dumps(sig[i : i + 10]).encode()))
-    # the worker runs in its own process: make it import this checkout, not the installed one
-    env = {"PYTHONPATH": str(REPO)}
-    with run_worker(kafka_broker, redis_server, [registry], tmp_path, extra_env=env) as worker:
+    with run_worker(kafka_broker, redis_server, [registry], tmp_path) as worker:
         produce(kafka_broker, worker.topics["input"], messages)
         total = len(expected_bkg) + len(expected_sig)
         events = consume(kafka_broker, worker.topics["output"], total, 90, settle=2)

@@ -67,8 +67,11 @@ def run_worker(
 ) -> Iterator[Worker]:
     topics = topics or topic_names()
     port = free_port()
+    repo = str(Path(__file__).resolve().parents[2])
     env = {
         **os.environ,
+        # the worker process imports this checkout (not whatever is installed editable)
+        "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p),
         "STREAM_DETECTOR_KAFKA_URL": kafka.url,
         "STREAM_DETECTOR_REDIS_URL": redis.url,
         "STREAM_DETECTOR_APP_ID": topics["app_id"],
