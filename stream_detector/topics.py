@@ -7,6 +7,7 @@ restores changelog partition ``p`` on the worker that owns input partition ``p``
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from stream_detector.exceptions import ConfigurationError
@@ -37,8 +38,12 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
             except Exception as exc:  # noqa: BLE001 - a racing worker may have created it
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise ConfigurationError(f"cannot create topic {name}: {exc}") from exc
-        metadata = admin.list_topics(timeout=timeout)
-    topic: Any = metadata.topics.get(settings.input_topic)
-    if topic is None or not topic.partitions:
-        raise ConfigurationError(f"input topic {settings.input_topic} has no partitions")
-    return len(topic.partitions)
+    # a freshly created topic reaches the metadata of every broker a moment later
+    deadline = time.monotonic() + timeout
+    while True:
+        topic: Any = admin.list_topics(timeout=timeout).topics.get(settings.input_topic)
+        if topic is not None and topic.partitions and topic.error is None:
+            return len(topic.partitions)
+        if time.monotonic() > deadline:
+            raise ConfigurationError(f"input topic {settings.input_topic} has no partitions")
+        time.sleep(0.2)
