@@ -59,9 +59,8 @@ class _Models:
         if index is None:
             self.caches.append(cache)
             self.runtimes.append(runtime)
-        else:
+        else:  # a hot-swap (start-up models are logged by start())
             self.caches[index], self.runtimes[index] = cache, runtime
-        if index is not None:  # a hot-swap (start-up models are logged by start())
             log.info("hot-swapped to model %s version %s on %s", loaded.card.name,
                      loaded.card.version, loaded.scorer.provider)
 
