@@ -127,7 +127,7 @@ def worker(
         "STREAM_DETECTOR_TOPIC_PARTITIONS": str(partitions),
         "STREAM_DETECTOR_WEB_PORT": str(port),
         "STREAM_DETECTOR_STATE_DIR": str(tmp / f"state-{suffix}"),
-        "STREAM_DETECTOR_PROVIDER": "cpu", "STREAM_DETECTOR_LOG_LEVEL": "WARNING",
+        "STREAM_DETECTOR_PROVIDER": "cpu",
         **(extra_env or {}),
     }
     args = [sys.executable, *entry, "worker", "--input", input_topic,
@@ -161,11 +161,12 @@ def _record(key: str, step: int, value: float) -> bytes:
 
 
 def series_messages(
-    records: int, keys: int = 100, per_message: int = 1, seed: int = 0
+    records: int, keys: int = 100, per_message: int = 1, seed: int = 0, first_step: int = 0
 ) -> Iterator[tuple[bytes, bytes]]:
     """``(key, value)`` messages: ``keys`` series, in time order across keys.
 
-    ``per_message > 1`` packs that many consecutive records of one key in a JSON list.
+    ``per_message > 1`` packs that many consecutive records of one key in a JSON list;
+    ``first_step`` continues series sent before (timestamps go on, one second a step).
     """
     import numpy as np
 
@@ -176,7 +177,8 @@ def series_messages(
         stop = min(start + per_message, per_key)
         for k in range(keys):
             key = f"k{k}"
-            recs = [_record(key, s, float(values[k, s])) for s in range(start, stop)]
+            recs = [_record(key, first_step + s, float(values[k, s]))
+                    for s in range(start, stop)]
             value = recs[0] if per_message == 1 else b"[" + b",".join(recs) + b"]"
             yield key.encode(), value
 

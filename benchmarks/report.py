@@ -20,6 +20,7 @@ __all__ = [
     "histogram_from_prometheus",
     "markdown_table",
     "median_rate",
+    "paired_rates",
     "percentiles",
     "prometheus_value",
     "ratio",
@@ -80,6 +81,34 @@ def median_rate(
         rates.append(calls * items / elapsed)
     rates.sort()
     return rates[len(rates) // 2]
+
+
+def _timed_rate(fn: Callable[[], object], items: int, min_seconds: float) -> float:
+    calls = 0
+    start = time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return calls * items / elapsed
+
+
+def paired_rates(
+    fns: Sequence[Callable[[], object]], items: int, repeats: int = 5, min_seconds: float = 0.2
+) -> list[float]:
+    """Median items/s of each of ``fns``, timed in alternation (a, b, a, b, ...).
+
+    On a shared CPU the load drifts; alternating short timings exposes every function to
+    the same drift, so their ratio is steadier than that of two separate timing runs.
+    """
+    for fn in fns:
+        fn()
+    rates: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            rates[i].append(_timed_rate(fn, items, min_seconds))
+    return [sorted(r)[len(r) // 2] for r in rates]
 
 
 def _cell(value: Any) -> str:

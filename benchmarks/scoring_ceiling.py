@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_models import family_model
-from benchmarks.report import markdown_table, median_rate, ratio, write_results
+from benchmarks.report import markdown_table, paired_rates, ratio, write_results
 
 __all__ = ["main", "run"]
 
@@ -75,15 +75,15 @@ def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> di
                                    providers=["CPUExecutionProvider"])
     x = np.ascontiguousarray(np.stack([p.window.values for p in pending]), dtype=np.float32)
     outputs = ["score", "errors"]
-    raw = median_rate(lambda: session.run(outputs, {"windows": x}), batch, repeats, seconds)
-    stage = median_rate(lambda: Pipeline.score(pending), batch, repeats, seconds)
     # ORT's default (one spinning thread per core) against one thread: on a shared host
     # the spinning threads fight each other and the event loop; this column shows the cost.
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     single = ort.InferenceSession(str(model_dir / "model.onnx"), options,
                                   providers=["CPUExecutionProvider"])
-    one = median_rate(lambda: single.run(outputs, {"windows": x}), batch, repeats, seconds)
+    raw, stage, one = paired_rates(
+        [lambda: session.run(outputs, {"windows": x}), lambda: Pipeline.score(pending),
+         lambda: single.run(outputs, {"windows": x})], batch, repeats, seconds)
     return {"batch": batch, "raw_windows_per_s": raw, "worker_windows_per_s": stage,
             "ratio": ratio(stage, raw), "raw_1thread_windows_per_s": one,
             "ratio_1thread_to_raw": ratio(one, raw)}
@@ -130,7 +130,7 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
 
 def run(full: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
     """Measure every family and batch size; write and return the results."""
-    repeats, seconds = (7, 0.5) if full else (5, 0.15)
+    repeats, seconds = (15, 0.2) if full else (7, 0.08)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sd-bench-") as tmp:
         costs: dict[str, float] = {}

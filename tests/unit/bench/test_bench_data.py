@@ -39,3 +39,10 @@ def test_window_mean_entry_loads_and_scores_a_jump_highest(tmp_path: Path) -> No
     jump[0, -1, 0] = 5.0
     scores = loaded.scorer.score(np.concatenate([flat, jump])).scores
     assert scores[0] == 0.0 and scores[1] > 1.0
+
+
+def test_first_step_continues_a_series_where_it_stopped() -> None:
+    before = [parse_message(v)[0] for _, v in series_messages(records=4, keys=1)]
+    after = [parse_message(v)[0] for _, v in series_messages(records=4, keys=1, first_step=4)]
+    stamps = [r.epoch_ns for r in before + after]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 8
