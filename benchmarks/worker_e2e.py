@@ -48,6 +48,7 @@ from benchmarks.report import (
     ratio,
     write_results,
 )
+from benchmarks.worker_variants import VARIANTS
 
 __all__ = ["main", "run"]
 
@@ -55,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 AAPL = ROOT.parent / "shared" / "data" / "nab" / "data" / "realTweets" / "Twitter_volume_AAPL.csv"
 WINDOW = 24
 QUIET = {"normalise": False, "warmup": 0, "suppress": 1}  # with a huge threshold: no alerts
+ENTRY = ("-m", "stream_detector")
 
 
 def _bootstrap(url: str) -> str:
@@ -101,8 +103,8 @@ def consume_rate(w: Child, n: int, timeout: float) -> dict[str, Any]:
                 text, "stream_detector_batch_size")}
 
 
-def throughput(kafka_url: str, redis_url: str, tmp: Path, n: int,
-               timeout: float) -> dict[str, Any]:
+def throughput(kafka_url: str, redis_url: str, tmp: Path, n: int, timeout: float,
+               entry: tuple[str, ...] = ENTRY) -> dict[str, Any]:
     """Parts (a) and (b): bare agent and worker on the same kind of topic."""
     bootstrap = _bootstrap(kafka_url)
     model = write_registry_model(tmp / "mean", window_mean_model(WINDOW, 1), name="mean",
@@ -117,15 +119,15 @@ def throughput(kafka_url: str, redis_url: str, tmp: Path, n: int,
     print(f"  bare agent: {[round(b['records_per_s']) for b in bare]} records/s", flush=True)
     out: dict[str, Any] = {"bare_agent": bare}
     for label, topic in (("single", single), ("batched_100", batched)):
-        with worker(kafka_url, redis_url, [model], tmp, topic) as w:
+        with worker(kafka_url, redis_url, [model], tmp, topic, entry=entry) as w:
             out[f"worker_{label}"] = consume_rate(w, n, timeout)
         print(f"  worker {label}: {out[f'worker_{label}']['records_per_s']:,.0f} records/s",
               flush=True)
     return out
 
 
-def aapl(kafka_url: str, redis_url: str, tmp: Path, epochs: int,
-         timeout: float) -> dict[str, Any]:
+def aapl(kafka_url: str, redis_url: str, tmp: Path, epochs: int, timeout: float,
+         entry: tuple[str, ...] = ENTRY) -> dict[str, Any]:
     """Part (c): train on AAPL, replay it one record per message, time the worker."""
     from confluent_kafka import Producer
 
@@ -141,7 +143,7 @@ def aapl(kafka_url: str, redis_url: str, tmp: Path, epochs: int,
     source = replay.load_source(AAPL)
     producer = Producer(replay.producer_config({"bootstrap.servers": _bootstrap(kafka_url)}))
     stats = replay.send(producer, topic, replay.messages(source.records, 1))
-    with worker(kafka_url, redis_url, [report.path], tmp, topic) as w:
+    with worker(kafka_url, redis_url, [report.path], tmp, topic, entry=entry) as w:
         result = consume_rate(w, stats.records, timeout)
     result["replay_records_per_s"] = stats.records_per_second
     result["train_seconds"] = report.seconds
@@ -150,7 +152,8 @@ def aapl(kafka_url: str, redis_url: str, tmp: Path, epochs: int,
 
 
 def latency(kafka_url: str, redis_url: str, tmp: Path, rates: tuple[float, ...],
-            seconds: float, keys: int = 20) -> list[dict[str, Any]]:
+            seconds: float, entry: tuple[str, ...] = ENTRY,
+            keys: int = 20) -> list[dict[str, Any]]:
     """Part (d): paced producer, every window alerts; produce-to-event latency (ms).
 
     One worker, one phase per rate (slowest first, so a backlog cannot spill into a later
@@ -164,7 +167,7 @@ def latency(kafka_url: str, redis_url: str, tmp: Path, rates: tuple[float, ...],
     create_topic(bootstrap, topic)
     phases = []
     step = WINDOW - 1
-    with worker(kafka_url, redis_url, [model], tmp, topic) as w:
+    with worker(kafka_url, redis_url, [model], tmp, topic, entry=entry) as w:
         produce(bootstrap, topic, series_messages(step * keys, keys))
         time.sleep(3.0)
         for rate in sorted(rates):
@@ -271,26 +274,35 @@ def _part(res: dict[str, Any], name: str, fn: Any, *args: Any) -> None:
 
 
 def run(full: bool = False, out_dir: Path | None = None,
-        parts: tuple[str, ...] = ("throughput", "aapl", "latency")) -> dict[str, Any]:
-    """Start Kafka and Redis, run the parts, stop everything; write and return results."""
+        parts: tuple[str, ...] = ("throughput", "aapl", "latency"),
+        variant: str = "baseline") -> dict[str, Any]:
+    """Start Kafka and Redis, run the parts, stop everything; write and return results.
+
+    ``variant`` runs the worker with one of :mod:`benchmarks.worker_variants`' patches
+    (results go to ``worker_e2e-<variant>``).
+    """
     from stream_detector.services import local_services
     from stream_detector.settings import Settings
 
     n = 100_000 if full else 10_000
     rates, seconds = (200.0, 5_000.0), 20.0 if full else 8.0
     timeout = 300.0 if full else 120.0
-    res: dict[str, Any] = {"full": full, "records": n}
+    res: dict[str, Any] = {"full": full, "records": n, "variant": variant}
+    entry = ENTRY if variant == "baseline" else ("-m", "benchmarks.worker_variants", variant)
     with tempfile.TemporaryDirectory(prefix="sd-bench-e2e-") as tmp_name, \
             local_services(Settings().cache_dir) as (kafka, redis):
         tmp = Path(tmp_name)
         if "throughput" in parts:
-            _part(res, "throughput", throughput, kafka.url, redis.url, tmp, n, timeout)
+            _part(res, "throughput", throughput, kafka.url, redis.url, tmp, n, timeout,
+                  entry)
         if "aapl" in parts:
-            _part(res, "aapl", aapl, kafka.url, redis.url, tmp, 5 if full else 2, timeout)
+            _part(res, "aapl", aapl, kafka.url, redis.url, tmp, 5 if full else 2, timeout,
+                  entry)
         if "latency" in parts:
-            _part(res, "latency", latency, kafka.url, redis.url, tmp, rates, seconds)
+            _part(res, "latency", latency, kafka.url, redis.url, tmp, rates, seconds, entry)
     md = _tables(res)
-    path = write_results("worker_e2e", res, md, out_dir)
+    name = "worker_e2e" if variant == "baseline" else f"worker_e2e-{variant}"
+    path = write_results(name, res, md, out_dir)
     print(md)
     print(f"\nwritten: {path} (+ .json)")
     return res
@@ -306,9 +318,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     parser.add_argument("--parts", nargs="+", default=["throughput", "aapl", "latency"],
                         choices=["throughput", "aapl", "latency"])
+    parser.add_argument("--variant", default="baseline", choices=VARIANTS,
+                        help="run the worker with one proposed optimisation patched in")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    run(args.full, args.out, tuple(args.parts))
+    run(args.full, args.out, tuple(args.parts), args.variant)
 
 
 if __name__ == "__main__":
