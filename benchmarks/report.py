@@ -95,18 +95,22 @@ def _timed_rate(fn: Callable[[], object], items: int, min_seconds: float) -> flo
 
 
 def paired_rates(
-    fns: Sequence[Callable[[], object]], items: int, repeats: int = 5, min_seconds: float = 0.2
+    fns: Sequence[Callable[[], object]], items: int, repeats: int = 5, min_seconds: float = 0.2,
+    settle: float = 0.02,
 ) -> list[float]:
     """Median items/s of each of ``fns``, timed in alternation (a, b, a, b, ...).
 
     On a shared CPU the load drifts; alternating short timings exposes every function to
     the same drift, so their ratio is steadier than that of two separate timing runs.
+    A pause of ``settle`` seconds before each timing lets the previous function's ONNX
+    Runtime threads stop spinning, so no function is timed against another's thread pool.
     """
     for fn in fns:
         fn()
     rates: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for i, fn in enumerate(fns):
+            time.sleep(settle)
             rates[i].append(_timed_rate(fn, items, min_seconds))
     return [sorted(r)[len(r) // 2] for r in rates]
 
