@@ -1,0 +1,76 @@
+"""The Faust ceiling: a minimal app whose agent only counts events (run as a subprocess).
+
+Configured by environment variables (this is a benchmark child, not a product entry point):
+``BENCH_KAFKA_URL``, ``BENCH_TOPIC``, ``BENCH_APP_ID``, ``BENCH_MODE`` (``take_events``, as
+the worker consumes, or ``iterate``, a plain ``async for``), ``BENCH_EXPECT`` (events to
+count), ``BENCH_OUT`` (a JSON file written once ``BENCH_EXPECT`` events arrived, with the
+wall-clock times of the first and the last event) and ``BENCH_DATADIR``.
+
+    python -m benchmarks.bare_agent
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["create_app", "main"]
+
+BATCH_MAX = 1024  # the worker's defaults (Settings.batch_max, batch_wait)
+BATCH_WAIT = 0.005
+
+
+class _Counter:
+    def __init__(self, expect: int, out: Path) -> None:
+        self.expect, self.out = expect, out
+        self.count = 0
+        self.first: float | None = None
+
+    def add(self, n: int) -> None:
+        now = time.time()
+        if self.first is None:
+            self.first = now
+        before = self.count
+        self.count += n
+        if before < self.expect <= self.count:
+            tmp = self.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"first": self.first, "last": now, "count": self.count}))
+            tmp.replace(self.out)
+
+
+def create_app(env: dict[str, str]) -> Any:
+    """The counting app; its agent reads raw bytes and does nothing else."""
+    import faust
+
+    app = faust.App(
+        env["BENCH_APP_ID"], broker=env["BENCH_KAFKA_URL"], store="memory://",
+        web_enabled=False, datadir=env["BENCH_DATADIR"], producer_linger_ms=1,
+    )
+    topic = app.topic(env["BENCH_TOPIC"], value_serializer="raw", key_serializer="raw")
+    counter = _Counter(int(env["BENCH_EXPECT"]), Path(env["BENCH_OUT"]))
+    take = env.get("BENCH_MODE", "take_events") == "take_events"
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        if take:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT):
+                counter.add(len(events))
+        else:
+            async for _value in stream:
+                counter.add(1)
+
+    return app
+
+
+def main() -> None:
+    import faust
+
+    app = create_app(dict(os.environ))
+    faust.Worker(app, loglevel="warning").execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Worker variants: every name the CLI offers has a patch, and a typo is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.worker_variants import VARIANTS, apply
+
+
+def test_unknown_variant_is_refused_with_the_choices() -> None:
+    with pytest.raises(SystemExit, match="linger20"):
+        apply("linger2O")
+
+
+def test_baseline_changes_nothing() -> None:
+    import faust
+
+    before = faust.App
+    apply("baseline")
+    assert faust.App is before
+    assert VARIANTS[0] == "baseline"
