@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         datadir=str(settings.state_dir),
-        producer_linger_ms=1,
+        producer_linger_ms=5,
     )
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
@@ -128,23 +129,52 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         send_event=lambda k, v: output.send(key=k, value=v),
         send_dead=lambda k, v: dead.send(key=k or None, value=v),
     )
-    state = {"assigned": False}
+    state: dict[str, Any] = {"assigned": False}
     for r in models.runtimes:
         metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
         metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
 
+    # Key states go to the changelog every state_flush_interval, not every batch: one
+    # changelog write per touched key per interval instead of one per record. The batches'
+    # offsets are acked only after that flush, so a crash replays them against the state
+    # they were applied to (at-least-once, events deduplicable by event_id).
+    held: list[Any] = []
+    lock = asyncio.Lock()
+    last_flush = [time.monotonic()]
+
+    async def flush_and_ack(stream: Any) -> None:
+        runtime.store.flush()
+        for event in held:
+            await stream.ack(event)
+        held.clear()
+        last_flush[0] = time.monotonic()
+
     @app.agent(source)
-    async def score(stream: Any) -> None:  # faust.StreamT lacks take_events in its stubs
+    async def score(stream: Any) -> None:  # faust.StreamT lacks noack_take in its stubs
         await models.started.wait()  # never score with thresholds Redis has not confirmed
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_wait):
-            await runtime.process([
-                Message(e.value, e.message.topic, e.message.partition, e.message.offset,
-                        e.message.timestamp)
-                for e in events
-            ])
+        state["stream"] = stream
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
+            async with lock:
+                await runtime.process([
+                    Message(e.value, e.message.topic, e.message.partition, e.message.offset,
+                            e.message.timestamp)
+                    for e in events
+                ], flush=False)
+                held.extend(events)
+                if time.monotonic() - last_flush[0] >= settings.state_flush_interval:
+                    await flush_and_ack(stream)
+
+    @app.timer(interval=settings.state_flush_interval)
+    async def flush_when_idle() -> None:
+        stream = state.get("stream")
+        if stream is not None and held:
+            async with lock:
+                if held:
+                    await flush_and_ack(stream)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*args: Any, **kwargs: Any) -> None:
+        held.clear()  # unacked: the partitions' new owner replays them from its state
         runtime.store.forget()
 
     @app.on_partitions_assigned.connect
@@ -175,7 +205,7 @@ def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: Wor
 
 
 def _add_pages(
-    app: faust.App, models: _Models, metrics: WorkerMetrics, state: dict[str, bool]
+    app: faust.App, models: _Models, metrics: WorkerMetrics, state: dict[str, Any]
 ) -> None:
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
@@ -204,4 +234,5 @@ def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) ->
         app, loglevel=settings.log_level.lower(),
         logging_config=logging_config(settings.log_format, settings.log_level),
     )
+    worker.spinner = None  # the terminal spinner puts the root logger at DEBUG: slow
     worker.execute_from_commandline()

@@ -189,6 +189,8 @@ class Scorer:
         options = ort.SessionOptions()
         options.log_severity_level = _QUIET
         options.intra_op_num_threads = intra_op_threads
+        # idle ORT threads must not spin: they would steal the event loop's core
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

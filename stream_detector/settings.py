@@ -98,7 +98,11 @@ class Settings(BaseSettings):
         0.005, gt=0, le=10, description="seconds the worker waits to fill a batch"
     )
     intra_op_threads: int = Field(
-        0, ge=0, description="ONNX Runtime threads per operator (0: all cores)"
+        1, ge=0, description="ONNX Runtime threads per operator (0: all cores)"
+    )
+    state_flush_interval: float = Field(
+        0.25, gt=0, le=30,
+        description="seconds between changelog writes of key states (offsets commit after)",
     )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"

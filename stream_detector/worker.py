@@ -174,8 +174,12 @@ class WorkerRuntime:
                 self.metrics.records_in.labels(r.kind).inc()
         return pending
 
-    async def process(self, messages: Sequence[Message]) -> BatchResult:
-        """Run one batch through every stage; returns once its output is delivered."""
+    async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
+        """Run one batch through every stage; returns once its output is delivered.
+
+        ``flush=False`` leaves the touched states dirty: the caller flushes them later
+        (several batches at once) and only then acks the batches' messages.
+        """
         result = BatchResult()
         pending = self.ingest(messages, result)
         result.windows = len(pending)
@@ -200,7 +204,8 @@ class WorkerRuntime:
             self.metrics.invalid_records.labels(dead.reason).inc()
             outgoing.append((self.send_dead, b"", dead.model_dump_json().encode()))
         await self._deliver(outgoing)  # events out before state in: a crash replays, never loses
-        self.store.flush()
+        if flush:
+            self.store.flush()
         now = time.time()
         for msg in messages[-1:]:
             if msg.timestamp:
