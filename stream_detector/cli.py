@@ -168,10 +168,23 @@ def demo() -> None:
     _not_built("demo", 5)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench() -> None:
-    """Run the benchmarks (not built yet)."""
-    _not_built("bench", 4)
+@app.command()
+def bench(
+    full: Annotated[bool, typer.Option("--full", help="longer runs, more repetitions")] = False,
+) -> None:
+    """Run the benchmarks (scoring ceiling, worker end to end, latency); results go to
+    benchmarks/results/ as JSON and Markdown, each figure a ratio to a baseline of the same run.
+
+    Example: ``stream-detector bench``
+    """
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        _fail("the benchmarks ship with the source tree; run this from a checkout")
+    args = [sys.executable, "-m", "benchmarks", *(["--full"] if full else [])]
+    raise typer.Exit(subprocess.call(args, cwd=root))  # noqa: S603 - fixed argv
 
 
 # --- shared by replay / thresholds / schemas ------------------------------------------------
