@@ -31,7 +31,8 @@ from schemas.events import AnomalyEvent
 from stream_detector.exceptions import ServiceStartError
 from stream_detector.services import _die_with_parent, free_port
 
-__all__ = ["Collector", "TimedProducer", "WorkerProcess", "events_table", "start_worker"]
+__all__ = ["Collector", "EventLines", "TimedProducer", "WorkerProcess", "event_line",
+           "events_table", "live_view", "start_worker"]
 
 _QUIET = logging.getLogger("stream_detector.demo.kafka")
 _QUIET.addHandler(logging.NullHandler())
@@ -194,18 +195,42 @@ class Collector:
 
 
 def _contributors(event: AnomalyEvent) -> str:
-    return ", ".join(f"{c.name}@-{c.time_offset} ({c.error:.3g})"
+    """``value t-0 3.19, value t-1 0.38``: feature, steps before the window end, error."""
+    return ", ".join(f"{c.name} t-{c.time_offset} {c.error:.3g}"
                      for c in event.top_contributors[:3])
+
+
+def event_line(event: AnomalyEvent) -> str:
+    """One anomaly as one plain line (for ``--no-live`` and logs)."""
+    return (f"anomaly {event.key} at {event.window_end}: score {event.score:.2f} "
+            f"(threshold {event.threshold:.2f}), severity {event.severity:.0f}, "
+            f"top {_contributors(event)}")
+
+
+@dataclass
+class EventLines:
+    """Prints events not shown yet, one line each (the plain alternative to the table)."""
+
+    received: list[Received]
+    say: Callable[[str], None]
+    shown: int = 0
+
+    def __call__(self, _records: int = 0) -> None:
+        new = self.received[self.shown:]
+        self.shown += len(new)
+        for r in new:
+            self.say(event_line(r.event))
 
 
 def events_table(received: list[Received], rows: int = 10) -> Table:
     """The newest ``rows`` anomaly events, newest first."""
     table = Table(title=f"latest anomalies ({len(received)} so far)", expand=True,
                   title_justify="left")
-    for name, justify in (("key", "left"), ("time", "left"), ("score", "right"),
-                          ("threshold", "right"), ("severity", "right"),
-                          ("top contributors", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("key", overflow="ellipsis", max_width=24)
+    table.add_column("time", no_wrap=True)
+    for name in ("score", "threshold", "severity"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("top contributors (feature, steps back, error)", ratio=1)
     for r in reversed(received[-rows:]):
         e = r.event
         style = "bold red" if e.severity >= 50 else "yellow"

@@ -24,7 +24,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stream_detector.demo import DemoData, DemoOptions, ModelPlan, plan_model, prepare_data
-from stream_detector.demo_live import Collector, TimedProducer, WorkerProcess, live_view
+from stream_detector.demo_live import (
+    Collector,
+    EventLines,
+    TimedProducer,
+    WorkerProcess,
+    live_view,
+)
 from stream_detector.demo_summary import DemoSummary, latency_stats
 from stream_detector.exceptions import ConfigurationError, StreamDetectorError
 from stream_detector.services import _die_with_parent
@@ -157,29 +163,38 @@ def _progress() -> Progress:
 
 def _replay(
     settings: Any, topic: str, records: Sequence[Any], rate: float, collector: Collector,
-    console: Console, live: bool,
-) -> tuple[Any, TimedProducer]:
+    console: Console, live: bool, drain: Callable[[], None],
+) -> Any:
+    """Send the records at ``rate`` and wait for the worker (``drain``), showing anomalies
+    as they arrive: a progress bar over a table, or plain lines without ``live``."""
     from confluent_kafka import Producer
 
     from stream_detector import replay
 
     producer = TimedProducer(Producer(replay.producer_config(settings.confluent_config())))
     replay.check_topic(producer.producer, topic, settings.bootstrap_servers)
+    stream = replay.messages(records)
+    if not live:
+        lines = EventLines(collector.received, lambda text: console.print(
+            text, markup=False, highlight=False, soft_wrap=True))
+        stats = replay.send(producer, topic, stream, rate=rate, on_progress=lines)
+        drain()
+        lines()
+        return stats, producer
     progress = _progress()
     task = progress.add_task(f"replaying at {rate:,.0f}/s", total=len(records))
     with Live(live_view(progress, collector.received), console=console,
-              refresh_per_second=4, transient=False) as view:
+              refresh_per_second=4) as view:
         last = [0.0]
 
         def advance(n: int) -> None:
             progress.advance(task, n)
-            now = time.monotonic()
-            if live and now - last[0] > 0.25:
-                last[0] = now
+            if time.monotonic() - last[0] > 0.25:
+                last[0] = time.monotonic()
                 view.update(live_view(progress, collector.received))
 
-        stats = replay.send(producer, topic, replay.messages(records), rate=rate,
-                            on_progress=advance)
+        stats = replay.send(producer, topic, stream, rate=rate, on_progress=advance)
+        drain()
         view.update(live_view(progress, collector.received))
     return stats, producer
 
@@ -243,14 +258,17 @@ def _stream(
         "enable.auto.commit": False}), topics["output"])
     stack.enter_context(collector.running())
     rate = opts.rate or max(len(records) / opts.duration, 1.0)
+    expected = {r.event_id for r in rows if r.alert}
+    done = [0.0]
+
+    def drain() -> None:
+        _drain(worker, collector, expected, len(records))
+        done[0] = time.monotonic()
+
     begun = time.monotonic()
     stats, producer = _replay(settings, topics["input"], records, rate, collector, console,
-                              opts.live)
-    expected = {r.event_id for r in rows if r.alert}
-    step("replay done; waiting for the worker to catch up")
-    _drain(worker, collector, expected, len(records))
-    return _Streamed(records, rows, collector, producer, stats.seconds,
-                     time.monotonic() - begun, rate)
+                              opts.live, drain)
+    return _Streamed(records, rows, collector, producer, stats.seconds, done[0] - begun, rate)
 
 
 @dataclass
@@ -268,10 +286,13 @@ def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
     """Run every stage; see the module docstring. ``console`` shows steps and the live view."""
     from stream_detector.demo import quality_of
 
-    def step(text: str) -> None:
-        console.print(f"[bold cyan]demo[/] {escape(text)}", highlight=False)
-
     started = time.monotonic()
+
+    def step(text: str) -> None:
+        elapsed = time.monotonic() - started
+        console.print(f"[bold cyan]demo[/] [dim]{elapsed:5.1f}s[/] {escape(text)}",
+                      highlight=False, soft_wrap=True)
+
     data = prepare_data(opts)
     origin = "generated, anomalies labelled" if data.labels is not None else "as given"
     step(f"data: {data.path} ({origin})")
