@@ -203,10 +203,10 @@ def demo(
     with _one_line_errors():
         try:
             run = run_demo(opts, err_console)
+            report = write_report(run, out / f"report-{run.data.kind}.html")
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted:[/] the worker and the services are stopped")
             raise typer.Exit(130) from None
-        report = write_report(run, out / f"report-{run.data.kind}.html")
     for line in summary_lines(run.summary):
         _say(line)
     _say(f"report: {report}")

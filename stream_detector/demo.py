@@ -39,8 +39,7 @@ _GENERATOR = "synthetic-v1"  # bump when the generated data changes shape
 _TRAINING: dict[str, dict[str, Any]] = {
     "series": {"family": "dense", "train_fraction": 0.2, "threshold_value": 99.5},
     "sales": {"family": "dense", "train_fraction": 0.3, "threshold_value": 99.5,
-              "detection": {"halflife": 60, "warmup": 60, "suppress": 7,
-                            "offset_factor": 3.0}},
+              "detection": {"normalise": False, "warmup": 0, "suppress": 7}},
     "events": {"family": "events", "train_fraction": 0.5, "threshold_value": 99.0,
                "detection": {"normalise": False, "warmup": 0, "suppress": 0}},
 }

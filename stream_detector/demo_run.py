@@ -54,15 +54,29 @@ class DemoRun:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _interrupts() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the run as KeyboardInterrupt, whatever they interrupted.
+
+    A signal that lands inside a C extension can surface as another error (confluent-kafka's
+    ``poll`` raises SystemError, an interrupted onnxruntime import ImportError), so the
+    handler remembers that it fired and any exception after that counts as the interrupt.
+    """
+    fired: list[int] = []
+
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        fired.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+    except BaseException:
+        if fired:
+            raise KeyboardInterrupt from None
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _settings(kafka: str | None, redis: str | None, **more: Any) -> Any:
@@ -284,8 +298,6 @@ class _Streamed:
 
 def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
     """Run every stage; see the module docstring. ``console`` shows steps and the live view."""
-    from stream_detector.demo import quality_of
-
     started = time.monotonic()
 
     def step(text: str) -> None:
@@ -293,25 +305,30 @@ def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
         console.print(f"[bold cyan]demo[/] [dim]{elapsed:5.1f}s[/] {escape(text)}",
                       highlight=False, soft_wrap=True)
 
-    data = prepare_data(opts)
-    origin = "generated, anomalies labelled" if data.labels is not None else "as given"
-    step(f"data: {data.path} ({origin})")
-    plan = plan_model(opts, data)
-    with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
-        settings, card = _prepare(opts, data, plan, stack, step)
-        run = _stream(opts, data, plan, stack, console, step, settings)
-        received = list(run.collector.received)
-        latencies = run.collector.latency_ms(run.producer.times)
-        step("stopping the worker and the services")
-    unique = {r.event.event_id: r for r in received}  # at-least-once: drop duplicates
+    with _interrupts():
+        data = prepare_data(opts)
+        origin = "generated, anomalies labelled" if data.labels is not None else "as given"
+        step(f"data: {data.path} ({origin})")
+        plan = plan_model(opts, data)
+        with contextlib.ExitStack() as stack:
+            settings, card = _prepare(opts, data, plan, stack, step)
+            run = _stream(opts, data, plan, stack, console, step, settings)
+            step("stopping the worker and the services")
+    return _result(data, plan, card, run, time.monotonic() - started)
+
+
+def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: float) -> DemoRun:
+    from stream_detector.demo import quality_of
+
+    latencies = run.collector.latency_ms(run.producer.times)
+    unique = {r.event.event_id: r for r in run.collector.received}  # at-least-once
     ends = [(r.event.key, r.event.window_end) for r in unique.values()]
     summary = DemoSummary(
         kind=data.kind, records=len(run.records), keys=len({r.key for r in run.records}),
         windows=len(run.rows), anomalies=len(unique),
         offline_anomalies=sum(1 for r in run.rows if r.alert), quality=quality_of(data, ends),
         replay_seconds=run.replay_seconds, processed_seconds=run.processed_seconds,
-        rate=run.rate, latency=latency_stats(latencies),
-        wall_seconds=time.monotonic() - started,
+        rate=run.rate, latency=latency_stats(latencies), wall_seconds=wall,
         model=f"{card.name} v{card.version} ({card.family})", cached_model=plan.cached)
     return DemoRun(summary, data, run.rows, list(unique.values()), latencies,
                    card.thresholds.default, run.records)
