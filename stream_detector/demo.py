@@ -34,11 +34,15 @@ __all__ = ["DemoData", "DemoOptions", "prepare_data", "plan_model", "ModelPlan",
 Kind = Literal["series", "sales", "events"]
 _SEED = 0
 _GENERATOR = "synthetic-v1"  # bump when the generated data changes shape
-# Training per kind: a dense AE for series and sales (their detection tuned to the data's
-# period), the event AE compared raw for events (no per-key history: one event, one score).
+# Training per kind, checked on the generated data (seed 0). Series: the default model
+# (dense AE, 24 steps, z-scores against the key's history). Sales: two weeks of days scoring
+# only the newest day ("last": 1), raw errors of per-key scaled sales against one threshold
+# (7-day alert suppression), so a bad day alerts on that day: 0.56 precision, 0.94 recall
+# against 0.31/0.31 with the series defaults. Events: the event AE, raw, no history.
 _TRAINING: dict[str, dict[str, Any]] = {
     "series": {"family": "dense", "train_fraction": 0.2, "threshold_value": 99.5},
-    "sales": {"family": "dense", "train_fraction": 0.3, "threshold_value": 99.5,
+    "sales": {"family": "dense", "train_fraction": 0.3, "threshold_value": 99.5, "window": 14,
+              "extra": {"last": 1},
               "detection": {"normalise": False, "warmup": 0, "suppress": 7}},
     "events": {"family": "events", "train_fraction": 0.5, "threshold_value": 99.0,
                "detection": {"normalise": False, "warmup": 0, "suppress": 0}},
@@ -162,13 +166,14 @@ def _train_command(data: Path, root: Path, name: str, options: dict[str, Any]) -
     config.parent.mkdir(parents=True, exist_ok=True)
     # one torch thread: on a shared 2-core box it trains these small AEs fastest
     config.write_text(json.dumps({"detection": options.get("detection", {}), "plots": False,
-                                  "train": {"num_threads": 1}}))
+                                  "train": {"num_threads": 1}, **options.get("extra", {})}))
     return [sys.executable, "-m", "stream_detector", "train", "--data", str(data),
             "--out", str(root), "--name", name, "--version", "1", "--model", options["family"],
             "--kind", options["kind"], "--train-fraction", str(options["train_fraction"]),
             "--threshold-value", str(options["threshold_value"]),
             "--epochs", str(options["epochs"]), "--seed", str(options["seed"]),
-            "--device", "cpu", "--no-progress", "--config", str(config)]
+            "--device", "cpu", "--no-progress", "--config", str(config),
+            *(["--window", str(options["window"])] if "window" in options else [])]
 
 
 def event_ends(window_ends: Sequence[tuple[str, str]]) -> dict[str, list[int]]:
