@@ -33,7 +33,7 @@ __all__ = ["DemoData", "DemoOptions", "prepare_data", "plan_model", "ModelPlan",
 
 Kind = Literal["series", "sales", "events"]
 _SEED = 0
-_GENERATOR = "synthetic-v1"  # bump when the generated data changes shape
+_GENERATOR = "synthetic-v2"  # bump when the generated data changes shape
 # Training per kind, checked on the generated data (seed 0). Series: the default model
 # (dense AE, 24 steps, z-scores against the key's history). Sales: two weeks of days scoring
 # only the newest day ("last": 1), raw errors of per-key scaled sales against one threshold
@@ -64,6 +64,9 @@ class DemoOptions:
     epochs: int = 30
 
 
+_Labels = dict[str, list[tuple[int, int]]]
+
+
 @dataclass(frozen=True)
 class DemoData:
     """The file to replay and, for generated data, its labelled windows (ns, inclusive)."""
@@ -72,6 +75,7 @@ class DemoData:
     kind: Kind
     labels: dict[str, list[tuple[int, int]]] | None
     sha256: str = field(default="")
+    kinds: dict[str, list[str]] = field(default_factory=dict)  # what each window holds
 
 
 def _sha256(path: Path) -> str:
@@ -93,26 +97,29 @@ def labelled_windows(stamps: np.ndarray, rows: Sequence[tuple[int, int]]) -> lis
     return [(int(ns[lo]), int(ns[hi])) for lo, hi in rows]
 
 
-def _generate(kind: Kind, folder: Path) -> tuple[Path, dict[str, list[tuple[int, int]]]]:
+def _generate(kind: Kind, folder: Path) -> tuple[Path, _Labels, dict[str, list[str]]]:
+    """Write the kind's generated file; its labelled windows and their anomaly kinds."""
     from offline_training import synthetic as syn
 
     folder.mkdir(parents=True, exist_ok=True)
+    if kind == "events":
+        events = syn.make_events(seed=_SEED)
+        path = syn.write_events(folder / "synthetic_events.h5", events)
+        # replay stamps event i at epoch + i seconds (see stream_detector.replay)
+        signal = np.flatnonzero(events.labels).astype(np.int64) * 10**9
+        return path, {"events": [(int(t), int(t)) for t in signal]}, {}
     if kind == "series":
-        series = syn.make_series(seed=_SEED, key="synthetic_series")
-        path = syn.write_series_csv(folder / "synthetic_series.csv", series)
-        rows = [(a.window_start, a.window_end) for a in series.anomalies]
-        return path, {series.key: labelled_windows(series.timestamps, rows)}
-    if kind == "sales":
+        one = syn.make_series(seed=_SEED, key="synthetic_series")
+        path = syn.write_series_csv(folder / "synthetic_series.csv", one)
+        series = {one.key: one}
+    else:
         panel = syn.make_sales(seed=_SEED)
         path = syn.write_panel_csv(folder / "synthetic_sales.csv", panel)
-        return path, {key: labelled_windows(s.timestamps, [(a.window_start, a.window_end)
-                                                           for a in s.anomalies])
-                      for key, s in panel.series.items()}
-    events = syn.make_events(seed=_SEED)
-    path = syn.write_events(folder / "synthetic_events.h5", events)
-    # replay stamps event i at epoch + i seconds (see stream_detector.replay)
-    signal = np.flatnonzero(events.labels).astype(np.int64) * 10**9
-    return path, {"events": [(int(t), int(t)) for t in signal]}
+        series = panel.series
+    labels = {key: labelled_windows(s.timestamps, [(a.window_start, a.window_end)
+                                                   for a in s.anomalies])
+              for key, s in series.items()}
+    return path, labels, {key: [a.kind for a in s.anomalies] for key, s in series.items()}
 
 
 def prepare_data(opts: DemoOptions) -> DemoData:
@@ -126,11 +133,11 @@ def prepare_data(opts: DemoOptions) -> DemoData:
         path = folder / stored["file"]
         if stored.get("generator") == _GENERATOR and path.is_file():
             labels = {k: [(int(a), int(b)) for a, b in v] for k, v in stored["labels"].items()}
-            return DemoData(path, opts.kind, labels, _sha256(path))
-    path, labels = _generate(opts.kind, folder)
+            return DemoData(path, opts.kind, labels, _sha256(path), stored["kinds"])
+    path, labels, kinds = _generate(opts.kind, folder)
     labels_path.write_text(json.dumps({"generator": _GENERATOR, "file": path.name,
-                                       "labels": labels}))
-    return DemoData(path, opts.kind, labels, _sha256(path))
+                                       "labels": labels, "kinds": kinds}))
+    return DemoData(path, opts.kind, labels, _sha256(path), kinds)
 
 
 def train_options(opts: DemoOptions) -> dict[str, Any]:

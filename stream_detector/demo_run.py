@@ -51,6 +51,7 @@ class DemoRun:
     latencies: list[float]
     threshold: float
     records: list[Any]
+    train_fraction: float  # each key's first fraction trained the model
 
 
 @contextlib.contextmanager
@@ -331,4 +332,5 @@ def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: fl
         rate=run.rate, latency=latency_stats(latencies), wall_seconds=wall,
         model=f"{card.name} v{card.version} ({card.family})", cached_model=plan.cached)
     return DemoRun(summary, data, run.rows, list(unique.values()), latencies,
-                   card.thresholds.default, run.records)
+                   card.thresholds.default, run.records,
+                   float(card.training.get("train_fraction") or 0.0))

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["write_report", "figures", "render_html", "keys_to_show"]
 
 _MAX_KEYS = 4
+_BLUE = "#1f77b4"
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1300px; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 4px; } p.sub { color: #666; margin-top: 0; }
@@ -60,36 +61,62 @@ def _ns_text(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns").astype("datetime64[s]"))
 
 
+def _half_step(recs: list[Any]) -> int:
+    """Half the median spacing of the records, in ns (0 for fewer than two)."""
+    if len(recs) < 2:
+        return 0
+    stamps = np.array([r.epoch_ns for r in recs], dtype=np.int64)
+    return int(np.median(np.diff(stamps)) // 2)
+
+
+def _shade(fig: go.Figure, run: DemoRun, key: str, recs: list[Any], row: int) -> None:
+    """Grey: the part the model trained on; orange: labelled windows, named by kind."""
+    if run.train_fraction > 0 and recs:
+        last = recs[max(0, int(len(recs) * run.train_fraction) - 1)]
+        fig.add_vrect(x0=recs[0].timestamp_text, x1=last.timestamp_text, fillcolor="grey",
+                      opacity=0.12, line_width=0, row=row, col=1, annotation_text="trained on",
+                      annotation_position="top left")
+    kinds = run.data.kinds.get(key, [])
+    pad = _half_step(recs)  # a one-row window stays visible on a two-year axis
+    for i, (lo, hi) in enumerate((run.data.labels or {}).get(key, [])):
+        fig.add_vrect(x0=_ns_text(lo - pad), x1=_ns_text(hi + pad), fillcolor="orange",
+                      opacity=0.35,
+                      line_width=0, row=row, col=1,
+                      annotation_text=kinds[i] if i < len(kinds) else None,
+                      annotation_position="top left", annotation_font_size=10)
+
+
 def _series_figure(run: DemoRun, keys: list[str]) -> go.Figure:
-    fig = make_subplots(rows=len(keys), cols=1, subplot_titles=keys, vertical_spacing=0.08)
-    labels = run.data.labels or {}
+    fig = make_subplots(rows=len(keys), cols=1, subplot_titles=[f"key {k}" for k in keys],
+                        vertical_spacing=0.08)
     for i, key in enumerate(keys, start=1):
         recs = [r for r in run.records if r.key == key]
         fig.add_trace(go.Scatter(x=[r.timestamp_text for r in recs], y=[r.values[0] for r in recs],
-                                 mode="lines", name=f"{key} value", line={"width": 1},
+                                 mode="lines", name="value",
+                                 line={"width": 1, "color": _BLUE},
                                  showlegend=i == 1), row=i, col=1)
         events = [r.event for r in run.received if r.event.key == key]
         fig.add_trace(go.Scatter(
             x=[e.window_end for e in events], y=[e.observed[0] for e in events],
-            mode="markers", name="anomaly event", showlegend=i == 1,
+            mode="markers", name="anomaly event (from Kafka)", showlegend=i == 1,
             marker={"color": "red", "size": 10, "symbol": "x"},
             text=[f"score {e.score:.2f}, severity {e.severity:.0f}" for e in events]),
             row=i, col=1)
-        for lo, hi in labels.get(key, []):
-            fig.add_vrect(x0=_ns_text(lo), x1=_ns_text(hi), fillcolor="orange", opacity=0.25,
-                          line_width=0, row=i, col=1)
-    fig.update_layout(title="Data, anomaly events (x) and labelled windows (shaded)",
-                      height=320 * len(keys) + 80)
+        _shade(fig, run, key, recs, i)
+    fig.update_layout(title="Data with the worker's anomaly events (x); labelled windows in "
+                      "orange, the training part in grey", height=320 * len(keys) + 80)
     return fig
 
 
 def _score_figure(run: DemoRun, keys: list[str]) -> go.Figure:
-    fig = make_subplots(rows=len(keys), cols=1, subplot_titles=keys, vertical_spacing=0.08)
+    fig = make_subplots(rows=len(keys), cols=1, subplot_titles=[f"key {k}" for k in keys],
+                        vertical_spacing=0.08)
     for i, key in enumerate(keys, start=1):
+        recs = [r for r in run.records if r.key == key]
         rows = [r for r in run.rows if r.key == key and not r.warm_up]
         x = [r.timestamp for r in rows]
         fig.add_trace(go.Scatter(x=x, y=[r.score for r in rows], mode="lines",
-                                 name="detection score", line={"width": 1},
+                                 name="detection score", line={"width": 1, "color": _BLUE},
                                  showlegend=i == 1), row=i, col=1)
         fig.add_trace(go.Scatter(x=x, y=[r.threshold for r in rows], mode="lines",
                                  name="threshold", line={"color": "black", "dash": "dash"},
@@ -98,7 +125,10 @@ def _score_figure(run: DemoRun, keys: list[str]) -> go.Figure:
         fig.add_trace(go.Scatter(x=[r.timestamp for r in alerts], y=[r.score for r in alerts],
                                  mode="markers", name="alert", showlegend=i == 1,
                                  marker={"color": "red", "size": 9}), row=i, col=1)
-    fig.update_layout(title="Detection score against the threshold (after warm-up)",
+        if recs:  # the data's time axis; a blank start is the warm-up
+            fig.update_xaxes(range=[recs[0].timestamp_text, recs[-1].timestamp_text], row=i,
+                             col=1)
+    fig.update_layout(title="Detection score against the threshold (blank: warm-up, no alerts)",
                       height=300 * len(keys) + 80)
     return fig
 
@@ -141,7 +171,8 @@ def _distribution(run: DemoRun) -> go.Figure:
     fig = go.Figure(go.Histogram(x=scores, nbinsx=80, name="detection score"))
     fig.add_vline(x=run.threshold, line_dash="dash", annotation_text="threshold")
     fig.update_layout(title="Detection score distribution (all windows after warm-up)",
-                      xaxis_title="detection score", yaxis_type="log", height=400)
+                      xaxis_title="detection score", yaxis={"type": "log", "dtick": 1},
+                      height=400)
     return fig
 
 
