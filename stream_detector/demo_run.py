@@ -8,6 +8,7 @@ training child, the broker, redis-server. SIGTERM is turned into the same interr
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,9 @@ from stream_detector.services import _die_with_parent
 __all__ = ["run_demo", "DemoRun"]
 
 Step = Callable[[str], None]
+_QUIET = logging.getLogger("stream_detector.demo.admin")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
 
 @dataclass
@@ -162,6 +166,19 @@ def _offline(model: Path, data: DemoData) -> tuple[list[Any], list[Any]]:
     return records, [row for _, row in score_records(runtime, records)]
 
 
+def _delete_topics(settings: Any, topics: dict[str, str]) -> None:
+    """Best effort: the run's topics and the worker's changelog (named after its app id)."""
+    from confluent_kafka.admin import AdminClient
+
+    with contextlib.suppress(Exception):
+        admin = AdminClient(settings.confluent_config(logger=_QUIET))
+        names = [t for t in admin.list_topics(timeout=5).topics
+                 if t in (topics["input"], topics["output"], topics["dead"])
+                 or t.startswith(topics["app_id"])]
+        for future in admin.delete_topics(names, operation_timeout=10).values():
+            future.result(timeout=15)
+
+
 def _worker_env(settings: Any, topics: dict[str, str], state: Path) -> dict[str, str]:
     return {"STREAM_DETECTOR_KAFKA_URL": settings.kafka_url,
             "STREAM_DETECTOR_REDIS_URL": settings.redis_url,
@@ -258,6 +275,8 @@ def _stream(
     topics = _topics(data.kind)
     state = opts.out / "state" / topics["suffix"]
     stack.callback(shutil.rmtree, state, True)
+    if opts.kafka is not None:  # someone else's broker: leave it as we found it
+        stack.callback(_delete_topics, settings, topics)
     ensure_topics(_settings(settings.kafka_url, None, input_topic=topics["input"],
                             output_topic=topics["output"], dead_letter_topic=topics["dead"],
                             topic_partitions=2))

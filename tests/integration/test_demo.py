@@ -64,6 +64,11 @@ def test_demo_series_end_to_end(
     assert "plotly" in text and len(text) > 1_000_000  # plotly.js embedded
     assert not re.search(r"<script[^>]+src=[\"']https?:", text)
     assert text.count("<div class=\"figure\">") == 4
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": kafka_broker.url.split("://", 1)[1]})
+    left = [t for t in admin.list_topics(timeout=10).topics if "demo-series" in t]
+    assert not left  # a broker the demo was given is left without the run's topics
 
 
 def _children(pid: int) -> set[int]:
