@@ -107,8 +107,10 @@ def _services(opts: DemoOptions, stack: contextlib.ExitStack, step: Step) -> tup
                 "kafka": lambda: services.KafkaBroker(cache).start()}
     for name in ("redis", "kafka"):
         if urls[name] is None:
-            step(f"starting a local {name} (first run fetches the Kafka jars)"
-                 if name == "kafka" else f"starting a local {name}")
+            fetch = name == "kafka" and not (services.KafkaBroker(cache).libs_dir
+                                             / ".complete").is_file()
+            step(f"starting a local {name}" + (" (fetching its jars once, about 50 MB)"
+                                               if fetch else ""))
             handle = starters[name]()
             stack.callback(shutil.rmtree, handle.data_dir, True)
             stack.callback(services.stop_handle, handle)

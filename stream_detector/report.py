@@ -31,6 +31,8 @@ __all__ = ["write_report", "figures", "render_html", "keys_to_show"]
 
 _MAX_KEYS = 4
 _BLUE = "#1f77b4"
+# legends above the plots: stacked time plots keep the same width, so their axes line up
+_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.04, "xanchor": "right", "x": 1.0}
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1300px; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 4px; } p.sub { color: #666; margin-top: 0; }
@@ -104,7 +106,8 @@ def _series_figure(run: DemoRun, keys: list[str]) -> go.Figure:
             row=i, col=1)
         _shade(fig, run, key, recs, i)
     fig.update_layout(title="Data with the worker's anomaly events (x); labelled windows in "
-                      "orange, the training part in grey", height=320 * len(keys) + 80)
+                      "orange, the training part in grey", height=320 * len(keys) + 100,
+                      legend=_LEGEND)
     return fig
 
 
@@ -129,7 +132,7 @@ def _score_figure(run: DemoRun, keys: list[str]) -> go.Figure:
             fig.update_xaxes(range=[recs[0].timestamp_text, recs[-1].timestamp_text], row=i,
                              col=1)
     fig.update_layout(title="Detection score against the threshold (blank: warm-up, no alerts)",
-                      height=300 * len(keys) + 80)
+                      height=300 * len(keys) + 100, legend=_LEGEND)
     return fig
 
 
