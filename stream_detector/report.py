@@ -8,6 +8,8 @@ score against the threshold over time (from :func:`stream_detector.batch.score_r
 whose decisions are the worker's); the score distribution; the latency histogram. Panels
 (sales) show the few keys with anomalies; feature events show the score per event, signal
 events highlighted, and the score distribution of signal against background.
+
+plotly is imported inside the functions that draw: the worker image carries no plotly.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.subplots import make_subplots
 
 from stream_detector.demo_summary import summary_lines
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from stream_detector.demo_run import DemoRun
 
 __all__ = ["write_report", "figures", "render_html", "keys_to_show"]
@@ -89,6 +90,9 @@ def _shade(fig: go.Figure, run: DemoRun, key: str, recs: list[Any], row: int) ->
 
 
 def _series_figure(run: DemoRun, keys: list[str]) -> go.Figure:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     fig = make_subplots(rows=len(keys), cols=1, subplot_titles=[f"key {k}" for k in keys],
                         vertical_spacing=0.08)
     for i, key in enumerate(keys, start=1):
@@ -112,6 +116,9 @@ def _series_figure(run: DemoRun, keys: list[str]) -> go.Figure:
 
 
 def _score_figure(run: DemoRun, keys: list[str]) -> go.Figure:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     fig = make_subplots(rows=len(keys), cols=1, subplot_titles=[f"key {k}" for k in keys],
                         vertical_spacing=0.08)
     for i, key in enumerate(keys, start=1):
@@ -147,6 +154,8 @@ def _event_scores(run: DemoRun) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _events_figures(run: DemoRun) -> list[go.Figure]:
+    import plotly.graph_objects as go
+
     scores, signal = _event_scores(run)
     index = np.arange(len(scores))
     over = go.Figure()
@@ -170,6 +179,8 @@ def _events_figures(run: DemoRun) -> list[go.Figure]:
 
 
 def _distribution(run: DemoRun) -> go.Figure:
+    import plotly.graph_objects as go
+
     scores = [r.score for r in run.rows if not r.warm_up]
     fig = go.Figure(go.Histogram(x=scores, nbinsx=80, name="detection score"))
     fig.add_vline(x=run.threshold, line_dash="dash", annotation_text="threshold")
@@ -180,6 +191,8 @@ def _distribution(run: DemoRun) -> go.Figure:
 
 
 def _latency(run: DemoRun) -> go.Figure:
+    import plotly.graph_objects as go
+
     fig = go.Figure(go.Histogram(x=run.latencies, nbinsx=40, name="latency"))
     fig.update_layout(title=f"Latency, record produced -> anomaly event ({len(run.latencies)} "
                       "events)", xaxis_title="milliseconds", yaxis_title="events", height=360)
@@ -198,6 +211,8 @@ def figures(run: DemoRun) -> list[go.Figure]:
 
 def render_html(title: str, lines: Sequence[str], figs: Sequence[Any]) -> str:
     """A whole HTML page: title, summary table, figures (plotly.js embedded once)."""
+    import plotly.io as pio
+
     cells = []
     for line in lines:
         name, _, value = line.partition(": ")
