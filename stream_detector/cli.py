@@ -162,10 +162,54 @@ def worker(
     run_worker(model, settings)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def demo() -> None:
-    """Run the whole pipeline end to end on generated data (not built yet)."""
-    _not_built("demo", 5)
+@app.command(
+    help=(
+        "Run the whole pipeline end to end: local Kafka and redis-server (or --kafka/--redis),"
+        " data with labelled anomalies, a trained model (cached under --out), thresholds in"
+        " Redis, the worker, a replay paced over --duration, live anomalies, a summary and an"
+        " HTML report (its path is the last line).\n\n"
+        "Examples:\n\n"
+        "  stream-detector demo\n\n"
+        "  stream-detector demo --kind sales --duration 30\n\n"
+        "  stream-detector demo --kind events --kafka kafka://127.0.0.1:9092 "
+        "--redis redis://127.0.0.1:6379/0"
+    ),
+)
+def demo(
+    kind: Annotated[
+        Literal["series", "sales", "events"], typer.Option(help="record kind to demonstrate")
+    ] = "series",
+    duration: Annotated[
+        float, typer.Option(min=1.0, help="seconds the replay should last (sets the pace)")
+    ] = 60.0,
+    data: Annotated[
+        Path | None, typer.Option(help="replay this file instead (no labels: no precision)")
+    ] = None,
+    kafka: Annotated[str | None, typer.Option(help="use this Kafka, kafka://HOST:PORT")] = None,
+    redis: Annotated[str | None, typer.Option(help="use this Redis, redis://HOST:PORT/DB")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="records/s (default: records / duration)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="data, model cache and report")] = Path("runs/demo"),
+    live: Annotated[bool, typer.Option(help="live progress and anomaly table")] = True,
+) -> None:
+    from stream_detector.demo import DemoOptions
+    from stream_detector.demo_run import run_demo
+    from stream_detector.demo_summary import summary_lines
+    from stream_detector.report import write_report
+
+    opts = DemoOptions(kind=kind, duration=duration, data=data, kafka=kafka, redis=redis,
+                       rate=rate, out=out, live=live)
+    with _one_line_errors():
+        try:
+            run = run_demo(opts, err_console)
+            report = write_report(run, out / f"report-{run.data.kind}.html")
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted:[/] the worker and the services are stopped")
+            raise typer.Exit(130) from None
+    for line in summary_lines(run.summary):
+        _say(line)
+    _say(f"report: {report}")
 
 
 @app.command()

@@ -25,6 +25,6 @@ def test_status_is_down_and_non_zero_without_services(tmp_path: Path) -> None:
 
 
 def test_commands_not_built_fail_loudly() -> None:
-    result = runner.invoke(app, ["demo"])
+    result = runner.invoke(app, ["bench"])
     assert result.exit_code == 2
     assert "not built yet" in result.output
