@@ -219,8 +219,9 @@ class KafkaBroker:
     @staticmethod
     def _format(java: str, classpath: str, config: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        fmt = [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-               "-c", str(config), "--ignore-formatted"]
+        # "=" form: a base64 id may start with "-", which argparse would take for an option
+        fmt = [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+               f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted"]
         done = subprocess.run(fmt, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
             raise ServiceStartError(f"formatting KRaft storage failed:\n{done.stderr[-2000:]}")
