@@ -10,7 +10,6 @@ caller's model keeps its device and mode.
 from __future__ import annotations
 
 import copy
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -19,20 +18,12 @@ import torch
 from torch import nn
 
 from offline_training.models import ScoringHead
+from stream_detector.registry import sha256_file
 
 __all__ = ["ONNX_INPUT", "ONNX_OUTPUTS", "export_onnx", "verify_parity", "sha256_file"]
 
 ONNX_INPUT = "windows"
 ONNX_OUTPUTS = ("score", "errors")
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks (the model card's ``onnx_sha256``)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _head(model: nn.Module, window: int, time_weights: torch.Tensor | None) -> ScoringHead:

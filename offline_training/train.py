@@ -12,7 +12,6 @@ the same thing offline and in the worker.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import re
@@ -33,6 +32,7 @@ from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
 from schemas.records import Record, RecordKind
 from stream_detector.detection import DetectionParams
+from stream_detector.registry import sha256_file
 from stream_detector.scoring import signed_log1p
 
 __all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
@@ -154,14 +154,6 @@ def _version(root: Path, requested: str | None) -> str:
     return str(max(existing, default=0) + 1)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _library_versions() -> dict[str, str]:
     import onnx
     import onnxruntime
@@ -191,7 +183,7 @@ def _card(
                      "device": result.device, "history": result.history, "rows": rows,
                      "train_fraction": opts.train_fraction, "train_until": opts.train_until,
                      "last": opts.last, "seed": opts.seed, "data": str(opts.data)},
-        "data_sha256": _sha256(opts.data), "library_versions": _library_versions(),
+        "data_sha256": sha256_file(opts.data), "library_versions": _library_versions(),
     })
 
 

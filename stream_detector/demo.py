@@ -13,7 +13,6 @@ the worker, the broker and redis-server die with the demo, including on Ctrl-C.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -27,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from stream_detector.demo_summary import Quality, cache_key, detection_quality
+from stream_detector.registry import sha256_file
 
 __all__ = ["DemoData", "DemoOptions", "prepare_data", "plan_model", "ModelPlan", "train_options",
            "labelled_windows", "event_ends", "quality_of", "Kind"]
@@ -78,14 +78,6 @@ class DemoData:
     kinds: dict[str, list[str]] = field(default_factory=dict)  # what each window holds
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def labelled_windows(stamps: np.ndarray, rows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Row ranges (inclusive) of ``stamps`` (datetime64) as inclusive ns ranges.
 
@@ -125,7 +117,7 @@ def _generate(kind: Kind, folder: Path) -> tuple[Path, _Labels, dict[str, list[s
 def prepare_data(opts: DemoOptions) -> DemoData:
     """The demo's data: ``--data`` as given, else generated once under ``--out/data``."""
     if opts.data is not None:
-        return DemoData(opts.data, opts.kind, None, _sha256(opts.data))
+        return DemoData(opts.data, opts.kind, None, sha256_file(opts.data))
     folder = opts.out / "data" / opts.kind
     labels_path = folder / "labels.json"
     if labels_path.is_file():
@@ -133,11 +125,11 @@ def prepare_data(opts: DemoOptions) -> DemoData:
         path = folder / stored["file"]
         if stored.get("generator") == _GENERATOR and path.is_file():
             labels = {k: [(int(a), int(b)) for a, b in v] for k, v in stored["labels"].items()}
-            return DemoData(path, opts.kind, labels, _sha256(path), stored["kinds"])
+            return DemoData(path, opts.kind, labels, sha256_file(path), stored["kinds"])
     path, labels, kinds = _generate(opts.kind, folder)
     labels_path.write_text(json.dumps({"generator": _GENERATOR, "file": path.name,
                                        "labels": labels, "kinds": kinds}))
-    return DemoData(path, opts.kind, labels, _sha256(path), kinds)
+    return DemoData(path, opts.kind, labels, sha256_file(path), kinds)
 
 
 def train_options(opts: DemoOptions) -> dict[str, Any]:

@@ -36,6 +36,7 @@ __all__ = [
     "load_model",
     "read_card",
     "sha256_bytes",
+    "sha256_file",
 ]
 
 CARD_FILE: Final = "card.json"
@@ -49,6 +50,15 @@ log = logging.getLogger(__name__)
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256, the form the card stores."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks (model files, training data)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_card(path: Path | str, max_bytes: int = MAX_CARD_BYTES) -> ModelCard:
