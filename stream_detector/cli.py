@@ -125,11 +125,6 @@ def services_status(
         raise typer.Exit(1)
 
 
-def _not_built(name: str, issue: int) -> None:
-    err_console.print(f"[red]error:[/] `stream-detector {name}` is not built yet (issue #{issue}).")
-    raise typer.Exit(2)
-
-
 @app.command()
 def worker(
     model: Annotated[

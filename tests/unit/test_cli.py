@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from stream_detector.cli import app
@@ -24,7 +25,11 @@ def test_status_is_down_and_non_zero_without_services(tmp_path: Path) -> None:
     assert json.loads(result.output) == {"kafka": None, "redis": None}
 
 
-def test_commands_not_built_fail_loudly() -> None:
+def test_bench_outside_a_source_tree_says_so(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    import stream_detector.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "__file__", str(tmp_path / "stream_detector" / "cli.py"))
     result = runner.invoke(app, ["bench"])
-    assert result.exit_code == 2
-    assert "not built yet" in result.output
+    assert result.exit_code == 1
+    assert "source tree" in result.output
