@@ -127,6 +127,7 @@ class Webhook:
             with self._open(request, self.timeout) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the response's socket
             if exc.code >= 500 or exc.code == 429:
                 raise _Retryable(f"HTTP {exc.code} {exc.reason}") from None
             raise WebhookError(
