@@ -1,0 +1,225 @@
+"""Alert grouping: anomaly events of one key become one incident, one post, one resolution.
+
+Pure logic, no I/O: :class:`IncidentTracker` reads the time from an injected clock, so
+tests drive it with a fake one. The Kafka loop and the HTTP POST live in
+:mod:`stream_detector.alerts_sink`.
+
+Timeline of one key with ``suppress = 900`` s (clock seconds; ``x`` an anomaly event)::
+
+    t:    0      300     700              1600  1601
+          x      x       x                 .     x
+          open   +1      +1     (quiet for 900 s)  resolved: 3   open (a new incident)
+          post   -       -                 post  post
+
+An incident closes when its key has seen no event for ``suppress`` seconds; the tracker
+notices on the next event of any key or on a periodic :meth:`IncidentTracker.tick`.
+Duplicate ``event_id`` values (at-least-once delivery) are dropped; events below
+``min_severity`` are ignored altogether (they neither open nor extend an incident).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from pydantic import ValidationError
+
+from schemas.events import AnomalyEvent
+from stream_detector.constants import MAX_MESSAGE_BYTES
+from stream_detector.exceptions import InvalidRecord
+
+__all__ = [
+    "DEFAULT_SUPPRESS_SECONDS",
+    "Incident",
+    "IncidentTracker",
+    "Notice",
+    "incident_payload",
+    "parse_event",
+    "payload_bytes",
+    "resolution_payload",
+]
+
+DEFAULT_SUPPRESS_SECONDS: Final = 900.0
+# Remembered event ids for duplicate detection; the oldest are forgotten first. Duplicates
+# of at-least-once delivery arrive close together, so a bounded memory is enough.
+_SEEN_IDS: Final = 100_000
+_HEADER_MAX: Final = 150  # Slack's limit on a header block's text
+_TOP_CONTRIBUTORS: Final = 5
+
+Payload = dict[str, Any]
+
+
+@dataclass
+class Incident:
+    """Consecutive anomalies of one key, none more than ``suppress`` seconds after the last."""
+
+    key: str
+    first: AnomalyEvent
+    last: AnomalyEvent
+    count: int
+    opened_at: float
+    last_seen_at: float
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to post: an incident opened, or closed."""
+
+    kind: Literal["opened", "resolved"]
+    incident: Incident
+    payload: Payload
+
+
+class IncidentTracker:
+    """Group anomaly events by key into incidents and say which notices to post.
+
+    Parameters
+    ----------
+    suppress
+        Seconds without an event of a key after which its incident closes.
+    min_severity
+        Events with a lower severity are ignored (0: keep everything).
+    clock
+        Seconds from any origin (``time.monotonic``); injected so tests control time.
+    """
+
+    def __init__(
+        self, suppress: float, min_severity: float, clock: Callable[[], float]
+    ) -> None:
+        if suppress <= 0:
+            raise ValueError(f"suppress must be > 0 seconds, got {suppress}")
+        self.suppress = suppress
+        self.min_severity = min_severity
+        self._clock = clock
+        self._open: dict[str, Incident] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.duplicates = 0
+        self.below_severity = 0
+
+    @property
+    def open_incidents(self) -> list[Incident]:
+        return list(self._open.values())
+
+    def observe(self, event: AnomalyEvent) -> list[Notice]:
+        """Take one event; return resolutions of expired incidents, then an opening if any."""
+        notices = self.tick()
+        if event.event_id in self._seen:
+            self.duplicates += 1
+            return notices
+        self._remember(event.event_id)
+        if event.severity < self.min_severity:
+            self.below_severity += 1
+            return notices
+        now = self._clock()
+        incident = self._open.get(event.key)
+        if incident is not None:
+            incident.count += 1
+            incident.last = event
+            incident.last_seen_at = now
+            return notices
+        incident = Incident(event.key, event, event, 1, now, now)
+        self._open[event.key] = incident
+        notices.append(Notice("opened", incident, incident_payload(event, self.suppress)))
+        return notices
+
+    def tick(self) -> list[Notice]:
+        """Close every incident whose key has been quiet for ``suppress`` seconds."""
+        now = self._clock()
+        expired = [i for i in self._open.values() if now - i.last_seen_at >= self.suppress]
+        for incident in expired:
+            del self._open[incident.key]
+        return [Notice("resolved", i, resolution_payload(i)) for i in expired]
+
+    def _remember(self, event_id: str) -> None:
+        self._seen[event_id] = None
+        if len(self._seen) > _SEEN_IDS:
+            self._seen.popitem(last=False)
+
+
+def parse_event(raw: bytes | None) -> AnomalyEvent:
+    """Validate one message value as an :class:`AnomalyEvent`.
+
+    Raises
+    ------
+    InvalidRecord
+        The value is not JSON or not an anomaly event; the message says which.
+    """
+    if raw is None:
+        raise InvalidRecord("empty message (no value)")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidRecord(f"message of {len(raw):,} bytes exceeds {MAX_MESSAGE_BYTES:,}")
+    try:
+        return AnomalyEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise InvalidRecord(f"not an anomaly event: {where}: {first['msg']}") from None
+
+
+# --- Slack-compatible payloads ------------------------------------------------------------
+def _esc(text: str) -> str:
+    """Escape Slack's three control characters so keys cannot inject links or mentions.
+
+    >>> _esc("a<b>&c")
+    'a&lt;b&gt;&amp;c'
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _field(title: str, value: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": f"*{title}*\n{value}"}
+
+
+def _contributors(event: AnomalyEvent) -> str:
+    top = sorted(event.top_contributors, key=lambda c: c.error, reverse=True)
+    lines = [
+        f"• {_esc(c.name)} (t-{c.time_offset}): {c.error:.4g}" for c in top[:_TOP_CONTRIBUTORS]
+    ]
+    return "\n".join(lines) or "none reported"
+
+
+def incident_payload(event: AnomalyEvent, suppress: float) -> Payload:
+    """The post that opens an incident: everything an on-call person needs at a glance."""
+    model = f"{event.model.name} v{event.model.version}"
+    text = (
+        f"Anomaly on {event.key}: score {event.score:.4g} > threshold {event.threshold:.4g} "
+        f"(severity {event.severity:.1f}), model {model}, window end {event.window_end}"
+    )
+    fields = [
+        _field("Model", _esc(model)),
+        _field("Window end", _esc(event.window_end)),
+        _field("Score vs threshold", f"{event.score:.4g} vs {event.threshold:.4g}"),
+        _field("Severity", f"{event.severity:.1f} / 100"),
+    ]
+    if event.p_value is not None:
+        fields.append(_field("p-value", f"{event.p_value:.3g}"))
+    header = f"Anomaly: {event.key}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:_HEADER_MAX]}},
+        {"type": "section", "fields": fields},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": "*Top contributors*\n" + _contributors(event)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"event {event.event_id}; further anomalies of this key are grouped until it has "
+            f"been quiet for {suppress:g} s")}]},
+    ]
+    return {"text": _esc(text), "blocks": blocks}
+
+
+def resolution_payload(incident: Incident) -> Payload:
+    """The short post that closes an incident: how many anomalies, over which windows."""
+    start, end = incident.first.window_end, incident.last.window_end
+    text = (
+        f"resolved: {incident.count} anomal{'y' if incident.count == 1 else 'ies'} "
+        f"between {start} and {end} on {incident.key}"
+    )
+    block = {"type": "section", "text": {"type": "mrkdwn", "text": _esc(text)}}
+    return {"text": _esc(text), "blocks": [block]}
+
+
+def payload_bytes(payload: Payload) -> bytes:
+    """The JSON body of a POST (compact, UTF-8)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,103 @@
+"""``stream-detector alerts``: forward anomaly events to a Slack-compatible webhook."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from stream_detector.cli import KafkaOption, _one_line_errors, _say, _settings, app, err_console
+
+__all__ = ["alerts_command"]
+
+
+def _log(text: str) -> None:
+    err_console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command(
+    "alerts",
+    help=(
+        "Forward anomaly events to a webhook (Slack-compatible JSON), one post per incident:"
+        " the first anomaly of a key is posted, later ones within --suppress seconds are"
+        " counted, and a 'resolved: N anomalies between T1 and T2' post follows once the key"
+        " has been quiet for --suppress seconds. Offsets are committed after delivery (at"
+        " least once); duplicate event ids are dropped, invalid messages logged and skipped."
+        " A 4xx answer stops with exit code 1; 5xx and network errors are retried.\n\n"
+        "Examples:\n\n"
+        "  stream-detector alerts --webhook https://hooks.slack.com/services/T0/B0/XXXX\n\n"
+        "  stream-detector alerts --webhook http://127.0.0.1:9000/hook --suppress 300"
+        " --min-severity 20\n\n"
+        "  stream-detector alerts --webhook http://x/ --dry-run --from-beginning"
+        " --exit-when-idle 10"
+    ),
+)
+def alerts_command(
+    webhook: Annotated[
+        str, typer.Option(help="URL to POST to (its path is never logged)", show_default=False)
+    ],
+    topic: Annotated[
+        str | None, typer.Option("--topic", "-t", help="topic (default: settings' output topic)")
+    ] = None,
+    group: Annotated[
+        str, typer.Option(help="consumer group (its committed offsets say what was sent)")
+    ] = "stream-detector-alerts",
+    suppress: Annotated[
+        float, typer.Option(min=0.001, help="seconds a key must be quiet to close its incident")
+    ] = 900.0,
+    min_severity: Annotated[
+        float, typer.Option(min=0.0, max=100.0, help="ignore events of lower severity (0-100)")
+    ] = 0.0,
+    kafka: KafkaOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print payloads on stdout instead of posting")
+    ] = False,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning",
+                           help="a new group starts at the topic's start (default: its end)")
+    ] = False,
+    max_seconds: Annotated[
+        float | None, typer.Option(min=0.0, help="stop after this many seconds")
+    ] = None,
+    exit_when_idle: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="stop once no event came for this long and all are resolved"),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds per HTTP attempt")] = 10.0,
+    retries: Annotated[int, typer.Option(min=0, help="retries on 5xx/network errors")] = 4,
+) -> None:
+    from confluent_kafka import Consumer
+
+    from stream_detector.alerts import IncidentTracker
+    from stream_detector.alerts_sink import (
+        AlertOptions,
+        DryRunSender,
+        Webhook,
+        consumer_config,
+        run_alerts,
+    )
+
+    with _one_line_errors():
+        settings = _settings(kafka_url=kafka)
+        topic = topic or settings.output_topic
+        hook = Webhook(webhook, timeout=timeout, retries=retries)
+        send = DryRunSender(_say) if dry_run else hook
+        tracker = IncidentTracker(suppress, min_severity, time.monotonic)
+        opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
+                            tick=min(1.0, suppress / 4))
+        conf = consumer_config(settings.confluent_config(), group, from_beginning)
+        consumer = Consumer(conf)
+        _log(f"alerts: {topic} -> {'stdout (dry run)' if dry_run else hook.masked}, "
+             f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}")
+        try:
+            consumer.subscribe([topic])
+            stats = run_alerts(consumer, tracker, send, opts, _log)
+        except KeyboardInterrupt:
+            _log("interrupted: open incidents are not resolved; delivered offsets are committed")
+            raise typer.Exit(130) from None
+        finally:
+            consumer.close()
+    _log(f"alerts: {stats.messages} messages, {stats.invalid} invalid, "
+         f"{tracker.duplicates} duplicates, {stats.opened} incidents opened, "
+         f"{stats.resolved} resolved, {len(tracker.open_incidents)} still open")

@@ -1,0 +1,142 @@
+"""`stream-detector alerts` against the real broker and a local webhook (http.server)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from typer.testing import CliRunner
+from worker_harness import bootstrap, produce
+
+from schemas.events import (
+    AnomalyEvent,
+    Contributor,
+    ModelRef,
+    SourceRef,
+    ThresholdSource,
+    event_id_for,
+)
+from stream_detector.cli import app
+from stream_detector.services import ServiceHandle
+
+runner = CliRunner()
+# a Slack-like path: the secret part of a webhook URL, never to be printed
+HOOK_PATH = "/services/T000/B000/s3cr3tT0ken"
+
+
+@dataclass
+class Hook:
+    url: str
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+
+
+@pytest.fixture()
+def hook() -> Iterator[Hook]:
+    """A webhook on 127.0.0.1 that records every POST body and answers ``hook.status``."""
+    state = Hook(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == HOOK_PATH and state.status == 200:
+                state.posts.append(json.loads(body))
+            self.send_response(state.status if self.path == HOOK_PATH else 404)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}{HOOK_PATH}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture()
+def topic(kafka_broker: ServiceHandle) -> str:
+    name = f"alerts-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap(kafka_broker)})
+    for future in admin.create_topics([NewTopic(name, 2, 1)]).values():
+        future.result(timeout=30)
+    return name
+
+
+def event(key: str, end: str, severity: float = 30.0) -> bytes:
+    return AnomalyEvent(
+        event_id=event_id_for("nab", "3", key, end), key=key, record_kind="series",
+        window_start="2015-02-26T20:00:00", window_end=end,
+        detected_at="2026-01-01T00:00:00.000Z", score=0.8, threshold=0.5,
+        threshold_source=ThresholdSource(method="percentile", version="3", scope="default"),
+        severity=severity, p_value=0.004, observed=[104.0],
+        top_contributors=[Contributor(name="value", index=0, time_offset=0, error=0.3)],
+        model=ModelRef(name="nab", version="3", onnx_sha256="b" * 64, family="dense"),
+        provider="CPUExecutionProvider", source=SourceRef(topic="records", partition=0, offset=1),
+    ).model_dump_json().encode()
+
+
+def alerts(kafka: ServiceHandle, hook: Hook, topic: str, group: str, *extra: str) -> Any:
+    return runner.invoke(app, [
+        "alerts", "--webhook", hook.url, "--topic", topic, "--group", group,
+        "--kafka", kafka.url, "--from-beginning", "--suppress", "1.5",
+        "--exit-when-idle", "6", "--max-seconds", "60", *extra])
+
+
+def test_one_post_per_incident_then_resolutions_and_offsets_committed(
+    kafka_broker: ServiceHandle, hook: Hook, topic: str,
+) -> None:
+    a1, a2, a3 = (event("AAPL", f"2015-02-26T21:0{i}:00") for i in range(3))
+    # keyed like the worker's output: one key's events stay in order on one partition
+    produce(kafka_broker, topic, [
+        (b"AAPL", a1), (b"AAPL", a2), (b"AAPL", a1), (None, b"{not json"), (b"AAPL", a3),
+        (b"GOOG", event("GOOG", "2015-02-26T21:00:00")),
+        (b"IBM", event("IBM", "2015-02-26T21:00:00", severity=1.0)),  # below --min-severity
+    ])
+    group = f"alerts-{uuid.uuid4().hex[:8]}"
+
+    result = alerts(kafka_broker, hook, topic, group, "--min-severity", "10")
+
+    assert result.exit_code == 0, result.output
+    opened = [p for p in hook.posts if not p["text"].startswith("resolved")]
+    resolved = sorted(p["text"] for p in hook.posts if p["text"].startswith("resolved"))
+    assert sorted(p["blocks"][0]["text"]["text"] for p in opened) == [
+        "Anomaly: AAPL", "Anomaly: GOOG"]
+    assert resolved == [
+        "resolved: 1 anomaly between 2015-02-26T21:00:00 and 2015-02-26T21:00:00 on GOOG",
+        "resolved: 3 anomalies between 2015-02-26T21:00:00 and 2015-02-26T21:02:00 on AAPL",
+    ]
+    assert len(hook.posts) == 4
+    assert "skipped" in result.output and "1 invalid, 1 duplicates" in result.output
+    assert "s3cr3t" not in result.output and "/services" not in result.output
+
+    # everything delivered was committed: the same group has nothing left to send
+    hook.posts.clear()
+    again = alerts(kafka_broker, hook, topic, group, "--exit-when-idle", "4")
+    assert again.exit_code == 0, again.output
+    assert hook.posts == []
+
+
+def test_4xx_stops_with_one_line_error_and_no_secret(
+    kafka_broker: ServiceHandle, hook: Hook, topic: str,
+) -> None:
+    produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:00:00"))])
+    hook.status = 403
+
+    result = alerts(kafka_broker, hook, topic, f"alerts-{uuid.uuid4().hex[:8]}")
+
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "HTTP 403" in errors[0]
+    assert "s3cr3t" not in result.output and "/services" not in result.output

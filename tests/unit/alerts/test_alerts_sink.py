@@ -1,0 +1,231 @@
+"""The webhook client (retries, 4xx, masking) and the consumer loop, with fakes (no network)."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from schemas.events import (
+    AnomalyEvent,
+    ModelRef,
+    SourceRef,
+    ThresholdSource,
+    event_id_for,
+)
+from stream_detector.alerts import IncidentTracker
+from stream_detector.alerts_sink import (
+    AlertOptions,
+    DryRunSender,
+    Webhook,
+    WebhookError,
+    consumer_config,
+    mask_url,
+    run_alerts,
+)
+from stream_detector.exceptions import ConfigurationError
+
+URL = "https://hooks.example.com/services/T000/B000/s3cr3tT0ken"
+
+
+class FakeResponse(io.BytesIO):
+    pass
+
+
+class Server:
+    """Answers each request with the next status of a script (200 when it runs out)."""
+
+    def __init__(self, *statuses: int | Exception) -> None:
+        self.statuses = list(statuses)
+        self.bodies: list[dict[str, Any]] = []
+        self.timeouts: list[float] = []
+
+    def __call__(self, request: urllib.request.Request, timeout: float) -> FakeResponse:
+        assert request.get_method() == "POST"
+        assert request.get_header("Content-type") == "application/json"
+        assert isinstance(request.data, bytes)
+        self.bodies.append(json.loads(request.data))
+        self.timeouts.append(timeout)
+        status = self.statuses.pop(0) if self.statuses else 200
+        if isinstance(status, Exception):
+            raise status
+        if status >= 400:
+            raise urllib.error.HTTPError(request.full_url, status, "nope", None, io.BytesIO())
+        return FakeResponse(b"ok")
+
+
+def hook(server: Server, sleeps: list[float], retries: int = 3) -> Webhook:
+    return Webhook(URL, timeout=2.5, retries=retries, backoff=0.5, sleep=sleeps.append,
+                   opener=server)
+
+
+def test_mask_url_hides_path_query_and_credentials() -> None:
+    masked = mask_url("https://u:pw@hooks.example.com:8443/services/T/B/XXX?token=abc")
+    assert masked == "https://hooks.example.com:8443/***"
+
+
+def test_post_succeeds_first_time_without_sleeping() -> None:
+    server, sleeps = Server(), []
+    hook(server, sleeps)({"text": "hi"})
+    assert server.bodies == [{"text": "hi"}]
+    assert server.timeouts == [2.5]
+    assert sleeps == []
+
+
+def test_5xx_and_connection_errors_are_retried_with_doubling_backoff() -> None:
+    server = Server(503, urllib.error.URLError(ConnectionRefusedError("refused")),
+                    TimeoutError("timed out"), 200)
+    sleeps: list[float] = []
+    hook(server, sleeps)({"text": "hi"})
+    assert len(server.bodies) == 4
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_giving_up_after_retries_raises_without_the_secret() -> None:
+    server, sleeps = Server(500, 500, 500), []
+    with pytest.raises(WebhookError) as info:
+        hook(server, sleeps, retries=2)({"text": "hi"})
+    assert len(server.bodies) == 3
+    assert "failed 3 times" in str(info.value) and "HTTP 500" in str(info.value)
+    assert "s3cr3t" not in str(info.value) and "/services" not in str(info.value)
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_4xx_fails_at_once_without_the_secret(status: int) -> None:
+    server, sleeps = Server(status), []
+    with pytest.raises(WebhookError, match=f"HTTP {status}") as info:
+        hook(server, sleeps)({"text": "hi"})
+    assert len(server.bodies) == 1 and sleeps == []
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_429_is_retried() -> None:
+    server, sleeps = Server(429), []
+    hook(server, sleeps)({"text": "hi"})
+    assert len(server.bodies) == 2
+
+
+def test_non_http_url_is_a_configuration_error_without_the_secret() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Webhook("file:///etc/passwd-s3cr3t")
+    assert "s3cr3t" not in str(info.value)
+    assert "s3cr3t" not in repr(Webhook(URL))
+
+
+def test_consumer_config_commits_manually() -> None:
+    conf = consumer_config({"bootstrap.servers": "b:1"}, "g", from_beginning=True)
+    assert conf["enable.auto.commit"] is False
+    assert conf["group.id"] == "g" and conf["auto.offset.reset"] == "earliest"
+    assert consumer_config({}, "g", False)["auto.offset.reset"] == "latest"
+
+
+# --- the loop, with a fake consumer and a fake clock ---------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Msg:
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "anomalies"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class FakeConsumer:
+    """Hands out messages one per poll; each poll advances the clock by its timeout."""
+
+    def __init__(self, values: list[bytes], clock: Clock) -> None:
+        self.queue = [Msg(v, i) for i, v in enumerate(values)]
+        self.clock = clock
+        self.committed: list[int] = []
+
+    def poll(self, timeout: float) -> Msg | None:
+        self.clock.now += timeout
+        return self.queue.pop(0) if self.queue else None
+
+    def commit(self, *, message: Msg, asynchronous: bool) -> None:
+        assert asynchronous is False
+        self.committed.append(message.offset())
+
+
+def event(key: str, end: str) -> bytes:
+    return AnomalyEvent(
+        event_id=event_id_for("m", "1", key, end), key=key, record_kind="series",
+        window_start="s", window_end=end, detected_at="d", score=2.0, threshold=1.0,
+        threshold_source=ThresholdSource(method="manual", version="1", scope="key"),
+        severity=10.0, observed=[1.0], top_contributors=[],
+        model=ModelRef(name="m", version="1", onnx_sha256="0" * 64, family="dense"),
+        provider="CPUExecutionProvider", source=SourceRef(topic="records"),
+    ).model_dump_json().encode()
+
+
+def test_loop_posts_once_per_incident_skips_garbage_and_commits_everything() -> None:
+    clock = Clock()
+    values = [event("a", "1"), b"{oops", event("a", "2"), event("a", "1"), event("b", "1")]
+    consumer = FakeConsumer(values, clock)
+    posts: list[dict[str, Any]] = []
+    logs: list[str] = []
+    tracker = IncidentTracker(5.0, 0, clock)
+    stats = run_alerts(consumer, tracker, posts.append,
+                       AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0),
+                       logs.append, clock=clock)
+    texts = [p["text"] for p in posts]
+    assert len(texts) == 4
+    assert texts[0].startswith("Anomaly on a:") and texts[1].startswith("Anomaly on b:")
+    assert sorted(texts[2:]) == ["resolved: 1 anomaly between 1 and 1 on b",
+                                 "resolved: 2 anomalies between 1 and 2 on a"]
+    assert consumer.committed == [0, 1, 2, 3, 4]
+    assert (stats.messages, stats.invalid, stats.opened, stats.resolved) == (5, 1, 2, 2)
+    assert any("skipped anomalies[0]@1" in line for line in logs)
+    assert clock.now < 20  # left once idle and resolved, well before max_seconds
+
+
+def test_failed_delivery_leaves_the_message_uncommitted() -> None:
+    clock = Clock()
+    consumer = FakeConsumer([event("a", "1")], clock)
+
+    def down(payload: dict[str, Any]) -> None:
+        raise WebhookError("webhook down")
+
+    with pytest.raises(WebhookError):
+        run_alerts(consumer, IncidentTracker(5.0, 0, clock), down,
+                   AlertOptions("anomalies", max_seconds=10), print, clock=clock)
+    assert consumer.committed == []
+
+
+def test_max_seconds_bounds_the_run_even_with_open_incidents() -> None:
+    clock = Clock()
+    consumer = FakeConsumer([event("a", "1")], clock)
+    tracker = IncidentTracker(900.0, 0, clock)
+    stats = run_alerts(consumer, tracker, lambda p: None,
+                       AlertOptions("anomalies", max_seconds=7, exit_when_idle=1), print,
+                       clock=clock)
+    assert stats.opened == 1 and len(tracker.open_incidents) == 1
+    assert 7 <= clock.now < 9
+
+
+def test_dry_run_writes_json_lines() -> None:
+    lines: list[str] = []
+    DryRunSender(lines.append)({"text": "é"})
+    assert [json.loads(line) for line in lines] == [{"text": "é"}]
