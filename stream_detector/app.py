@@ -118,10 +118,9 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
     dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
-    raw: faust.Schema[bytes, bytes] = faust.Schema(
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-    table = app.Table(STATE_TABLE, partitions=partitions, schema=raw)
+    # bytes key and value types make Faust use the raw codec for the changelog both ways
+    # (a schema= alone is not used when recovering: restored states would fail as JSON)
+    table = app.Table(STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
     models = _Models(settings, model_paths)
     metrics = WorkerMetrics()
     runtime = WorkerRuntime(
