@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream_detector.windowing import sliding_windows as worker_windows
+
 __all__ = ["Windows", "sliding_windows", "keyed_windows", "stack_keyed"]
 
 
@@ -63,14 +65,9 @@ def sliding_windows(data: np.ndarray, window: int, stride: int = 1) -> Windows:
         array = array[:, None]
     if array.ndim != 2:
         raise ValueError(f"data must be (rows, features) or (rows,), got shape {array.shape}")
-    rows, features = array.shape
-    if rows < window:
-        empty = np.empty((0, window, features), dtype=np.float32)
-        return Windows(empty, np.empty(0, dtype=np.int64))
-    # (rows - window + 1, features, window) -> every stride-th -> (num, window, features)
-    view = np.lib.stride_tricks.sliding_window_view(array, window, axis=0)[::stride]
-    view = view.transpose(0, 2, 1)
-    ends = np.arange(window - 1, rows, stride, dtype=np.int64)
+    # the worker's own windowing: offline windows are exactly the ones the worker scores
+    view = worker_windows(array, window, stride)  # (num, window, features), a view
+    ends = np.arange(window - 1, array.shape[0], stride, dtype=np.int64)
     return Windows(view, ends)
 
 
