@@ -68,18 +68,7 @@ def median_rate(
     by timer resolution; one untimed call warms caches first.
     """
     fn()
-    rates = []
-    for _ in range(repeats):
-        calls = 0
-        start = time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        rates.append(calls * items / elapsed)
-    rates.sort()
+    rates = sorted(_timed_rate(fn, items, min_seconds) for _ in range(repeats))
     return rates[len(rates) // 2]
 
 
