@@ -81,11 +81,15 @@ def verify_parity(
     atol: float = 1e-5,
     time_weights: torch.Tensor | None = None,
     seed: int = 0,
+    rtol: float = 0.0,
 ) -> float:
     """Max abs difference of ``score`` and ``errors`` between PyTorch and ONNX Runtime (CPU).
 
     Inputs are standard normal (the scale the models see after scaling). Raises
-    ``ValueError`` when the difference exceeds ``atol``; returns it otherwise.
+    ``ValueError`` when the difference exceeds ``atol + rtol * max|output|``; returns it
+    otherwise. ``rtol`` is for trained models: their errors on random input can be large,
+    and float32 rounding grows with them (a trained LSTM differs by ~1e-5 at errors ~10),
+    while a mistranslated op differs by the order of the output itself.
     """
     import onnxruntime as ort  # local: only export needs it in the training process
 
@@ -101,9 +105,11 @@ def verify_parity(
         float(np.max(np.abs(t_score.numpy() - o_score))),
         float(np.max(np.abs(t_errors.numpy() - o_errors))),
     )
-    if not diff <= atol:  # also catches NaN
+    scale = max(float(np.max(np.abs(t_score.numpy()))), float(np.max(np.abs(t_errors.numpy()))))
+    limit = atol + rtol * scale
+    if not diff <= limit:  # also catches NaN
         raise ValueError(
-            f"ONNX parity failed: max abs diff {diff:.3g} > {atol:g}; check for ops that "
+            f"ONNX parity failed: max abs diff {diff:.3g} > {limit:.3g}; check for ops that "
             "behave differently in eval mode or a custom layer the exporter mistranslates"
         )
     return diff

@@ -79,6 +79,8 @@ def test_parity_with_time_weights_and_batch_norm(tmp_path: Path) -> None:
     assert verify_parity(model, tmp_path / "m.onnx", time_weights=weights) <= 1e-5
     with pytest.raises(ValueError, match="parity"):  # uniform weights give other scores
         verify_parity(model, tmp_path / "m.onnx", atol=1e-5)
+    with pytest.raises(ValueError, match="parity"):  # a relative allowance does not hide it
+        verify_parity(model, tmp_path / "m.onnx", atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.slow
