@@ -5,11 +5,18 @@ Every method is a quantile of calibration scores (higher = more anomalous):
 * ``percentile`` p:      the p-th percentile (95 is the seeds' default);
 * ``contamination`` c:   the (1 - c) quantile, c being the expected share of anomalies;
 * ``fpr`` f:             the (1 - f) quantile of scores of normal data, so that about a
-  fraction f of normal windows would alert (Alibi Detect's ``infer_threshold``).
+  fraction f of normal windows would alert (Alibi Detect's ``infer_threshold``);
+* ``sigma`` k:           k standard deviations above the mean of the calibration scores.
+  Detection scores that are already z-scores against each key's own history (the default
+  detector, see ``stream_detector.detection``) need no data at all: their threshold is k.
+  That is the default model's method: a quantile of a short training part is noisy (the
+  part holds its own spikes), while k = 4.5 means the same on every series.
 
 >>> calibrate([1.0, 2.0, 3.0, 4.0, 5.0], "percentile", 50)
 3.0
 >>> calibrate([1.0, 2.0, 3.0, 4.0, 5.0], "fpr", 0.25)
+4.0
+>>> calibrate([1.0, 3.0], "sigma", 2)
 4.0
 """
 
@@ -24,11 +31,12 @@ import numpy.typing as npt
 
 __all__ = ["Method", "ThresholdResult", "calibrate", "calibrate_per_key", "check_method"]
 
-Method = Literal["percentile", "contamination", "fpr"]
+Method = Literal["percentile", "contamination", "fpr", "sigma"]
 
 
 def check_method(method: str, value: float) -> float:
-    """The quantile (0-1) a method and its argument stand for; ValueError when out of range."""
+    """The quantile (0-1) a method and its argument stand for (``sigma``: k itself);
+    ValueError when out of range."""
     if method == "percentile":
         if not 0.0 < value < 100.0:
             raise ValueError(f"percentile must be in (0, 100), got {value}")
@@ -41,7 +49,12 @@ def check_method(method: str, value: float) -> float:
         if not 0.0 < value < 1.0:
             raise ValueError(f"target false-positive rate must be in (0, 1), got {value}")
         return 1.0 - value
-    raise ValueError(f"unknown threshold method {method!r}; use percentile, contamination or fpr")
+    if method == "sigma":
+        if not 0.0 < value <= 100.0:
+            raise ValueError(f"sigma must be in (0, 100], got {value}")
+        return value
+    raise ValueError(
+        f"unknown threshold method {method!r}; use percentile, contamination, fpr or sigma")
 
 
 def calibrate(scores: npt.ArrayLike, method: str, value: float) -> float:
@@ -51,6 +64,8 @@ def calibrate(scores: npt.ArrayLike, method: str, value: float) -> float:
     x = x[np.isfinite(x)]
     if x.size == 0:
         raise ValueError("no finite calibration scores: train on more data or a shorter window")
+    if method == "sigma":
+        return float(x.mean() + q * x.std())
     return float(np.quantile(x, q))
 
 
@@ -70,9 +85,15 @@ class ThresholdResult:
 
 def calibrate_per_key(
     scores_by_key: Mapping[str, npt.ArrayLike], method: Method, value: float,
-    per_key: bool = False, min_scores: int = 20,
+    per_key: bool = False, min_scores: int = 20, zscores: bool = False,
 ) -> ThresholdResult:
-    """A pooled default plus, with ``per_key``, one threshold per key with enough scores."""
+    """A pooled default plus, with ``per_key``, one threshold per key with enough scores.
+
+    ``zscores``: the scores are already standardised per key, so ``sigma`` k is k itself.
+    """
+    if zscores and method == "sigma":
+        check_method(method, value)
+        return ThresholdResult(method, value, float(value))
     pooled = np.concatenate([np.asarray(s, dtype=np.float64).ravel()
                              for s in scores_by_key.values()]) if scores_by_key else np.array([])
     default = calibrate(pooled, method, value)

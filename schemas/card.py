@@ -83,8 +83,9 @@ class ScalerCard(_Frozen):
 class ThresholdCard(_Frozen):
     """Thresholds calibrated at training time; Redis entries override them."""
 
-    method: Literal["percentile", "contamination", "fpr"]
-    value_param: _FiniteFloat = Field(description="e.g. 95.0 (percentile) or 0.01 (fpr)")
+    method: Literal["percentile", "contamination", "fpr", "sigma"]
+    value_param: _FiniteFloat = Field(
+        description="e.g. 95.0 (percentile), 0.01 (fpr) or 5.0 (sigma)")
     default: _FiniteFloat
     per_key: dict[str, _FiniteFloat] = Field(default_factory=dict)
 
@@ -94,6 +95,8 @@ class ThresholdCard(_Frozen):
             raise ValueError("a percentile value_param must lie in (0, 100)")
         if self.method in {"contamination", "fpr"} and not 0.0 < self.value_param < 1.0:
             raise ValueError(f"a {self.method} value_param must lie in (0, 1)")
+        if self.method == "sigma" and not self.value_param > 0.0:
+            raise ValueError("a sigma value_param must be positive")
         return self
 
 

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 ModelFamily = Literal["dense", "lstm", "conv1d", "events", "hybrid"]
-ThresholdMethod = Literal["percentile", "contamination", "fpr", "manual"]
+ThresholdMethod = Literal["percentile", "contamination", "fpr", "sigma", "manual"]
 ThresholdScope = Literal["key", "default", "card_key", "card_default"]
 
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -63,11 +63,15 @@ def train_command(
         str | None, typer.Option(help="train on records up to this time")
     ] = None,
     threshold_method: Annotated[
-        Literal["percentile", "contamination", "fpr"], typer.Option(help="calibration method")
-    ] = "percentile",
+        Literal["percentile", "contamination", "fpr", "sigma"] | None,
+        typer.Option(help="calibration method [default: sigma for z-scored detection, "
+                          "else percentile]"),
+    ] = None,
     threshold_value: Annotated[
-        float, typer.Option(help="e.g. 99.5 (percentile), 0.01 (contamination or fpr)")
-    ] = 99.5,
+        float | None,
+        typer.Option(help="e.g. 4.5 (sigma), 99.5 (percentile), 0.005 (contamination or fpr) "
+                          "[default: those]"),
+    ] = None,
     per_key_thresholds: Annotated[bool, typer.Option(help="one threshold per key")] = False,
     epochs: Annotated[int, typer.Option(min=1, help="most epochs")] = 30,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="torch device")] = "auto",

@@ -62,7 +62,7 @@ VersionOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 # schemas.card.DEFAULT_KEY, spelled out: importing schemas costs --help 0.4 s (a test pins it)
 _DEFAULT_KEY = "*"
-ThresholdMethod = Literal["manual", "percentile", "contamination", "fpr"]
+ThresholdMethod = Literal["manual", "percentile", "contamination", "fpr", "sigma"]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class ThresholdEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     value: float
-    method: Literal["percentile", "contamination", "fpr", "manual"] = "manual"
+    method: Literal["percentile", "contamination", "fpr", "sigma", "manual"] = "manual"
     set_at: str = Field(default_factory=utc_now_iso)
     set_by: str = ""
 
@@ -175,7 +175,7 @@ class ThresholdStore:
         key: str,
         value: float,
         *,
-        method: Literal["percentile", "contamination", "fpr", "manual"] = "manual",
+        method: Literal["percentile", "contamination", "fpr", "sigma", "manual"] = "manual",
         set_by: str | None = None,
     ) -> ThresholdEntry:
         """Set one key's threshold (``key="*"`` sets the model default)."""

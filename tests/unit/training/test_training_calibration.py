@@ -8,7 +8,8 @@ from offline_training.calibration import calibrate, calibrate_per_key
 
 @pytest.mark.parametrize(("method", "value"), [("percentile", 0), ("percentile", 100),
                                                ("contamination", 0.5), ("fpr", 1.0),
-                                               ("fpr", 0.0), ("median", 0.5)])
+                                               ("fpr", 0.0), ("median", 0.5), ("sigma", 0),
+                                               ("sigma", -1.0)])
 def test_arguments_are_range_checked(method: str, value: float) -> None:
     with pytest.raises(ValueError):
         calibrate([1.0, 2.0], method, value)
@@ -34,3 +35,18 @@ def test_per_key_thresholds_only_for_keys_with_enough_scores() -> None:
     assert set(result.per_key) == {"quiet", "loud"}
     assert result.per_key["loud"] > result.default > result.per_key["quiet"]
     assert result.to_card()["method"] == "percentile"
+
+
+def test_sigma_is_k_standard_deviations_above_the_mean_of_raw_scores() -> None:
+    scores = np.random.default_rng(2).normal(3.0, 2.0, 100_000)
+    assert calibrate(scores, "sigma", 4.5) == pytest.approx(3.0 + 4.5 * 2.0, abs=0.05)
+
+
+def test_sigma_on_z_scores_is_k_itself_whatever_the_calibration_part_held() -> None:
+    # a training part with its own spikes: its quantiles move, the z threshold does not
+    spiky = {"a": np.r_[np.random.default_rng(3).normal(0, 1, 500), [9.0, 12.0]]}
+    result = calibrate_per_key(spiky, "sigma", 4.5, per_key=True, zscores=True)
+    assert (result.default, result.per_key) == (4.5, {})
+    assert calibrate_per_key(spiky, "sigma", 4.5).default > 4.5  # raw scores: from the data
+    with pytest.raises(ValueError):
+        calibrate_per_key(spiky, "sigma", 0.0, zscores=True)

@@ -36,7 +36,9 @@ def test_train_registers_a_verified_model_with_card_and_plots(
     model_dir = tmp / "registry" / "demo" / "1"
     card = ModelCard.model_validate_json((model_dir / "card.json").read_text())
     assert card.family == "dense" and card.record_kind == "series"
-    assert card.scaler.transform == "log1p" and card.detection["offset"] > 0
+    # the default model: raw scaling, scores z-scored per key, a 4.5-sigma threshold
+    assert card.scaler.transform == "none" and card.detection["offset"] > 0
+    assert (card.thresholds.method, card.thresholds.default) == ("sigma", 4.5)
     assert card.training["train_fraction"] == 0.3 and card.training["epochs"] <= 3
     assert (model_dir / "history.png").stat().st_size > 0
     assert not list((tmp / "registry" / "demo").glob(".*partial"))
