@@ -54,9 +54,11 @@ def run_file(path: Path, family: str, registry: Path, epochs: int) -> dict[str, 
             "detection": report.card.detection}
 
 
-def run_family(family: str, epochs: int, dump: Path | None = None) -> dict[str, Any]:
-    windows = load_windows(NAB / "labels" / "combined_windows.json")
-    files = sorted((NAB / "data" / "realTweets").glob("*.csv"))
+def run_family(
+    family: str, epochs: int, dump: Path | None = None, nab: Path = NAB
+) -> dict[str, Any]:
+    windows = load_windows(nab / "labels" / "combined_windows.json")
+    files = sorted((nab / "data" / "realTweets").glob("*.csv"))
     per_file: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for path in files:

@@ -30,7 +30,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["DetectionParams", "DetectorState", "Decision", "decide"]
+__all__ = ["DetectionParams", "DetectorState", "Decision", "decide", "quiet"]
 
 _STATE: Final = struct.Struct("<qqddd")
 _EPS: Final = 1e-12
@@ -131,8 +131,14 @@ def decide(
     state.last_z = z
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
-    suppressed = over and index - state.last_alert < p.suppress
+    suppressed = over and quiet(state, p)
     alert = over and not suppressed
     if alert:
         state.last_alert = index
     return Decision(alert=alert, detection_score=z, warm_up=warm_up, suppressed=suppressed)
+
+
+def quiet(state: DetectorState, p: DetectionParams) -> bool:
+    """Whether the key's newest window (already counted by :func:`decide`) lies within
+    ``suppress`` windows of its last alert, so another stage must not page for it either."""
+    return state.seen - 1 - state.last_alert < p.suppress

@@ -97,10 +97,14 @@ def test_score_file_reports_the_p_values(hybrid_dir: Path, tmp_path: Path) -> No
     data = write_events(tmp_path / "sig.csv",
                         make_events(EventsConfig(events=1000, signal_fraction=0.2), seed=12))
     rows = score_file(hybrid_dir, data, provider="cpu")
-    tested = [r for r in rows if r.p_value is not None and r.event_id == ""]
+    tested = [i for i, r in enumerate(rows) if r.p_value is not None and r.event_id == ""]
     alerts = [r for r in rows if r.alert and r.p_value is not None and r.p_value < 0.01]
-    assert tested and all(r.p_value is not None and r.p_value >= 0.01 for r in tested)
-    assert alerts and all(r.event_id for r in alerts)
+    assert tested and alerts and all(r.event_id for r in alerts)
+    # a test below alpha without an event is one the key's quiet period swallowed: it lies
+    # within `suppress` (50, the fixture's) windows after the key's previous event
+    events = [i for i, r in enumerate(rows) if r.event_id]
+    silenced = [i for i in tested if (rows[i].p_value or 1.0) < 0.01]
+    assert all(any(0 < i - j < 50 for j in events) for i in silenced)
 
 
 @pytest.mark.parametrize("dof", [1, 2, 3, 4, 8, 9, 25])
