@@ -35,7 +35,12 @@ events (window 1) are; measured on generated background events, 1.1% of 640 test
 p < 0.01. Overlapping windows of one series are not independent, and a seasonal series'
 local sample differs from history spread over all seasons: there every test came out near
 p = 0 on a synthetic series' own training data. For series, read the p-value as a ranking,
-or use a stride of one window and a longer sample.
+or use a stride of one window and a longer sample. On NAB realTweets the hybrid finds 32 of
+33 windows but, as a drift test on drifting counts, alerts about once a day per series
+(standard score 20.7 against the dense AE's 60.6): it is the detector for feature events.
+
+An NPLM alert obeys the key's quiet period (``detection.suppress``) like an AE alert and
+starts one: one incident pages once, whichever stage saw it first.
 """
 
 from __future__ import annotations
