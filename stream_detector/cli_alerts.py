@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stream_detector.cli import KafkaOption, _one_line_errors, _say, _settings, app, err_console
+from stream_detector.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from stream_detector.alerts import Payload
 
 __all__ = ["alerts_command"]
 
@@ -26,17 +31,21 @@ def _log(text: str) -> None:
         " least once); duplicate event ids are dropped, invalid messages logged and skipped."
         " A 4xx answer stops with exit code 1; 5xx and network errors are retried.\n\n"
         "Examples:\n\n"
-        "  stream-detector alerts --webhook https://hooks.slack.com/services/T0/B0/XXXX\n\n"
+        "  STREAM_DETECTOR_ALERT_WEBHOOK_URL=https://hooks.slack.com/services/T0/B0/XXXX"
+        " stream-detector alerts\n\n"
         "  stream-detector alerts --webhook http://127.0.0.1:9000/hook --suppress 300"
         " --min-severity 20\n\n"
-        "  stream-detector alerts --webhook http://x/ --dry-run --from-beginning"
+        "  stream-detector alerts --dry-run --from-beginning"
         " --exit-when-idle 10"
     ),
 )
 def alerts_command(
     webhook: Annotated[
-        str, typer.Option(help="URL to POST to (its path is never logged)", show_default=False)
-    ],
+        str | None,
+        typer.Option(help="URL to POST to (its path is never logged); better from "
+                          "STREAM_DETECTOR_ALERT_WEBHOOK_URL, which no process list shows",
+                     show_default=False),
+    ] = None,
     topic: Annotated[
         str | None, typer.Option("--topic", "-t", help="topic (default: settings' output topic)")
     ] = None,
@@ -81,14 +90,22 @@ def alerts_command(
     with _one_line_errors():
         settings = _settings(kafka_url=kafka)
         topic = topic or settings.output_topic
-        hook = Webhook(webhook, timeout=timeout, retries=retries)
-        send = DryRunSender(_say) if dry_run else hook
+        url = webhook or (settings.alert_webhook_url.get_secret_value()
+                          if settings.alert_webhook_url else None)
+        hook = Webhook(url, timeout=timeout, retries=retries) if url else None
+        if dry_run:
+            send: Callable[[Payload], None] = DryRunSender(_say)
+        elif hook is None:
+            raise ConfigurationError("no webhook: set STREAM_DETECTOR_ALERT_WEBHOOK_URL, or "
+                                     "pass --webhook or --dry-run")
+        else:
+            send = hook
         tracker = IncidentTracker(suppress, min_severity, time.monotonic)
         opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
                             tick=min(1.0, suppress / 4))
         conf = consumer_config(settings.confluent_config(), group, from_beginning)
         consumer = Consumer(conf)
-        _log(f"alerts: {topic} -> {'stdout (dry run)' if dry_run else hook.masked}, "
+        _log(f"alerts: {topic} -> {hook.masked if hook and not dry_run else 'stdout (dry run)'}, "
              f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}")
         try:
             consumer.subscribe([topic])

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = Field(None, description="Redis password (AUTH, secret)")
     redis_ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// URLs")
 
+    # --- Alerts ------------------------------------------------------------------------
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="webhook `stream-detector alerts` posts to (secret: Slack-style "
+        "URLs carry their token in the path)",
+    )
+
     # --- Worker ------------------------------------------------------------------------
     app_id: str = Field(
         "stream-detector", description="Faust app id: consumer group and changelog prefix"

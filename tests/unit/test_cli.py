@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,30 @@ def test_bench_outside_a_source_tree_says_so(monkeypatch: pytest.MonkeyPatch,
     result = runner.invoke(app, ["bench"])
     assert result.exit_code == 1
     assert "source tree" in result.output
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; these tests change the environment."""
+    from stream_detector.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_settings")
+def test_alerts_without_a_webhook_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAM_DETECTOR_ALERT_WEBHOOK_URL", raising=False)
+    result = runner.invoke(app, ["alerts", "--max-seconds", "0"])
+    assert result.exit_code == 1
+    assert "STREAM_DETECTOR_ALERT_WEBHOOK_URL" in result.output
+
+
+@pytest.mark.usefixtures("fresh_settings")
+def test_alerts_reads_the_webhook_from_the_setting_and_never_prints_its_token() -> None:
+    # a bad scheme fails before Kafka is touched: proof the setting was read, masked
+    result = runner.invoke(app, ["alerts", "--max-seconds", "0"],
+                           env={"STREAM_DETECTOR_ALERT_WEBHOOK_URL": "ftp://hooks.example/T0/s3cr3t"})
+    assert result.exit_code == 1
+    assert "http:// or https://" in result.output and "s3cr3t" not in result.output
