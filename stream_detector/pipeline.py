@@ -12,8 +12,10 @@ Three steps, so the caller decides where the slow one runs:
    and, when it alerts, becomes an :class:`~schemas.events.AnomalyEvent`.
 
 Per-key state (:class:`KeyState`) holds the window buffer, the detection history and the
-position of the last record applied, so a record seen again after a crash (its offset was
-not committed, but the state that includes it was) is recognised and skipped. For hybrid
+position of the last record applied (offset and index in its message, with a tag of the
+topic partition it counts in), so a record seen again after a crash (its offset was not
+committed, but the state that includes it was) is recognised and skipped, while records of
+another topic or partition never are. For hybrid
 models it also holds the key's NPLM sample ring, and :meth:`Pipeline.decide` runs the NPLM
 stage (:mod:`stream_detector.hybrid`) after the AE stage.
 """
@@ -21,6 +23,7 @@ stage (:mod:`stream_detector.hybrid`) after the AE stage.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -48,6 +51,7 @@ __all__ = [
     "StateStore",
     "Scored",
     "position_of",
+    "source_tag",
 ]
 
 _HEADER: Final = struct.Struct("<4sqHII")  # magic, last position, version len, window len, det len
@@ -56,7 +60,25 @@ _MAGIC: Final = b"SDK1"
 # ring are still written as SDK1, so older workers keep reading non-hybrid states.
 _HEADER2: Final = struct.Struct("<4sqHIII")  # ... and sample ring len
 _MAGIC2: Final = b"SDK2"
+# SDK3: SDK2's layout plus the source tag of ``last_position`` (which topic and partition
+# it counts in). Written whenever the tag is known, i.e. by the worker: workers older than
+# SDK3 cannot read those states, so upgrade every worker of an app id together.
+_HEADER3: Final = struct.Struct("<4sqHIIII")  # ... and source tag
+_MAGIC3: Final = b"SDK3"
+_HEADERS: Final = {_MAGIC: _HEADER, _MAGIC2: _HEADER2, _MAGIC3: _HEADER3}
 _NO_POSITION: Final = -1
+_NO_TAG: Final = 0  # states from before SDK3 and offline sources: the position alone counts
+
+
+def source_tag(source: SourceRef) -> int:
+    """A nonzero 32-bit tag of the topic and partition that positions count in.
+
+    Offsets of another topic (an app id reused with a new input topic) or of another
+    partition (a topic repartitioned) are not comparable with the stored position.
+    """
+    if source.offset is None:
+        return _NO_TAG
+    return zlib.crc32(f"{source.topic}\x00{source.partition}".encode()) | 1
 
 
 def position_of(offset: int | None, index: int) -> int:
@@ -77,24 +99,29 @@ class KeyState:
     detector: DetectorState = field(default_factory=DetectorState)
     last_position: int = _NO_POSITION
     sample: SampleRing | None = None  # hybrid models: the key's recent NPLM features
+    last_source: int = _NO_TAG  # source_tag() of the topic partition last_position is in
 
     def to_bytes(self) -> bytes:
         version = self.version.encode()
         win, det = self.window.to_bytes(), self.detector.to_bytes()
+        ring = self.sample.to_bytes() if self.sample is not None else b""
         sizes = (self.last_position, len(version), len(win), len(det))
-        if self.sample is None:
-            return b"".join((_HEADER.pack(_MAGIC, *sizes), version, win, det))
-        ring = self.sample.to_bytes()
-        return b"".join((_HEADER2.pack(_MAGIC2, *sizes, len(ring)), version, win, det, ring))
+        if self.last_source != _NO_TAG:
+            header = _HEADER3.pack(_MAGIC3, *sizes, len(ring), self.last_source)
+        elif self.sample is None:
+            header = _HEADER.pack(_MAGIC, *sizes)
+        else:
+            header = _HEADER2.pack(_MAGIC2, *sizes, len(ring))
+        return b"".join((header, version, win, det, ring))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> KeyState:
-        magic = data[:4]
-        header = _HEADER2 if magic == _MAGIC2 else _HEADER
-        if magic not in (_MAGIC, _MAGIC2) or len(data) < header.size:
+        header = _HEADERS.get(data[:4])
+        if header is None or len(data) < header.size:
             raise ValueError("not a stream-detector key state (corrupt or foreign changelog)")
         _, last, nv, nw, nd, *rest = header.unpack_from(data)
         ns = rest[0] if rest else 0
+        tag = rest[1] if len(rest) > 1 else _NO_TAG
         if len(data) != header.size + nv + nw + nd + ns:
             raise ValueError("not a stream-detector key state (corrupt or foreign changelog)")
         at = header.size
@@ -103,7 +130,7 @@ class KeyState:
         detector = DetectorState.from_bytes(data[at + nv + nw : at + nv + nw + nd])
         sample = SampleRing.from_bytes(data[at + nv + nw + nd :]) if ns else None
         return cls(version=version, window=window, detector=detector, last_position=last,
-                   sample=sample)
+                   sample=sample, last_source=tag)
 
 
 class StateStore(Protocol):
@@ -208,18 +235,20 @@ class Pipeline:
     ) -> list[Pending]:
         """Append records (one message's worth) to their keys' windows, in order."""
         pending: list[Pending] = []
+        tag = source_tag(source)
         for index, record in enumerate(records, start=first_index):
             position = position_of(source.offset, index)
             for model in self.models:
                 if model.card.record_kind != record.kind:
                     continue
                 state = self._state(model, record.key)
-                if position != _NO_POSITION and position <= state.last_position:
+                if (position != _NO_POSITION and position <= state.last_position
+                        and state.last_source in (tag, _NO_TAG)):
                     continue  # already applied before a restart: its events went out then
                 window = state.window.push(
                     record.values, record.epoch_ns, record.timestamp_text
                 )
-                state.last_position = position
+                state.last_position, state.last_source = position, tag
                 self.store.put(model.name, record.key, state, source)
                 if window is not None:
                     pending.append(Pending(model, record.key, state, window, source))

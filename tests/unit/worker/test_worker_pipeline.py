@@ -82,6 +82,29 @@ def test_records_already_in_the_state_are_skipped_after_a_restart(tmp_path: Path
     assert saved.window.count == 12
 
 
+@pytest.mark.parametrize("source", [SourceRef(topic="other", partition=0, offset=0),
+                                    SourceRef(topic="t", partition=3, offset=0)])
+def test_records_of_another_topic_or_partition_are_never_skipped(
+    tmp_path: Path, source: SourceRef,
+) -> None:
+    # an app id reused with a new input topic, or a repartitioned topic: offsets restart low
+    rt = runtime(tmp_path)
+    store = DictStore()
+    pipe = Pipeline([rt], store)
+    recs = records("a", VALUES)
+    for i, r in enumerate(recs[:6]):
+        pipe.ingest([r], SourceRef(topic="t", partition=0, offset=1000 + i))
+    saved = KeyState.from_bytes(store.states[("tiny", "a")].to_bytes())
+    assert saved.to_bytes()[:4] == b"SDK3" and saved.last_source != 0
+    store.states[("tiny", "a")] = saved
+    offset = source.offset or 0
+    moved = [pipe.ingest([r], source.model_copy(update={"offset": offset + i}))
+             for i, r in enumerate(recs[6:])]
+    assert [len(p) for p in moved] == [1] * 6 and saved.window.count == 12
+    # and replays within the new source are recognised again
+    assert pipe.ingest([recs[-1]], source.model_copy(update={"offset": offset + 5})) == []
+
+
 class _Table:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
