@@ -1,8 +1,9 @@
 """Registry models for the benchmarks: the three trained families (untrained weights are
 fine for timing) and a torch-free window-mean ONNX model for the worker runs.
 
-The window-mean builder is a copy of ``tests/model_fixtures.py`` (benchmarks never import
-tests): the reconstruction of a window is its mean, so every window costs the same.
+The window-mean model's reconstruction of a window is its mean, so every window costs the
+same. Tests build their registry entries with the same two functions (benchmarks never
+import tests; tests import these).
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ STANDARD_SCALER: dict[str, Any] = {
 }
 
 
-def window_mean_model(window: int, features: int) -> bytes:
-    """ONNX scoring-contract model: score = mean squared deviation from the window mean."""
+def window_mean_model(window: int, features: int, last_k: int | None = None) -> bytes:
+    """ONNX scoring-contract model (input ``windows``; outputs ``score``, ``errors``,
+    ``reconstruction``): score = mean squared deviation from the window mean over the last
+    ``last_k`` steps (all by default), so it is large exactly when the newest steps jump."""
     import onnx
     from onnx import TensorProto, helper
 
+    last_k = last_k or window
     shape: list[int | str] = ["batch", window, features]
+    weights = [0.0] * (window - last_k) + [1.0 / (last_k * features)] * last_k
     nodes = [
         helper.make_node("ReduceMean", ["windows"], ["mean"], axes=[1], keepdims=1),
         helper.make_node("Sub", ["windows", "mean"], ["diff"]),
@@ -34,8 +39,7 @@ def window_mean_model(window: int, features: int) -> bytes:
         helper.make_node("ReduceSum", ["weighted", "axes12"], ["score"], keepdims=0),
     ]
     inits = [
-        helper.make_tensor("time_weights", TensorProto.FLOAT, [window, 1],
-                           [1.0 / (window * features)] * window),
+        helper.make_tensor("time_weights", TensorProto.FLOAT, [window, 1], weights),
         helper.make_tensor("axes12", TensorProto.INT64, [2], [1, 2]),
     ]
     graph = helper.make_graph(
@@ -53,21 +57,22 @@ def window_mean_model(window: int, features: int) -> bytes:
 
 
 def write_registry_model(
-    directory: Path, onnx_bytes: bytes, *, name: str, window: int, family: str = "dense",
-    threshold: float = 4.0, scaler: dict[str, Any] | None = None,
-    detection: dict[str, Any] | None = None,
+    directory: Path, onnx_bytes: bytes, *, name: str = "tiny", version: str = "1",
+    window: int, features: list[str] | None = None, record_kind: str = "series",
+    family: str = "dense", threshold: float = 4.0, per_key: dict[str, float] | None = None,
+    scaler: dict[str, Any] | None = None, detection: dict[str, Any] | None = None,
 ) -> Path:
-    """``model.onnx`` then ``card.json`` (card last, as a registry expects) for one series."""
+    """``model.onnx`` then ``card.json`` (card last: a registry only sees complete dirs)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "model.onnx").write_bytes(onnx_bytes)
     card = {
-        "name": name, "version": "1", "family": family,
+        "name": name, "version": version, "family": family,
         "created_at": "2026-11-22T08:00:00Z",
         "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "record_kind": "series", "window": window, "stride": 1, "features": ["value"],
-        "scaler": scaler or {"method": "none"},
+        "record_kind": record_kind, "window": window, "stride": 1,
+        "features": features or ["value"], "scaler": scaler or {"method": "none"},
         "thresholds": {"method": "percentile", "value_param": 99.0, "default": threshold,
-                       "per_key": {}},
+                       "per_key": per_key or {}},
         "detection": detection or {},
         "data_sha256": "0" * 64,
     }

@@ -1,51 +1,21 @@
 """Small real ONNX models and registry entries for tests, built without torch.
 
-``window_mean_model``: the reconstruction of a window is its mean, so the error of the newest
-step is large exactly when it jumps away from the window's level -- a genuine (if simple)
-anomaly detector that honours the scoring contract (input ``windows``, outputs ``score``,
-``errors``, ``reconstruction``).
+``window_mean_model`` and ``write_registry_model`` are the benchmarks' (one definition): the
+reconstruction of a window is its mean, so the error of the newest step is large exactly
+when it jumps away from the window's level -- a genuine (if simple) anomaly detector that
+honours the scoring contract.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 import onnx
 from onnx import TensorProto, helper
 
+from benchmarks.bench_models import window_mean_model, write_registry_model
 
-def window_mean_model(window: int, features: int, last_k: int | None = None) -> bytes:
-    """score = mean squared error of the last ``last_k`` steps (all steps by default)."""
-    last_k = last_k or window
-    shape: list[int | str] = ["batch", window, features]
-    weights = [0.0] * (window - last_k) + [1.0 / (last_k * features)] * last_k
-    nodes = [
-        helper.make_node("ReduceMean", ["windows"], ["mean"], axes=[1], keepdims=1),
-        helper.make_node("Sub", ["windows", "mean"], ["diff"]),
-        helper.make_node("Mul", ["diff", "diff"], ["errors"]),
-        helper.make_node("Sub", ["windows", "diff"], ["reconstruction"]),
-        helper.make_node("Mul", ["errors", "time_weights"], ["weighted"]),
-        helper.make_node("ReduceSum", ["weighted", "axes12"], ["score"], keepdims=0),
-    ]
-    inits = [
-        helper.make_tensor("time_weights", TensorProto.FLOAT, [window, 1], weights),
-        helper.make_tensor("axes12", TensorProto.INT64, [2], [1, 2]),
-    ]
-    graph = helper.make_graph(
-        nodes, "window_mean",
-        [helper.make_tensor_value_info("windows", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"]),
-         helper.make_tensor_value_info("errors", TensorProto.FLOAT, shape),
-         helper.make_tensor_value_info("reconstruction", TensorProto.FLOAT, shape)],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+__all__ = ["card_dict", "energy_model", "window_mean_model", "write_registry_model"]
 
 
 def card_dict(**changes: Any) -> dict[str, Any]:
@@ -61,30 +31,6 @@ def card_dict(**changes: Any) -> dict[str, Any]:
     }
     card.update(changes)
     return card
-
-
-def write_registry_model(
-    directory: Path, onnx_bytes: bytes, *, name: str = "tiny", version: str = "1",
-    window: int, features: list[str], record_kind: str = "series",
-    threshold: float = 4.0, per_key: dict[str, float] | None = None,
-    scaler: dict[str, Any] | None = None, detection: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``model.onnx`` then ``card.json`` (card last: a registry sees complete dirs)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "model.onnx").write_bytes(onnx_bytes)
-    card = {
-        "name": name, "version": version, "family": "dense",
-        "created_at": "2026-11-22T08:00:00Z",
-        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "record_kind": record_kind, "window": window, "stride": 1, "features": features,
-        "scaler": scaler or {"method": "none"},
-        "thresholds": {"method": "percentile", "value_param": 99.0, "default": threshold,
-                       "per_key": per_key or {}},
-        "detection": detection or {},
-        "data_sha256": "0" * 64,
-    }
-    (directory / "card.json").write_text(json.dumps(card))
-    return directory
 
 
 def energy_model(features: int) -> bytes:
