@@ -17,7 +17,7 @@ from schemas.records import Record, RecordKind
 from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline, Scored
 from stream_detector.registry import ModelRegistry
 from stream_detector.scoring import top_contributors
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 
 __all__ = ["ScoreRow", "score_records", "score_file", "COLUMNS"]
 
