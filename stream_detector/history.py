@@ -62,7 +62,7 @@ _SECOND: Final = np.timedelta64(1, "s")
 
 @runtime_checkable
 class SeriesArrays(Protocol):
-    """One keyed series (``loaders.SeriesData``): times (n,) and values (n, 1)."""
+    """One keyed series (``loaded_data.SeriesData``): times (n,) and values (n, 1)."""
 
     @property
     def key(self) -> str: ...
@@ -76,7 +76,7 @@ class SeriesArrays(Protocol):
 
 @runtime_checkable
 class PanelArrays(Protocol):
-    """Many keyed series (``loaders.PanelData``)."""
+    """Many keyed series (``loaded_data.PanelData``)."""
 
     @property
     def series(self) -> Mapping[str, SeriesArrays]: ...
@@ -84,7 +84,7 @@ class PanelArrays(Protocol):
 
 @runtime_checkable
 class EventArrays(Protocol):
-    """Fixed-width feature vectors (``loaders.EventData``): features (n, d)."""
+    """Fixed-width feature vectors (``loaded_data.EventData``): features (n, d)."""
 
     @property
     def features(self) -> np.ndarray: ...
