@@ -137,13 +137,14 @@ def aapl(kafka_url: str, redis_url: str, tmp: Path, epochs: int, timeout: float,
     from offline_training.train import TrainOptions, train
     from offline_training.trainer import TrainConfig
     from stream_detector import replay
+    from stream_detector.history import load_source
 
     report = train(TrainOptions(data=AAPL, out=tmp / "registry",
                                 train=TrainConfig(max_epochs=epochs, progress=False),
                                 plots=False))
     topic = f"aapl-{uuid.uuid4().hex[:6]}"
     create_topic(_bootstrap(kafka_url), topic)
-    source = replay.load_source(AAPL)
+    source = load_source(AAPL)
     producer = Producer(replay.producer_config({"bootstrap.servers": _bootstrap(kafka_url)}))
     stats = replay.send(producer, topic, replay.messages(source.records, 1))
     with worker(kafka_url, redis_url, [report.path], tmp, topic, entry=entry) as w:

@@ -22,7 +22,7 @@ from offline_training.metrics import detection_metrics
 from offline_training.nab import load_windows, score_file, window_indices
 from stream_detector.batch import COLUMNS, ScoreRow, load_runtime, score_records
 from stream_detector.exceptions import DataError
-from stream_detector.replay import load_source
+from stream_detector.history import load_source
 
 __all__ = ["Evaluation", "evaluate", "windows_for"]
 

@@ -242,7 +242,7 @@ def train(opts: TrainOptions) -> TrainReport:
     from offline_training.export import export_onnx, verify_parity
     from offline_training.models import build_model, config_dict, make_time_weights
     from offline_training.trainer import fit
-    from stream_detector.replay import load_source
+    from stream_detector.history import load_source
 
     started = time.perf_counter()
     source = load_source(opts.data, kind=opts.kind, key=opts.key)

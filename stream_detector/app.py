@@ -25,7 +25,7 @@ from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import ModelRuntime
 from stream_detector.registry import ModelRegistry
 from stream_detector.settings import Settings, get_settings
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.topics import ensure_topics
 from stream_detector.worker import Message, TableStore, WorkerRuntime
 

@@ -1,6 +1,6 @@
 """Offline scoring of a whole file through the worker's own pipeline (``stream-detector score``).
 
-Records come from :func:`stream_detector.replay.load_source`, the same builder ``replay``
+Records come from :func:`stream_detector.history.load_source`, the same builder ``replay``
 uses to send them to Kafka, and pass through :class:`~stream_detector.pipeline.Pipeline`
 exactly as in the worker: replaying the file gives the same windows, scores and alerts.
 """
@@ -17,7 +17,7 @@ from schemas.records import Record, RecordKind
 from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline, Scored
 from stream_detector.registry import ModelRegistry
 from stream_detector.scoring import top_contributors
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 
 __all__ = ["ScoreRow", "score_records", "score_file", "COLUMNS"]
 
@@ -86,7 +86,7 @@ def score_file(
     provider: str = "auto", progress: Callable[[int], None] | None = None,
 ) -> list[ScoreRow]:
     """Every window of ``data`` scored by the model at ``model_dir``."""
-    from stream_detector.replay import load_source
+    from stream_detector.history import load_source
 
     runtime = load_runtime(model_dir, provider)
     source = load_source(data, kind=kind or runtime.card.record_kind, key=key)

@@ -329,9 +329,10 @@ def replay_command(
     from confluent_kafka import Producer
 
     from stream_detector import replay as replaying
+    from stream_detector.history import load_source
 
     with _one_line_errors():
-        source = replaying.load_source(file, kind=kind, key=key, order=order, limit=limit)
+        source = load_source(file, kind=kind, key=key, order=order, limit=limit)
         settings = _settings(kafka_url=kafka)
         topic = topic or settings.input_topic
         producer = Producer(replaying.producer_config(settings.confluent_config()))

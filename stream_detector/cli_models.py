@@ -121,7 +121,7 @@ def score_command(
     import pandas as pd
 
     from stream_detector.batch import COLUMNS, load_runtime, score_records
-    from stream_detector.replay import load_source
+    from stream_detector.history import load_source
 
     with _one_line_errors():
         runtime = load_runtime(model, provider)

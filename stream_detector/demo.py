@@ -99,7 +99,7 @@ def _generate(kind: Kind, folder: Path) -> tuple[Path, _Labels, dict[str, list[s
     if kind == "events":
         events = syn.make_events(seed=_SEED)
         path = syn.write_events(folder / "synthetic_events.h5", events)
-        # replay stamps event i at epoch + i seconds (see stream_detector.replay)
+        # replay stamps event i at epoch + i seconds (see stream_detector.history)
         signal = np.flatnonzero(events.labels).astype(np.int64) * 10**9
         return path, {"events": [(int(t), int(t)) for t in signal]}, {}
     if kind == "series":

@@ -159,7 +159,7 @@ def _publish(redis_url: str, model: Path) -> Any:
 def _offline(model: Path, data: DemoData) -> tuple[list[Any], list[Any]]:
     """Records and every window's score through the worker's pipeline (same decisions)."""
     from stream_detector.batch import load_runtime, score_records
-    from stream_detector.replay import Order, load_source
+    from stream_detector.history import Order, load_source
 
     order: Order = "time" if data.kind == "sales" else "key"  # a live panel interleaves
     source = load_source(data.path, kind=data.kind, order=order)

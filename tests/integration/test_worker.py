@@ -21,7 +21,7 @@ from schemas.records import MAX_MESSAGE_BYTES, parse_message
 from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline
 from stream_detector.registry import load_model
 from stream_detector.services import ServiceHandle
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 
 DETECTION = {"halflife": 30, "warmup": 20, "suppress": 5, "offset": 0.01}
 BAD = {

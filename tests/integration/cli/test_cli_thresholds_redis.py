@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from schemas.card import ModelCard
 from stream_detector.cli import app
 from stream_detector.services import ServiceHandle
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 
 runner = CliRunner()
 CARD = card_dict(thresholds={

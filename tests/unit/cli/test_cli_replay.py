@@ -1,4 +1,4 @@
-"""Replay's pure parts (records, grouping, encoding, pacing) and its CLI errors, no network."""
+"""Replay's pure parts (history records, grouping, encoding, pacing) and CLI errors; no network."""
 
 from __future__ import annotations
 
@@ -14,26 +14,25 @@ from confluent_kafka import KafkaError, KafkaException
 from typer.testing import CliRunner
 
 from schemas.records import FeatureEvent, SalesRow, SeriesPoint, parse_message
-from stream_detector import replay
+from stream_detector import history
 from stream_detector.cli import app
 from stream_detector.constants import MAX_MESSAGE_BYTES
 from stream_detector.exceptions import DataError
+from stream_detector.history import iso_timestamps, records_from
 from stream_detector.replay import (
     ReplayError,
     check_topic,
     encode,
     group_by_key,
-    iso_timestamps,
     messages,
     producer_config,
-    records_from,
     send,
 )
 
 runner = CliRunner()
 
 
-def load_source(path: Path, kind: Any = None, **options: Any) -> replay.RecordSource:
+def load_source(path: Path, kind: Any = None, **options: Any) -> history.RecordSource:
     """What the CLI does: load with offline_training, then prepare the records."""
     from offline_training.loaders import load
 
@@ -51,7 +50,7 @@ def point(key: str, i: int, value: float = 1.0) -> SeriesPoint:
 
 
 def test_module_doctests() -> None:
-    result = doctest.testmod(replay)
+    result = doctest.testmod(history)
     assert result.attempted >= 3 and result.failed == 0
 
 

@@ -18,7 +18,7 @@ from stream_detector.demo import (
     quality_of,
     train_options,
 )
-from stream_detector.replay import load_source
+from stream_detector.history import load_source
 
 
 def test_doctests() -> None:

@@ -19,7 +19,7 @@ from offline_training.synthetic import EVENT_FEATURES, EventsConfig, make_events
 from schemas.records import FeatureEvent
 from stream_detector.pipeline import ModelRuntime
 from stream_detector.registry import load_model
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 
 NPLM_OPTIONS = {"sample_size": 200, "every": 50}
 

@@ -15,7 +15,7 @@ from schemas.records import parse_message
 from stream_detector.events import build_event, is_anomaly
 from stream_detector.registry import load_model
 from stream_detector.scoring import ScaleTable
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.windowing import WindowState, sliding_windows
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -15,8 +15,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from schemas.card import ModelCard
 from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
+from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.thresholds import (
-    ThresholdCache,
     ThresholdEntry,
     change_message,
     hash_name,

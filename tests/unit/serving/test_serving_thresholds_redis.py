@@ -16,7 +16,8 @@ from redis.asyncio import Redis as AsyncRedis
 
 from schemas.card import ModelCard
 from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
-from stream_detector.thresholds import ThresholdCache, ThresholdStore
+from stream_detector.threshold_cache import ThresholdCache
+from stream_detector.thresholds import ThresholdStore
 
 pytestmark = pytest.mark.integration
 

@@ -10,19 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from offline_training.loaders import (
-    EventData,
-    PanelData,
-    SeriesData,
-    infer_kind,
-    load,
-    load_events,
-    load_panel,
-    load_records_json,
-    load_seed_json,
-    load_series,
-    string_bucket,
-)
+from offline_training.load_json import load_records_json, load_seed_json, string_bucket
+from offline_training.load_tables import load_panel, load_series
+from offline_training.loaded_data import EventData, PanelData, SeriesData
+from offline_training.loaders import infer_kind, load, load_events
 from stream_detector.exceptions import DataError
 
 AAPL = Path("/work/shared/data/nab/data/realTweets/Twitter_volume_AAPL.csv")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offline_training import nab
-from offline_training.loaders import load_series
+from offline_training.load_tables import load_series
 from stream_detector.exceptions import DataError
 
 NAB_DIR = Path("/work/shared/data/nab")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from offline_training import loaders, nab
+from offline_training import load_tables, nab
 from offline_training.metrics import evaluate
 from offline_training.scaling import fit_scaler
 from offline_training.synthetic import make_series, write_labels, write_series_csv
@@ -17,7 +17,7 @@ def test_simple_detector_on_synthetic_data_beats_the_null_detector(tmp_path: Pat
     truth = make_series(seed=11, key="s")
     csv = write_series_csv(tmp_path / "s.csv", truth)
     (labels,) = write_labels(tmp_path / "windows.json", {"synthetic/s.csv": truth})
-    series = loaders.load_series(csv)
+    series = load_tables.load_series(csv)
 
     train_rows = nab.probationary_length(len(series.values))  # causal: fit on probation only
     scaler = fit_scaler(series.values[:train_rows], "robust")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offline_training import loaders, nab
+from offline_training import load_tables, loaders, nab
 from offline_training.synthetic import (
     EVENT_FEATURES,
     SERIES_ANOMALIES,
@@ -82,7 +82,7 @@ def test_series_round_trips_through_loader_and_nab_windows(tmp_path: Path) -> No
     series = make_series(seed=9, key="synthetic_a")
     csv = write_series_csv(tmp_path / "synthetic_a.csv", series)
     labels, kinds = write_labels(tmp_path / "w.json", {"synth/a.csv": series}, tmp_path / "k.json")
-    loaded = loaders.load_series(csv)
+    loaded = load_tables.load_series(csv)
     np.testing.assert_allclose(loaded.values[:, 0], series.values)
     np.testing.assert_array_equal(loaded.timestamps, series.timestamps)
     windows = nab.window_indices(loaded.timestamps, nab.load_windows(labels)["synth/a.csv"])
@@ -118,7 +118,7 @@ def test_sales_panel_labels_stockouts_and_errors_but_not_promotions(tmp_path: Pa
             ~panel.promotions[key] & (s.labels == 0),
         )
         assert s.values[promo].mean() > s.values[normal].mean()  # uplift, yet labelled normal
-    loaded = loaders.load_panel(write_panel_csv(tmp_path / "sales.csv", panel))
+    loaded = load_tables.load_panel(write_panel_csv(tmp_path / "sales.csv", panel))
     np.testing.assert_allclose(loaded.series["2/1"].values[:, 0], panel.series["2/1"].values)
     again = make_sales(cfg, seed=4)
     np.testing.assert_array_equal(again.series["1/2"].values, panel.series["1/2"].values)

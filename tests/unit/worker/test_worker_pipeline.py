@@ -14,7 +14,7 @@ from schemas.events import SourceRef
 from schemas.records import parse_message
 from stream_detector.pipeline import DictStore, KeyState, ModelRuntime, Pipeline, position_of
 from stream_detector.registry import load_model
-from stream_detector.thresholds import ThresholdCache
+from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.windowing import WindowState
 from stream_detector.worker import TableStore, table_key
 

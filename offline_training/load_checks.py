@@ -1,0 +1,177 @@
+"""Checks every loader shares: each bad input becomes a DataError that says where.
+
+Locations in messages are what a user sees in the file: ``row N`` is the N-th data row
+(1-based) and, for CSV, ``line M`` is the line in a text editor (header = line 1), so either
+reading of "row" finds the culprit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from offline_training.loaded_data import MissingPolicy
+from stream_detector.exceptions import DataError
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_JSON_BYTES",
+    "Where",
+    "check_size",
+    "fill_missing",
+    "key_part",
+    "numeric_column",
+    "parse_timestamps",
+    "time_order",
+]
+
+# Bounds keep a stray multi-GB file from exhausting memory; callers may raise them knowingly.
+MAX_FILE_BYTES = 2 * 1024**3
+MAX_JSON_BYTES = 256 * 1024**2  # JSON is parsed whole, with Python objects per value
+_MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+
+
+@dataclass(frozen=True)
+class Where:
+    """Turns a 0-based data-row index into the location a user looks for."""
+
+    path: Path
+    header_lines: int | None = None  # CSV: lines before the first data row
+    unit: str = "row"
+    dataset: str | None = None  # HDF5: the array inside the file
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}[{self.dataset}]" if self.dataset else str(self.path)
+
+    def at(self, index: int, column: object | None = None) -> str:
+        text = f"{self.name}: {self.unit} {index + 1}"
+        if self.header_lines is not None:
+            text += f" (line {index + 1 + self.header_lines})"
+        if column is not None:
+            text += f", column {str(column)!r}"
+        return text
+
+
+def check_size(path: Path, max_bytes: int) -> None:
+    """Reject a missing or empty file, and one over ``max_bytes``, before reading it."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; check the path")
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{path}: file is empty; expected a header and data rows")
+    if size > max_bytes:
+        raise DataError(
+            f"{path}: {size} bytes exceeds the limit of {max_bytes}; split the file "
+            "or pass a larger max_bytes"
+        )
+
+
+def numeric_column(column: pd.Series, where: Where, name: object) -> np.ndarray:
+    """Column as float64; missing or non-finite become NaN, anything else non-numeric fails."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan, copy=True)
+    unparsed = np.flatnonzero(np.isnan(values))  # few rows: check their text one by one
+    for row in unparsed:
+        if not _is_missing_token(column.iloc[row]):
+            raise DataError(f"{where.at(int(row), name)}: {column.iloc[row]!r} is not a number")
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _is_missing_token(value: object) -> bool:
+    """Empty text, ``nan``/``null``-like words, None, NaN and pandas' NA all mean missing."""
+    if isinstance(value, str):
+        return value.strip().lower() in _MISSING_TOKENS
+    if isinstance(value, float | np.floating):
+        return bool(np.isnan(value))
+    return value is None or value is pd.NA or value is pd.NaT
+
+
+def fill_missing(
+    values: np.ndarray, names: list[str], where: Where, policy: MissingPolicy
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Apply the NaN/inf policy to a (n, d) array; returns the array and the imputed mask."""
+    mask = np.isnan(values)
+    if not mask.any():
+        return values, None
+    if policy == "reject":
+        row, col = (int(i) for i in np.argwhere(mask)[0])
+        raise DataError(
+            f"{where.at(row, names[col])}: value is missing, NaN or infinite; "
+            "fix it or load with missing='impute'"
+        )
+    if policy != "impute":
+        raise ValueError(f"missing must be 'reject' or 'impute', got {policy!r}")
+    empty = np.flatnonzero(mask.all(axis=0))
+    if empty.size:
+        raise DataError(
+            f"{where.name}: column {names[int(empty[0])]!r} has no finite value to impute from"
+        )
+    # Forward-fill keeps causality for all but a leading gap, which back-fill then closes.
+    filled = pd.DataFrame(values).ffill().bfill().to_numpy(dtype=values.dtype)
+    return filled, mask
+
+
+def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
+    """ISO 8601 text as naive UTC datetime64[ns]; names the first row that does not parse."""
+    parsed = pd.to_datetime(column, format="ISO8601", errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where.at(row, name)}: {column.iloc[row]!r} is not an ISO 8601 timestamp")
+    return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+
+
+def time_order(
+    stamps: np.ndarray, rows: np.ndarray, where: Where, column: str, sort: bool
+) -> np.ndarray:
+    """Indices that put ``stamps`` in time order; rejects duplicates, and disorder unless ``sort``.
+
+    ``rows`` maps each stamp back to its data row so messages point into the file.
+    """
+    order = np.argsort(stamps, kind="stable")
+    ordered = stamps[order]
+    dup = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if dup.size:
+        first = ordered[dup[0]]
+        shown = sorted(int(r) + 1 for r in rows[stamps == first])
+        others = np.unique(ordered[dup]).size - 1
+        more = f" (and {others} more repeated times)" if others else ""
+        raise DataError(
+            f"{where.name}: duplicate {column} {pd.Timestamp(first)} at {where.unit}s "
+            f"{shown}{more}; keep one row per time"
+        )
+    back = np.flatnonzero(stamps[1:] < stamps[:-1])
+    if back.size and not sort:
+        when = pd.Timestamp(stamps[back[0] + 1])
+        raise DataError(
+            f"{where.at(int(rows[back[0] + 1]), column)}: {when} is earlier than the row before; "
+            "sort the file or load with sort=True"
+        )
+    return order
+
+
+def _normal_id(value: object) -> str | None:
+    """``1``, ``"1"`` and ``1.0`` all name key part ``"1"``; None for a blank id."""
+    text = str(value).strip()
+    if _is_missing_token(value) or _is_missing_token(text):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+def key_part(column: pd.Series, where: Where, name: str) -> pd.Series:
+    """Normalised ids (see :func:`_normal_id`), computed once per distinct value."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    ids = np.array([_normal_id(u) for u in uniques] + [None], dtype=object)  # -1 -> None
+    parts = ids[codes]
+    blank = np.flatnonzero(pd.isna(parts))
+    if blank.size:
+        raise DataError(f"{where.at(int(blank[0]), name)}: the {name} id is empty")
+    return pd.Series(parts, index=column.index, dtype=object)

@@ -1,0 +1,67 @@
+"""Feature vectors from HDF5: one (n, d) numeric dataset, with optional labels and names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from offline_training.load_checks import Where, fill_missing
+from offline_training.loaded_data import EventData, MissingPolicy
+from stream_detector.exceptions import DataError
+
+__all__ = ["H5_SUFFIXES", "load_hdf5_events"]
+
+H5_SUFFIXES = frozenset({".h5", ".hdf5", ".hdf"})
+
+
+def load_hdf5_events(path: Path, dataset: str | None, missing: MissingPolicy) -> EventData:
+    """Feature vectors of one dataset (see :func:`offline_training.loaders.load_events`)."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with handle:
+        names_2d = _h5_datasets(handle, ndim=2)
+        name = dataset or (names_2d[0] if names_2d else None)
+        if name is None or name not in names_2d:
+            raise DataError(
+                f"{path}: no 2-D numeric dataset {name!r}; found {names_2d}; pass dataset="
+            )
+        node = handle[name]
+        matrix = np.asarray(node[()], dtype=np.float64)
+        attr = node.attrs.get("feature_names")
+        names = (
+            [n.decode() if isinstance(n, bytes) else str(n) for n in attr]
+            if attr is not None
+            else []
+        )
+        names = (
+            names if len(names) == matrix.shape[1] else [f"f{i}" for i in range(matrix.shape[1])]
+        )
+        labels = _h5_labels(handle, matrix.shape[0])
+    if matrix.shape[0] == 0:
+        raise DataError(f"{path}: dataset {name!r} has no rows")
+    matrix[~np.isfinite(matrix)] = np.nan
+    matrix, mask = fill_missing(matrix, names, Where(path, dataset=name), missing)
+    return EventData(matrix.astype(np.float32), names, labels, path, mask)
+
+
+def _h5_datasets(handle: h5py.File, ndim: int) -> list[str]:
+    found: list[str] = []
+
+    def visit(name: str, node: object) -> None:
+        if isinstance(node, h5py.Dataset) and node.ndim == ndim and node.dtype.kind in "fiub":
+            found.append(name)
+
+    handle.visititems(visit)
+    return sorted(found)
+
+
+def _h5_labels(handle: h5py.File, rows: int) -> np.ndarray | None:
+    for candidate in ("labels", "label", "y"):
+        node = handle.get(candidate)
+        if isinstance(node, h5py.Dataset) and node.shape == (rows,):
+            return np.asarray(node[()], dtype=np.int64)
+    return None

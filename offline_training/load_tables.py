@@ -1,0 +1,210 @@
+"""CSV and Parquet tables: series (``timestamp,value``), sales panels and feature vectors.
+
+CSV is read as text and its shape checked here (header, row widths, blank lines, encoding)
+so that each bad value can be reported with its row and line. The frame converters also
+serve JSON lists of records, which become the same frames.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from offline_training.load_checks import (
+    MAX_FILE_BYTES,
+    Where,
+    check_size,
+    fill_missing,
+    key_part,
+    numeric_column,
+    parse_timestamps,
+    time_order,
+)
+from offline_training.loaded_data import (
+    EventData,
+    Kind,
+    MissingPolicy,
+    PanelData,
+    SeriesData,
+)
+from stream_detector.exceptions import DataError
+
+__all__ = [
+    "PARQUET_SUFFIXES",
+    "SALES_COLUMNS",
+    "SERIES_COLUMNS",
+    "csv_header",
+    "events_from_frame",
+    "keyed",
+    "kind_from_columns",
+    "load_panel",
+    "load_series",
+    "panel_from_frame",
+    "read_table",
+    "series_from_frame",
+]
+
+SERIES_COLUMNS = ("timestamp", "value")
+SALES_COLUMNS = ("date", "store", "item", "sales")
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+
+
+def _check_csv_shape(path: Path) -> list[str]:
+    """Return the header; reject ragged rows and interior blank lines with their line."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise DataError(f"{path}: line 1: no header; expected column names")
+        names = [h.strip() for h in header]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise DataError(f"{path}: line 1: column(s) {repeated} appear twice; rename them")
+        blank_line: int | None = None
+        for row in reader:
+            if not row:
+                blank_line = blank_line or reader.line_num
+                continue
+            if blank_line is not None:
+                raise DataError(f"{path}: line {blank_line} is blank; remove blank lines")
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}: row {reader.line_num - 1} (line {reader.line_num}): "
+                    f"{len(row)} fields, the header has {len(header)}; fix the row width"
+                )
+    return names
+
+
+def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
+    """Read CSV (all fields as text, checked by the caller) or Parquet."""
+    check_size(path, max_bytes)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        frame = pd.read_parquet(path)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        where = Where(path)
+    else:
+        try:
+            header = _check_csv_shape(path)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        frame.columns = header
+        where = Where(path, header_lines=1)
+    if frame.empty:
+        raise DataError(f"{path}: no data rows after the header")
+    return frame, where
+
+
+def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: Where) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{where.name}: missing column(s) {missing}; found {list(frame.columns)}, "
+            f"expected {list(required)}"
+        )
+
+
+def series_from_frame(
+    frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool
+) -> SeriesData:
+    """One ``timestamp,value`` series, in time order, with the missing-value policy applied."""
+    _require_columns(frame, SERIES_COLUMNS, where)
+    stamps = parse_timestamps(frame["timestamp"], where, "timestamp")
+    values = numeric_column(frame["value"], where, "value").reshape(-1, 1)
+    order = time_order(stamps, np.arange(len(stamps)), where, "timestamp", sort)
+    values, mask = fill_missing(values[order], ["value"], where, missing)
+    return SeriesData(key, stamps[order], values, where.path, mask)
+
+
+def keyed(
+    frame: pd.DataFrame,
+    where: Where,
+    keys: pd.Series,
+    columns: tuple[str, str],
+    missing: MissingPolicy,
+    sort: bool,
+) -> PanelData:
+    """Split rows by ``keys`` into series; parse first, so locations are the file's rows."""
+    time_col, value_col = columns
+    stamps = parse_timestamps(frame[time_col], where, time_col)
+    values = numeric_column(frame[value_col], where, value_col)
+    series: dict[str, SeriesData] = {}
+    for key, found in keys.groupby(keys, sort=False).indices.items():
+        rows = np.asarray(found)
+        order = rows[time_order(stamps[rows], rows, where, time_col, sort)]
+        filled, mask = fill_missing(values[order].reshape(-1, 1), [value_col], where, missing)
+        series[str(key)] = SeriesData(str(key), stamps[order], filled, None, mask, [value_col])
+    return PanelData(series, where.path)
+
+
+def panel_from_frame(
+    frame: pd.DataFrame, where: Where, missing: MissingPolicy, sort: bool
+) -> PanelData:
+    """A ``date,store,item,sales`` frame as one series per ``"store/item"`` key."""
+    _require_columns(frame, SALES_COLUMNS, where)
+    keys = key_part(frame["store"], where, "store") + "/" + key_part(frame["item"], where, "item")
+    return keyed(frame, where, keys, ("date", "sales"), missing, sort)
+
+
+def events_from_frame(
+    frame: pd.DataFrame, where: Where, label_column: str | None, missing: MissingPolicy
+) -> EventData:
+    """Every column but the label as a float32 feature; the label, if present, as int64."""
+    names = [str(c) for c in frame.columns if c != label_column]
+    if not names:
+        raise DataError(f"{where.name}: no feature columns besides the label {label_column!r}")
+    matrix = np.column_stack([numeric_column(frame[c], where, c) for c in names])
+    labels = None
+    if label_column is not None and label_column in frame.columns:
+        raw = numeric_column(frame[label_column], where, label_column)
+        bad = np.flatnonzero(np.isnan(raw) | (raw != np.round(raw)))
+        if bad.size:
+            raise DataError(f"{where.at(int(bad[0]), label_column)}: label must be an integer")
+        labels = raw.astype(np.int64)
+    matrix, mask = fill_missing(matrix, names, where, missing)
+    return EventData(matrix.astype(np.float32), names, labels, where.path, mask)
+
+
+def kind_from_columns(columns: list[str]) -> Kind:
+    """Sales if the sales columns are all there, else series if those are, else events."""
+    if set(SALES_COLUMNS) <= set(columns):
+        return "sales"
+    if set(SERIES_COLUMNS) <= set(columns):
+        return "series"
+    return "events"
+
+
+def csv_header(path: Path) -> list[str]:
+    """The stripped column names of a CSV file's first line (for guessing its kind)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return [h.strip() for h in next(csv.reader(handle), [])]
+
+
+def load_series(
+    path: str | Path,
+    *,
+    key: str | None = None,
+    missing: MissingPolicy = "reject",
+    sort: bool = False,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> SeriesData:
+    """Load a ``timestamp,value`` CSV or Parquet file (NAB format); ``key`` defaults to the stem."""
+    path = Path(path)
+    frame, where = read_table(path, max_bytes)
+    return series_from_frame(frame, where, key or path.stem, missing, sort)
+
+
+def load_panel(
+    path: str | Path,
+    *,
+    missing: MissingPolicy = "reject",
+    sort: bool = False,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> PanelData:
+    """Load a ``date,store,item,sales`` panel; one series per ``"store/item"`` key."""
+    path = Path(path)
+    frame, where = read_table(path, max_bytes)
+    return panel_from_frame(frame, where, missing, sort)
