@@ -1,0 +1,27 @@
+"""The event-building benchmark compares two paths that emit the same bytes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import event_building as eb
+from benchmarks.bench_models import STANDARD_SCALER, window_mean_model, write_registry_model
+from benchmarks.scoring_ceiling import _pending, _runtime
+from schemas.events import AnomalyEvent
+from stream_detector.pipeline import DictStore, Pipeline
+
+
+def test_before_and_after_emit_identical_events(tmp_path: Path) -> None:
+    entry = write_registry_model(tmp_path / "m", window_mean_model(eb.WINDOW, 1), name="m",
+                                 window=eb.WINDOW, scaler=STANDARD_SCALER)
+    runtime = eb._every_window_alerts(_runtime(entry, threshold=-1.0))
+    items = _pending(runtime, 16)
+    batches = Pipeline.score(items)
+    at = "2026-11-22T08:00:00.000Z"
+    old = eb.before(runtime, items, batches[0], at)
+    new = eb.after(Pipeline([runtime], DictStore()), items, batches, at)
+    assert len(new) == 16 and new == old
+    event = AnomalyEvent.model_validate_json(new[0])
+    assert event.expected is not None and len(event.top_contributors) == 5
+    assert json.loads(new[0])["detected_at"] == at
