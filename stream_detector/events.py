@@ -43,6 +43,7 @@ __all__ = [
     "quality_flags",
     "severity",
     "top_cells",
+    "top_cells_rows",
 ]
 
 _validate_event: Final = AnomalyEvent.__pydantic_validator__.validate_python
@@ -138,14 +139,42 @@ def top_cells(
         return []
     top = negated.argpartition(k - 1)[:k]
     window, width = e.shape
+    return _ordered(negated[top].tolist(), top.tolist(), window, width)
+
+
+def top_cells_rows(
+    errors: npt.NDArray[np.float32], rows: Sequence[int], n_features: int, k: int = 5
+) -> list[list[tuple[int, int, float]]]:
+    """:func:`top_cells` of the windows ``rows`` of a batch ``(batch, window, features)``.
+
+    One ``argpartition`` along the last axis runs the same selection on each row as
+    :func:`top_cells` does on that window, without the per-call numpy overhead (three
+    quarters of its cost for a window of 50 values).
+    """
+    picked = np.asarray(errors, dtype=np.float64)[list(rows)]
+    if picked.ndim != 3 or picked.shape[2] != n_features:
+        raise ValueError(f"errors must be (window, {n_features}), got {picked.shape[1:]}")
+    n, window, width = picked.shape
+    negated = -picked.reshape(n, window * width)
+    k = max(0, min(k, window * width))
+    if k == 0 or n == 0:
+        return [[] for _ in rows]
+    top = negated.argpartition(k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(negated, top, axis=1).tolist()
+    return [_ordered(v, c, window, width) for v, c in zip(values, top.tolist(), strict=True)]
+
+
+def _ordered(
+    negated: list[float], cells: list[int], window: int, width: int
+) -> list[tuple[int, int, float]]:
     # by error descending, then newest first, then feature index (cells never tie)
-    values, cells = negated[top].tolist(), top.tolist()
-    order = sorted([(v, -(i // width), i % width) for v, i in zip(values, cells, strict=True)])
+    order = sorted([(v, -(i // width), i % width) for v, i in zip(negated, cells, strict=True)])
     return [(col, window - 1 + row, -v) for v, row, col in order]
 
 
 def _contributors(
-    errors: npt.ArrayLike, names: Sequence[str], k: int
+    errors: npt.ArrayLike, names: Sequence[str], k: int,
+    cells: Sequence[tuple[int, int, float]] | None = None,
 ) -> list[dict[str, Any]] | list[Contributor]:
     """Top contributors as plain values for the event's one validation pass.
 
@@ -153,7 +182,9 @@ def _contributors(
     :func:`top_contributors`, which raises the same error it always raised.
     """
     out: list[dict[str, Any]] = []
-    for index, offset, error in top_cells(errors, len(names), k):
+    if cells is None:
+        cells = top_cells(errors, len(names), k)
+    for index, offset, error in cells:
         name = names[index]
         if not (0.0 <= error < math.inf and isinstance(name, str)):
             return top_contributors(errors, names, k)
@@ -180,6 +211,7 @@ def build_event(
     detected_at: str | None = None,
     top_k: int = 5,
     feature_names: Sequence[str] | None = None,
+    cells: Sequence[tuple[int, int, float]] | None = None,
 ) -> AnomalyEvent:
     """Build the event for one window that crossed its threshold.
 
@@ -204,6 +236,9 @@ def build_event(
         them if it exports one.
     detected_at
         Pass a fixed value for reproducible offline output; defaults to now (UTC).
+    cells
+        ``top_cells(errors, n_features, top_k)`` when the caller computed it already
+        (:func:`top_cells_rows` for a batch's alerts); ``errors`` must be that window's.
 
     Raises
     ------
@@ -230,7 +265,7 @@ def build_event(
         "p_value": p_value,
         "observed": _finite_list(observed) or [],  # records are finite by validation
         "expected": _finite_list(expected),
-        "top_contributors": _contributors(errors, names, top_k),
+        "top_contributors": _contributors(errors, names, top_k, cells),
         "model": _model_ref(card.name, card.version, card.onnx_sha256, card.family),
         "provider": provider,
         "source": source,

@@ -36,7 +36,7 @@ from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import MAX_RECORDS_PER_MESSAGE, Record
 from stream_detector.detection import Decision, DetectionParams, DetectorState, decide, quiet
-from stream_detector.events import build_event, quality_flags
+from stream_detector.events import build_event, quality_flags, top_cells_rows
 from stream_detector.hybrid import HybridStage, NPLMOutcome, SampleRing
 from stream_detector.registry import LoadedModel
 from stream_detector.scoring import ScaleTable, ScoreBatch
@@ -275,16 +275,43 @@ class Pipeline:
         results: dict[int, Scored] = {}
         for (model, items), scores in zip(_by_model(pending), batches, strict=True):
             batch = _ModelBatch(model, items, scores)
-            for i, item in enumerate(items):
-                results[id(item)] = self._decide_one(batch, i, detected_at)
+            if model.hybrid is None:
+                scored = self._decide_plain(batch, detected_at)
+            else:
+                scored = [self._decide_one(batch, i, detected_at) for i in range(len(items))]
+            results.update((id(item), s) for item, s in zip(items, scored, strict=True))
         # the detection history of a key must see its scores in arrival order
         return [results[id(p)] for p in pending]
 
-    def _decide_one(self, batch: _ModelBatch, i: int, detected_at: str | None) -> Scored:
-        model, item, errors = batch.model, batch.items[i], batch.scores.errors[i]
+    @staticmethod
+    def _decision(batch: _ModelBatch, i: int) -> tuple[float, ResolvedThreshold, Decision]:
+        item, model = batch.items[i], batch.model
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
-        decision = decide(item.state.detector, raw, threshold.value, model.params)
+        return raw, threshold, decide(item.state.detector, raw, threshold.value, model.params)
+
+    def _decide_plain(self, batch: _ModelBatch, detected_at: str | None) -> list[Scored]:
+        """A model without an NPLM stage: every decision first, in order, then the events.
+
+        Building an event touches no key state, so the alerts' top cells can be found in
+        one vectorised pass (:func:`top_cells_rows`) instead of one per alert.
+        """
+        decided = [self._decision(batch, i) for i in range(len(batch.items))]
+        alerts = [i for i, (_, _, decision) in enumerate(decided) if decision.alert]
+        errors = batch.scores.errors
+        cells = dict(zip(alerts, top_cells_rows(errors, alerts, batch.model.card.n_features),
+                         strict=True))
+        out: list[Scored] = []
+        for i, (raw, threshold, decision) in enumerate(decided):
+            event = None
+            if decision.alert:
+                event = self._event(batch, i, raw, decision, threshold, detected_at, cells[i])
+            out.append(Scored(batch.items[i], raw, decision, threshold, event, errors[i]))
+        return out
+
+    def _decide_one(self, batch: _ModelBatch, i: int, detected_at: str | None) -> Scored:
+        model, item, errors = batch.model, batch.items[i], batch.scores.errors[i]
+        raw, threshold, decision = self._decision(batch, i)
         hybrid, ring, outcome = model.hybrid, item.state.sample, None
         if hybrid is not None and ring is not None:
             outcome = hybrid.observe(ring, raw, errors, item.window.start_text)
@@ -306,6 +333,7 @@ class Pipeline:
     def _event(
         batch: _ModelBatch, i: int, raw: float, decision: Decision,
         threshold: ResolvedThreshold, detected_at: str | None,
+        cells: list[tuple[int, int, float]] | None = None,
     ) -> AnomalyEvent:
         model, item, expected = batch.model, batch.items[i], batch.expected
         return build_event(
@@ -323,6 +351,7 @@ class Pipeline:
             source=item.source,
             quality=quality_flags(item.imputed, item.window.late, decision.warm_up),
             detected_at=detected_at,
+            cells=cells,
         )
 
 
