@@ -4,9 +4,10 @@ Every window of a batch of 1,024 (window 50, one feature, a window-mean model th
 reconstructions, so events carry expected values) alerts. Both sides run the detection step
 and build and serialise each window's event, timed in alternation in the same run:
 
-- **before**: the per-alert steps as they were: the scaler inverted over the whole window,
-  a fresh ``Quality``, the provider asked of the ONNX session, :func:`build_event_checked`
-  (every nested model validated on its own), ``model_dump_json().encode()``;
+- **before**: the per-alert steps as they were (a copy of the old decide loop): the scaler
+  inverted over the whole window, a fresh ``Quality``, the provider asked of the ONNX
+  session, ``datetime.isoformat`` per event, :func:`build_event_checked` (every nested
+  model validated on its own), ``model_dump_json().encode()``;
 - **after**: :meth:`Pipeline.decide` (cached model parts, one validation pass per event,
   last steps inverted once per batch) and :func:`event_json`, as the worker sends events.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +41,20 @@ def _every_window_alerts(runtime: Any) -> Any:
     return runtime
 
 
+def _old_utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def before(runtime: Any, items: list[Any], scores: Any, detected_at: str | None = None
            ) -> list[bytes]:
-    """The per-alert path before the fast event path (a copy of the old ``Pipeline._event``)."""
+    """The path before the fast event path: a copy of the old ``Pipeline.decide`` loop and
+    ``_event`` for a model without an NPLM stage, then ``model_dump_json().encode()``."""
     from schemas.events import Quality
     from stream_detector.detection import decide
     from stream_detector.events import build_event_checked
+    from stream_detector.pipeline import Scored
 
-    out = []
+    results = {}
     for i, item in enumerate(items):
         raw = float(scores.scores[i])
         threshold = runtime.thresholds(item.key)
@@ -59,10 +67,11 @@ def before(runtime: Any, items: list[Any], scores: Any, detected_at: str | None 
             expected=expected, provider=runtime.loaded.scorer.provider, source=item.source,
             quality=Quality(imputed=item.imputed, late=item.window.late,
                             warm_up=decision.warm_up),
-            detected_at=detected_at,
+            detected_at=detected_at if detected_at is not None else _old_utc_now_iso(),
         )
-        out.append(event.model_dump_json().encode())
-    return out
+        results[id(item)] = Scored(item, raw, decision, threshold, event, scores.errors[i])
+    scored = [results[id(p)] for p in items]
+    return [s.event.model_dump_json().encode() for s in scored if s.event is not None]
 
 
 def after(pipeline: Any, items: list[Any], batches: list[Any], detected_at: str | None = None
