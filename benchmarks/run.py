@@ -15,14 +15,14 @@ from typing import Any
 
 __all__ = ["main", "run_all"]
 
-BENCHMARKS = ("scoring_ceiling", "worker_e2e")
+BENCHMARKS = ("scoring_ceiling", "event_building", "worker_e2e")
 
 
 def run_all(full: bool = False, out_dir: Path | None = None,
             only: tuple[str, ...] = BENCHMARKS) -> dict[str, Any]:
     """Run the benchmarks named in ``only``; each writes JSON + Markdown to ``out_dir``
     (default ``benchmarks/results``) and prints its table. Returns their results."""
-    from benchmarks import scoring_ceiling, worker_e2e
+    from benchmarks import event_building, scoring_ceiling, worker_e2e
 
     results: dict[str, Any] = {}
     for name in only:
@@ -30,6 +30,8 @@ def run_all(full: bool = False, out_dir: Path | None = None,
         print(f"== {name} ({'full' if full else 'quick'})", flush=True)
         if name == "scoring_ceiling":
             results[name] = scoring_ceiling.run(full, out_dir)
+        elif name == "event_building":
+            results[name] = event_building.run(full, out_dir)
         elif name == "worker_e2e":
             results[name] = worker_e2e.run(full, out_dir)
         else:

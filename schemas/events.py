@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime
+from time import time_ns
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,9 +62,25 @@ def event_id_for(model_name: str, model_version: str, key: str, window_end: str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_EVENT_ID_LENGTH]
 
 
+# (epoch second, its "YYYY-MM-DDTHH:MM:SS" text): formatting a datetime per event cost
+# 2.5 us, more than hashing the event id; every event of one second shares the prefix.
+_second_text: tuple[int, str] = (-1, "")
+
+
 def utc_now_iso() -> str:
-    """Current time as ISO 8601 UTC with a ``Z`` suffix and milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Current time as ISO 8601 UTC with a ``Z`` suffix and milliseconds.
+
+    The same text as ``datetime.now(UTC).isoformat(timespec="milliseconds")`` with ``Z``
+    for ``+00:00`` (same clock, milliseconds truncated), the date part formatted once per
+    second.
+    """
+    global _second_text
+    second, milli = divmod(time_ns() // 1_000_000, 1000)
+    cached = _second_text
+    if cached[0] != second:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cached = _second_text = (second, text)
+    return f"{cached[1]}.{milli:03d}Z"
 
 
 class _Frozen(BaseModel):

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
 from schemas.records import Record, RecordError, parse_message
+from stream_detector.events import event_json
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import KeyState, ModelRuntime, Pending, Pipeline, Scored
 
@@ -197,9 +198,7 @@ class WorkerRuntime:
             if s.event is not None:
                 result.events.append(s.event)
                 self.metrics.anomalies_out.labels(s.pending.model.name).inc()
-                outgoing.append(
-                    (self.send_event, s.event.key.encode(), s.event.model_dump_json().encode())
-                )
+                outgoing.append((self.send_event, s.event.key.encode(), event_json(s.event)))
         for dead in result.dead:
             self.metrics.invalid_records.labels(dead.reason).inc()
             outgoing.append((self.send_dead, b"", dead.model_dump_json().encode()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from model_fixtures import card_dict
 from pydantic import ValidationError
 
 from schemas.card import ModelCard
-from schemas.events import AnomalyEvent, DeadLetter, SourceRef, event_id_for
+from schemas.events import AnomalyEvent, DeadLetter, SourceRef, event_id_for, utc_now_iso
 from schemas.export import SCHEMA_FILES, export_json_schemas
 
 CARD = card_dict(
@@ -132,6 +133,22 @@ def test_dead_letter_keeps_original_bytes() -> None:
     assert again.original_bytes() == raw
     assert again.reason == "malformed_json" and again.offset == 3 and again.partition is None
     assert again.at.endswith("Z")
+
+
+@pytest.mark.parametrize(
+    "now_ns",
+    [0, 999_999, 1_000_000, 1_763_800_000_999_999_999, 1_763_800_001_000_000_000,
+     1_763_800_059_123_456_789, 4_102_444_799_999_000_000],
+)
+def test_utc_now_iso_is_datetime_isoformat(
+    monkeypatch: pytest.MonkeyPatch, now_ns: int
+) -> None:
+    # what utc_now_iso returned before it cached the date part per second
+    at = datetime.fromtimestamp(now_ns // 10**9, UTC).replace(microsecond=now_ns // 1000 % 10**6)
+    want = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    monkeypatch.setattr("schemas.events.time_ns", lambda: now_ns)
+    assert utc_now_iso() == want
+    assert utc_now_iso() == want  # from the per-second cache
 
 
 def test_export_writes_one_valid_schema_per_contract(tmp_path: Path) -> None:
