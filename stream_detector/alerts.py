@@ -15,13 +15,19 @@ An incident closes when its key has seen no event for ``suppress`` seconds; the 
 notices on the next event of any key or on a periodic :meth:`IncidentTracker.tick`.
 Duplicate ``event_id`` values (at-least-once delivery) are dropped; events below
 ``min_severity`` are ignored altogether (they neither open nor extend an incident).
+
+Open incidents outlive a restart: the tracker lists the keys whose incident changed
+(:meth:`IncidentTracker.take_changes`), the sink saves those as JSON (:func:`incident_state`,
+wall-clock times) before it commits the message's offset, and a new tracker resumes them
+(:meth:`IncidentTracker.resume`). Without that, every deploy of the alerts consumer would
+page again for incidents still going on and never post their resolutions.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -37,6 +43,7 @@ __all__ = [
     "IncidentTracker",
     "Notice",
     "incident_payload",
+    "incident_state",
     "parse_event",
     "payload_bytes",
     "resolution_payload",
@@ -95,6 +102,7 @@ class IncidentTracker:
         self.min_severity = min_severity
         self._clock = clock
         self._open: dict[str, Incident] = {}
+        self._changed: set[str] = set()  # keys whose incident opened, grew or closed
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.duplicates = 0
         self.below_severity = 0
@@ -115,6 +123,7 @@ class IncidentTracker:
             return notices
         now = self._clock()
         incident = self._open.get(event.key)
+        self._changed.add(event.key)
         if incident is not None:
             incident.count += 1
             incident.last = event
@@ -131,12 +140,55 @@ class IncidentTracker:
         expired = [i for i in self._open.values() if now - i.last_seen_at >= self.suppress]
         for incident in expired:
             del self._open[incident.key]
+            self._changed.add(incident.key)
         return [Notice("resolved", i, resolution_payload(i)) for i in expired]
+
+    def take_changes(self) -> tuple[dict[str, Incident], list[str]]:
+        """Incidents opened or grown, and keys whose incident closed, since the last call."""
+        changed, self._changed = self._changed, set()
+        open_ = {k: self._open[k] for k in changed if k in self._open}
+        return open_, sorted(changed - open_.keys())
+
+    def resume(self, states: Iterable[bytes | str], wall_now: float) -> int:
+        """Reopen incidents saved by :func:`incident_state` (by an earlier run), silently.
+
+        Their quiet time so far counts: ``last_seen_at`` is placed ``wall_now - saved
+        last_seen`` seconds before this tracker's clock. Their events count as seen, so
+        a redelivered one is a duplicate. Unreadable states are skipped; returns how many
+        incidents were resumed.
+        """
+        now, resumed = self._clock(), 0
+        for raw in states:
+            try:
+                data = json.loads(raw)
+                first = AnomalyEvent.model_validate(data["first"])
+                last = AnomalyEvent.model_validate(data["last"])
+                count, opened, seen = int(data["count"]), data["opened"], data["last_seen"]
+            except (ValueError, KeyError, TypeError, ValidationError):
+                continue
+            self._open[first.key] = Incident(first.key, first, last, count,
+                                             now - (wall_now - float(opened)),
+                                             now - (wall_now - float(seen)))
+            self._remember(first.event_id)
+            self._remember(last.event_id)
+            resumed += 1
+        return resumed
 
     def _remember(self, event_id: str) -> None:
         self._seen[event_id] = None
         if len(self._seen) > _SEEN_IDS:
             self._seen.popitem(last=False)
+
+
+def incident_state(incident: Incident, clock_now: float, wall_now: float) -> str:
+    """An open incident as JSON, with its times on the wall clock (``time.time``), so
+    another process (whose monotonic clock has another origin) can resume it."""
+    return json.dumps({
+        "first": incident.first.model_dump(mode="json"),
+        "last": incident.last.model_dump(mode="json"), "count": incident.count,
+        "opened": wall_now - (clock_now - incident.opened_at),
+        "last_seen": wall_now - (clock_now - incident.last_seen_at),
+    }, separators=(",", ":"))
 
 
 def parse_event(raw: bytes | None) -> AnomalyEvent:

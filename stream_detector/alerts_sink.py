@@ -4,7 +4,9 @@ The loop reads the anomaly topic in its own consumer group with auto-commit off 
 a message's offset only after every post it caused has been delivered; a crash or a failed
 delivery means the message is read again (so a post can repeat, never go missing). Grouping
 into incidents is :class:`~stream_detector.alerts.IncidentTracker`'s job; this module only
-moves bytes.
+moves bytes. Open incidents are saved to Redis (one hash per consumer group) after a
+message's posts and before its offset is committed, so a restarted consumer resumes them
+instead of paging again.
 
 Webhook URLs often carry a secret in their path (Slack's ``/services/T../B../XXXX``), so
 nothing here ever prints the whole URL: :func:`mask_url` keeps the scheme and host.
@@ -21,7 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
-from stream_detector.alerts import IncidentTracker, Notice, Payload, parse_event, payload_bytes
+from stream_detector.alerts import (
+    IncidentTracker,
+    Notice,
+    Payload,
+    incident_state,
+    parse_event,
+    payload_bytes,
+)
 from stream_detector.exceptions import ConfigurationError, InvalidRecord, StreamDetectorError
 
 __all__ = [
@@ -29,6 +38,8 @@ __all__ = [
     "AlertStats",
     "ConsumerLike",
     "DryRunSender",
+    "IncidentStore",
+    "RedisIncidentStore",
     "Webhook",
     "WebhookError",
     "consumer_config",
@@ -179,6 +190,46 @@ class ConsumerLike(Protocol):
     def commit(self, *, message: Any, asynchronous: Literal[False]) -> Any: ...
 
 
+class IncidentStore(Protocol):
+    """Where open incidents live between runs (JSON per key, see ``incident_state``)."""
+
+    def save(self, states: dict[str, str]) -> None: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class RedisIncidentStore:
+    """Open incidents of one consumer group in the Redis hash ``stream-detector:alerts:GROUP``."""
+
+    def __init__(self, client: Any, group: str) -> None:
+        self._redis = client
+        self.name = f"stream-detector:alerts:{group}"
+
+    def load(self) -> list[bytes]:
+        return list(self._redis.hvals(self.name))
+
+    def save(self, states: dict[str, str]) -> None:
+        self._redis.hset(self.name, mapping=states)
+
+    def delete(self, keys: list[str]) -> None:
+        self._redis.hdel(self.name, *keys)
+
+
+def _persist(tracker: IncidentTracker, store: IncidentStore | None, clock_now: float,
+             wall_now: float, log: Callable[[str], None]) -> None:
+    """Save what changed; a Redis outage costs the restart memory, never the paging."""
+    opened, closed = tracker.take_changes()
+    if store is None or not (opened or closed):
+        return
+    try:
+        if opened:
+            store.save({k: incident_state(i, clock_now, wall_now) for k, i in opened.items()})
+        if closed:
+            store.delete(closed)
+    except Exception as exc:  # noqa: BLE001 - any store failure: log it and keep alerting
+        log(f"incident state not saved ({type(exc).__name__}: {exc}); alerting goes on")
+
+
 def consumer_config(base: dict[str, Any], group: str, from_beginning: bool) -> dict[str, Any]:
     """Consumer settings: own group, manual commits, where a new group starts."""
     return {**base, "group.id": group, "enable.auto.commit": False,
@@ -215,10 +266,13 @@ def _handle(msg: _Message, tracker: IncidentTracker, send: Callable[[Payload], N
 def run_alerts(
     consumer: ConsumerLike, tracker: IncidentTracker, send: Callable[[Payload], None],
     opts: AlertOptions, log: Callable[[str], None],
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, store: IncidentStore | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> AlertStats:
     """Consume until ``max_seconds`` pass or, with ``exit_when_idle``, until nothing has
     arrived for that long and every incident is resolved. The caller subscribes and closes.
+    ``clock`` must be the tracker's; incidents changed by a message reach ``store`` before
+    its offset is committed.
     """
     stats = AlertStats()
     start = last_message = next_tick = clock()
@@ -236,10 +290,12 @@ def run_alerts(
             if error is None:
                 last_message = clock()
                 _handle(msg, tracker, send, stats, log)
+                _persist(tracker, store, clock(), wall(), log)
                 consumer.commit(message=msg, asynchronous=False)
             elif error.code() != _PARTITION_EOF:
                 log(f"kafka: {error.str()}")
         if clock() >= next_tick:
             _post(tracker.tick(), send, stats, log)
+            _persist(tracker, store, clock(), wall(), log)
             next_tick = clock() + opts.tick
     return stats

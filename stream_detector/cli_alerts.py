@@ -8,11 +8,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stream_detector.cli import KafkaOption, _one_line_errors, _say, _settings, app, err_console
+from stream_detector.cli import (
+    KafkaOption,
+    RedisOption,
+    _one_line_errors,
+    _safe_url,
+    _say,
+    _settings,
+    app,
+    err_console,
+)
 from stream_detector.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from stream_detector.alerts import Payload
+    from stream_detector.alerts import IncidentTracker, Payload
+    from stream_detector.alerts_sink import RedisIncidentStore
+    from stream_detector.settings import Settings
 
 __all__ = ["alerts_command"]
 
@@ -75,6 +86,11 @@ def alerts_command(
     ] = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="seconds per HTTP attempt")] = 10.0,
     retries: Annotated[int, typer.Option(min=0, help="retries on 5xx/network errors")] = 4,
+    state: Annotated[
+        bool, typer.Option(help="keep open incidents in Redis, so a restart resumes them "
+                                "instead of paging again")
+    ] = True,
+    redis: RedisOption = None,
 ) -> None:
     from confluent_kafka import Consumer
 
@@ -88,7 +104,7 @@ def alerts_command(
     )
 
     with _one_line_errors():
-        settings = _settings(kafka_url=kafka)
+        settings = _settings(kafka_url=kafka, redis_url=redis)
         topic = topic or settings.output_topic
         url = webhook or (settings.alert_webhook_url.get_secret_value()
                           if settings.alert_webhook_url else None)
@@ -101,6 +117,7 @@ def alerts_command(
         else:
             send = hook
         tracker = IncidentTracker(suppress, min_severity, time.monotonic)
+        store = _incident_store(settings, group, tracker) if state else None
         opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
                             tick=min(1.0, suppress / 4))
         conf = consumer_config(settings.confluent_config(), group, from_beginning)
@@ -109,12 +126,36 @@ def alerts_command(
              f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}")
         try:
             consumer.subscribe([topic])
-            stats = run_alerts(consumer, tracker, send, opts, _log)
+            stats = run_alerts(consumer, tracker, send, opts, _log, store=store)
         except KeyboardInterrupt:
-            _log("interrupted: open incidents are not resolved; delivered offsets are committed")
+            _log("interrupted: delivered offsets are committed; open incidents "
+                 f"{'are kept in Redis' if store else 'are not resolved'}")
             raise typer.Exit(130) from None
         finally:
             consumer.close()
     _log(f"alerts: {stats.messages} messages, {stats.invalid} invalid, "
          f"{tracker.duplicates} duplicates, {stats.opened} incidents opened, "
          f"{stats.resolved} resolved, {len(tracker.open_incidents)} still open")
+
+
+def _incident_store(
+    settings: Settings, group: str, tracker: IncidentTracker
+) -> RedisIncidentStore:
+    """The group's Redis incident store, with the incidents an earlier run left open
+    resumed into ``tracker``; Redis down is a clear error (or run with --no-state)."""
+    import redis as redis_lib
+
+    from stream_detector.alerts_sink import RedisIncidentStore
+
+    store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group)
+    try:
+        states = store.load()
+    except redis_lib.RedisError as exc:
+        raise ConfigurationError(
+            f"Redis at {_safe_url(settings.redis_url)} is unreachable ({exc}): alerts keeps "
+            "open incidents there across restarts; start it, set STREAM_DETECTOR_REDIS_URL, "
+            "or pass --no-state") from None
+    resumed = tracker.resume(states, time.time())
+    if resumed:
+        _log(f"resumed {resumed} open incident(s) of group {group} from Redis")
+    return store

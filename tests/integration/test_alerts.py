@@ -87,17 +87,23 @@ def event(key: str, end: str, severity: float = 30.0) -> bytes:
     ).model_dump_json().encode()
 
 
-def alerts(kafka: ServiceHandle, hook: Hook, topic: str, group: str, *extra: str) -> Any:
-    # the URL comes from the setting, as the README tells users (a flag shows in `ps`)
-    return runner.invoke(app, [
-        "alerts", "--topic", topic, "--group", group,
-        "--kafka", kafka.url, "--from-beginning", "--suppress", "1.5",
-        "--exit-when-idle", "6", "--max-seconds", "60", *extra],
-        env={"STREAM_DETECTOR_ALERT_WEBHOOK_URL": hook.url})
+@pytest.fixture()
+def alerts(kafka_broker: ServiceHandle, redis_server: ServiceHandle, hook: Hook) -> Any:
+    """Run `stream-detector alerts` on a topic and group (incident state in the test Redis)."""
+
+    def run(topic: str, group: str, *extra: str, suppress: str = "1.5") -> Any:
+        # the URL comes from the setting, as the README tells users (a flag shows in `ps`)
+        return runner.invoke(app, [
+            "alerts", "--topic", topic, "--group", group, "--kafka", kafka_broker.url,
+            "--redis", redis_server.url, "--from-beginning", "--suppress", suppress,
+            "--exit-when-idle", "6", "--max-seconds", "60", *extra],
+            env={"STREAM_DETECTOR_ALERT_WEBHOOK_URL": hook.url})
+
+    return run
 
 
 def test_one_post_per_incident_then_resolutions_and_offsets_committed(
-    kafka_broker: ServiceHandle, hook: Hook, topic: str,
+    kafka_broker: ServiceHandle, hook: Hook, topic: str, alerts: Any,
 ) -> None:
     a1, a2, a3 = (event("AAPL", f"2015-02-26T21:0{i}:00") for i in range(3))
     # keyed like the worker's output: one key's events stay in order on one partition
@@ -108,7 +114,7 @@ def test_one_post_per_incident_then_resolutions_and_offsets_committed(
     ])
     group = f"alerts-{uuid.uuid4().hex[:8]}"
 
-    result = alerts(kafka_broker, hook, topic, group, "--min-severity", "10")
+    result = alerts(topic, group, "--min-severity", "10")
 
     assert result.exit_code == 0, result.output
     opened = [p for p in hook.posts if not p["text"].startswith("resolved")]
@@ -125,20 +131,50 @@ def test_one_post_per_incident_then_resolutions_and_offsets_committed(
 
     # everything delivered was committed: the same group has nothing left to send
     hook.posts.clear()
-    again = alerts(kafka_broker, hook, topic, group, "--exit-when-idle", "4")
+    again = alerts(topic, group, "--exit-when-idle", "4")
     assert again.exit_code == 0, again.output
     assert hook.posts == []
 
 
 def test_4xx_stops_with_one_line_error_and_no_secret(
-    kafka_broker: ServiceHandle, hook: Hook, topic: str,
+    kafka_broker: ServiceHandle, hook: Hook, topic: str, alerts: Any,
 ) -> None:
     produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:00:00"))])
     hook.status = 403
 
-    result = alerts(kafka_broker, hook, topic, f"alerts-{uuid.uuid4().hex[:8]}")
+    result = alerts(topic, f"alerts-{uuid.uuid4().hex[:8]}")
 
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "HTTP 403" in errors[0]
     assert "s3cr3t" not in result.output and "/services" not in result.output
+
+
+def test_a_restarted_consumer_resumes_the_open_incident_instead_of_paging_again(
+    kafka_broker: ServiceHandle, hook: Hook, topic: str, alerts: Any,
+) -> None:
+    group = f"alerts-{uuid.uuid4().hex[:8]}"
+    produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:00:00"))])
+    # the first run stops (a deploy) while the incident is still open: 20 s of quiet needed
+    first = alerts(topic, group, "--max-seconds", "8", suppress="20")
+    assert first.exit_code == 0, first.output
+    assert [p["text"][:16] for p in hook.posts] == ["Anomaly on AAPL:"]
+    assert "1 still open" in first.output
+
+    hook.posts.clear()
+    produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:01:00"))])
+    second = alerts(topic, group, suppress="20")
+    assert second.exit_code == 0, second.output
+    assert "resumed 1 open incident" in second.output
+    assert [p["text"] for p in hook.posts] == [  # no second page; one resolution for both
+        "resolved: 2 anomalies between 2015-02-26T21:00:00 and 2015-02-26T21:01:00 on AAPL"]
+
+
+def test_redis_down_is_one_clear_line_and_no_state_runs_without_it(
+    kafka_broker: ServiceHandle, hook: Hook, topic: str,
+) -> None:
+    args = ["alerts", "--topic", topic, "--kafka", kafka_broker.url, "--max-seconds", "1",
+            "--redis", "redis://127.0.0.1:1/0", "--dry-run"]
+    down = runner.invoke(app, args)
+    assert down.exit_code == 1 and "--no-state" in down.output
+    assert runner.invoke(app, [*args, "--no-state"]).exit_code == 0

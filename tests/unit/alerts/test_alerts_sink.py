@@ -229,3 +229,70 @@ def test_dry_run_writes_json_lines() -> None:
     lines: list[str] = []
     DryRunSender(lines.append)({"text": "é"})
     assert [json.loads(line) for line in lines] == [{"text": "é"}]
+
+
+class FakeStore:
+    """An IncidentStore that records, with each call, what the consumer had committed."""
+
+    def __init__(self, consumer: FakeConsumer, fail: bool = False) -> None:
+        self.consumer, self.fail = consumer, fail
+        self.states: dict[str, str] = {}
+        self.calls: list[tuple[str, list[str], list[int]]] = []
+
+    def save(self, states: dict[str, str]) -> None:
+        self.calls.append(("save", sorted(states), list(self.consumer.committed)))
+        if self.fail:
+            raise ConnectionError("redis gone")
+        self.states.update(states)
+
+    def delete(self, keys: list[str]) -> None:
+        self.calls.append(("delete", keys, list(self.consumer.committed)))
+        for key in keys:
+            self.states.pop(key, None)
+
+
+def test_open_incidents_are_saved_before_the_offset_commits_and_dropped_when_resolved() -> None:
+    clock = Clock()
+    consumer = FakeConsumer([event("a", "1"), event("a", "2")], clock)
+    store = FakeStore(consumer)
+    tracker = IncidentTracker(5.0, 0, clock)
+    run_alerts(consumer, tracker, lambda payload: None,
+               AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0),
+               print, clock=clock, store=store, wall=lambda: 1e9 + clock.now)
+    # message 0 opened the incident: saved while nothing was committed; message 1 grew it
+    assert store.calls[:2] == [("save", ["a"], []), ("save", ["a"], [0])]
+    assert store.calls[-1][:2] == ("delete", ["a"]) and store.states == {}
+
+
+def test_a_restarted_tracker_resumes_the_saved_incident_without_paging_again() -> None:
+    clock = Clock()
+    first = FakeConsumer([event("a", "1")], clock)
+    store = FakeStore(first)
+    posts: list[dict[str, Any]] = []
+    run_alerts(first, IncidentTracker(5.0, 0, clock), posts.append,
+               AlertOptions("anomalies", max_seconds=2.0, tick=1.0), print, clock=clock,
+               store=store, wall=lambda: 1e9 + clock.now)
+    assert [p["text"][:13] for p in posts] == ["Anomaly on a:"] and "a" in store.states
+
+    later = Clock()  # another process: its monotonic clock has another origin
+    resumed = IncidentTracker(5.0, 0, later)
+    assert resumed.resume(store.states.values(), wall_now=1e9 + 3.0) == 1  # 1 s downtime
+    second = FakeConsumer([event("a", "1"), event("a", "2")], later)  # "1" redelivered
+    posts.clear()
+    run_alerts(second, resumed, posts.append,
+               AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0), print,
+               clock=later, store=FakeStore(second))
+    assert [p["text"] for p in posts] == ["resolved: 2 anomalies between 1 and 2 on a"]
+    assert resumed.duplicates == 1
+
+
+def test_an_unreachable_store_is_logged_and_alerting_goes_on() -> None:
+    clock = Clock()
+    consumer = FakeConsumer([event("a", "1")], clock)
+    posts: list[dict[str, Any]] = []
+    logs: list[str] = []
+    run_alerts(consumer, IncidentTracker(5.0, 0, clock), posts.append,
+               AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0),
+               logs.append, clock=clock, store=FakeStore(consumer, fail=True))
+    assert len(posts) == 2 and consumer.committed == [0]
+    assert any("incident state not saved (ConnectionError: redis gone)" in x for x in logs)

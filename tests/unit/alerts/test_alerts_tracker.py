@@ -174,3 +174,27 @@ def test_parse_event_rejects_what_is_not_an_event(raw: bytes | None) -> None:
 def test_parse_event_reads_the_wire_format() -> None:
     original = event("AAPL", "t1")
     assert parse_event(original.model_dump_json().encode()) == original
+
+
+def test_saved_incidents_resume_with_their_quiet_time_and_bad_states_are_skipped() -> None:
+    from stream_detector.alerts import incident_state
+
+    clock = FakeClock()
+    tracker = IncidentTracker(900.0, 0.0, clock)
+    tracker.observe(event("AAPL", "2015-02-26T21:00:00"))
+    clock.now += 100
+    tracker.observe(event("AAPL", "2015-02-26T21:05:00"))
+    opened, closed = tracker.take_changes()
+    assert list(opened) == ["AAPL"] and closed == [] and tracker.take_changes() == ({}, [])
+    saved = incident_state(opened["AAPL"], clock.now, wall_now=50_000.0)
+
+    other = FakeClock()
+    other.now = 7.0
+    resumed = IncidentTracker(900.0, 0.0, other)
+    assert resumed.resume([saved, "{oops", json.dumps({"count": 1})], 50_600.0) == 1
+    assert resumed.tick() == []  # quiet for 600 s of 900
+    other.now += 300
+    (notice,) = resumed.tick()
+    assert notice.payload["text"] == ("resolved: 2 anomalies between 2015-02-26T21:00:00 and "
+                                      "2015-02-26T21:05:00 on AAPL")
+    assert resumed.take_changes() == ({}, ["AAPL"])
