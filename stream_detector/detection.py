@@ -30,7 +30,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["DetectionParams", "DetectorState", "Decision", "decide", "quiet"]
+__all__ = ["DetectionParams", "DetectorState", "Decision", "decide", "page"]
 
 _STATE: Final = struct.Struct("<qqddd")
 _EPS: Final = 1e-12
@@ -131,14 +131,18 @@ def decide(
     state.last_z = z
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
-    suppressed = over and quiet(state, p)
-    alert = over and not suppressed
-    if alert:
-        state.last_alert = index
-    return Decision(alert=alert, detection_score=z, warm_up=warm_up, suppressed=suppressed)
+    alert = over and page(state, p)
+    return Decision(alert=alert, detection_score=z, warm_up=warm_up,
+                    suppressed=over and not alert)
 
 
-def quiet(state: DetectorState, p: DetectionParams) -> bool:
-    """Whether the key's newest window (already counted by :func:`decide`) lies within
-    ``suppress`` windows of its last alert, so another stage must not page for it either."""
-    return state.seen - 1 - state.last_alert < p.suppress
+def page(state: DetectorState, p: DetectionParams) -> bool:
+    """Claim an alert for the key's newest window (already counted by :func:`decide`):
+    False within ``suppress`` windows of its last alert, else True, starting a new quiet
+    period. Every stage that alerts (the AE's :func:`decide`, a hybrid's NPLM test) asks
+    here, so one incident pages once whichever stage saw it."""
+    index = state.seen - 1
+    if index - state.last_alert < p.suppress:
+        return False
+    state.last_alert = index
+    return True

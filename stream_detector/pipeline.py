@@ -35,7 +35,7 @@ import numpy.typing as npt
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import MAX_RECORDS_PER_MESSAGE, Record
-from stream_detector.detection import Decision, DetectionParams, DetectorState, decide, quiet
+from stream_detector.detection import Decision, DetectionParams, DetectorState, decide, page
 from stream_detector.events import build_event, quality_flags, top_cells_rows
 from stream_detector.hybrid import HybridStage, NPLMOutcome, SampleRing
 from stream_detector.registry import LoadedModel
@@ -321,10 +321,7 @@ class Pipeline:
             if hybrid is not None and ring is not None:
                 event = hybrid.annotate(event, ring, outcome)
         elif (hybrid is not None and ring is not None and outcome is not None and outcome.alert
-              and not quiet(item.state.detector, model.params)):
-            # one incident pages once, whichever stage saw it: the NPLM alert starts the
-            # key's quiet period like an AE alert does
-            item.state.detector.last_alert = item.state.detector.seen - 1
+              and page(item.state.detector, model.params)):  # the key's quiet period holds
             event = self._event(batch, i, raw, decision, hybrid.threshold, detected_at)
             event = hybrid.nplm_event(event, ring, outcome)
         return Scored(item, raw, decision, threshold, event, errors, outcome)
