@@ -229,9 +229,9 @@ def _detection(opts: TrainOptions, kind: str) -> dict[str, Any]:
     return base
 
 
-def _threshold_rule(opts: TrainOptions, detection: dict[str, Any]) -> tuple[Method, float]:
-    """The calibration method and value: the options' or the defaults for this detector."""
-    normalised = DetectionParams.from_card(detection).normalise
+def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[Method, float]:
+    """The calibration method and value: the options' or the defaults for a detector whose
+    scores are (``normalised``) or are not z-scores against each key's history."""
     method: Method = opts.threshold_method or DEFAULTS["threshold_method"][normalised]
     value = opts.threshold_value
     return method, float(DEFAULTS["threshold_value"][method] if value is None else value)
@@ -277,7 +277,8 @@ def train(opts: TrainOptions) -> TrainReport:
 
     detection = _detection(opts, source.kind)
     factor = float(detection.pop("offset_factor", 0.0))
-    method, value = _threshold_rule(opts, detection)
+    normalised = DetectionParams.from_card(detection).normalise
+    method, value = _threshold_rule(opts, normalised)
     provisional = {"method": method, "value_param": value, "default": 0.0}
     card = _card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
                  detection, result, len(part))
@@ -287,7 +288,7 @@ def train(opts: TrainOptions) -> TrainReport:
         detection["offset"] = factor * float(np.median(raw)) if raw else 0.0
     by_key, _ = _calibration_scores(staging, part, detection)
     thresholds = calibrate_per_key(by_key, method, value, per_key=opts.per_key_thresholds,
-                                   zscores=DetectionParams.from_card(detection).normalise)
+                                   zscores=normalised)
     card = card.model_copy(update={"thresholds": card.thresholds.model_validate(
         thresholds.to_card()), "detection": detection})
     if opts.family == "hybrid":
