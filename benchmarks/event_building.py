@@ -7,7 +7,7 @@ and build and serialise each window's event, timed in alternation in the same ru
 - **before**: the per-alert steps as they were (a copy of the old decide loop): the scaler
   inverted over the whole window, a fresh ``Quality``, the provider asked of the ONNX
   session, ``datetime.isoformat`` per event, :func:`build_event_checked` (every nested
-  model validated on its own), ``model_dump_json().encode()``;
+  model validated on its own; kept here as the reference), ``model_dump_json().encode()``;
 - **after**: :meth:`Pipeline.decide` (cached model parts, one validation pass per event,
   last steps inverted once per batch) and :func:`event_json`, as the worker sends events.
 
@@ -21,16 +21,26 @@ give the same bytes. Reported: microseconds per alert and before / after, plus
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from benchmarks.bench_models import STANDARD_SCALER, window_mean_model, write_registry_model
 from benchmarks.report import markdown_table, paired_rates, ratio, write_results
 from benchmarks.scoring_ceiling import _pending, _runtime
+from schemas.card import ModelCard
+from schemas.events import AnomalyEvent, ModelRef, Quality, SourceRef, event_id_for, utc_now_iso
+from stream_detector.events import severity
+from stream_detector.scoring import top_contributors
+from stream_detector.thresholds import ResolvedThreshold
 
-__all__ = ["main", "run"]
+__all__ = ["build_event_checked", "main", "run"]
 
 WINDOW = 50
 BATCH = 1024
@@ -41,6 +51,70 @@ def _every_window_alerts(runtime: Any) -> Any:
     return runtime
 
 
+def build_event_checked(
+    card: ModelCard,
+    *,
+    key: str,
+    window_start: str,
+    window_end: str,
+    score: float,
+    threshold: ResolvedThreshold,
+    errors: npt.ArrayLike,
+    observed: npt.ArrayLike,
+    provider: str,
+    source: SourceRef,
+    expected: npt.ArrayLike | None = None,
+    quality: Quality | None = None,
+    p_value: float | None = None,
+    raw_score: float | None = None,
+    detected_at: str | None = None,
+    top_k: int = 5,
+    feature_names: Sequence[str] | None = None,
+) -> AnomalyEvent:
+    """``build_event`` as it was: every nested model built and validated on its own.
+
+    The reference ``stream_detector.events.build_event`` must match (the same JSON for
+    valid input, the same errors for invalid input) and is timed against.
+    """
+    if not math.isfinite(score):
+        raise ValueError(f"score {score} is not finite: the model is broken, not the data")
+    names = list(feature_names) if feature_names is not None else card.features
+    return AnomalyEvent(
+        event_id=event_id_for(card.name, card.version, key, window_end),
+        key=key,
+        record_kind=card.record_kind,
+        window_start=window_start,
+        window_end=window_end,
+        detected_at=detected_at if detected_at is not None else utc_now_iso(),
+        score=float(score),
+        raw_score=None if raw_score is None else float(raw_score),
+        threshold=threshold.value,
+        threshold_source=threshold.source,
+        severity=severity(float(score), threshold.value),
+        p_value=p_value,
+        observed=_old_floats(observed) or [],  # records are finite by validation
+        expected=_old_floats(expected),
+        top_contributors=top_contributors(errors, names, top_k),
+        model=ModelRef(
+            name=card.name,
+            version=card.version,
+            onnx_sha256=card.onnx_sha256,
+            family=card.family,
+        ),
+        provider=provider,
+        source=source,
+        quality=quality if quality is not None else Quality(),
+    )
+
+
+def _old_floats(values: npt.ArrayLike | None) -> list[float] | None:
+    """Plain floats for JSON; None when absent or not all finite (as the old path did)."""
+    if values is None:
+        return None
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    return arr.tolist() if bool(np.isfinite(arr).all()) else None
+
+
 def _old_utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -49,9 +123,7 @@ def before(runtime: Any, items: list[Any], scores: Any, detected_at: str | None 
            ) -> list[bytes]:
     """The path before the fast event path: a copy of the old ``Pipeline.decide`` loop and
     ``_event`` for a model without an NPLM stage, then ``model_dump_json().encode()``."""
-    from schemas.events import Quality
     from stream_detector.detection import decide
-    from stream_detector.events import build_event_checked
     from stream_detector.pipeline import Scored
 
     results = {}

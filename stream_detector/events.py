@@ -5,10 +5,9 @@ file), so both paths produce identical events for identical windows: same ``even
 same severity, same contributors.
 
 :func:`build_event` is on the worker's hot path (every alert): it validates the whole
-event in one pydantic-core call over plain values, with the per-model parts cached.
-:func:`build_event_checked` is the earlier, slower construction (one validated model per
-nested object); it stays as the reference the tests and ``benchmarks/event_building.py``
-compare :func:`build_event` with.
+event in one pydantic-core call over plain values, with the per-model parts cached. The
+earlier construction (one validated model per nested object) lives on in
+``benchmarks/event_building.py`` as the reference it is measured and tested against.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from stream_detector.thresholds import ResolvedThreshold
 
 __all__ = [
     "build_event",
-    "build_event_checked",
     "event_json",
     "is_anomaly",
     "quality_flags",
@@ -245,7 +243,8 @@ def build_event(
     ValueError
         ``score`` is not finite, or ``errors`` has the wrong shape.
     pydantic.ValidationError
-        A field breaks the schema; the same error :func:`build_event_checked` raises.
+        A field breaks the schema; the same error the earlier, model-by-model construction
+        raised (``benchmarks.event_building.build_event_checked``, checked by tests).
     """
     if not math.isfinite(score):
         raise ValueError(f"score {score} is not finite: the model is broken, not the data")
@@ -272,60 +271,3 @@ def build_event(
         "quality": quality if quality is not None else _NO_CAVEATS,
     })
     return event
-
-
-def build_event_checked(
-    card: ModelCard,
-    *,
-    key: str,
-    window_start: str,
-    window_end: str,
-    score: float,
-    threshold: ResolvedThreshold,
-    errors: npt.ArrayLike,
-    observed: npt.ArrayLike,
-    provider: str,
-    source: SourceRef,
-    expected: npt.ArrayLike | None = None,
-    quality: Quality | None = None,
-    p_value: float | None = None,
-    raw_score: float | None = None,
-    detected_at: str | None = None,
-    top_k: int = 5,
-    feature_names: Sequence[str] | None = None,
-) -> AnomalyEvent:
-    """:func:`build_event` as it was: every nested model built and validated on its own.
-
-    Slower per alert (``benchmarks/event_building.py``); kept as the reference that
-    :func:`build_event` must match (the same JSON for valid input, the same errors for
-    invalid input).
-    """
-    if not math.isfinite(score):
-        raise ValueError(f"score {score} is not finite: the model is broken, not the data")
-    names = list(feature_names) if feature_names is not None else card.features
-    return AnomalyEvent(
-        event_id=event_id_for(card.name, card.version, key, window_end),
-        key=key,
-        record_kind=card.record_kind,
-        window_start=window_start,
-        window_end=window_end,
-        detected_at=detected_at if detected_at is not None else utc_now_iso(),
-        score=float(score),
-        raw_score=None if raw_score is None else float(raw_score),
-        threshold=threshold.value,
-        threshold_source=threshold.source,
-        severity=severity(float(score), threshold.value),
-        p_value=p_value,
-        observed=_floats(observed) or [],  # records are finite by validation
-        expected=_floats(expected),
-        top_contributors=top_contributors(errors, names, top_k),
-        model=ModelRef(
-            name=card.name,
-            version=card.version,
-            onnx_sha256=card.onnx_sha256,
-            family=card.family,
-        ),
-        provider=provider,
-        source=source,
-        quality=quality if quality is not None else Quality(),
-    )

@@ -1,8 +1,9 @@
 """The fast event path emits what the validated reference path emits, and rejects alike.
 
 :func:`build_event` (one validation pass, cached model parts) against
-:func:`build_event_checked` (every nested model validated on its own, as before): the
-same JSON bytes for valid input, the same exception for invalid input.
+:func:`build_event_checked` (every nested model validated on its own, as before; kept in
+``benchmarks/event_building.py``): the same JSON bytes for valid input, the same exception
+for invalid input.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from benchmarks.event_building import build_event_checked
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, Quality, SourceRef, ThresholdSource
 from schemas.records import MAX_KEY_LENGTH
 from stream_detector.events import (
     build_event,
-    build_event_checked,
     event_json,
     quality_flags,
     top_cells,
