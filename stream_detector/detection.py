@@ -25,12 +25,14 @@ detector to the next.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["DetectionParams", "DetectorState", "Decision", "decide", "page"]
+__all__ = ["DetectionParams", "DetectorState", "Decision", "alerts_of", "decide", "page"]
 
 _STATE: Final = struct.Struct("<qqddd")
 _EPS: Final = 1e-12
@@ -76,8 +78,9 @@ class DetectionParams:
         known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
-    @property
+    @functools.cached_property
     def alpha(self) -> float:
+        """Weight of the newest score in the history (from ``halflife``)."""
         return float(1.0 - 0.5 ** (1.0 / self.halflife))
 
 
@@ -114,6 +117,32 @@ def decide(
 ) -> Decision:
     """Update ``state`` with the newest raw score and say whether it alerts."""
     index = state.seen
+    z = _update(state, raw_score, p)
+    warm_up = index < p.warmup
+    over = z >= threshold and not warm_up
+    alert = over and page(state, p)
+    return Decision(alert=alert, detection_score=z, warm_up=warm_up,
+                    suppressed=over and not alert)
+
+
+def alerts_of(
+    state: DetectorState, raw_scores: Sequence[float], threshold: float, p: DetectionParams
+) -> list[tuple[int, float]]:
+    """:func:`decide` for consecutive scores of one key, keeping only the alerts:
+    ``(index in raw_scores, detection score)``. The state ends as ``decide`` leaves it;
+    an alert is never warm-up nor suppressed, so these pairs are its whole decision."""
+    out: list[tuple[int, float]] = []
+    for i, raw in enumerate(raw_scores):
+        index = state.seen
+        z = _update(state, raw, p)
+        if z >= threshold and index >= p.warmup and page(state, p):
+            out.append((i, z))
+    return out
+
+
+def _update(state: DetectorState, raw_score: float, p: DetectionParams) -> float:
+    """Count the score into the key's history; return its detection score (z)."""
+    index = state.seen
     state.seen += 1
     if not p.normalise:
         z = raw_score
@@ -129,11 +158,7 @@ def decide(
         state.mean += p.alpha * delta
         state.var = (1.0 - p.alpha) * (state.var + p.alpha * delta * delta)
     state.last_z = z
-    warm_up = index < p.warmup
-    over = z >= threshold and not warm_up
-    alert = over and page(state, p)
-    return Decision(alert=alert, detection_score=z, warm_up=warm_up,
-                    suppressed=over and not alert)
+    return z
 
 
 def page(state: DetectorState, p: DetectionParams) -> bool:

@@ -218,6 +218,11 @@ class Scorer:
         self._outputs = outputs[:3] if "reconstruction" in outputs[2:3] else outputs[:2]
 
     @property
+    def outputs(self) -> tuple[str, ...]:
+        """The outputs every call asks for: score, errors (and reconstruction if exported)."""
+        return tuple(self._outputs)
+
+    @property
     def provider(self) -> str:
         """The execution provider actually used (first of the session's providers)."""
         return str(self._session.get_providers()[0])

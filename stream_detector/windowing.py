@@ -44,12 +44,13 @@ import numpy.typing as npt
 from schemas.records import MAX_FEATURES
 from stream_detector.constants import MAX_WINDOW_LENGTH
 
-__all__ = ["Window", "WindowState", "sliding_windows"]
+__all__ = ["Window", "WindowRun", "WindowState", "sliding_windows"]
 
 _MAGIC: Final = b"SDW1"
 # magic, window, features, stride, count, newest_ns, last_late, late_count, text bytes
 _HEADER: Final = struct.Struct("<4sIIIqqqqI")
 _NO_TIME: Final = -(2**63)
+_VECTOR_MIN: Final = 8  # shorter runs are cheaper record by record
 
 
 class Window(NamedTuple):
@@ -66,6 +67,43 @@ class Window(NamedTuple):
     end_text: str
     late: bool
     seq: int
+
+
+class WindowRun(NamedTuple):
+    """The windows that a run of records of one key completed, as columns.
+
+    ``values`` is ``(m, window, features)`` float32, one row per completed window in order;
+    the lists hold what :class:`Window` holds, one entry per window.
+    """
+
+    values: npt.NDArray[np.float32]
+    start_ns: list[int]
+    end_ns: list[int]
+    start_text: list[str]
+    end_text: list[str]
+    late: list[bool]
+    seq: list[int]
+
+    def __len__(self) -> int:  # windows, not fields
+        return len(self.seq)
+
+    def window(self, i: int) -> Window:
+        """Window ``i`` of the run."""
+        return Window(self.values[i], self.start_ns[i], self.end_ns[i], self.start_text[i],
+                      self.end_text[i], self.late[i], self.seq[i])
+
+    @classmethod
+    def of(cls, windows: Sequence[Window], features: int, length: int) -> WindowRun:
+        """The run holding ``windows`` (each ``(length, features)``)."""
+        if len(windows) == 1:
+            values = windows[0].values[None]  # a view: one window needs no copy
+        elif windows:
+            values = np.stack([w.values for w in windows])
+        else:
+            values = np.empty((0, length, features), dtype=np.float32)
+        return cls(values, [w.start_ns for w in windows], [w.end_ns for w in windows],
+                   [w.start_text for w in windows], [w.end_text for w in windows],
+                   [w.late for w in windows], [w.seq for w in windows])
 
 
 def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:
@@ -95,6 +133,9 @@ def _check_bounds(window: int, features: int, stride: int) -> None:
         raise ValueError(f"features must be in 1..{MAX_FEATURES}, got {features}")
     if not 1 <= stride <= MAX_WINDOW_LENGTH:
         raise ValueError(f"stride must be in 1..{MAX_WINDOW_LENGTH}, got {stride}")
+
+
+_NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], [], [], [], [])
 
 
 class WindowState:
@@ -196,6 +237,91 @@ class WindowState:
             if win is not None:
                 out.append(win)
         return out
+
+    def extend_run(
+        self, values: npt.NDArray[np.float32], timestamps_ns: Sequence[int], texts: Sequence[str]
+    ) -> WindowRun:
+        """Push records ``(n, features)`` in order, as ``n`` calls of :meth:`push` would, and
+        return the windows they complete as one :class:`WindowRun`.
+
+        Long runs (a message of many records) are windowed in a few numpy operations over
+        the held records and the new ones; short runs go through :meth:`push`. Both give the
+        same windows and the same state (a unit test checks it on random input).
+        """
+        n = len(values)
+        if values.ndim != 2 or values.shape[1] != self.features:
+            raise ValueError(f"expected (n, {self.features}) values, got {values.shape}")
+        if len(timestamps_ns) != n or len(texts) != n:
+            raise ValueError("need one timestamp and one text per record")
+        if n == 1:  # one record a message: no lists to build
+            win = self.push(values[0], timestamps_ns[0], texts[0])
+            if win is None:
+                return _NO_WINDOWS
+            return WindowRun(win.values[None], [win.start_ns], [win.end_ns], [win.start_text],
+                             [win.end_text], [win.late], [win.seq])
+        if n < _VECTOR_MIN:
+            out = [self.push(values[i], timestamps_ns[i], texts[i]) for i in range(n)]
+            return WindowRun.of([w for w in out if w is not None], self.features, self.window)
+        return self._extend_vector(values, np.asarray(timestamps_ns, dtype=np.int64), texts)
+
+    def _extend_vector(
+        self, values: npt.NDArray[np.float32], ts: npt.NDArray[np.int64], texts: Sequence[str]
+    ) -> WindowRun:
+        #   held (h = filled)      new (n)
+        #   [ ..........][ r0 r1 ... r(n-1) ]      global index of held[0] = count - h
+        w, n, c0, h = self.window, len(values), self.count, self.filled
+        oldest = self._oldest()
+        held_ts = (self._ts[oldest:] + self._ts[:oldest])[:h]
+        held_text = (self._text[oldest:] + self._text[:oldest])[:h]
+        rows = np.concatenate([self._buf[oldest : oldest + h], values.astype(np.float32)])
+        all_ts = held_ts + ts.tolist()
+        all_text = list(held_text) + list(texts)
+        # late: older than the newest timestamp before it (the running maximum)
+        running = np.maximum.accumulate(np.concatenate([[self.newest_ns], ts]))
+        late = ts < running[:-1]
+        glob = np.arange(c0, c0 + n)
+        last_late = np.maximum.accumulate(np.maximum(np.where(late, glob, -1), self._last_late))
+        # windows end at global index g when g + 1 >= w and (g + 1 - w) % stride == 0
+        first_end = max(c0, w - 1)
+        first_end += (-(first_end + 1 - w)) % self.stride
+        ends = np.arange(first_end, c0 + n, self.stride)
+        starts_a = ends + 1 - w - (c0 - h)  # start index in rows
+        if len(ends):
+            view = np.lib.stride_tricks.sliding_window_view(rows, w, axis=0)  # (k, f, w)
+            win_values = np.ascontiguousarray(view[starts_a].transpose(0, 2, 1))
+        else:  # fewer than ``window`` records held so far
+            win_values = np.empty((0, w, self.features), dtype=np.float32)
+        s_idx, e_idx = starts_a.tolist(), (ends - (c0 - h)).tolist()
+        run = WindowRun(
+            values=win_values,
+            start_ns=[all_ts[i] for i in s_idx],
+            end_ns=[all_ts[i] for i in e_idx],
+            start_text=[all_text[i] for i in s_idx],
+            end_text=[all_text[i] for i in e_idx],
+            late=(last_late[ends - c0] >= ends + 1 - w).tolist(),
+            seq=(ends + 1).tolist(),
+        )
+        self._store_tail(values, ts, texts)
+        self.count = c0 + n
+        self.newest_ns = int(running[-1])
+        self.late_count += int(late.sum())
+        self._last_late = int(last_late[-1])
+        return run
+
+    def _store_tail(
+        self, values: npt.NDArray[np.float32], ts: npt.NDArray[np.int64], texts: Sequence[str]
+    ) -> None:
+        """Write the newest ``min(n, window)`` of ``n`` new records into the ring."""
+        w, n = self.window, len(values)
+        k = min(n, w)
+        pos = (np.arange(self.count + n - k, self.count + n) % w).tolist()
+        tail = values[n - k :]
+        self._buf[pos] = tail
+        self._buf[[p + w for p in pos]] = tail
+        tail_ts, tail_text = ts[n - k :].tolist(), texts[n - k :]
+        for j, p in enumerate(pos):
+            self._ts[p] = tail_ts[j]
+            self._text[p] = tail_text[j]
 
     @property
     def filled(self) -> int:

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
-from schemas.records import Record, RecordError, parse_message
+from schemas.records import RecordError
 from stream_detector.events import event_json
 from stream_detector.metrics import WorkerMetrics
-from stream_detector.pipeline import KeyState, ModelRuntime, Pending, Pipeline, Scored
+from stream_detector.pipeline import KeyState, ModelRuntime, Pending, PendingRun, Pipeline
+from stream_detector.record_runs import RecordRun, parse_run
 
 __all__ = ["TableStore", "BatchResult", "WorkerRuntime", "table_key"]
 
@@ -141,26 +142,22 @@ class WorkerRuntime:
     def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
         return {m.card.record_kind: m.card.n_features for m in models}
 
-    def _parse(self, msg: Message) -> list[Record]:
+    def _parse(self, msg: Message) -> list[RecordRun]:
         if msg.value is None:
             raise RecordError("malformed_json", "message has no value (a tombstone?)")
-        records = parse_message(msg.value)
-        for r in records:
-            want = self._widths.get(r.kind)
-            if want is not None and len(r.values) != want:
-                raise RecordError(
-                    "wrong_width", f"record of key {r.key!r} has {len(r.values)} values; "
-                    f"the {r.kind} model expects {want}"
-                )
-        return records
+        return parse_run(msg.value, self._widths)
 
-    def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[Pending]:
-        pending: list[Pending] = []
+    def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[PendingRun]:
+        pending: list[PendingRun] = []
+        counts: dict[str, int] = {}
         for msg in messages:
             source = SourceRef(topic=msg.topic, partition=msg.partition, offset=msg.offset)
             try:
-                records = self._parse(msg)
-                pending.extend(self.pipeline.ingest(records, source))
+                runs = self._parse(msg)
+                index = 0
+                for run in runs:
+                    pending += self.pipeline.ingest_run(run, source, index)
+                    index += len(run)
             except RecordError as exc:
                 result.dead.append(DeadLetter.for_message(
                     msg.value or b"", exc.reason, exc.message, source))
@@ -170,9 +167,11 @@ class WorkerRuntime:
                 result.dead.append(DeadLetter.for_message(
                     msg.value or b"", "unprocessable", f"{type(exc).__name__}: {exc}", source))
                 continue
-            result.records += len(records)
-            for r in records:
-                self.metrics.records_in.labels(r.kind).inc()
+            for run in runs:
+                result.records += len(run)
+                counts[run.kind] = counts.get(run.kind, 0) + len(run)
+        for kind, n in counts.items():  # one metric update per batch, not per record
+            self.metrics.records_in.labels(kind).inc(n)
         return pending
 
     async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
@@ -183,22 +182,25 @@ class WorkerRuntime:
         """
         result = BatchResult()
         pending = self.ingest(messages, result)
-        result.windows = len(pending)
-        scored: list[Scored] = []
+        alerts: list[tuple[Pending, AnomalyEvent]] = []
         if pending:
+            result.windows = sum(len(p.windows) for p in pending)
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
             batches = await loop.run_in_executor(self.executor, Pipeline.score, pending)
             self.metrics.scoring_latency.observe(time.perf_counter() - started)
-            self.metrics.batch_size.observe(len(pending))
-            scored = self.pipeline.decide(pending, batches)
+            self.metrics.batch_size.observe(result.windows)
+            alerts = self.pipeline.decide_events(pending, batches)
+            windows: dict[str, int] = {}
+            for p in pending:
+                windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows)
+            for name, n in windows.items():
+                self.metrics.windows_scored.labels(name).inc(n)
         outgoing: list[tuple[Send, bytes, bytes]] = []
-        for s in scored:
-            self.metrics.windows_scored.labels(s.pending.model.name).inc()
-            if s.event is not None:
-                result.events.append(s.event)
-                self.metrics.anomalies_out.labels(s.pending.model.name).inc()
-                outgoing.append((self.send_event, s.event.key.encode(), event_json(s.event)))
+        for item, event in alerts:
+            result.events.append(event)
+            self.metrics.anomalies_out.labels(item.model.name).inc()
+            outgoing.append((self.send_event, event.key.encode(), event_json(event)))
         for dead in result.dead:
             self.metrics.invalid_records.labels(dead.reason).inc()
             outgoing.append((self.send_dead, b"", dead.model_dump_json().encode()))
