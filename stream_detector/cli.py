@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -154,7 +153,8 @@ def worker(
     }
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     settings = Settings(**given)  # explicit options win over STREAM_DETECTOR_* variables
-    run_worker(model, settings)
+    with _one_line_errors():  # e.g. Kafka refusing the credentials: one line, exit 1
+        run_worker(model, settings)
 
 
 @app.command(
@@ -249,16 +249,14 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without its password, for messages.
+    """The URL without its password, for messages (see :func:`connectivity.safe_url`).
 
     >>> _safe_url("redis://:s3cret@db:6379/0")
     'redis://:***@db:6379/0'
     """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    from stream_detector.connectivity import safe_url  # lazy: keeps --help fast
+
+    return safe_url(url)
 
 
 def _settings(**overrides: str | None) -> Settings:
@@ -329,12 +327,14 @@ def replay_command(
     from confluent_kafka import Producer
 
     from stream_detector import replay as replaying
+    from stream_detector.connectivity import check_kafka
     from stream_detector.history import load_source
 
     with _one_line_errors():
         source = load_source(file, kind=kind, key=key, order=order, limit=limit)
         settings = _settings(kafka_url=kafka)
         topic = topic or settings.input_topic
+        check_kafka(settings)
         producer = Producer(replaying.producer_config(settings.confluent_config()))
         partitions = replaying.check_topic(producer, topic, settings.bootstrap_servers)
         stream = replaying.messages(source.records, batch)

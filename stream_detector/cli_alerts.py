@@ -12,7 +12,6 @@ from stream_detector.cli import (
     KafkaOption,
     RedisOption,
     _one_line_errors,
-    _safe_url,
     _say,
     _settings,
     app,
@@ -102,6 +101,7 @@ def alerts_command(
         consumer_config,
         run_alerts,
     )
+    from stream_detector.connectivity import check_kafka
 
     with _one_line_errors():
         settings = _settings(kafka_url=kafka, redis_url=redis)
@@ -120,6 +120,7 @@ def alerts_command(
         store = _incident_store(settings, group, tracker) if state else None
         opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
                             tick=min(1.0, suppress / 4))
+        check_kafka(settings)  # wrong credentials or TLS: one clear line, in seconds
         conf = consumer_config(settings.confluent_config(), group, from_beginning)
         consumer = Consumer(conf)
         _log(f"alerts: {topic} -> {hook.masked if hook and not dry_run else 'stdout (dry run)'}, "
@@ -146,15 +147,15 @@ def _incident_store(
     import redis as redis_lib
 
     from stream_detector.alerts_sink import RedisIncidentStore
+    from stream_detector.connectivity import describe_redis_error
 
     store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group)
     try:
         states = store.load()
     except redis_lib.RedisError as exc:
         raise ConfigurationError(
-            f"Redis at {_safe_url(settings.redis_url)} is unreachable ({exc}): alerts keeps "
-            "open incidents there across restarts; start it, set STREAM_DETECTOR_REDIS_URL, "
-            "or pass --no-state") from None
+            f"{describe_redis_error(settings, exc)} (alerts keeps open incidents there across "
+            "restarts; --no-state runs without)") from None
     resumed = tracker.resume(states, time.time())
     if resumed:
         _log(f"resumed {resumed} open incident(s) of group {group} from Redis")

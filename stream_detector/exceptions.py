@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "StreamDetectorError",
     "ConfigurationError",
+    "ConnectionFailed",
     "ServiceError",
     "MissingToolError",
     "ServiceStartError",
@@ -21,6 +22,18 @@ class StreamDetectorError(Exception):
 
 class ConfigurationError(StreamDetectorError):
     """A setting is missing or malformed."""
+
+
+class ConnectionFailed(StreamDetectorError):
+    """Kafka or Redis refused this client (credentials, TLS, protocol) or did not answer.
+
+    ``outage`` is True when the server merely did not answer (it may come back), False when a
+    setting is wrong (retrying cannot help). The message names the setting to change.
+    """
+
+    def __init__(self, message: str, *, outage: bool = False) -> None:
+        super().__init__(message)
+        self.outage = outage
 
 
 class ServiceError(StreamDetectorError):
