@@ -102,6 +102,7 @@ def alerts_command(
         consumer_config,
         run_alerts,
     )
+    from stream_detector.cli_checks import require_kafka
 
     with _one_line_errors():
         settings = _settings(kafka_url=kafka, redis_url=redis)
@@ -120,6 +121,7 @@ def alerts_command(
         store = _incident_store(settings, group, tracker) if state else None
         opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
                             tick=min(1.0, suppress / 4))
+        require_kafka(settings)  # one line now, not a hundred client errors and exit 0
         conf = consumer_config(settings.confluent_config(), group, from_beginning)
         consumer = Consumer(conf)
         _log(f"alerts: {topic} -> {hook.masked if hook and not dry_run else 'stdout (dry run)'}, "
