@@ -21,11 +21,13 @@ import ssl
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stream_detector.exceptions import ConnectionFailed
-from stream_detector.settings import Settings
+
+if TYPE_CHECKING:  # kept light: the CLI runs these checks before any heavy import
+    from stream_detector.settings import Settings
 
 __all__ = ["check_kafka", "check_redis", "describe_redis_error", "diagnose_kafka", "safe_url"]
 
@@ -65,6 +67,7 @@ class _Reports(logging.Handler):
 def diagnose_kafka(reports: Sequence[str], settings: Settings) -> str | None:
     """The problem a sequence of librdkafka reports shows, as one line; None while unclear.
 
+    >>> from stream_detector.settings import Settings
     >>> s = Settings(kafka_security_protocol="PLAINTEXT")
     >>> diagnose_kafka(["Disconnected while requesting ApiVersion: might be caused by "
     ...                 "incorrect security.protocol configuration"], s)[:52]
@@ -190,8 +193,9 @@ def check_kafka(settings: Settings, timeout: float = 15.0) -> int:
                 raise ConnectionFailed(problem)
             if time.monotonic() >= deadline:
                 raise ConnectionFailed(
-                    f"no answer from Kafka at {settings.bootstrap_servers} within "
-                    f"{timeout:g} s; start it, or set {_ENV}KAFKA_URL", outage=True)
+                    f"cannot reach Kafka at {settings.bootstrap_servers} (no answer within "
+                    f"{timeout:g} s); start it with `stream-detector services start` or set "
+                    f"{_ENV}KAFKA_URL (--kafka kafka://HOST:PORT)", outage=True)
     finally:
         log.removeHandler(reports)
 
@@ -207,8 +211,8 @@ def _redis_diagnosis(settings: Settings, exc: BaseException) -> tuple[str, bool]
     if message is not None:
         return message, False
     where = f"Redis at {safe_url(settings.redis_url)}"
-    return (f"{where} is unreachable ({str(exc).rstrip('.')}); start it with `stream-detector "
-            f"services start` or set {_ENV}REDIS_URL"), True
+    return (f"cannot reach {where} ({str(exc).rstrip('.')}); start it with `stream-detector "
+            f"services start` or set {_ENV}REDIS_URL (--redis redis://HOST:PORT/DB)"), True
 
 
 def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None:  # noqa: C901

@@ -253,12 +253,8 @@ def _prepare(
         trainer = _start_training(plan, logs / "train.log", stack)
     else:
         step(f"model: {plan.entry} (cached: same data and options)")
-    from stream_detector.connectivity import check_kafka, check_redis
-
     kafka, redis = _services(opts, stack, step)
     settings = _settings(kafka, redis)
-    check_redis(settings)  # wrong credentials or TLS: one clear line before any work
-    check_kafka(settings)
     if trainer is not None:
         _wait_training(trainer, logs / "train.log")
         step(f"model: trained into {plan.entry}")

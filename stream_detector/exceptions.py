@@ -24,7 +24,11 @@ class ConfigurationError(StreamDetectorError):
     """A setting is missing or malformed."""
 
 
-class ConnectionFailed(StreamDetectorError):
+class ServiceError(StreamDetectorError):
+    """The local Kafka broker or redis-server could not be managed, or a service is unreachable."""
+
+
+class ConnectionFailed(ServiceError):
     """Kafka or Redis refused this client (credentials, TLS, protocol) or did not answer.
 
     ``outage`` is True when the server merely did not answer (it may come back), False when a
@@ -34,10 +38,6 @@ class ConnectionFailed(StreamDetectorError):
     def __init__(self, message: str, *, outage: bool = False) -> None:
         super().__init__(message)
         self.outage = outage
-
-
-class ServiceError(StreamDetectorError):
-    """The local Kafka broker or redis-server could not be managed."""
 
 
 class MissingToolError(ServiceError):
