@@ -400,7 +400,12 @@ def schemas_export(
             _say(str(path))
 
 
-from stream_detector import cli_alerts, cli_models, cli_thresholds  # noqa: E402,F401 - register commands
+from stream_detector import (  # noqa: E402,F401 - register commands
+    cli_alerts,
+    cli_models,
+    cli_tail,
+    cli_thresholds,
+)
 
 
 def main() -> None:
