@@ -36,10 +36,11 @@ from schemas.records import (
     Record,
     RecordError,
     RecordKind,
+    in_time_range,
     parse_message,
 )
 
-__all__ = ["RecordRun", "check_widths", "parse_run", "runs_of"]
+__all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
 
 # Record.epoch_ns's arithmetic: naive times are UTC, integer microseconds then ns
 _UTC_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,6 +73,25 @@ class RecordRun(NamedTuple):
         """The run without its first ``start`` records."""
         return RecordRun(self.kind, self.key, self.values[start:], self.epoch_ns[start:],
                          self.texts[start:])
+
+
+def slice_runs(runs: Sequence[RecordRun], first: int, stop: int | None) -> list[RecordRun]:
+    """Records ``first`` to ``stop`` (message order, across runs) as runs.
+
+    >>> import numpy as np
+    >>> run = RecordRun("series", "k", np.zeros((4, 1), np.float32), [0, 1, 2, 3], list("abcd"))
+    >>> [r.texts for r in slice_runs([run, run], 3, 6)]
+    [['d'], ['a', 'b']]
+    """
+    out: list[RecordRun] = []
+    at = 0
+    for run in runs:
+        lo, hi = max(first - at, 0), len(run) if stop is None else min(stop - at, len(run))
+        if lo < hi:
+            out.append(run if (lo, hi) == (0, len(run)) else RecordRun(
+                run.kind, run.key, run.values[lo:hi], run.epoch_ns[lo:hi], run.texts[lo:hi]))
+        at += len(run)
+    return out
 
 
 def runs_of(records: Sequence[Record]) -> list[RecordRun]:
@@ -165,6 +185,8 @@ def _times(texts: list[Any]) -> list[int] | None:
         try:
             dt = fromiso(t)
         except ValueError:
+            return None
+        if not in_time_range(dt):
             return None
         out.append((dt - (naive if dt.tzinfo is None else _UTC_EPOCH)) // micro * 1000)
     return out
