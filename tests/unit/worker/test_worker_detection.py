@@ -5,11 +5,11 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stream_detector.detection
-from stream_detector.detection import DetectionParams, DetectorState, decide
+from stream_detector.detection import DetectionParams, DetectorState, alerts_of, decide
 
 
 def test_doctests() -> None:
@@ -57,3 +57,17 @@ def test_state_round_trips_through_bytes(scores: list[float]) -> None:
     b = DetectorState.from_bytes(a.to_bytes())
     assert b == a
     assert decide(a, 7.0, 3.0, p) == decide(b, 7.0, 3.0, p)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scores=st.lists(st.floats(0.0, 50.0), max_size=60), normalise=st.booleans(),
+       warmup=st.integers(0, 10), suppress=st.integers(1, 6), threshold=st.floats(0.0, 5.0))
+def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
+    scores: list[float], normalise: bool, warmup: int, suppress: int, threshold: float
+) -> None:
+    p = DetectionParams(halflife=4, warmup=warmup, suppress=suppress, normalise=normalise)
+    one, many = DetectorState(), DetectorState()
+    decisions = [decide(one, s, threshold, p) for s in scores]
+    want = [(i, d.detection_score) for i, d in enumerate(decisions) if d.alert]
+    assert alerts_of(many, scores, threshold, p) == want
+    assert many == one  # the key's history ends the same
