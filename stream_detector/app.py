@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from stream_detector import faust_patch
 from stream_detector.connectivity import check_redis
 from stream_detector.exceptions import ConnectionFailed
 from stream_detector.logs import logging_config
@@ -113,6 +114,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         answer; a Redis that is merely down is only logged (the worker starts degraded).
     """
     _check_redis(settings)
+    faust_patch.install()  # message delivery without four asyncio tasks per message
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
