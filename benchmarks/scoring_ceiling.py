@@ -17,6 +17,7 @@ The ratio b/a is the target (>= 0.9, DESIGN.md "Targets"). The Python per-record
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -116,9 +117,9 @@ def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     rows = []
     for batch in (1, 64, 1024, 8192):
         x = np.random.default_rng(0).standard_normal((batch, WINDOW, 1)).astype(np.float32)
-        g, c = paired_rates([lambda x=x: gpu.run(["score"], {"windows": x}),
-                             lambda x=x: cpu.run(["score"], {"windows": x})], batch, repeats,
-                            seconds)
+        g, c = paired_rates([functools.partial(gpu.run, ["score"], {"windows": x}),
+                             functools.partial(cpu.run, ["score"], {"windows": x})], batch,
+                            repeats, seconds)
         rows.append({"batch": batch, "cuda_windows_per_s": g, "cpu_windows_per_s": c})
     faster = [r["batch"] for r in rows if r["cuda_windows_per_s"] > r["cpu_windows_per_s"]]
     return {"rows": rows, "gpu_faster_from_batch": faster[0] if faster else None}
