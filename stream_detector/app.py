@@ -86,8 +86,9 @@ class _Models:
         """Load every model's thresholds from Redis once, then let scoring begin."""
         for runtime, cache in zip(self.runtimes, self.caches, strict=True):
             card = runtime.card
-            log.info("model %s version %s on %s (sha256 %s)", card.name, card.version,
-                     runtime.loaded.scorer.provider, card.onnx_sha256[:12],
+            log.info("model %s version %s on %s, %s ORT threads (sha256 %s)", card.name,
+                     card.version, runtime.loaded.scorer.provider,
+                     runtime.loaded.scorer.threads or "default", card.onnx_sha256[:12],
                      extra={"model": card.name, "version": card.version,
                             "provider": runtime.loaded.scorer.provider})
             await cache.start()
