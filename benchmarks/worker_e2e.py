@@ -257,8 +257,8 @@ def run(full: bool = False, out_dir: Path | None = None,
     from stream_detector.services import local_services
     from stream_detector.settings import Settings
 
-    n = 100_000 if full else 20_000
-    seconds = 15.0 if full else 5.0
+    n = 100_000 if full else 10_000
+    seconds = 15.0 if full else 4.0
     timeout = 300.0 if full else 120.0
     res: dict[str, Any] = {"full": full, "records": n, "variant": variant}
     entry = ENTRY if variant == "baseline" else ("-m", "benchmarks.worker_variants", variant)
