@@ -61,6 +61,7 @@ def write_registry_model(
     window: int, features: list[str] | None = None, record_kind: str = "series",
     family: str = "dense", threshold: float = 4.0, per_key: dict[str, float] | None = None,
     scaler: dict[str, Any] | None = None, detection: dict[str, Any] | None = None,
+    time: dict[str, Any] | None = None,
 ) -> Path:
     """``model.onnx`` then ``card.json`` (card last: a registry only sees complete dirs)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,7 @@ def write_registry_model(
         "thresholds": {"method": "percentile", "value_param": 99.0, "default": threshold,
                        "per_key": per_key or {}},
         "detection": detection or {},
+        "time": time,
         "data_sha256": "0" * 64,
     }
     (directory / "card.json").write_text(json.dumps(card))

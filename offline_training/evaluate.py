@@ -43,12 +43,13 @@ def _frame(rows: list[ScoreRow]) -> pd.DataFrame:
 
 def evaluate(
     model_dir: Path, data: Path, out: Path, labels: Path | None = None, key: str | None = None,
+    strict_time: bool = False,
 ) -> Evaluation:
     """Score ``data`` with the model at ``model_dir`` and write ``out/report.json`` + plots."""
     runtime = load_runtime(model_dir, "auto")
     if labels is not None and runtime.card.record_kind != "events":
         windows_for(labels, data)  # a label file without this data fails before any work
-    source = load_source(data, kind=runtime.card.record_kind, key=key)
+    source = load_source(data, kind=runtime.card.record_kind, key=key, strict_time=strict_time)
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records)])
     out.mkdir(parents=True, exist_ok=True)

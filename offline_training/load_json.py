@@ -158,6 +158,7 @@ def load_records_json(
     *,
     missing: MissingPolicy = "reject",
     sort: bool = False,
+    strict_time: bool = False,
     max_bytes: int = MAX_JSON_BYTES,
 ) -> LoadedData:
     """Load a JSON list of records (the wire shapes of ``schemas.records`` or plain objects).
@@ -172,12 +173,12 @@ def load_records_json(
     where = Where(path, unit="record")
     kind = kind_from_columns(list(frame.columns))
     if kind == "sales":
-        return panel_from_frame(frame, where, missing, sort)
+        return panel_from_frame(frame, where, missing, sort, strict_time)
     if kind != "series":
         extra = [c for c in ("source", "event_id", "timestamp") if c in frame.columns]
         return events_from_frame(frame.drop(columns=extra), where, "label", missing)
     if "series" not in frame.columns or frame["series"].nunique() == 1:
         key = str(frame["series"].iloc[0]) if "series" in frame.columns else path.stem
-        return series_from_frame(frame, where, key, missing, sort)
+        return series_from_frame(frame, where, key, missing, sort, strict_time)
     keys = key_part(frame["series"], where, "series")
-    return keyed(frame, where, keys, SERIES_COLUMNS, missing, sort)
+    return keyed(frame, where, keys, SERIES_COLUMNS, missing, sort, strict_time)

@@ -108,13 +108,14 @@ def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: Wher
 
 
 def series_from_frame(
-    frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool
+    frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool,
+    strict_time: bool = False,
 ) -> SeriesData:
     """One ``timestamp,value`` series, in time order, with the missing-value policy applied."""
     _require_columns(frame, SERIES_COLUMNS, where)
     stamps = parse_timestamps(frame["timestamp"], where, "timestamp")
     values = numeric_column(frame["value"], where, "value").reshape(-1, 1)
-    order = time_order(stamps, np.arange(len(stamps)), where, "timestamp", sort)
+    order = time_order(stamps, np.arange(len(stamps)), where, "timestamp", sort, strict_time)
     values, mask = fill_missing(values[order], ["value"], where, missing)
     return SeriesData(key, stamps[order], values, where.path, mask)
 
@@ -126,6 +127,7 @@ def keyed(
     columns: tuple[str, str],
     missing: MissingPolicy,
     sort: bool,
+    strict_time: bool = False,
 ) -> PanelData:
     """Split rows by ``keys`` into series; parse first, so locations are the file's rows."""
     time_col, value_col = columns
@@ -134,19 +136,20 @@ def keyed(
     series: dict[str, SeriesData] = {}
     for key, found in keys.groupby(keys, sort=False).indices.items():
         rows = np.asarray(found)
-        order = rows[time_order(stamps[rows], rows, where, time_col, sort)]
+        order = rows[time_order(stamps[rows], rows, where, time_col, sort, strict_time)]
         filled, mask = fill_missing(values[order].reshape(-1, 1), [value_col], where, missing)
         series[str(key)] = SeriesData(str(key), stamps[order], filled, None, mask, [value_col])
     return PanelData(series, where.path)
 
 
 def panel_from_frame(
-    frame: pd.DataFrame, where: Where, missing: MissingPolicy, sort: bool
+    frame: pd.DataFrame, where: Where, missing: MissingPolicy, sort: bool,
+    strict_time: bool = False,
 ) -> PanelData:
     """A ``date,store,item,sales`` frame as one series per ``"store/item"`` key."""
     _require_columns(frame, SALES_COLUMNS, where)
     keys = key_part(frame["store"], where, "store") + "/" + key_part(frame["item"], where, "item")
-    return keyed(frame, where, keys, ("date", "sales"), missing, sort)
+    return keyed(frame, where, keys, ("date", "sales"), missing, sort, strict_time)
 
 
 def events_from_frame(
@@ -189,12 +192,17 @@ def load_series(
     key: str | None = None,
     missing: MissingPolicy = "reject",
     sort: bool = False,
+    strict_time: bool = False,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> SeriesData:
-    """Load a ``timestamp,value`` CSV or Parquet file (NAB format); ``key`` defaults to the stem."""
+    """Load a ``timestamp,value`` CSV or Parquet file (NAB format); ``key`` defaults to the stem.
+
+    Rows stay in file order (``sort`` orders them by time); repeated and out-of-order
+    timestamps are accepted as the worker accepts them, or refused with ``strict_time``.
+    """
     path = Path(path)
     frame, where = read_table(path, max_bytes)
-    return series_from_frame(frame, where, key or path.stem, missing, sort)
+    return series_from_frame(frame, where, key or path.stem, missing, sort, strict_time)
 
 
 def load_panel(
@@ -202,9 +210,11 @@ def load_panel(
     *,
     missing: MissingPolicy = "reject",
     sort: bool = False,
+    strict_time: bool = False,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> PanelData:
-    """Load a ``date,store,item,sales`` panel; one series per ``"store/item"`` key."""
+    """Load a ``date,store,item,sales`` panel; one series per ``"store/item"`` key (file
+    order within a key; see :func:`load_series` for ``sort`` and ``strict_time``)."""
     path = Path(path)
     frame, where = read_table(path, max_bytes)
-    return panel_from_frame(frame, where, missing, sort)
+    return panel_from_frame(frame, where, missing, sort, strict_time)

@@ -35,6 +35,7 @@ from stream_detector.detection import DetectionParams
 from stream_detector.exceptions import DataError
 from stream_detector.registry import sha256_file
 from stream_detector.scoring import signed_log1p
+from stream_detector.timing import cadence_s
 
 __all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
 
@@ -87,6 +88,7 @@ class TrainOptions:
     seed: int = 0
     plots: bool = True
     nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
+    strict_time: bool = False  # refuse repeated/out-of-order times (default: flag them)
 
 
 @dataclass
@@ -180,24 +182,38 @@ def _library_versions() -> dict[str, str]:
 def _card(
     opts: TrainOptions, name: str, version: str, kind: str, features: list[str], window: int,
     scaler: dict[str, Any], sha: str, thresholds: dict[str, Any], detection: dict[str, Any],
-    result: TrainResult, rows: int,
+    result: TrainResult, records: Sequence[Record],
 ) -> ModelCard:
     return ModelCard.model_validate({
         "name": name, "version": version, "family": opts.family,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "onnx_sha256": sha, "record_kind": kind, "window": window, "stride": opts.stride,
         "features": features, "scaler": scaler, "thresholds": thresholds,
-        "detection": detection,
+        "detection": detection, "time": _time_section(kind, records),
         "metrics": {"train_loss": result.history[-1]["loss"] if result.history else None,
                     "val_loss": min((h["val_loss"] for h in result.history), default=None)},
         "training": {"config": opts.model_config, "train": asdict(opts.train),
                      "epochs": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "seconds": result.seconds,
-                     "device": result.device, "history": result.history, "rows": rows,
+                     "device": result.device, "history": result.history, "rows": len(records),
                      "train_fraction": opts.train_fraction, "train_until": opts.train_until,
                      "last": opts.last, "seed": opts.seed, "data": str(opts.data)},
         "data_sha256": sha256_file(opts.data), "library_versions": _library_versions(),
     })
+
+
+def _time_section(kind: str, records: Sequence[Record]) -> dict[str, float] | None:
+    """The card's ``time`` section: the cadence the worker judges gaps and skew by.
+
+    Feature events carry no regular cadence: they get none (late/repeated only).
+    """
+    if kind == "events":
+        return None
+    times: dict[str, list[int]] = {}
+    for r in records:
+        times.setdefault(r.key, []).append(r.epoch_ns)
+    cadence = cadence_s([np.asarray(t, dtype=np.int64) for t in times.values()])
+    return None if cadence is None else {"cadence_s": cadence}
 
 
 def _calibration_scores(
@@ -246,7 +262,7 @@ def train(opts: TrainOptions) -> TrainReport:
     from stream_detector.history import load_source
 
     started = time.perf_counter()
-    source = load_source(opts.data, kind=opts.kind, key=opts.key)
+    source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time)
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)
@@ -282,7 +298,7 @@ def train(opts: TrainOptions) -> TrainReport:
     method, value = _threshold_rule(opts, normalised)
     provisional = {"method": method, "value_param": value, "default": 0.0}
     card = _card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
-                 detection, result, len(part))
+                 detection, result, part)
     _write_card(staging, card)
     if factor > 0:  # log offset relative to the median training score (see detection.py)
         _, raw = _calibration_scores(staging, part, detection)

@@ -56,7 +56,7 @@ class _Models:
         cache = ThresholdCache.from_url(
             loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs()
         )
-        runtime = ModelRuntime(loaded, cache.lookup)
+        runtime = ModelRuntime(loaded, cache.lookup, self.settings.dead_letter_skew)
         if index is None:
             self.caches.append(cache)
             self.runtimes.append(runtime)
