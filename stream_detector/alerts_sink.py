@@ -31,6 +31,7 @@ from stream_detector.alerts import (
     parse_event,
     payload_bytes,
 )
+from stream_detector.constants import REDIS_ALERTS_PREFIX, namespaced
 from stream_detector.exceptions import ConfigurationError, InvalidRecord, StreamDetectorError
 
 __all__ = [
@@ -199,11 +200,11 @@ class IncidentStore(Protocol):
 
 
 class RedisIncidentStore:
-    """Open incidents of one consumer group in the Redis hash ``stream-detector:alerts:GROUP``."""
+    """Open incidents of one consumer group in the Redis hash ``sd:[NS:]alerts:GROUP``."""
 
-    def __init__(self, client: Any, group: str) -> None:
+    def __init__(self, client: Any, group: str, namespace: str = "") -> None:
         self._redis = client
-        self.name = f"stream-detector:alerts:{group}"
+        self.name = f"{namespaced(REDIS_ALERTS_PREFIX, namespace)}{group}"
 
     def load(self) -> list[bytes]:
         return list(self._redis.hvals(self.name))
