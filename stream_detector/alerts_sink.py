@@ -200,7 +200,11 @@ class IncidentStore(Protocol):
 
 
 class RedisIncidentStore:
-    """Open incidents of one consumer group in the Redis hash ``sd:[NS:]alerts:GROUP``."""
+    """Open incidents of one consumer group in the Redis hash ``sd:[NS:]alerts:GROUP``.
+
+    Under the project's ``sd:`` prefix like every key, so one ACL rule (``~sd:* &sd:*``)
+    covers all that stream-detector touches.
+    """
 
     def __init__(self, client: Any, group: str, namespace: str = "") -> None:
         self._redis = client

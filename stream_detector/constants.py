@@ -14,10 +14,10 @@ __all__ = [
     "REDIS_THRESHOLD_CHANNEL",
     "REDIS_MODEL_CHANNEL",
     "REDIS_HEALTHCHECK_KEY",
+    "REDIS_ALERTS_PREFIX",
     "MAX_MESSAGE_BYTES",
     "MAX_RECORDS_PER_MESSAGE",
     "MAX_WINDOW_LENGTH",
-    "REDIS_ALERTS_PREFIX",
     "redis_prefix",
     "namespaced",
 ]
