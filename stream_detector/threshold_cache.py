@@ -24,14 +24,15 @@ from redis.exceptions import RedisError
 
 from schemas.card import DEFAULT_KEY, ModelCard
 from schemas.events import ThresholdSource
-from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
 from stream_detector.thresholds import (
     ResolvedThreshold,
     ThresholdEntry,
+    change_channel,
     decode_entries,
     hash_name,
     parse_change,
 )
+from stream_detector.worker_console import threshold_changes
 
 __all__ = ["ThresholdCache"]
 
@@ -55,6 +56,8 @@ class ThresholdCache:
         Seconds between full reloads, a safety net for lost notifications.
     stale_after
         Seconds without contact after which the cache calls itself degraded.
+    namespace
+        The deployment's namespace (settings' ``namespace``): its hashes and channel.
     """
 
     def __init__(
@@ -66,14 +69,16 @@ class ThresholdCache:
         stale_after: float = 5.0,
         poll_timeout: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        namespace: str = "",
     ) -> None:
         self.card = card
+        self.channel = change_channel(namespace)
         self.client = client
         self.resync_interval = resync_interval
         self.stale_after = stale_after
         self.poll_timeout = poll_timeout
         self._clock = clock
-        self._hash = hash_name(card.name, card.version)
+        self._hash = hash_name(card.name, card.version, namespace)
         self._last_contact = -math.inf
         self._connected = False
         self._task: asyncio.Task[None] | None = None
@@ -183,15 +188,20 @@ class ThresholdCache:
 
     async def _on_message(self, data: Any) -> None:
         keys = parse_change(data, self.card.name, self.card.version)
+        before, values = self._entries, {k: self.lookup(k).value for k in keys or ()}
         if keys is None:
             await self.reload()
         elif keys:
             await self._refetch(keys)
+        line = threshold_changes(self.card.name, self.card.version, before, self._entries,
+                                 values)
+        if line is not None:  # an operator's `thresholds set` shows in the worker's console
+            logging.getLogger("stream_detector.console").info(line)
 
     async def _listen(self) -> None:
         pubsub = self.client.pubsub()
         try:
-            await pubsub.subscribe(REDIS_THRESHOLD_CHANNEL)
+            await pubsub.subscribe(self.channel)
             await self.reload()  # after subscribing: no change can slip in between
             self._connected = True
             self._backoff = _MIN_BACKOFF
