@@ -169,9 +169,10 @@ def load_records_json(
     records = _read_json(path, max_bytes)
     if not isinstance(records, list) or not records:
         raise DataError(f"{path}: expected a non-empty JSON list of records")
-    frame = _records_frame(records, path).drop(columns=["kind", "schema_version"], errors="ignore")
+    frame = _records_frame(records, path).drop(columns=["kind", "schema_version", "imputed"],
+                                               errors="ignore")
     where = Where(path, unit="record")
-    kind = kind_from_columns(list(frame.columns))
+    kind = kind_from_columns(list(frame.columns), path)
     if kind == "sales":
         return panel_from_frame(frame, where, missing, sort, strict_time)
     if kind != "series":
