@@ -40,6 +40,7 @@ from stream_detector.settings import Settings, get_settings
 from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.topics import ensure_topics
 from stream_detector.worker import Message, TableStore, WorkerRuntime
+from stream_detector.worker_report import ConsoleReporter, consumer_lag
 
 __all__ = ["create_app", "run_worker"]
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         store="memory://",
         topic_partitions=partitions,
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # web_host only names the URL; web_bind is the listen address
         web_port=settings.web_port,
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
@@ -171,6 +173,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         send_dead=lambda k, v: dead.send(key=k or None, value=v),
     )
     state: dict[str, Any] = {"assigned": False}
+    console = ConsoleReporter(settings.anomaly_lines_per_second)
     for r in models.runtimes:
         metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
         metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
@@ -184,7 +187,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     last_flush = [time.monotonic()]
 
     async def flush_and_ack(stream: Any) -> None:
-        runtime.store.flush()
+        await runtime.flush()
         for event in held:
             await stream.ack(event)
         held.clear()
@@ -196,11 +199,12 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         state["stream"] = stream
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
             async with lock:
-                await runtime.process([
+                done = await runtime.process([
                     Message(e.value, e.message.topic, e.message.partition, e.message.offset,
                             e.message.timestamp)
                     for e in events
                 ], flush=False)
+                console.on_batch(done.records, done.windows, done.events)
                 held.extend(events)
                 if time.monotonic() - last_flush[0] >= settings.state_flush_interval:
                     await flush_and_ack(stream)
@@ -216,14 +220,15 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     @app.on_partitions_revoked.connect
     async def on_revoked(*args: Any, **kwargs: Any) -> None:
         held.clear()  # unacked: the partitions' new owner replays them from its state
-        runtime.store.forget()
+        runtime.forget()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: Any, **kwargs: Any) -> None:
-        runtime.store.forget()
+        runtime.forget()
         state["assigned"] = True
 
     _add_tasks(app, settings, models, runtime)
+    _add_summary(app, settings, models, console)
     _add_pages(app, models, metrics, state)
     return app
 
@@ -249,6 +254,19 @@ def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: Wor
         m.kafka_assigned_partitions.set(len(kafka.assigned_partitions))
         m.kafka_consumer_lag.set(kafka.consumer_lag)
         m.kafka_seconds_since_fetch.set(kafka.seconds_since_fetch or 0.0)
+
+
+def _add_summary(
+    app: faust.App, settings: Settings, models: _Models, console: ConsoleReporter
+) -> None:
+    if settings.summary_interval <= 0:
+        return
+
+    @app.timer(interval=settings.summary_interval)
+    async def summary() -> None:
+        if models.started.is_set():
+            console.summary(await consumer_lag(app.consumer, settings.input_topic),
+                            models.caches)
 
 
 def _add_pages(

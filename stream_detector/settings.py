@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="worker log lines: text, or one JSON object per line"
     )
+    summary_interval: float = Field(
+        10.0, ge=0, description="seconds between the worker's summary lines (0: none)"
+    )
+    anomaly_lines_per_second: int = Field(
+        10, ge=0, description="most anomaly lines a worker prints per second (the rest are "
+        "counted in the summary)"
+    )
 
     @field_validator("kafka_url")
     @classmethod

@@ -178,4 +178,5 @@ def test_reason_codes_are_the_documented_set() -> None:
         "schema_version",
         "empty_message",
         "unrouted",
+        "timestamp_range",
     }
