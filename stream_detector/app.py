@@ -28,7 +28,8 @@ import faust
 from faust.web import Request, Response, View
 
 from schemas.card import ModelCard
-from stream_detector.exceptions import ConfigurationError, ModelCardError
+from stream_detector.connectivity import check_redis
+from stream_detector.exceptions import ConfigurationError, ConnectionFailed, ModelCardError
 from stream_detector.health import health_document
 from stream_detector.kafka_health import kafka_status
 from stream_detector.logs import logging_config
@@ -139,7 +140,15 @@ class _Models:
 
 
 def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
-    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots)."""
+    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots).
+
+    Raises
+    ------
+    ConnectionFailed
+        Kafka or Redis refuses the settings (credentials, TLS, protocol), or Kafka does not
+        answer; a Redis that is merely down is only logged (the worker starts degraded).
+    """
+    _check_redis(settings)
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -231,6 +240,16 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     _add_summary(app, settings, models, console)
     _add_pages(app, models, metrics, state)
     return app
+
+
+def _check_redis(settings: Settings) -> None:
+    """Refuse to start on Redis settings that can never work; start degraded on an outage."""
+    try:
+        check_redis(settings)
+    except ConnectionFailed as exc:
+        if not exc.outage:
+            raise
+        log.warning("%s; starting with the model cards' thresholds (degraded)", exc)
 
 
 def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: WorkerRuntime) -> None:

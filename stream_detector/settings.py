@@ -234,7 +234,8 @@ class Settings(BaseSettings):
             kwargs["username"] = self.redis_username
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
-        if self.redis_ssl_ca_certs is not None:
+        # TLS options only for rediss:// (redis-py's plain connections reject them)
+        if self.redis_ssl_ca_certs is not None and self.redis_url.startswith("rediss:"):
             kwargs["ssl_ca_certs"] = str(self.redis_ssl_ca_certs)
         return kwargs
 
