@@ -33,10 +33,10 @@ from redis.exceptions import RedisError
 
 from schemas.card import DEFAULT_KEY, ModelCard
 from schemas.events import ThresholdSource
-from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
 from stream_detector.thresholds import (
     ResolvedThreshold,
     ThresholdEntry,
+    change_channel,
     decode_entries,
     hash_name,
     parse_change,
@@ -68,6 +68,8 @@ class ThresholdCache:
     ping_interval, ping_timeout
         How often Redis is asked for a ``PING`` while no notification arrives, and how long
         an answer may take before the connection counts as lost.
+    namespace
+        The deployment's namespace (settings' ``namespace``): its hashes and channel.
     """
 
     def __init__(
@@ -81,8 +83,10 @@ class ThresholdCache:
         ping_interval: float = 0.5,
         ping_timeout: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        namespace: str = "",
     ) -> None:
         self.card = card
+        self.channel = change_channel(namespace)
         self.client = client
         self.resync_interval = resync_interval
         self.stale_after = stale_after
@@ -90,7 +94,7 @@ class ThresholdCache:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self._clock = clock
-        self._hash = hash_name(card.name, card.version)
+        self._hash = hash_name(card.name, card.version, namespace)
         self._last_contact = -math.inf
         self._connected = False
         self._task: asyncio.Task[None] | None = None
@@ -226,7 +230,7 @@ class ThresholdCache:
     async def _listen(self) -> None:
         pubsub = self.client.pubsub()
         try:
-            await pubsub.subscribe(REDIS_THRESHOLD_CHANNEL)
+            await pubsub.subscribe(self.channel)
             await self.reload()  # after subscribing: no change can slip in between
             self._connected = True
             self._backoff = _MIN_BACKOFF
