@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from offline_training.loaders import infer_kind, load, load_events
 from offline_training.load_tables import load_panel, load_series
+from offline_training.loaders import infer_kind, load, load_events
 from stream_detector.cli import app
 from stream_detector.exceptions import DataError
 from stream_detector.history import load_source
