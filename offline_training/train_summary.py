@@ -8,7 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["summary_lines"]
+__all__ = ["MAX_CARD_KEYS", "summary_lines", "training_keys"]
+
+MAX_CARD_KEYS = 10_000  # the card lists the keys it was trained on, up to this many
+
+
+def training_keys(records: Any) -> dict[str, Any]:
+    """The card's ``training`` entries naming the keys trained on (``thresholds set``
+    refuses others) and how many there were."""
+    keys = sorted({r.key for r in records})
+    return {"keys": keys[:MAX_CARD_KEYS], "key_count": len(keys)}
 
 _FAMILIES = {"dense": "dense autoencoder", "lstm": "LSTM autoencoder",
              "conv1d": "Conv1D autoencoder", "events": "event autoencoder",
