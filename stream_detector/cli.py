@@ -391,7 +391,7 @@ def schemas_export(
             _say(str(path))
 
 
-from stream_detector import cli_alerts, cli_models, cli_thresholds  # noqa: E402,F401 - register commands
+from stream_detector import cli_alerts, cli_models, cli_thresholds, cli_ui  # noqa: E402,F401 - register commands
 
 
 def main() -> None:
