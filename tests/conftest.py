@@ -14,6 +14,8 @@ import pytest
 from stream_detector.services import KafkaBroker, RedisServer, ServiceHandle, stop_handle
 from stream_detector.settings import Settings
 
+pytest_plugins = ["ci_skips", "pytester"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAB_DIR = REPO_ROOT.parent / "shared" / "data" / "nab"
 

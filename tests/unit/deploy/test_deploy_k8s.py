@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tool_paths import find_tool
 
 from stream_detector.settings import Settings
 
@@ -233,7 +233,7 @@ def test_gpu_overlay_patches_the_base_worker() -> None:
 
 
 def _kustomize(folder: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
+    kubectl = find_tool("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed")
     done = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True,
@@ -276,7 +276,7 @@ def test_kustomize_renders_base_overlay_and_components(tmp_path: Path) -> None:
 
 
 def test_rendered_objects_pass_the_api_schemas(tmp_path: Path) -> None:
-    validator = shutil.which("kubernetes-validate")
+    validator = find_tool("kubernetes-validate")
     if validator is None:
         pytest.skip("kubernetes-validate is not installed")
     rendered = tmp_path / "rendered.yaml"

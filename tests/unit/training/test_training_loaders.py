@@ -16,7 +16,6 @@ from offline_training.loaded_data import EventData, PanelData, SeriesData
 from offline_training.loaders import infer_kind, load, load_events
 from stream_detector.exceptions import DataError
 
-AAPL = Path("/work/shared/data/nab/data/realTweets/Twitter_volume_AAPL.csv")
 HEADER = "timestamp,value\n"
 
 
@@ -33,9 +32,8 @@ def series_csv(tmp_path: Path, *rows: str) -> Path:
 # --- series ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not AAPL.exists(), reason="NAB data not present")
-def test_loads_real_nab_file() -> None:
-    data = load(AAPL)
+def test_loads_real_nab_file(nab_dir: Path) -> None:
+    data = load(nab_dir / "data" / "realTweets" / "Twitter_volume_AAPL.csv")
     assert isinstance(data, SeriesData)
     assert data.key == "Twitter_volume_AAPL"
     assert data.timestamps.dtype == np.dtype("datetime64[ns]")

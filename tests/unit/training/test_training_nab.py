@@ -14,8 +14,6 @@ from offline_training import nab
 from offline_training.load_tables import load_series
 from stream_detector.exceptions import DataError
 
-NAB_DIR = Path("/work/shared/data/nab")
-
 
 def sig(x: float) -> float:
     """NAB's scaledSigmoid written out independently of the module under test."""
@@ -207,12 +205,11 @@ NUMENTA_ALERTS = {
 }
 
 
-@pytest.mark.skipif(not NAB_DIR.exists(), reason="NAB realTweets data not present")
 @pytest.mark.parametrize("name", sorted(NUMENTA_ALERTS))
-def test_matches_nab_published_score_for_numenta_detector(name: str) -> None:
+def test_matches_nab_published_score_for_numenta_detector(name: str, nab_dir: Path) -> None:
     rows, expected, counts = NUMENTA_ALERTS[name]
-    series = load_series(NAB_DIR / f"data/realTweets/Twitter_volume_{name}.csv")
-    labels = nab.load_windows(NAB_DIR / "labels/combined_windows.json")
+    series = load_series(nab_dir / f"data/realTweets/Twitter_volume_{name}.csv")
+    labels = nab.load_windows(nab_dir / "labels/combined_windows.json")
     windows = nab.window_indices(series.timestamps, labels[f"realTweets/Twitter_volume_{name}.csv"])
     result = nab.score_file(alerts(len(series.values), *rows), windows)
     assert result.score == pytest.approx(expected, abs=1e-9)
