@@ -110,8 +110,9 @@ def overview(
 def _edges(tr: TimeRange, buckets: int) -> list[int]:
     if tr.start_ns is None or tr.end_ns is None:
         return []
-    end = max(tr.end_ns + 1, tr.start_ns + buckets)  # right edge inclusive of the latest
-    return [int(v) for v in np.linspace(tr.start_ns, end, buckets + 1).round().astype(np.int64)]
+    # integers: float64 has 256 ns steps at today's epoch, enough to drop the latest event
+    span = max(tr.end_ns + 1 - tr.start_ns, buckets)  # right edge holds the latest
+    return [tr.start_ns + span * i // buckets for i in range(buckets + 1)]
 
 
 def _cells(rows: list[EventRow], edges: list[int]) -> list[float | None]:
