@@ -187,6 +187,10 @@ def demo(
     ] = None,
     out: Annotated[Path, typer.Option(help="data, model cache and report")] = Path("runs/demo"),
     live: Annotated[bool, typer.Option(help="live progress and anomaly table")] = True,
+    ui: Annotated[bool, typer.Option(help="the live explorer in the browser (its URL is shown)")
+                  ] = True,
+    stay: Annotated[bool, typer.Option(help="after the replay keep the explorer, worker and "
+                                       "services up until Ctrl-C")] = False,
 ) -> None:
     from stream_detector.demo import DemoOptions
     from stream_detector.demo_run import run_demo
@@ -194,7 +198,7 @@ def demo(
     from stream_detector.report import write_report
 
     opts = DemoOptions(kind=kind, duration=duration, data=data, kafka=kafka, redis=redis,
-                       rate=rate, out=out, live=live)
+                       rate=rate, out=out, live=live, ui=ui, stay=stay)
     with _one_line_errors():
         try:
             run = run_demo(opts, err_console)
