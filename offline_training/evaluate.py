@@ -19,9 +19,8 @@ import pandas as pd
 
 from offline_training import plots
 from offline_training.metrics import detection_metrics
-from offline_training.nab import load_windows, score_file, window_indices
+from offline_training.nab import score_file, window_indices, windows_for
 from stream_detector.batch import COLUMNS, ScoreRow, load_runtime, score_records
-from stream_detector.exceptions import DataError
 from stream_detector.history import load_source
 
 __all__ = ["Evaluation", "evaluate", "windows_for"]
@@ -36,16 +35,6 @@ class Evaluation:
     plots: list[Path] = field(default_factory=list)
 
 
-def windows_for(labels: Path, data: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """The label windows of ``data`` in a NAB-style JSON (keys like ``group/file.csv``)."""
-    table = load_windows(labels)
-    for name, windows in table.items():
-        if Path(name).name == data.name or name == data.stem:
-            return windows
-    raise DataError(f"{labels} has no windows for {data.name}; keys are e.g. "
-                    f"{', '.join(list(table)[:3])}")
-
-
 def _frame(rows: list[ScoreRow]) -> pd.DataFrame:
     frame = pd.DataFrame([r.as_tuple() for r in rows], columns=COLUMNS)
     frame["time"] = pd.to_datetime(frame["timestamp"])
@@ -57,6 +46,8 @@ def evaluate(
 ) -> Evaluation:
     """Score ``data`` with the model at ``model_dir`` and write ``out/report.json`` + plots."""
     runtime = load_runtime(model_dir, "auto")
+    if labels is not None and runtime.card.record_kind != "events":
+        windows_for(labels, data)  # a label file without this data fails before any work
     source = load_source(data, kind=runtime.card.record_kind, key=key)
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records)])

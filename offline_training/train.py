@@ -32,6 +32,7 @@ from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
 from schemas.records import Record, RecordKind
 from stream_detector.detection import DetectionParams
+from stream_detector.exceptions import DataError
 from stream_detector.registry import sha256_file
 from stream_detector.scoring import signed_log1p
 
@@ -105,7 +106,7 @@ def split_records(
     """The training part: per key, the first ``fraction`` of its records or those up to
     ``until`` (a causal split: a model never sees the future it will score)."""
     if fraction is not None and not 0.0 < fraction <= 1.0:
-        raise ValueError(f"--train-fraction must be in (0, 1], got {fraction}")
+        raise DataError(f"--train-fraction must be in (0, 1], got {fraction}")
     by_key: dict[str, list[Record]] = {}
     for r in records:
         by_key.setdefault(r.key, []).append(r)
@@ -150,7 +151,7 @@ def _windows(
         w = np.ascontiguousarray(sliding_windows(v, window, stride))
         parts.append(table.transform(w, [key] * len(w)))
     if not parts:
-        raise ValueError(f"no key has {window} training rows: lower --window or train on more")
+        raise DataError(f"no key has {window} training rows: lower --window or train on more")
     return np.concatenate(parts)
 
 
@@ -265,7 +266,7 @@ def train(opts: TrainOptions) -> TrainReport:
     version = _version(opts.out / name, opts.version)
     final = opts.out / name / version
     if final.exists():
-        raise FileExistsError(f"{final} exists: choose another --version")
+        raise DataError(f"{final} exists: choose another --version")
     staging = opts.out / name / f".{version}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     last = opts.last if opts.last is not None else (

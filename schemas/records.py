@@ -33,7 +33,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 __all__ = [
     "MAX_FEATURES",
@@ -42,12 +42,15 @@ __all__ = [
     "MAX_RECORDS_PER_MESSAGE",
     "MAX_WINDOW_LENGTH",
     "REASONS",
+    "TIMESTAMP_MAX",
+    "TIMESTAMP_MIN",
     "FeatureEvent",
     "Record",
     "RecordError",
     "RecordKind",
     "SalesRow",
     "SeriesPoint",
+    "in_time_range",
     "parse_iso8601",
     "parse_message",
 ]
@@ -73,8 +76,22 @@ Reason = Literal[
     "unknown_kind",
     "mixed_keys",
     "schema_version",
+    "timestamp_range",
 ]
 REASONS: Final[tuple[str, ...]] = get_args(Reason)
+
+# The accepted time range, [TIMESTAMP_MIN, TIMESTAMP_MAX): wide for any real history, and
+# well inside int64 nanoseconds (1677-09-21 .. 2262-04-11), numpy's datetime64[ns] and the
+# key state's int64 fields, so a clock error such as year 1 or 9999 is rejected here as
+# ``timestamp_range`` instead of overflowing later, where it would stop a worker for good.
+TIMESTAMP_MIN: Final = datetime(1900, 1, 1, tzinfo=UTC)
+TIMESTAMP_MAX: Final = datetime(2200, 1, 1, tzinfo=UTC)
+_MIN_NAIVE: Final = TIMESTAMP_MIN.replace(tzinfo=None)
+_MAX_NAIVE: Final = TIMESTAMP_MAX.replace(tzinfo=None)
+_RANGE_TEXT: Final = (
+    f"timestamps must lie in [{TIMESTAMP_MIN.date()}, {TIMESTAMP_MAX.date()}) UTC; "
+    "fix the producer's clock or the record's time field"
+)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
@@ -112,10 +129,24 @@ def parse_iso8601(text: str) -> datetime:
 
 def _check_iso8601(text: str) -> str:
     try:
-        datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not ISO 8601; send e.g. '2015-02-26T21:42:53Z'") from None
+    if not in_time_range(dt):
+        raise PydanticCustomError("timestamp_range", "{text} is out of range: {rule}",
+                                  {"text": repr(text), "rule": _RANGE_TEXT})
     return text
+
+
+def in_time_range(dt: datetime) -> bool:
+    """Whether ``dt`` (naive = UTC) lies in ``[TIMESTAMP_MIN, TIMESTAMP_MAX)``.
+
+    >>> in_time_range(datetime(2015, 2, 26)), in_time_range(datetime(1, 1, 1))
+    (True, False)
+    """
+    if dt.tzinfo is None:
+        return _MIN_NAIVE <= dt < _MAX_NAIVE
+    return TIMESTAMP_MIN <= dt < TIMESTAMP_MAX
 
 
 _Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
@@ -240,6 +271,8 @@ def _reason_for(error: ErrorDetails) -> Reason:
         return "unknown_kind"
     if kind == "finite_number":
         return "non_finite"
+    if kind == "timestamp_range":
+        return "timestamp_range"
     if loc and loc[-1] == "schema_version":
         return "schema_version"
     if kind in {"too_long", "too_short"} and loc and loc[-1] == "features":

@@ -215,15 +215,15 @@ class RedisIncidentStore:
         self._redis.hdel(self.name, *keys)
 
 
-def _persist(tracker: IncidentTracker, store: IncidentStore | None, clock_now: float,
-             wall_now: float, log: Callable[[str], None]) -> None:
+def _persist(tracker: IncidentTracker, store: IncidentStore | None, wall_now: float,
+             log: Callable[[str], None]) -> None:
     """Save what changed; a Redis outage costs the restart memory, never the paging."""
     opened, closed = tracker.take_changes()
     if store is None or not (opened or closed):
         return
     try:
         if opened:
-            store.save({k: incident_state(i, clock_now, wall_now) for k, i in opened.items()})
+            store.save({k: incident_state(i, tracker.now(), wall_now) for k, i in opened.items()})
         if closed:
             store.delete(closed)
     except Exception as exc:  # noqa: BLE001 - any store failure: log it and keep alerting
@@ -269,8 +269,9 @@ def run_alerts(
     clock: Callable[[], float] = time.monotonic, store: IncidentStore | None = None,
     wall: Callable[[], float] = time.time,
 ) -> AlertStats:
-    """Consume until ``max_seconds`` pass or, with ``exit_when_idle``, until nothing has
-    arrived for that long and every incident is resolved. The caller subscribes and closes.
+    """Consume until ``max_seconds`` pass or, with ``exit_when_idle``, until no message has
+    arrived for that many seconds (incidents still open stay open: with a store they resume
+    in the next run). The caller subscribes and closes.
     ``clock`` must be the tracker's; incidents changed by a message reach ``store`` before
     its offset is committed.
     """
@@ -281,8 +282,7 @@ def run_alerts(
         if opts.max_seconds is not None and now - start >= opts.max_seconds:
             break
         idle = now - last_message
-        if opts.exit_when_idle is not None and idle >= opts.exit_when_idle \
-                and not tracker.open_incidents:
+        if opts.exit_when_idle is not None and idle >= opts.exit_when_idle:
             break
         msg = consumer.poll(opts.tick)
         if msg is not None:
@@ -290,12 +290,12 @@ def run_alerts(
             if error is None:
                 last_message = clock()
                 _handle(msg, tracker, send, stats, log)
-                _persist(tracker, store, clock(), wall(), log)
+                _persist(tracker, store, wall(), log)
                 consumer.commit(message=msg, asynchronous=False)
             elif error.code() != _PARTITION_EOF:
                 log(f"kafka: {error.str()}")
         if clock() >= next_tick:
             _post(tracker.tick(), send, stats, log)
-            _persist(tracker, store, clock(), wall(), log)
+            _persist(tracker, store, wall(), log)
             next_tick = clock() + opts.tick
     return stats

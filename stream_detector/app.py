@@ -142,7 +142,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     last_flush = [time.monotonic()]
 
     async def flush_and_ack(stream: Any) -> None:
-        runtime.store.flush()
+        await runtime.flush()
         for event in held:
             await stream.ack(event)
         held.clear()
@@ -174,11 +174,11 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     @app.on_partitions_revoked.connect
     async def on_revoked(*args: Any, **kwargs: Any) -> None:
         held.clear()  # unacked: the partitions' new owner replays them from its state
-        runtime.store.forget()
+        runtime.forget()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: Any, **kwargs: Any) -> None:
-        runtime.store.forget()
+        runtime.forget()
         state["assigned"] = True
 
     _add_tasks(app, settings, models, runtime)

@@ -145,15 +145,16 @@ def worker(
 
     Example: ``stream-detector worker --model registry/nab --input records --output anomalies``
     """
-    from stream_detector.app import run_worker
-    from stream_detector.settings import Settings
+    from stream_detector.cli_checks import model_path, require_kafka
 
-    overrides = {
-        "input_topic": input_topic, "output_topic": output_topic,
-        "dead_letter_topic": dead_letter, "kafka_url": kafka, "redis_url": redis,
-    }
-    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    settings = Settings(**given)  # explicit options win over STREAM_DETECTOR_* variables
+    with _one_line_errors():
+        for path in model:
+            _check_param(model_path, path, "--model")
+        settings = _settings(input_topic=input_topic, output_topic=output_topic,
+                             dead_letter_topic=dead_letter, kafka_url=kafka, redis_url=redis)
+        require_kafka(settings)  # Redis may be down: the worker then starts degraded
+    from stream_detector.app import run_worker
+
     run_worker(model, settings)
 
 
@@ -192,6 +193,8 @@ def demo(
     stay: Annotated[bool, typer.Option(help="after the replay keep the explorer, worker and "
                                        "services up until Ctrl-C")] = False,
 ) -> None:
+    with _one_line_errors():
+        _require_given(kafka, redis)  # before the data and the training, not 30 s later
     from stream_detector.demo import DemoOptions
     from stream_detector.demo_run import run_demo
     from stream_detector.demo_summary import summary_lines
@@ -231,6 +234,24 @@ def bench(
 
 
 # --- shared by replay / thresholds / schemas ------------------------------------------------
+def _check_param(check: Callable[[Path], Path | None], value: Path, flag: str) -> None:
+    """Run a path callback outside click, as one ``error: --flag: ...`` line."""
+    try:
+        check(value)
+    except typer.BadParameter as exc:
+        raise ConfigurationError(f"invalid value for {flag}: {exc.message}") from None
+
+
+def _require_given(kafka: str | None, redis: str | None) -> None:
+    """Services named on the command line must answer before any work starts."""
+    from stream_detector.cli_checks import require_kafka, require_redis
+
+    if kafka is not None:
+        require_kafka(_settings(kafka_url=kafka))
+    if redis is not None:
+        require_redis(_settings(redis_url=redis))
+
+
 def _say(text: str) -> None:
     """One plain line on stdout, never wrapped (scripts grep it)."""
     console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -399,9 +420,31 @@ from stream_detector import cli_alerts, cli_models, cli_thresholds, cli_ui  # no
 
 
 def main() -> None:
-    """Console-script entry point: project errors become one red line and exit code 1."""
+    """Console-script entry point: every user error ends as one line and a non-zero exit.
+
+    Click's usage errors (a bad option value, a missing file: exit code 2) are printed as
+    one line instead of click's boxed block; project errors as one red line, exit code 1.
+    """
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # typer's click: usage errors, exit code 2
+        _usage_error(exc)
+    except typer.Abort:
+        raise SystemExit(130) from None
     except StreamDetectorError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise SystemExit(1) from exc
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: Exception) -> NoReturn:
+    ctx = getattr(exc, "ctx", None)
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        console.print(ctx.get_help(), highlight=False)
+        raise SystemExit(code)
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err_console.print(f"[red]error:[/] {escape(message)}{escape(hint)}",
+                      highlight=False, soft_wrap=True)
+    raise SystemExit(code)

@@ -38,7 +38,9 @@ def _log(text: str) -> None:
         "Forward anomaly events to a webhook (Slack-compatible JSON), one post per incident:"
         " the first anomaly of a key is posted, later ones within --suppress seconds are"
         " counted, and a 'resolved: N anomalies between T1 and T2' post follows once the key"
-        " has been quiet for --suppress seconds. Offsets are committed after delivery (at"
+        " has been quiet for --suppress seconds. Time is event time (the events' window"
+        " ends), advanced by the clock between events: a backlog read with --from-beginning"
+        " is grouped as it happened. Offsets are committed after delivery (at"
         " least once); duplicate event ids are dropped, invalid messages logged and skipped."
         " A 4xx answer stops with exit code 1; 5xx and network errors are retried.\n\n"
         "Examples:\n\n"
@@ -64,7 +66,8 @@ def alerts_command(
         str, typer.Option(help="consumer group (its committed offsets say what was sent)")
     ] = "stream-detector-alerts",
     suppress: Annotated[
-        float, typer.Option(min=0.001, help="seconds a key must be quiet to close its incident")
+        float, typer.Option(min=0.001, help="event-time seconds a key must be quiet to close "
+                                            "its incident (window ends, not the wall clock)")
     ] = 900.0,
     min_severity: Annotated[
         float, typer.Option(min=0.0, max=100.0, help="ignore events of lower severity (0-100)")
@@ -82,7 +85,8 @@ def alerts_command(
     ] = None,
     exit_when_idle: Annotated[
         float | None,
-        typer.Option(min=0.0, help="stop once no event came for this long and all are resolved"),
+        typer.Option(min=0.0, help="stop once no message came for this many seconds (open "
+                                  "incidents are kept and resolve in a later run)"),
     ] = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="seconds per HTTP attempt")] = 10.0,
     retries: Annotated[int, typer.Option(min=0, help="retries on 5xx/network errors")] = 4,
@@ -102,6 +106,7 @@ def alerts_command(
         consumer_config,
         run_alerts,
     )
+    from stream_detector.cli_checks import require_kafka
 
     with _one_line_errors():
         settings = _settings(kafka_url=kafka, redis_url=redis)
@@ -120,6 +125,7 @@ def alerts_command(
         store = _incident_store(settings, group, tracker) if state else None
         opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
                             tick=min(1.0, suppress / 4))
+        require_kafka(settings)  # one line now, not a hundred client errors and exit 0
         conf = consumer_config(settings.confluent_config(), group, from_beginning)
         consumer = Consumer(conf)
         _log(f"alerts: {topic} -> {hook.masked if hook and not dry_run else 'stdout (dry run)'}, "
@@ -135,7 +141,8 @@ def alerts_command(
             consumer.close()
     _log(f"alerts: {stats.messages} messages, {stats.invalid} invalid, "
          f"{tracker.duplicates} duplicates, {stats.opened} incidents opened, "
-         f"{stats.resolved} resolved, {len(tracker.open_incidents)} still open")
+         f"{stats.resolved} resolved, {len(tracker.open_incidents)} still open"
+         + (" (kept in Redis for the next run)" if store and tracker.open_incidents else ""))
 
 
 def _incident_store(

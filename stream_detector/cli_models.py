@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from stream_detector.cli import _one_line_errors, _records_progress, _say, app
+from stream_detector.cli_checks import existing_input, fraction, model_path, new_file, new_folder
 
 __all__ = ["train_command", "score_command"]
 
@@ -46,18 +47,21 @@ def _config_file(path: Path | None) -> dict[str, object]:
     ),
 )
 def train_command(
-    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5 or JSON history")],
-    out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/")] = Path(
-        "registry"),
+    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5 or JSON history",
+                                       callback=existing_input)],
+    out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/",
+                                      callback=new_folder)] = Path("registry"),
     model: Annotated[Family, typer.Option("--model", help="model family")] = "dense",
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON file of options")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file of options",
+                                                callback=existing_input)] = None,
     kind: Annotated[Kind | None, typer.Option(help="record kind (default: inferred)")] = None,
     key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
     name: Annotated[str | None, typer.Option(help="model name (default: file stem)")] = None,
     version: Annotated[str | None, typer.Option(help="version (default: next number)")] = None,
     window: Annotated[int | None, typer.Option(min=1, help="window length")] = None,
     train_fraction: Annotated[
-        float | None, typer.Option(help="train on the first fraction of each key (causal)")
+        float | None,
+        typer.Option(callback=fraction, help="train on the first fraction of each key (causal)"),
     ] = None,
     train_until: Annotated[
         str | None, typer.Option(help="train on records up to this time")
@@ -108,9 +112,11 @@ def train_command(
     ),
 )
 def score_command(
-    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)")],
-    data: Annotated[Path, typer.Option(help="file to score")],
-    out: Annotated[Path, typer.Option(help="CSV of every window's score")] = Path("scores.csv"),
+    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)",
+                                        callback=model_path)],
+    data: Annotated[Path, typer.Option(help="file to score", callback=existing_input)],
+    out: Annotated[Path, typer.Option(help="CSV of every window's score (its folder must "
+                                           "exist)", callback=new_file)] = Path("scores.csv"),
     kind: Annotated[Kind | None, typer.Option(help="record kind (default: the model's)")] = None,
     key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
     provider: Annotated[
@@ -130,7 +136,6 @@ def score_command(
         with _records_progress(f"scoring {data.name}", len(records), progress) as advance:
             rows = [r.as_tuple() for _, r in score_records(runtime, records, advance)]
         frame = pd.DataFrame(rows, columns=COLUMNS)
-        out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)
     _say(f"scored {len(frame):,} windows of {source.keys:,} key(s) with "
          f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
@@ -147,18 +152,24 @@ def score_command(
     ),
 )
 def evaluate_command(
-    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)")],
-    data: Annotated[Path, typer.Option(help="file to score")],
+    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)",
+                                        callback=model_path)],
+    data: Annotated[Path, typer.Option(help="file to score", callback=existing_input)],
     labels: Annotated[
-        Path | None, typer.Option(help="NAB-style windows JSON (combined_windows.json)")
+        Path | None, typer.Option(help="NAB-style windows JSON (combined_windows.json)",
+                                  callback=existing_input)
     ] = None,
-    out: Annotated[Path, typer.Option(help="folder for report.json and plots")] = Path(
-        "reports/evaluation"),
+    out: Annotated[Path, typer.Option(help="folder for report.json and plots",
+                                      callback=new_folder)] = Path("reports/evaluation"),
     key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
 ) -> None:
-    from offline_training.evaluate import evaluate
-
     with _one_line_errors():
+        if labels is not None:
+            from offline_training.nab import load_windows
+
+            load_windows(labels)  # unreadable labels fail here, in < 1 s, before any work
+        from offline_training.evaluate import evaluate
+
         result = evaluate(model, data, out, labels=labels, key=key)
     _say(json.dumps(result.metrics, indent=2, default=float))
     _say(f"report: {result.report}")

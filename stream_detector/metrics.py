@@ -30,6 +30,9 @@ class WorkerMetrics:
         self.invalid_records = Counter("stream_detector_invalid_records",
                                        "records sent to the dead-letter topic", ["reason"],
                                        registry=r)
+        self.batches_split = Counter("stream_detector_batches_split",
+                                     "batches that failed and were split to isolate the "
+                                     "failing record", registry=r)
         self.windows_scored = Counter("stream_detector_windows_scored", "windows scored",
                                       ["model"], registry=r)
         self.anomalies_out = Counter("stream_detector_anomalies_out", "anomaly events emitted",

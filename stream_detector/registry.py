@@ -233,7 +233,7 @@ class ModelRegistry:
         found = self.versions()
         names = {v.name for v in found}
         if not found:
-            wanted = f"model {self.name!r}" if self.name else "any model"
+            wanted = f"model {self.name!r}" if self.name else "model"
             raise ModelCardError(
                 f"no {wanted} in {self.root}: expected {self.root}/<name>/<version>/"
                 f"{{{MODEL_FILE},{CARD_FILE}}}; train and export one first"

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
@@ -78,9 +78,14 @@ class TableStore:
         self.dirty[k] = (state, source.partition)
 
     def flush(self) -> int:
-        """Persist every touched state; returns how many."""
-        for k, (state, partition) in self.dirty.items():
-            blob = state.to_bytes()
+        """Persist every touched state; returns how many.
+
+        Every state is serialised before any is written, so a state that cannot be
+        serialised leaves the table as it was (the worker then rolls back and isolates).
+        """
+        blobs = [(k, state.to_bytes(), partition)
+                 for k, (state, partition) in self.dirty.items()]
+        for k, blob, partition in blobs:
             self.table.data[k] = blob
             self.table.send_changelog(partition, k, blob)
         n = len(self.dirty)
@@ -88,7 +93,8 @@ class TableStore:
         return n
 
     def forget(self) -> None:
-        """Drop live objects after a rebalance: partitions may have moved."""
+        """Drop live objects (after a rebalance: partitions may have moved; or to roll
+        back to the last flush: the table still holds the states as flushed)."""
         self.live.clear()
         self.dirty.clear()
 
@@ -105,17 +111,43 @@ class BatchResult:
 
 @dataclass
 class Message:
-    """The parts of a Kafka message the worker needs (Faust's event.message, decoupled)."""
+    """The parts of a Kafka message the worker needs (Faust's event.message, decoupled).
+
+    ``first_record``/``stop_record`` select a slice of the message's records: fault
+    isolation splits a failing multi-record message down to the record that fails.
+    """
 
     value: bytes | None
     topic: str
     partition: int | None
     offset: int | None
     timestamp: float | None = None
+    first_record: int = 0
+    stop_record: int | None = None
+
+    @property
+    def source(self) -> SourceRef:
+        return SourceRef(topic=self.topic, partition=self.partition, offset=self.offset)
+
+    @property
+    def ident(self) -> tuple[str, int | None, int | None]:
+        return (self.topic, self.partition, self.offset)
+
+    def records_slice(self, first: int, stop: int) -> Message:
+        return replace(self, first_record=first, stop_record=stop)
 
 
 class WorkerRuntime:
-    """Batches in, events and dead letters out; owns the pipeline, store and metrics."""
+    """Batches in, events and dead letters out; owns the pipeline, store and metrics.
+
+    Fault isolation: no exception raised while a batch is parsed, windowed, scored,
+    decided, turned into events or persisted stops the worker. The failing batch's key
+    states are rolled back to the last flush, the messages since then are run again
+    (outputs already delivered are not sent twice), and a batch that still fails is split
+    in halves, down to single records of a message, until the failing record is isolated:
+    it goes to the dead-letter topic (reason ``unprocessable``, naming the stage and the
+    error), everything else is processed and its offsets move on.
+    """
 
     def __init__(
         self,
@@ -132,10 +164,36 @@ class WorkerRuntime:
         self.send_dead = send_dead
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
         self._widths = self._kind_widths(models)
+        self._unflushed: list[Message] = []  # processed since the last flush (rollback replays)
+        self._stage = "parse"
 
     def set_models(self, models: Sequence[ModelRuntime]) -> None:
         self.pipeline.set_models(models)
         self._widths = self._kind_widths(models)
+
+    async def flush(self) -> int:
+        """Persist every touched key state (a new rollback point); returns how many.
+
+        A state that cannot be persisted is isolated like any failing batch: the messages
+        since the last flush are run again in halves (their outputs are not sent again)
+        until the record that poisons it is dead-lettered.
+        """
+        try:
+            return self._flush_now()
+        except Exception:  # noqa: BLE001 - isolated below, never a crash loop
+            log.exception("persisting key states failed; isolating the record behind it")
+            await self._isolate((), delivered=True)
+            return 0
+
+    def _flush_now(self) -> int:
+        n = self.store.flush()
+        self._unflushed.clear()
+        return n
+
+    def forget(self) -> None:
+        """Drop live states and the rollback log (partitions were revoked or reassigned)."""
+        self.store.forget()
+        self._unflushed.clear()
 
     @staticmethod
     def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
@@ -145,6 +203,8 @@ class WorkerRuntime:
         if msg.value is None:
             raise RecordError("malformed_json", "message has no value (a tombstone?)")
         records = parse_message(msg.value)
+        if msg.first_record or msg.stop_record is not None:
+            records = records[msg.first_record : msg.stop_record]
         for r in records:
             want = self._widths.get(r.kind)
             if want is not None and len(r.values) != want:
@@ -155,21 +215,19 @@ class WorkerRuntime:
         return records
 
     def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[Pending]:
+        """Parse and window a batch; bad input is dead-lettered, any other error raised."""
         pending: list[Pending] = []
         for msg in messages:
-            source = SourceRef(topic=msg.topic, partition=msg.partition, offset=msg.offset)
+            source = msg.source
+            self._stage = "parse"
             try:
                 records = self._parse(msg)
-                pending.extend(self.pipeline.ingest(records, source))
             except RecordError as exc:
                 result.dead.append(DeadLetter.for_message(
                     msg.value or b"", exc.reason, exc.message, source))
                 continue
-            except Exception as exc:  # noqa: BLE001 - input must never crash a worker
-                log.exception("unprocessable message at %s", source)
-                result.dead.append(DeadLetter.for_message(
-                    msg.value or b"", "unprocessable", f"{type(exc).__name__}: {exc}", source))
-                continue
+            self._stage = "window"
+            pending.extend(self.pipeline.ingest(records, source, msg.first_record))
             result.records += len(records)
             for r in records:
                 self.metrics.records_in.labels(r.kind).inc()
@@ -179,37 +237,129 @@ class WorkerRuntime:
         """Run one batch through every stage; returns once its output is delivered.
 
         ``flush=False`` leaves the touched states dirty: the caller flushes them later
-        (several batches at once) and only then acks the batches' messages.
+        (several batches at once, with :meth:`flush`) and only then acks the batches'
+        messages. Never raises for what a message holds: see the class docstring.
         """
+        try:
+            result = await self._run(messages, flush)
+        except Exception:  # noqa: BLE001 - isolated below, never a crash loop
+            log.exception("a batch of %d messages failed at %s; splitting it to isolate "
+                          "the failing record", len(messages), self._stage)
+            return await self._isolate(messages, delivered=self._stage == "persist")
+        if not flush:
+            self._unflushed.extend(messages)
+        return result
+
+    async def _run(
+        self, messages: Sequence[Message], flush: bool,
+        quiet: frozenset[tuple[str, int | None, int | None]] = frozenset(),
+    ) -> BatchResult:
         result = BatchResult()
         pending = self.ingest(messages, result)
         result.windows = len(pending)
         scored: list[Scored] = []
         if pending:
+            self._stage = "score"
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
             batches = await loop.run_in_executor(self.executor, Pipeline.score, pending)
             self.metrics.scoring_latency.observe(time.perf_counter() - started)
             self.metrics.batch_size.observe(len(pending))
+            self._stage = "decide"  # and build events
             scored = self.pipeline.decide(pending, batches)
-        outgoing: list[tuple[Send, bytes, bytes]] = []
-        for s in scored:
-            self.metrics.windows_scored.labels(s.pending.model.name).inc()
-            if s.event is not None:
-                result.events.append(s.event)
-                self.metrics.anomalies_out.labels(s.pending.model.name).inc()
-                outgoing.append((self.send_event, s.event.key.encode(), event_json(s.event)))
-        for dead in result.dead:
-            self.metrics.invalid_records.labels(dead.reason).inc()
-            outgoing.append((self.send_dead, b"", dead.model_dump_json().encode()))
-        await self._deliver(outgoing)  # events out before state in: a crash replays, never loses
+        self._stage = "deliver"
+        # events out before state in: a crash replays, never loses
+        await self._deliver(self._outgoing(scored, result, quiet))
         if flush:
-            self.store.flush()
+            self._stage = "persist"
+            self._flush_now()
         now = time.time()
         for msg in messages[-1:]:
             if msg.timestamp:
                 self.metrics.end_to_end_lag.observe(max(0.0, now - msg.timestamp))
         return result
+
+    def _outgoing(
+        self, scored: list[Scored], result: BatchResult,
+        quiet: frozenset[tuple[str, int | None, int | None]],
+    ) -> list[tuple[Send, bytes, bytes]]:
+        """What to send, minus what a rollback replays but was delivered before."""
+        outgoing: list[tuple[Send, bytes, bytes]] = []
+        for s in scored:
+            self.metrics.windows_scored.labels(s.pending.model.name).inc()
+            if s.event is not None:
+                src = s.pending.source
+                if quiet and (src.topic, src.partition, src.offset) in quiet:
+                    continue
+                result.events.append(s.event)
+                self.metrics.anomalies_out.labels(s.pending.model.name).inc()
+                outgoing.append((self.send_event, s.event.key.encode(), event_json(s.event)))
+        for dead in result.dead:
+            if quiet and (dead.topic, dead.partition, dead.offset) in quiet:
+                continue
+            self.metrics.invalid_records.labels(dead.reason).inc()
+            outgoing.append((self.send_dead, b"", dead.model_dump_json().encode()))
+        return outgoing
+
+    async def _isolate(self, messages: Sequence[Message], delivered: bool) -> BatchResult:
+        """Roll back to the last flush, replay what followed it, split what fails."""
+        self.metrics.batches_split.inc()
+        replay, self._unflushed = self._unflushed, []
+        quiet = frozenset(m.ident for m in (*replay, *(messages if delivered else ())))
+        self.store.forget()
+        result = BatchResult()
+        await self._bisect([*replay, *messages], quiet, result)
+        return result
+
+    async def _bisect(
+        self, parts: list[Message], quiet: frozenset[tuple[str, int | None, int | None]],
+        result: BatchResult,
+    ) -> None:
+        try:
+            done = await self._run(parts, flush=True, quiet=quiet)
+        except Exception as exc:  # noqa: BLE001 - split until one record is left
+            stage, error = self._stage, exc
+            self.store.forget()
+            if stage == "persist":  # delivered before failing: not again (whole messages;
+                # a slice's events may go out twice, deduplicable by event_id)
+                quiet = quiet | {m.ident for m in parts if m.stop_record is None}
+        else:
+            result.records += done.records
+            result.windows += done.windows
+            result.events += done.events
+            result.dead += done.dead
+            return
+        halves = _halves(parts) if len(parts) > 1 else self._split_records(parts[0])
+        if halves is None:
+            await self._dead_letter(parts[0], stage, error, result)
+            return
+        for half in halves:
+            await self._bisect(half, quiet, result)
+
+    def _split_records(self, msg: Message) -> list[list[Message]] | None:
+        """A multi-record message (or slice of one) in two halves; None when atomic."""
+        try:
+            n = len(self._parse(msg))
+        except Exception:  # noqa: BLE001 - a message that cannot be parsed is atomic
+            return None
+        if n <= 1:
+            return None
+        first, mid = msg.first_record, msg.first_record + n // 2
+        return [[msg.records_slice(first, mid)], [msg.records_slice(mid, first + n)]]
+
+    async def _dead_letter(
+        self, msg: Message, stage: str, error: Exception, result: BatchResult
+    ) -> None:
+        which = (f"record {msg.first_record} of the message"
+                 if msg.stop_record is not None else "the message")
+        text = (f"{stage} failed on {which}: {type(error).__name__}: {error}; the rest of "
+                "its batch was processed (a bug or a record the model cannot take: report "
+                "it with this dead letter)")
+        dead = DeadLetter.for_message(msg.value or b"", "unprocessable", text, msg.source)
+        log.error("dead-lettered %s at %s: %s", which, msg.source, text)
+        result.dead.append(dead)
+        self.metrics.invalid_records.labels(dead.reason).inc()
+        await self._deliver([(self.send_dead, b"", dead.model_dump_json().encode())])
 
     async def _deliver(self, outgoing: list[tuple[Send, bytes, bytes]]) -> None:
         """Send and await delivery, retrying failures with backoff; never drop output."""
@@ -230,6 +380,11 @@ class WorkerRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             outgoing = failed
+
+
+def _halves(parts: list[Message]) -> list[list[Message]]:
+    mid = len(parts) // 2
+    return [parts[:mid], parts[mid:]]
 
 
 def _failed(exc: Exception) -> asyncio.Future[Any]:

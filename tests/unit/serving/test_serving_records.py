@@ -171,4 +171,5 @@ def test_reason_codes_are_the_documented_set() -> None:
         "unknown_kind",
         "mixed_keys",
         "schema_version",
+        "timestamp_range",
     }

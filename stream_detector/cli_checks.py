@@ -1,0 +1,196 @@
+"""Checks the CLI runs before any heavy import or work, so a user error costs < 1 s.
+
+Two kinds: typer callbacks for paths (an input that must exist, an output whose folder must
+exist), which click turns into one ``error: Invalid value for '--out': ...`` line; and
+service probes (:func:`require_kafka`, :func:`require_redis`) that the long-running commands
+call before training or consuming, instead of letting client libraries retry for half a
+minute and print hundreds of lines.
+
+Nothing here imports torch, faust or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from stream_detector.exceptions import ServiceError
+
+if TYPE_CHECKING:
+    from stream_detector.settings import Settings
+
+__all__ = [
+    "existing_input",
+    "fraction",
+    "model_path",
+    "new_file",
+    "new_folder",
+    "require_kafka",
+    "require_redis",
+    "safe_url",
+]
+
+_QUIET = logging.getLogger("stream_detector.preflight.librdkafka")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def existing_input(path: Path | None) -> Path | None:
+    """Typer callback: ``path`` must exist and be readable.
+
+    Raises
+    ------
+    typer.BadParameter
+        ``path`` is missing or unreadable (click prints it as one line, exit code 2).
+    """
+    if path is None:
+        return None
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise typer.BadParameter(f"{path} is not readable")
+    return path
+
+
+def model_path(path: Path | None) -> Path | None:
+    """Typer callback: a model directory, one model's versions or a registry root holding a
+    ``card.json`` within two levels (the registry then picks the newest version)."""
+    if path is None:
+        return None
+    existing_input(path)
+    if path.is_file() and path.name == "card.json":
+        return path.parent
+    if not path.is_dir():
+        raise typer.BadParameter(f"{path} is not a model folder")
+    if not any(path.glob("card.json")) and not any(path.glob("*/card.json")) \
+            and not any(path.glob("*/*/card.json")):
+        raise typer.BadParameter(
+            f"no model in {path}: expected {path}/<name>/<version>/{{model.onnx,card.json}}; "
+            "train one with `stream-detector train --data FILE --out registry`")
+    return path
+
+
+def fraction(value: float | None) -> float | None:
+    """Typer callback: a fraction in (0, 1]."""
+    if value is not None and not 0.0 < value <= 1.0:
+        raise typer.BadParameter(f"{value:g} is not in (0, 1]; e.g. 0.15 for the first 15%")
+    return value
+
+
+def new_file(path: Path | None) -> Path | None:
+    """Typer callback for an output file: its folder must already exist and be writable.
+
+    Nothing is created here, and nothing is created for a rejected path.
+    """
+    if path is None:
+        return None
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise typer.BadParameter(f"folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise typer.BadParameter(f"folder {parent} is not writable")
+    return path
+
+
+def new_folder(path: Path | None) -> Path | None:
+    """Typer callback for an output folder: it may be missing, but its nearest existing
+    ancestor must be a writable folder (the command creates it only when it writes)."""
+    if path is None:
+        return None
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} is a file, not a folder")
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise typer.BadParameter(f"{probe} is a file, so {path} cannot be created under it")
+    if not os.access(probe, os.W_OK):
+        raise typer.BadParameter(f"folder {probe} is not writable")
+    return path
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages.
+
+    >>> safe_url("redis://:s3cret@db:6379/0")
+    'redis://:***@db:6379/0'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def require_kafka(settings: Settings, timeout: float = 5.0) -> None:
+    """Return once the broker answers a metadata request; else one clear error.
+
+    Raises
+    ------
+    ServiceError
+        No answer within ``timeout`` seconds (the message says how to start or point to one).
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    refused = _refused(settings.bootstrap_servers, min(timeout, 2.0))
+    if refused is not None:  # nothing listens: say so now, not after the client's retries
+        raise ServiceError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({refused}); start it with "
+            "`stream-detector services start` or pass --kafka kafka://HOST:PORT")
+    conf = {**settings.confluent_config(), "logger": _QUIET,
+            "socket.connection.setup.timeout.ms": int(timeout * 1000)}
+    try:
+        AdminClient(conf).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        reason = exc.args[0].str() if exc.args else str(exc)
+        raise ServiceError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({reason}); start it with "
+            "`stream-detector services start` or pass --kafka kafka://HOST:PORT"
+        ) from None
+
+
+def _refused(servers: str, timeout: float) -> str | None:
+    """Why no bootstrap server accepts a TCP connection, or None when one does."""
+    import socket
+
+    reason = "no servers"
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return None
+        except (OSError, ValueError) as exc:
+            reason = f"{server}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    return reason
+
+
+def require_redis(settings: Settings, timeout: float = 3.0) -> None:
+    """Return once Redis answers PING; else one clear error.
+
+    Raises
+    ------
+    ServiceError
+        Redis refused, timed out or rejected the credentials.
+    """
+    from redis.exceptions import RedisError
+
+    client = settings.redis_client(socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    except RedisError as exc:
+        reason = str(exc).rstrip(".")
+        raise ServiceError(
+            f"cannot reach Redis at {safe_url(settings.redis_url)} ({reason}); start it with "
+            "`stream-detector services start` or pass --redis redis://HOST:PORT/DB"
+        ) from None
+    finally:
+        client.close()
