@@ -52,6 +52,9 @@ class WorkerMetrics:
                               "1 while Redis is unreachable (scoring goes on)", registry=r)
         self.model_info = Gauge("stream_detector_model_info", "loaded models (value 1)",
                                 ["model", "version", "onnx_sha256"], registry=r)
+        self.kafka_consumer_lag = Gauge(
+            "stream_detector_kafka_consumer_lag", "records behind the high watermark, summed "
+            "over assigned input partitions", registry=r)
         self.provider_info = Gauge("stream_detector_provider_info",
                                    "ONNX Runtime execution provider in use (value 1)",
                                    ["provider"], registry=r)
