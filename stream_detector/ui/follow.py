@@ -87,7 +87,7 @@ class Follower:
     def _consumer(self) -> Any:
         from confluent_kafka import Consumer
 
-        quiet = logging.getLogger("stream_detector.ui.kafka")
+        quiet = logging.getLogger("stream_detector.ui.kafka")  # silenced by ui.run
         conf = {**self.config, "group.id": f"stream-detector-ui-{uuid.uuid4().hex[:12]}",
                 "auto.offset.reset": "latest" if self.from_end else "earliest",
                 "enable.auto.commit": False, "logger": quiet,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +12,17 @@ from typing import Any
 
 from schemas.card import ModelCard
 from stream_detector.detection import DetectionParams
+from stream_detector.exceptions import ServiceError
 from stream_detector.settings import Settings
 from stream_detector.ui.follow import Follower
 from stream_detector.ui.server import Explorer, make_app
 from stream_detector.ui.state import ExplorerState
 
-__all__ = ["UiOptions", "load_cards", "serve"]
+__all__ = ["UiOptions", "check_kafka", "load_cards", "serve"]
+
+_QUIET = logging.getLogger("stream_detector.ui.kafka")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False  # client errors while a broker restarts: the follower retries
 
 
 @dataclass(frozen=True)
@@ -79,9 +85,28 @@ async def _serve(app: Any, host: str, port: int, ready: Callable[[str], None]) -
         await runner.cleanup()
 
 
+def check_kafka(settings: Settings, timeout: float = 5.0) -> None:
+    """Raises :class:`ServiceError` in one line when no broker answers in ``timeout``."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.confluent_config(logger=_QUIET))
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException:
+        raise ServiceError(
+            f"Kafka at {settings.bootstrap_servers} did not answer within {timeout:.0f} s; start"
+            " it (`stream-detector services start`) or give --kafka URL") from None
+
+
 def serve(settings: Settings, opts: UiOptions, ready: Callable[[str], None]) -> None:
     """Follow the topics and serve the page on the settings' ``ui_host`` until interrupted;
-    ``ready`` gets the page's URL once the port is bound."""
+    ``ready`` gets the page's URL once the port is bound.
+
+    Raises :class:`ServiceError` when Kafka does not answer (Redis may be down: the
+    page then says so where thresholds would be).
+    """
+    check_kafka(settings)
     explorer, follower = _explorer(settings, opts)
     port = settings.ui_port if opts.port is None else opts.port
     follower.start()
