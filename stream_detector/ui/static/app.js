@@ -48,7 +48,7 @@ async function drawSummary() {
   ui.models = s.models;
   const latest = s.latest_ns ? toDate(s.latest_ns).toISOString().slice(0, 19) : "—";
   $("counts").textContent = `${s.records.toLocaleString()} records · ` +
-    `${s.anomalies.toLocaleString()} anomalies · ${s.keys.toLocaleString()} keys · ` +
+    `${s.anomalies.toLocaleString()} anomalies · ${s.keys.toLocaleString()} key${s.keys === 1 ? "" : "s"} · ` +
     `data up to ${latest}`;
   if ($("range").options.length === 0) {
     for (const r of s.ranges) $("range").add(new Option(r, r, r === "all", r === "all"));
@@ -140,7 +140,7 @@ function bandTrace(events) {
 
 function keyTraces(k) {
   const ev = k.events;
-  const observed = { x: k.times.map(toDate), y: k.values, name: "observed", type: "scattergl",
+  const observed = { x: k.times.map(toDate), y: k.values, name: "observed", type: "scatter",
     mode: "lines", line: { color: "#1f77b4", width: 1 } };
   const expected = { x: ev.map((e) => toDate(e.time_ns)), y: ev.map((e) =>
     e.expected === null ? null : e.expected[0]), name: "expected", type: "scatter",
@@ -174,7 +174,11 @@ async function drawKey() {
     `values shown, ${k.quiet.length} quiet periods (grey), ${k.versions.length} model ` +
     `version(s) (purple)` : "no such key seen yet";
   const [shapes, notes] = keyShapes(k);
-  const base = { margin: { l: 60, r: 20, t: 30, b: 40 }, xaxis: { type: "date" },
+  // both charts span the same time: the observed values and the anomalies together
+  const stamps = k.times.concat(k.events.flatMap((e) => [e.start_ns, e.time_ns]));
+  const span = stamps.length ? [toDate(Math.min(...stamps)), toDate(Math.max(...stamps))] : null;
+  const base = { margin: { l: 60, r: 20, t: 30, b: 40 },
+    xaxis: span ? { type: "date", range: span } : { type: "date" },
     legend: { orientation: "h", y: 1.12 } };
   await Plotly.react("keychart", keyTraces(k), { ...base, height: 360, shapes,
     annotations: notes, title: { text: ui.key, font: { size: 14 } },
