@@ -31,6 +31,7 @@ from stream_detector.alerts import (
     parse_event,
     payload_bytes,
 )
+from stream_detector.constants import REDIS_ALERTS_PREFIX
 from stream_detector.exceptions import ConfigurationError, InvalidRecord, StreamDetectorError
 
 __all__ = [
@@ -199,11 +200,15 @@ class IncidentStore(Protocol):
 
 
 class RedisIncidentStore:
-    """Open incidents of one consumer group in the Redis hash ``stream-detector:alerts:GROUP``."""
+    """Open incidents of one consumer group in the Redis hash ``sd:alerts:GROUP``.
+
+    Under the project's ``sd:`` prefix like every key, so one ACL rule (``~sd:* &sd:*``)
+    covers all that stream-detector touches.
+    """
 
     def __init__(self, client: Any, group: str) -> None:
         self._redis = client
-        self.name = f"stream-detector:alerts:{group}"
+        self.name = f"{REDIS_ALERTS_PREFIX}{group}"
 
     def load(self) -> list[bytes]:
         return list(self._redis.hvals(self.name))

@@ -20,6 +20,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from stream_detector.connectivity import check_redis
+from stream_detector.exceptions import ConnectionFailed
 from stream_detector.logs import logging_config
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import ModelRuntime
@@ -28,6 +30,7 @@ from stream_detector.settings import Settings, get_settings
 from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.topics import ensure_topics
 from stream_detector.worker import Message, TableStore, WorkerRuntime
+from stream_detector.worker_report import ConsoleReporter, consumer_lag
 
 __all__ = ["create_app", "run_worker"]
 
@@ -101,7 +104,15 @@ class _Models:
 
 
 def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
-    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots)."""
+    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots).
+
+    Raises
+    ------
+    ConnectionFailed
+        Kafka or Redis refuses the settings (credentials, TLS, protocol), or Kafka does not
+        answer; a Redis that is merely down is only logged (the worker starts degraded).
+    """
+    _check_redis(settings)
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -111,6 +122,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         store="memory://",
         topic_partitions=partitions,
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # web_host only names the URL; web_bind is the listen address
         web_port=settings.web_port,
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
@@ -129,6 +141,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         send_dead=lambda k, v: dead.send(key=k or None, value=v),
     )
     state: dict[str, Any] = {"assigned": False}
+    console = ConsoleReporter(settings.anomaly_lines_per_second)
     for r in models.runtimes:
         metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
         metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
@@ -154,11 +167,12 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         state["stream"] = stream
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
             async with lock:
-                await runtime.process([
+                done = await runtime.process([
                     Message(e.value, e.message.topic, e.message.partition, e.message.offset,
                             e.message.timestamp)
                     for e in events
                 ], flush=False)
+                console.on_batch(done.records, done.windows, done.events)
                 held.extend(events)
                 if time.monotonic() - last_flush[0] >= settings.state_flush_interval:
                     await flush_and_ack(stream)
@@ -182,8 +196,19 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         state["assigned"] = True
 
     _add_tasks(app, settings, models, runtime)
+    _add_summary(app, settings, models, console)
     _add_pages(app, models, metrics, state)
     return app
+
+
+def _check_redis(settings: Settings) -> None:
+    """Refuse to start on Redis settings that can never work; start degraded on an outage."""
+    try:
+        check_redis(settings)
+    except ConnectionFailed as exc:
+        if not exc.outage:
+            raise
+        log.warning("%s; starting with the model cards' thresholds (degraded)", exc)
 
 
 def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: WorkerRuntime) -> None:
@@ -201,6 +226,19 @@ def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: Wor
         runtime.metrics.degraded.set(1 if models.degraded else 0)
         ages = [c.age_seconds for c in models.caches]
         runtime.metrics.threshold_cache_age.set(max(ages) if ages else 0.0)
+
+
+def _add_summary(
+    app: faust.App, settings: Settings, models: _Models, console: ConsoleReporter
+) -> None:
+    if settings.summary_interval <= 0:
+        return
+
+    @app.timer(interval=settings.summary_interval)
+    async def summary() -> None:
+        if models.started.is_set():
+            console.summary(await consumer_lag(app.consumer, settings.input_topic),
+                            models.caches)
 
 
 def _add_pages(

@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -273,19 +272,6 @@ def _one_line_errors() -> Iterator[None]:
         _fail(escape(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages.
-
-    >>> _safe_url("redis://:s3cret@db:6379/0")
-    'redis://:***@db:6379/0'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _settings(**overrides: str | None) -> Settings:
     """Process settings, with command-line URLs (``--kafka``, ``--redis``) on top."""
     from pydantic import ValidationError
@@ -354,12 +340,14 @@ def replay_command(
     from confluent_kafka import Producer
 
     from stream_detector import replay as replaying
+    from stream_detector.cli_checks import require_kafka
     from stream_detector.history import load_source
 
     with _one_line_errors():
         source = load_source(file, kind=kind, key=key, order=order, limit=limit)
         settings = _settings(kafka_url=kafka)
         topic = topic or settings.input_topic
+        require_kafka(settings)  # refused, wrong credentials or TLS: one line, in seconds
         producer = Producer(replaying.producer_config(settings.confluent_config()))
         partitions = replaying.check_topic(producer, topic, settings.bootstrap_servers)
         stream = replaying.messages(source.records, batch)
@@ -416,7 +404,13 @@ def schemas_export(
             _say(str(path))
 
 
-from stream_detector import cli_alerts, cli_models, cli_thresholds, cli_ui  # noqa: E402,F401 - register commands
+from stream_detector import (  # noqa: E402,F401 - register commands
+    cli_alerts,
+    cli_models,
+    cli_tail,
+    cli_thresholds,
+    cli_ui,
+)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from stream_detector.cli import (
     KafkaOption,
     RedisOption,
     _one_line_errors,
-    _safe_url,
     _say,
     _settings,
     app,
@@ -153,15 +152,15 @@ def _incident_store(
     import redis as redis_lib
 
     from stream_detector.alerts_sink import RedisIncidentStore
+    from stream_detector.connectivity import describe_redis_error
 
     store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group)
     try:
         states = store.load()
     except redis_lib.RedisError as exc:
         raise ConfigurationError(
-            f"Redis at {_safe_url(settings.redis_url)} is unreachable ({exc}): alerts keeps "
-            "open incidents there across restarts; start it, set STREAM_DETECTOR_REDIS_URL, "
-            "or pass --no-state") from None
+            f"{describe_redis_error(settings, exc)} (alerts keeps open incidents there across "
+            "restarts; --no-state runs without)") from None
     resumed = tracker.resume(states, time.time())
     if resumed:
         _log(f"resumed {resumed} open incident(s) of group {group} from Redis")

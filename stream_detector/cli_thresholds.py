@@ -17,7 +17,6 @@ from stream_detector.cli import (
     RedisOption,
     _fail,
     _one_line_errors,
-    _safe_url,
     _say,
     _settings,
     app,
@@ -94,16 +93,15 @@ def _threshold_store(redis: str | None) -> Iterator[ThresholdStore]:
     """A store on the configured Redis; Redis errors become one line naming the server."""
     from redis.exceptions import RedisError
 
+    from stream_detector.connectivity import describe_redis_error
     from stream_detector.thresholds import ThresholdStore
 
     settings = _settings(redis_url=redis)
     client = settings.redis_client(socket_connect_timeout=2.0, socket_timeout=5.0)
     try:
         yield ThresholdStore(client)
-    except RedisError as exc:
-        reason = str(exc).rstrip(".")
-        _fail(escape(f"Redis at {_safe_url(settings.redis_url)}: {reason}; start it with "
-                     "`stream-detector services start` or pass --redis redis://HOST:PORT/DB"))
+    except RedisError as exc:  # names the cause: down, credentials, TLS, ACL
+        _fail(escape(describe_redis_error(settings, exc)))
     finally:
         client.close()
 

@@ -14,6 +14,7 @@ __all__ = [
     "REDIS_THRESHOLD_CHANNEL",
     "REDIS_MODEL_CHANNEL",
     "REDIS_HEALTHCHECK_KEY",
+    "REDIS_ALERTS_PREFIX",
     "MAX_MESSAGE_BYTES",
     "MAX_RECORDS_PER_MESSAGE",
     "MAX_WINDOW_LENGTH",
@@ -32,6 +33,8 @@ REDIS_THRESHOLD_PREFIX: Final = REDIS_PREFIX + "threshold:"
 REDIS_THRESHOLD_CHANNEL: Final = REDIS_PREFIX + "thresholds:changed"
 REDIS_MODEL_CHANNEL: Final = REDIS_PREFIX + "models:changed"
 REDIS_HEALTHCHECK_KEY: Final = REDIS_PREFIX + "healthcheck"
+# sd:alerts:<consumer group> is a hash of the group's open incidents (`stream-detector alerts`).
+REDIS_ALERTS_PREFIX: Final = REDIS_PREFIX + "alerts:"
 
 # Bounds on untrusted input (security: a producer must not be able to exhaust a worker).
 MAX_MESSAGE_BYTES: Final = 1_048_576

@@ -141,14 +141,12 @@ def _wait_training(proc: Any, log: Path) -> None:
         raise StreamDetectorError(f"training failed (exit {proc.returncode}); {log}:\n{tail}")
 
 
-def _publish(redis_url: str, model: Path) -> Any:
-    import redis
-
+def _publish(settings: Any, model: Path) -> Any:
     from stream_detector.registry import ModelRegistry
     from stream_detector.thresholds import ThresholdStore
 
     card = ModelRegistry(model).load_latest().card
-    client = redis.Redis.from_url(redis_url)
+    client = settings.redis_client()  # the settings' credentials and TLS, as the worker's
     try:
         ThresholdStore(client).publish_from_card(card, set_by="stream-detector demo")
     finally:
@@ -256,13 +254,14 @@ def _prepare(
     else:
         step(f"model: {plan.entry} (cached: same data and options)")
     kafka, redis = _services(opts, stack, step)
+    settings = _settings(kafka, redis)
     if trainer is not None:
         _wait_training(trainer, logs / "train.log")
         step(f"model: trained into {plan.entry}")
-    card = _publish(redis, plan.entry)
+    card = _publish(settings, plan.entry)
     step(f"thresholds of {card.name} v{card.version} published to Redis "
          f"(default {card.thresholds.default:.3g})")
-    return _settings(kafka, redis), card
+    return settings, card
 
 
 def _stream(

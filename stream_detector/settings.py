@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="worker log lines: text, or one JSON object per line"
     )
+    summary_interval: float = Field(
+        10.0, ge=0, description="seconds between the worker's summary lines (0: none)"
+    )
+    anomaly_lines_per_second: int = Field(
+        10, ge=0, description="most anomaly lines a worker prints per second (the rest are "
+        "counted in the summary)"
+    )
 
     @field_validator("kafka_url")
     @classmethod
@@ -212,7 +219,8 @@ class Settings(BaseSettings):
             kwargs["username"] = self.redis_username
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
-        if self.redis_ssl_ca_certs is not None:
+        # TLS options only for rediss:// (redis-py's plain connections reject them)
+        if self.redis_ssl_ca_certs is not None and self.redis_url.startswith("rediss:"):
             kwargs["ssl_ca_certs"] = str(self.redis_ssl_ca_certs)
         return kwargs
 

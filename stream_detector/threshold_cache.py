@@ -32,6 +32,7 @@ from stream_detector.thresholds import (
     hash_name,
     parse_change,
 )
+from stream_detector.worker_console import threshold_changes
 
 __all__ = ["ThresholdCache"]
 
@@ -183,10 +184,15 @@ class ThresholdCache:
 
     async def _on_message(self, data: Any) -> None:
         keys = parse_change(data, self.card.name, self.card.version)
+        before, values = self._entries, {k: self.lookup(k).value for k in keys or ()}
         if keys is None:
             await self.reload()
         elif keys:
             await self._refetch(keys)
+        line = threshold_changes(self.card.name, self.card.version, before, self._entries,
+                                 values)
+        if line is not None:  # an operator's `thresholds set` shows in the worker's console
+            logging.getLogger("stream_detector.console").info(line)
 
     async def _listen(self) -> None:
         pubsub = self.client.pubsub()

@@ -55,10 +55,21 @@ def test_redis_auth_and_tls_pass_through(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("STREAM_DETECTOR_REDIS_USERNAME", "worker")
     monkeypatch.setenv("STREAM_DETECTOR_REDIS_PASSWORD", "s3cret")
     monkeypatch.setenv("STREAM_DETECTOR_REDIS_SSL_CA_CERTS", "/etc/redis-ca.pem")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_URL", "rediss://db:6380/0")
     kwargs = Settings().redis_kwargs()
     assert kwargs == {
         "username": "worker", "password": "s3cret", "ssl_ca_certs": "/etc/redis-ca.pem"
     }
+
+
+def test_tls_options_only_go_to_tls_redis_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    # redis-py's plain connection class rejects ssl_* keywords with a TypeError
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_SSL_CA_CERTS", "/etc/redis-ca.pem")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_URL", "redis://db:6379/0")
+    assert "ssl_ca_certs" not in Settings().redis_kwargs()
+    client = Settings().redis_client()
+    client.connection_pool.make_connection()  # builds the connection object, no I/O
+    client.close()
 
 
 def test_settings_are_frozen() -> None:
