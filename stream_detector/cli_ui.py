@@ -55,9 +55,11 @@ def ui_command(
     from stream_detector.ui.run import UiOptions, serve
 
     with _one_line_errors():
-        settings = _settings(kafka_url=kafka, redis_url=redis)
+        # topics through the settings, so a namespace prefixes them as it does the worker's
+        settings = _settings(kafka_url=kafka, redis_url=redis, output_topic=events,
+                             input_topic=records or None)
         opts = UiOptions(models=model or [], allow_writes=allow_writes, from_end=from_end,
-                         port=port, events_topic=events, records_topic=records)
+                         port=port, records_topic="" if records == "" else None)
         try:
             serve(settings, opts, lambda url: _say(f"explorer: {url}"))
         except KeyboardInterrupt:

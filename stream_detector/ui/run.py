@@ -62,8 +62,9 @@ def _explorer(settings: Settings, opts: UiOptions) -> tuple[Explorer, Follower]:
         state.set_quiet_windows(name, version, DetectionParams.from_card(card.detection).suppress)
     events = opts.events_topic or settings.output_topic
     records = settings.input_topic if opts.records_topic is None else opts.records_topic or None
-    explorer = Explorer(state, ThresholdStore(settings.redis_client(socket_timeout=2)), cards,
-                        writes=opts.allow_writes, topics={"events": events, "records": records})
+    store = ThresholdStore(settings.redis_client(socket_timeout=2), settings.namespace)
+    explorer = Explorer(state, store, cards, writes=opts.allow_writes,
+                        topics={"events": events, "records": records})
     follower = Follower(settings.confluent_config(), events, records, state, explorer.lock,
                         explorer.publish, from_end=opts.from_end)
     return explorer, follower
