@@ -100,6 +100,9 @@ class TrainReport:
     plots: list[Path] = field(default_factory=list)
 
 
+MAX_CARD_KEYS = 10_000  # the card lists the keys it was trained on, up to this many
+
+
 def split_records(
     records: Sequence[Record], fraction: float | None, until: str | None
 ) -> list[Record]:
@@ -283,6 +286,9 @@ def train(opts: TrainOptions) -> TrainReport:
     provisional = {"method": method, "value_param": value, "default": 0.0}
     card = _card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
                  detection, result, len(part))
+    keys = sorted({r.key for r in records})  # `thresholds set` refuses keys not among them
+    card = card.model_copy(update={"training": {**card.training, "keys": keys[:MAX_CARD_KEYS],
+                                                "key_count": len(keys)}})
     _write_card(staging, card)
     if factor > 0:  # log offset relative to the median training score (see detection.py)
         _, raw = _calibration_scores(staging, part, detection)

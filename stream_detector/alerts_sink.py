@@ -31,7 +31,7 @@ from stream_detector.alerts import (
     parse_event,
     payload_bytes,
 )
-from stream_detector.constants import REDIS_ALERTS_PREFIX
+from stream_detector.constants import REDIS_ALERTS_PREFIX, namespaced
 from stream_detector.exceptions import ConfigurationError, InvalidRecord, StreamDetectorError
 
 __all__ = [
@@ -200,15 +200,15 @@ class IncidentStore(Protocol):
 
 
 class RedisIncidentStore:
-    """Open incidents of one consumer group in the Redis hash ``sd:alerts:GROUP``.
+    """Open incidents of one consumer group in the Redis hash ``sd:[NS:]alerts:GROUP``.
 
     Under the project's ``sd:`` prefix like every key, so one ACL rule (``~sd:* &sd:*``)
     covers all that stream-detector touches.
     """
 
-    def __init__(self, client: Any, group: str) -> None:
+    def __init__(self, client: Any, group: str, namespace: str = "") -> None:
         self._redis = client
-        self.name = f"{REDIS_ALERTS_PREFIX}{group}"
+        self.name = f"{namespaced(REDIS_ALERTS_PREFIX, namespace)}{group}"
 
     def load(self) -> list[bytes]:
         return list(self._redis.hvals(self.name))

@@ -57,7 +57,8 @@ class _Models:
 
     def _add(self, loaded: Any, index: int | None = None) -> None:
         cache = ThresholdCache.from_url(
-            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs()
+            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs(),
+            namespace=self.settings.namespace,
         )
         runtime = ModelRuntime(loaded, cache.lookup)
         if index is None:

@@ -89,14 +89,21 @@ def services_start(cache_dir: CacheOption = None) -> None:
 
 @services_app.command("stop")
 def services_stop(cache_dir: CacheOption = None) -> None:
-    """Stop the services that ``services start`` started."""
+    """Stop the services that ``services start`` started (and nothing else: a recorded pid
+    that now belongs to another process is left alone)."""
     from stream_detector import services
 
     cache = _cache_dir(cache_dir)
     state = services.load_state(cache)
     for name, handle in state.items():
-        services.stop_handle(handle)
-        console.print(f"{name}: stopped")
+        if not services.is_alive(handle.pid):
+            _say(f"{name}: was not running")
+        elif services.owns(handle):
+            services.stop_handle(handle)
+            _say(f"{name}: stopped (pid {handle.pid})")
+        else:  # a stale state file: that pid now belongs to someone else's process
+            _say(f"{name}: left alone: pid {handle.pid} is no longer the {name} that "
+                 "`services start` started")
     services.clear_state(cache)
     if not state:
         console.print("nothing was running")

@@ -185,7 +185,8 @@ def _worker_env(settings: Any, topics: dict[str, str], state: Path) -> dict[str,
             "STREAM_DETECTOR_APP_ID": topics["app_id"],
             "STREAM_DETECTOR_TOPIC_PARTITIONS": "2",
             "STREAM_DETECTOR_STATE_DIR": str(state),
-            "STREAM_DETECTOR_INTRA_OP_THREADS": "1"}
+            "STREAM_DETECTOR_INTRA_OP_THREADS": "1",
+            "STREAM_DETECTOR_NAMESPACE": ""}  # the demo names its own topics and keys
 
 
 def _progress() -> Progress:

@@ -68,6 +68,7 @@ class ServiceHandle:
     port: int
     data_dir: str
     log_path: str
+    started: int | None = None  # the process's start time (clock ticks after boot)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,32 @@ def is_alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     return True
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks after boot, /proc/PID/stat field 22), or None.
+
+    With the pid it identifies one process: a pid reused after a reboot or a crash starts
+    at another time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owns(handle: ServiceHandle) -> bool:
+    """Whether ``handle.pid`` is still the process that was started for it: same start
+    time, and its command line names the service's data folder or port."""
+    try:
+        cmdline = Path(f"/proc/{handle.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    if handle.started is not None and start_ticks(handle.pid) != handle.started:
+        return False
+    marks = [m.encode() for m in (handle.data_dir, f":{handle.port}") if m and m != ":0"]
+    return any(m in cmdline for m in marks) or (not marks and handle.started is not None)
 
 
 def stop_handle(handle: ServiceHandle, timeout: float = 20.0) -> None:
@@ -291,7 +318,8 @@ class KafkaBroker:
         client = self.security.client_config if self.security else {}
         _wait_ready("Kafka", proc, lambda: _kafka_ready(f"127.0.0.1:{port}", client), log_path,
                     timeout)
-        return ServiceHandle("kafka", url, proc.pid, port, str(data_dir), str(log_path))
+        return ServiceHandle("kafka", url, proc.pid, port, str(data_dir), str(log_path),
+                             start_ticks(proc.pid))
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -367,7 +395,8 @@ class RedisServer:
         url = f"{scheme}://127.0.0.1:{port}/0"
         kwargs = dict(sec.client_kwargs) if sec else {}
         _wait_ready("redis-server", proc, lambda: _redis_ready(url, kwargs), log_path, timeout)
-        return ServiceHandle("redis", url, proc.pid, port, str(data_dir), str(log_path))
+        return ServiceHandle("redis", url, proc.pid, port, str(data_dir), str(log_path),
+                             start_ticks(proc.pid))
 
 
 def _redis_ready(url: str, kwargs: Mapping[str, Any] | None = None) -> bool:

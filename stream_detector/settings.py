@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_detector.constants import (
     DEFAULT_DEAD_LETTER_TOPIC,
     DEFAULT_INPUT_TOPIC,
     DEFAULT_OUTPUT_TOPIC,
+    redis_prefix,
 )
 from stream_detector.exceptions import ConfigurationError
 
@@ -27,6 +28,7 @@ __all__ = ["Settings", "get_settings", "kafka_bootstrap_servers"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
+_NAMESPACED = ("input_topic", "output_topic", "dead_letter_topic", "app_id")
 
 
 def _default_cache_dir() -> Path:
@@ -53,6 +55,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="STREAM_DETECTOR_", frozen=True, extra="ignore", env_file=None
+    )
+
+    namespace: str = Field(
+        "", pattern=r"^[A-Za-z0-9_-]{0,40}$",
+        description="deployment name: prefixes topics (NS.records), the app id, and Redis keys "
+        "(sd:NS:...), so teams sharing Kafka and Redis never see each other's thresholds",
     )
 
     # --- Kafka -------------------------------------------------------------------------
@@ -136,6 +144,23 @@ class Settings(BaseSettings):
         10, ge=0, description="most anomaly lines a worker prints per second (the rest are "
         "counted in the summary)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _namespaced(cls, data: Any) -> Any:
+        """With a namespace, topic names and the app id get its prefix (once)."""
+        if not isinstance(data, dict) or not data.get("namespace"):
+            return data
+        prefix = f"{data['namespace']}."
+        for name in _NAMESPACED:
+            value = str(data.get(name) or cls.model_fields[name].default)
+            data[name] = value if value.startswith(prefix) else prefix + value
+        return data
+
+    @property
+    def redis_prefix(self) -> str:
+        """Prefix of every Redis key and channel of this deployment (``sd:`` or ``sd:NS:``)."""
+        return redis_prefix(self.namespace)
 
     @field_validator("kafka_url")
     @classmethod

@@ -24,10 +24,10 @@ from redis.exceptions import RedisError
 
 from schemas.card import DEFAULT_KEY, ModelCard
 from schemas.events import ThresholdSource
-from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
 from stream_detector.thresholds import (
     ResolvedThreshold,
     ThresholdEntry,
+    change_channel,
     decode_entries,
     hash_name,
     parse_change,
@@ -56,6 +56,8 @@ class ThresholdCache:
         Seconds between full reloads, a safety net for lost notifications.
     stale_after
         Seconds without contact after which the cache calls itself degraded.
+    namespace
+        The deployment's namespace (settings' ``namespace``): its hashes and channel.
     """
 
     def __init__(
@@ -67,14 +69,16 @@ class ThresholdCache:
         stale_after: float = 5.0,
         poll_timeout: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        namespace: str = "",
     ) -> None:
         self.card = card
+        self.channel = change_channel(namespace)
         self.client = client
         self.resync_interval = resync_interval
         self.stale_after = stale_after
         self.poll_timeout = poll_timeout
         self._clock = clock
-        self._hash = hash_name(card.name, card.version)
+        self._hash = hash_name(card.name, card.version, namespace)
         self._last_contact = -math.inf
         self._connected = False
         self._task: asyncio.Task[None] | None = None
@@ -197,7 +201,7 @@ class ThresholdCache:
     async def _listen(self) -> None:
         pubsub = self.client.pubsub()
         try:
-            await pubsub.subscribe(REDIS_THRESHOLD_CHANNEL)
+            await pubsub.subscribe(self.channel)
             await self.reload()  # after subscribing: no change can slip in between
             self._connected = True
             self._backoff = _MIN_BACKOFF
