@@ -146,7 +146,7 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
             assert events[end]["threshold_source"]["scope"] == "default"  # from Redis
 
         changed = cli(env, "thresholds", "set", str(model), "cpu", str(LIVE_THRESHOLD),
-                      "--by", "secure-test")
+                      "--by", "secure-test", "--new-key")  # the card lists no keys
         assert changed.returncode == 0, changed.stderr
         time.sleep(2.0)  # pub/sub delivers within a second; the worker is never restarted
         second = write_csv(tmp_path / "second" / "cpu.csv", 160, 220, {LIVE_SPIKE: 40.0})
