@@ -87,6 +87,9 @@ class TrainOptions:
     seed: int = 0
     plots: bool = True
     nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
+    # which keys the model serves in a worker: "trained" (the keys in the data), "all" (every
+    # key of its kind) or "pattern:REGEX"; None: trained for series, all for sales and events
+    serves: str | None = None
 
 
 @dataclass
@@ -180,24 +183,37 @@ def _library_versions() -> dict[str, str]:
             "numpy": np.__version__}
 
 
+def _serves(opts: TrainOptions, kind: str, records: Sequence[Record]) -> dict[str, Any]:
+    """The card's ``serves`` section (see :class:`schemas.card.ServesCard`)."""
+    choice = opts.serves or ("trained" if kind == "series" else "all")
+    if choice == "trained":
+        return {"keys": sorted({r.key for r in records})}
+    if choice == "all":
+        return {}
+    if choice.startswith("pattern:"):
+        return {"pattern": choice.removeprefix("pattern:")}
+    raise ValueError(f"serves must be trained, all or pattern:REGEX, got {choice!r}")
+
+
 def _card(
     opts: TrainOptions, name: str, version: str, kind: str, features: list[str], window: int,
     scaler: dict[str, Any], sha: str, thresholds: dict[str, Any], detection: dict[str, Any],
-    result: TrainResult, rows: int,
+    result: TrainResult, records: Sequence[Record],
 ) -> ModelCard:
     return ModelCard.model_validate({
         "name": name, "version": version, "family": opts.family,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "onnx_sha256": sha, "record_kind": kind, "window": window, "stride": opts.stride,
         "features": features, "scaler": scaler, "thresholds": thresholds,
-        "detection": detection,
+        "detection": detection, "serves": _serves(opts, kind, records),
         "metrics": {"train_loss": result.history[-1]["loss"] if result.history else None,
                     "val_loss": min((h["val_loss"] for h in result.history), default=None)},
         "training": {"config": opts.model_config, "train": asdict(opts.train),
                      "epochs": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "seconds": result.seconds,
-                     "device": result.device, "history": result.history, "rows": rows,
-                     "train_fraction": opts.train_fraction, "train_until": opts.train_until,
+                     "device": result.device, "history": result.history,
+                     "rows": len(records), "train_fraction": opts.train_fraction,
+                     "train_until": opts.train_until,
                      "last": opts.last, "seed": opts.seed, "data": str(opts.data)},
         "data_sha256": sha256_file(opts.data), "library_versions": _library_versions(),
     })
@@ -247,6 +263,7 @@ def train(opts: TrainOptions) -> TrainReport:
     from offline_training.models import build_model, config_dict, make_time_weights
     from offline_training.trainer import fit
     from stream_detector.history import load_source
+    from stream_detector.registry import publish_version
 
     started = time.perf_counter()
     source = load_source(opts.data, kind=opts.kind, key=opts.key)
@@ -285,7 +302,7 @@ def train(opts: TrainOptions) -> TrainReport:
     method, value = _threshold_rule(opts, normalised)
     provisional = {"method": method, "value_param": value, "default": 0.0}
     card = _card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
-                 detection, result, len(part))
+                 detection, result, part)
     keys = sorted({r.key for r in records})  # `thresholds set` refuses keys not among them
     card = card.model_copy(update={"training": {**card.training, "keys": keys[:MAX_CARD_KEYS],
                                                 "key_count": len(keys)}})
@@ -302,7 +319,7 @@ def train(opts: TrainOptions) -> TrainReport:
         card = _with_nplm(card, staging, reference_part, opts)
     _write_card(staging, card)
     plots = _plots(staging, result, by_key, thresholds.default) if opts.plots else []
-    staging.rename(final)
+    publish_version(staging, final)  # one rename: workers never see a half-written version
     plots = [final / p.name for p in plots]
     return TrainReport(final, card, result, time.perf_counter() - started, plots)
 

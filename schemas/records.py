@@ -76,6 +76,8 @@ Reason = Literal[
     "unknown_kind",
     "mixed_keys",
     "schema_version",
+    "empty_message",
+    "unrouted",
     "timestamp_range",
 ]
 REASONS: Final[tuple[str, ...]] = get_args(Reason)
@@ -334,7 +336,7 @@ def parse_message(
     Returns
     -------
     list
-        The records in message order (possibly empty for ``[]``).
+        The records in message order (at least one).
 
     Raises
     ------
@@ -355,6 +357,8 @@ def parse_message(
             "too_many_records",
             f"message holds {len(records)} records, the limit is {max_records}; split it",
         )
-    if records:
-        _check_records(records, expected_width)
+    if not records:
+        raise RecordError("empty_message", "message is an empty list ([]); send one record "
+                          "or a list of at least one")
+    _check_records(records, expected_width)
     return records

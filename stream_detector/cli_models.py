@@ -77,6 +77,12 @@ def train_command(
                           "[default: those]"),
     ] = None,
     per_key_thresholds: Annotated[bool, typer.Option(help="one threshold per key")] = False,
+    serves: Annotated[
+        str | None,
+        typer.Option(help="keys a worker routes to this model: trained (the keys in --data), "
+                          "all (every key of its kind) or pattern:REGEX [default: trained for "
+                          "series, all for sales and events]"),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="most epochs")] = 30,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="torch device")] = "auto",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -94,7 +100,7 @@ def train_command(
             data=data, out=out, family=model, kind=kind, key=key, name=name, version=version,
             window=window, train_fraction=train_fraction, train_until=train_until,
             threshold_method=threshold_method, threshold_value=threshold_value,
-            per_key_thresholds=per_key_thresholds, model_config=model_config,
+            per_key_thresholds=per_key_thresholds, model_config=model_config, serves=serves,
             train=train_config, seed=seed, **options,  # type: ignore[arg-type]
         )
         report = train(opts)

@@ -350,10 +350,21 @@ def _kafka_ready(bootstrap: str, client: Mapping[str, Any] | None = None) -> boo
 
 
 class RedisServer:
-    """Debian's ``redis-server`` on a loopback port, no persistence."""
+    """Debian's ``redis-server`` on a loopback port.
 
-    def __init__(self, security: RedisSecurity | None = None) -> None:
+    Parameters
+    ----------
+    security
+        ACL user, password and TLS for the server (None: plain loopback, no AUTH).
+    persistent
+        Keep data across restarts in an append-only file (``appendonly.aof`` under the data
+        dir, fsynced every second): thresholds published to it survive a restart. Test
+        fixtures pass False for speed.
+    """
+
+    def __init__(self, security: RedisSecurity | None = None, persistent: bool = True) -> None:
         self.security = security
+        self.persistent = persistent
 
     @staticmethod
     def _binary() -> str:
@@ -380,8 +391,9 @@ class RedisServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port(port)
         log_path = data_dir / "redis.log"
+        aof = ["yes", "--appendfsync", "everysec"] if self.persistent else ["no"]
         args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                "no", "--dir", str(data_dir), "--daemonize", "no", "--protected-mode", "yes"]
+                *aof, "--dir", str(data_dir), "--daemonize", "no", "--protected-mode", "yes"]
         sec, scheme = self.security, "redis"
         if sec is not None:
             conf = data_dir / "secure.conf"
@@ -450,7 +462,7 @@ def handle_ready(handle: ServiceHandle) -> bool:
 @contextlib.contextmanager
 def local_services(cache_dir: Path) -> Iterator[tuple[ServiceHandle, ServiceHandle]]:
     """Kafka and Redis for the duration of a ``with`` block (tests, benchmarks, the demo)."""
-    redis_handle = RedisServer().start()
+    redis_handle = RedisServer(persistent=False).start()
     try:
         kafka_handle = KafkaBroker(cache_dir).start()
         try:

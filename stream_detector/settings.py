@@ -121,6 +121,26 @@ class Settings(BaseSettings):
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"
     )
+    group_instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="static consumer group membership: a name unique to this worker and "
+        "stable across its restarts (e.g. the pod name); a restarted worker gets its "
+        "partitions back without a rebalance",
+    )
+    session_timeout: float = Field(
+        8.0, ge=6, le=300, description="seconds without heartbeats before the group gives a "
+        "worker's partitions to the others",
+    )
+    heartbeat_interval: float = Field(
+        1.0, gt=0, le=100, description="seconds between consumer group heartbeats"
+    )
+    rebalance_timeout: float = Field(
+        20.0, ge=1, le=600, description="seconds a rebalance waits for members to rejoin"
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="at_least_once (duplicates share event_id) or "
+        "exactly_once (Kafka transactions; see deploy/README.md)",
+    )
     web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     provider: ProviderChoice = Field(
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"

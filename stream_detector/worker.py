@@ -2,7 +2,8 @@
 
 One batch (up to ``batch_max`` events, or whatever arrived within ``batch_wait``):
 
-1. each message is parsed; a bad one becomes a dead letter with its reason and bytes;
+1. each message is parsed; a bad one becomes a dead letter with its reason and bytes, and
+   so does one whose key no loaded model serves (reason ``unrouted``, also counted);
 2. records join their keys' windows (:meth:`Pipeline.ingest`);
 3. ready windows of every key are scored together in a worker thread (ONNX Runtime
    releases the GIL, the event loop keeps consuming);
@@ -205,6 +206,14 @@ class WorkerRuntime:
         records = parse_message(msg.value)
         if msg.first_record or msg.stop_record is not None:
             records = records[msg.first_record : msg.stop_record]
+        head = records[0] if records else None  # one key per message (parse_message checks)
+        if head is not None and self.pipeline.router.route(head.kind, head.key) is None:
+            self.metrics.unrouted_records.labels(head.kind).inc(len(records))
+            raise RecordError(
+                "unrouted", f"no loaded model serves {head.kind} key {head.key!r} "
+                f"({self.pipeline.router.describe(head.kind)}); train or load a model that "
+                "serves it"
+            )
         for r in records:
             want = self._widths.get(r.kind)
             if want is not None and len(r.values) != want:
