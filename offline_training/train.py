@@ -17,7 +17,7 @@ import platform
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ import numpy as np
 
 from offline_training.calibration import Method, calibrate_per_key
 from offline_training.scaling import fit_scaler, fit_scaler_per_key
+from offline_training.train_summary import training_keys
 from offline_training.trainer import TrainConfig, TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
@@ -89,6 +90,7 @@ class TrainOptions:
     plots: bool = True
     nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
     strict_time: bool = False  # refuse repeated/out-of-order times (default: flag them)
+    step: Callable[[str], None] = field(default=lambda _: None, repr=False)  # progress text
     # which keys the model serves in a worker: "trained" (the keys in the data), "all" (every
     # key of its kind) or "pattern:REGEX"; None: trained for series, all for sales and events
     serves: str | None = None
@@ -103,9 +105,6 @@ class TrainReport:
     result: TrainResult
     seconds: float
     plots: list[Path] = field(default_factory=list)
-
-
-MAX_CARD_KEYS = 10_000  # the card lists the keys it was trained on, up to this many
 
 
 def split_records(
@@ -299,6 +298,7 @@ def train(opts: TrainOptions) -> TrainReport:
     opts.model_config = config_dict(model)
     result = fit(model, windows, opts.train)
 
+    opts.step("exporting to ONNX and checking it against PyTorch")
     name = _name(opts)
     version = _version(opts.out / name, opts.version)
     final = opts.out / name / version
@@ -320,13 +320,12 @@ def train(opts: TrainOptions) -> TrainReport:
     provisional = {"method": method, "value_param": value, "default": 0.0}
     card = _card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
                  detection, result, part)
-    keys = sorted({r.key for r in records})  # `thresholds set` refuses keys not among them
-    card = card.model_copy(update={"training": {**card.training, "keys": keys[:MAX_CARD_KEYS],
-                                                "key_count": len(keys)}})
+    card = card.model_copy(update={"training": {**card.training, **training_keys(records)}})
     _write_card(staging, card)
     if factor > 0:  # log offset relative to the median training score (see detection.py)
         _, raw = _calibration_scores(staging, part, detection)
         detection["offset"] = factor * float(np.median(raw)) if raw else 0.0
+    opts.step(f"calibrating the threshold ({method} {value:g}) on the training part's scores")
     by_key, _ = _calibration_scores(staging, part, detection)
     thresholds = calibrate_per_key(by_key, method, value, per_key=opts.per_key_thresholds,
                                    zscores=normalised)
@@ -335,7 +334,7 @@ def train(opts: TrainOptions) -> TrainReport:
     if opts.family == "hybrid":
         card = _with_nplm(card, staging, reference_part, opts)
     _write_card(staging, card)
-    plots = _plots(staging, result, by_key, thresholds.default) if opts.plots else []
+    plots = _plots(staging, result, by_key, thresholds.default, normalised) if opts.plots else []
     publish_version(staging, final)  # one rename: workers never see a half-written version
     plots = [final / p.name for p in plots]
     return TrainReport(final, card, result, time.perf_counter() - started, plots)
@@ -389,16 +388,21 @@ def _write_card(directory: Path, card: ModelCard) -> None:
 
 
 def _plots(
-    directory: Path, result: TrainResult, by_key: dict[str, list[float]], threshold: float
+    directory: Path, result: TrainResult, by_key: dict[str, list[float]], threshold: float,
+    normalised: bool,
 ) -> list[Path]:
     from offline_training import plots
 
     curves = {k: [h[k] for h in result.history] for k in ("loss", "val_loss")}
-    out = list(plots.plot_history(curves, directory / "history"))
+    score_name = plots.score_label(normalised)
+    # PNG only: a registry version stays mostly the model (an interactive page embeds
+    # plotly.js, 4.8 MB, once per file)
+    out = list(plots.plot_history(curves, directory / "history", formats=("png",)))
     scores = np.concatenate([np.asarray(v) for v in by_key.values()]) if by_key else np.zeros(0)
     if scores.size:
         out += list(plots.plot_error_distribution(scores, threshold,
-                                                  directory / "calibration_scores"))
+                                                  directory / "calibration_scores",
+                                                  formats=("png",), xlabel=score_name))
     return out
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 
-from stream_detector.cli import _one_line_errors, _records_progress, _say, app
+from stream_detector.cli import _one_line_errors, _records_progress, _say, app, err_console
 from stream_detector.cli_checks import existing_input, fraction, model_path, new_file, new_folder
 
 __all__ = ["train_command", "score_command"]
@@ -90,8 +91,10 @@ def train_command(
     strict_time: Annotated[bool, typer.Option(
         help="refuse repeated or out-of-order timestamps instead of keeping them in file "
              "order with the worker's flags")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
 ) -> None:
     from offline_training.train import TrainOptions, dumps, train
+    from offline_training.train_summary import summary_lines
     from offline_training.trainer import TrainConfig
 
     with _one_line_errors():
@@ -104,11 +107,17 @@ def train_command(
             window=window, train_fraction=train_fraction, train_until=train_until,
             threshold_method=threshold_method, threshold_value=threshold_value,
             per_key_thresholds=per_key_thresholds, model_config=model_config, serves=serves,
-            train=train_config, seed=seed, strict_time=strict_time,
+            train=train_config, seed=seed, step=_step if progress else lambda _: None,
+            strict_time=strict_time,
             **options,  # type: ignore[arg-type]
         )
         report = train(opts)
-    _say(dumps(report))
+    for line in [dumps(report)] if as_json else summary_lines(report, data):
+        _say(line)
+
+
+def _step(text: str) -> None:
+    err_console.print(f"[dim]{escape(text)}...[/]", highlight=False, soft_wrap=True)
 
 
 @app.command(
@@ -188,5 +197,26 @@ def evaluate_command(
         from offline_training.evaluate import evaluate
 
         result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time)
-    _say(json.dumps(result.metrics, indent=2, default=float))
+    for line in _evaluation_lines(result.metrics):
+        _say(line)
     _say(f"report: {result.report}")
+
+
+def _evaluation_lines(metrics: dict[str, object]) -> list[str]:
+    """The summary on the console; every number is also in report.json and index.html."""
+    lines = [f"{metrics['model']}: {metrics['windows']:,} windows scored, "
+             f"{metrics['alerts']} alerts"]
+    alert, nab, window = (metrics.get(k) for k in ("alert_level", "nab", "window_level"))
+    if isinstance(alert, dict):
+        missed = alert["missed_windows"]
+        lines.append(f"alert level: {alert['true_alerts']} true, {alert['false_alerts']} false; "
+                     f"{alert['windows_detected']}/{alert['labelled_windows']} labelled windows "
+                     f"detected" + (f", missed: {'; '.join(missed)}" if missed else ""))
+    if isinstance(nab, dict):
+        lines.append(f"NAB standard score: {nab['standard_normalised']:.1f} (normalised, 100 = "
+                     "perfect, 0 = no alerts)")
+    if isinstance(window, dict):
+        lines.append(f"window level (every window above the threshold): precision "
+                     f"{window['precision']:.3g}, recall {window['recall']:.3g}, ROC AUC "
+                     f"{window['roc_auc']:.3g}")
+    return lines
