@@ -3,14 +3,21 @@
     input topic --take_events(batch_max, batch_wait)--> WorkerRuntime.process
         -> anomalies topic, dead-letter topic; key states -> changelog of table "key-state"
 
-Web endpoints on ``web_host:web_port``: ``/health`` (200, ``ok`` or ``degraded`` when Redis
-is unreachable and cached thresholds are in use), ``/ready`` (200 once models are loaded and
-the first partition assignment is done, else 503), ``/metrics`` (Prometheus).
+Web endpoints on ``web_host:web_port``: ``/health`` (200; ``ok``, or ``degraded`` while
+Redis does not answer, or Kafka is unreachable or not fetching; see :mod:`.health`),
+``/ready`` (200 once models are loaded and the first partition assignment is done, else
+503), ``/metrics`` (Prometheus).
+
+Consumer group settings are chosen for fast recovery: a short session timeout with frequent
+heartbeats (a dead worker's partitions move within seconds), and, with
+``group_instance_id`` set, static membership (a restarted worker rejoins with its old
+partitions and no rebalance).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -20,13 +27,17 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from schemas.card import ModelCard
 from stream_detector import faust_patch
 from stream_detector.connectivity import check_redis
-from stream_detector.exceptions import ConnectionFailed
+from stream_detector.exceptions import ConfigurationError, ConnectionFailed, ModelCardError
+from stream_detector.health import health_document
+from stream_detector.kafka_health import kafka_status
 from stream_detector.logs import logging_config
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import ModelRuntime
 from stream_detector.registry import ModelRegistry
+from stream_detector.routing import check_routes
 from stream_detector.settings import Settings, get_settings
 from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.topics import ensure_topics
@@ -43,8 +54,11 @@ STATE_TABLE = "key-state"
 class _Models:
     """The served models: registries (hot-swap) and their threshold caches."""
 
-    def __init__(self, settings: Settings, model_paths: Sequence[Path]) -> None:
+    def __init__(
+        self, settings: Settings, model_paths: Sequence[Path], metrics: WorkerMetrics
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.registries = [
             ModelRegistry(p, preference=settings.provider,
                           intra_op_threads=settings.intra_op_threads)
@@ -55,12 +69,19 @@ class _Models:
         self._started: asyncio.Event | None = None
         for registry in self.registries:
             self._add(registry.load_latest())
+            self._count_refused(registry)
+
+    def _count_refused(self, registry: ModelRegistry) -> None:
+        for version, _ in registry.refused:
+            self.metrics.model_versions_refused.labels(version.name, version.version).inc()
+        registry.refused.clear()
 
     def _add(self, loaded: Any, index: int | None = None) -> None:
         cache = ThresholdCache.from_url(
-            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs()
+            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs(),
+            namespace=self.settings.namespace,
         )
-        runtime = ModelRuntime(loaded, cache.lookup)
+        runtime = ModelRuntime(loaded, cache.lookup, self.settings.dead_letter_skew)
         if index is None:
             self.caches.append(cache)
             self.runtimes.append(runtime)
@@ -70,17 +91,33 @@ class _Models:
                      loaded.card.version, loaded.scorer.provider)
 
     async def refresh(self) -> bool:
-        """Pick up new versions dropped into a registry; True when something changed."""
+        """Pick up new versions published into a registry; True when something changed.
+
+        An error with one registry is logged and the others (and later polls) go on.
+        """
         changed = False
         for i, registry in enumerate(self.registries):
-            loaded = registry.refresh()
-            if loaded is not None:
-                old = self.caches[i]
-                self._add(loaded, i)
-                await self.caches[i].start()
-                await old.stop()
-                changed = True
+            try:
+                loaded = registry.refresh(functools.partial(self._check_routes, i))
+                self._count_refused(registry)
+                if loaded is not None:
+                    old = self.caches[i]
+                    self._add(loaded, i)
+                    await self.caches[i].start()
+                    await old.stop()
+                    changed = True
+            except Exception:  # noqa: BLE001 - polling must survive anything
+                log.exception("checking %s for new model versions failed; the current "
+                              "version keeps serving and polling goes on", registry.root)
         return changed
+
+    def _check_routes(self, index: int, card: ModelCard) -> None:
+        cards = [r.card for r in self.runtimes]
+        cards[index] = card
+        try:
+            check_routes(cards)
+        except ConfigurationError as exc:
+            raise ModelCardError(f"its keys clash with another served model: {exc}") from exc
 
     async def start(self) -> None:
         """Load every model's thresholds from Redis once, then let scoring begin."""
@@ -129,6 +166,11 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         web_port=settings.web_port,
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
+        consumer_group_instance_id=settings.group_instance_id,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        processing_guarantee=settings.processing_guarantee,
     )
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
@@ -136,8 +178,8 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     # bytes key and value types make Faust use the raw codec for the changelog both ways
     # (a schema= alone is not used when recovering: restored states would fail as JSON)
     table = app.Table(STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
-    models = _Models(settings, model_paths)
     metrics = WorkerMetrics()
+    models = _Models(settings, model_paths, metrics)
     runtime = WorkerRuntime(
         models.runtimes, TableStore(table), metrics,
         send_event=lambda k, v: output.send(key=k, value=v),
@@ -226,9 +268,15 @@ def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: Wor
 
     @app.timer(interval=1.0)
     async def gauges() -> None:
-        runtime.metrics.degraded.set(1 if models.degraded else 0)
+        m = runtime.metrics
+        kafka = kafka_status(app, settings.input_topic)
+        m.degraded.set(1 if models.degraded or not kafka.healthy else 0)
         ages = [c.age_seconds for c in models.caches]
-        runtime.metrics.threshold_cache_age.set(max(ages) if ages else 0.0)
+        m.threshold_cache_age.set(max(ages) if ages else 0.0)
+        m.kafka_connected.set(1 if kafka.connected else 0)
+        m.kafka_assigned_partitions.set(len(kafka.assigned_partitions))
+        m.kafka_consumer_lag.set(kafka.consumer_lag)
+        m.kafka_seconds_since_fetch.set(kafka.seconds_since_fetch or 0.0)
 
 
 def _add_summary(
@@ -249,12 +297,8 @@ def _add_pages(
 ) -> None:
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
-        return web.json({
-            "status": "degraded" if models.degraded else "ok",
-            "redis": "unreachable" if models.degraded else "ok",
-            "models": [{"name": r.name, "version": r.card.version,
-                        "provider": r.loaded.scorer.provider} for r in models.runtimes],
-        })
+        kafka = kafka_status(app, models.settings.input_topic)
+        return web.json(health_document(models.runtimes, models.caches, kafka))
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:

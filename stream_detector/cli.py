@@ -89,14 +89,21 @@ def services_start(cache_dir: CacheOption = None) -> None:
 
 @services_app.command("stop")
 def services_stop(cache_dir: CacheOption = None) -> None:
-    """Stop the services that ``services start`` started."""
+    """Stop the services that ``services start`` started (and nothing else: a recorded pid
+    that now belongs to another process is left alone)."""
     from stream_detector import services
 
     cache = _cache_dir(cache_dir)
     state = services.load_state(cache)
     for name, handle in state.items():
-        services.stop_handle(handle)
-        console.print(f"{name}: stopped")
+        if not services.is_alive(handle.pid):
+            _say(f"{name}: was not running")
+        elif services.owns(handle):
+            services.stop_handle(handle)
+            _say(f"{name}: stopped (pid {handle.pid})")
+        else:  # a stale state file: that pid now belongs to someone else's process
+            _say(f"{name}: left alone: pid {handle.pid} is no longer the {name} that "
+                 "`services start` started")
     services.clear_state(cache)
     if not state:
         console.print("nothing was running")
@@ -187,6 +194,10 @@ def demo(
     ] = None,
     out: Annotated[Path, typer.Option(help="data, model cache and report")] = Path("runs/demo"),
     live: Annotated[bool, typer.Option(help="live progress and anomaly table")] = True,
+    ui: Annotated[bool, typer.Option(help="the live explorer in the browser (its URL is shown)")
+                  ] = True,
+    stay: Annotated[bool, typer.Option(help="after the replay keep the explorer, worker and "
+                                       "services up until Ctrl-C")] = False,
 ) -> None:
     with _one_line_errors():
         _require_given(kafka, redis)  # before the data and the training, not 30 s later
@@ -196,7 +207,7 @@ def demo(
     from stream_detector.report import write_report
 
     opts = DemoOptions(kind=kind, duration=duration, data=data, kafka=kafka, redis=redis,
-                       rate=rate, out=out, live=live)
+                       rate=rate, out=out, live=live, ui=ui, stay=stay)
     with _one_line_errors():
         try:
             run = run_demo(opts, err_console)
@@ -405,6 +416,7 @@ from stream_detector import (  # noqa: E402,F401 - register commands
     cli_models,
     cli_tail,
     cli_thresholds,
+    cli_ui,
 )
 
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["alerts_command"]
 
+_DEFAULT_GROUP = "stream-detector-alerts"
+
 
 def _log(text: str) -> None:
     err_console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -63,7 +65,7 @@ def alerts_command(
     ] = None,
     group: Annotated[
         str, typer.Option(help="consumer group (its committed offsets say what was sent)")
-    ] = "stream-detector-alerts",
+    ] = _DEFAULT_GROUP,
     suppress: Annotated[
         float, typer.Option(min=0.001, help="event-time seconds a key must be quiet to close "
                                             "its incident (window ends, not the wall clock)")
@@ -110,6 +112,8 @@ def alerts_command(
     with _one_line_errors():
         settings = _settings(kafka_url=kafka, redis_url=redis)
         topic = topic or settings.output_topic
+        if settings.namespace and group == _DEFAULT_GROUP:  # teams on one Kafka: own groups
+            group = f"{settings.namespace}.{group}"
         url = webhook or (settings.alert_webhook_url.get_secret_value()
                           if settings.alert_webhook_url else None)
         hook = Webhook(url, timeout=timeout, retries=retries) if url else None
@@ -154,7 +158,8 @@ def _incident_store(
     from stream_detector.alerts_sink import RedisIncidentStore
     from stream_detector.connectivity import describe_redis_error
 
-    store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group)
+    store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group,
+                               settings.namespace)
     try:
         states = store.load()
     except redis_lib.RedisError as exc:

@@ -113,11 +113,18 @@ class Decision:
 
 
 def decide(
-    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams
+    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams,
+    learn: bool = True,
 ) -> Decision:
-    """Update ``state`` with the newest raw score and say whether it alerts."""
+    """Update ``state`` with the newest raw score and say whether it alerts.
+
+    ``learn=False`` judges the score against the history without adding it: the pipeline
+    passes it for a window that spans a gap in the key's data (its score mixes two
+    disconnected stretches, so it must not shift what is normal for the key). Such a window
+    may still alert; its event carries the ``gap`` quality flag.
+    """
     index = state.seen
-    z = _update(state, raw_score, p)
+    z = _update(state, raw_score, p, learn)
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
     alert = over and page(state, p)
@@ -126,21 +133,23 @@ def decide(
 
 
 def alerts_of(
-    state: DetectorState, raw_scores: Sequence[float], threshold: float, p: DetectionParams
+    state: DetectorState, raw_scores: Sequence[float], threshold: float, p: DetectionParams,
+    learn: Sequence[bool] | None = None,
 ) -> list[tuple[int, float]]:
-    """:func:`decide` for consecutive scores of one key, keeping only the alerts:
-    ``(index in raw_scores, detection score)``. The state ends as ``decide`` leaves it;
-    an alert is never warm-up nor suppressed, so these pairs are its whole decision."""
+    """:func:`decide` for consecutive scores of one key (``learn``: each one's, default
+    all True), keeping only the alerts: ``(index in raw_scores, detection score)``. The
+    state ends as ``decide`` leaves it; an alert is never warm-up nor suppressed, so these
+    pairs are its whole decision."""
     out: list[tuple[int, float]] = []
     for i, raw in enumerate(raw_scores):
         index = state.seen
-        z = _update(state, raw, p)
+        z = _update(state, raw, p, True if learn is None else learn[i])
         if z >= threshold and index >= p.warmup and page(state, p):
             out.append((i, z))
     return out
 
 
-def _update(state: DetectorState, raw_score: float, p: DetectionParams) -> float:
+def _update(state: DetectorState, raw_score: float, p: DetectionParams, learn: bool) -> float:
     """Count the score into the key's history; return its detection score (z)."""
     index = state.seen
     state.seen += 1
@@ -152,11 +161,12 @@ def _update(state: DetectorState, raw_score: float, p: DetectionParams) -> float
             state.mean, state.var = x, 0.0
         std = max(math.sqrt(state.var), p.min_std)
         z = (x - state.mean) / std
-        # winsorised update: an outlier moves the history at most ``clip`` deviations' worth
-        xu = state.mean + max(-p.clip, min(p.clip, z)) * std if index > 0 else x
-        delta = xu - state.mean
-        state.mean += p.alpha * delta
-        state.var = (1.0 - p.alpha) * (state.var + p.alpha * delta * delta)
+        if learn or index == 0:
+            # winsorised update: an outlier moves the history at most ``clip`` deviations
+            xu = state.mean + max(-p.clip, min(p.clip, z)) * std if index > 0 else x
+            delta = xu - state.mean
+            state.mean += p.alpha * delta
+            state.var = (1.0 - p.alpha) * (state.var + p.alpha * delta * delta)
     state.last_z = z
     return z
 

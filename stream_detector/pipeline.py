@@ -34,7 +34,6 @@ from schemas.records import Record
 from stream_detector.detection import (
     Decision,
     DetectionParams,
-    DetectorState,
     alerts_of,
     decide,
     page,
@@ -44,8 +43,10 @@ from stream_detector.hybrid import HybridStage, NPLMOutcome
 from stream_detector.key_state import _NO_POSITION, _NO_TAG, KeyState, position_of, source_tag
 from stream_detector.record_runs import RecordRun, runs_of
 from stream_detector.registry import LoadedModel
+from stream_detector.routing import Router
 from stream_detector.scoring import ScaleTable, ScoreBatch
 from stream_detector.thresholds import ResolvedThreshold
+from stream_detector.timing import GAP, IMPUTED, TimePolicy, count_flags, observe
 from stream_detector.windowing import Window, WindowRun, WindowState
 
 __all__ = [
@@ -88,10 +89,12 @@ class ModelRuntime:
 
     loaded: LoadedModel
     thresholds: Callable[[str], ResolvedThreshold]
+    dead_letter_skew_s: float = 0.0  # skewed records further ahead are dead-lettered (0: never)
     scale: ScaleTable = field(init=False)
     params: DetectionParams = field(init=False)
     hybrid: HybridStage | None = field(init=False)  # the NPLM stage of a hybrid model
     provider: str = field(init=False)  # asking the session costs 2 us, at every alert
+    time: TimePolicy = field(init=False)  # how record times are judged (timing.py)
 
     def __post_init__(self) -> None:
         card = self.loaded.card
@@ -99,6 +102,10 @@ class ModelRuntime:
         self.params = DetectionParams.from_card(card.detection)
         self.hybrid = HybridStage.from_card(card)
         self.provider = self.loaded.scorer.provider
+        t = card.time
+        self.time = (TimePolicy.from_cadence(
+            t.cadence_s, skew_steps=t.skew_steps, gap_steps=t.gap_steps, confirm=t.confirm,
+            dead_letter_s=self.dead_letter_skew_s) if t is not None else TimePolicy())
 
     @property
     def card(self) -> ModelCard:
@@ -159,25 +166,54 @@ class Scored:
 
 
 class Pipeline:
-    """Routes records to the models of their kind and turns windows into events."""
+    """Routes each record to the one model serving its key and turns windows into events.
+
+    Records no model serves (:mod:`stream_detector.routing`) are skipped here; the worker
+    dead-letters them (reason ``unrouted``) before they reach :meth:`ingest`.
+
+    Raises
+    ------
+    ConfigurationError
+        Two models claim the same keys (see :class:`~stream_detector.routing.Router`).
+    """
 
     def __init__(self, models: Sequence[ModelRuntime], store: StateStore) -> None:
         self.models = list(models)
+        self.router: Router[ModelRuntime] = Router(self.models)
         self.store = store
+        # records flagged late, repeated, skewed, imputed, gap since last read (metrics)
+        self.flag_counts: dict[int, int] = {}
+        # records refused for their time: (source, index in message, reason, text)
+        self.refused: list[tuple[SourceRef, int, str, str]] = []
+        # per model name: versions whose key states must not carry over (other features)
+        self._no_carry: dict[str, set[str]] = {}
 
     def set_models(self, models: Sequence[ModelRuntime]) -> None:
-        """Swap in new model versions; keys keep their windows when the shape still fits."""
-        self.models = list(models)
+        """Swap in new model versions; keys keep their state across compatible versions.
+
+        Compatible means the same window, stride and features (names and order): then a key
+        keeps its window *and* its detection history (z-score statistics, warm-up count,
+        quiet period), so a hot swap opens no blind period. Otherwise the key starts afresh.
+        """
+        router = Router(models)  # raises before anything changes
+        old = {m.name: m for m in self.models}
+        for m in models:
+            before = old.get(m.name)
+            if before is not None and before.card.version != m.card.version and (
+                before.card.features != m.card.features
+            ):
+                self._no_carry.setdefault(m.name, set()).add(before.card.version)
+        self.models, self.router = list(models), router
 
     def _state(self, model: ModelRuntime, key: str) -> KeyState:
         card = model.card
         state = self.store.get(model.name, key)
         if state is None or (state.window.window, state.window.features, state.window.stride) != (
             card.window, card.n_features, card.stride
-        ):
+        ) or state.version in self._no_carry.get(model.name, ()):
             state = KeyState(card.version, WindowState(card.window, card.n_features, card.stride))
-        elif state.version != card.version:  # new version, new score scale: fresh history
-            state.version, state.detector, state.sample = card.version, DetectorState(), None
+        elif state.version != card.version:
+            state.version = card.version  # same shape: window and history carry over
         if model.hybrid is None:
             state.sample = None
         elif not model.hybrid.fits(state.sample):
@@ -198,32 +234,61 @@ class Pipeline:
         self, run: RecordRun, source: SourceRef, first_index: int = 0
     ) -> list[PendingRun]:
         """Append a run of one key's records (record ``first_index`` on of the message at
-        ``source``) to that key's window for each model of its kind, in one step.
+        ``source``) to that key's window, in one step, for the model serving the key.
 
         Records whose position the key's state already holds (applied before a restart;
         their events went out then) are skipped: positions grow along a message, so they
-        are a prefix of the run.
+        are a prefix of the run. Each record's time is judged in order (timing.py); a
+        record refused for its time joins :attr:`refused` and no window.
         """
-        pending: list[PendingRun] = []
+        model = self.router.route(run.kind, run.key) if len(run) else None
+        if model is None:
+            return []  # unrouted: the worker dead-letters it; offline it is not scored
         tag = source_tag(source)
         first = position_of(source.offset, first_index)
-        last = position_of(source.offset, first_index + len(run) - 1)
-        for model in self.models:
-            if model.card.record_kind != run.kind or not len(run):
-                continue
-            state = self._state(model, run.key)
-            part = run
-            if first != _NO_POSITION and state.last_source in (tag, _NO_TAG):
-                skip = state.last_position - first + 1
-                if skip >= len(run):
+        state = self._state(model, run.key)
+        skip = 0
+        if first != _NO_POSITION and state.last_source in (tag, _NO_TAG):
+            skip = max(0, state.last_position - first + 1)
+            if skip >= len(run):
+                return []
+        part = run.tail(skip) if skip else run
+        keep, flags = self._judge(model, state, part, source, first_index + skip)
+        if keep is not None:
+            part = part.take(keep)
+        windows = state.window.extend_run(part.values, part.epoch_ns, part.texts, flags)
+        state.last_position = position_of(source.offset, first_index + len(run) - 1)
+        state.last_source = tag
+        self.store.put(model.name, run.key, state, source)
+        if not len(windows):
+            return []
+        return [PendingRun(model, run.key, state, windows, source)]
+
+    def _judge(
+        self, model: ModelRuntime, state: KeyState, run: RecordRun, source: SourceRef,
+        first_index: int,
+    ) -> tuple[list[int] | None, list[int]]:
+        """Each record's timing flags, in order; the indices kept (None: all of them)."""
+        clock, policy = state.window.clock, model.time
+        flags: list[int] = []
+        keep: list[int] | None = None
+        imputed = run.imputed
+        for j, t in enumerate(run.epoch_ns):
+            ahead = t - clock.newest_ns
+            f = observe(clock, t, policy)
+            if imputed is not None and imputed[j]:
+                f |= IMPUTED
+            if f:
+                count_flags(self.flag_counts, f)
+                if policy.is_dead_letter(f, ahead):
+                    self.refused.append((source, first_index + j, "clock_skew",
+                                         policy.refusal(run.texts[j], ahead)))
+                    keep = list(range(j)) if keep is None else keep
                     continue
-                part = run.tail(skip) if skip > 0 else run
-            windows = state.window.extend_run(part.values, part.epoch_ns, part.texts)
-            state.last_position, state.last_source = last, tag
-            self.store.put(model.name, run.key, state, source)
-            if len(windows):
-                pending.append(PendingRun(model, run.key, state, windows, source))
-        return pending
+            if keep is not None:
+                keep.append(j)
+            flags.append(f)
+        return keep, flags
 
     @staticmethod
     def score(pending: Sequence[PendingRun]) -> list[ScoreBatch]:
@@ -290,11 +355,14 @@ class Pipeline:
         raws = batch.scores.scores[row : row + n].tolist()
         threshold = model.thresholds(run.key)
         detector = run.state.detector
+        # a window across a gap: judged, not learnt
+        learn = [not f & GAP for f in run.windows.flags] if any(run.windows.flags) else None
         if keep:
-            decisions = [decide(detector, raw, threshold.value, model.params) for raw in raws]
+            decisions = [decide(detector, raw, threshold.value, model.params,
+                                learn is None or learn[j]) for j, raw in enumerate(raws)]
             alerts = [(j, d.detection_score) for j, d in enumerate(decisions) if d.alert]
         else:
-            alerts = alerts_of(detector, raws, threshold.value, model.params)
+            alerts = alerts_of(detector, raws, threshold.value, model.params, learn)
         errors = batch.scores.errors
         rows = [row + j for j, _ in alerts]
         cells = top_cells_rows(errors, rows, model.card.n_features) if alerts else []
@@ -316,7 +384,8 @@ class Pipeline:
         model, item, errors = batch.model, run.item(j), batch.scores.errors[i]
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
-        decision = decide(item.state.detector, raw, threshold.value, model.params)
+        learn = not item.window.flags & GAP  # a window across a gap: judged, not learnt
+        decision = decide(item.state.detector, raw, threshold.value, model.params, learn)
         hybrid, ring, outcome = model.hybrid, item.state.sample, None
         if hybrid is not None and ring is not None:
             outcome = hybrid.observe(ring, raw, errors, item.window.start_text)
@@ -351,7 +420,8 @@ class Pipeline:
             expected=None if expected is None else expected[i],
             provider=model.provider,
             source=item.source,
-            quality=quality_flags(item.imputed, item.window.late, decision.warm_up),
+            quality=quality_flags(item.imputed, item.window.late, decision.warm_up,
+                                  item.window.flags),
             detected_at=detected_at,
             cells=cells,
         )

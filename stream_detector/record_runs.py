@@ -57,7 +57,7 @@ class RecordRun(NamedTuple):
 
     ``values`` is ``(n, features)`` float32 (the records' feature vectors, in order),
     ``epoch_ns`` their timestamps in nanoseconds since the Unix epoch (naive = UTC),
-    ``texts`` the timestamps as sent.
+    ``texts`` the timestamps as sent, ``imputed`` each record's flag (None: none is).
     """
 
     kind: RecordKind
@@ -65,14 +65,26 @@ class RecordRun(NamedTuple):
     values: npt.NDArray[np.float32]
     epoch_ns: list[int]
     texts: list[str]
+    imputed: list[bool] | None = None
 
     def __len__(self) -> int:  # records, not fields
         return len(self.texts)
 
     def tail(self, start: int) -> RecordRun:
         """The run without its first ``start`` records."""
-        return RecordRun(self.kind, self.key, self.values[start:], self.epoch_ns[start:],
-                         self.texts[start:])
+        return self.part(start, len(self))
+
+    def part(self, start: int, stop: int) -> RecordRun:
+        """Records ``start .. stop - 1`` of the run."""
+        imputed = None if self.imputed is None else self.imputed[start:stop]
+        return RecordRun(self.kind, self.key, self.values[start:stop],
+                         self.epoch_ns[start:stop], self.texts[start:stop], imputed)
+
+    def take(self, keep: list[int]) -> RecordRun:
+        """The records at the indices ``keep`` (in order)."""
+        imputed = None if self.imputed is None else [self.imputed[i] for i in keep]
+        return RecordRun(self.kind, self.key, self.values[keep], [self.epoch_ns[i] for i in keep],
+                         [self.texts[i] for i in keep], imputed)
 
 
 def slice_runs(runs: Sequence[RecordRun], first: int, stop: int | None) -> list[RecordRun]:
@@ -88,8 +100,7 @@ def slice_runs(runs: Sequence[RecordRun], first: int, stop: int | None) -> list[
     for run in runs:
         lo, hi = max(first - at, 0), len(run) if stop is None else min(stop - at, len(run))
         if lo < hi:
-            out.append(run if (lo, hi) == (0, len(run)) else RecordRun(
-                run.kind, run.key, run.values[lo:hi], run.epoch_ns[lo:hi], run.texts[lo:hi]))
+            out.append(run if (lo, hi) == (0, len(run)) else run.part(lo, hi))
         at += len(run)
     return out
 
@@ -104,10 +115,12 @@ def runs_of(records: Sequence[Record]) -> list[RecordRun]:
                 records[start].kind, records[start].key, len(records[start].values)):
             part = records[start:i]
             head = part[0]
+            imputed = [r.imputed for r in part]
             runs.append(RecordRun(
                 head.kind, head.key,
                 _float32(np.array([r.values for r in part], dtype=np.float64)),
-                [r.epoch_ns for r in part], [r.timestamp_text for r in part]))
+                [r.epoch_ns for r in part], [r.timestamp_text for r in part],
+                imputed if any(imputed) else None))
             start = i
     return runs
 
@@ -172,7 +185,14 @@ def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) ->
         if "schema_version" in r and not (type(r["schema_version"]) is int
                                           and r["schema_version"] == 1):
             return False
+        if "imputed" in r and type(r["imputed"]) is not bool:
+            return False
     return True
+
+
+def _imputed(rows: list[Any]) -> list[bool] | None:
+    flags = [r.get("imputed", False) for r in rows]
+    return flags if any(flags) else None
 
 
 def _times(texts: list[Any]) -> list[int] | None:
@@ -222,7 +242,7 @@ def _one_key(keys: list[Any]) -> bool:
 _SERIES: Final = frozenset({"kind", "series", "timestamp", "value"})
 _SALES: Final = frozenset({"kind", "date", "store", "item", "sales"})
 _EVENTS: Final = frozenset({"kind", "source", "timestamp", "features"})
-_VERSION: Final = frozenset({"schema_version"})
+_VERSION: Final = frozenset({"schema_version", "imputed"})
 
 
 def _series(rows: list[Any]) -> RecordRun | None:
@@ -237,7 +257,7 @@ def _series(rows: list[Any]) -> RecordRun | None:
     values, ns = _numbers([r["value"] for r in rows]), _times(texts)
     if values is None or ns is None:
         return None
-    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts)
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts, _imputed(rows))
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:
@@ -267,7 +287,8 @@ def _sales(rows: list[Any]) -> RecordRun | None:
     values, ns = _numbers([r["sales"] for r in rows]), _times(texts)
     if values is None or ns is None:
         return None
-    return RecordRun("sales", f"{stores[0]}/{items[0]}", values.reshape(-1, 1), ns, texts)
+    return RecordRun("sales", f"{stores[0]}/{items[0]}", values.reshape(-1, 1), ns, texts,
+                     _imputed(rows))
 
 
 def _events(rows: list[Any]) -> RecordRun | None:
@@ -287,7 +308,7 @@ def _events(rows: list[Any]) -> RecordRun | None:
     flat, ns = _numbers([v for f in features for v in f]), _times(texts)
     if flat is None or ns is None:
         return None
-    return RecordRun("events", keys[0], flat.reshape(-1, width), ns, texts)
+    return RecordRun("events", keys[0], flat.reshape(-1, width), ns, texts, _imputed(rows))
 
 
 _KINDS: Final[dict[str, Callable[[list[Any]], RecordRun | None]]] = {

@@ -68,6 +68,7 @@ class ServiceHandle:
     port: int
     data_dir: str
     log_path: str
+    started: int | None = None  # the process's start time (clock ticks after boot)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,32 @@ def is_alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     return True
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks after boot, /proc/PID/stat field 22), or None.
+
+    With the pid it identifies one process: a pid reused after a reboot or a crash starts
+    at another time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owns(handle: ServiceHandle) -> bool:
+    """Whether ``handle.pid`` is still the process that was started for it: same start
+    time, and its command line names the service's data folder or port."""
+    try:
+        cmdline = Path(f"/proc/{handle.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    if handle.started is not None and start_ticks(handle.pid) != handle.started:
+        return False
+    marks = [m.encode() for m in (handle.data_dir, f":{handle.port}") if m and m != ":0"]
+    return any(m in cmdline for m in marks) or (not marks and handle.started is not None)
 
 
 def stop_handle(handle: ServiceHandle, timeout: float = 20.0) -> None:
@@ -291,7 +318,8 @@ class KafkaBroker:
         client = self.security.client_config if self.security else {}
         _wait_ready("Kafka", proc, lambda: _kafka_ready(f"127.0.0.1:{port}", client), log_path,
                     timeout)
-        return ServiceHandle("kafka", url, proc.pid, port, str(data_dir), str(log_path))
+        return ServiceHandle("kafka", url, proc.pid, port, str(data_dir), str(log_path),
+                             start_ticks(proc.pid))
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -322,10 +350,21 @@ def _kafka_ready(bootstrap: str, client: Mapping[str, Any] | None = None) -> boo
 
 
 class RedisServer:
-    """Debian's ``redis-server`` on a loopback port, no persistence."""
+    """Debian's ``redis-server`` on a loopback port.
 
-    def __init__(self, security: RedisSecurity | None = None) -> None:
+    Parameters
+    ----------
+    security
+        ACL user, password and TLS for the server (None: plain loopback, no AUTH).
+    persistent
+        Keep data across restarts in an append-only file (``appendonly.aof`` under the data
+        dir, fsynced every second): thresholds published to it survive a restart. Test
+        fixtures pass False for speed.
+    """
+
+    def __init__(self, security: RedisSecurity | None = None, persistent: bool = True) -> None:
         self.security = security
+        self.persistent = persistent
 
     @staticmethod
     def _binary() -> str:
@@ -352,8 +391,9 @@ class RedisServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port(port)
         log_path = data_dir / "redis.log"
+        aof = ["yes", "--appendfsync", "everysec"] if self.persistent else ["no"]
         args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                "no", "--dir", str(data_dir), "--daemonize", "no", "--protected-mode", "yes"]
+                *aof, "--dir", str(data_dir), "--daemonize", "no", "--protected-mode", "yes"]
         sec, scheme = self.security, "redis"
         if sec is not None:
             conf = data_dir / "secure.conf"
@@ -367,7 +407,8 @@ class RedisServer:
         url = f"{scheme}://127.0.0.1:{port}/0"
         kwargs = dict(sec.client_kwargs) if sec else {}
         _wait_ready("redis-server", proc, lambda: _redis_ready(url, kwargs), log_path, timeout)
-        return ServiceHandle("redis", url, proc.pid, port, str(data_dir), str(log_path))
+        return ServiceHandle("redis", url, proc.pid, port, str(data_dir), str(log_path),
+                             start_ticks(proc.pid))
 
 
 def _redis_ready(url: str, kwargs: Mapping[str, Any] | None = None) -> bool:
@@ -421,7 +462,7 @@ def handle_ready(handle: ServiceHandle) -> bool:
 @contextlib.contextmanager
 def local_services(cache_dir: Path) -> Iterator[tuple[ServiceHandle, ServiceHandle]]:
     """Kafka and Redis for the duration of a ``with`` block (tests, benchmarks, the demo)."""
-    redis_handle = RedisServer().start()
+    redis_handle = RedisServer(persistent=False).start()
     try:
         kafka_handle = KafkaBroker(cache_dir).start()
         try:

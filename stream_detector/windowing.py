@@ -14,10 +14,12 @@ A key's state is a :class:`WindowState`. Every pushed record lands in a ring buf
 i.e. window ``i`` holds records ``i*stride .. i*stride + window - 1``, exactly what slicing
 the whole series would give (a unit test checks this property on random input).
 
-Records are taken in arrival order and never reordered: reordering would need a buffer
-and a watermark, and would make online windows differ from a replay of the same topic. A
-record older than the newest one seen is *late*; it is kept and every window that holds it
-is flagged ``late`` so the event's quality flags tell the consumer.
+Records are taken in arrival order and never reordered: reordering would need a buffer,
+and would make online windows differ from a replay of the same topic. Each record's time is
+judged against the key's watermark by :mod:`stream_detector.timing` (late, repeated, skewed,
+gap); it is kept, and every window that holds it carries its flags (``Window.flags``; a gap
+flags the windows that hold the records on both sides of it), so the event's quality flags
+tell the consumer.
 
 Values are stored twice (positions ``i`` and ``i + window`` of a ``2*window`` buffer), so
 the newest window is always one contiguous slice: no concatenation per emitted window.
@@ -43,14 +45,28 @@ import numpy.typing as npt
 
 from schemas.records import MAX_FEATURES
 from stream_detector.constants import MAX_WINDOW_LENGTH
+from stream_detector.timing import (
+    GAP,
+    IMPUTED,
+    LATE,
+    REPEATED,
+    SKEWED,
+    TimePolicy,
+    Watermark,
+    observe,
+)
 
 __all__ = ["Window", "WindowRun", "WindowState", "sliding_windows"]
 
 _MAGIC: Final = b"SDW1"
 # magic, window, features, stride, count, newest_ns, last_late, late_count, text bytes
 _HEADER: Final = struct.Struct("<4sIIIqqqqI")
-_NO_TIME: Final = -(2**63)
+# SDW2: the watermark's ahead run, and the last index and count of every time flag
+_MAGIC2: Final = b"SDW2"
+_HEADER2: Final = struct.Struct("<4sIIIqqqq5q5qI")
+_NO_POLICY: Final = TimePolicy()
 _VECTOR_MIN: Final = 8  # shorter runs are cheaper record by record
+_BITS: Final = (LATE, REPEATED, SKEWED, IMPUTED, GAP)  # GAP last: it lies *between* records
 
 
 class Window(NamedTuple):
@@ -67,6 +83,7 @@ class Window(NamedTuple):
     end_text: str
     late: bool
     seq: int
+    flags: int = 0  # timing flags (stream_detector.timing) of the records it holds
 
 
 class WindowRun(NamedTuple):
@@ -83,6 +100,7 @@ class WindowRun(NamedTuple):
     end_text: list[str]
     late: list[bool]
     seq: list[int]
+    flags: list[int]
 
     def __len__(self) -> int:  # windows, not fields
         return len(self.seq)
@@ -90,7 +108,7 @@ class WindowRun(NamedTuple):
     def window(self, i: int) -> Window:
         """Window ``i`` of the run."""
         return Window(self.values[i], self.start_ns[i], self.end_ns[i], self.start_text[i],
-                      self.end_text[i], self.late[i], self.seq[i])
+                      self.end_text[i], self.late[i], self.seq[i], self.flags[i])
 
     @classmethod
     def of(cls, windows: Sequence[Window], features: int, length: int) -> WindowRun:
@@ -103,7 +121,8 @@ class WindowRun(NamedTuple):
             values = np.empty((0, length, features), dtype=np.float32)
         return cls(values, [w.start_ns for w in windows], [w.end_ns for w in windows],
                    [w.start_text for w in windows], [w.end_text for w in windows],
-                   [w.late for w in windows], [w.seq for w in windows])
+                   [w.late for w in windows], [w.seq for w in windows],
+                   [w.flags for w in windows])
 
 
 def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:
@@ -135,7 +154,7 @@ def _check_bounds(window: int, features: int, stride: int) -> None:
         raise ValueError(f"stride must be in 1..{MAX_WINDOW_LENGTH}, got {stride}")
 
 
-_NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], [], [], [], [])
+_NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], [], [], [], [], [])
 
 
 class WindowState:
@@ -156,9 +175,9 @@ class WindowState:
         "features",
         "stride",
         "count",
-        "newest_ns",
-        "late_count",
-        "_last_late",
+        "clock",
+        "counts",
+        "_last",
         "_buf",
         "_ts",
         "_text",
@@ -170,15 +189,25 @@ class WindowState:
         self.features = features
         self.stride = stride
         self.count = 0  # records pushed so far
-        self.newest_ns = _NO_TIME  # largest timestamp seen
-        self.late_count = 0
-        self._last_late = -1  # index of the most recent late record
+        self.clock = Watermark()  # the key's event-time position (timing policy)
+        self.counts = [0] * len(_BITS)  # records flagged late, repeated, skewed, imputed, gap
+        self._last = [-1] * len(_BITS)  # index of the most recent record with each flag
         self._buf = np.zeros((2 * window, features), dtype=np.float32)
         self._ts: list[int] = [0] * window  # a list: scalar stores are 3x faster than numpy
         self._text: list[str] = [""] * window
 
+    @property
+    def newest_ns(self) -> int:
+        """The watermark: the newest record time accepted (ns), or ``NO_TIME``."""
+        return self.clock.newest_ns
+
+    @property
+    def late_count(self) -> int:
+        return self.counts[0]
+
     def push(
-        self, values: Sequence[float] | npt.NDArray[np.floating], timestamp_ns: int, text: str = ""
+        self, values: Sequence[float] | npt.NDArray[np.floating], timestamp_ns: int,
+        text: str = "", policy: TimePolicy = _NO_POLICY, flags: int | None = None,
     ) -> Window | None:
         """Add one record; return the window it completes, if any.
 
@@ -187,10 +216,15 @@ class WindowState:
         values
             The record's ``features`` values.
         timestamp_ns
-            Its time (ns since the epoch); only used to flag late records and to date
-            windows: records are never reordered.
+            Its time (ns since the epoch); only used to flag records and to date windows:
+            records are never reordered.
         text
             Its timestamp as the producer sent it, echoed in events.
+        policy
+            How its time is judged (:class:`~stream_detector.timing.TimePolicy`).
+        flags
+            Its timing flags when the caller already judged it with
+            :func:`~stream_detector.timing.observe` (then ``policy`` is not used).
         """
         if len(values) != self.features:  # else numpy would broadcast one value to all
             raise ValueError(f"expected {self.features} values, got {len(values)}")
@@ -201,31 +235,55 @@ class WindowState:
         buf[p + w] = buf[p]
         self._ts[p] = timestamp_ns
         self._text[p] = text
-        if timestamp_ns < self.newest_ns:
-            self._last_late = c
-            self.late_count += 1
-        else:
-            self.newest_ns = timestamp_ns
+        if flags is None:
+            flags = observe(self.clock, timestamp_ns, policy)
+        if flags:
+            self._mark(flags, c)
         c += 1
         self.count = c
         if c < w or (c - w) % self.stride:
             return None
         start = c % w  # ring position of the oldest record in the window
+        held = self._window_flags(c)
         return Window(
             values=self._buf[start : start + w].copy(),
             start_ns=self._ts[start],
             end_ns=timestamp_ns,
             start_text=self._text[start],
             end_text=text,
-            late=self._last_late >= c - w,
+            late=bool(held & LATE),
             seq=c,
+            flags=held,
         )
+
+    def _mark(self, flags: int, index: int) -> None:
+        for i, bit in enumerate(_BITS):
+            if flags & bit:
+                self._last[i] = index
+                self.counts[i] += 1
+
+    def _window_flags(self, c: int) -> int:
+        """Flags of the window of records ``c - window .. c - 1``.
+
+        A gap lies before its record: the window spans it only if it also holds the
+        record before (``index >= c - window + 1``).
+        """
+        first = c - self.window
+        last = self._last
+        held = 0
+        for i, bit in enumerate(_BITS[:4]):
+            if last[i] >= first:
+                held |= bit
+        if last[4] > first:
+            held |= GAP
+        return held
 
     def extend(
         self,
         values: npt.ArrayLike,
         timestamps_ns: Sequence[int],
         texts: Sequence[str] | None = None,
+        policy: TimePolicy = _NO_POLICY,
     ) -> list[Window]:
         """Push records ``(n, features)`` in order; return the windows they complete."""
         rows = np.asarray(values, dtype=np.float32).reshape(-1, self.features)
@@ -233,16 +291,19 @@ class WindowState:
             raise ValueError("need one timestamp (and text) per record")
         out = []
         for i, row in enumerate(rows):
-            win = self.push(row, timestamps_ns[i], texts[i] if texts is not None else "")
+            win = self.push(row, timestamps_ns[i], texts[i] if texts is not None else "",
+                            policy)
             if win is not None:
                 out.append(win)
         return out
 
     def extend_run(
-        self, values: npt.NDArray[np.float32], timestamps_ns: Sequence[int], texts: Sequence[str]
+        self, values: npt.NDArray[np.float32], timestamps_ns: Sequence[int],
+        texts: Sequence[str], flags: Sequence[int],
     ) -> WindowRun:
-        """Push records ``(n, features)`` in order, as ``n`` calls of :meth:`push` would, and
-        return the windows they complete as one :class:`WindowRun`.
+        """Push records ``(n, features)`` already judged (``flags``: each one's timing
+        flags, from :func:`~stream_detector.timing.observe`), as ``n`` calls of
+        :meth:`push` would, and return the windows they complete as one :class:`WindowRun`.
 
         Long runs (a message of many records) are windowed in a few numpy operations over
         the held records and the new ones; short runs go through :meth:`push`. Both give the
@@ -251,36 +312,29 @@ class WindowState:
         n = len(values)
         if values.ndim != 2 or values.shape[1] != self.features:
             raise ValueError(f"expected (n, {self.features}) values, got {values.shape}")
-        if len(timestamps_ns) != n or len(texts) != n:
-            raise ValueError("need one timestamp and one text per record")
+        if not len(timestamps_ns) == len(texts) == len(flags) == n:
+            raise ValueError("need one timestamp, text and flags value per record")
         if n == 1:  # one record a message: no lists to build
-            win = self.push(values[0], timestamps_ns[0], texts[0])
+            win = self.push(values[0], timestamps_ns[0], texts[0], flags=flags[0])
             if win is None:
                 return _NO_WINDOWS
             return WindowRun(win.values[None], [win.start_ns], [win.end_ns], [win.start_text],
-                             [win.end_text], [win.late], [win.seq])
+                             [win.end_text], [win.late], [win.seq], [win.flags])
         if n < _VECTOR_MIN:
-            out = [self.push(values[i], timestamps_ns[i], texts[i]) for i in range(n)]
+            out = [self.push(values[i], timestamps_ns[i], texts[i], flags=flags[i])
+                   for i in range(n)]
             return WindowRun.of([w for w in out if w is not None], self.features, self.window)
-        return self._extend_vector(values, np.asarray(timestamps_ns, dtype=np.int64), texts)
+        return self._extend_vector(values, list(timestamps_ns), texts, flags)
 
-    def _extend_vector(
-        self, values: npt.NDArray[np.float32], ts: npt.NDArray[np.int64], texts: Sequence[str]
-    ) -> WindowRun:
+    def _extend_vector(self, values: npt.NDArray[np.float32], ts: list[int],
+                       texts: Sequence[str], flags: Sequence[int]) -> WindowRun:
         #   held (h = filled)      new (n)
         #   [ ..........][ r0 r1 ... r(n-1) ]      global index of held[0] = count - h
         w, n, c0, h = self.window, len(values), self.count, self.filled
         oldest = self._oldest()
-        held_ts = (self._ts[oldest:] + self._ts[:oldest])[:h]
-        held_text = (self._text[oldest:] + self._text[:oldest])[:h]
         rows = np.concatenate([self._buf[oldest : oldest + h], values.astype(np.float32)])
-        all_ts = held_ts + ts.tolist()
-        all_text = list(held_text) + list(texts)
-        # late: older than the newest timestamp before it (the running maximum)
-        running = np.maximum.accumulate(np.concatenate([[self.newest_ns], ts]))
-        late = ts < running[:-1]
-        glob = np.arange(c0, c0 + n)
-        last_late = np.maximum.accumulate(np.maximum(np.where(late, glob, -1), self._last_late))
+        all_ts = (self._ts[oldest:] + self._ts[:oldest])[:h] + ts
+        all_text = (self._text[oldest:] + self._text[:oldest])[:h] + list(texts)
         # windows end at global index g when g + 1 >= w and (g + 1 - w) % stride == 0
         first_end = max(c0, w - 1)
         first_end += (-(first_end + 1 - w)) % self.stride
@@ -291,25 +345,38 @@ class WindowState:
             win_values = np.ascontiguousarray(view[starts_a].transpose(0, 2, 1))
         else:  # fewer than ``window`` records held so far
             win_values = np.empty((0, w, self.features), dtype=np.float32)
+        held = self._run_flags(np.asarray(flags, dtype=np.int64), ends)
         s_idx, e_idx = starts_a.tolist(), (ends - (c0 - h)).tolist()
         run = WindowRun(
-            values=win_values,
-            start_ns=[all_ts[i] for i in s_idx],
-            end_ns=[all_ts[i] for i in e_idx],
-            start_text=[all_text[i] for i in s_idx],
-            end_text=[all_text[i] for i in e_idx],
-            late=(last_late[ends - c0] >= ends + 1 - w).tolist(),
-            seq=(ends + 1).tolist(),
+            values=win_values, start_ns=[all_ts[i] for i in s_idx],
+            end_ns=[all_ts[i] for i in e_idx], start_text=[all_text[i] for i in s_idx],
+            end_text=[all_text[i] for i in e_idx], late=[bool(f & LATE) for f in held],
+            seq=(ends + 1).tolist(), flags=held,
         )
         self._store_tail(values, ts, texts)
         self.count = c0 + n
-        self.newest_ns = int(running[-1])
-        self.late_count += int(late.sum())
-        self._last_late = int(last_late[-1])
         return run
 
+    def _run_flags(self, flags: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+                   ) -> list[int]:
+        """Each window's flags (as :meth:`_window_flags`), updating the flag bookkeeping
+        for the new records ``count .. count + n - 1``."""
+        c0 = self.count
+        glob = np.arange(c0, c0 + len(flags))
+        first = ends + 1 - self.window
+        held = np.zeros(len(ends), dtype=np.int64)
+        for i, bit in enumerate(_BITS):
+            has = (flags & bit) != 0
+            last = np.maximum.accumulate(np.maximum(np.where(has, glob, -1), self._last[i]))
+            at_end = last[ends - c0]
+            # a gap lies before its record: the window spans it only past its first record
+            held |= np.where(at_end > first if bit == GAP else at_end >= first, bit, 0)
+            self._last[i] = int(last[-1])
+            self.counts[i] += int(has.sum())
+        return [int(f) for f in held.tolist()]
+
     def _store_tail(
-        self, values: npt.NDArray[np.float32], ts: npt.NDArray[np.int64], texts: Sequence[str]
+        self, values: npt.NDArray[np.float32], ts: list[int], texts: Sequence[str]
     ) -> None:
         """Write the newest ``min(n, window)`` of ``n`` new records into the ring."""
         w, n = self.window, len(values)
@@ -318,7 +385,7 @@ class WindowState:
         tail = values[n - k :]
         self._buf[pos] = tail
         self._buf[[p + w for p in pos]] = tail
-        tail_ts, tail_text = ts[n - k :].tolist(), texts[n - k :]
+        tail_ts, tail_text = ts[n - k :], texts[n - k :]
         for j, p in enumerate(pos):
             self._ts[p] = tail_ts[j]
             self._text[p] = tail_text[j]
@@ -337,16 +404,10 @@ class WindowState:
         n, start = self.filled, self._oldest()
         times = (self._ts[start:] + self._ts[:start])[:n]
         text = "\n".join((self._text[start:] + self._text[:start])[:n]).encode("utf-8")
-        header = _HEADER.pack(
-            _MAGIC,
-            self.window,
-            self.features,
-            self.stride,
-            self.count,
-            self.newest_ns,
-            self._last_late,
-            self.late_count,
-            len(text),
+        clock = self.clock
+        header = _HEADER2.pack(
+            _MAGIC2, self.window, self.features, self.stride, self.count,
+            clock.newest_ns, clock.ahead, clock.ahead_ns, *self._last, *self.counts, len(text),
         )
         # the doubled buffer makes the held records one contiguous, oldest-first slice
         values = self._buf[start : start + n].astype("<f4", copy=False).tobytes()
@@ -355,29 +416,35 @@ class WindowState:
     @classmethod
     def from_bytes(cls, data: bytes) -> WindowState:
         """Rebuild a state written by :meth:`to_bytes`; rejects anything malformed."""
-        if len(data) < _HEADER.size:
-            raise ValueError("window state is truncated")
-        magic, window, features, stride, count, newest, last_late, late_count, n_text = (
-            _HEADER.unpack_from(data)
-        )
-        if magic != _MAGIC:
+        header = {_MAGIC: _HEADER, _MAGIC2: _HEADER2}.get(data[:4])
+        if header is None:
             raise ValueError("not a window state (bad magic)")
+        if len(data) < header.size:
+            raise ValueError("window state is truncated")
+        fields = header.unpack_from(data)
+        window, features, stride, count, newest = fields[1:6]
+        n_text = fields[-1]
         state = cls(window, features, stride)
-        if count < 0 or late_count < 0:
+        if header is _HEADER:  # SDW1: lateness only
+            state._last[0], state.counts[0] = fields[6], fields[7]
+        else:
+            state.clock.ahead, state.clock.ahead_ns = fields[6], fields[7]
+            state._last, state.counts = list(fields[8:13]), list(fields[13:18])
+        state.clock.newest_ns = newest
+        if count < 0 or min(state.counts) < 0:
             raise ValueError("window state has negative counters")
         n = min(count, window)
         sizes = (n * features * 4, n * 8, n_text)
-        if len(data) != _HEADER.size + sum(sizes):
+        if len(data) != header.size + sum(sizes):
             raise ValueError("window state length does not match its header")
-        off = _HEADER.size
+        off = header.size
         vals = np.frombuffer(data, "<f4", n * features, off).reshape(n, features)
         off += sizes[0]
         times = np.frombuffer(data, "<i8", n, off)
         texts = data[off + sizes[1] :].decode("utf-8").split("\n") if n else []
         if len(texts) != n:
             raise ValueError("window state texts do not match its record count")
-        state.count, state.newest_ns = count, newest
-        state._last_late, state.late_count = last_late, late_count
+        state.count = count
         if n:
             # chronological record j sits at ring position (oldest + j) % window: a roll
             k = state._oldest() % n

@@ -2,7 +2,8 @@
 
 One batch (up to ``batch_max`` events, or whatever arrived within ``batch_wait``):
 
-1. each message is parsed; a bad one becomes a dead letter with its reason and bytes;
+1. each message is parsed; a bad one becomes a dead letter with its reason and bytes, and
+   so does one whose key no loaded model serves (reason ``unrouted``, also counted);
 2. records join their keys' windows (:meth:`Pipeline.ingest`);
 3. ready windows of every key are scored together in a worker thread (ONNX Runtime
    releases the GIL, the event loop keeps consuming);
@@ -31,6 +32,7 @@ from stream_detector.events import event_json
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import KeyState, ModelRuntime, Pending, PendingRun, Pipeline
 from stream_detector.record_runs import RecordRun, parse_run, slice_runs
+from stream_detector.timing import flag_names
 
 __all__ = ["TableStore", "BatchResult", "WorkerRuntime", "table_key"]
 
@@ -206,6 +208,14 @@ class WorkerRuntime:
         runs = parse_run(msg.value, self._widths)
         if msg.first_record or msg.stop_record is not None:
             runs = slice_runs(runs, msg.first_record, msg.stop_record)
+        head = runs[0] if runs else None  # one key per message (parse_message checks)
+        if head is not None and self.pipeline.router.route(head.kind, head.key) is None:
+            self.metrics.unrouted_records.labels(head.kind).inc(sum(len(r) for r in runs))
+            raise RecordError(
+                "unrouted", f"no loaded model serves {head.kind} key {head.key!r} "
+                f"({self.pipeline.router.describe(head.kind)}); train or load a model that "
+                "serves it"
+            )
         return runs
 
     def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[PendingRun]:
@@ -230,7 +240,23 @@ class WorkerRuntime:
                 counts[run.kind] = counts.get(run.kind, 0) + len(run)
         for kind, n in counts.items():  # one metric update per batch, not per record
             self.metrics.records_in.labels(kind).inc(n)
+        self._drain_flags(messages, result)
         return pending
+
+    def _drain_flags(self, messages: Sequence[Message], result: BatchResult) -> None:
+        """Timing-flag counts into metrics; records refused for their time to dead letters."""
+        pipe = self.pipeline
+        if pipe.flag_counts:
+            for bit, n in pipe.flag_counts.items():
+                self.metrics.record_flags.labels(flag_names(bit)[0]).inc(n)
+            pipe.flag_counts = {}
+        if pipe.refused:
+            values = {m.ident: m.value for m in messages}
+            for source, index, reason, text in pipe.refused:
+                raw = values.get((source.topic, source.partition, source.offset)) or b""
+                result.dead.append(DeadLetter.for_message(
+                    raw, reason, f"record {index}: {text}", source))
+            pipe.refused = []
 
     async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
         """Run one batch through every stage; returns once its output is delivered.

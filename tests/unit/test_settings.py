@@ -77,3 +77,19 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         s.kafka_url = "kafka://other:1"  # type: ignore[misc]
     assert isinstance(s.cache_dir, Path)
+
+
+def test_a_namespace_prefixes_topics_app_id_and_redis_keys_once() -> None:
+    from stream_detector.settings import Settings
+    from stream_detector.thresholds import change_channel, hash_name
+
+    plain = Settings()
+    assert (plain.input_topic, plain.app_id, plain.redis_prefix) == (
+        "records", "stream-detector", "sd:")
+    team = Settings(namespace="team-a", output_topic="team-a.anomalies")
+    assert (team.input_topic, team.output_topic, team.dead_letter_topic, team.app_id) == (
+        "team-a.records", "team-a.anomalies", "team-a.records-dead-letter",
+        "team-a.stream-detector")
+    assert team.redis_prefix == "sd:team-a:"
+    assert hash_name("nab", "3", team.namespace) == "sd:team-a:threshold:nab:3"
+    assert change_channel(team.namespace) == "sd:team-a:thresholds:changed"

@@ -39,7 +39,8 @@ def _assert_same(raw: bytes) -> None:
         return
     assert len(got) == len(want), raw
     for g, w in zip(got, want, strict=True):
-        assert (g.kind, g.key, g.epoch_ns, g.texts) == (w.kind, w.key, w.epoch_ns, w.texts), raw
+        assert (g.kind, g.key, g.epoch_ns, g.texts, g.imputed) == (
+            w.kind, w.key, w.epoch_ns, w.texts, w.imputed), raw
         assert g.values.dtype == np.float32 and np.array_equal(g.values, w.values), raw
 
 
@@ -66,11 +67,15 @@ def _record(draw: Any, key: str, kind: str) -> dict[str, Any]:
                "features": [draw(_NUMBERS) for _ in range(width)]}
         if draw(st.booleans()):
             rec["event_id"] = draw(st.sampled_from(["e1", 5, "x" * 300]))
-    change = draw(st.sampled_from(["none"] * 6 + ["drop", "extra", "version", "badversion"]))
+    change = draw(st.sampled_from(["none"] * 6 + ["drop", "extra", "version", "badversion",
+                                                  "imputed", "badimputed"]))
     if change == "drop":
         rec.pop(draw(st.sampled_from(sorted(rec))))
     elif change == "extra":
         rec["unexpected"] = 1
+    elif change in ("imputed", "badimputed"):
+        rec["imputed"] = draw(st.booleans()) if change == "imputed" else draw(
+            st.sampled_from([1, "true", None]))
     elif change in ("version", "badversion"):
         rec["schema_version"] = 1 if change == "version" else draw(st.sampled_from([2, 1.0, "1"]))
     return rec
