@@ -241,7 +241,8 @@ class Pipeline:
         are a prefix of the run. Each record's time is judged in order (timing.py); a
         record refused for its time joins :attr:`refused` and no window.
         """
-        model = self.router.route(run.kind, run.key) if len(run) else None
+        n = len(run.texts)
+        model = self.router.route(run.kind, run.key) if n else None
         if model is None:
             return []  # unrouted: the worker dead-letters it; offline it is not scored
         tag = source_tag(source)
@@ -250,17 +251,17 @@ class Pipeline:
         skip = 0
         if first != _NO_POSITION and state.last_source in (tag, _NO_TAG):
             skip = max(0, state.last_position - first + 1)
-            if skip >= len(run):
+            if skip >= n:
                 return []
         part = run.tail(skip) if skip else run
         keep, flags = self._judge(model, state, part, source, first_index + skip)
         if keep is not None:
             part = part.take(keep)
         windows = state.window.extend_run(part.values, part.epoch_ns, part.texts, flags)
-        state.last_position = position_of(source.offset, first_index + len(run) - 1)
+        state.last_position = position_of(source.offset, first_index + n - 1)
         state.last_source = tag
         self.store.put(model.name, run.key, state, source)
-        if not len(windows):
+        if not windows.seq:
             return []
         return [PendingRun(model, run.key, state, windows, source)]
 
@@ -336,11 +337,11 @@ class Pipeline:
                 if model.hybrid is None:
                     self._decide_plain(batch, run, row, detected_at, keep, decided)
                 else:
-                    for j in range(len(run.windows)):
+                    for j in range(len(run.windows.seq)):
                         s = self._decide_one(batch, run, row + j, j, detected_at)
                         decided.add(s, keep)
                 by_run[id(run)] = decided
-                row += len(run.windows)
+                row += len(run.windows.seq)
         # the detection history of a key must see its scores in arrival order
         for run in pending:
             out.extend(by_run[id(run)])
@@ -351,7 +352,7 @@ class Pipeline:
                       keep: bool, out: _Decided) -> None:
         """A model without an NPLM stage: the run's decisions first, in order, then its
         events, their top cells found in one vectorised pass (:func:`top_cells_rows`)."""
-        model, n = batch.model, len(run.windows)
+        model, n = batch.model, len(run.windows.seq)
         raws = batch.scores.scores[row : row + n].tolist()
         threshold = model.thresholds(run.key)
         detector = run.state.detector
@@ -476,5 +477,5 @@ def _by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[Pe
 def _keys(model: ModelRuntime, runs: Sequence[PendingRun]) -> list[str]:
     """Each window's key, as the scaler needs them (an empty list when it does not)."""
     if model.scale.identity or not model.scale.per_key:
-        return [""] * sum(len(r.windows) for r in runs)
-    return [r.key for r in runs for _ in range(len(r.windows))]
+        return [""] * sum(len(r.windows.seq) for r in runs)
+    return [r.key for r in runs for _ in range(len(r.windows.seq))]

@@ -33,6 +33,8 @@ from schemas.records import (
     MAX_KEY_LENGTH,
     MAX_MESSAGE_BYTES,
     MAX_RECORDS_PER_MESSAGE,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
     Record,
     RecordError,
     RecordKind,
@@ -46,6 +48,7 @@ __all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
 _UTC_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH: Final = datetime(1970, 1, 1)
 _US: Final = timedelta(microseconds=1)
+_NAIVE_RANGE: Final = (TIMESTAMP_MIN.replace(tzinfo=None), TIMESTAMP_MAX.replace(tzinfo=None))
 _MIN_TS, _MAX_TS = 4, 64  # the schema's timestamp text bounds
 _MAX_ID: Final = 2**31
 _SMALL: Final = 16
@@ -199,6 +202,7 @@ def _times(texts: list[Any]) -> list[int] | None:
     """Epoch nanoseconds of ISO 8601 texts, as ``Record.epoch_ns``; None if any is bad."""
     out = []
     fromiso, naive, micro = datetime.fromisoformat, _NAIVE_EPOCH, _US
+    lo, hi = _NAIVE_RANGE
     for t in texts:
         if type(t) is not str or not _MIN_TS <= len(t) <= _MAX_TS:
             return None
@@ -206,9 +210,14 @@ def _times(texts: list[Any]) -> list[int] | None:
             dt = fromiso(t)
         except ValueError:
             return None
-        if not in_time_range(dt):
+        if dt.tzinfo is None:  # in_time_range, inlined for the common case
+            if not lo <= dt < hi:
+                return None
+            out.append((dt - naive) // micro * 1000)
+        elif in_time_range(dt):
+            out.append((dt - _UTC_EPOCH) // micro * 1000)
+        else:
             return None
-        out.append((dt - (naive if dt.tzinfo is None else _UTC_EPOCH)) // micro * 1000)
     return out
 
 

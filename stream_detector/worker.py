@@ -234,10 +234,11 @@ class WorkerRuntime:
             self._stage = "window"
             index = msg.first_record
             for run in runs:
+                n = len(run.texts)
                 pending += self.pipeline.ingest_run(run, source, index)
-                index += len(run)
-                result.records += len(run)
-                counts[run.kind] = counts.get(run.kind, 0) + len(run)
+                index += n
+                result.records += n
+                counts[run.kind] = counts.get(run.kind, 0) + n
         for kind, n in counts.items():  # one metric update per batch, not per record
             self.metrics.records_in.labels(kind).inc(n)
         self._drain_flags(messages, result)
@@ -283,7 +284,7 @@ class WorkerRuntime:
         pending = self.ingest(messages, result)
         alerts: list[tuple[Pending, AnomalyEvent]] = []
         if pending:
-            result.windows = sum(len(p.windows) for p in pending)
+            result.windows = sum(len(p.windows.seq) for p in pending)
             self._stage = "score"
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
@@ -308,7 +309,7 @@ class WorkerRuntime:
     def _count_windows(self, pending: Sequence[PendingRun]) -> None:
         windows: dict[str, int] = {}
         for p in pending:
-            windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows)
+            windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows.seq)
         for name, n in windows.items():  # one metric update per model and batch
             self.metrics.windows_scored.labels(name).inc(n)
 
