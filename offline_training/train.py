@@ -36,6 +36,7 @@ from stream_detector.detection import DetectionParams
 from stream_detector.exceptions import DataError
 from stream_detector.registry import sha256_file
 from stream_detector.scoring import signed_log1p
+from stream_detector.timing import cadence_s
 
 __all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
 
@@ -88,6 +89,7 @@ class TrainOptions:
     seed: int = 0
     plots: bool = True
     nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
+    strict_time: bool = False  # refuse repeated/out-of-order times (default: flag them)
     step: Callable[[str], None] = field(default=lambda _: None, repr=False)  # progress text
     # which keys the model serves in a worker: "trained" (the keys in the data), "all" (every
     # key of its kind) or "pattern:REGEX"; None: trained for series, all for sales and events
@@ -204,7 +206,8 @@ def _card(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "onnx_sha256": sha, "record_kind": kind, "window": window, "stride": opts.stride,
         "features": features, "scaler": scaler, "thresholds": thresholds,
-        "detection": detection, "serves": _serves(opts, kind, records),
+        "detection": detection, "time": _time_section(kind, records),
+        "serves": _serves(opts, kind, records),
         "metrics": {"train_loss": result.history[-1]["loss"] if result.history else None,
                     "val_loss": min((h["val_loss"] for h in result.history), default=None)},
         "training": {"config": opts.model_config, "train": asdict(opts.train),
@@ -216,6 +219,20 @@ def _card(
                      "last": opts.last, "seed": opts.seed, "data": str(opts.data)},
         "data_sha256": sha256_file(opts.data), "library_versions": _library_versions(),
     })
+
+
+def _time_section(kind: str, records: Sequence[Record]) -> dict[str, float] | None:
+    """The card's ``time`` section: the cadence the worker judges gaps and skew by.
+
+    Feature events carry no regular cadence: they get none (late/repeated only).
+    """
+    if kind == "events":
+        return None
+    times: dict[str, list[int]] = {}
+    for r in records:
+        times.setdefault(r.key, []).append(r.epoch_ns)
+    cadence = cadence_s([np.asarray(t, dtype=np.int64) for t in times.values()])
+    return None if cadence is None else {"cadence_s": cadence}
 
 
 def _calibration_scores(
@@ -265,7 +282,7 @@ def train(opts: TrainOptions) -> TrainReport:
     from stream_detector.registry import publish_version
 
     started = time.perf_counter()
-    source = load_source(opts.data, kind=opts.kind, key=opts.key)
+    source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time)
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)

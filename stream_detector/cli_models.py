@@ -88,6 +88,9 @@ def train_command(
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="torch device")] = "auto",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
 ) -> None:
     from offline_training.train import TrainOptions, dumps, train
@@ -105,6 +108,7 @@ def train_command(
             threshold_method=threshold_method, threshold_value=threshold_value,
             per_key_thresholds=per_key_thresholds, model_config=model_config, serves=serves,
             train=train_config, seed=seed, step=_step if progress else lambda _: None,
+            strict_time=strict_time,
             **options,  # type: ignore[arg-type]
         )
         report = train(opts)
@@ -138,6 +142,9 @@ def score_command(
         Literal["auto", "cpu", "cuda", "tensorrt"], typer.Option(help="ONNX Runtime provider")
     ] = "auto",
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
 ) -> None:
     import pandas as pd
 
@@ -146,7 +153,8 @@ def score_command(
 
     with _one_line_errors():
         runtime = load_runtime(model, provider)
-        source = load_source(data, kind=kind or runtime.card.record_kind, key=key)
+        source = load_source(data, kind=kind or runtime.card.record_kind, key=key,
+                             strict_time=strict_time)
         records = list(source.records)
         with _records_progress(f"scoring {data.name}", len(records), progress) as advance:
             rows = [r.as_tuple() for _, r in score_records(runtime, records, advance)]
@@ -177,6 +185,9 @@ def evaluate_command(
     out: Annotated[Path, typer.Option(help="folder for report.json and plots",
                                       callback=new_folder)] = Path("reports/evaluation"),
     key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
 ) -> None:
     with _one_line_errors():
         if labels is not None:
@@ -185,7 +196,7 @@ def evaluate_command(
             load_windows(labels)  # unreadable labels fail here, in < 1 s, before any work
         from offline_training.evaluate import evaluate
 
-        result = evaluate(model, data, out, labels=labels, key=key)
+        result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time)
     for line in _evaluation_lines(result.metrics):
         _say(line)
     _say(f"report: {result.report}")
