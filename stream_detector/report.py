@@ -146,8 +146,9 @@ def _event_traces(fig: go.Figure, run: DemoRun, key: str, row: int) -> None:
     for e in both:
         xs += [e.window_end, e.window_end, None]
         ys += [e.expected[0], e.observed[0], None]
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name="expected vs observed (grey bar)",
-                             showlegend=row == 1, line={"color": "grey", "width": 2},
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers",
+                             name="expected vs observed (grey bar)", showlegend=row == 1,
+                             line={"color": "grey", "width": 2},
                              marker={"symbol": "line-ew-open", "size": 10, "color": "grey"}),
                   row=row, col=1)
 
