@@ -163,6 +163,9 @@ class _RecordBase(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal[1] = 1
+    imputed: bool = Field(
+        default=False, description="the producer filled this value in (a missing reading)"
+    )
 
     def _timestamp_text(self) -> str:  # overridden per kind
         raise NotImplementedError

@@ -110,9 +110,16 @@ class Decision:
 
 
 def decide(
-    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams
+    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams,
+    learn: bool = True,
 ) -> Decision:
-    """Update ``state`` with the newest raw score and say whether it alerts."""
+    """Update ``state`` with the newest raw score and say whether it alerts.
+
+    ``learn=False`` judges the score against the history without adding it: the pipeline
+    passes it for a window that spans a gap in the key's data (its score mixes two
+    disconnected stretches, so it must not shift what is normal for the key). Such a window
+    may still alert; its event carries the ``gap`` quality flag.
+    """
     index = state.seen
     state.seen += 1
     if not p.normalise:
@@ -123,11 +130,12 @@ def decide(
             state.mean, state.var = x, 0.0
         std = max(math.sqrt(state.var), p.min_std)
         z = (x - state.mean) / std
-        # winsorised update: an outlier moves the history at most ``clip`` deviations' worth
-        xu = state.mean + max(-p.clip, min(p.clip, z)) * std if index > 0 else x
-        delta = xu - state.mean
-        state.mean += p.alpha * delta
-        state.var = (1.0 - p.alpha) * (state.var + p.alpha * delta * delta)
+        if learn or index == 0:
+            # winsorised update: an outlier moves the history at most ``clip`` deviations
+            xu = state.mean + max(-p.clip, min(p.clip, z)) * std if index > 0 else x
+            delta = xu - state.mean
+            state.mean += p.alpha * delta
+            state.var = (1.0 - p.alpha) * (state.var + p.alpha * delta * delta)
     state.last_z = z
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         0.25, gt=0, le=30,
         description="seconds between changelog writes of key states (offsets commit after)",
     )
+    dead_letter_skew: float = Field(
+        0.0, ge=0,
+        description="seconds ahead of its key's watermark beyond which a skewed record is "
+        "dead-lettered (reason clock_skew) instead of scored with the skewed flag; 0: never",
+    )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"
     )
