@@ -23,6 +23,7 @@ stage (:mod:`stream_detector.hybrid`) after the AE stage.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -288,7 +289,10 @@ class Pipeline:
         item, model = batch.items[i], batch.model
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
-        return raw, threshold, decide(item.state.detector, raw, threshold.value, model.params)
+        params = model.params
+        # the value and seasonal components follow the window's newest (first) feature
+        value = float(item.window.values[-1, 0]) if params.uses_value else math.nan
+        return raw, threshold, decide(item.state.detector, raw, threshold.value, params, value)
 
     def _decide_plain(self, batch: _ModelBatch, detected_at: str | None) -> list[Scored]:
         """A model without an NPLM stage: every decision first, in order, then the events.
