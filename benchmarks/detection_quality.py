@@ -117,9 +117,10 @@ def _kind_quality(found: dict[str, list[bool]], alerts: int, true: int) -> dict[
 
 def _labelled(labelled: Any, rows: list[Any], found: dict[str, list[bool]]) -> tuple[int, int]:
     """Alerts of one labelled series and how many fall in a window; marks windows found."""
-    stamps = pd.to_datetime(pd.Series(labelled.timestamps))
-    position = {t.isoformat(): i for i, t in enumerate(stamps)}
-    hits = [position[r.timestamp] for r in rows if r.alert and r.timestamp in position]
+    position = {int(t): i for i, t in enumerate(labelled.timestamps.astype("datetime64[ns]")
+                                                .astype(np.int64))}
+    ends = [pd.Timestamp(r.timestamp.removesuffix("Z")).value for r in rows if r.alert]
+    hits = [position[t] for t in ends if t in position]
     for a in labelled.anomalies:
         found.setdefault(a.kind, []).append(
             any(a.window_start <= i <= a.window_end for i in hits))
@@ -139,6 +140,7 @@ def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
                                    "threshold_method", "threshold_value", "seed") if k in o}
         return {**known, **o.get("extra", {}), "detection": o.get("detection", {})}
 
+    folder.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {}
     found: dict[str, list[bool]] = {}
     alerts = true = 0
@@ -181,7 +183,7 @@ def _events_auc(epochs: int, folder: Path, options: dict[str, Any]) -> dict[str,
 
 
 def markdown(result: dict[str, Any]) -> str:
-    nab = result["nab"]
+    nab = result.get("nab", {})
     lines = ["| detector | realTweets std | low FP | low FN | artificialWithAnomaly std | "
              "low FP | low FN | alerts on artificialNoAnomaly |",
              "|---|---|---|---|---|---|---|---|"]
@@ -210,14 +212,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--skip-demo", action="store_true", help="NAB groups only")
+    parser.add_argument("--only", choices=("nab", "demo"), default=None,
+                        help="one part only (the other's figures are kept from the last run)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        detections = nab_detections(args.epochs, Path(tmp) / "nab")
-        result: dict[str, Any] = {"nab": {name: nab_scores(d) for name, d in detections.items()}}
-        if not args.skip_demo:
-            result["demo"] = demo_quality(args.epochs, Path(tmp) / "demo")
     args.out.mkdir(parents=True, exist_ok=True)
+    saved = args.out / "detection_quality.json"
+    result: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "nab"):
+            detections = nab_detections(args.epochs, Path(tmp) / "nab")
+            result["nab"] = {name: nab_scores(d) for name, d in detections.items()}
+            saved.write_text(json.dumps(result, indent=2))
+        if args.only in (None, "demo"):
+            result["demo"] = demo_quality(args.epochs, Path(tmp) / "demo")
     (args.out / "detection_quality.json").write_text(json.dumps(result, indent=2))
     (args.out / "detection_quality.md").write_text(markdown(result))
     print(markdown(result))
