@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,18 @@ def write_registry_model(
     window: int, features: list[str] | None = None, record_kind: str = "series",
     family: str = "dense", threshold: float = 4.0, per_key: dict[str, float] | None = None,
     scaler: dict[str, Any] | None = None, detection: dict[str, Any] | None = None,
+    time: dict[str, Any] | None = None,
+    serves: dict[str, Any] | None = None,
 ) -> Path:
-    """``model.onnx`` then ``card.json`` (card last: a registry only sees complete dirs)."""
+    """``model.onnx`` and ``card.json`` in a staging folder, renamed into place when new.
+
+    A worker polling the registry never sees a half-written version (an existing folder is
+    rewritten in place: files first, card last).
+    """
+    final = directory
+    if not final.exists():
+        directory = final.parent / f".{final.name}.partial"
+        shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "model.onnx").write_bytes(onnx_bytes)
     card = {
@@ -74,10 +85,14 @@ def write_registry_model(
         "thresholds": {"method": "percentile", "value_param": 99.0, "default": threshold,
                        "per_key": per_key or {}},
         "detection": detection or {},
+        "time": time,
+        "serves": serves or {},
         "data_sha256": "0" * 64,
     }
     (directory / "card.json").write_text(json.dumps(card))
-    return directory
+    if directory != final:
+        directory.rename(final)
+    return final
 
 
 def family_model(directory: Path, family: str, window: int = 50, seed: int = 0) -> Path:

@@ -65,9 +65,9 @@ def infer_kind(path: str | Path) -> Kind:
     if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
-        return kind_from_columns(list(pq.read_schema(path).names))
+        return kind_from_columns(list(pq.read_schema(path).names), path)
     check_size(path, MAX_FILE_BYTES)
-    return kind_from_columns(csv_header(path))
+    return kind_from_columns(csv_header(path), path)
 
 
 def load(path: str | Path, kind: Kind | None = None, **options: Any) -> LoadedData:

@@ -17,7 +17,7 @@ import platform
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ import numpy as np
 
 from offline_training.calibration import Method, calibrate_per_key
 from offline_training.scaling import fit_scaler, fit_scaler_per_key
+from offline_training.train_summary import training_keys
 from offline_training.trainer import TrainConfig, TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
@@ -35,6 +36,7 @@ from stream_detector.detection import DetectionParams, season_rows
 from stream_detector.exceptions import DataError
 from stream_detector.registry import sha256_file
 from stream_detector.scoring import signed_log1p
+from stream_detector.timing import cadence_s
 
 __all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
 
@@ -89,6 +91,11 @@ class TrainOptions:
     seed: int = 0
     plots: bool = True
     nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
+    strict_time: bool = False  # refuse repeated/out-of-order times (default: flag them)
+    step: Callable[[str], None] = field(default=lambda _: None, repr=False)  # progress text
+    # which keys the model serves in a worker: "trained" (the keys in the data), "all" (every
+    # key of its kind) or "pattern:REGEX"; None: trained for series, all for sales and events
+    serves: str | None = None
 
 
 @dataclass
@@ -179,27 +186,55 @@ def _library_versions() -> dict[str, str]:
             "numpy": np.__version__}
 
 
+def _serves(opts: TrainOptions, kind: str, records: Sequence[Record]) -> dict[str, Any]:
+    """The card's ``serves`` section (see :class:`schemas.card.ServesCard`)."""
+    choice = opts.serves or ("trained" if kind == "series" else "all")
+    if choice == "trained":
+        return {"keys": sorted({r.key for r in records})}
+    if choice == "all":
+        return {}
+    if choice.startswith("pattern:"):
+        return {"pattern": choice.removeprefix("pattern:")}
+    raise ValueError(f"serves must be trained, all or pattern:REGEX, got {choice!r}")
+
+
 def _card(
     opts: TrainOptions, name: str, version: str, kind: str, features: list[str], window: int,
     scaler: dict[str, Any], sha: str, thresholds: dict[str, Any], detection: dict[str, Any],
-    result: TrainResult, rows: int,
+    result: TrainResult, records: Sequence[Record],
 ) -> ModelCard:
     return ModelCard.model_validate({
         "name": name, "version": version, "family": opts.family,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "onnx_sha256": sha, "record_kind": kind, "window": window, "stride": opts.stride,
         "features": features, "scaler": scaler, "thresholds": thresholds,
-        "detection": detection,
+        "detection": detection, "time": _time_section(kind, records),
+        "serves": _serves(opts, kind, records),
         "metrics": {"train_loss": result.history[-1]["loss"] if result.history else None,
                     "val_loss": min((h["val_loss"] for h in result.history), default=None)},
         "training": {"config": opts.model_config, "train": asdict(opts.train),
                      "epochs": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "seconds": result.seconds,
-                     "device": result.device, "history": result.history, "rows": rows,
-                     "train_fraction": opts.train_fraction, "train_until": opts.train_until,
+                     "device": result.device, "history": result.history,
+                     "rows": len(records), "train_fraction": opts.train_fraction,
+                     "train_until": opts.train_until,
                      "last": opts.last, "seed": opts.seed, "data": str(opts.data)},
         "data_sha256": sha256_file(opts.data), "library_versions": _library_versions(),
     })
+
+
+def _time_section(kind: str, records: Sequence[Record]) -> dict[str, float] | None:
+    """The card's ``time`` section: the cadence the worker judges gaps and skew by.
+
+    Feature events carry no regular cadence: they get none (late/repeated only).
+    """
+    if kind == "events":
+        return None
+    times: dict[str, list[int]] = {}
+    for r in records:
+        times.setdefault(r.key, []).append(r.epoch_ns)
+    cadence = cadence_s([np.asarray(t, dtype=np.int64) for t in times.values()])
+    return None if cadence is None else {"cadence_s": cadence}
 
 
 def _calibration_scores(
@@ -226,21 +261,16 @@ def _calibration_scores(
     return by_key, [s.raw_score for s in scored]
 
 
-def _detection(opts: TrainOptions, kind: str, part: Sequence[Record]) -> dict[str, Any]:
+def _detection(
+    opts: TrainOptions, kind: str, time: dict[str, float] | None
+) -> dict[str, Any]:
+    """The card's detection section: the defaults (not for events), the options, and the
+    season (windows per day, or week, of the training cadence) when one is weighed in."""
     base = dict(DEFAULTS["detection"]) if kind != "events" else {}
     base.update(opts.detection)
     if base.get("season_weight", 0) and "season" not in base:
-        base["season"] = season_rows(_cadence_ns(part))
+        base["season"] = season_rows(time["cadence_s"] * 1e9 if time else 0.0)
     return base
-
-
-def _cadence_ns(records: Sequence[Record]) -> float:
-    """The median step between consecutive records of a key (ns); 0 when unknown."""
-    stamps: dict[str, list[int]] = {}
-    for r in records:
-        stamps.setdefault(r.key, []).append(r.epoch_ns)
-    steps = [d for s in stamps.values() for d in np.diff(np.asarray(s, dtype=np.int64)) if d > 0]
-    return float(np.median(steps)) if steps else 0.0
 
 
 def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[Method, float]:
@@ -257,9 +287,10 @@ def train(opts: TrainOptions) -> TrainReport:
     from offline_training.models import build_model, config_dict, make_time_weights
     from offline_training.trainer import fit
     from stream_detector.history import load_source
+    from stream_detector.registry import publish_version
 
     started = time.perf_counter()
-    source = load_source(opts.data, kind=opts.kind, key=opts.key)
+    source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time)
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)
@@ -275,6 +306,7 @@ def train(opts: TrainOptions) -> TrainReport:
     opts.model_config = config_dict(model)
     result = fit(model, windows, opts.train)
 
+    opts.step("exporting to ONNX and checking it against PyTorch")
     name = _name(opts)
     version = _version(opts.out / name, opts.version)
     final = opts.out / name / version
@@ -289,17 +321,19 @@ def train(opts: TrainOptions) -> TrainReport:
     sha = export_onnx(model, window, len(features), staging / "model.onnx", weights)
     verify_parity(model, staging / "model.onnx", time_weights=weights, rtol=PARITY_RTOL)
 
-    detection = _detection(opts, source.kind, part)
+    detection = _detection(opts, source.kind, _time_section(source.kind, part))
     factor = float(detection.pop("offset_factor", 0.0))
     normalised = DetectionParams.from_card(detection).normalise
     method, value = _threshold_rule(opts, normalised)
     provisional = {"method": method, "value_param": value, "default": 0.0}
     card = _card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
-                 detection, result, len(part))
+                 detection, result, part)
+    card = card.model_copy(update={"training": {**card.training, **training_keys(records)}})
     _write_card(staging, card)
     if factor > 0:  # log offset relative to the median training score (see detection.py)
         _, raw = _calibration_scores(staging, part, detection)
         detection["offset"] = factor * float(np.median(raw)) if raw else 0.0
+    opts.step(f"calibrating the threshold ({method} {value:g}) on the training part's scores")
     by_key, _ = _calibration_scores(staging, part, detection)
     thresholds = calibrate_per_key(by_key, method, value, per_key=opts.per_key_thresholds,
                                    zscores=normalised)
@@ -308,8 +342,8 @@ def train(opts: TrainOptions) -> TrainReport:
     if opts.family == "hybrid":
         card = _with_nplm(card, staging, reference_part, opts)
     _write_card(staging, card)
-    plots = _plots(staging, result, by_key, thresholds.default) if opts.plots else []
-    staging.rename(final)
+    plots = _plots(staging, result, by_key, thresholds.default, normalised) if opts.plots else []
+    publish_version(staging, final)  # one rename: workers never see a half-written version
     plots = [final / p.name for p in plots]
     return TrainReport(final, card, result, time.perf_counter() - started, plots)
 
@@ -362,16 +396,21 @@ def _write_card(directory: Path, card: ModelCard) -> None:
 
 
 def _plots(
-    directory: Path, result: TrainResult, by_key: dict[str, list[float]], threshold: float
+    directory: Path, result: TrainResult, by_key: dict[str, list[float]], threshold: float,
+    normalised: bool,
 ) -> list[Path]:
     from offline_training import plots
 
     curves = {k: [h[k] for h in result.history] for k in ("loss", "val_loss")}
-    out = list(plots.plot_history(curves, directory / "history"))
+    score_name = plots.score_label(normalised)
+    # PNG only: a registry version stays mostly the model (an interactive page embeds
+    # plotly.js, 4.8 MB, once per file)
+    out = list(plots.plot_history(curves, directory / "history", formats=("png",)))
     scores = np.concatenate([np.asarray(v) for v in by_key.values()]) if by_key else np.zeros(0)
     if scores.size:
         out += list(plots.plot_error_distribution(scores, threshold,
-                                                  directory / "calibration_scores"))
+                                                  directory / "calibration_scores",
+                                                  formats=("png",), xlabel=score_name))
     return out
 
 

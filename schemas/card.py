@@ -5,6 +5,10 @@ feature names, how to scale inputs, the thresholds calibrated at training time, 
 sha256 of the ONNX file (checked before any session is created). Training writes it with
 ``card.model_dump_json(indent=2)``; the worker reads it with ``ModelCard.model_validate_json``.
 
+The ``serves`` section says which keys of its record kind a model scores: the keys it was
+trained on (``keys``), a regular expression a key must match in full (``pattern``), or,
+with neither, every key of its kind. A worker routes each record to exactly one model.
+
 Hybrid models (``family: "hybrid"``) carry an ``nplm`` section, validated as
 :class:`NPLMCard`: the reference sample and settings of the NPLM stage that tests each key's
 recent windows against normal history (see :mod:`stream_detector.hybrid`).
@@ -12,12 +16,19 @@ recent windows against normal history (see :mod:`stream_detector.hybrid`).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import ModelFamily
-from schemas.records import MAX_FEATURES, MAX_WINDOW_LENGTH, RecordKind, parse_iso8601
+from schemas.records import (
+    MAX_FEATURES,
+    MAX_KEY_LENGTH,
+    MAX_WINDOW_LENGTH,
+    RecordKind,
+    parse_iso8601,
+)
 
 __all__ = [
     "ModelCard",
@@ -25,7 +36,9 @@ __all__ = [
     "MAX_NPLM_REFERENCE",
     "ScalerCard",
     "ScalerParams",
+    "ServesCard",
     "ThresholdCard",
+    "TimeCard",
     "DEFAULT_KEY",
 ]
 
@@ -78,6 +91,44 @@ class ScalerCard(_Frozen):
                 f"scaler params need a {DEFAULT_KEY!r} entry (the fallback for unseen keys)"
             )
         return self
+
+
+MAX_SERVED_KEYS = 100_000
+"""Most keys a card may list in ``serves.keys`` (it is read into every worker)."""
+
+
+class ServesCard(_Frozen):
+    """Which keys of its record kind a model scores.
+
+    ``keys`` (exact keys, e.g. the ones it was trained on) or ``pattern`` (a regular
+    expression a key must match in full); with neither, every key of its kind.
+    """
+
+    keys: list[Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_SERVED_KEYS)
+    pattern: str | None = Field(None, min_length=1, max_length=512)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"serves.pattern is not a regular expression: {exc}") from None
+        return v
+
+    @property
+    def all_keys(self) -> bool:
+        """True when the model serves every key of its kind."""
+        return not self.keys and self.pattern is None
+
+    def describe(self) -> str:
+        """Human-readable summary for messages, e.g. ``keys AAPL, GOOG``."""
+        if self.keys:
+            shown = ", ".join(self.keys[:5]) + (" ..." if len(self.keys) > 5 else "")
+            return f"keys {shown}"
+        return f"keys matching {self.pattern!r}" if self.pattern else "every key"
 
 
 class ThresholdCard(_Frozen):
@@ -137,6 +188,25 @@ class NPLMCard(_Frozen):
         return len(self.reference[0])
 
 
+class TimeCard(_Frozen):
+    """The event time of the training data: how the worker judges gaps and clock skew.
+
+    Learned at training (the median step between a key's consecutive timestamps); see
+    ``stream_detector.timing`` for the policy these numbers feed.
+    """
+
+    cadence_s: _FiniteFloat = Field(gt=0.0, description="expected seconds between records")
+    gap_steps: _FiniteFloat = Field(
+        3.0, ge=1.0, description="a step longer than this many cadences is a gap"
+    )
+    skew_steps: _FiniteFloat = Field(
+        12.0, ge=1.0, description="records further ahead of the watermark are skewed"
+    )
+    confirm: int = Field(
+        3, ge=1, le=1000, description="ahead records in a row that make a real jump, not skew"
+    )
+
+
 class ModelCard(_Frozen):
     """Everything a worker must know about a model, validated before the model is used."""
 
@@ -152,7 +222,9 @@ class ModelCard(_Frozen):
     features: list[str] = Field(min_length=1, max_length=MAX_FEATURES)
     scaler: ScalerCard
     thresholds: ThresholdCard
+    serves: ServesCard = Field(default_factory=ServesCard)
     detection: dict[str, Any] = Field(default_factory=dict)
+    time: TimeCard | None = None  # None (older cards): no gap or skew judgement
     nplm: dict[str, Any] | None = None
     # None marks a metric that is undefined for this run (e.g. AUC without anomalies).
     metrics: dict[str, float | None] = Field(default_factory=dict)

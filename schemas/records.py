@@ -76,6 +76,8 @@ Reason = Literal[
     "unknown_kind",
     "mixed_keys",
     "schema_version",
+    "empty_message",
+    "unrouted",
     "timestamp_range",
 ]
 REASONS: Final[tuple[str, ...]] = get_args(Reason)
@@ -161,6 +163,9 @@ class _RecordBase(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal[1] = 1
+    imputed: bool = Field(
+        default=False, description="the producer filled this value in (a missing reading)"
+    )
 
     def _timestamp_text(self) -> str:  # overridden per kind
         raise NotImplementedError
@@ -334,7 +339,7 @@ def parse_message(
     Returns
     -------
     list
-        The records in message order (possibly empty for ``[]``).
+        The records in message order (at least one).
 
     Raises
     ------
@@ -355,6 +360,8 @@ def parse_message(
             "too_many_records",
             f"message holds {len(records)} records, the limit is {max_records}; split it",
         )
-    if records:
-        _check_records(records, expected_width)
+    if not records:
+        raise RecordError("empty_message", "message is an empty list ([]); send one record "
+                          "or a list of at least one")
+    _check_records(records, expected_width)
     return records

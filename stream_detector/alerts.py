@@ -4,15 +4,27 @@ Pure logic, no I/O: :class:`IncidentTracker` reads the time from an injected clo
 tests drive it with a fake one. The Kafka loop and the HTTP POST live in
 :mod:`stream_detector.alerts_sink`.
 
-Timeline of one key with ``suppress = 900`` s (clock seconds; ``x`` an anomaly event)::
+Time is **event time**: an event happens at its ``window_end``. Timeline of one key with
+``suppress = 900`` s (event-time seconds; ``x`` an anomaly event)::
 
     t:    0      300     700              1600  1601
           x      x       x                 .     x
           open   +1      +1     (quiet for 900 s)  resolved: 3   open (a new incident)
           post   -       -                 post  post
 
-An incident closes when its key has seen no event for ``suppress`` seconds; the tracker
-notices on the next event of any key or on a periodic :meth:`IncidentTracker.tick`.
+An incident closes when its key has seen no event for ``suppress`` seconds of event time.
+The tracker's notion of "now" is a watermark: the newest event time seen, advanced by the
+clock since that event arrived (:meth:`IncidentTracker.now`). Reading a backlog (seven weeks
+of events in a second) therefore groups and resolves incidents as they happened, and a live
+feed whose anomalies stop still resolves its incidents ``suppress`` seconds later. The tracker
+notices expiry on the next event of any key or on a periodic :meth:`IncidentTracker.tick`.
+
+Partitions of the anomaly topic are read in no fixed interleaving, so one key's events may
+arrive after the watermark has run ahead on another partition's. Two rules keep such a key
+grouped as it happened: a key's next event more than ``suppress`` after its last one
+resolves and reopens (a per-key rule, immune to other partitions), and the watermark closes
+a quiet incident only once its key has also received nothing for ``grace`` seconds of clock.
+An event whose ``window_end`` is not an ISO 8601 time counts at the tracker's "now".
 Duplicate ``event_id`` values (at-least-once delivery) are dropped; events below
 ``min_severity`` are ignored altogether (they neither open nor extend an incident).
 
@@ -29,6 +41,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from pydantic import ValidationError
@@ -68,7 +81,8 @@ class Incident:
     last: AnomalyEvent
     count: int
     opened_at: float
-    last_seen_at: float
+    last_seen_at: float  # event time (epoch seconds) of the newest event
+    arrived_at: float = 0.0  # clock reading when its newest event arrived
 
 
 @dataclass(frozen=True)
@@ -90,20 +104,25 @@ class IncidentTracker:
     min_severity
         Events with a lower severity are ignored (0: keep everything).
     clock
-        Seconds from any origin (``time.monotonic``); injected so tests control time.
+        Seconds from any origin (``time.monotonic``); injected so tests control time. It
+        only advances the watermark between events (see the module docstring).
     """
 
     def __init__(
-        self, suppress: float, min_severity: float, clock: Callable[[], float]
+        self, suppress: float, min_severity: float, clock: Callable[[], float],
+        grace: float = 2.0,
     ) -> None:
         if suppress <= 0:
             raise ValueError(f"suppress must be > 0 seconds, got {suppress}")
         self.suppress = suppress
+        self.grace = min(grace, suppress)
         self.min_severity = min_severity
         self._clock = clock
         self._open: dict[str, Incident] = {}
         self._changed: set[str] = set()  # keys whose incident opened, grew or closed
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._watermark: float | None = None  # newest event time seen (epoch seconds)
+        self._advanced_at = 0.0  # clock reading when the watermark last moved
         self.duplicates = 0
         self.below_severity = 0
 
@@ -111,33 +130,55 @@ class IncidentTracker:
     def open_incidents(self) -> list[Incident]:
         return list(self._open.values())
 
+    def now(self) -> float:
+        """Event time now: the watermark plus the clock's seconds since it last moved
+        (the clock itself until a first event arrives)."""
+        if self._watermark is None:
+            return self._clock()
+        return self._watermark + (self._clock() - self._advanced_at)
+
+    def _advance(self, event: AnomalyEvent) -> float:
+        """The event's time; the watermark moves to it when it is newer than ``now()``."""
+        now = self.now()
+        at = _event_seconds(event.window_end)
+        if at is None:
+            at = now
+        self._watermark, self._advanced_at = max(at, now), self._clock()
+        return at
+
     def observe(self, event: AnomalyEvent) -> list[Notice]:
         """Take one event; return resolutions of expired incidents, then an opening if any."""
-        notices = self.tick()
         if event.event_id in self._seen:
             self.duplicates += 1
-            return notices
+            return self.tick()
         self._remember(event.event_id)
+        at = self._advance(event)  # every new event moves event time, even a low one
+        notices = self.tick()
         if event.severity < self.min_severity:
             self.below_severity += 1
             return notices
-        now = self._clock()
         incident = self._open.get(event.key)
         self._changed.add(event.key)
+        if incident is not None and at - incident.last_seen_at >= self.suppress:
+            del self._open[event.key]  # the key's own quiet period passed between its events
+            notices.append(Notice("resolved", incident, resolution_payload(incident)))
+            incident = None
         if incident is not None:
             incident.count += 1
             incident.last = event
-            incident.last_seen_at = now
+            incident.last_seen_at = max(incident.last_seen_at, at)
+            incident.arrived_at = self._clock()
             return notices
-        incident = Incident(event.key, event, event, 1, now, now)
+        incident = Incident(event.key, event, event, 1, at, at, self._clock())
         self._open[event.key] = incident
         notices.append(Notice("opened", incident, incident_payload(event, self.suppress)))
         return notices
 
     def tick(self) -> list[Notice]:
-        """Close every incident whose key has been quiet for ``suppress`` seconds."""
-        now = self._clock()
-        expired = [i for i in self._open.values() if now - i.last_seen_at >= self.suppress]
+        """Close every incident whose key has been quiet for ``suppress`` event-time seconds."""
+        now, clock = self.now(), self._clock()
+        expired = [i for i in self._open.values()
+                   if now - i.last_seen_at >= self.suppress and clock - i.arrived_at >= self.grace]
         for incident in expired:
             del self._open[incident.key]
             self._changed.add(incident.key)
@@ -152,23 +193,26 @@ class IncidentTracker:
     def resume(self, states: Iterable[bytes | str], wall_now: float) -> int:
         """Reopen incidents saved by :func:`incident_state` (by an earlier run), silently.
 
-        Their quiet time so far counts: ``last_seen_at`` is placed ``wall_now - saved
-        last_seen`` seconds before this tracker's clock. Their events count as seen, so
-        a redelivered one is a duplicate. Unreadable states are skipped; returns how many
+        Their event times are kept, and the watermark continues from the saved one plus
+        the wall-clock seconds the consumer was down. Their events count as seen, so a
+        redelivered one is a duplicate. Unreadable states are skipped; returns how many
         incidents were resumed.
         """
-        now, resumed = self._clock(), 0
+        resumed = 0
         for raw in states:
             try:
                 data = json.loads(raw)
                 first = AnomalyEvent.model_validate(data["first"])
                 last = AnomalyEvent.model_validate(data["last"])
                 count, opened, seen = int(data["count"]), data["opened"], data["last_seen"]
+                mark = float(data.get("watermark", wall_now)) + wall_now - float(
+                    data.get("saved_at", wall_now))
             except (ValueError, KeyError, TypeError, ValidationError):
                 continue
-            self._open[first.key] = Incident(first.key, first, last, count,
-                                             now - (wall_now - float(opened)),
-                                             now - (wall_now - float(seen)))
+            self._open[first.key] = Incident(first.key, first, last, count, float(opened),
+                                             float(seen), self._clock())
+            if self._watermark is None or mark > self.now():
+                self._watermark, self._advanced_at = mark, self._clock()
             self._remember(first.event_id)
             self._remember(last.event_id)
             resumed += 1
@@ -180,15 +224,33 @@ class IncidentTracker:
             self._seen.popitem(last=False)
 
 
-def incident_state(incident: Incident, clock_now: float, wall_now: float) -> str:
-    """An open incident as JSON, with its times on the wall clock (``time.time``), so
-    another process (whose monotonic clock has another origin) can resume it."""
+def incident_state(incident: Incident, event_now: float, wall_now: float) -> str:
+    """An open incident as JSON: its event times, the tracker's watermark ``event_now``
+    (:meth:`IncidentTracker.now`) and the wall-clock time of saving, so another process
+    resumes the quiet period where this one left it."""
     return json.dumps({
         "first": incident.first.model_dump(mode="json"),
         "last": incident.last.model_dump(mode="json"), "count": incident.count,
-        "opened": wall_now - (clock_now - incident.opened_at),
-        "last_seen": wall_now - (clock_now - incident.last_seen_at),
+        "opened": incident.opened_at, "last_seen": incident.last_seen_at,
+        "watermark": event_now, "saved_at": wall_now,
     }, separators=(",", ":"))
+
+
+def _event_seconds(text: str) -> float | None:
+    """Epoch seconds of an ISO 8601 time (naive = UTC), or None if it is not one.
+
+    >>> _event_seconds("1970-01-01T00:01:00")
+    60.0
+    >>> _event_seconds("t1") is None
+    True
+    """
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def parse_event(raw: bytes | None) -> AnomalyEvent:

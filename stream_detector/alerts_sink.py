@@ -31,6 +31,7 @@ from stream_detector.alerts import (
     parse_event,
     payload_bytes,
 )
+from stream_detector.constants import REDIS_ALERTS_PREFIX, namespaced
 from stream_detector.exceptions import ConfigurationError, InvalidRecord, StreamDetectorError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "RedisIncidentStore",
     "Webhook",
     "WebhookError",
+    "webhook_problem",
     "consumer_config",
     "mask_url",
     "run_alerts",
@@ -70,6 +72,29 @@ def mask_url(url: str) -> str:
     except ValueError:
         port = ""
     return f"{parts.scheme}://{host}{port}/***"
+
+
+def webhook_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL, in words that never repeat its secret part; None
+    if it is usable.
+
+    >>> webhook_problem("hooks.example.com/services/T0/B0/XXXX")
+    "has no http:// or https:// scheme (it starts 'hooks.example.com/...')"
+    >>> webhook_problem("ftp://host/x")
+    "has scheme 'ftp', not http or https"
+    >>> webhook_problem("https:///services/x")
+    'names no host (https://?/...)'
+    """
+    parts = urlsplit(url.strip())
+    if not parts.scheme:
+        head = url.strip().split("/", 1)[0][:40]
+        shown = f" (it starts {head + '/...'!r})" if head and "@" not in head else ""
+        return f"has no http:// or https:// scheme{shown}"
+    if parts.scheme not in {"http", "https"}:
+        return f"has scheme {parts.scheme[:10]!r}, not http or https"
+    if not parts.hostname:
+        return f"names no host ({parts.scheme}://?/...)"
+    return None
 
 
 class _Retryable(Exception):
@@ -103,9 +128,10 @@ class Webhook:
         self, url: str, timeout: float = 10.0, retries: int = 4, backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep, opener: Opener = _urlopen,
     ) -> None:
-        if urlsplit(url).scheme not in {"http", "https"} or not urlsplit(url).hostname:
-            raise ConfigurationError(
-                f"webhook must be an http:// or https:// URL, got {mask_url(url)}")
+        problem = webhook_problem(url)
+        if problem is not None:
+            raise ConfigurationError(f"webhook URL {problem}; give the full URL, e.g. "
+                                     "https://hooks.slack.com/services/T0/B0/XXXX")
         self._url = url
         self.masked = mask_url(url)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
@@ -199,11 +225,15 @@ class IncidentStore(Protocol):
 
 
 class RedisIncidentStore:
-    """Open incidents of one consumer group in the Redis hash ``stream-detector:alerts:GROUP``."""
+    """Open incidents of one consumer group in the Redis hash ``sd:[NS:]alerts:GROUP``.
 
-    def __init__(self, client: Any, group: str) -> None:
+    Under the project's ``sd:`` prefix like every key, so one ACL rule (``~sd:* &sd:*``)
+    covers all that stream-detector touches.
+    """
+
+    def __init__(self, client: Any, group: str, namespace: str = "") -> None:
         self._redis = client
-        self.name = f"stream-detector:alerts:{group}"
+        self.name = f"{namespaced(REDIS_ALERTS_PREFIX, namespace)}{group}"
 
     def load(self) -> list[bytes]:
         return list(self._redis.hvals(self.name))
@@ -215,15 +245,15 @@ class RedisIncidentStore:
         self._redis.hdel(self.name, *keys)
 
 
-def _persist(tracker: IncidentTracker, store: IncidentStore | None, clock_now: float,
-             wall_now: float, log: Callable[[str], None]) -> None:
+def _persist(tracker: IncidentTracker, store: IncidentStore | None, wall_now: float,
+             log: Callable[[str], None]) -> None:
     """Save what changed; a Redis outage costs the restart memory, never the paging."""
     opened, closed = tracker.take_changes()
     if store is None or not (opened or closed):
         return
     try:
         if opened:
-            store.save({k: incident_state(i, clock_now, wall_now) for k, i in opened.items()})
+            store.save({k: incident_state(i, tracker.now(), wall_now) for k, i in opened.items()})
         if closed:
             store.delete(closed)
     except Exception as exc:  # noqa: BLE001 - any store failure: log it and keep alerting
@@ -269,8 +299,9 @@ def run_alerts(
     clock: Callable[[], float] = time.monotonic, store: IncidentStore | None = None,
     wall: Callable[[], float] = time.time,
 ) -> AlertStats:
-    """Consume until ``max_seconds`` pass or, with ``exit_when_idle``, until nothing has
-    arrived for that long and every incident is resolved. The caller subscribes and closes.
+    """Consume until ``max_seconds`` pass or, with ``exit_when_idle``, until no message has
+    arrived for that many seconds (incidents still open stay open: with a store they resume
+    in the next run). The caller subscribes and closes.
     ``clock`` must be the tracker's; incidents changed by a message reach ``store`` before
     its offset is committed.
     """
@@ -281,8 +312,7 @@ def run_alerts(
         if opts.max_seconds is not None and now - start >= opts.max_seconds:
             break
         idle = now - last_message
-        if opts.exit_when_idle is not None and idle >= opts.exit_when_idle \
-                and not tracker.open_incidents:
+        if opts.exit_when_idle is not None and idle >= opts.exit_when_idle:
             break
         msg = consumer.poll(opts.tick)
         if msg is not None:
@@ -290,12 +320,12 @@ def run_alerts(
             if error is None:
                 last_message = clock()
                 _handle(msg, tracker, send, stats, log)
-                _persist(tracker, store, clock(), wall(), log)
+                _persist(tracker, store, wall(), log)
                 consumer.commit(message=msg, asynchronous=False)
             elif error.code() != _PARTITION_EOF:
                 log(f"kafka: {error.str()}")
         if clock() >= next_tick:
             _post(tracker.tick(), send, stats, log)
-            _persist(tracker, store, clock(), wall(), log)
+            _persist(tracker, store, wall(), log)
             next_tick = clock() + opts.tick
     return stats

@@ -3,14 +3,21 @@
     input topic --take_events(batch_max, batch_wait)--> WorkerRuntime.process
         -> anomalies topic, dead-letter topic; key states -> changelog of table "key-state"
 
-Web endpoints on ``web_host:web_port``: ``/health`` (200, ``ok`` or ``degraded`` when Redis
-is unreachable and cached thresholds are in use), ``/ready`` (200 once models are loaded and
-the first partition assignment is done, else 503), ``/metrics`` (Prometheus).
+Web endpoints on ``web_host:web_port``: ``/health`` (200; ``ok``, or ``degraded`` while
+Redis does not answer, or Kafka is unreachable or not fetching; see :mod:`.health`),
+``/ready`` (200 once models are loaded and the first partition assignment is done, else
+503), ``/metrics`` (Prometheus).
+
+Consumer group settings are chosen for fast recovery: a short session timeout with frequent
+heartbeats (a dead worker's partitions move within seconds), and, with
+``group_instance_id`` set, static membership (a restarted worker rejoins with its old
+partitions and no rebalance).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -20,14 +27,21 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from schemas.card import ModelCard
+from stream_detector.connectivity import check_redis
+from stream_detector.exceptions import ConfigurationError, ConnectionFailed, ModelCardError
+from stream_detector.health import health_document
+from stream_detector.kafka_health import kafka_status
 from stream_detector.logs import logging_config
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import ModelRuntime
 from stream_detector.registry import ModelRegistry
+from stream_detector.routing import check_routes
 from stream_detector.settings import Settings, get_settings
 from stream_detector.threshold_cache import ThresholdCache
 from stream_detector.topics import ensure_topics
 from stream_detector.worker import Message, TableStore, WorkerRuntime
+from stream_detector.worker_report import ConsoleReporter, consumer_lag
 
 __all__ = ["create_app", "run_worker"]
 
@@ -39,8 +53,11 @@ STATE_TABLE = "key-state"
 class _Models:
     """The served models: registries (hot-swap) and their threshold caches."""
 
-    def __init__(self, settings: Settings, model_paths: Sequence[Path]) -> None:
+    def __init__(
+        self, settings: Settings, model_paths: Sequence[Path], metrics: WorkerMetrics
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.registries = [
             ModelRegistry(p, preference=settings.provider,
                           intra_op_threads=settings.intra_op_threads)
@@ -51,12 +68,19 @@ class _Models:
         self._started: asyncio.Event | None = None
         for registry in self.registries:
             self._add(registry.load_latest())
+            self._count_refused(registry)
+
+    def _count_refused(self, registry: ModelRegistry) -> None:
+        for version, _ in registry.refused:
+            self.metrics.model_versions_refused.labels(version.name, version.version).inc()
+        registry.refused.clear()
 
     def _add(self, loaded: Any, index: int | None = None) -> None:
         cache = ThresholdCache.from_url(
-            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs()
+            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs(),
+            namespace=self.settings.namespace,
         )
-        runtime = ModelRuntime(loaded, cache.lookup)
+        runtime = ModelRuntime(loaded, cache.lookup, self.settings.dead_letter_skew)
         if index is None:
             self.caches.append(cache)
             self.runtimes.append(runtime)
@@ -66,17 +90,33 @@ class _Models:
                      loaded.card.version, loaded.scorer.provider)
 
     async def refresh(self) -> bool:
-        """Pick up new versions dropped into a registry; True when something changed."""
+        """Pick up new versions published into a registry; True when something changed.
+
+        An error with one registry is logged and the others (and later polls) go on.
+        """
         changed = False
         for i, registry in enumerate(self.registries):
-            loaded = registry.refresh()
-            if loaded is not None:
-                old = self.caches[i]
-                self._add(loaded, i)
-                await self.caches[i].start()
-                await old.stop()
-                changed = True
+            try:
+                loaded = registry.refresh(functools.partial(self._check_routes, i))
+                self._count_refused(registry)
+                if loaded is not None:
+                    old = self.caches[i]
+                    self._add(loaded, i)
+                    await self.caches[i].start()
+                    await old.stop()
+                    changed = True
+            except Exception:  # noqa: BLE001 - polling must survive anything
+                log.exception("checking %s for new model versions failed; the current "
+                              "version keeps serving and polling goes on", registry.root)
         return changed
+
+    def _check_routes(self, index: int, card: ModelCard) -> None:
+        cards = [r.card for r in self.runtimes]
+        cards[index] = card
+        try:
+            check_routes(cards)
+        except ConfigurationError as exc:
+            raise ModelCardError(f"its keys clash with another served model: {exc}") from exc
 
     async def start(self) -> None:
         """Load every model's thresholds from Redis once, then let scoring begin."""
@@ -101,7 +141,15 @@ class _Models:
 
 
 def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
-    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots)."""
+    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots).
+
+    Raises
+    ------
+    ConnectionFailed
+        Kafka or Redis refuses the settings (credentials, TLS, protocol), or Kafka does not
+        answer; a Redis that is merely down is only logged (the worker starts degraded).
+    """
+    _check_redis(settings)
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -111,9 +159,15 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         store="memory://",
         topic_partitions=partitions,
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # web_host only names the URL; web_bind is the listen address
         web_port=settings.web_port,
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
+        consumer_group_instance_id=settings.group_instance_id,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        processing_guarantee=settings.processing_guarantee,
     )
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
@@ -121,14 +175,15 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     # bytes key and value types make Faust use the raw codec for the changelog both ways
     # (a schema= alone is not used when recovering: restored states would fail as JSON)
     table = app.Table(STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
-    models = _Models(settings, model_paths)
     metrics = WorkerMetrics()
+    models = _Models(settings, model_paths, metrics)
     runtime = WorkerRuntime(
         models.runtimes, TableStore(table), metrics,
         send_event=lambda k, v: output.send(key=k, value=v),
         send_dead=lambda k, v: dead.send(key=k or None, value=v),
     )
     state: dict[str, Any] = {"assigned": False}
+    console = ConsoleReporter(settings.anomaly_lines_per_second)
     for r in models.runtimes:
         metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
         metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
@@ -154,11 +209,12 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         state["stream"] = stream
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
             async with lock:
-                await runtime.process([
+                done = await runtime.process([
                     Message(e.value, e.message.topic, e.message.partition, e.message.offset,
                             e.message.timestamp)
                     for e in events
                 ], flush=False)
+                console.on_batch(done.records, done.windows, done.events)
                 held.extend(events)
                 if time.monotonic() - last_flush[0] >= settings.state_flush_interval:
                     await flush_and_ack(stream)
@@ -182,8 +238,19 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         state["assigned"] = True
 
     _add_tasks(app, settings, models, runtime)
+    _add_summary(app, settings, models, console)
     _add_pages(app, models, metrics, state)
     return app
+
+
+def _check_redis(settings: Settings) -> None:
+    """Refuse to start on Redis settings that can never work; start degraded on an outage."""
+    try:
+        check_redis(settings)
+    except ConnectionFailed as exc:
+        if not exc.outage:
+            raise
+        log.warning("%s; starting with the model cards' thresholds (degraded)", exc)
 
 
 def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: WorkerRuntime) -> None:
@@ -198,9 +265,28 @@ def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: Wor
 
     @app.timer(interval=1.0)
     async def gauges() -> None:
-        runtime.metrics.degraded.set(1 if models.degraded else 0)
+        m = runtime.metrics
+        kafka = kafka_status(app, settings.input_topic)
+        m.degraded.set(1 if models.degraded or not kafka.healthy else 0)
         ages = [c.age_seconds for c in models.caches]
-        runtime.metrics.threshold_cache_age.set(max(ages) if ages else 0.0)
+        m.threshold_cache_age.set(max(ages) if ages else 0.0)
+        m.kafka_connected.set(1 if kafka.connected else 0)
+        m.kafka_assigned_partitions.set(len(kafka.assigned_partitions))
+        m.kafka_consumer_lag.set(kafka.consumer_lag)
+        m.kafka_seconds_since_fetch.set(kafka.seconds_since_fetch or 0.0)
+
+
+def _add_summary(
+    app: faust.App, settings: Settings, models: _Models, console: ConsoleReporter
+) -> None:
+    if settings.summary_interval <= 0:
+        return
+
+    @app.timer(interval=settings.summary_interval)
+    async def summary() -> None:
+        if models.started.is_set():
+            console.summary(await consumer_lag(app.consumer, settings.input_topic),
+                            models.caches)
 
 
 def _add_pages(
@@ -208,12 +294,8 @@ def _add_pages(
 ) -> None:
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
-        return web.json({
-            "status": "degraded" if models.degraded else "ok",
-            "redis": "unreachable" if models.degraded else "ok",
-            "models": [{"name": r.name, "version": r.card.version,
-                        "provider": r.loaded.scorer.provider} for r in models.runtimes],
-        })
+        kafka = kafka_status(app, models.settings.input_topic)
+        return web.json(health_document(models.runtimes, models.caches, kafka))
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:

@@ -14,8 +14,10 @@ from typing import Any
 
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import Record, RecordKind
+from stream_detector.exceptions import DataError
 from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline, Scored
 from stream_detector.registry import ModelRegistry
+from stream_detector.routing import Router
 from stream_detector.scoring import top_contributors
 from stream_detector.threshold_cache import ThresholdCache
 
@@ -91,4 +93,13 @@ def score_file(
     runtime = load_runtime(model_dir, provider)
     source = load_source(data, kind=kind or runtime.card.record_kind, key=key)
     records = list(source.records)
+    router = Router([runtime])
+    unserved = sorted({r.key for r in records if router.route(r.kind, r.key) is None})
+    if unserved:
+        raise DataError(
+            f"{data}: model {runtime.name} serves {runtime.card.serves.describe()}, not "
+            f"{', '.join(unserved[:5])}{' ...' if len(unserved) > 5 else ''}; a worker would "
+            "dead-letter these records as unrouted. Pass --key to name the series as the "
+            "model knows it, or train with --serves all"
+        )
     return [row for _, row in score_records(runtime, records, progress)]

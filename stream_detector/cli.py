@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -90,14 +89,21 @@ def services_start(cache_dir: CacheOption = None) -> None:
 
 @services_app.command("stop")
 def services_stop(cache_dir: CacheOption = None) -> None:
-    """Stop the services that ``services start`` started."""
+    """Stop the services that ``services start`` started (and nothing else: a recorded pid
+    that now belongs to another process is left alone)."""
     from stream_detector import services
 
     cache = _cache_dir(cache_dir)
     state = services.load_state(cache)
     for name, handle in state.items():
-        services.stop_handle(handle)
-        console.print(f"{name}: stopped")
+        if not services.is_alive(handle.pid):
+            _say(f"{name}: was not running")
+        elif services.owns(handle):
+            services.stop_handle(handle)
+            _say(f"{name}: stopped (pid {handle.pid})")
+        else:  # a stale state file: that pid now belongs to someone else's process
+            _say(f"{name}: left alone: pid {handle.pid} is no longer the {name} that "
+                 "`services start` started")
     services.clear_state(cache)
     if not state:
         console.print("nothing was running")
@@ -188,6 +194,10 @@ def demo(
     ] = None,
     out: Annotated[Path, typer.Option(help="data, model cache and report")] = Path("runs/demo"),
     live: Annotated[bool, typer.Option(help="live progress and anomaly table")] = True,
+    ui: Annotated[bool, typer.Option(help="the live explorer in the browser (its URL is shown)")
+                  ] = True,
+    stay: Annotated[bool, typer.Option(help="after the replay keep the explorer, worker and "
+                                       "services up until Ctrl-C")] = False,
 ) -> None:
     with _one_line_errors():
         _require_given(kafka, redis)  # before the data and the training, not 30 s later
@@ -197,7 +207,7 @@ def demo(
     from stream_detector.report import write_report
 
     opts = DemoOptions(kind=kind, duration=duration, data=data, kafka=kafka, redis=redis,
-                       rate=rate, out=out, live=live)
+                       rate=rate, out=out, live=live, ui=ui, stay=stay)
     with _one_line_errors():
         try:
             run = run_demo(opts, err_console)
@@ -269,19 +279,6 @@ def _one_line_errors() -> Iterator[None]:
         _fail(escape(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages.
-
-    >>> _safe_url("redis://:s3cret@db:6379/0")
-    'redis://:***@db:6379/0'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _settings(**overrides: str | None) -> Settings:
     """Process settings, with command-line URLs (``--kafka``, ``--redis``) on top."""
     from pydantic import ValidationError
@@ -350,12 +347,14 @@ def replay_command(
     from confluent_kafka import Producer
 
     from stream_detector import replay as replaying
+    from stream_detector.cli_checks import require_kafka
     from stream_detector.history import load_source
 
     with _one_line_errors():
         source = load_source(file, kind=kind, key=key, order=order, limit=limit)
         settings = _settings(kafka_url=kafka)
         topic = topic or settings.input_topic
+        require_kafka(settings)  # refused, wrong credentials or TLS: one line, in seconds
         producer = Producer(replaying.producer_config(settings.confluent_config()))
         partitions = replaying.check_topic(producer, topic, settings.bootstrap_servers)
         stream = replaying.messages(source.records, batch)
@@ -412,7 +411,13 @@ def schemas_export(
             _say(str(path))
 
 
-from stream_detector import cli_alerts, cli_models, cli_thresholds  # noqa: E402,F401 - register commands
+from stream_detector import (  # noqa: E402,F401 - register commands
+    cli_alerts,
+    cli_models,
+    cli_tail,
+    cli_thresholds,
+    cli_ui,
+)
 
 
 def main() -> None:

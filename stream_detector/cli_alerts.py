@@ -12,7 +12,6 @@ from stream_detector.cli import (
     KafkaOption,
     RedisOption,
     _one_line_errors,
-    _safe_url,
     _say,
     _settings,
     app,
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["alerts_command"]
 
+_DEFAULT_GROUP = "stream-detector-alerts"
+
 
 def _log(text: str) -> None:
     err_console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -38,7 +39,9 @@ def _log(text: str) -> None:
         "Forward anomaly events to a webhook (Slack-compatible JSON), one post per incident:"
         " the first anomaly of a key is posted, later ones within --suppress seconds are"
         " counted, and a 'resolved: N anomalies between T1 and T2' post follows once the key"
-        " has been quiet for --suppress seconds. Offsets are committed after delivery (at"
+        " has been quiet for --suppress seconds. Time is event time (the events' window"
+        " ends), advanced by the clock between events: a backlog read with --from-beginning"
+        " is grouped as it happened. Offsets are committed after delivery (at"
         " least once); duplicate event ids are dropped, invalid messages logged and skipped."
         " A 4xx answer stops with exit code 1; 5xx and network errors are retried.\n\n"
         "Examples:\n\n"
@@ -62,9 +65,10 @@ def alerts_command(
     ] = None,
     group: Annotated[
         str, typer.Option(help="consumer group (its committed offsets say what was sent)")
-    ] = "stream-detector-alerts",
+    ] = _DEFAULT_GROUP,
     suppress: Annotated[
-        float, typer.Option(min=0.001, help="seconds a key must be quiet to close its incident")
+        float, typer.Option(min=0.001, help="event-time seconds a key must be quiet to close "
+                                            "its incident (window ends, not the wall clock)")
     ] = 900.0,
     min_severity: Annotated[
         float, typer.Option(min=0.0, max=100.0, help="ignore events of lower severity (0-100)")
@@ -82,7 +86,8 @@ def alerts_command(
     ] = None,
     exit_when_idle: Annotated[
         float | None,
-        typer.Option(min=0.0, help="stop once no event came for this long and all are resolved"),
+        typer.Option(min=0.0, help="stop once no message came for this many seconds (open "
+                                  "incidents are kept and resolve in a later run)"),
     ] = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="seconds per HTTP attempt")] = 10.0,
     retries: Annotated[int, typer.Option(min=0, help="retries on 5xx/network errors")] = 4,
@@ -107,6 +112,8 @@ def alerts_command(
     with _one_line_errors():
         settings = _settings(kafka_url=kafka, redis_url=redis)
         topic = topic or settings.output_topic
+        if settings.namespace and group == _DEFAULT_GROUP:  # teams on one Kafka: own groups
+            group = f"{settings.namespace}.{group}"
         url = webhook or (settings.alert_webhook_url.get_secret_value()
                           if settings.alert_webhook_url else None)
         hook = Webhook(url, timeout=timeout, retries=retries) if url else None
@@ -137,7 +144,8 @@ def alerts_command(
             consumer.close()
     _log(f"alerts: {stats.messages} messages, {stats.invalid} invalid, "
          f"{tracker.duplicates} duplicates, {stats.opened} incidents opened, "
-         f"{stats.resolved} resolved, {len(tracker.open_incidents)} still open")
+         f"{stats.resolved} resolved, {len(tracker.open_incidents)} still open"
+         + (" (kept in Redis for the next run)" if store and tracker.open_incidents else ""))
 
 
 def _incident_store(
@@ -148,15 +156,16 @@ def _incident_store(
     import redis as redis_lib
 
     from stream_detector.alerts_sink import RedisIncidentStore
+    from stream_detector.connectivity import describe_redis_error
 
-    store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group)
+    store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group,
+                               settings.namespace)
     try:
         states = store.load()
     except redis_lib.RedisError as exc:
         raise ConfigurationError(
-            f"Redis at {_safe_url(settings.redis_url)} is unreachable ({exc}): alerts keeps "
-            "open incidents there across restarts; start it, set STREAM_DETECTOR_REDIS_URL, "
-            "or pass --no-state") from None
+            f"{describe_redis_error(settings, exc)} (alerts keeps open incidents there across "
+            "restarts; --no-state runs without)") from None
     resumed = tracker.resume(states, time.time())
     if resumed:
         _log(f"resumed {resumed} open incident(s) of group {group} from Redis")

@@ -11,13 +11,13 @@ Nothing here imports torch, faust or onnxruntime.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from stream_detector.connectivity import safe_url
 from stream_detector.exceptions import ServiceError
 
 if TYPE_CHECKING:
@@ -34,9 +34,6 @@ __all__ = [
     "safe_url",
 ]
 
-_QUIET = logging.getLogger("stream_detector.preflight.librdkafka")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
 
 
 def existing_input(path: Path | None) -> Path | None:
@@ -115,47 +112,26 @@ def new_folder(path: Path | None) -> Path | None:
     return path
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages.
-
-    >>> safe_url("redis://:s3cret@db:6379/0")
-    'redis://:***@db:6379/0'
-    """
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def require_kafka(settings: Settings, timeout: float = 5.0) -> None:
     """Return once the broker answers a metadata request; else one clear error.
+
+    A closed port is reported at once; otherwise :func:`connectivity.check_kafka` names
+    rejected credentials, an untrusted certificate or a protocol mismatch within a second.
 
     Raises
     ------
     ServiceError
-        No answer within ``timeout`` seconds (the message says how to start or point to one).
+        No answer within ``timeout`` seconds, or (as :class:`ConnectionFailed`) a refusal
+        (the message says which setting to change).
     """
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+    from stream_detector.connectivity import check_kafka
 
     refused = _refused(settings.bootstrap_servers, min(timeout, 2.0))
     if refused is not None:  # nothing listens: say so now, not after the client's retries
         raise ServiceError(
             f"cannot reach Kafka at {settings.bootstrap_servers} ({refused}); start it with "
             "`stream-detector services start` or pass --kafka kafka://HOST:PORT")
-    conf = {**settings.confluent_config(), "logger": _QUIET,
-            "socket.connection.setup.timeout.ms": int(timeout * 1000)}
-    try:
-        AdminClient(conf).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        reason = exc.args[0].str() if exc.args else str(exc)
-        raise ServiceError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({reason}); start it with "
-            "`stream-detector services start` or pass --kafka kafka://HOST:PORT"
-        ) from None
+    check_kafka(settings, timeout)
 
 
 def _refused(servers: str, timeout: float) -> str | None:
@@ -174,23 +150,13 @@ def _refused(servers: str, timeout: float) -> str | None:
 
 
 def require_redis(settings: Settings, timeout: float = 3.0) -> None:
-    """Return once Redis answers PING; else one clear error.
+    """Return once Redis answers PING; else one clear error (:func:`connectivity.check_redis`).
 
     Raises
     ------
     ServiceError
-        Redis refused, timed out or rejected the credentials.
+        Redis refused, timed out, or rejected the credentials or the TLS set-up.
     """
-    from redis.exceptions import RedisError
+    from stream_detector.connectivity import check_redis
 
-    client = settings.redis_client(socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        client.ping()
-    except RedisError as exc:
-        reason = str(exc).rstrip(".")
-        raise ServiceError(
-            f"cannot reach Redis at {safe_url(settings.redis_url)} ({reason}); start it with "
-            "`stream-detector services start` or pass --redis redis://HOST:PORT/DB"
-        ) from None
-    finally:
-        client.close()
+    check_redis(settings, timeout)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,6 @@ from stream_detector.cli import (
     RedisOption,
     _fail,
     _one_line_errors,
-    _safe_url,
     _say,
     _settings,
     app,
@@ -34,11 +35,14 @@ thresholds_app = typer.Typer(
     help=(
         "Read and change the thresholds workers use, in Redis (per model version and key;"
         " key '*' is the model default). Workers pick up changes within a second.\n\n"
-        "MODEL is a model directory (its card.json gives name and version) or a name with"
-        " --version.\n\n"
+        "MODEL is what score, worker and evaluate take: a model folder (registry/NAME/VERSION),"
+        " a registry entry (registry/NAME: its newest version), or a name with --version."
+        " Values are on the model's score scale: z-scores for the default models, which alert"
+        " at 4.5 sigma.\n\n"
         "Examples:\n\n"
-        "  stream-detector thresholds publish --model models/nab/3\n\n"
-        "  stream-detector thresholds set models/nab/3 Twitter_volume_AAPL 0.42 --by alice\n\n"
+        "  stream-detector thresholds publish --model registry/Twitter_volume_AAPL\n\n"
+        "  stream-detector thresholds set registry/Twitter_volume_AAPL Twitter_volume_AAPL 5.0"
+        " --by alice\n\n"
         "  stream-detector thresholds get nab Twitter_volume_AAPL --version 3\n\n"
         "  stream-detector thresholds list nab --version 3 --json\n\n"
         "  stream-detector thresholds delete nab Twitter_volume_AAPL --version 3"
@@ -50,7 +54,8 @@ app.add_typer(thresholds_app, name="thresholds")
 ModelArgument = Annotated[
     str,
     typer.Argument(
-        help="model directory, or model name with --version", metavar="MODEL", show_default=False
+        help="model folder, registry/NAME (newest version), or a name with --version",
+        metavar="MODEL", show_default=False
     ),
 ]
 KeyArgument = Annotated[
@@ -73,20 +78,58 @@ class _Model:
 
 
 def _model(model: str, version: str | None) -> _Model:
-    """Name and version from a model directory's card, or from a name and --version."""
+    """Name and version from a model directory's card, from a registry folder (its newest
+    version, or --version), or from a name and --version: the same MODEL as ``score``,
+    ``worker`` and ``evaluate`` accept."""
     path = Path(model)
-    if path.is_dir() or (path.name == "card.json" and path.is_file()):
-        from stream_detector.registry import read_card
-
-        card = read_card(path)
+    if path.name == "card.json" and path.is_file():
+        path = path.parent
+    if path.is_dir():
+        card = _card_of(path, version)
         if version is not None and version != card.version:
             raise ConfigurationError(f"{path} holds version {card.version!r}, not {version!r}")
         return _Model(card.name, card.version, card)
     if version is None:
         raise ConfigurationError(
-            f"{model!r} is not a model directory; give a directory, or a name with --version"
+            f"{model!r} is neither a model folder nor a registry entry; give e.g. "
+            "registry/NAME (newest version), registry/NAME/VERSION, or a name with --version"
         )
     return _Model(model, version, None)
+
+
+def _card_of(path: Path, version: str | None) -> ModelCard:
+    from stream_detector.registry import ModelRegistry, read_card
+
+    if (path / "card.json").is_file():
+        return read_card(path)
+    if version is not None and (path / version / "card.json").is_file():
+        return read_card(path / version)
+    return read_card(ModelRegistry(path).latest().path)
+
+
+def _check_key(ref: _Model, key: str, store: ThresholdStore, new_key: bool) -> None:
+    """Refuse a key the model does not know (a typo would silently never apply)."""
+    if new_key or key == _DEFAULT_KEY:
+        return
+    known = set(store.list(ref.name, ref.version))
+    if ref.card is not None:
+        known |= set(ref.card.thresholds.per_key) | set(ref.card.serves.keys)
+        known |= set(ref.card.training.get("keys") or [])
+        pattern = ref.card.serves.pattern
+        if pattern is not None and re.fullmatch(pattern, key):
+            return
+    if key in known:
+        return
+    where = f"{ref.name} v{ref.version}"
+    if not known:
+        raise ConfigurationError(
+            f"cannot check key {key!r}: {where} has no thresholds in Redis and no card lists "
+            "its keys; give the model folder (registry/NAME), or pass --new-key")
+    close = difflib.get_close_matches(key, sorted(known), n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ConfigurationError(
+        f"unknown key {key!r} for {where} ({len(known)} known); {hint}pass --new-key to add "
+        "it anyway")
 
 
 @contextlib.contextmanager
@@ -94,16 +137,15 @@ def _threshold_store(redis: str | None) -> Iterator[ThresholdStore]:
     """A store on the configured Redis; Redis errors become one line naming the server."""
     from redis.exceptions import RedisError
 
+    from stream_detector.connectivity import describe_redis_error
     from stream_detector.thresholds import ThresholdStore
 
     settings = _settings(redis_url=redis)
     client = settings.redis_client(socket_connect_timeout=2.0, socket_timeout=5.0)
     try:
-        yield ThresholdStore(client)
-    except RedisError as exc:
-        reason = str(exc).rstrip(".")
-        _fail(escape(f"Redis at {_safe_url(settings.redis_url)}: {reason}; start it with "
-                     "`stream-detector services start` or pass --redis redis://HOST:PORT/DB"))
+        yield ThresholdStore(client, settings.namespace)
+    except RedisError as exc:  # names the cause: down, credentials, TLS, ACL
+        _fail(escape(describe_redis_error(settings, exc)))
     finally:
         client.close()
 
@@ -126,11 +168,22 @@ def thresholds_set(
     version: VersionOption = None,
     method: Annotated[ThresholdMethod, typer.Option(help="how it was chosen")] = "manual",
     by: Annotated[str | None, typer.Option("--by", help="who sets it (default user@host)")] = None,
+    new_key: Annotated[
+        bool, typer.Option("--new-key", help="allow a key the model's card and Redis do not know")
+    ] = False,
     redis: RedisOption = None,
 ) -> None:
     """Set one key's threshold (KEY '*' sets the model default); workers see it within 1 s.
 
-    Example: ``stream-detector thresholds set models/nab/3 Twitter_volume_AAPL 0.42``
+    The value is on the scale of the model's score: z-scores for models with normalised
+    detection (the default models alert at 4.5 sigma), raw scores otherwise; ``thresholds
+    get`` shows the current one. A key neither the card nor Redis knows is refused (a typo
+    would never apply) unless ``--new-key``.
+
+    Example:
+
+    ``stream-detector thresholds set registry/Twitter_volume_AAPL Twitter_volume_AAPL 5.0``
+
     (a negative VALUE goes after ``--``: ``... set nab k -v 3 -- -0.5``)
     """
     with _one_line_errors():
@@ -138,6 +191,7 @@ def thresholds_set(
         if not math.isfinite(value):
             raise ConfigurationError(f"threshold must be a finite number, got {value}")
         with _threshold_store(redis) as store:
+            _check_key(ref, key, store, new_key)
             entry = store.set(ref.name, ref.version, key, value, method=method, set_by=by)
     _say(f"{ref.name} {ref.version} " + _entry_text(key, entry, entry.value, "set"))
 
@@ -188,7 +242,7 @@ def thresholds_list(
 ) -> None:
     """List a model version's thresholds in Redis ('*' is the default).
 
-    Example: ``stream-detector thresholds list models/nab/3``
+    Example: ``stream-detector thresholds list registry/Twitter_volume_AAPL``
     """
     from rich.table import Table
 
@@ -210,17 +264,19 @@ def thresholds_list(
 
 @thresholds_app.command("publish")
 def thresholds_publish(
-    model: Annotated[Path, typer.Option("--model", "-m", help="model directory (card.json)")],
+    model: Annotated[Path, typer.Option(
+        "--model", "-m", help="model folder, or registry/NAME (its newest version)")],
+    version: VersionOption = None,
     redis: RedisOption = None,
 ) -> None:
     """Copy a model card's calibrated thresholds (default and per key) into Redis.
 
-    Example: ``stream-detector thresholds publish --model models/nab/3``
+    Example: ``stream-detector thresholds publish --model registry/Twitter_volume_AAPL``
     """
-    from stream_detector.registry import read_card
-
     with _one_line_errors():
-        card = read_card(model)
+        card = _model(str(model), version).card
+        if card is None:
+            raise ConfigurationError(f"{model} is not a model folder or registry entry")
         with _threshold_store(redis) as store:
             count = store.publish_from_card(card)
     _say(f"published {count} threshold(s) of {card.name} {card.version} "

@@ -14,9 +14,12 @@ __all__ = [
     "REDIS_THRESHOLD_CHANNEL",
     "REDIS_MODEL_CHANNEL",
     "REDIS_HEALTHCHECK_KEY",
+    "REDIS_ALERTS_PREFIX",
     "MAX_MESSAGE_BYTES",
     "MAX_RECORDS_PER_MESSAGE",
     "MAX_WINDOW_LENGTH",
+    "redis_prefix",
+    "namespaced",
 ]
 
 APP_ID: Final = "stream-detector"
@@ -32,6 +35,27 @@ REDIS_THRESHOLD_PREFIX: Final = REDIS_PREFIX + "threshold:"
 REDIS_THRESHOLD_CHANNEL: Final = REDIS_PREFIX + "thresholds:changed"
 REDIS_MODEL_CHANNEL: Final = REDIS_PREFIX + "models:changed"
 REDIS_HEALTHCHECK_KEY: Final = REDIS_PREFIX + "healthcheck"
+# sd:alerts:<consumer group> is a hash of the open incidents of `stream-detector alerts`.
+REDIS_ALERTS_PREFIX: Final = REDIS_PREFIX + "alerts:"
+
+
+def redis_prefix(namespace: str = "") -> str:
+    """Prefix of a deployment's Redis keys and channels: the names above with ``sd:``
+    turned into ``sd:NS:`` (settings' ``namespace``).
+
+    >>> redis_prefix(""), redis_prefix("team-a")
+    ('sd:', 'sd:team-a:')
+    """
+    return f"{REDIS_PREFIX}{namespace}:" if namespace else REDIS_PREFIX
+
+
+def namespaced(name: str, namespace: str = "") -> str:
+    """One of the ``sd:`` constants above, in ``namespace``.
+
+    >>> namespaced(REDIS_THRESHOLD_CHANNEL, "team-a")
+    'sd:team-a:thresholds:changed'
+    """
+    return redis_prefix(namespace) + name.removeprefix(REDIS_PREFIX)
 
 # Bounds on untrusted input (security: a producer must not be able to exhaust a worker).
 MAX_MESSAGE_BYTES: Final = 1_048_576

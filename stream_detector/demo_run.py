@@ -141,14 +141,12 @@ def _wait_training(proc: Any, log: Path) -> None:
         raise StreamDetectorError(f"training failed (exit {proc.returncode}); {log}:\n{tail}")
 
 
-def _publish(redis_url: str, model: Path) -> Any:
-    import redis
-
+def _publish(settings: Any, model: Path) -> Any:
     from stream_detector.registry import ModelRegistry
     from stream_detector.thresholds import ThresholdStore
 
     card = ModelRegistry(model).load_latest().card
-    client = redis.Redis.from_url(redis_url)
+    client = settings.redis_client()  # the settings' credentials and TLS, as the worker's
     try:
         ThresholdStore(client).publish_from_card(card, set_by="stream-detector demo")
     finally:
@@ -187,7 +185,8 @@ def _worker_env(settings: Any, topics: dict[str, str], state: Path) -> dict[str,
             "STREAM_DETECTOR_APP_ID": topics["app_id"],
             "STREAM_DETECTOR_TOPIC_PARTITIONS": "2",
             "STREAM_DETECTOR_STATE_DIR": str(state),
-            "STREAM_DETECTOR_INTRA_OP_THREADS": "1"}
+            "STREAM_DETECTOR_INTRA_OP_THREADS": "1",
+            "STREAM_DETECTOR_NAMESPACE": ""}  # the demo names its own topics and keys
 
 
 def _progress() -> Progress:
@@ -256,13 +255,14 @@ def _prepare(
     else:
         step(f"model: {plan.entry} (cached: same data and options)")
     kafka, redis = _services(opts, stack, step)
+    settings = _settings(kafka, redis)
     if trainer is not None:
         _wait_training(trainer, logs / "train.log")
         step(f"model: trained into {plan.entry}")
-    card = _publish(redis, plan.entry)
+    card = _publish(settings, plan.entry)
     step(f"thresholds of {card.name} v{card.version} published to Redis "
          f"(default {card.thresholds.default:.3g})")
-    return _settings(kafka, redis), card
+    return settings, card
 
 
 def _stream(
@@ -285,6 +285,7 @@ def _stream(
     log = opts.out / "logs" / f"worker-{topics['suffix']}.log"
     worker = stack.enter_context(
         start_worker(plan.entry, topics, _worker_env(settings, topics, state), log))
+    explorer = _explorer(opts, plan, topics, settings, stack, step)
     step(f"worker starting (log: {log}); scoring the data offline meanwhile")
     records, rows = _offline(plan.entry, data)
     worker.wait_ready()
@@ -304,7 +305,33 @@ def _stream(
     begun = time.monotonic()
     stats, producer = _replay(settings, topics["input"], records, rate, collector, console,
                               opts.live, drain)
-    return _Streamed(records, rows, collector, producer, stats.seconds, done[0] - begun, rate)
+    if opts.stay and explorer:
+        _hold(explorer, step)
+    return _Streamed(records, rows, collector, producer, stats.seconds, done[0] - begun, rate,
+                     explorer)
+
+
+def _explorer(opts: DemoOptions, plan: ModelPlan, topics: dict[str, str], settings: Any,
+              stack: contextlib.ExitStack, step: Step) -> str:
+    """The live explorer on the run's topics (``--no-ui``: none, "")."""
+    if not opts.ui:
+        return ""
+    from stream_detector.ui.process import start_explorer
+
+    env = {"STREAM_DETECTOR_KAFKA_URL": settings.kafka_url,
+           "STREAM_DETECTOR_REDIS_URL": settings.redis_url}
+    url: str = stack.enter_context(
+        start_explorer([plan.entry], topics, env, opts.out / "logs" / "ui.log"))
+    step(f"explorer: {url} (anomalies live in the browser)")
+    return url
+
+
+def _hold(url: str, step: Step) -> None:
+    """--stay: keep the worker, services and explorer up until Ctrl-C."""
+    step(f"replay done; the explorer stays up at {url}: Ctrl-C ends the demo")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 @dataclass
@@ -316,6 +343,7 @@ class _Streamed:
     replay_seconds: float
     processed_seconds: float
     rate: float
+    explorer: str = ""
 
 
 def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
@@ -351,7 +379,8 @@ def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: fl
         offline_anomalies=sum(1 for r in run.rows if r.alert), quality=quality_of(data, ends),
         replay_seconds=run.replay_seconds, processed_seconds=run.processed_seconds,
         rate=run.rate, latency=latency_stats(latencies), wall_seconds=wall,
-        model=f"{card.name} v{card.version} ({card.family})", cached_model=plan.cached)
+        model=f"{card.name} v{card.version} ({card.family})", cached_model=plan.cached,
+        explorer=run.explorer)
     return DemoRun(summary, data, run.rows, list(unique.values()), latencies,
                    card.thresholds.default, run.records,
                    float(card.training.get("train_fraction") or 0.0))

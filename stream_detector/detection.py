@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 __all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "decide", "page",
@@ -185,6 +185,10 @@ class DetectorState:
         return state
 
 
+_HISTORY: Final = tuple(f.name for f in fields(DetectorState) if f.name not in (
+    "seen", "last_alert", "last_z"))
+
+
 @dataclass(frozen=True)
 class Decision:
     """What one window's score means for its key."""
@@ -254,22 +258,32 @@ def _season_z(state: DetectorState, value: float, index: int, spread: float,
 
 def decide(
     state: DetectorState, raw_score: float, threshold: float, p: DetectionParams,
-    value: float = math.nan,
+    value: float = math.nan, learn: bool = True,
 ) -> Decision:
     """Update ``state`` with the newest raw score (and ``value``, the window's newest value,
-    when :attr:`DetectionParams.uses_value`) and say whether it alerts."""
+    when :attr:`DetectionParams.uses_value`) and say whether it alerts.
+
+    ``learn=False`` judges the score against the history without adding it: the pipeline
+    passes it for a window that spans a gap in the key's data (its score mixes two
+    disconnected stretches, so it must not shift what is normal for the key). Such a window
+    may still alert; its event carries the ``gap`` quality flag.
+    """
     index = state.seen
     state.seen += 1
     if not p.normalise:
         z = raw_score
     else:
         x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
+        before = None if learn or index == 0 else replace(state, ring=array("f", state.ring))
         z, state.mean, state.var = _step(state.mean, state.var, index, x, p.min_std, p)
         if p.uses_value and not math.isnan(value):
             z = max(z, _value_components(state, value, index, p))
         if p.smooth > 0:
             z = state.level = z if index == 0 else state.level + p.smooth_alpha * (
                 z - state.level)
+        if before is not None:  # judged against the history, not added to it
+            for name in _HISTORY:
+                setattr(state, name, getattr(before, name))
     state.last_z = z
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "StreamDetectorError",
     "ConfigurationError",
+    "ConnectionFailed",
     "ServiceError",
     "MissingToolError",
     "ServiceStartError",
@@ -24,7 +25,19 @@ class ConfigurationError(StreamDetectorError):
 
 
 class ServiceError(StreamDetectorError):
-    """The local Kafka broker or redis-server could not be managed."""
+    """The local Kafka broker or redis-server could not be managed, or a service is unreachable."""
+
+
+class ConnectionFailed(ServiceError):
+    """Kafka or Redis refused this client (credentials, TLS, protocol) or did not answer.
+
+    ``outage`` is True when the server merely did not answer (it may come back), False when a
+    setting is wrong (retrying cannot help). The message names the setting to change.
+    """
+
+    def __init__(self, message: str, *, outage: bool = False) -> None:
+        super().__init__(message)
+        self.outage = outage
 
 
 class MissingToolError(ServiceError):

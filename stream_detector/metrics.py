@@ -33,6 +33,10 @@ class WorkerMetrics:
         self.batches_split = Counter("stream_detector_batches_split",
                                      "batches that failed and were split to isolate the "
                                      "failing record", registry=r)
+        self.record_flags = Counter("stream_detector_record_flags",
+                                    "records flagged by the timing policy (late, repeated, "
+                                    "skewed, gap) or imputed by their producer", ["flag"],
+                                    registry=r)
         self.windows_scored = Counter("stream_detector_windows_scored", "windows scored",
                                       ["model"], registry=r)
         self.anomalies_out = Counter("stream_detector_anomalies_out", "anomaly events emitted",
@@ -52,6 +56,24 @@ class WorkerMetrics:
                               "1 while Redis is unreachable (scoring goes on)", registry=r)
         self.model_info = Gauge("stream_detector_model_info", "loaded models (value 1)",
                                 ["model", "version", "onnx_sha256"], registry=r)
+        self.model_versions_refused = Counter(
+            "stream_detector_model_versions_refused", "model versions that failed to load "
+            "(invalid card, sha256 mismatch, unloadable ONNX); an older or the current "
+            "version serves instead", ["model", "version"], registry=r)
+        self.unrouted_records = Counter(
+            "stream_detector_unrouted_records", "valid records no loaded model serves "
+            "(dead-lettered with reason unrouted)", ["kind"], registry=r)
+        self.kafka_connected = Gauge("stream_detector_kafka_connected",
+                                     "1 while the consumer reaches a broker", registry=r)
+        self.kafka_assigned_partitions = Gauge(
+            "stream_detector_kafka_assigned_partitions", "input partitions assigned to this "
+            "worker", registry=r)
+        self.kafka_consumer_lag = Gauge(
+            "stream_detector_kafka_consumer_lag", "records behind the high watermark, summed "
+            "over assigned input partitions", registry=r)
+        self.kafka_seconds_since_fetch = Gauge(
+            "stream_detector_kafka_seconds_since_fetch", "seconds since the consumer last "
+            "received a fetch response", registry=r)
         self.provider_info = Gauge("stream_detector_provider_info",
                                    "ONNX Runtime execution provider in use (value 1)",
                                    ["provider"], registry=r)

@@ -40,8 +40,10 @@ from stream_detector.detection import Decision, DetectionParams, DetectorState, 
 from stream_detector.events import build_event, quality_flags, top_cells_rows
 from stream_detector.hybrid import HybridStage, NPLMOutcome, SampleRing
 from stream_detector.registry import LoadedModel
+from stream_detector.routing import Router
 from stream_detector.scoring import ScaleTable, ScoreBatch
 from stream_detector.thresholds import ResolvedThreshold
+from stream_detector.timing import GAP, IMPUTED, TimePolicy, count_flags, observe
 from stream_detector.windowing import Window, WindowState
 
 __all__ = [
@@ -162,10 +164,12 @@ class ModelRuntime:
 
     loaded: LoadedModel
     thresholds: Callable[[str], ResolvedThreshold]
+    dead_letter_skew_s: float = 0.0  # skewed records further ahead are dead-lettered (0: never)
     scale: ScaleTable = field(init=False)
     params: DetectionParams = field(init=False)
     hybrid: HybridStage | None = field(init=False)  # the NPLM stage of a hybrid model
     provider: str = field(init=False)  # asking the session costs 2 us, at every alert
+    time: TimePolicy = field(init=False)  # how record times are judged (timing.py)
 
     def __post_init__(self) -> None:
         card = self.loaded.card
@@ -173,6 +177,10 @@ class ModelRuntime:
         self.params = DetectionParams.from_card(card.detection)
         self.hybrid = HybridStage.from_card(card)
         self.provider = self.loaded.scorer.provider
+        t = card.time
+        self.time = (TimePolicy.from_cadence(
+            t.cadence_s, skew_steps=t.skew_steps, gap_steps=t.gap_steps, confirm=t.confirm,
+            dead_letter_s=self.dead_letter_skew_s) if t is not None else TimePolicy())
 
     @property
     def card(self) -> ModelCard:
@@ -209,25 +217,54 @@ class Scored:
 
 
 class Pipeline:
-    """Routes records to the models of their kind and turns windows into events."""
+    """Routes each record to the one model serving its key and turns windows into events.
+
+    Records no model serves (:mod:`stream_detector.routing`) are skipped here; the worker
+    dead-letters them (reason ``unrouted``) before they reach :meth:`ingest`.
+
+    Raises
+    ------
+    ConfigurationError
+        Two models claim the same keys (see :class:`~stream_detector.routing.Router`).
+    """
 
     def __init__(self, models: Sequence[ModelRuntime], store: StateStore) -> None:
         self.models = list(models)
+        self.router: Router[ModelRuntime] = Router(self.models)
         self.store = store
+        # records flagged late, repeated, skewed, imputed, gap since last read (metrics)
+        self.flag_counts: dict[int, int] = {}
+        # records refused for their time: (source, index in message, reason, text)
+        self.refused: list[tuple[SourceRef, int, str, str]] = []
+        # per model name: versions whose key states must not carry over (other features)
+        self._no_carry: dict[str, set[str]] = {}
 
     def set_models(self, models: Sequence[ModelRuntime]) -> None:
-        """Swap in new model versions; keys keep their windows when the shape still fits."""
-        self.models = list(models)
+        """Swap in new model versions; keys keep their state across compatible versions.
+
+        Compatible means the same window, stride and features (names and order): then a key
+        keeps its window *and* its detection history (z-score statistics, warm-up count,
+        quiet period), so a hot swap opens no blind period. Otherwise the key starts afresh.
+        """
+        router = Router(models)  # raises before anything changes
+        old = {m.name: m for m in self.models}
+        for m in models:
+            before = old.get(m.name)
+            if before is not None and before.card.version != m.card.version and (
+                before.card.features != m.card.features
+            ):
+                self._no_carry.setdefault(m.name, set()).add(before.card.version)
+        self.models, self.router = list(models), router
 
     def _state(self, model: ModelRuntime, key: str) -> KeyState:
         card = model.card
         state = self.store.get(model.name, key)
         if state is None or (state.window.window, state.window.features, state.window.stride) != (
             card.window, card.n_features, card.stride
-        ):
+        ) or state.version in self._no_carry.get(model.name, ()):
             state = KeyState(card.version, WindowState(card.window, card.n_features, card.stride))
-        elif state.version != card.version:  # new version, new score scale: fresh history
-            state.version, state.detector, state.sample = card.version, DetectorState(), None
+        elif state.version != card.version:
+            state.version = card.version  # same shape: window and history carry over
         if model.hybrid is None:
             state.sample = None
         elif not model.hybrid.fits(state.sample):
@@ -240,23 +277,39 @@ class Pipeline:
         """Append records (one message's worth) to their keys' windows, in order."""
         pending: list[Pending] = []
         tag = source_tag(source)
+        route = self.router.route
         for index, record in enumerate(records, start=first_index):
+            model = route(record.kind, record.key)
+            if model is None:
+                continue  # unrouted: the worker dead-letters it; offline it is not scored
             position = position_of(source.offset, index)
-            for model in self.models:
-                if model.card.record_kind != record.kind:
-                    continue
-                state = self._state(model, record.key)
-                if (position != _NO_POSITION and position <= state.last_position
-                        and state.last_source in (tag, _NO_TAG)):
-                    continue  # already applied before a restart: its events went out then
-                window = state.window.push(
-                    record.values, record.epoch_ns, record.timestamp_text
-                )
-                state.last_position, state.last_source = position, tag
-                self.store.put(model.name, record.key, state, source)
-                if window is not None:
-                    pending.append(Pending(model, record.key, state, window, source))
+            state = self._state(model, record.key)
+            if (position != _NO_POSITION and position <= state.last_position
+                    and state.last_source in (tag, _NO_TAG)):
+                continue  # already applied before a restart: its events went out then
+            window = self._push(model, state, record, source, index)
+            state.last_position, state.last_source = position, tag
+            self.store.put(model.name, record.key, state, source)
+            if window is not None:
+                pending.append(Pending(model, record.key, state, window, source))
         return pending
+
+    def _push(
+        self, model: ModelRuntime, state: KeyState, record: Record, source: SourceRef, index: int
+    ) -> Window | None:
+        """Judge the record's time (timing.py), then add it to its key's window."""
+        win, t = state.window, record.epoch_ns
+        ahead = t - win.clock.newest_ns
+        flags = observe(win.clock, t, model.time)
+        if record.imputed:
+            flags |= IMPUTED
+        if flags:
+            count_flags(self.flag_counts, flags)
+            if model.time.is_dead_letter(flags, ahead):
+                self.refused.append((source, index, "clock_skew", model.time.refusal(
+                    record.timestamp_text, ahead)))
+                return None
+        return win.push(record.values, t, record.timestamp_text, flags=flags)
 
     @staticmethod
     def score(pending: Sequence[Pending]) -> list[ScoreBatch]:
@@ -292,7 +345,9 @@ class Pipeline:
         params = model.params
         # the value and seasonal components follow the window's newest (first) feature
         value = float(item.window.values[-1, 0]) if params.uses_value else math.nan
-        return raw, threshold, decide(item.state.detector, raw, threshold.value, params, value)
+        learn = not item.window.flags & GAP  # a window across a gap: judged, not learnt
+        return raw, threshold, decide(item.state.detector, raw, threshold.value, params, value,
+                                      learn)
 
     def _decide_plain(self, batch: _ModelBatch, detected_at: str | None) -> list[Scored]:
         """A model without an NPLM stage: every decision first, in order, then the events.
@@ -350,7 +405,8 @@ class Pipeline:
             expected=None if expected is None else expected[i],
             provider=model.provider,
             source=item.source,
-            quality=quality_flags(item.imputed, item.window.late, decision.warm_up),
+            quality=quality_flags(item.imputed, item.window.late, decision.warm_up,
+                                  item.window.flags),
             detected_at=detected_at,
             cells=cells,
         )

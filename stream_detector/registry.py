@@ -5,18 +5,29 @@ Layout::
     root/<name>/<version>/model.onnx
     root/<name>/<version>/card.json
 
-``root`` may also be one model directory itself. A version directory counts only once both
-files exist, so writers should write ``model.onnx`` first and ``card.json`` last (or
-rename a finished directory into place). Loading reads the card (size-bounded), validates
-it, reads the ONNX bytes once, checks their sha256 against the card and only then creates
-a session from those same bytes: the bytes verified are the bytes run.
+``root`` may also be one model directory itself.
+
+Publishing is atomic for readers: a writer builds a version in a hidden staging folder
+next to its final place (``root/<name>/.<version>.partial``, see :func:`publish_version`)
+and renames the complete folder into place. Readers ignore hidden folders (``.*``) and
+folders named ``*.partial`` or ``*.tmp``, and count a version only once both files exist.
+Loading reads the card (size-bounded), validates it, reads the ONNX bytes once, checks
+their sha256 against the card and only then creates a session from those same bytes: the
+bytes verified are the bytes run.
+
+A registry starts on its newest *valid* version: newer ones that fail to load are logged
+(one error line each, naming the folder and the reason) and listed in
+:attr:`ModelRegistry.refused`. While serving, :meth:`ModelRegistry.refresh` loads any newer
+valid version; a version that failed is retried only once its files change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -33,7 +44,9 @@ __all__ = [
     "LoadedModel",
     "ModelRegistry",
     "ModelVersion",
+    "is_staging_name",
     "load_model",
+    "publish_version",
     "read_card",
     "sha256_bytes",
     "sha256_file",
@@ -121,14 +134,22 @@ def load_model(
             f"{card.onnx_sha256}: the card does not describe this model. Re-export both "
             "files together (stream-detector export) or copy the matching card.json"
         )
-    scorer = Scorer(
-        data,
-        window=card.window,
-        features=card.n_features,
-        preference=preference,
-        intra_op_threads=intra_op_threads,
-        max_batch=max_batch,
-    )
+    try:
+        scorer = Scorer(
+            data,
+            window=card.window,
+            features=card.n_features,
+            preference=preference,
+            intra_op_threads=intra_op_threads,
+            max_batch=max_batch,
+        )
+    except ModelCardError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own, untyped errors
+        raise ModelCardError(
+            f"ONNX Runtime cannot load {onnx_path} ({type(exc).__name__}: {exc}); "
+            "re-export the model (stream-detector train) and publish it as a new version"
+        ) from exc
     return LoadedModel(card=card, scorer=scorer, path=model_dir)
 
 
@@ -159,8 +180,43 @@ class ModelVersion:
         return (_version_key(self.version), self.mtime_ns)
 
 
+def is_staging_name(name: str) -> bool:
+    """True for folders readers must ignore: hidden or temporary (still being written).
+
+    >>> [is_staging_name(n) for n in ("3", ".3.partial", "3.partial", "3.tmp", "v3")]
+    [False, True, True, True, False]
+    """
+    return name.startswith(".") or name.endswith((".partial", ".tmp"))
+
+
+def publish_version(staging: Path, final: Path) -> Path:
+    """Move a complete version folder into place in one rename (atomic for readers).
+
+    ``staging`` must sit on the same file system as ``final`` (e.g. ``final.parent /
+    f".{final.name}.partial"``). Files are flushed to disk first, so a crash never leaves
+    a published version with truncated files.
+
+    Raises
+    ------
+    FileExistsError
+        ``final`` exists already: versions are immutable; publish under a new version.
+    """
+    if final.exists():
+        raise FileExistsError(f"{final} exists: versions are immutable; choose another version")
+    for path in staging.iterdir():
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+    staging.rename(final)
+    return final
+
+
 def _is_model_dir(path: Path) -> bool:
-    return (path / CARD_FILE).is_file() and (path / MODEL_FILE).is_file()
+    return (
+        not is_staging_name(path.name)
+        and (path / CARD_FILE).is_file()
+        and (path / MODEL_FILE).is_file()
+    )
 
 
 def _describe(path: Path, name: str, version: str) -> ModelVersion:
@@ -181,7 +237,7 @@ def _scan(root: Path) -> list[ModelVersion]:
     return [
         _describe(vdir, ndir.name, vdir.name)
         for ndir in root.iterdir()
-        if ndir.is_dir()
+        if ndir.is_dir() and not is_staging_name(ndir.name)
         for vdir in ndir.iterdir()
         if vdir.is_dir() and _is_model_dir(vdir)
     ]
@@ -216,6 +272,7 @@ class ModelRegistry:
         self._current_version: ModelVersion | None = None
         self._failed: set[ModelVersion] = set()
         self.last_error: str | None = None
+        self.refused: list[tuple[ModelVersion, str]] = []  # versions that failed to load
 
     def versions(self) -> list[ModelVersion]:
         """Every complete version directory, oldest first."""
@@ -229,7 +286,10 @@ class ModelRegistry:
         return sorted(found, key=lambda v: (v.name, v.order))
 
     def latest(self) -> ModelVersion:
-        """The newest version of the served model."""
+        """The newest complete version of the served model (not necessarily valid)."""
+        return self._checked_versions()[-1]
+
+    def _checked_versions(self) -> list[ModelVersion]:
         found = self.versions()
         names = {v.name for v in found}
         if not found:
@@ -242,40 +302,79 @@ class ModelRegistry:
             raise ModelCardError(
                 f"{self.root} holds several models ({', '.join(sorted(names))}); choose one"
             )
-        return found[-1]
+        return found
 
     def load_latest(self) -> LoadedModel:
-        """Load the newest version and make it current."""
-        return self._load(self.latest())
+        """Load the newest *valid* version and make it current.
 
-    def _load(self, version: ModelVersion) -> LoadedModel:
+        Newer versions that fail to load are logged (one error line each) and recorded in
+        :attr:`refused`; they are retried by :meth:`refresh` once their files change.
+
+        Raises
+        ------
+        ModelCardError
+            No version is complete, the root holds several models, or none loads (the
+            message gives each version's reason).
+        """
+        found = self._checked_versions()
+        reasons: list[str] = []
+        for version in reversed(found):
+            try:
+                return self._load(version)
+            except ModelCardError as exc:
+                self._refuse(version, exc)
+                reasons.append(f"{version.path}: {exc}")
+        raise ModelCardError("no loadable version in " + str(self.root) + ":\n"
+                             + "\n".join(reasons))
+
+    def _refuse(self, version: ModelVersion, exc: ModelCardError) -> None:
+        self._failed.add(version)
+        self.refused.append((version, str(exc)))
+        self.last_error = str(exc)
+        first_line = str(exc).splitlines()[0]
+        log.error("model version %s refused (%s); serving an older valid version, fix or "
+                  "replace it by publishing a new version", version.path, first_line,
+                  extra={"model": version.name, "version": version.version})
+
+    def _load(
+        self, version: ModelVersion, check: Callable[[ModelCard], None] | None = None
+    ) -> LoadedModel:
         loaded = load_model(version.path, preference=self._preference, **self._load_kwargs)
+        if check is not None:
+            check(loaded.card)
         self.current, self._current_version = loaded, version
         return loaded
 
-    def refresh(self) -> LoadedModel | None:
-        """Load a newer version if one appeared; return it, or None if nothing changed.
+    def refresh(
+        self, check: Callable[[ModelCard], None] | None = None
+    ) -> LoadedModel | None:
+        """Load the newest valid version newer than the current one; None if none.
 
-        A version that fails to load is logged, kept in :attr:`last_error` and not retried
-        until its files change; the current model keeps serving meanwhile.
+        ``check`` may refuse a loaded card by raising :class:`ModelCardError` (e.g. one
+        that would claim keys another served model serves). A version that fails to load is
+        logged, recorded in :attr:`refused` and :attr:`last_error`, and not retried until its
+        files change; the current model keeps serving meanwhile.
         """
         try:
-            candidate = self.latest()
-        except ModelCardError as exc:
+            found = self._checked_versions()
+        except (ModelCardError, OSError) as exc:  # OSError: a folder renamed mid-scan
+            if str(exc) != self.last_error:  # once per distinct problem, not every poll
+                log.warning("cannot scan model registry %s: %s; trying again at the next "
+                            "poll", self.root, exc)
             self.last_error = str(exc)
             return None
         current = self._current_version
-        if candidate in self._failed or (current is not None and candidate == current):
-            return None
-        if current is not None and candidate.order <= current.order:
-            return None
-        try:
-            loaded = self._load(candidate)
-        except ModelCardError as exc:
-            self._failed.add(candidate)
-            self.last_error = str(exc)
-            log.error("new model version %s not loaded: %s", candidate.path, exc)
-            return None
-        self.last_error = None
-        log.info("hot-swapped to model %s version %s", loaded.card.name, loaded.card.version)
-        return loaded
+        for candidate in reversed(found):
+            if current is not None and (candidate == current or candidate.order <= current.order):
+                return None
+            if candidate in self._failed:
+                continue
+            try:
+                loaded = self._load(candidate, check)
+            except ModelCardError as exc:
+                self._refuse(candidate, exc)
+                continue
+            self.last_error = None
+            log.info("loaded model %s version %s", loaded.card.name, loaded.card.version)
+            return loaded
+        return None

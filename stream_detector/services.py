@@ -29,8 +29,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from stream_detector.exceptions import MissingToolError, ServiceError, ServiceSt
 
 __all__ = [
     "KAFKA_VERSION",
+    "BrokerSecurity",
+    "RedisSecurity",
     "ServiceHandle",
     "KafkaBroker",
     "RedisServer",
@@ -66,6 +68,34 @@ class ServiceHandle:
     port: int
     data_dir: str
     log_path: str
+    started: int | None = None  # the process's start time (clock ticks after boot)
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """How a local broker secures its client listener (tests build SASL_SSL ones with it).
+
+    ``properties`` override lines of ``server.properties`` (values may use ``${broker_port}``
+    and ``${controller_port}``); ``format_args`` go to ``StorageTool format`` (e.g.
+    ``--add-scram``); ``client_config`` is what a confluent-kafka client needs on top of
+    ``bootstrap.servers`` to pass the readiness probe.
+    """
+
+    properties: Mapping[str, str]
+    format_args: Sequence[str] = ()
+    client_config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RedisSecurity:
+    """How a local redis-server secures itself: TLS on its port (the plain port off) and
+    ``config`` lines (``tls-cert-file ...``, ``user NAME on >PASSWORD ...``) written to a
+    0600 file, so no password shows in a process list; ``client_kwargs`` (credentials,
+    ``ssl_ca_certs``) let the readiness probe in."""
+
+    config: Sequence[str]
+    client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    tls: bool = True
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -130,6 +160,32 @@ def is_alive(pid: int) -> bool:
     return True
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks after boot, /proc/PID/stat field 22), or None.
+
+    With the pid it identifies one process: a pid reused after a reboot or a crash starts
+    at another time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owns(handle: ServiceHandle) -> bool:
+    """Whether ``handle.pid`` is still the process that was started for it: same start
+    time, and its command line names the service's data folder or port."""
+    try:
+        cmdline = Path(f"/proc/{handle.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    if handle.started is not None and start_ticks(handle.pid) != handle.started:
+        return False
+    marks = [m.encode() for m in (handle.data_dir, f":{handle.port}") if m and m != ":0"]
+    return any(m in cmdline for m in marks) or (not marks and handle.started is not None)
+
+
 def stop_handle(handle: ServiceHandle, timeout: float = 20.0) -> None:
     """SIGTERM the service's process group, then SIGKILL what is left after ``timeout``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -167,9 +223,13 @@ def _wait_ready(
 class KafkaBroker:
     """Apache Kafka from Maven Central jars, one KRaft node on loopback."""
 
-    def __init__(self, cache_dir: Path, recipe_dir: Path | None = None) -> None:
+    def __init__(
+        self, cache_dir: Path, recipe_dir: Path | None = None,
+        security: BrokerSecurity | None = None,
+    ) -> None:
         self.cache_dir = Path(cache_dir)
         self.recipe_dir = recipe_dir or kafka_recipe_dir()
+        self.security = security
         self.libs_dir = self.cache_dir / "kafka" / KAFKA_VERSION / "libs"
 
     def ensure_jars(self) -> Path:
@@ -208,20 +268,24 @@ class KafkaBroker:
 
     def _render_config(self, data_dir: Path, port: int, controller_port: int) -> Path:
         template = string.Template((self.recipe_dir / "server.properties.template").read_text())
+        ports = {"broker_port": port, "controller_port": controller_port}
+        text = template.substitute(ports, log_dir=data_dir / "data")
+        overrides = dict(self.security.properties) if self.security else {}
+        lines = []
+        for line in text.splitlines():  # an overridden key keeps its place in the file
+            key = line.split("=", 1)[0].strip()
+            lines.append(f"{key}={overrides.pop(key)}" if key in overrides else line)
+        lines += [f"{k}={v}" for k, v in overrides.items()]
         config = data_dir / "server.properties"
-        config.write_text(
-            template.substitute(
-                broker_port=port, controller_port=controller_port, log_dir=data_dir / "data"
-            )
-        )
+        config.write_text(string.Template("\n".join(lines) + "\n").substitute(ports))
         return config
 
-    @staticmethod
-    def _format(java: str, classpath: str, config: Path) -> None:
+    def _format(self, java: str, classpath: str, config: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         # "=" form: a base64 id may start with "-", which argparse would take for an option
         fmt = [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-               f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted"]
+               f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted",
+               *(self.security.format_args if self.security else ())]
         done = subprocess.run(fmt, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
             raise ServiceStartError(f"formatting KRaft storage failed:\n{done.stderr[-2000:]}")
@@ -251,8 +315,11 @@ class KafkaBroker:
                 "-cp", classpath, "kafka.Kafka", str(config)]
         proc = _spawn(args, log_path, attached)
         url = f"kafka://127.0.0.1:{port}"
-        _wait_ready("Kafka", proc, lambda: _kafka_ready(f"127.0.0.1:{port}"), log_path, timeout)
-        return ServiceHandle("kafka", url, proc.pid, port, str(data_dir), str(log_path))
+        client = self.security.client_config if self.security else {}
+        _wait_ready("Kafka", proc, lambda: _kafka_ready(f"127.0.0.1:{port}", client), log_path,
+                    timeout)
+        return ServiceHandle("kafka", url, proc.pid, port, str(data_dir), str(log_path),
+                             start_ticks(proc.pid))
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -266,7 +333,7 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
-def _kafka_ready(bootstrap: str) -> bool:
+def _kafka_ready(bootstrap: str, client: Mapping[str, Any] | None = None) -> bool:
     """A metadata request answered with a broker list; an open port alone is not enough."""
     host, _, port = bootstrap.rpartition(":")
     if not _port_open(host, int(port)):
@@ -274,7 +341,8 @@ def _kafka_ready(bootstrap: str) -> bool:
     from confluent_kafka.admin import AdminClient
 
     conf: dict[str, Any] = {
-        "bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "logger": _QUIET
+        **(client or {}), "bootstrap.servers": bootstrap, "socket.timeout.ms": 2000,
+        "logger": _QUIET,
     }
     admin = AdminClient(conf)
     metadata = admin.list_topics(timeout=2.0)
@@ -282,7 +350,21 @@ def _kafka_ready(bootstrap: str) -> bool:
 
 
 class RedisServer:
-    """Debian's ``redis-server`` on a loopback port, no persistence."""
+    """Debian's ``redis-server`` on a loopback port.
+
+    Parameters
+    ----------
+    security
+        ACL user, password and TLS for the server (None: plain loopback, no AUTH).
+    persistent
+        Keep data across restarts in an append-only file (``appendonly.aof`` under the data
+        dir, fsynced every second): thresholds published to it survive a restart. Test
+        fixtures pass False for speed.
+    """
+
+    def __init__(self, security: RedisSecurity | None = None, persistent: bool = True) -> None:
+        self.security = security
+        self.persistent = persistent
 
     @staticmethod
     def _binary() -> str:
@@ -309,18 +391,30 @@ class RedisServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port(port)
         log_path = data_dir / "redis.log"
+        aof = ["yes", "--appendfsync", "everysec"] if self.persistent else ["no"]
         args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                "no", "--dir", str(data_dir), "--daemonize", "no", "--protected-mode", "yes"]
+                *aof, "--dir", str(data_dir), "--daemonize", "no", "--protected-mode", "yes"]
+        sec, scheme = self.security, "redis"
+        if sec is not None:
+            conf = data_dir / "secure.conf"
+            conf.touch(mode=0o600)
+            conf.write_text("\n".join(sec.config) + "\n")
+            args.insert(1, str(conf))  # the file first: the options after it win
+            if sec.tls:
+                args += ["--port", "0", "--tls-port", str(port)]
+                scheme = "rediss"
         proc = _spawn(args, log_path, attached)
-        url = f"redis://127.0.0.1:{port}/0"
-        _wait_ready("redis-server", proc, lambda: _redis_ready(url), log_path, timeout)
-        return ServiceHandle("redis", url, proc.pid, port, str(data_dir), str(log_path))
+        url = f"{scheme}://127.0.0.1:{port}/0"
+        kwargs = dict(sec.client_kwargs) if sec else {}
+        _wait_ready("redis-server", proc, lambda: _redis_ready(url, kwargs), log_path, timeout)
+        return ServiceHandle("redis", url, proc.pid, port, str(data_dir), str(log_path),
+                             start_ticks(proc.pid))
 
 
-def _redis_ready(url: str) -> bool:
+def _redis_ready(url: str, kwargs: Mapping[str, Any] | None = None) -> bool:
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=1.0)
+    client = redis.Redis.from_url(url, socket_timeout=1.0, **(kwargs or {}))
     try:
         return bool(client.ping())
     finally:
@@ -368,7 +462,7 @@ def handle_ready(handle: ServiceHandle) -> bool:
 @contextlib.contextmanager
 def local_services(cache_dir: Path) -> Iterator[tuple[ServiceHandle, ServiceHandle]]:
     """Kafka and Redis for the duration of a ``with`` block (tests, benchmarks, the demo)."""
-    redis_handle = RedisServer().start()
+    redis_handle = RedisServer(persistent=False).start()
     try:
         kafka_handle = KafkaBroker(cache_dir).start()
         try:

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_detector.constants import (
     DEFAULT_DEAD_LETTER_TOPIC,
     DEFAULT_INPUT_TOPIC,
     DEFAULT_OUTPUT_TOPIC,
+    redis_prefix,
 )
 from stream_detector.exceptions import ConfigurationError
 
@@ -27,6 +28,7 @@ __all__ = ["Settings", "get_settings", "kafka_bootstrap_servers"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
+_NAMESPACED = ("input_topic", "output_topic", "dead_letter_topic", "app_id")
 
 
 def _default_cache_dir() -> Path:
@@ -53,6 +55,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="STREAM_DETECTOR_", frozen=True, extra="ignore", env_file=None
+    )
+
+    namespace: str = Field(
+        "", pattern=r"^[A-Za-z0-9_-]{0,40}$",
+        description="deployment name: prefixes topics (NS.records), the app id, and Redis keys "
+        "(sd:NS:...), so teams sharing Kafka and Redis never see each other's thresholds",
     )
 
     # --- Kafka -------------------------------------------------------------------------
@@ -110,14 +118,44 @@ class Settings(BaseSettings):
         0.25, gt=0, le=30,
         description="seconds between changelog writes of key states (offsets commit after)",
     )
+    dead_letter_skew: float = Field(
+        0.0, ge=0,
+        description="seconds ahead of its key's watermark beyond which a skewed record is "
+        "dead-lettered (reason clock_skew) instead of scored with the skewed flag; 0: never",
+    )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"
+    )
+    group_instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="static consumer group membership: a name unique to this worker and "
+        "stable across its restarts (e.g. the pod name); a restarted worker gets its "
+        "partitions back without a rebalance",
+    )
+    session_timeout: float = Field(
+        8.0, ge=6, le=300, description="seconds without heartbeats before the group gives a "
+        "worker's partitions to the others",
+    )
+    heartbeat_interval: float = Field(
+        1.0, gt=0, le=100, description="seconds between consumer group heartbeats"
+    )
+    rebalance_timeout: float = Field(
+        20.0, ge=1, le=600, description="seconds a rebalance waits for members to rejoin"
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="at_least_once (duplicates share event_id) or "
+        "exactly_once (Kafka transactions; see deploy/README.md)",
     )
     web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     provider: ProviderChoice = Field(
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"
     )
     web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (metrics, health)")
+    ui_host: str = Field("127.0.0.1", description="address `stream-detector ui` binds")
+    ui_port: int = Field(6068, ge=0, le=65535, description="port of `stream-detector ui`")
+    ui_points_per_key: int = Field(
+        4096, ge=16, le=1_000_000, description="observed values the explorer keeps per key"
+    )
     state_dir: Path = Field(
         Path("./runs/state"), description="where the worker keeps its local table state"
     )
@@ -129,6 +167,30 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="worker log lines: text, or one JSON object per line"
     )
+    summary_interval: float = Field(
+        10.0, ge=0, description="seconds between the worker's summary lines (0: none)"
+    )
+    anomaly_lines_per_second: int = Field(
+        10, ge=0, description="most anomaly lines a worker prints per second (the rest are "
+        "counted in the summary)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _namespaced(cls, data: Any) -> Any:
+        """With a namespace, topic names and the app id get its prefix (once)."""
+        if not isinstance(data, dict) or not data.get("namespace"):
+            return data
+        prefix = f"{data['namespace']}."
+        for name in _NAMESPACED:
+            value = str(data.get(name) or cls.model_fields[name].default)
+            data[name] = value if value.startswith(prefix) else prefix + value
+        return data
+
+    @property
+    def redis_prefix(self) -> str:
+        """Prefix of every Redis key and channel of this deployment (``sd:`` or ``sd:NS:``)."""
+        return redis_prefix(self.namespace)
 
     @field_validator("kafka_url")
     @classmethod
@@ -207,7 +269,8 @@ class Settings(BaseSettings):
             kwargs["username"] = self.redis_username
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
-        if self.redis_ssl_ca_certs is not None:
+        # TLS options only for rediss:// (redis-py's plain connections reject them)
+        if self.redis_ssl_ca_certs is not None and self.redis_url.startswith("rediss:"):
             kwargs["ssl_ca_certs"] = str(self.redis_ssl_ca_certs)
         return kwargs
 

@@ -7,6 +7,15 @@ change notifications within a second. If Redis goes away the cache keeps the las
 it saw, reports ``degraded`` and reconnects by itself; a full resync after reconnecting
 (and every ``resync_interval`` seconds) covers notifications missed meanwhile, since
 pub/sub delivers at most once.
+
+Contact is proven, not assumed: only an answer from Redis (a reload, a notification, or a
+``PING`` sent every ``ping_interval`` seconds and bounded by ``ping_timeout``) counts. A
+server that stops answering (crashed, or frozen with its sockets still open) is reported
+degraded within ``ping_interval + ping_timeout`` seconds (1.5 s by default).
+
+:attr:`ThresholdCache.source` says where lookups are answered from: ``redis`` (a Redis
+default covers every key), ``redis+card`` (some keys from Redis, the rest from the card) or
+``card`` (nothing in Redis: e.g. a Redis restarted without persistence).
 """
 
 from __future__ import annotations
@@ -24,14 +33,15 @@ from redis.exceptions import RedisError
 
 from schemas.card import DEFAULT_KEY, ModelCard
 from schemas.events import ThresholdSource
-from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
 from stream_detector.thresholds import (
     ResolvedThreshold,
     ThresholdEntry,
+    change_channel,
     decode_entries,
     hash_name,
     parse_change,
 )
+from stream_detector.worker_console import threshold_changes
 
 __all__ = ["ThresholdCache"]
 
@@ -54,7 +64,12 @@ class ThresholdCache:
     resync_interval
         Seconds between full reloads, a safety net for lost notifications.
     stale_after
-        Seconds without contact after which the cache calls itself degraded.
+        Seconds without an answer from Redis after which the cache calls itself degraded.
+    ping_interval, ping_timeout
+        How often Redis is asked for a ``PING`` while no notification arrives, and how long
+        an answer may take before the connection counts as lost.
+    namespace
+        The deployment's namespace (settings' ``namespace``): its hashes and channel.
     """
 
     def __init__(
@@ -63,17 +78,23 @@ class ThresholdCache:
         client: AsyncRedis,
         *,
         resync_interval: float = 30.0,
-        stale_after: float = 5.0,
+        stale_after: float = 1.5,
         poll_timeout: float = 0.2,
+        ping_interval: float = 0.5,
+        ping_timeout: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        namespace: str = "",
     ) -> None:
         self.card = card
+        self.channel = change_channel(namespace)
         self.client = client
         self.resync_interval = resync_interval
         self.stale_after = stale_after
         self.poll_timeout = poll_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self._clock = clock
-        self._hash = hash_name(card.name, card.version)
+        self._hash = hash_name(card.name, card.version, namespace)
         self._last_contact = -math.inf
         self._connected = False
         self._task: asyncio.Task[None] | None = None
@@ -133,6 +154,13 @@ class ThresholdCache:
         return self._clock() - self._last_contact
 
     @property
+    def source(self) -> str:
+        """Where lookups come from: ``redis``, ``redis+card`` or ``card``."""
+        if self._default is not None:
+            return "redis"
+        return "redis+card" if self._by_key else "card"
+
+    @property
     def degraded(self) -> bool:
         """True while Redis is unreachable or silent: thresholds may be stale."""
         return not self._connected or self.age_seconds > self.stale_after
@@ -171,8 +199,14 @@ class ThresholdCache:
     # --- talking to Redis ----------------------------------------------------------------
     async def reload(self) -> None:
         """Read the whole hash; raises ``RedisError`` when Redis cannot be reached."""
+        had = bool(self._entries)
         self.replace_all(decode_entries(await self.client.hgetall(self._hash)))
         self._last_contact = self._clock()
+        if had and not self._entries:
+            log.warning("thresholds of %s %s are gone from Redis (restarted without "
+                        "persistence, or deleted); using the card's until they are published "
+                        "again (stream-detector thresholds publish)", self.card.name,
+                        self.card.version)
 
     async def _refetch(self, keys: list[str]) -> None:
         values = await self.client.hmget(self._hash, keys) if keys else []
@@ -183,15 +217,20 @@ class ThresholdCache:
 
     async def _on_message(self, data: Any) -> None:
         keys = parse_change(data, self.card.name, self.card.version)
+        before, values = self._entries, {k: self.lookup(k).value for k in keys or ()}
         if keys is None:
             await self.reload()
         elif keys:
             await self._refetch(keys)
+        line = threshold_changes(self.card.name, self.card.version, before, self._entries,
+                                 values)
+        if line is not None:  # an operator's `thresholds set` shows in the worker's console
+            logging.getLogger("stream_detector.console").info(line)
 
     async def _listen(self) -> None:
         pubsub = self.client.pubsub()
         try:
-            await pubsub.subscribe(REDIS_THRESHOLD_CHANNEL)
+            await pubsub.subscribe(self.channel)
             await self.reload()  # after subscribing: no change can slip in between
             self._connected = True
             self._backoff = _MIN_BACKOFF
@@ -200,16 +239,23 @@ class ThresholdCache:
                 message = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=self.poll_timeout
                 )
-                self._last_contact = self._clock()
                 if message is not None:
+                    self._last_contact = self._clock()
                     await self._on_message(message["data"])
                 if self._clock() >= next_resync:
                     await self.reload()
                     next_resync = self._clock() + self.resync_interval
+                elif self._clock() - self._last_contact >= self.ping_interval:
+                    await self._ping()
         finally:
             self._connected = False
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py stub gap
+
+    async def _ping(self) -> None:
+        """Ask Redis for an answer; a silent server raises ``TimeoutError`` (an OSError)."""
+        await asyncio.wait_for(self.client.ping(), timeout=self.ping_timeout)
+        self._last_contact = self._clock()
 
     async def _drop_connections(self) -> None:
         """Forget pooled sockets: after a restart of Redis they are dead, not idle."""

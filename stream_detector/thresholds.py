@@ -28,7 +28,11 @@ from redis import Redis
 
 from schemas.card import DEFAULT_KEY, ModelCard
 from schemas.events import ThresholdSource, utc_now_iso
-from stream_detector.constants import REDIS_THRESHOLD_CHANNEL, REDIS_THRESHOLD_PREFIX
+from stream_detector.constants import (
+    REDIS_THRESHOLD_CHANNEL,
+    REDIS_THRESHOLD_PREFIX,
+    namespaced,
+)
 
 __all__ = [
     "DEFAULT_KEY",
@@ -37,6 +41,7 @@ __all__ = [
     "ThresholdStore",
     "change_message",
     "decode_entries",
+    "change_channel",
     "hash_name",
     "parse_change",
 ]
@@ -72,13 +77,20 @@ class ResolvedThreshold:
     source: ThresholdSource
 
 
-def hash_name(model_name: str, model_version: str) -> str:
-    """Redis hash holding one model version's thresholds.
+def hash_name(model_name: str, model_version: str, namespace: str = "") -> str:
+    """Redis hash holding one model version's thresholds (in a deployment's namespace).
 
     >>> hash_name("nab", "3")
     'sd:threshold:nab:3'
+    >>> hash_name("nab", "3", "team-a")
+    'sd:team-a:threshold:nab:3'
     """
-    return f"{REDIS_THRESHOLD_PREFIX}{model_name}:{model_version}"
+    return f"{namespaced(REDIS_THRESHOLD_PREFIX, namespace)}{model_name}:{model_version}"
+
+
+def change_channel(namespace: str = "") -> str:
+    """The pub/sub channel announcing threshold changes of a namespace."""
+    return namespaced(REDIS_THRESHOLD_CHANNEL, namespace)
 
 
 def change_message(model_name: str, model_version: str, keys: Iterable[str] | None) -> str:
@@ -137,25 +149,30 @@ class ThresholdStore:
     of each change exactly when it becomes visible.
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, namespace: str = "") -> None:
         self.client = client
+        self.namespace = namespace
+        self.channel = change_channel(namespace)
+
+    def _hash(self, name: str, version: str) -> str:
+        return hash_name(name, version, self.namespace)
 
     def get(self, name: str, version: str, key: str = DEFAULT_KEY) -> ThresholdEntry | None:
         """One entry, or None when the key has none of its own."""
-        raw = self.client.hget(hash_name(name, version), key)
+        raw = self.client.hget(self._hash(name, version), key)
         return None if raw is None else ThresholdEntry.from_json(raw)
 
     def list(self, name: str, version: str) -> dict[str, ThresholdEntry]:
         """Every entry of a model version (``*`` is the default)."""
-        return decode_entries(self.client.hgetall(hash_name(name, version)))
+        return decode_entries(self.client.hgetall(self._hash(name, version)))
 
     def set_many(self, name: str, version: str, entries: Mapping[str, ThresholdEntry]) -> None:
         """Write several entries and announce them in one transaction."""
         if not entries:
             return
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(hash_name(name, version), mapping={k: e.to_json() for k, e in entries.items()})
-        pipe.publish(REDIS_THRESHOLD_CHANNEL, change_message(name, version, entries))
+        pipe.hset(self._hash(name, version), mapping={k: e.to_json() for k, e in entries.items()})
+        pipe.publish(self.channel, change_message(name, version, entries))
         pipe.execute()
 
     def set(
@@ -178,8 +195,8 @@ class ThresholdStore:
     def delete(self, name: str, version: str, key: str) -> bool:
         """Remove a key's own threshold (it falls back to the default); True if it existed."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.hdel(hash_name(name, version), key)
-        pipe.publish(REDIS_THRESHOLD_CHANNEL, change_message(name, version, [key]))
+        pipe.hdel(self._hash(name, version), key)
+        pipe.publish(self.channel, change_message(name, version, [key]))
         removed, _ = pipe.execute()
         return bool(removed)
 

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from stream_detector.connectivity import check_kafka
 from stream_detector.exceptions import ConfigurationError
 from stream_detector.settings import Settings
 
@@ -19,9 +20,18 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
-    """Create the input, output and dead-letter topics if absent; return input partitions."""
+    """Create the input, output and dead-letter topics if absent; return input partitions.
+
+    Raises
+    ------
+    ConnectionFailed
+        Kafka refuses these settings (credentials, TLS, protocol) or does not answer.
+    ConfigurationError
+        A topic cannot be created.
+    """
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+    check_kafka(settings, timeout)  # wrong credentials or TLS: one clear line, in seconds
     admin = AdminClient(settings.confluent_config())
     names = [settings.input_topic, settings.output_topic, settings.dead_letter_topic]
     metadata = admin.list_topics(timeout=timeout)

@@ -2,7 +2,8 @@
 
 One batch (up to ``batch_max`` events, or whatever arrived within ``batch_wait``):
 
-1. each message is parsed; a bad one becomes a dead letter with its reason and bytes;
+1. each message is parsed; a bad one becomes a dead letter with its reason and bytes, and
+   so does one whose key no loaded model serves (reason ``unrouted``, also counted);
 2. records join their keys' windows (:meth:`Pipeline.ingest`);
 3. ready windows of every key are scored together in a worker thread (ONNX Runtime
    releases the GIL, the event loop keeps consuming);
@@ -30,6 +31,7 @@ from schemas.records import Record, RecordError, parse_message
 from stream_detector.events import event_json
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import KeyState, ModelRuntime, Pending, Pipeline, Scored
+from stream_detector.timing import flag_names
 
 __all__ = ["TableStore", "BatchResult", "WorkerRuntime", "table_key"]
 
@@ -205,6 +207,14 @@ class WorkerRuntime:
         records = parse_message(msg.value)
         if msg.first_record or msg.stop_record is not None:
             records = records[msg.first_record : msg.stop_record]
+        head = records[0] if records else None  # one key per message (parse_message checks)
+        if head is not None and self.pipeline.router.route(head.kind, head.key) is None:
+            self.metrics.unrouted_records.labels(head.kind).inc(len(records))
+            raise RecordError(
+                "unrouted", f"no loaded model serves {head.kind} key {head.key!r} "
+                f"({self.pipeline.router.describe(head.kind)}); train or load a model that "
+                "serves it"
+            )
         for r in records:
             want = self._widths.get(r.kind)
             if want is not None and len(r.values) != want:
@@ -231,7 +241,23 @@ class WorkerRuntime:
             result.records += len(records)
             for r in records:
                 self.metrics.records_in.labels(r.kind).inc()
+        self._drain_flags(messages, result)
         return pending
+
+    def _drain_flags(self, messages: Sequence[Message], result: BatchResult) -> None:
+        """Timing-flag counts into metrics; records refused for their time to dead letters."""
+        pipe = self.pipeline
+        if pipe.flag_counts:
+            for bit, n in pipe.flag_counts.items():
+                self.metrics.record_flags.labels(flag_names(bit)[0]).inc(n)
+            pipe.flag_counts = {}
+        if pipe.refused:
+            values = {m.ident: m.value for m in messages}
+            for source, index, reason, text in pipe.refused:
+                raw = values.get((source.topic, source.partition, source.offset)) or b""
+                result.dead.append(DeadLetter.for_message(
+                    raw, reason, f"record {index}: {text}", source))
+            pipe.refused = []
 
     async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
         """Run one batch through every stage; returns once its output is delivered.

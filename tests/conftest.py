@@ -32,7 +32,7 @@ def kafka_broker() -> Iterator[ServiceHandle]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[ServiceHandle]:
     """A real redis-server on a free loopback port, no persistence."""
-    handle = RedisServer().start()
+    handle = RedisServer(persistent=False).start()
     yield handle
     stop_handle(handle)
     shutil.rmtree(handle.data_dir, ignore_errors=True)

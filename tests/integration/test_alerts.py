@@ -91,7 +91,7 @@ def event(key: str, end: str, severity: float = 30.0) -> bytes:
 def alerts(kafka_broker: ServiceHandle, redis_server: ServiceHandle, hook: Hook) -> Any:
     """Run `stream-detector alerts` on a topic and group (incident state in the test Redis)."""
 
-    def run(topic: str, group: str, *extra: str, suppress: str = "1.5") -> Any:
+    def run(topic: str, group: str, *extra: str, suppress: str = "300") -> Any:
         # the URL comes from the setting, as the README tells users (a flag shows in `ps`)
         return runner.invoke(app, [
             "alerts", "--topic", topic, "--group", group, "--kafka", kafka_broker.url,
@@ -110,7 +110,9 @@ def test_one_post_per_incident_then_resolutions_and_offsets_committed(
     produce(kafka_broker, topic, [
         (b"AAPL", a1), (b"AAPL", a2), (b"AAPL", a1), (None, b"{not json"), (b"AAPL", a3),
         (b"GOOG", event("GOOG", "2015-02-26T21:00:00")),
-        (b"IBM", event("IBM", "2015-02-26T21:00:00", severity=1.0)),  # below --min-severity
+        # below --min-severity: no incident, but event time moves on to 21:30, so AAPL's and
+        # GOOG's incidents (quiet for --suppress 300 s of event time) resolve
+        (b"IBM", event("IBM", "2015-02-26T21:30:00", severity=1.0)),
     ])
     group = f"alerts-{uuid.uuid4().hex[:8]}"
 
@@ -155,19 +157,23 @@ def test_a_restarted_consumer_resumes_the_open_incident_instead_of_paging_again(
 ) -> None:
     group = f"alerts-{uuid.uuid4().hex[:8]}"
     produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:00:00"))])
-    # the first run stops (a deploy) while the incident is still open: 20 s of quiet needed
-    first = alerts(topic, group, "--max-seconds", "8", suppress="20")
+    # the first run stops (a deploy) while the incident is still open
+    first = alerts(topic, group, "--max-seconds", "8")
     assert first.exit_code == 0, first.output
     assert [p["text"][:16] for p in hook.posts] == ["Anomaly on AAPL:"]
     assert "1 still open" in first.output
 
     hook.posts.clear()
     produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:01:00"))])
-    second = alerts(topic, group, suppress="20")
+    produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:30:00"))])
+    second = alerts(topic, group)
     assert second.exit_code == 0, second.output
     assert "resumed 1 open incident" in second.output
-    assert [p["text"] for p in hook.posts] == [  # no second page; one resolution for both
-        "resolved: 2 anomalies between 2015-02-26T21:00:00 and 2015-02-26T21:01:00 on AAPL"]
+    # no second page for 21:01 (within 300 s of the resumed 21:00); 21:30 is a new incident
+    assert [p["text"][:24] for p in hook.posts] == [
+        "resolved: 2 anomalies be", "Anomaly on AAPL: score 0"]
+    assert hook.posts[0]["text"] == (
+        "resolved: 2 anomalies between 2015-02-26T21:00:00 and 2015-02-26T21:01:00 on AAPL")
 
 
 def test_redis_down_is_one_clear_line_and_no_state_runs_without_it(

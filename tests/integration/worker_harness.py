@@ -39,6 +39,22 @@ class Worker:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
+    def health(self) -> dict[str, Any]:
+        code, body = self.get("/health")
+        assert code == 200, body
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of a Prometheus series' samples (``labels``: a substring such as 'kind="x"')."""
+        total = 0.0
+        for line in self.get("/metrics")[1].decode().splitlines():
+            if line.startswith(name) and labels in line and not line.startswith("#"):
+                head, _, value = line.rpartition(" ")
+                if head.split("{")[0] == name:
+                    total += float(value)
+        return total
+
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -59,14 +75,13 @@ def topic_names(prefix: str = "t") -> dict[str, str]:
             "dead": f"{prefix}-dlq-{suffix}", "app_id": f"sd-test-{suffix}"}
 
 
-@contextmanager
-def run_worker(
+def spawn_worker(
     kafka: ServiceHandle, redis: ServiceHandle, models: list[Path], tmp: Path,
-    topics: dict[str, str] | None = None, partitions: int = 2,
-    extra_env: dict[str, str] | None = None,
-) -> Iterator[Worker]:
-    topics = topics or topic_names()
-    port = free_port()
+    topics: dict[str, str], partitions: int = 2, extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Worker:
+    """Start a worker process (not waiting for it); ``stop_worker`` ends it."""
+    port = port or free_port()
     repo = str(Path(__file__).resolve().parents[2])
     env = {
         **os.environ,
@@ -87,20 +102,39 @@ def run_worker(
     for m in models:
         args += ["--model", str(m)]
     log_path = tmp / f"worker-{port}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
-    worker = Worker(proc, topics, f"http://127.0.0.1:{port}", log_path, env)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    return Worker(proc, topics, f"http://127.0.0.1:{port}", log_path, env)
+
+
+def stop_worker(worker: Worker, kill: bool = False) -> None:
+    """SIGKILL (``kill``) or SIGTERM the worker and reap it."""
+    if worker.proc.poll() is not None:
+        return
+    if kill:
+        worker.proc.kill()
+    else:
+        worker.proc.terminate()
+    try:
+        worker.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.proc.kill()
+        worker.proc.wait()
+
+
+@contextmanager
+def run_worker(
+    kafka: ServiceHandle, redis: ServiceHandle, models: list[Path], tmp: Path,
+    topics: dict[str, str] | None = None, partitions: int = 2,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Worker]:
+    worker = spawn_worker(kafka, redis, models, tmp, topics or topic_names(), partitions,
+                          extra_env)
     try:
         worker.wait_ready()
         yield worker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_worker(worker)
 
 
 def produce(kafka: ServiceHandle, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:

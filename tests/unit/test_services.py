@@ -88,3 +88,51 @@ def test_stop_handle_ends_the_whole_process_group() -> None:
     assert not services.is_alive(proc.pid)
     assert not services.is_alive(grandchild)
     proc.stdout.close()
+
+
+def _sleeper(tmp_path: Path) -> subprocess.Popen[bytes]:
+    """A process whose command line names ``tmp_path`` (as a service's names its data dir)."""
+    return subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)",
+                             str(tmp_path)], start_new_session=True)
+
+
+def test_services_stop_stops_only_what_services_start_started(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stream_detector.cli import app
+
+    ours, theirs = _sleeper(tmp_path / "ours"), _sleeper(tmp_path / "theirs")
+    try:
+        services.save_state(tmp_path, {
+            "redis": ServiceHandle("redis", "redis://127.0.0.1:1/0", ours.pid, 1,
+                                   str(tmp_path / "ours"), "", services.start_ticks(ours.pid)),
+            # a stale state file: this pid now runs someone else's process (other start time)
+            "kafka": ServiceHandle("kafka", "kafka://127.0.0.1:2", theirs.pid, 2,
+                                   str(tmp_path / "theirs"), "",
+                                   (services.start_ticks(theirs.pid) or 0) - 1),
+        })
+        result = CliRunner().invoke(app, ["services", "stop", "--cache-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        assert f"redis: stopped (pid {ours.pid})" in result.output
+        assert "kafka: left alone" in result.output
+        assert ours.wait(timeout=10) is not None
+        assert theirs.poll() is None  # still running
+        assert services.load_state(tmp_path) == {}
+    finally:
+        for proc in (ours, theirs):
+            proc.kill()
+            proc.wait()
+
+
+def test_owns_needs_the_same_start_time_and_a_matching_command_line(tmp_path: Path) -> None:
+    proc = _sleeper(tmp_path)
+    try:
+        ticks = services.start_ticks(proc.pid)
+        mine = ServiceHandle("redis", "", proc.pid, 0, str(tmp_path), "", ticks)
+        assert services.owns(mine)
+        assert not services.owns(ServiceHandle("redis", "", proc.pid, 0, "/elsewhere", "", ticks))
+        assert not services.owns(ServiceHandle("redis", "", proc.pid, 0, str(tmp_path), "",
+                                               (ticks or 0) + 1))
+    finally:
+        proc.kill()
+        proc.wait()

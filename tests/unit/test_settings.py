@@ -55,10 +55,21 @@ def test_redis_auth_and_tls_pass_through(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("STREAM_DETECTOR_REDIS_USERNAME", "worker")
     monkeypatch.setenv("STREAM_DETECTOR_REDIS_PASSWORD", "s3cret")
     monkeypatch.setenv("STREAM_DETECTOR_REDIS_SSL_CA_CERTS", "/etc/redis-ca.pem")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_URL", "rediss://db:6380/0")
     kwargs = Settings().redis_kwargs()
     assert kwargs == {
         "username": "worker", "password": "s3cret", "ssl_ca_certs": "/etc/redis-ca.pem"
     }
+
+
+def test_tls_options_only_go_to_tls_redis_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    # redis-py's plain connection class rejects ssl_* keywords with a TypeError
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_SSL_CA_CERTS", "/etc/redis-ca.pem")
+    monkeypatch.setenv("STREAM_DETECTOR_REDIS_URL", "redis://db:6379/0")
+    assert "ssl_ca_certs" not in Settings().redis_kwargs()
+    client = Settings().redis_client()
+    client.connection_pool.make_connection()  # builds the connection object, no I/O
+    client.close()
 
 
 def test_settings_are_frozen() -> None:
@@ -66,3 +77,19 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         s.kafka_url = "kafka://other:1"  # type: ignore[misc]
     assert isinstance(s.cache_dir, Path)
+
+
+def test_a_namespace_prefixes_topics_app_id_and_redis_keys_once() -> None:
+    from stream_detector.settings import Settings
+    from stream_detector.thresholds import change_channel, hash_name
+
+    plain = Settings()
+    assert (plain.input_topic, plain.app_id, plain.redis_prefix) == (
+        "records", "stream-detector", "sd:")
+    team = Settings(namespace="team-a", output_topic="team-a.anomalies")
+    assert (team.input_topic, team.output_topic, team.dead_letter_topic, team.app_id) == (
+        "team-a.records", "team-a.anomalies", "team-a.records-dead-letter",
+        "team-a.stream-detector")
+    assert team.redis_prefix == "sd:team-a:"
+    assert hash_name("nab", "3", team.namespace) == "sd:team-a:threshold:nab:3"
+    assert change_channel(team.namespace) == "sd:team-a:thresholds:changed"

@@ -107,3 +107,67 @@ async def test_a_worker_cache_sees_a_set_within_one_second(
     finally:
         await cache.stop()
         await cache.client.aclose()
+
+
+def test_registry_names_work_like_everywhere_and_unknown_keys_are_refused(
+    redis_server: ServiceHandle, redis_client: Any, tmp_path: Path
+) -> None:
+    """`registry/NAME` (newest version), as score/worker/evaluate take it; a mistyped key is
+    refused with a suggestion, and --new-key lets a new one in."""
+    for version, default in (("1", 4.5), ("2", 5.0)):
+        folder = tmp_path / "registry" / "nab-dense" / version
+        folder.mkdir(parents=True)
+        card = card_dict(version=version, training={"keys": ["Twitter_volume_AAPL"]},
+                         thresholds={"method": "sigma", "value_param": default,
+                                     "default": default, "per_key": {}})
+        (folder / "card.json").write_text(json.dumps(card))
+        (folder / "model.onnx").write_bytes(b"")  # the registry lists it; nothing loads it
+    entry = str(tmp_path / "registry" / "nab-dense")
+
+    assert "of nab-dense 2 (default 5.0)" in cli(redis_server, "publish", "--model", entry)
+    assert "nab-dense 2 Twitter_volume_AAPL: 5.5" in cli(
+        redis_server, "set", entry, "Twitter_volume_AAPL", "5.5")
+    assert "nab-dense 1 " in cli(redis_server, "set", entry, "*", "4.8", "--version", "1")
+
+    typo = cli(redis_server, "set", entry, "Twitter_volume_AAPl", "5.5", code=1)
+    assert "unknown key 'Twitter_volume_AAPl'" in typo and "Twitter_volume_AAPL?" in typo
+    assert len([x for x in typo.splitlines() if x.strip()]) == 1
+    assert redis_client.hget("sd:threshold:nab-dense:2", "Twitter_volume_AAPl") is None
+    cli(redis_server, "set", entry, "Twitter_volume_NEW", "6", "--new-key")
+    assert redis_client.hget("sd:threshold:nab-dense:2", "Twitter_volume_NEW") is not None
+
+
+@pytest.mark.asyncio
+async def test_namespaces_keep_two_deployments_apart(
+    redis_server: ServiceHandle, redis_client: Any, model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two teams, one Redis, the same model: neither overwrites nor hears the other."""
+    from stream_detector.settings import get_settings
+
+    card = ModelCard.model_validate(CARD)
+    team_b = ThresholdCache.from_url(card, redis_server.url, namespace="team-b")
+    await team_b.start()
+    try:
+        for team, value in (("team-a", "1.5"), ("team-b", "2.5")):
+            monkeypatch.setenv("STREAM_DETECTOR_NAMESPACE", team)
+            get_settings.cache_clear()
+            await asyncio.to_thread(cli, redis_server, "set", str(model_dir),
+                                    "Twitter_volume_AAPL", value)
+        get_settings.cache_clear()
+        stored = {team: json.loads(redis_client.hget(f"sd:{team}:threshold:nab-dense:3",
+                                                      "Twitter_volume_AAPL"))["value"]
+                  for team in ("team-a", "team-b")}
+        assert stored == {"team-a": 1.5, "team-b": 2.5}
+        assert redis_client.hget("sd:threshold:nab-dense:3", "Twitter_volume_AAPL") is None
+        done = time.monotonic()
+        while cache_value(team_b) != 2.5 and time.monotonic() - done < 2:
+            await asyncio.sleep(0.01)
+        assert cache_value(team_b) == 2.5  # team a's change never reached team b's worker
+    finally:
+        await team_b.stop()
+        await team_b.client.aclose()
+
+
+def cache_value(cache: ThresholdCache) -> float:
+    return cache.lookup("Twitter_volume_AAPL").value

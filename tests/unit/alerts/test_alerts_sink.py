@@ -180,9 +180,15 @@ def event(key: str, end: str) -> bytes:
     ).model_dump_json().encode()
 
 
+def at(seconds: int) -> str:
+    """An event time: ``seconds`` after 2015-02-26T21:00:00."""
+    return f"2015-02-26T21:{seconds // 60:02d}:{seconds % 60:02d}"
+
+
 def test_loop_posts_once_per_incident_skips_garbage_and_commits_everything() -> None:
     clock = Clock()
-    values = [event("a", "1"), b"{oops", event("a", "2"), event("a", "1"), event("b", "1")]
+    values = [event("a", at(0)), b"{oops", event("a", at(2)), event("a", at(0)),
+              event("b", at(1)), event("c", at(60))]  # c moves event time past a's and b's
     consumer = FakeConsumer(values, clock)
     posts: list[dict[str, Any]] = []
     logs: list[str] = []
@@ -191,14 +197,32 @@ def test_loop_posts_once_per_incident_skips_garbage_and_commits_everything() -> 
                        AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0),
                        logs.append, clock=clock)
     texts = [p["text"] for p in posts]
-    assert len(texts) == 4
-    assert texts[0].startswith("Anomaly on a:") and texts[1].startswith("Anomaly on b:")
-    assert sorted(texts[2:]) == ["resolved: 1 anomaly between 1 and 1 on b",
-                                 "resolved: 2 anomalies between 1 and 2 on a"]
-    assert consumer.committed == [0, 1, 2, 3, 4]
-    assert (stats.messages, stats.invalid, stats.opened, stats.resolved) == (5, 1, 2, 2)
+    assert [t[:13] for t in texts if t.startswith("Anomaly")] == [
+        "Anomaly on a:", "Anomaly on b:", "Anomaly on c:"] and len(texts) == 5
+    assert sorted(t for t in texts if t.startswith("resolved")) == [
+        f"resolved: 1 anomaly between {at(1)} and {at(1)} on b",
+        f"resolved: 2 anomalies between {at(0)} and {at(2)} on a"]
+    assert consumer.committed == [0, 1, 2, 3, 4, 5]
+    assert (stats.messages, stats.invalid, stats.opened, stats.resolved) == (6, 1, 3, 2)
     assert any("skipped anomalies[0]@1" in line for line in logs)
-    assert clock.now < 20  # left once idle and resolved, well before max_seconds
+    # idle for 3 s: it leaves, c still open (its quiet period has not passed)
+    assert [i.key for i in tracker.open_incidents] == ["c"] and clock.now < 12
+
+
+def test_a_backlog_is_grouped_on_event_time_not_on_the_clock() -> None:
+    """Seven weeks of daily anomalies read in one go (the clock barely moves): one
+    incident per day, each resolved by the next day's event; the last stays open."""
+    clock = Clock()
+    days = [f"2015-03-{d:02d}T12:00:00" for d in range(1, 29)]
+    consumer = FakeConsumer([event("AAPL", d) for d in days], clock)
+    posts: list[dict[str, Any]] = []
+    tracker = IncidentTracker(900.0, 0, clock)
+    stats = run_alerts(consumer, tracker, posts.append,
+                       AlertOptions("anomalies", exit_when_idle=2, tick=1.0), print,
+                       clock=clock)
+    assert (stats.opened, stats.resolved, len(tracker.open_incidents)) == (28, 27, 1)
+    assert posts[1]["text"] == f"resolved: 1 anomaly between {days[0]} and {days[0]} on AAPL"
+    assert clock.now < 40  # idle means no message for 2 s, open incident or not
 
 
 def test_failed_delivery_leaves_the_message_uncommitted() -> None:
@@ -219,8 +243,7 @@ def test_max_seconds_bounds_the_run_even_with_open_incidents() -> None:
     consumer = FakeConsumer([event("a", "1")], clock)
     tracker = IncidentTracker(900.0, 0, clock)
     stats = run_alerts(consumer, tracker, lambda p: None,
-                       AlertOptions("anomalies", max_seconds=7, exit_when_idle=1), print,
-                       clock=clock)
+                       AlertOptions("anomalies", max_seconds=7), print, clock=clock)
     assert stats.opened == 1 and len(tracker.open_incidents) == 1
     assert 7 <= clock.now < 9
 
@@ -253,7 +276,7 @@ class FakeStore:
 
 def test_open_incidents_are_saved_before_the_offset_commits_and_dropped_when_resolved() -> None:
     clock = Clock()
-    consumer = FakeConsumer([event("a", "1"), event("a", "2")], clock)
+    consumer = FakeConsumer([event("a", at(0)), event("a", at(2)), event("b", at(60))], clock)
     store = FakeStore(consumer)
     tracker = IncidentTracker(5.0, 0, clock)
     run_alerts(consumer, tracker, lambda payload: None,
@@ -261,12 +284,14 @@ def test_open_incidents_are_saved_before_the_offset_commits_and_dropped_when_res
                print, clock=clock, store=store, wall=lambda: 1e9 + clock.now)
     # message 0 opened the incident: saved while nothing was committed; message 1 grew it
     assert store.calls[:2] == [("save", ["a"], []), ("save", ["a"], [0])]
-    assert store.calls[-1][:2] == ("delete", ["a"]) and store.states == {}
+    # message 2 (a minute later in event time) opened b; a resolved on the next tick
+    assert store.calls[2:] == [("save", ["b"], [0, 1]), ("delete", ["a"], [0, 1, 2])]
+    assert list(store.states) == ["b"]
 
 
 def test_a_restarted_tracker_resumes_the_saved_incident_without_paging_again() -> None:
     clock = Clock()
-    first = FakeConsumer([event("a", "1")], clock)
+    first = FakeConsumer([event("a", at(0))], clock)
     store = FakeStore(first)
     posts: list[dict[str, Any]] = []
     run_alerts(first, IncidentTracker(5.0, 0, clock), posts.append,
@@ -277,22 +302,38 @@ def test_a_restarted_tracker_resumes_the_saved_incident_without_paging_again() -
     later = Clock()  # another process: its monotonic clock has another origin
     resumed = IncidentTracker(5.0, 0, later)
     assert resumed.resume(store.states.values(), wall_now=1e9 + 3.0) == 1  # 1 s downtime
-    second = FakeConsumer([event("a", "1"), event("a", "2")], later)  # "1" redelivered
+    second = FakeConsumer([event("a", at(0)), event("a", at(2)), event("b", at(60))],
+                          later)  # at(0) is redelivered
     posts.clear()
     run_alerts(second, resumed, posts.append,
                AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0), print,
                clock=later, store=FakeStore(second))
-    assert [p["text"] for p in posts] == ["resolved: 2 anomalies between 1 and 2 on a"]
+    assert [p["text"][:13] for p in posts] == ["Anomaly on b:", "resolved: 2 a"]
+    assert posts[1]["text"] == f"resolved: 2 anomalies between {at(0)} and {at(2)} on a"
     assert resumed.duplicates == 1
 
 
 def test_an_unreachable_store_is_logged_and_alerting_goes_on() -> None:
     clock = Clock()
-    consumer = FakeConsumer([event("a", "1")], clock)
+    consumer = FakeConsumer([event("a", at(0))], clock)
     posts: list[dict[str, Any]] = []
     logs: list[str] = []
+    # no further event: the clock carries event time on, so the incident still resolves
     run_alerts(consumer, IncidentTracker(5.0, 0, clock), posts.append,
-               AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0),
+               AlertOptions("anomalies", max_seconds=60, exit_when_idle=8, tick=1.0),
                logs.append, clock=clock, store=FakeStore(consumer, fail=True))
     assert len(posts) == 2 and consumer.committed == [0]
     assert any("incident state not saved (ConnectionError: redis gone)" in x for x in logs)
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("hooks.example.com/services/T0/B0/s3cr3t", "has no http:// or https:// scheme (it starts "
+                                                "'hooks.example.com/...')"),
+    ("ftp://hooks.example.com/s3cr3t", "has scheme 'ftp', not http or https"),
+    ("https:///services/s3cr3t", "names no host"),
+])
+def test_a_bad_webhook_is_described_without_its_secret_or_gibberish(url: str, said: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Webhook(url)
+    message = str(caught.value)
+    assert said in message and "s3cr3t" not in message and "://?/***" not in message

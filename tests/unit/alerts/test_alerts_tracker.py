@@ -67,11 +67,11 @@ def test_first_event_opens_and_repeats_are_counted_not_posted(clock: FakeClock) 
 
 
 def test_quiet_key_resolves_on_tick_with_count_and_window_span(clock: FakeClock) -> None:
-    tracker = IncidentTracker(60, 0, clock)
+    tracker = IncidentTracker(600, 0, clock)
     tracker.observe(event("AAPL", "2015-02-26T21:00:00"))
-    clock.now += 10
+    clock.now += 10  # the clock barely moves: event time says 300 s passed
     tracker.observe(event("AAPL", "2015-02-26T21:05:00"))
-    clock.now += 59
+    clock.now += 599  # after the last event, the clock carries event time on
     assert tracker.tick() == []
     clock.now += 1
     (notice,) = tracker.tick()
@@ -186,7 +186,7 @@ def test_saved_incidents_resume_with_their_quiet_time_and_bad_states_are_skipped
     tracker.observe(event("AAPL", "2015-02-26T21:05:00"))
     opened, closed = tracker.take_changes()
     assert list(opened) == ["AAPL"] and closed == [] and tracker.take_changes() == ({}, [])
-    saved = incident_state(opened["AAPL"], clock.now, wall_now=50_000.0)
+    saved = incident_state(opened["AAPL"], tracker.now(), wall_now=50_000.0)
 
     other = FakeClock()
     other.now = 7.0
@@ -198,3 +198,44 @@ def test_saved_incidents_resume_with_their_quiet_time_and_bad_states_are_skipped
     assert notice.payload["text"] == ("resolved: 2 anomalies between 2015-02-26T21:00:00 and "
                                       "2015-02-26T21:05:00 on AAPL")
     assert resumed.take_changes() == ({}, ["AAPL"])
+
+
+def test_event_time_groups_a_backlog_and_splits_what_is_far_apart(clock: FakeClock) -> None:
+    """The clock stands still (a backlog): window ends alone decide."""
+    tracker = IncidentTracker(900, 0, clock)
+    kinds = [n.kind for t in ("2015-02-26T21:00:00", "2015-02-26T21:10:00",
+                               "2015-02-26T21:40:00")
+             for n in tracker.observe(event("AAPL", t))]
+    # 10 min apart: one incident; then 30 min of quiet: resolved, and a new one opens
+    assert kinds == ["opened", "resolved", "opened"]
+    assert tracker.open_incidents[0].first.window_end == "2015-02-26T21:40:00"
+
+
+def test_another_keys_later_event_moves_event_time_and_resolves(clock: FakeClock) -> None:
+    tracker = IncidentTracker(900, 50, clock)
+    tracker.observe(event("AAPL", "2015-02-26T21:00:00"))
+    # below min_severity: ignored as an anomaly, but its time still counts
+    assert tracker.observe(event("GOOG", "2015-02-26T22:00:00", severity=1.0)) == []
+    clock.now += 2  # AAPL had its grace: nothing more of it arrived
+    (notice,) = tracker.tick()
+    assert (notice.kind, notice.incident.key) == ("resolved", "AAPL")
+    assert tracker.now() == pd_seconds("2015-02-26T22:00:00") + 2
+
+
+def test_a_key_read_late_from_another_partition_is_still_grouped(clock: FakeClock) -> None:
+    """Partition 1 was read first (event time ran to 22:00); partition 0's AAPL events of
+    21:00-21:10 come after: they form one incident, not one page each."""
+    tracker = IncidentTracker(900, 0, clock)
+    tracker.observe(event("GOOG", "2015-02-26T22:00:00"))
+    kinds = [n.kind for t in ("2015-02-26T21:00:00", "2015-02-26T21:05:00",
+                               "2015-02-26T21:10:00")
+             for n in tracker.observe(event("AAPL", t))]
+    assert kinds == ["opened"]
+    clock.now += 2
+    assert {n.incident.key: n.incident.count for n in tracker.tick()} == {"AAPL": 3}
+
+
+def pd_seconds(text: str) -> float:
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()

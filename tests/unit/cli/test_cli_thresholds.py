@@ -33,17 +33,21 @@ def one_error_line(output: str) -> str:
 
 
 def test_cli_doctests() -> None:
-    result = doctest.testmod(cli)
-    assert result.attempted >= 1 and result.failed == 0
+    from stream_detector import connectivity  # the URL masking the messages use lives there
+
+    for module in (cli, connectivity):
+        result = doctest.testmod(module)
+        assert result.failed == 0
+    assert doctest.testmod(connectivity).attempted >= 2
 
 
 @pytest.mark.parametrize(
     ("args", "example"),
     [
-        (["thresholds"], "stream-detector thresholds publish --model models/nab/3"),
-        (["thresholds", "set"], "stream-detector thresholds set models/nab/3"),
+        (["thresholds"], "stream-detector thresholds publish --model registry/Twitter_volume_AAPL"),
+        (["thresholds", "set"], "stream-detector thresholds set registry/Twitter_volume_AAPL"),
         (["thresholds", "get"], "stream-detector thresholds get nab Twitter_volume_AAPL"),
-        (["thresholds", "list"], "stream-detector thresholds list models/nab/3"),
+        (["thresholds", "list"], "stream-detector thresholds list registry/Twitter_volume_AAPL"),
         (["thresholds", "publish"], "stream-detector thresholds publish --model"),
         (["thresholds", "delete"], "stream-detector thresholds delete nab"),
         (["schemas", "export"], "stream-detector schemas export schemas-json/"),
@@ -80,8 +84,16 @@ def test_unreachable_redis_is_one_red_line(args: list[str], tmp_path: Path) -> N
 def test_a_name_needs_a_version() -> None:
     result = runner.invoke(app, ["thresholds", "list", "nab"])
     assert result.exit_code == 1
-    assert "'nab' is not a model directory; give a directory, or a name with --version" in (
+    assert "'nab' is neither a model folder nor a registry entry" in (
         one_error_line(result.output))
+
+
+def test_help_gives_thresholds_on_the_default_models_scale() -> None:
+    """The default models alert at 4.5 sigma: an example of 0.42 would silence nothing."""
+    for args in (["thresholds", "--help"], ["thresholds", "set", "--help"]):
+        text = runner.invoke(app, args, env={"COLUMNS": "200"}).output
+        assert "Twitter_volume_AAPL 5.0" in text and "0.42" not in text
+        assert "4.5 sigma" in text
 
 
 def test_threshold_values_must_be_finite() -> None:

@@ -81,7 +81,12 @@ def test_list_of_one_key_in_order() -> None:
     msgs = [{**SERIES, "value": float(i), "timestamp": f"2015-02-26T21:4{i}:00"} for i in range(5)]
     recs = parse_message(dumps(msgs))
     assert [r.values[0] for r in recs] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert parse_message(b" []") == []
+
+
+def test_empty_list_is_a_dead_letter_not_silence() -> None:
+    with pytest.raises(RecordError, match="empty list") as info:
+        parse_message(b" []")
+    assert info.value.reason == "empty_message"
 
 
 def test_records_are_frozen() -> None:
@@ -171,5 +176,7 @@ def test_reason_codes_are_the_documented_set() -> None:
         "unknown_kind",
         "mixed_keys",
         "schema_version",
+        "empty_message",
+        "unrouted",
         "timestamp_range",
     }

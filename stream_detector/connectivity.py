@@ -1,0 +1,268 @@
+"""First contact with Kafka and Redis: fail in seconds with one line that names the problem.
+
+A misconfigured client otherwise retries quietly until some distant timeout: librdkafka
+reports a rejected password or an untrusted certificate only through callbacks, and a
+plaintext client on a TLS port sees nothing but a closed connection. :func:`check_kafka` makes
+one metadata request with the settings' client configuration, listens to librdkafka's error
+callback and log, and turns the first telling report into a :class:`ConnectionFailed` whose
+message says what is wrong and which setting to change. :func:`check_redis` and
+:func:`describe_redis_error` do the same for Redis. Messages name hosts, users, mechanisms and
+file paths, never a password (URLs are shown with their password masked).
+
+    settings --confluent_config()--> AdminClient --metadata request--> broker
+         error_cb / log lines --diagnose_kafka()--> None (keep waiting) | one-line reason
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from stream_detector.exceptions import ConnectionFailed
+
+if TYPE_CHECKING:  # kept light: the CLI runs these checks before any heavy import
+    from stream_detector.settings import Settings
+
+__all__ = ["check_kafka", "check_redis", "describe_redis_error", "diagnose_kafka", "safe_url"]
+
+_ENV = "STREAM_DETECTOR_"
+# librdkafka's own hint when a broker drops a connection during the first request
+_PROTOCOL_HINTS = ("incorrect security.protocol", "connecting to a SSL listener",
+                   "Disconnected while requesting ApiVersion", "Invalid response size")
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages.
+
+    >>> safe_url("rediss://app:s3cret@db:6380/0")
+    'rediss://app:***@db:6380/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _Reports(logging.Handler):
+    """librdkafka's log lines and error callbacks, as text, in arrival order."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def error(self, err: Any) -> None:
+        self.lines.append(f"{err.name()}: {err.str()}")
+
+
+def diagnose_kafka(reports: Sequence[str], settings: Settings) -> str | None:
+    """The problem a sequence of librdkafka reports shows, as one line; None while unclear.
+
+    >>> from stream_detector.settings import Settings
+    >>> s = Settings(kafka_security_protocol="PLAINTEXT")
+    >>> diagnose_kafka(["Disconnected while requesting ApiVersion: might be caused by "
+    ...                 "incorrect security.protocol configuration"], s)[:52]
+    'Kafka at 127.0.0.1:9092 closed the connection before'
+    """
+    where = f"Kafka at {settings.bootstrap_servers}"
+    protocol = settings.kafka_security_protocol
+    for line in reports:
+        if "Unsupported SASL mechanism" in line:
+            offered = line.split("supported mechanisms:", 1)[-1].split("(")[0].strip()
+            return (f"{where} does not offer SASL mechanism {settings.kafka_sasl_mechanism} "
+                    f"(it offers {offered or 'others'}); set {_ENV}KAFKA_SASL_MECHANISM")
+        if line.startswith("_AUTHENTICATION"):
+            return (f"{where} rejected the SASL {settings.kafka_sasl_mechanism} credentials of "
+                    f"user {settings.kafka_sasl_username or '(none)'!r}; check "
+                    f"{_ENV}KAFKA_SASL_USERNAME and {_ENV}KAFKA_SASL_PASSWORD")
+        if "certificate verify failed" in line:
+            ca = settings.kafka_ssl_cafile or "the system's CA bundle"
+            return (f"{where} presented a TLS certificate that {ca} does not trust; set "
+                    f"{_ENV}KAFKA_SSL_CAFILE to the CA that issued the broker's certificate")
+        if line.startswith("_SSL") or "SSL handshake failed" in line:
+            return (f"{where} failed the TLS handshake ({_tail(line)}); is the listener TLS? "
+                    f"check {_ENV}KAFKA_SECURITY_PROTOCOL (now {protocol})")
+        if "SSL connection closed by peer" in line and "state UP" in line:
+            return (f"{where} closed the connection after the TLS handshake: the listener "
+                    f"probably requires SASL; set {_ENV}KAFKA_SECURITY_PROTOCOL=SASL_SSL and "
+                    f"the {_ENV}KAFKA_SASL_* settings")
+        if any(hint in line for hint in _PROTOCOL_HINTS):
+            return (f"{where} closed the connection before answering: the listener expects "
+                    f"another protocol than {protocol} (TLS or SASL?); set "
+                    f"{_ENV}KAFKA_SECURITY_PROTOCOL to the listener's, e.g. SASL_SSL")
+    return None
+
+
+def _tail(line: str) -> str:
+    """The reason part of a librdkafka report, without the broker prefix or timing."""
+    reason = line.split(": ", 2)[-1]
+    return reason.split(" (after ", 1)[0][:160]
+
+
+def _speaks_tls(servers: str, timeout: float = 2.0) -> bool:
+    """Whether the first bootstrap server completes a TLS handshake (nothing is sent after)."""
+    host, _, port = servers.split(",", 1)[0].rpartition(":")
+    probe = ssl.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE  # only asks "is this TLS?"; no data goes over it
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock, \
+                probe.wrap_socket(sock, server_hostname=host):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _plaintext_on_tls(settings: Settings, reports: Sequence[str]) -> str | None:
+    """A plaintext client whose broker hangs up: one TLS probe tells why."""
+    if settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    if not any(line.startswith("_ALL_BROKERS_DOWN") for line in reports):
+        return None
+    if not _speaks_tls(settings.bootstrap_servers):
+        return None
+    return (f"Kafka at {settings.bootstrap_servers} expects TLS, but "
+            f"{_ENV}KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol}; set it to "
+            "the listener's protocol (SSL or SASL_SSL) and the CA file")
+
+
+def _check_files(settings: Settings) -> None:
+    files = {"KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+             "KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+             "KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+             "REDIS_SSL_CA_CERTS": settings.redis_ssl_ca_certs}
+    for name, path in files.items():
+        if path is not None and not Path(path).is_file():
+            raise ConnectionFailed(f"{_ENV}{name}={path} is not a readable file")
+
+
+def check_kafka(settings: Settings, timeout: float = 15.0) -> int:
+    """Ask the brokers for metadata with the settings' client configuration.
+
+    Returns
+    -------
+    int
+        The number of brokers in the cluster.
+
+    Raises
+    ------
+    ConnectionFailed
+        As soon as librdkafka reports rejected credentials, an untrusted certificate or a
+        protocol mismatch (usually well under a second), or after ``timeout`` seconds
+        without an answer.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    _check_files(settings)
+    reports = _Reports()
+    log = logging.getLogger(f"stream_detector.connectivity.{id(reports)}")
+    log.propagate = False
+    log.addHandler(reports)
+    conf = settings.confluent_config(logger=log, error_cb=reports.error)
+    try:
+        admin = AdminClient(conf)
+    except KafkaException as exc:  # a rejected configuration, e.g. an unreadable key file
+        reason = exc.args[0].str()
+        raise ConnectionFailed(f"Kafka client configuration rejected: {reason}") from None
+    deadline = time.monotonic() + timeout
+    probed = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                brokers = len(admin.list_topics(timeout=max(min(left, 0.5), 0.05)).brokers)
+            except KafkaException:
+                brokers = 0
+            if brokers:
+                return brokers
+            admin.poll(0.05)  # serves error_cb and the log queue
+            problem = diagnose_kafka(reports.lines, settings)
+            if problem is None and not probed and reports.lines:
+                problem, probed = _plaintext_on_tls(settings, reports.lines), True
+            if problem is not None:
+                raise ConnectionFailed(problem)
+            if time.monotonic() >= deadline:
+                raise ConnectionFailed(
+                    f"cannot reach Kafka at {settings.bootstrap_servers} (no answer within "
+                    f"{timeout:g} s); start it with `stream-detector services start` or set "
+                    f"{_ENV}KAFKA_URL (--kafka kafka://HOST:PORT)", outage=True)
+    finally:
+        log.removeHandler(reports)
+
+
+def describe_redis_error(settings: Settings, exc: BaseException) -> str:
+    """One line for a Redis client error: what went wrong and which setting to change."""
+    return _redis_diagnosis(settings, exc)[0]
+
+
+def _redis_diagnosis(settings: Settings, exc: BaseException) -> tuple[str, bool]:
+    """(message, whether it looks like an outage rather than a wrong setting)."""
+    message = _redis_setting_problem(settings, exc)
+    if message is not None:
+        return message, False
+    where = f"Redis at {safe_url(settings.redis_url)}"
+    return (f"cannot reach {where} ({str(exc).rstrip('.')}); start it with `stream-detector "
+            f"services start` or set {_ENV}REDIS_URL (--redis redis://HOST:PORT/DB)"), True
+
+
+def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None:  # noqa: C901
+    from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+
+    where = f"Redis at {safe_url(settings.redis_url)}"
+    text = str(exc)
+    user = settings.redis_username or "default"
+    tls = urlsplit(settings.redis_url).scheme == "rediss"
+    if isinstance(exc, AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
+        if "HELLO must be called" in text or "NOAUTH" in text:
+            return (f"{where} requires authentication; set {_ENV}REDIS_USERNAME and "
+                    f"{_ENV}REDIS_PASSWORD")
+        return (f"{where} rejected user {user!r} (wrong password or disabled user); check "
+                f"{_ENV}REDIS_USERNAME and {_ENV}REDIS_PASSWORD")
+    if isinstance(exc, NoPermissionError) or "NOPERM" in text:
+        return (f"{where}: user {user!r} lacks a permission ({text.rstrip('.')}); grant it "
+                "the sd:* keys and channels, e.g. ACL SETUSER NAME ~sd:* &sd:* +@all -@dangerous")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        ca = settings.redis_ssl_ca_certs or "the system's CA bundle"
+        return (f"{where} presented a TLS certificate that {ca} does not trust; set "
+                f"{_ENV}REDIS_SSL_CA_CERTS to the CA that issued it")
+    if tls and ("WRONG_VERSION_NUMBER" in text or "wrong version number" in text):
+        return (f"{where} does not speak TLS on that port; use a redis:// URL in "
+                f"{_ENV}REDIS_URL, or its TLS port")
+    if not tls and ("reset by peer" in text or "Connection closed by server" in text):
+        return (f"{where} closed the connection on the first command: it probably serves "
+                f"TLS; use a rediss:// URL in {_ENV}REDIS_URL")
+    if isinstance(exc, ResponseError):
+        return f"{where} refused a command ({text.rstrip('.')})"
+    return None
+
+
+def check_redis(settings: Settings, timeout: float = 5.0) -> None:
+    """PING Redis with the settings' client options.
+
+    Raises
+    ------
+    ConnectionFailed
+        The server cannot be reached, or refuses these credentials or this TLS set-up; the
+        message comes from :func:`describe_redis_error`.
+    """
+    from redis.exceptions import RedisError
+
+    _check_files(settings)
+    client = settings.redis_client(socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        message, outage = _redis_diagnosis(settings, exc)
+        raise ConnectionFailed(message, outage=outage) from None
+    finally:
+        client.close()

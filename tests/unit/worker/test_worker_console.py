@@ -1,0 +1,109 @@
+"""The worker's console text: anomaly lines, their per-second cap, the summary line."""
+
+from __future__ import annotations
+
+import doctest
+import logging
+import math
+
+import pytest
+
+from schemas.events import (
+    AnomalyEvent,
+    Contributor,
+    ModelRef,
+    SourceRef,
+    ThresholdSource,
+    event_id_for,
+)
+from stream_detector import worker_console
+from stream_detector.thresholds import ThresholdEntry
+from stream_detector.worker_console import (
+    AnomalyLines,
+    SummaryCounter,
+    anomaly_line,
+    threshold_changes,
+    threshold_source,
+)
+from stream_detector.worker_report import CONSOLE_LOGGER, ConsoleReporter
+
+
+def event(**changes: object) -> AnomalyEvent:
+    fields: dict[str, object] = dict(
+        event_id=event_id_for("nab", "3", "AAPL", "2015-03-03T17:02:53"), key="AAPL",
+        record_kind="series", window_start="2015-03-03T15:07:53",
+        window_end="2015-03-03T17:02:53", detected_at="2026-01-01T00:00:00.000Z",
+        score=7.123, threshold=4.5,
+        threshold_source=ThresholdSource(method="sigma", version="3", scope="default"),
+        severity=61.7, observed=[1204.0], expected=[212.4],
+        top_contributors=[Contributor(name="value", index=0, time_offset=2, error=0.1),
+                          Contributor(name="value", index=0, time_offset=0, error=0.9)],
+        model=ModelRef(name="nab", version="3", onnx_sha256="a" * 64, family="dense"),
+        provider="CPUExecutionProvider", source=SourceRef(topic="records"))
+    fields.update(changes)
+    return AnomalyEvent.model_validate(fields)
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(worker_console).failed == 0
+
+
+def test_an_anomaly_line_says_what_a_person_needs_in_one_line() -> None:
+    assert anomaly_line(event()) == (
+        "anomaly AAPL @ 2015-03-03T17:02:53 severity 62 score 7.123 > 4.5 | observed 1204 "
+        "vs expected 212.4 | top value t-0 | nab v3")
+    assert "\n" not in anomaly_line(event(key="x" * 200))
+    bare = anomaly_line(event(expected=None, top_contributors=[], p_value=0.0012))
+    assert "p=0.0012" in bare and "vs expected" not in bare and "top" not in bare
+
+
+def test_lines_are_capped_per_second_and_the_rest_counted() -> None:
+    lines = AnomalyLines(per_second=3)
+    assert [lines.admit(10.1) for _ in range(5)] == [True, True, True, False, False]
+    assert lines.admit(11.0)  # a new second
+    assert lines.take_suppressed() == 2 and lines.take_suppressed() == 0
+
+
+def test_summary_rates_are_per_second_since_the_last_line() -> None:
+    counter = SummaryCounter(since=100.0)
+    counter.add(records=1000, windows=990, anomalies=1)
+    counter.add(records=1000, windows=1000, anomalies=2)
+    line = counter.line(110.0, lag=1234, thresholds="Redis (1 entry, 0.3 s old)")
+    assert line == ("200 records/s, 199 windows/s, 3 anomalies (3 in all), consumer lag 1,234"
+                    " | thresholds: Redis (1 entry, 0.3 s old)")
+    assert counter.line(120.0, None, "x", suppressed=4).startswith(
+        "0 records/s, 0 windows/s, 0 anomalies (3 in all, 4 not printed), consumer lag ?")
+
+
+def test_reporter_counts_batches_and_logs_capped_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [5.0]
+    reporter = ConsoleReporter(per_second=2, clock=lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger=CONSOLE_LOGGER):
+        reporter.on_batch(100, 90, [event(), event(key="B"), event(key="C")])
+        reporter.on_batch(50, 50, [])
+        clock[0] = 15.0
+        line = reporter.summary(lag=0, caches=[])
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m.split(" @")[0] for m in messages[:2]] == ["anomaly AAPL", "anomaly B"]
+    assert line == messages[2] == (
+        "15 records/s, 14 windows/s, 3 anomalies (3 in all, 1 not printed), consumer lag 0"
+        " | thresholds: none")
+
+
+def test_threshold_source_names_redis_card_or_degraded() -> None:
+    assert threshold_source(3, 1.24, False) == "Redis (3 entries, 1.2 s old)"
+    assert threshold_source(0, 2.0, False).startswith("model card (nothing in Redis")
+    assert "Redis unreachable for 40 s" in threshold_source(2, 40.0, True)
+    assert threshold_source(0, math.inf, True).startswith("model card (Redis unreachable")
+
+
+def test_threshold_change_lines_name_old_and_new_values() -> None:
+    a = ThresholdEntry(value=4.5, method="sigma", set_by="train")
+    b = ThresholdEntry(value=5.0, method="manual", set_by="alice")
+    assert threshold_changes("nab", "3", {"A": a}, {"A": a}) is None
+    assert threshold_changes("nab", "3", {"A": a}, {}) == (
+        "thresholds of nab v3 changed: A 4.5 -> removed")
+    many = threshold_changes("nab", "3", {}, {f"k{i}": b for i in range(8)})
+    assert many is not None and many.endswith("and 3 more") and "k0 card -> 5" in many
