@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from offline_training.calibration import Method, calibrate_per_key
+from offline_training.durations import DURATION_DEFAULTS, detection_windows
 from offline_training.scaling import fit_scaler, fit_scaler_per_key
 from offline_training.train_summary import training_keys
 from offline_training.trainer import TrainConfig, TrainResult
@@ -53,8 +54,8 @@ __all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
 DEFAULTS: dict[str, Any] = {
     "family": "dense", "window": 24, "last": 8,
     "transform": {"series": "none", "sales": "log1p", "events": "none"},
-    "detection": {"halflife": 288, "warmup": 288, "suppress": 288, "offset_factor": 3.0,
-                  "season_weight": 0.6},
+    # durations, turned into windows with the learned cadence (offline_training/durations.py)
+    "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     "threshold_value": {"sigma": 5.5, "percentile": 99.5, "contamination": 0.005,
                         "fpr": 0.005},
@@ -261,16 +262,17 @@ def _calibration_scores(
     return by_key, [s.raw_score for s in scored]
 
 
-def _detection(
-    opts: TrainOptions, kind: str, time: dict[str, float] | None
-) -> dict[str, Any]:
-    """The card's detection section: the defaults (not for events), the options, and the
-    season (windows per day, or week, of the training cadence) when one is weighed in."""
+def _detection(opts: TrainOptions, kind: str, records: Sequence[Record]) -> dict[str, Any]:
+    """The card's detection section: the defaults (not for events) and the options, with
+    durations as windows at the data's cadence, and the season (windows per day, or week)
+    when the seasonal component is weighed in."""
     base = dict(DEFAULTS["detection"]) if kind != "events" else {}
     base.update(opts.detection)
+    time = _time_section(kind, records)  # durations become windows at the data's cadence
+    step_s = time["cadence_s"] * opts.stride if time else 0.0
     if base.get("season_weight", 0) and "season" not in base:
-        base["season"] = season_rows(time["cadence_s"] * 1e9 if time else 0.0)
-    return base
+        base["season"] = season_rows(step_s * 1e9)
+    return detection_windows(base, time["cadence_s"] if time else None, opts.stride)
 
 
 def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[Method, float]:
@@ -321,7 +323,7 @@ def train(opts: TrainOptions) -> TrainReport:
     sha = export_onnx(model, window, len(features), staging / "model.onnx", weights)
     verify_parity(model, staging / "model.onnx", time_weights=weights, rtol=PARITY_RTOL)
 
-    detection = _detection(opts, source.kind, _time_section(source.kind, part))
+    detection = _detection(opts, source.kind, part)
     factor = float(detection.pop("offset_factor", 0.0))
     normalised = DetectionParams.from_card(detection).normalise
     method, value = _threshold_rule(opts, normalised)
