@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from offline_training.calibration import Method, calibrate_per_key
+from offline_training.durations import DURATION_DEFAULTS, detection_windows
 from offline_training.scaling import fit_scaler, fit_scaler_per_key
 from offline_training.train_summary import training_keys
 from offline_training.trainer import TrainConfig, TrainResult
@@ -52,7 +53,8 @@ __all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
 DEFAULTS: dict[str, Any] = {
     "family": "dense", "window": 24, "last": 8,
     "transform": {"series": "none", "sales": "log1p", "events": "none"},
-    "detection": {"halflife": 288, "warmup": 288, "suppress": 288, "offset_factor": 3.0},
+    # durations, turned into windows with the learned cadence (offline_training/durations.py)
+    "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     "threshold_value": {"sigma": 4.5, "percentile": 99.5, "contamination": 0.005,
                         "fpr": 0.005},
@@ -259,10 +261,11 @@ def _calibration_scores(
     return by_key, [s.raw_score for s in scored]
 
 
-def _detection(opts: TrainOptions, kind: str) -> dict[str, Any]:
+def _detection(opts: TrainOptions, kind: str, records: Sequence[Record]) -> dict[str, Any]:
     base = dict(DEFAULTS["detection"]) if kind != "events" else {}
     base.update(opts.detection)
-    return base
+    time = _time_section(kind, records)  # durations become windows at the data's cadence
+    return detection_windows(base, time["cadence_s"] if time else None, opts.stride)
 
 
 def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[Method, float]:
@@ -313,7 +316,7 @@ def train(opts: TrainOptions) -> TrainReport:
     sha = export_onnx(model, window, len(features), staging / "model.onnx", weights)
     verify_parity(model, staging / "model.onnx", time_weights=weights, rtol=PARITY_RTOL)
 
-    detection = _detection(opts, source.kind)
+    detection = _detection(opts, source.kind, part)
     factor = float(detection.pop("offset_factor", 0.0))
     normalised = DetectionParams.from_card(detection).normalise
     method, value = _threshold_rule(opts, normalised)
