@@ -23,6 +23,7 @@ stage (:mod:`stream_detector.hybrid`) after the AE stage.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -341,8 +342,11 @@ class Pipeline:
         item, model = batch.items[i], batch.model
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
+        params = model.params
+        # the value and seasonal components follow the window's newest (first) feature
+        value = float(item.window.values[-1, 0]) if params.uses_value else math.nan
         learn = not item.window.flags & GAP  # a window across a gap: judged, not learnt
-        return raw, threshold, decide(item.state.detector, raw, threshold.value, model.params,
+        return raw, threshold, decide(item.state.detector, raw, threshold.value, params, value,
                                       learn)
 
     def _decide_plain(self, batch: _ModelBatch, detected_at: str | None) -> list[Scored]:
