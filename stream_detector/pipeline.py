@@ -23,6 +23,7 @@ stage (:mod:`stream_detector.hybrid`) after the AE stage.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -298,8 +299,12 @@ class Pipeline:
     ) -> Window | None:
         """Judge the record's time (timing.py), then add it to its key's window."""
         win, t = state.window, record.epoch_ns
-        ahead = t - win.clock.newest_ns
-        flags = observe(win.clock, t, model.time)
+        clock = win.clock
+        ahead = t - clock.newest_ns
+        if 0 < ahead <= model.time.plain_step_ns and not clock.ahead:
+            clock.newest_ns, flags = t, 0  # the common case, without a call (timing.observe)
+        else:
+            flags = observe(clock, t, model.time)
         if record.imputed:
             flags |= IMPUTED
         if flags:
@@ -341,8 +346,11 @@ class Pipeline:
         item, model = batch.items[i], batch.model
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
+        params = model.params
+        # the value and seasonal components follow the window's newest (first) feature
+        value = float(item.window.values[-1, 0]) if params.uses_value else math.nan
         learn = not item.window.flags & GAP  # a window across a gap: judged, not learnt
-        return raw, threshold, decide(item.state.detector, raw, threshold.value, model.params,
+        return raw, threshold, decide(item.state.detector, raw, threshold.value, params, value,
                                       learn)
 
     def _decide_plain(self, batch: _ModelBatch, detected_at: str | None) -> list[Scored]:

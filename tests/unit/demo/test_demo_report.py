@@ -24,7 +24,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     model = write_registry_model(
         out / "registry" / "tiny" / "1", window_mean_model(12, 1, last_k=1), window=12,
         features=["value"], threshold=4.0,
-        detection={"halflife": 288, "warmup": 288, "suppress": 288})
+        detection={"halflife": 288, "warmup": 288, "suppress": 288,
+                   "offset": 5.0})  # about 3x the median score, as train sets it
     records, rows = _offline(model.parent, data)
     events = [Received(s.event, 1000) for s in _events(model.parent, records)]
     latencies = [5.0 + i for i in range(len(events))]
