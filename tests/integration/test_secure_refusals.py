@@ -161,3 +161,25 @@ def test_the_check_itself_names_the_problem_in_about_a_second(
     assert phrase.format(**values) in str(refused.value) and not refused.value.outage
     assert "\n" not in str(refused.value)
     assert not any(secret in str(refused.value) for secret in SECRETS)
+
+
+def test_the_readme_error_example_is_what_a_wrong_password_gets(
+    base_env: dict[str, str], secure_kafka: ServiceHandle, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    from secure_env import EXAMPLE_KAFKA, ROOT
+
+    from stream_detector.connectivity import check_kafka
+    from stream_detector.exceptions import ConnectionFailed
+    from stream_detector.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    (line,) = re.findall(r"^error: Kafka at .*$", readme, re.M)
+    for name, value in {**base_env, "STREAM_DETECTOR_KAFKA_SASL_PASSWORD": WRONG}.items():
+        if name.startswith("STREAM_DETECTOR_"):
+            monkeypatch.setenv(name, value)
+    with pytest.raises(ConnectionFailed) as refused:
+        check_kafka(Settings())
+    here = f"127.0.0.1:{secure_kafka.port}"
+    assert f"error: {refused.value}" == line.replace(EXAMPLE_KAFKA, here)
