@@ -50,7 +50,7 @@ def string_bucket(text: str, buckets: int = STRING_BUCKETS) -> int:
 def _read_json(path: Path, max_bytes: int) -> Any:
     check_size(path, max_bytes)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid UTF-8 JSON ({exc}); fix the syntax") from exc
 

@@ -59,7 +59,7 @@ def infer_kind(path: str | Path) -> Kind:
         return "events"
     if suffix == ".json":
         check_size(path, MAX_JSON_BYTES)
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
             head = handle.read(4096).lstrip()[:1]
         return "records_json" if head == "[" else "seed_json"
     if suffix in PARQUET_SUFFIXES:

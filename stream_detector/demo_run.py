@@ -56,6 +56,7 @@ class DemoRun:
     threshold: float
     records: list[Any]
     train_fraction: float  # each key's first fraction trained the model
+    normalised: bool = False  # scores are z-scores against each key's own history
 
 
 @contextlib.contextmanager
@@ -369,6 +370,7 @@ def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
 
 def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: float) -> DemoRun:
     from stream_detector.demo import quality_of
+    from stream_detector.detection import DetectionParams
 
     latencies = run.collector.latency_ms(run.producer.times)
     unique = {r.event.event_id: r for r in run.collector.received}  # at-least-once
@@ -383,4 +385,5 @@ def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: fl
         explorer=run.explorer)
     return DemoRun(summary, data, run.rows, list(unique.values()), latencies,
                    card.thresholds.default, run.records,
-                   float(card.training.get("train_fraction") or 0.0))
+                   float(card.training.get("train_fraction") or 0.0),
+                   DetectionParams.from_card(card.detection).normalise)

@@ -21,6 +21,7 @@ worker sees again are recognised by position and skipped. Hybrid models' NPLM st
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -274,9 +275,13 @@ class Pipeline:
         flags: list[int] = []
         keep: list[int] | None = None
         imputed = run.imputed
+        plain = policy.plain_step_ns
         for j, t in enumerate(run.epoch_ns):
             ahead = t - clock.newest_ns
-            f = observe(clock, t, policy)
+            if 0 < ahead <= plain and not clock.ahead:
+                clock.newest_ns, f = t, 0  # the common case, without a call (timing.observe)
+            else:
+                f = observe(clock, t, policy)
             if imputed is not None and imputed[j]:
                 f |= IMPUTED
             if f:
@@ -358,12 +363,15 @@ class Pipeline:
         detector = run.state.detector
         # a window across a gap: judged, not learnt
         learn = [not f & GAP for f in run.windows.flags] if any(run.windows.flags) else None
+        # the value and seasonal components follow each window's newest (first) feature
+        values = run.windows.values[:, -1, 0].tolist() if model.params.uses_value else None
         if keep:
             decisions = [decide(detector, raw, threshold.value, model.params,
+                                math.nan if values is None else values[j],
                                 learn is None or learn[j]) for j, raw in enumerate(raws)]
             alerts = [(j, d.detection_score) for j, d in enumerate(decisions) if d.alert]
         else:
-            alerts = alerts_of(detector, raws, threshold.value, model.params, learn)
+            alerts = alerts_of(detector, raws, threshold.value, model.params, values, learn)
         errors = batch.scores.errors
         rows = [row + j for j, _ in alerts]
         cells = top_cells_rows(errors, rows, model.card.n_features) if alerts else []
@@ -385,8 +393,11 @@ class Pipeline:
         model, item, errors = batch.model, run.item(j), batch.scores.errors[i]
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
+        params = model.params
+        # the value and seasonal components follow the window's newest (first) feature
+        value = float(item.window.values[-1, 0]) if params.uses_value else math.nan
         learn = not item.window.flags & GAP  # a window across a gap: judged, not learnt
-        decision = decide(item.state.detector, raw, threshold.value, model.params, learn)
+        decision = decide(item.state.detector, raw, threshold.value, params, value, learn)
         hybrid, ring, outcome = model.hybrid, item.state.sample, None
         if hybrid is not None and ring is not None:
             outcome = hybrid.observe(ring, raw, errors, item.window.start_text)

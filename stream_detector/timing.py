@@ -42,6 +42,7 @@ policy: repeated and out-of-order timestamps are accepted and counted, never ref
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -124,6 +125,12 @@ class TimePolicy:
         step = cadence_s * _SECOND_NS
         return cls(int(step), int(skew_steps * step), int(gap_steps * step), max(1, confirm),
                    dead)
+
+    @cached_property
+    def plain_step_ns(self) -> int:
+        """Steps up to this long from the watermark raise no flag (a fast path's bound)."""
+        bounds = [b for b in (self.allowed_skew_ns, self.gap_ns) if b]
+        return min(bounds) if bounds else 2**63 - 1
 
     def is_dead_letter(self, flags: int, ahead_ns: int) -> bool:
         """Whether a record with ``flags``, ``ahead_ns`` past the watermark, is refused."""

@@ -186,3 +186,26 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
         assert admin.hget("sd:threshold:tiny:1", "cpu") is not None
     finally:
         admin.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_demo_runs_through_the_secured_services(
+    secure_env: dict[str, str], secure_kafka: ServiceHandle, secure_redis: ServiceHandle,
+    tmp_path: Path,
+) -> None:
+    """``demo --kafka/--redis`` (thresholds, topic admin, worker, replay, collector) with the
+    README's security settings from the environment; only the URLs are given as options."""
+    env = {k: v for k, v in secure_env.items()
+           if k not in ("STREAM_DETECTOR_INPUT_TOPIC", "STREAM_DETECTOR_OUTPUT_TOPIC",
+                        "STREAM_DETECTOR_DEAD_LETTER_TOPIC", "STREAM_DETECTOR_APP_ID")}
+    started = time.monotonic()
+    done = cli(env, "demo", "--kind", "series", "--duration", "5", "--no-live",
+               "--kafka", env["STREAM_DETECTOR_KAFKA_URL"],
+               "--redis", env["STREAM_DETECTOR_REDIS_URL"], "--out", str(tmp_path / "demo"),
+               timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "records: 4,032 series records" in done.stdout, done.stdout
+    assert ": same)" in done.stdout  # the worker's events equal the offline pipeline's
+    assert done.stdout.strip().splitlines()[-1].startswith("report: ")
+    print(f"secure demo: {time.monotonic() - started:.0f} s")

@@ -81,3 +81,15 @@ def test_wrong_columns_get_one_message_from_every_command(tmp_path: Path) -> Non
                                       str(tmp_path / "r"), "--no-progress"])
     assert result.exit_code != 0 and message in result.output
     assert "is not a number" not in result.output
+
+
+def test_json_files_and_messages_with_a_byte_order_mark(tmp_path: Path) -> None:
+    from schemas.records import parse_message
+
+    text = ('[{"kind": "series", "series": "a", "timestamp": "2020-01-01T00:00:00", '
+            '"value": 1.5}, {"kind": "series", "series": "a", '
+            '"timestamp": "2020-01-01T00:05:00", "value": 2.5}]')
+    path = write(tmp_path, "r.json", text, encoding="utf-8-sig")
+    assert infer_kind(path) == "records_json"
+    assert [r.values for r in load_source(path).records] == [[1.5], [2.5]]
+    assert [r.values for r in parse_message(b"\xef\xbb\xbf" + text.encode())] == [[1.5], [2.5]]

@@ -54,6 +54,8 @@ def test_train_score_evaluate_accept_repeated_times_and_strict_refuses(tmp_path:
     frame = pd.read_csv(out)
     assert len(frame) == 700 - 24 + 1
     assert frame["late"].sum() == 24  # the windows holding the one out-of-order row
+    flags = frame["flags"].fillna("")
+    assert flags.str.contains("repeated").sum() == 11 + 23  # windows holding a repeat
     evaluated = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "r" / "server_metrics"),
                                     "--data", str(data), "--out", str(tmp_path / "rep")])
     assert evaluated.exit_code == 0, evaluated.output
