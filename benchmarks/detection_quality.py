@@ -72,33 +72,38 @@ def _train(path: Path, registry: Path, epochs: int, **options: Any) -> Path:
     return report.path
 
 
-def nab_detections(epochs: int, registry: Path) -> dict[str, dict[str, np.ndarray]]:
+def nab_detections(
+    epochs: int, registry: Path, groups: tuple[str, ...] = GROUPS, nab: Path = NAB,
+    variants: tuple[str, ...] = tuple(VARIANTS),
+) -> dict[str, dict[str, np.ndarray]]:
     """Per variant, per ``group/file``: one boolean per row (the row's window alerted)."""
-    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in VARIANTS}
-    for group in GROUPS:
-        for path in sorted((NAB / "data" / group).glob("*.csv")):
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in variants}
+    for group in groups:
+        for path in sorted((nab / "data" / group).glob("*.csv")):
             model = _train(path, registry, epochs, train_fraction=0.15)
             records = list(load_source(path).records)
             stamps = pd.read_csv(path).timestamp.str.replace(" ", "T", regex=False)
-            for name, overrides in VARIANTS.items():
-                ends = {r.timestamp for r in _score(model, records, overrides) if r.alert}
+            for name in variants:
+                ends = {r.timestamp for r in _score(model, records, VARIANTS[name]) if r.alert}
                 out[name][f"{group}/{path.name}"] = stamps.isin(ends).to_numpy()
             print(f"{group}/{path.name}: {int(out['default'][f'{group}/{path.name}'].sum())} "
                   "alerts", flush=True)
     return out
 
 
-def nab_scores(detections: dict[str, np.ndarray]) -> dict[str, Any]:
+def nab_scores(detections: dict[str, np.ndarray], nab: Path = NAB) -> dict[str, Any]:
     """Normalised scores per group and profile; alerts after probation on artificialNoAnomaly."""
-    windows = load_windows(NAB / "labels" / "combined_windows.json")
+    windows = load_windows(nab / "labels" / "combined_windows.json")
     result: dict[str, Any] = {}
     for group in GROUPS:
         files = {k: v for k, v in detections.items() if k.startswith(group + "/")}
+        if not files:
+            continue
         if group == "artificialNoAnomaly":
             result[group] = {"alerts_after_probation": sum(
                 int(v[probationary_length(v.size):].sum()) for v in files.values())}
             continue
-        rows = {k: window_indices(pd.to_datetime(pd.read_csv(NAB / "data" / k).timestamp)
+        rows = {k: window_indices(pd.to_datetime(pd.read_csv(nab / "data" / k).timestamp)
                                   .to_numpy(), windows[k]) for k in files}
         scores = {p: score_corpus(files, rows, p) for p in PROFILES}
         std = scores["standard"]

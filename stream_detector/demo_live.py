@@ -31,6 +31,7 @@ from rich.table import Table
 from schemas.events import AnomalyEvent
 from stream_detector.exceptions import ServiceStartError
 from stream_detector.services import _die_with_parent, free_port
+from stream_detector.worker_console import when
 
 __all__ = ["Collector", "EventLines", "TimedProducer", "WorkerProcess", "event_line",
            "events_table", "live_view", "start_worker"]
@@ -203,7 +204,7 @@ def _contributors(event: AnomalyEvent) -> str:
 
 def event_line(event: AnomalyEvent) -> str:
     """One anomaly as one plain line (for ``--no-live`` and logs)."""
-    return (f"anomaly {event.key} at {event.window_end}: score {event.score:.2f} "
+    return (f"anomaly {event.key} at {when(event)}: score {event.score:.2f} "
             f"(threshold {event.threshold:.2f}), severity {event.severity:.0f}, "
             f"top {_contributors(event)}")
 
@@ -237,7 +238,7 @@ def events_table(received: list[Received], rows: int = 10) -> Table:
         e = r.event
         style = "bold red" if e.severity >= 50 else "yellow"
         top = max(e.top_contributors, key=lambda c: c.error, default=None)
-        table.add_row(escape(e.key), e.window_end.replace("T", " "), f"{e.score:.2f}",
+        table.add_row(escape(e.key), when(e).replace("T", " "), f"{e.score:.2f}",
                       f"{e.threshold:.2f}", f"[{style}]{e.severity:.0f}[/]",
                       escape(f"{top.name} t-{top.time_offset}") if top else "")
     return table

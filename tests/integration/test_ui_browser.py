@@ -158,6 +158,22 @@ def test_explorer_live_key_view_thresholds_and_no_outside_requests(
             events = _events(kafka_broker, topics["output"])
             late = [e for e in events if e["window_end"] >= "2026-01-02T01:00"]
             assert {e["key"] for e in late} == {"other"}, late  # KEY's spike is now below
+
+            # 4. a threshold that still alerts: the key's next anomaly carries it, and the
+            # key view's threshold line shows it once the worker has applied it
+            key_page.fill("#setvalue", "35")
+            key_page.click("#setform button")
+            key_page.wait_for_selector("#thresholds td:has-text('35.000')")
+            time.sleep(1.5)
+            produce(kafka_broker, topics["input"],
+                    series_messages(KEY, values(40, (20,), 3), first=340))
+            key_page.wait_for_function(
+                "() => (document.getElementById('scorechart').data?.[1]?.y || []).includes(35)",
+                timeout=20_000)
+            shown = key_page.evaluate("fetch('/api/anomalies?key=' + encodeURIComponent("
+                                      f"'{KEY}')).then(r => r.json())")
+            newest = shown["rows"][0]
+            assert (newest["threshold"], newest["threshold_by"]) == (35, "stream-detector ui")
         finally:
             stop.set()
             watcher.join()
