@@ -270,7 +270,8 @@ def _events_figures(run: DemoRun) -> list[go.Figure]:
     dist.add_vline(x=float(np.log10(max(run.threshold, 1e-12))), line_dash="dash",
                    annotation_text="threshold")
     dist.update_layout(title="Score distribution: signal against background",
-                       xaxis_title="log10 score", barmode="overlay", height=400)
+                       xaxis_title=f"log10 {_score_name(run)}", yaxis_title="density",
+                       barmode="overlay", height=400)
     return [over, dist]
 
 
