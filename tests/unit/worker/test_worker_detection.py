@@ -102,6 +102,21 @@ def test_value_state_round_trips_and_old_states_still_read() -> None:
     assert len(old.to_bytes()) == 40 and DetectorState.from_bytes(old.to_bytes()) == old
 
 
+def test_value_components_start_fresh_on_a_state_carried_from_a_model_without_them() -> None:
+    ae_only = DetectionParams(halflife=96, warmup=96, suppress=1)
+    seasonal = DetectionParams(halflife=96, warmup=96, suppress=1, season=48,
+                               season_weight=1.0, value_weight=1.0)
+    s = DetectorState()
+    values = _daily(12, seed=2)
+    for v in values[:300]:
+        decide(s, 1.0, 5.0, ae_only, float(v))
+    assert s.value_start == -1 and len(s.to_bytes()) == 40
+    # the next model version weighs the value in: no alert against an empty seasonal ring
+    assert not any(decide(s, 1.0, 5.0, seasonal, float(v)).alert for v in values[300:])
+    assert s.value_start == 300 and len(s.ring) == 48
+    assert DetectorState.from_bytes(s.to_bytes()) == s
+
+
 @settings(max_examples=100, deadline=None)
 @given(scores=st.lists(st.floats(0.0, 50.0), max_size=60), normalise=st.booleans(),
        warmup=st.integers(0, 10), suppress=st.integers(1, 6), threshold=st.floats(0.0, 5.0))
