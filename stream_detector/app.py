@@ -167,7 +167,6 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
-        processing_guarantee=settings.processing_guarantee,
     )
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
