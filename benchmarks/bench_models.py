@@ -62,6 +62,7 @@ def write_registry_model(
     window: int, features: list[str] | None = None, record_kind: str = "series",
     family: str = "dense", threshold: float = 4.0, per_key: dict[str, float] | None = None,
     scaler: dict[str, Any] | None = None, detection: dict[str, Any] | None = None,
+    time: dict[str, Any] | None = None,
     serves: dict[str, Any] | None = None,
 ) -> Path:
     """``model.onnx`` and ``card.json`` in a staging folder, renamed into place when new.
@@ -84,6 +85,7 @@ def write_registry_model(
         "thresholds": {"method": "percentile", "value_param": 99.0, "default": threshold,
                        "per_key": per_key or {}},
         "detection": detection or {},
+        "time": time,
         "serves": serves or {},
         "data_sha256": "0" * 64,
     }

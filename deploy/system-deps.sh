@@ -4,12 +4,16 @@
 #   java 17+  -> runs the local Kafka broker      (openjdk-17-jre-headless)
 #   mvn       -> fetches the Kafka jars, once     (maven)
 #   redis-server -> the local Redis               (redis-server)
+#   chromium  -> the explorer's browser tests     (chromium)
+#   promtool  -> checks deploy/prometheus rules   (prometheus)
 set -euo pipefail
 
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

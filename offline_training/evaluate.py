@@ -2,14 +2,17 @@
 
 Scores come from the worker's own pipeline (:mod:`stream_detector.batch`). Labels are NAB
 anomaly windows (``combined_windows.json``, or the JSON the synthetic generators write)
-matched to the file by name, or a 0/1 ``label`` column for feature events. Outputs a JSON
-report (detection metrics at the alerting decision, ROC/PR AUC of the detection score, the
-NAB score of the alerts) and plots as PNG and interactive HTML.
+matched to the file by name, or a 0/1 ``label`` column for feature events. Outputs one page,
+``index.html`` (see :mod:`offline_training.eval_report`: alert-level and window-level
+numbers named as such, NAB normalised, the series with true and false alerts marked and
+missed windows shaded), ``report.json`` with the same numbers, and the plots as PNG.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +21,17 @@ import numpy as np
 import pandas as pd
 
 from offline_training import plots
+from offline_training.eval_report import (
+    AlertJudgement,
+    judge_alerts,
+    render_index,
+    rounded,
+    timeline_html,
+)
 from offline_training.metrics import detection_metrics
-from offline_training.nab import score_file, window_indices, windows_for
+from offline_training.nab import score_corpus, window_indices, windows_for
 from stream_detector.batch import COLUMNS, ScoreRow, load_runtime, score_records
+from stream_detector.detection import DetectionParams
 from stream_detector.history import load_source
 
 __all__ = ["Evaluation", "evaluate", "windows_for"]
@@ -43,54 +54,76 @@ def _frame(rows: list[ScoreRow]) -> pd.DataFrame:
 
 def evaluate(
     model_dir: Path, data: Path, out: Path, labels: Path | None = None, key: str | None = None,
+    strict_time: bool = False,
 ) -> Evaluation:
-    """Score ``data`` with the model at ``model_dir`` and write ``out/report.json`` + plots."""
+    """Score ``data`` with the model at ``model_dir``; write ``out/index.html`` (summary and
+    plots, one page), ``out/report.json`` and the PNGs. Nothing is written unless every
+    step succeeds (the files are made in a temporary folder, then moved)."""
     runtime = load_runtime(model_dir, "auto")
+    windows = None
     if labels is not None and runtime.card.record_kind != "events":
-        windows_for(labels, data)  # a label file without this data fails before any work
-    source = load_source(data, kind=runtime.card.record_kind, key=key)
+        windows = windows_for(labels, data)  # a label file without this data fails first
+    source = load_source(data, kind=runtime.card.record_kind, key=key, strict_time=strict_time)
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records)])
-    out.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, Any] = {"windows": len(frame), "alerts": int(frame["alert"].sum()),
+    metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
+                               "data": str(data), "windows": len(frame),
+                               "alerts": int(frame["alert"].sum()),
                                "keys": int(frame["key"].nunique())}
-    made: list[Path] = []
-    scored = frame[~frame["warm_up"]]
-    made += plots.plot_error_distribution(scored["score"].to_numpy(),
-                                          float(scored["threshold"].median()),
-                                          out / "score_distribution")
-    if labels is not None and source.kind != "events":
-        metrics.update(_with_windows(frame, records, labels, data, out, made))
-    (out / "report.json").write_text(json.dumps(metrics, indent=2, default=float))
-    return Evaluation(metrics, out / "report.json", made)
+    score_name = plots.score_label(DetectionParams.from_card(runtime.card.detection).normalise)
+    with tempfile.TemporaryDirectory(prefix="sd-evaluate-") as tmp:
+        staging = Path(tmp)
+        scored = frame[~frame["warm_up"]]
+        pngs = plots.plot_error_distribution(
+            scored["score"].to_numpy(), float(scored["threshold"].median()),
+            staging / "score_distribution", formats=("png",), xlabel=score_name)
+        timeline = ""
+        if windows is not None:
+            judged, extra, timeline = _with_windows(frame, records, windows, data, staging,
+                                                    score_name)
+            pngs += extra.pop("_pngs")
+            metrics.update(extra)
+        metrics = rounded(metrics)
+        (staging / "report.json").write_text(json.dumps(metrics, indent=2))
+        title = f"{metrics['model']} on {data.name}"
+        (staging / "index.html").write_text(render_index(title, metrics, timeline, pngs))
+        out.mkdir(parents=True, exist_ok=True)
+        made = [shutil.move(str(p), out / p.name) for p in sorted(staging.iterdir())]
+    return Evaluation(metrics, out / "index.html", [Path(p) for p in made])
 
 
 def _with_windows(
-    frame: pd.DataFrame, records: list[Any], labels: Path, data: Path, out: Path,
-    made: list[Path],
-) -> dict[str, Any]:
-    windows = windows_for(labels, data)
+    frame: pd.DataFrame, records: list[Any], windows: list[tuple[pd.Timestamp, pd.Timestamp]],
+    data: Path, out: Path, score_name: str,
+) -> tuple[AlertJudgement, dict[str, Any], str]:
     times = np.array([r.epoch_ns for r in records], dtype=np.int64).astype("datetime64[ns]")
-    values = np.array([r.values[0] for r in records])
+    values = pd.DataFrame({"time": times, "timestamp": [r.timestamp_text for r in records],
+                           "value": [r.values[0] for r in records]})
     rows = window_indices(times, windows)
     inside = np.zeros(len(times), bool)
     for lo, hi in rows:
         inside[lo : hi + 1] = True
     alerts_at = set(frame.loc[frame["alert"], "timestamp"])
-    detections = np.array([r.timestamp_text in alerts_at for r in records])
-    nab = score_file(detections, rows)
-    row_of = {r.timestamp_text: i for i, r in enumerate(records)}
+    detections = values["timestamp"].isin(alerts_at).to_numpy()
+    nab = score_corpus({data.name: detections}, {data.name: rows})
+    judged = judge_alerts(frame, windows)
+    result: dict[str, Any] = {
+        "alert_level": judged.summary(),
+        "nab": {"standard_normalised": nab.normalized, "raw": nab.raw, "null": nab.null,
+                "perfect": nab.perfect},
+    }
+    row_of = {t: i for i, t in enumerate(values["timestamp"])}
     y = np.array([inside[row_of[t]] for t in frame["timestamp"]], dtype=int)
-    result: dict[str, Any] = {"nab_score": nab.score, "nab_detected_windows":
-                              nab.detected_windows, "nab_windows": nab.windows,
-                              "nab_false_positives": nab.fp}
+    pngs: list[Path] = []
     if 0 < y.sum() < len(y):
         d = detection_metrics(y, frame["score"].to_numpy(), float(frame["threshold"].median()))
-        result.update({"roc_auc": d.roc_auc, "pr_auc": d.pr_auc, "precision": d.precision,
-                       "recall": d.recall, "f1": d.f1})
-        made += plots.plot_roc(y, frame["score"].to_numpy(), out / "roc")
-        made += plots.plot_confusion_matrix(np.array([[d.tn, d.fp], [d.fn, d.tp]]),
-                                            out / "confusion_matrix")
-    made += plots.plot_series(times, values, out / "series", detections=detections,
-                              windows=windows, title=data.name)
-    return result
+        result["window_level"] = {
+            "windows_in_labelled_windows": int(y.sum()), "windows_above_threshold":
+            int(d.tp + d.fp), "precision": d.precision, "recall": d.recall, "f1": d.f1,
+            "roc_auc": d.roc_auc, "pr_auc": d.pr_auc}
+        pngs += plots.plot_roc(y, frame["score"].to_numpy(), out / "roc", formats=("png",))
+        pngs += plots.plot_confusion_matrix(
+            np.array([[d.tn, d.fp], [d.fn, d.tp]]), out / "window_confusion_matrix",
+            formats=("png",), title="Windows: above threshold vs label")
+    result["_pngs"] = pngs
+    return judged, result, timeline_html(frame, values, judged, windows, score_name)

@@ -2,9 +2,10 @@
 
 The exported graph is the scoring contract: input ``windows`` float32
 ``(batch, window, features)`` with a dynamic batch axis, outputs ``score`` ``(batch,)`` and
-``errors`` ``(batch, window, features)``, opset 17. The model is exported in eval mode
-(BatchNorm uses its running statistics, Dropout is the identity) from a CPU copy, so the
-caller's model keeps its device and mode.
+``errors`` ``(batch, window, features)``, plus ``reconstruction`` ``(batch, window, features)``
+(scaled units; the worker turns its newest step into the events' expected values), opset 17.
+The model is exported in eval mode (BatchNorm uses its running statistics, Dropout is the
+identity) from a CPU copy, so the caller's model keeps its device and mode.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from offline_training.models import ScoringHead
+from offline_training.models import ExportHead, ScoringHead
 from stream_detector.registry import sha256_file
 
 __all__ = ["ONNX_INPUT", "ONNX_OUTPUTS", "export_onnx", "verify_parity", "sha256_file"]
 
 ONNX_INPUT = "windows"
-ONNX_OUTPUTS = ("score", "errors")
+ONNX_OUTPUTS = ("score", "errors", "reconstruction")
 
 
 def _head(model: nn.Module, window: int, time_weights: torch.Tensor | None) -> ScoringHead:
@@ -61,12 +62,12 @@ def export_onnx(
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
         torch.onnx.export(
-            head,
+            ExportHead(head),
             (dummy,),
             str(path),
             input_names=[ONNX_INPUT],
             output_names=list(ONNX_OUTPUTS),
-            dynamic_axes={ONNX_INPUT: batch_axis, "score": batch_axis, "errors": batch_axis},
+            dynamic_axes={ONNX_INPUT: batch_axis, **{name: batch_axis for name in ONNX_OUTPUTS}},
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
@@ -83,7 +84,7 @@ def verify_parity(
     seed: int = 0,
     rtol: float = 0.0,
 ) -> float:
-    """Max abs difference of ``score`` and ``errors`` between PyTorch and ONNX Runtime (CPU).
+    """Max abs difference of every output between PyTorch and ONNX Runtime (CPU).
 
     Inputs are standard normal (the scale the models see after scaling). Raises
     ``ValueError`` when the difference exceeds ``atol + rtol * max|output|``; returns it
@@ -99,13 +100,10 @@ def verify_parity(
     head = _head(model, window, time_weights)
     x = np.random.default_rng(seed).standard_normal((n, window, features)).astype(np.float32)
     with torch.no_grad():
-        t_score, t_errors = head(torch.from_numpy(x))
-    o_score, o_errors = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
-    diff = max(
-        float(np.max(np.abs(t_score.numpy() - o_score))),
-        float(np.max(np.abs(t_errors.numpy() - o_errors))),
-    )
-    scale = max(float(np.max(np.abs(t_score.numpy()))), float(np.max(np.abs(t_errors.numpy()))))
+        expected = [t.numpy() for t in head.parts(torch.from_numpy(x))]
+    got = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
+    diff = max(float(np.max(np.abs(t - o))) for t, o in zip(expected, got, strict=True))
+    scale = max(float(np.max(np.abs(t))) for t in expected)
     limit = atol + rtol * scale
     if not diff <= limit:  # also catches NaN
         raise ValueError(

@@ -126,14 +126,21 @@ def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
 
 
 def time_order(
-    stamps: np.ndarray, rows: np.ndarray, where: Where, column: str, sort: bool
+    stamps: np.ndarray, rows: np.ndarray, where: Where, column: str, sort: bool,
+    strict: bool = False,
 ) -> np.ndarray:
-    """Indices that put ``stamps`` in time order; rejects duplicates, and disorder unless ``sort``.
+    """Indices of the rows in the order they are used: file order, or time order if ``sort``.
 
-    ``rows`` maps each stamp back to its data row so messages point into the file.
+    The worker's policy (``stream_detector.timing``) holds offline too: repeated and
+    out-of-order timestamps are kept in file order (the pipeline flags them ``repeated`` and
+    ``late``), so a file the worker would score is never refused here. ``strict`` refuses
+    them instead (duplicates always; disorder unless ``sort``). ``rows`` maps each stamp
+    back to its data row so messages point into the file.
     """
-    order = np.argsort(stamps, kind="stable")
-    ordered = stamps[order]
+    order = np.argsort(stamps, kind="stable") if sort else np.arange(len(stamps))
+    if not strict:
+        return order
+    ordered = np.sort(stamps, kind="stable")
     dup = np.flatnonzero(ordered[1:] == ordered[:-1])
     if dup.size:
         first = ordered[dup[0]]
@@ -142,14 +149,16 @@ def time_order(
         more = f" (and {others} more repeated times)" if others else ""
         raise DataError(
             f"{where.name}: duplicate {column} {pd.Timestamp(first)} at {where.unit}s "
-            f"{shown}{more}; keep one row per time"
+            f"{shown}{more}; keep one row per time, or load without strict time checks "
+            "(they are kept in file order and flagged 'repeated')"
         )
     back = np.flatnonzero(stamps[1:] < stamps[:-1])
     if back.size and not sort:
         when = pd.Timestamp(stamps[back[0] + 1])
         raise DataError(
             f"{where.at(int(rows[back[0] + 1]), column)}: {when} is earlier than the row before; "
-            "sort the file or load with sort=True"
+            "sort the file, load with sort=True, or load without strict time checks "
+            "(kept in file order and flagged 'late')"
         )
     return order
 

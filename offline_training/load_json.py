@@ -50,7 +50,7 @@ def string_bucket(text: str, buckets: int = STRING_BUCKETS) -> int:
 def _read_json(path: Path, max_bytes: int) -> Any:
     check_size(path, max_bytes)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid UTF-8 JSON ({exc}); fix the syntax") from exc
 
@@ -158,6 +158,7 @@ def load_records_json(
     *,
     missing: MissingPolicy = "reject",
     sort: bool = False,
+    strict_time: bool = False,
     max_bytes: int = MAX_JSON_BYTES,
 ) -> LoadedData:
     """Load a JSON list of records (the wire shapes of ``schemas.records`` or plain objects).
@@ -168,16 +169,17 @@ def load_records_json(
     records = _read_json(path, max_bytes)
     if not isinstance(records, list) or not records:
         raise DataError(f"{path}: expected a non-empty JSON list of records")
-    frame = _records_frame(records, path).drop(columns=["kind", "schema_version"], errors="ignore")
+    frame = _records_frame(records, path).drop(columns=["kind", "schema_version", "imputed"],
+                                               errors="ignore")
     where = Where(path, unit="record")
-    kind = kind_from_columns(list(frame.columns))
+    kind = kind_from_columns(list(frame.columns), path)
     if kind == "sales":
-        return panel_from_frame(frame, where, missing, sort)
+        return panel_from_frame(frame, where, missing, sort, strict_time)
     if kind != "series":
         extra = [c for c in ("source", "event_id", "timestamp") if c in frame.columns]
         return events_from_frame(frame.drop(columns=extra), where, "label", missing)
     if "series" not in frame.columns or frame["series"].nunique() == 1:
         key = str(frame["series"].iloc[0]) if "series" in frame.columns else path.stem
-        return series_from_frame(frame, where, key, missing, sort)
+        return series_from_frame(frame, where, key, missing, sort, strict_time)
     keys = key_part(frame["series"], where, "series")
-    return keyed(frame, where, keys, SERIES_COLUMNS, missing, sort)
+    return keyed(frame, where, keys, SERIES_COLUMNS, missing, sort, strict_time)

@@ -36,6 +36,7 @@ __all__ = [
     "PARQUET_SUFFIXES",
     "SALES_COLUMNS",
     "SERIES_COLUMNS",
+    "csv_delimiter",
     "csv_header",
     "events_from_frame",
     "keyed",
@@ -44,6 +45,7 @@ __all__ = [
     "load_series",
     "panel_from_frame",
     "read_table",
+    "require_columns",
     "series_from_frame",
 ]
 
@@ -52,10 +54,26 @@ SALES_COLUMNS = ("date", "store", "item", "sales")
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
-def _check_csv_shape(path: Path) -> list[str]:
+_DELIMITERS = (",", ";", "\t", "|")
+# a decimal comma: "1,5", "-0,25" (files that separate columns with ';' or tabs)
+_DECIMAL_COMMA = r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*"
+
+
+def csv_delimiter(path: Path) -> str:
+    """The column separator of a CSV file: whichever of ``, ; tab |`` its header line holds
+    most (``,`` when it holds none: a one-column file). Headers rarely hold decimal commas,
+    so ``date;value`` files with ``1,5`` values are read right."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline()
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _check_csv_shape(path: Path, delimiter: str) -> list[str]:
     """Return the header; reject ragged rows and interior blank lines with their line."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             raise DataError(f"{path}: line 1: no header; expected column names")
@@ -73,25 +91,45 @@ def _check_csv_shape(path: Path) -> list[str]:
             if len(row) != len(header):
                 raise DataError(
                     f"{path}: row {reader.line_num - 1} (line {reader.line_num}): "
-                    f"{len(row)} fields, the header has {len(header)}; fix the row width"
+                    f"{len(row)} fields, the header has {len(header)} (columns separated by "
+                    f"{delimiter!r}, as its header line reads); fix the row width"
                 )
     return names
 
 
+def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose every comma-holding value is a decimal comma (``1,5``) get points."""
+    for column in frame.columns:
+        text = frame[column]
+        commas = text.str.contains(",", regex=False)
+        if commas.any() and text[commas].str.fullmatch(_DECIMAL_COMMA).all():
+            frame[column] = text.str.replace(",", ".", regex=False)
+    return frame
+
+
 def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
-    """Read CSV (all fields as text, checked by the caller) or Parquet."""
+    """Read CSV (all fields as text, checked by the caller) or Parquet.
+
+    CSV: a UTF-8 byte-order mark (spreadsheet exports) is dropped; the delimiter is read
+    from the header line (:func:`csv_delimiter`); with a delimiter other than ``,``,
+    decimal commas become points.
+    """
     check_size(path, max_bytes)
     if path.suffix.lower() in PARQUET_SUFFIXES:
         frame = pd.read_parquet(path)
         frame.columns = [str(c).strip() for c in frame.columns]
         where = Where(path)
     else:
+        delimiter = csv_delimiter(path)
         try:
-            header = _check_csv_shape(path)
+            header = _check_csv_shape(path, delimiter)
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                            sep=delimiter, encoding="utf-8-sig")
         frame.columns = header
+        if delimiter != ",":
+            frame = _decimal_commas(frame)
         where = Where(path, header_lines=1)
     if frame.empty:
         raise DataError(f"{path}: no data rows after the header")
@@ -99,22 +137,29 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
 
 
 def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: Where) -> None:
-    missing = [c for c in required if c not in frame.columns]
+    require_columns(list(frame.columns), required, where.name)
+
+
+def require_columns(found: list[str], required: tuple[str, ...], name: object) -> None:
+    """The one missing-columns check (every command, every format): names what is missing,
+    what was found and what was expected."""
+    missing = [c for c in required if c not in found]
     if missing:
         raise DataError(
-            f"{where.name}: missing column(s) {missing}; found {list(frame.columns)}, "
+            f"{name}: missing column(s) {missing}; found {list(found)}, "
             f"expected {list(required)}"
         )
 
 
 def series_from_frame(
-    frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool
+    frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool,
+    strict_time: bool = False,
 ) -> SeriesData:
     """One ``timestamp,value`` series, in time order, with the missing-value policy applied."""
     _require_columns(frame, SERIES_COLUMNS, where)
     stamps = parse_timestamps(frame["timestamp"], where, "timestamp")
     values = numeric_column(frame["value"], where, "value").reshape(-1, 1)
-    order = time_order(stamps, np.arange(len(stamps)), where, "timestamp", sort)
+    order = time_order(stamps, np.arange(len(stamps)), where, "timestamp", sort, strict_time)
     values, mask = fill_missing(values[order], ["value"], where, missing)
     return SeriesData(key, stamps[order], values, where.path, mask)
 
@@ -126,6 +171,7 @@ def keyed(
     columns: tuple[str, str],
     missing: MissingPolicy,
     sort: bool,
+    strict_time: bool = False,
 ) -> PanelData:
     """Split rows by ``keys`` into series; parse first, so locations are the file's rows."""
     time_col, value_col = columns
@@ -134,19 +180,20 @@ def keyed(
     series: dict[str, SeriesData] = {}
     for key, found in keys.groupby(keys, sort=False).indices.items():
         rows = np.asarray(found)
-        order = rows[time_order(stamps[rows], rows, where, time_col, sort)]
+        order = rows[time_order(stamps[rows], rows, where, time_col, sort, strict_time)]
         filled, mask = fill_missing(values[order].reshape(-1, 1), [value_col], where, missing)
         series[str(key)] = SeriesData(str(key), stamps[order], filled, None, mask, [value_col])
     return PanelData(series, where.path)
 
 
 def panel_from_frame(
-    frame: pd.DataFrame, where: Where, missing: MissingPolicy, sort: bool
+    frame: pd.DataFrame, where: Where, missing: MissingPolicy, sort: bool,
+    strict_time: bool = False,
 ) -> PanelData:
     """A ``date,store,item,sales`` frame as one series per ``"store/item"`` key."""
     _require_columns(frame, SALES_COLUMNS, where)
     keys = key_part(frame["store"], where, "store") + "/" + key_part(frame["item"], where, "item")
-    return keyed(frame, where, keys, ("date", "sales"), missing, sort)
+    return keyed(frame, where, keys, ("date", "sales"), missing, sort, strict_time)
 
 
 def events_from_frame(
@@ -168,19 +215,32 @@ def events_from_frame(
     return EventData(matrix.astype(np.float32), names, labels, where.path, mask)
 
 
-def kind_from_columns(columns: list[str]) -> Kind:
-    """Sales if the sales columns are all there, else series if those are, else events."""
+_TIME_COLUMNS = frozenset({"timestamp", "date", "time", "datetime"})
+
+
+def kind_from_columns(columns: list[str], name: object = "the file") -> Kind:
+    """Sales if the sales columns are all there, else series if those are, else events.
+
+    A table with a time column (``timestamp``, ``date``, ...) is a series or a sales panel
+    with columns missing, not feature vectors: it gets the missing-columns message of the
+    kind it is closest to, the same message ``score`` gives.
+    """
     if set(SALES_COLUMNS) <= set(columns):
         return "sales"
     if set(SERIES_COLUMNS) <= set(columns):
         return "series"
+    if _TIME_COLUMNS & set(columns):
+        closest = max((SALES_COLUMNS, SERIES_COLUMNS),
+                      key=lambda req: len(set(req) & set(columns)) / len(req))
+        require_columns(columns, closest, name)
     return "events"
 
 
 def csv_header(path: Path) -> list[str]:
     """The stripped column names of a CSV file's first line (for guessing its kind)."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        return [h.strip() for h in next(csv.reader(handle), [])]
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=csv_delimiter(path))
+        return [h.strip() for h in next(reader, [])]
 
 
 def load_series(
@@ -189,12 +249,17 @@ def load_series(
     key: str | None = None,
     missing: MissingPolicy = "reject",
     sort: bool = False,
+    strict_time: bool = False,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> SeriesData:
-    """Load a ``timestamp,value`` CSV or Parquet file (NAB format); ``key`` defaults to the stem."""
+    """Load a ``timestamp,value`` CSV or Parquet file (NAB format); ``key`` defaults to the stem.
+
+    Rows stay in file order (``sort`` orders them by time); repeated and out-of-order
+    timestamps are accepted as the worker accepts them, or refused with ``strict_time``.
+    """
     path = Path(path)
     frame, where = read_table(path, max_bytes)
-    return series_from_frame(frame, where, key or path.stem, missing, sort)
+    return series_from_frame(frame, where, key or path.stem, missing, sort, strict_time)
 
 
 def load_panel(
@@ -202,9 +267,11 @@ def load_panel(
     *,
     missing: MissingPolicy = "reject",
     sort: bool = False,
+    strict_time: bool = False,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> PanelData:
-    """Load a ``date,store,item,sales`` panel; one series per ``"store/item"`` key."""
+    """Load a ``date,store,item,sales`` panel; one series per ``"store/item"`` key (file
+    order within a key; see :func:`load_series` for ``sort`` and ``strict_time``)."""
     path = Path(path)
     frame, where = read_table(path, max_bytes)
-    return panel_from_frame(frame, where, missing, sort)
+    return panel_from_frame(frame, where, missing, sort, strict_time)

@@ -59,15 +59,15 @@ def infer_kind(path: str | Path) -> Kind:
         return "events"
     if suffix == ".json":
         check_size(path, MAX_JSON_BYTES)
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
             head = handle.read(4096).lstrip()[:1]
         return "records_json" if head == "[" else "seed_json"
     if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
-        return kind_from_columns(list(pq.read_schema(path).names))
+        return kind_from_columns(list(pq.read_schema(path).names), path)
     check_size(path, MAX_FILE_BYTES)
-    return kind_from_columns(csv_header(path))
+    return kind_from_columns(csv_header(path), path)
 
 
 def load(path: str | Path, kind: Kind | None = None, **options: Any) -> LoadedData:

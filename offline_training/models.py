@@ -259,10 +259,27 @@ class ScoringHead(nn.Module):
         self.register_buffer("time_weights", tw)
 
     def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        score, errors, _ = self.parts(windows)
+        return score, errors
+
+    def parts(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(score, errors, reconstruction)``: what the exported ONNX graph outputs (the
+        reconstruction becomes the expected values of anomaly events)."""
         recon = self.ae(windows)  # (batch, window, features)
         errors = (recon - windows) ** 2  # (batch, window, features)
         score = errors.mean(dim=2) @ self.time_weights  # (batch,)
-        return score, errors
+        return score, errors, recon
+
+
+class ExportHead(nn.Module):
+    """A :class:`ScoringHead` whose forward returns all three ONNX outputs."""
+
+    def __init__(self, head: ScoringHead):
+        super().__init__()
+        self.head = head
+
+    def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.head.parts(windows)
 
 
 # ----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = [
     "plot_history",
     "plot_roc",
     "plot_series",
+    "score_label",
 ]
 
 Formats = Sequence[str]
@@ -75,14 +76,29 @@ def plot_history(
     return _save(fig, interactive, path, formats)
 
 
+def score_label(normalised: bool) -> str:
+    """What a model's detection score is, for axis titles.
+
+    >>> score_label(True)
+    "detection score (z-score against the key's own history)"
+    """
+    if normalised:
+        return "detection score (z-score against the key's own history)"
+    return "detection score (reconstruction error)"
+
+
 def plot_error_distribution(
     errors: np.ndarray,
     threshold: float,
     path: str | Path,
     labels: np.ndarray | None = None,
     formats: Formats = _DEFAULT_FORMATS,
+    xlabel: str = "detection score (reconstruction error)",
 ) -> list[Path]:
-    """Histogram of scores/errors with the threshold line; split by label when given."""
+    """Histogram of scores with the threshold line; split by label when given.
+
+    ``xlabel`` says what the score is (:func:`score_label`): a z-score is not an error.
+    """
     values = np.asarray(errors, dtype=np.float64).ravel()
     groups = {"all": values}
     if labels is not None:
@@ -96,10 +112,12 @@ def plot_error_distribution(
         ax.hist(group, bins=bins.tolist(), alpha=0.6, label=f"{name} ({group.size})")
         interactive.add_trace(go.Histogram(x=group, name=name, opacity=0.6, nbinsx=60))
     ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold:.4g}")
-    ax.set(xlabel="reconstruction error", ylabel="count", yscale="log", title="Error distribution")
+    ax.set(xlabel=xlabel, ylabel="windows (log scale)", yscale="log",
+           title="Score distribution")
     ax.legend()
     interactive.add_vline(x=threshold, line_dash="dash", line_color="red")
-    interactive.update_layout(barmode="overlay", title="Error distribution", yaxis_type="log")
+    interactive.update_layout(barmode="overlay", title="Score distribution", yaxis_type="log",
+                              xaxis_title=xlabel, yaxis_title="windows (log scale)")
     return _save(fig, interactive, path, formats)
 
 
@@ -132,6 +150,7 @@ def plot_confusion_matrix(
     path: str | Path,
     class_names: Sequence[str] = ("normal", "anomaly"),
     formats: Formats = _DEFAULT_FORMATS,
+    title: str = "Confusion matrix",
 ) -> list[Path]:
     """Counts ``[[tn, fp], [fn, tp]]`` (scikit-learn's layout: rows true, columns predicted)."""
     counts = np.asarray(matrix, dtype=np.int64)
@@ -146,14 +165,14 @@ def plot_confusion_matrix(
         ax.text(col, row, str(count), ha="center", va="center", color="white" if dark else "black")
     ticks = np.arange(len(class_names))
     ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names)
-    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     names = list(class_names)
     interactive = go.Figure(
         go.Heatmap(
             z=counts, x=names, y=names, text=counts, texttemplate="%{text}", colorscale="Blues"
         )
     )
-    interactive.update_layout(title="Confusion matrix", xaxis_title="predicted", yaxis_title="true")
+    interactive.update_layout(title=title, xaxis_title="predicted", yaxis_title="true")
     interactive.update_yaxes(autorange="reversed")
     return _save(fig, interactive, path, formats)
 

@@ -38,6 +38,7 @@ __all__ = [
     "ScalerParams",
     "ServesCard",
     "ThresholdCard",
+    "TimeCard",
     "DEFAULT_KEY",
 ]
 
@@ -187,6 +188,25 @@ class NPLMCard(_Frozen):
         return len(self.reference[0])
 
 
+class TimeCard(_Frozen):
+    """The event time of the training data: how the worker judges gaps and clock skew.
+
+    Learned at training (the median step between a key's consecutive timestamps); see
+    ``stream_detector.timing`` for the policy these numbers feed.
+    """
+
+    cadence_s: _FiniteFloat = Field(gt=0.0, description="expected seconds between records")
+    gap_steps: _FiniteFloat = Field(
+        3.0, ge=1.0, description="a step longer than this many cadences is a gap"
+    )
+    skew_steps: _FiniteFloat = Field(
+        12.0, ge=1.0, description="records further ahead of the watermark are skewed"
+    )
+    confirm: int = Field(
+        3, ge=1, le=1000, description="ahead records in a row that make a real jump, not skew"
+    )
+
+
 class ModelCard(_Frozen):
     """Everything a worker must know about a model, validated before the model is used."""
 
@@ -204,6 +224,7 @@ class ModelCard(_Frozen):
     thresholds: ThresholdCard
     serves: ServesCard = Field(default_factory=ServesCard)
     detection: dict[str, Any] = Field(default_factory=dict)
+    time: TimeCard | None = None  # None (older cards): no gap or skew judgement
     nplm: dict[str, Any] | None = None
     # None marks a metric that is undefined for this run (e.g. AUC without anomalies).
     metrics: dict[str, float | None] = Field(default_factory=dict)

@@ -133,6 +133,16 @@ class Quality(_Frozen):
         default=False, description="the window holds a record that arrived out of order"
     )
     warm_up: bool = Field(default=False, description="the key's history is shorter than advised")
+    repeated: bool = Field(
+        default=False, description="the window holds a record whose time repeats the one before"
+    )
+    skewed: bool = Field(
+        default=False,
+        description="the window holds a record stamped further ahead than the allowed skew",
+    )
+    gap: bool = Field(
+        default=False, description="the window spans a gap longer than the card's gap_steps"
+    )
 
 
 class AnomalyEvent(_Frozen):

@@ -63,6 +63,7 @@ MAX_WINDOW_LENGTH: Final = 4_096
 MAX_FEATURES: Final = 4_096
 MAX_KEY_LENGTH: Final = 256
 _MAX_TIMESTAMP_LENGTH: Final = 64
+_BOM: Final = b"\xef\xbb\xbf"
 
 RecordKind = Literal["series", "sales", "events"]
 
@@ -163,6 +164,9 @@ class _RecordBase(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal[1] = 1
+    imputed: bool = Field(
+        default=False, description="the producer filled this value in (a missing reading)"
+    )
 
     def _timestamp_text(self) -> str:  # overridden per kind
         raise NotImplementedError
@@ -347,6 +351,8 @@ def parse_message(
         raise RecordError(
             "oversize", f"message is {len(raw)} bytes, the limit is {max_bytes}; split it"
         )
+    if raw[:3] == _BOM:  # a UTF-8 byte-order mark (text exported by spreadsheet tools)
+        raw = raw[3:]
     many = raw.lstrip()[:1] == b"["
     try:
         records = _MANY.validate_json(raw) if many else [_ONE.validate_json(raw)]

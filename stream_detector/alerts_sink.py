@@ -43,6 +43,7 @@ __all__ = [
     "RedisIncidentStore",
     "Webhook",
     "WebhookError",
+    "webhook_problem",
     "consumer_config",
     "mask_url",
     "run_alerts",
@@ -71,6 +72,29 @@ def mask_url(url: str) -> str:
     except ValueError:
         port = ""
     return f"{parts.scheme}://{host}{port}/***"
+
+
+def webhook_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL, in words that never repeat its secret part; None
+    if it is usable.
+
+    >>> webhook_problem("hooks.example.com/services/T0/B0/XXXX")
+    "has no http:// or https:// scheme (it starts 'hooks.example.com/...')"
+    >>> webhook_problem("ftp://host/x")
+    "has scheme 'ftp', not http or https"
+    >>> webhook_problem("https:///services/x")
+    'names no host (https://?/...)'
+    """
+    parts = urlsplit(url.strip())
+    if not parts.scheme:
+        head = url.strip().split("/", 1)[0][:40]
+        shown = f" (it starts {head + '/...'!r})" if head and "@" not in head else ""
+        return f"has no http:// or https:// scheme{shown}"
+    if parts.scheme not in {"http", "https"}:
+        return f"has scheme {parts.scheme[:10]!r}, not http or https"
+    if not parts.hostname:
+        return f"names no host ({parts.scheme}://?/...)"
+    return None
 
 
 class _Retryable(Exception):
@@ -104,9 +128,10 @@ class Webhook:
         self, url: str, timeout: float = 10.0, retries: int = 4, backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep, opener: Opener = _urlopen,
     ) -> None:
-        if urlsplit(url).scheme not in {"http", "https"} or not urlsplit(url).hostname:
-            raise ConfigurationError(
-                f"webhook must be an http:// or https:// URL, got {mask_url(url)}")
+        problem = webhook_problem(url)
+        if problem is not None:
+            raise ConfigurationError(f"webhook URL {problem}; give the full URL, e.g. "
+                                     "https://hooks.slack.com/services/T0/B0/XXXX")
         self._url = url
         self.masked = mask_url(url)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff

@@ -80,7 +80,7 @@ class _Models:
             loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs(),
             namespace=self.settings.namespace,
         )
-        runtime = ModelRuntime(loaded, cache.lookup)
+        runtime = ModelRuntime(loaded, cache.lookup, self.settings.dead_letter_skew)
         if index is None:
             self.caches.append(cache)
             self.runtimes.append(runtime)

@@ -20,11 +20,12 @@ from stream_detector.registry import ModelRegistry
 from stream_detector.routing import Router
 from stream_detector.scoring import top_contributors
 from stream_detector.threshold_cache import ThresholdCache
+from stream_detector.timing import flag_names
 
 __all__ = ["ScoreRow", "score_records", "score_file", "COLUMNS"]
 
 COLUMNS = ["timestamp", "key", "score", "raw_score", "threshold", "alert", "warm_up",
-           "late", "top_contributors", "event_id", "p_value"]
+           "late", "top_contributors", "event_id", "p_value", "flags"]
 _CHUNK = 4096
 
 
@@ -44,6 +45,8 @@ class ScoreRow:
     event_id: str
     # hybrid models: the NPLM test this window ran, else its event's (the key's latest)
     p_value: float | None = None
+    # the window's record flags (stream_detector.timing), e.g. "repeated;gap"; "" when none
+    flags: str = ""
 
     def as_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, c) for c in COLUMNS)
@@ -56,7 +59,8 @@ def _row(s: Scored, names: Sequence[str]) -> ScoreRow:
     p_value = s.nplm.p_value if s.nplm is not None else event.p_value if event else None
     return ScoreRow(s.pending.window.end_text, s.pending.key, s.decision.detection_score,
                     s.raw_score, s.threshold.value, s.event is not None, s.decision.warm_up,
-                    s.pending.window.late, text, event.event_id if event else "", p_value)
+                    s.pending.window.late, text, event.event_id if event else "", p_value,
+                    ";".join(flag_names(s.pending.window.flags)))
 
 
 def score_records(

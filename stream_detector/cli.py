@@ -194,6 +194,10 @@ def demo(
     ] = None,
     out: Annotated[Path, typer.Option(help="data, model cache and report")] = Path("runs/demo"),
     live: Annotated[bool, typer.Option(help="live progress and anomaly table")] = True,
+    ui: Annotated[bool, typer.Option(help="the live explorer in the browser (its URL is shown)")
+                  ] = True,
+    stay: Annotated[bool, typer.Option(help="after the replay keep the explorer, worker and "
+                                       "services up until Ctrl-C")] = False,
 ) -> None:
     with _one_line_errors():
         _require_given(kafka, redis)  # before the data and the training, not 30 s later
@@ -203,7 +207,7 @@ def demo(
     from stream_detector.report import write_report
 
     opts = DemoOptions(kind=kind, duration=duration, data=data, kafka=kafka, redis=redis,
-                       rate=rate, out=out, live=live)
+                       rate=rate, out=out, live=live, ui=ui, stay=stay)
     with _one_line_errors():
         try:
             run = run_demo(opts, err_console)
@@ -412,6 +416,7 @@ from stream_detector import (  # noqa: E402,F401 - register commands
     cli_models,
     cli_tail,
     cli_thresholds,
+    cli_ui,
 )
 
 

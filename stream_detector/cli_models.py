@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 
-from stream_detector.cli import _one_line_errors, _records_progress, _say, app
+from stream_detector.cli import _one_line_errors, _records_progress, _say, app, err_console
 from stream_detector.cli_checks import existing_input, fraction, model_path, new_file, new_folder
 
 __all__ = ["train_command", "score_command"]
@@ -87,8 +88,13 @@ def train_command(
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="torch device")] = "auto",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
 ) -> None:
     from offline_training.train import TrainOptions, dumps, train
+    from offline_training.train_summary import summary_lines
     from offline_training.trainer import TrainConfig
 
     with _one_line_errors():
@@ -101,10 +107,17 @@ def train_command(
             window=window, train_fraction=train_fraction, train_until=train_until,
             threshold_method=threshold_method, threshold_value=threshold_value,
             per_key_thresholds=per_key_thresholds, model_config=model_config, serves=serves,
-            train=train_config, seed=seed, **options,  # type: ignore[arg-type]
+            train=train_config, seed=seed, step=_step if progress else lambda _: None,
+            strict_time=strict_time,
+            **options,  # type: ignore[arg-type]
         )
         report = train(opts)
-    _say(dumps(report))
+    for line in [dumps(report)] if as_json else summary_lines(report, data):
+        _say(line)
+
+
+def _step(text: str) -> None:
+    err_console.print(f"[dim]{escape(text)}...[/]", highlight=False, soft_wrap=True)
 
 
 @app.command(
@@ -129,6 +142,9 @@ def score_command(
         Literal["auto", "cpu", "cuda", "tensorrt"], typer.Option(help="ONNX Runtime provider")
     ] = "auto",
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
 ) -> None:
     import pandas as pd
 
@@ -137,7 +153,8 @@ def score_command(
 
     with _one_line_errors():
         runtime = load_runtime(model, provider)
-        source = load_source(data, kind=kind or runtime.card.record_kind, key=key)
+        source = load_source(data, kind=kind or runtime.card.record_kind, key=key,
+                             strict_time=strict_time)
         records = list(source.records)
         with _records_progress(f"scoring {data.name}", len(records), progress) as advance:
             rows = [r.as_tuple() for _, r in score_records(runtime, records, advance)]
@@ -168,6 +185,9 @@ def evaluate_command(
     out: Annotated[Path, typer.Option(help="folder for report.json and plots",
                                       callback=new_folder)] = Path("reports/evaluation"),
     key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
 ) -> None:
     with _one_line_errors():
         if labels is not None:
@@ -176,6 +196,27 @@ def evaluate_command(
             load_windows(labels)  # unreadable labels fail here, in < 1 s, before any work
         from offline_training.evaluate import evaluate
 
-        result = evaluate(model, data, out, labels=labels, key=key)
-    _say(json.dumps(result.metrics, indent=2, default=float))
+        result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time)
+    for line in _evaluation_lines(result.metrics):
+        _say(line)
     _say(f"report: {result.report}")
+
+
+def _evaluation_lines(metrics: dict[str, object]) -> list[str]:
+    """The summary on the console; every number is also in report.json and index.html."""
+    lines = [f"{metrics['model']}: {metrics['windows']:,} windows scored, "
+             f"{metrics['alerts']} alerts"]
+    alert, nab, window = (metrics.get(k) for k in ("alert_level", "nab", "window_level"))
+    if isinstance(alert, dict):
+        missed = alert["missed_windows"]
+        lines.append(f"alert level: {alert['true_alerts']} true, {alert['false_alerts']} false; "
+                     f"{alert['windows_detected']}/{alert['labelled_windows']} labelled windows "
+                     f"detected" + (f", missed: {'; '.join(missed)}" if missed else ""))
+    if isinstance(nab, dict):
+        lines.append(f"NAB standard score: {nab['standard_normalised']:.1f} (normalised, 100 = "
+                     "perfect, 0 = no alerts)")
+    if isinstance(window, dict):
+        lines.append(f"window level (every window above the threshold): precision "
+                     f"{window['precision']:.3g}, recall {window['recall']:.3g}, ROC AUC "
+                     f"{window['roc_auc']:.3g}")
+    return lines

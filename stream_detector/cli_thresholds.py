@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,10 +111,13 @@ def _check_key(ref: _Model, key: str, store: ThresholdStore, new_key: bool) -> N
     """Refuse a key the model does not know (a typo would silently never apply)."""
     if new_key or key == _DEFAULT_KEY:
         return
-    known = set(store.list(ref.name, ref.version))
+    known = set(store.list(ref.name, ref.version)) - {_DEFAULT_KEY}
     if ref.card is not None:
-        known |= set(ref.card.thresholds.per_key)
+        known |= set(ref.card.thresholds.per_key) | set(ref.card.serves.keys)
         known |= set(ref.card.training.get("keys") or [])
+        pattern = ref.card.serves.pattern
+        if pattern is not None and re.fullmatch(pattern, key):
+            return
     if key in known:
         return
     where = f"{ref.name} v{ref.version}"

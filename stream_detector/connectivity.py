@@ -32,6 +32,10 @@ if TYPE_CHECKING:  # kept light: the CLI runs these checks before any heavy impo
 __all__ = ["check_kafka", "check_redis", "describe_redis_error", "diagnose_kafka", "safe_url"]
 
 _ENV = "STREAM_DETECTOR_"
+# librdkafka's log lines reach the check's handler here, and nowhere else
+_LIBRDKAFKA = logging.getLogger("stream_detector.connectivity.librdkafka")
+_LIBRDKAFKA.propagate = False
+_LIBRDKAFKA.addHandler(logging.NullHandler())  # between checks: silence, not logging's last resort
 # librdkafka's own hint when a broker drops a connection during the first request
 _PROTOCOL_HINTS = ("incorrect security.protocol", "connecting to a SSL listener",
                    "Disconnected while requesting ApiVersion", "Invalid response size")
@@ -160,44 +164,53 @@ def check_kafka(settings: Settings, timeout: float = 15.0) -> int:
         protocol mismatch (usually well under a second), or after ``timeout`` seconds
         without an answer.
     """
+    _check_files(settings)
+    reports = _Reports()
+    _LIBRDKAFKA.addHandler(reports)
+    try:
+        admin = _admin_client(settings, reports)
+        return _wait_for_brokers(admin, settings, reports, timeout)
+    finally:
+        _LIBRDKAFKA.removeHandler(reports)
+
+
+def _admin_client(settings: Settings, reports: _Reports) -> Any:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    _check_files(settings)
-    reports = _Reports()
-    log = logging.getLogger(f"stream_detector.connectivity.{id(reports)}")
-    log.propagate = False
-    log.addHandler(reports)
-    conf = settings.confluent_config(logger=log, error_cb=reports.error)
+    conf = settings.confluent_config(logger=_LIBRDKAFKA, error_cb=reports.error)
     try:
-        admin = AdminClient(conf)
+        return AdminClient(conf)
     except KafkaException as exc:  # a rejected configuration, e.g. an unreadable key file
         reason = exc.args[0].str()
         raise ConnectionFailed(f"Kafka client configuration rejected: {reason}") from None
+
+
+def _wait_for_brokers(admin: Any, settings: Settings, reports: _Reports, timeout: float) -> int:
+    """Metadata requests until one names brokers, or until the reports tell what is wrong."""
+    from confluent_kafka import KafkaException
+
     deadline = time.monotonic() + timeout
     probed = False
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                brokers = len(admin.list_topics(timeout=max(min(left, 0.5), 0.05)).brokers)
-            except KafkaException:
-                brokers = 0
-            if brokers:
-                return brokers
-            admin.poll(0.05)  # serves error_cb and the log queue
-            problem = diagnose_kafka(reports.lines, settings)
-            if problem is None and not probed and reports.lines:
-                problem, probed = _plaintext_on_tls(settings, reports.lines), True
-            if problem is not None:
-                raise ConnectionFailed(problem)
-            if time.monotonic() >= deadline:
-                raise ConnectionFailed(
-                    f"cannot reach Kafka at {settings.bootstrap_servers} (no answer within "
-                    f"{timeout:g} s); start it with `stream-detector services start` or set "
-                    f"{_ENV}KAFKA_URL (--kafka kafka://HOST:PORT)", outage=True)
-    finally:
-        log.removeHandler(reports)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            brokers = len(admin.list_topics(timeout=max(min(left, 0.5), 0.05)).brokers)
+        except KafkaException:
+            brokers = 0
+        if brokers:
+            return brokers
+        admin.poll(0.05)  # serves error_cb and the log queue
+        problem = diagnose_kafka(reports.lines, settings)
+        if problem is None and not probed and reports.lines:
+            problem, probed = _plaintext_on_tls(settings, reports.lines), True
+        if problem is not None:
+            raise ConnectionFailed(problem)
+        if time.monotonic() >= deadline:
+            raise ConnectionFailed(
+                f"cannot reach Kafka at {settings.bootstrap_servers} (no answer within "
+                f"{timeout:g} s); start it with `stream-detector services start` or set "
+                f"{_ENV}KAFKA_URL (--kafka kafka://HOST:PORT)", outage=True)
 
 
 def describe_redis_error(settings: Settings, exc: BaseException) -> str:

@@ -64,6 +64,8 @@ class DemoOptions:
     out: Path = Path("runs/demo")
     live: bool = True
     epochs: int = 30
+    ui: bool = True  # the live explorer (stream-detector ui) on the run's topics
+    stay: bool = False  # keep everything up after the replay, until Ctrl-C
 
 
 _Labels = dict[str, list[tuple[int, int]]]

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.events import AnomalyEvent
 from stream_detector.exceptions import ServiceStartError
 from stream_detector.services import _die_with_parent, free_port
+from stream_detector.worker_console import when
 
 __all__ = ["Collector", "EventLines", "TimedProducer", "WorkerProcess", "event_line",
            "events_table", "live_view", "start_worker"]
@@ -202,7 +204,7 @@ def _contributors(event: AnomalyEvent) -> str:
 
 def event_line(event: AnomalyEvent) -> str:
     """One anomaly as one plain line (for ``--no-live`` and logs)."""
-    return (f"anomaly {event.key} at {event.window_end}: score {event.score:.2f} "
+    return (f"anomaly {event.key} at {when(event)}: score {event.score:.2f} "
             f"(threshold {event.threshold:.2f}), severity {event.severity:.0f}, "
             f"top {_contributors(event)}")
 
@@ -223,19 +225,22 @@ class EventLines:
 
 
 def events_table(received: list[Received], rows: int = 10) -> Table:
-    """The newest ``rows`` anomaly events, newest first."""
+    """The newest ``rows`` anomaly events, newest first: one terminal line each, even at
+    80 columns (long keys and contributors are cut with an ellipsis, never wrapped)."""
     table = Table(title=f"latest anomalies ({len(received)} so far)", expand=True,
-                  title_justify="left")
-    table.add_column("key", overflow="ellipsis", max_width=24)
-    table.add_column("time", no_wrap=True)
-    for name in ("score", "threshold", "severity"):
+                  title_justify="left", padding=(0, 1), box=None, header_style="bold")
+    table.add_column("key", overflow="ellipsis", no_wrap=True, max_width=20)
+    table.add_column("window end", no_wrap=True)
+    for name in ("score", "thr", "sev"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("top contributors (feature, steps back, error)", ratio=1)
+    table.add_column("top contributor", overflow="ellipsis", no_wrap=True, ratio=1)
     for r in reversed(received[-rows:]):
         e = r.event
         style = "bold red" if e.severity >= 50 else "yellow"
-        table.add_row(e.key, e.window_end, f"{e.score:.2f}", f"{e.threshold:.2f}",
-                      f"[{style}]{e.severity:.0f}[/]", _contributors(e))
+        top = max(e.top_contributors, key=lambda c: c.error, default=None)
+        table.add_row(escape(e.key), when(e).replace("T", " "), f"{e.score:.2f}",
+                      f"{e.threshold:.2f}", f"[{style}]{e.severity:.0f}[/]",
+                      escape(f"{top.name} t-{top.time_offset}") if top else "")
     return table
 
 

@@ -56,6 +56,7 @@ class DemoRun:
     threshold: float
     records: list[Any]
     train_fraction: float  # each key's first fraction trained the model
+    normalised: bool = False  # scores are z-scores against each key's own history
 
 
 @contextlib.contextmanager
@@ -285,6 +286,7 @@ def _stream(
     log = opts.out / "logs" / f"worker-{topics['suffix']}.log"
     worker = stack.enter_context(
         start_worker(plan.entry, topics, _worker_env(settings, topics, state), log))
+    explorer = _explorer(opts, plan, topics, settings, stack, step)
     step(f"worker starting (log: {log}); scoring the data offline meanwhile")
     records, rows = _offline(plan.entry, data)
     worker.wait_ready()
@@ -304,7 +306,33 @@ def _stream(
     begun = time.monotonic()
     stats, producer = _replay(settings, topics["input"], records, rate, collector, console,
                               opts.live, drain)
-    return _Streamed(records, rows, collector, producer, stats.seconds, done[0] - begun, rate)
+    if opts.stay and explorer:
+        _hold(explorer, step)
+    return _Streamed(records, rows, collector, producer, stats.seconds, done[0] - begun, rate,
+                     explorer)
+
+
+def _explorer(opts: DemoOptions, plan: ModelPlan, topics: dict[str, str], settings: Any,
+              stack: contextlib.ExitStack, step: Step) -> str:
+    """The live explorer on the run's topics (``--no-ui``: none, "")."""
+    if not opts.ui:
+        return ""
+    from stream_detector.ui.process import start_explorer
+
+    env = {"STREAM_DETECTOR_KAFKA_URL": settings.kafka_url,
+           "STREAM_DETECTOR_REDIS_URL": settings.redis_url}
+    url: str = stack.enter_context(
+        start_explorer([plan.entry], topics, env, opts.out / "logs" / "ui.log"))
+    step(f"explorer: {url} (anomalies live in the browser)")
+    return url
+
+
+def _hold(url: str, step: Step) -> None:
+    """--stay: keep the worker, services and explorer up until Ctrl-C."""
+    step(f"replay done; the explorer stays up at {url}: Ctrl-C ends the demo")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 @dataclass
@@ -316,6 +344,7 @@ class _Streamed:
     replay_seconds: float
     processed_seconds: float
     rate: float
+    explorer: str = ""
 
 
 def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
@@ -341,6 +370,7 @@ def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
 
 def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: float) -> DemoRun:
     from stream_detector.demo import quality_of
+    from stream_detector.detection import DetectionParams
 
     latencies = run.collector.latency_ms(run.producer.times)
     unique = {r.event.event_id: r for r in run.collector.received}  # at-least-once
@@ -351,7 +381,9 @@ def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: fl
         offline_anomalies=sum(1 for r in run.rows if r.alert), quality=quality_of(data, ends),
         replay_seconds=run.replay_seconds, processed_seconds=run.processed_seconds,
         rate=run.rate, latency=latency_stats(latencies), wall_seconds=wall,
-        model=f"{card.name} v{card.version} ({card.family})", cached_model=plan.cached)
+        model=f"{card.name} v{card.version} ({card.family})", cached_model=plan.cached,
+        explorer=run.explorer)
     return DemoRun(summary, data, run.rows, list(unique.values()), latencies,
                    card.thresholds.default, run.records,
-                   float(card.training.get("train_fraction") or 0.0))
+                   float(card.training.get("train_fraction") or 0.0),
+                   DetectionParams.from_card(card.detection).normalise)

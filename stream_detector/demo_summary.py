@@ -129,6 +129,7 @@ class DemoSummary:
     wall_seconds: float
     model: str
     cached_model: bool
+    explorer: str = ""  # the live explorer's URL ("" without one)
 
 
 def _ratio(value: float) -> str:
@@ -184,4 +185,6 @@ def summary_lines(s: DemoSummary) -> list[str]:
         latency,
         f"model: {s.model} ({'cached' if s.cached_model else 'trained now'})",
         f"wall time: {s.wall_seconds:.1f} s",
+        *([f"explorer: {s.explorer} (up while the demo ran; --stay keeps it up)"]
+          if s.explorer else []),
     ]

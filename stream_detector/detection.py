@@ -1,21 +1,31 @@
-"""Alerting decisions from raw model scores: normalise, compare, suppress. Pure and per key.
+"""Alerting decisions from raw model scores and values: normalise, combine, compare, suppress.
 
 A reconstruction error means little on its own: a busy series has larger errors than a quiet
-one, and a series drifts. So each key keeps an exponentially weighted mean and variance of
-its own recent log scores, and the *detection score* is how many standard deviations the
-newest log score sits above them (a z-score against the key's own history). The threshold
-(from Redis, per model version and key) applies to that detection score. After an alert the
-key stays quiet for ``suppress`` windows, so one incident pages once.
+one, and a series drifts. So each key keeps running statistics of its own history and every
+*component* is a z-score against them (how many standard deviations the newest observation
+sits from the key's usual):
+
+- ``ae``: the log of the model's raw score (reconstruction error), one-sided (high = odd);
+- ``value``: the newest value minus a short-term forecast (its recent level), two-sided
+  (spikes and dips the AE smooths over);
+- ``season``: the newest value minus the value one season earlier (``season`` windows ago,
+  a day by default, see :func:`season_rows`), two-sided: level shifts, a missing daily peak,
+  a flattened day, values that are normal for the series but not at that time of day.
+
+The *detection score* is the largest weighted component (``ae`` weighs 1), optionally
+smoothed over a short half-life, and the threshold (from Redis, per model version and key)
+applies to it. After an alert the key stays quiet for ``suppress`` windows, so one incident
+pages once, at its start. A key may alert only after ``warmup`` windows; during the warm-up
+its statistics are plain running means (every observation weighs the same), afterwards
+exponentially weighted (``halflife``) and winsorised at ``clip`` deviations, so one burst
+does not blind the key to the next.
 
 The same :class:`DetectorState` runs in the worker and in ``stream-detector score``, one
-score at a time in arrival order, so online and offline decisions are identical::
+window at a time in arrival order, so online and offline decisions are identical::
 
     raw score     .2  .3  .2  .3  .2  9.0  8.0  .3  .2 ...
-    z (history)    -   -   -   -   -  6.1  4.0 -.2  .. (warm-up rows give z = 0)
+    z (history)    -   -   -   -   -  6.1  4.0 -.2  .. (the first window gives z = 0)
     z >= 4         .   .   .   .   .   A    s   .   .   (s: suppressed, same incident)
-
-Outliers are winsorised before they update the history, so one burst does not blind the
-detector to the next.
 
 >>> params = DetectionParams(halflife=8, warmup=4, suppress=3)
 >>> state = DetectorState()
@@ -27,13 +37,34 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-__all__ = ["DetectionParams", "DetectorState", "Decision", "decide", "page"]
+__all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "decide", "page",
+           "season_rows"]
 
-_STATE: Final = struct.Struct("<qqddd")
+_STATE: Final = struct.Struct("<qqddd")  # v1: the AE history only (40 bytes)
+_EXTRA: Final = struct.Struct("<ddddddI")  # v2: value, season, smoothing, ring length
+_START: Final = struct.Struct("<q")  # after the ring: the window value components started at
 _EPS: Final = 1e-12
+_DAY_NS: Final = 86_400 * 10**9
+MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
+
+
+def season_rows(cadence_ns: float) -> int:
+    """Windows per season for a cadence: a day, or a week when a day is one step or less;
+    0 (no seasonal component) when that exceeds :data:`MAX_SEASON` or the cadence is unknown.
+
+    >>> season_rows(300e9), season_rows(86_400e9), season_rows(1e9)
+    (288, 7, 0)
+    """
+    if not cadence_ns > 0:
+        return 0
+    rows = round(_DAY_NS / cadence_ns)
+    if rows <= 1:
+        rows = round(7 * _DAY_NS / cadence_ns)
+    return rows if 1 < rows <= MAX_SEASON else 0
 
 
 @dataclass(frozen=True)
@@ -43,7 +74,7 @@ class DetectionParams:
     Parameters
     ----------
     halflife
-        Windows after which an old score weighs half as much in the key's history.
+        Windows after which an old observation weighs half as much in the key's history.
     warmup
         Windows a key must have seen before it may alert (its history is too short before).
     suppress
@@ -51,13 +82,27 @@ class DetectionParams:
     clip
         Largest |z| an outlier contributes to the history (winsorising).
     min_std
-        Floor of the history's standard deviation (log units), so a flat series does not
+        Floor of the AE history's standard deviation (log units), so a flat series does not
         turn every tiny wobble into a huge z.
     normalise
         False compares the raw score with the threshold (no history), as plain detectors do.
     offset
         Added to raw scores before the log: about the median training score, so that tiny
         errors (whose logs swing wildly) count as "normal" rather than as huge drops.
+    value_weight, season_weight
+        Weights of the ``value`` and ``season`` components (0 switches one off).
+    season
+        Windows per season (:func:`season_rows`); 0 switches the ``season`` component off.
+    rel_floor
+        Floor of the value and seasonal standard deviations, as a share of the standard
+        deviation of the values themselves (a noiseless series is not infinitely surprising).
+    smooth
+        Half-life (windows) of the short-term mean the threshold applies to; 0: none.
+    season_alpha
+        Weight of the newest season in the seasonal baseline (an exponentially weighted
+        mean per step of the season; 1: the value one season ago).
+    local_halflife
+        Half-life (windows) of the short-term level the ``value`` component forecasts with.
     """
 
     halflife: float = 288.0
@@ -67,6 +112,13 @@ class DetectionParams:
     min_std: float = 0.05
     normalise: bool = True
     offset: float = 1e-12
+    value_weight: float = 0.0
+    season_weight: float = 0.0
+    season: int = 0
+    rel_floor: float = 0.05
+    smooth: float = 0.0
+    season_alpha: float = 1.0
+    local_halflife: float = 6.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -80,23 +132,68 @@ class DetectionParams:
     def alpha(self) -> float:
         return float(1.0 - 0.5 ** (1.0 / self.halflife))
 
+    @property
+    def smooth_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.smooth)) if self.smooth > 0 else 1.0
+
+    @property
+    def local_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.local_halflife))
+
+    @property
+    def uses_value(self) -> bool:
+        """Whether :func:`decide` needs each window's newest value."""
+        return self.normalise and (self.value_weight > 0 or self.season_weight > 0)
+
 
 @dataclass
 class DetectorState:
-    """One key's detection history: 40 bytes on the wire."""
+    """One key's detection history: 40 bytes with the AE component only, else 100 plus
+    4 per seasonal step."""
 
     seen: int = 0
     last_alert: int = -(2**62)
-    mean: float = 0.0
+    mean: float = 0.0  # AE component: log raw scores
     var: float = 0.0
     last_z: float = 0.0
+    vmean: float = 0.0  # value component
+    vvar: float = 0.0
+    smean: float = 0.0  # season component: value minus the value a season earlier
+    svar: float = 0.0
+    level: float = 0.0  # short-term mean of the detection score (``smooth``)
+    local: float = 0.0  # short-term level of the values (``local_halflife``)
+    ring: array[float] = field(default_factory=lambda: array("f"))  # last season of values
+    value_start: int = -1  # the window the value components started at (-1: not yet)
 
     def to_bytes(self) -> bytes:
-        return _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
+        head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
+        if self.value_start < 0 and not self.ring and self.level == 0.0:
+            return head
+        extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
+                            self.local, len(self.ring))
+        return head + extra + self.ring.tobytes() + _START.pack(self.value_start)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DetectorState:
-        return cls(*_STATE.unpack(data))
+        state = cls(*_STATE.unpack_from(data))
+        if len(data) == _STATE.size:
+            return state
+        *stats, n = _EXTRA.unpack_from(data, _STATE.size)
+        start = _STATE.size + _EXTRA.size
+        end = start + 4 * n
+        if len(data) == end + _START.size:
+            (state.value_start,) = _START.unpack_from(data, end)
+        elif len(data) == end:  # written before value_start was kept: started at window 0
+            state.value_start = 0
+        else:
+            raise ValueError("detector state has the wrong length (corrupt key state)")
+        (state.vmean, state.vvar, state.smean, state.svar, state.level, state.local) = stats
+        state.ring = array("f", data[start:end])
+        return state
+
+
+_HISTORY: Final = tuple(f.name for f in fields(DetectorState) if f.name not in (
+    "seen", "last_alert", "last_z"))
 
 
 @dataclass(frozen=True)
@@ -109,25 +206,104 @@ class Decision:
     suppressed: bool
 
 
+def _step(
+    mean: float, var: float, n: int, x: float, floor: float, p: DetectionParams
+) -> tuple[float, float, float]:
+    """z of ``x`` against (mean, var) after ``n`` observations, and the updated pair.
+
+    The first ``warmup`` updates are plain running means (weight ``1/n``), later ones
+    exponentially weighted and winsorised at ``clip`` deviations.
+    """
+    if n == 0:
+        return 0.0, x, 0.0
+    std = max(math.sqrt(var), floor)
+    z = (x - mean) / std
+    a = max(p.alpha, 1.0 / (n + 1))
+    xu = mean + max(-p.clip, min(p.clip, z)) * std if n + 1 > p.warmup else x
+    delta = xu - mean
+    return z, mean + a * delta, (1.0 - a) * (var + a * delta * delta)
+
+
+def _value_components(state: DetectorState, value: float, index: int, p: DetectionParams
+                      ) -> float:
+    """The weighted ``value`` and ``season`` components of the newest value (updates state).
+
+    ``index`` counts the key's windows; the components count from the window they started at
+    (a key state carried over from a model without them starts them fresh, with their own
+    warm-up, instead of comparing against empty history).
+    """
+    if state.value_start < 0 or (p.season > 0 and p.season_weight > 0
+                                 and len(state.ring) != p.season):
+        _restart_values(state, index, p)
+    index -= state.value_start
+    if index == 0:
+        state.local = value
+    # value: the residual of a short-term forecast (the recent level), against its history
+    z_value, state.vmean, state.vvar = _step(state.vmean, state.vvar, index, value - state.local,
+                                             _EPS, p)
+    std = math.sqrt(state.vvar)
+    kept = value if index < p.warmup else state.local + state.vmean + max(
+        -p.clip, min(p.clip, z_value)) * std  # a spike does not drag the level along
+    state.local += p.local_alpha * (kept - state.local)
+    best = p.value_weight * abs(z_value) if index >= p.warmup else 0.0  # own warm-up
+    if p.season > 0 and p.season_weight > 0:
+        best = max(best, p.season_weight * abs(_season_z(state, value, index, std, p)))
+    return best
+
+
+def _restart_values(state: DetectorState, index: int, p: DetectionParams) -> None:
+    state.vmean = state.vvar = state.smean = state.svar = state.local = 0.0
+    state.ring = array("f", bytes(4 * p.season)) if p.season > 0 else array("f")
+    state.value_start = index
+
+
+def _season_z(state: DetectorState, value: float, index: int, spread: float,
+              p: DetectionParams) -> float:
+    """z of the value against its seasonal baseline (updates the baseline and history)."""
+    slot, stored, z = index % p.season, value, 0.0
+    if index >= p.season:
+        floor = max(p.rel_floor * spread, _EPS)
+        before, mean, std = state.ring[slot], state.smean, max(math.sqrt(state.svar), floor)
+        z, state.smean, state.svar = _step(mean, state.svar, index - p.season,
+                                           value - before, floor, p)
+        if index - p.season < p.warmup:
+            z = 0.0  # its own history is too short yet
+        else:  # an outlier is remembered winsorised, so it does not come back as a
+            # second alert one season later
+            stored = before + mean + max(-p.clip, min(p.clip, z)) * std
+        stored = before + p.season_alpha * (stored - before)
+    state.ring[slot] = stored
+    return z
+
+
 def decide(
-    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams
+    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams,
+    value: float = math.nan, learn: bool = True,
 ) -> Decision:
-    """Update ``state`` with the newest raw score and say whether it alerts."""
+    """Update ``state`` with the newest raw score (and ``value``, the window's newest value,
+    when :attr:`DetectionParams.uses_value`) and say whether it alerts.
+
+    ``learn=False`` judges the score against the history without adding it: the pipeline
+    passes it for a window that spans a gap in the key's data (its score mixes two
+    disconnected stretches, so it must not shift what is normal for the key). Such a window
+    may still alert; its event carries the ``gap`` quality flag.
+    """
     index = state.seen
     state.seen += 1
     if not p.normalise:
         z = raw_score
     else:
         x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
-        if index == 0:
-            state.mean, state.var = x, 0.0
-        std = max(math.sqrt(state.var), p.min_std)
-        z = (x - state.mean) / std
-        # winsorised update: an outlier moves the history at most ``clip`` deviations' worth
-        xu = state.mean + max(-p.clip, min(p.clip, z)) * std if index > 0 else x
-        delta = xu - state.mean
-        state.mean += p.alpha * delta
-        state.var = (1.0 - p.alpha) * (state.var + p.alpha * delta * delta)
+        before = None if learn or index == 0 else replace(state, ring=array("f", state.ring))
+        z, state.mean, state.var = _step(state.mean, state.var, index, x, p.min_std, p)
+        if p.uses_value and not math.isnan(value):
+            z = max(z, _value_components(state, value, index, p))
+        if p.smooth > 0:
+            z = state.level = z if index == 0 else state.level + p.smooth_alpha * (
+                z - state.level)
+        if before is not None:  # judged against the history, not added to it
+            for name in _HISTORY:
+                setattr(state, name, getattr(before, name))
     state.last_z = z
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up

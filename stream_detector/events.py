@@ -33,6 +33,7 @@ from schemas.events import (
 )
 from stream_detector.scoring import top_contributors
 from stream_detector.thresholds import ResolvedThreshold
+from stream_detector.timing import GAP, IMPUTED, LATE, REPEATED, SKEWED
 
 __all__ = [
     "build_event",
@@ -106,9 +107,15 @@ def event_json(event: AnomalyEvent) -> bytes:
 
 
 @functools.cache
-def quality_flags(imputed: bool, late: bool, warm_up: bool) -> Quality:
-    """The (frozen, shareable) :class:`Quality` with these flags; eight exist."""
-    return Quality(imputed=imputed, late=late, warm_up=warm_up)
+def quality_flags(imputed: bool, late: bool, warm_up: bool, flags: int = 0) -> Quality:
+    """The (frozen, shareable) :class:`Quality` with these flags.
+
+    ``flags`` holds a window's timing bits (:mod:`stream_detector.timing`); its ``late``
+    bit and ``late`` are the same thing, either sets it.
+    """
+    return Quality(imputed=imputed or bool(flags & IMPUTED), late=late or bool(flags & LATE),
+                   warm_up=warm_up, repeated=bool(flags & REPEATED),
+                   skewed=bool(flags & SKEWED), gap=bool(flags & GAP))
 
 
 @functools.lru_cache(maxsize=256)

@@ -144,6 +144,7 @@ def _keyed_records(
     keys = list(series)
     stamps = np.concatenate([s.timestamps for s in series.values()])
     values = np.concatenate([s.values[:, 0] for s in series.values()])
+    imputed = np.concatenate([_imputed(s) for s in series.values()])
     key_index = np.repeat(np.arange(len(keys)), [len(s.timestamps) for s in series.values()])
     positions = (
         np.argsort(stamps, kind="stable") if order == "time" else np.arange(len(stamps))
@@ -151,24 +152,36 @@ def _keyed_records(
     unit = _iso_unit(stamps, "D" if kind == "sales" else "s")
     ids = [_store_item(k, source) for k in keys] if kind == "sales" else []
 
-    def build(k: int, text: str, value: float) -> SeriesPoint | SalesRow:
+    def build(k: int, text: str, value: float, filled: bool) -> SeriesPoint | SalesRow:
         if kind == "series":
-            return SeriesPoint(kind="series", series=keys[k], timestamp=text, value=value)
+            return SeriesPoint(kind="series", series=keys[k], timestamp=text, value=value,
+                               imputed=filled)
         store, item = ids[k]
-        return SalesRow(kind="sales", date=text, store=store, item=item, sales=value)
+        return SalesRow(kind="sales", date=text, store=store, item=item, sales=value,
+                        imputed=filled)
 
     def records() -> Iterator[SeriesPoint | SalesRow]:
         for start in range(0, len(positions), _CHUNK):
             idx = positions[start : start + _CHUNK]
             texts = np.datetime_as_string(stamps[idx], unit=unit).tolist()
-            rows = zip(key_index[idx].tolist(), texts, values[idx].tolist(), strict=True)
-            for n, (k, text, value) in enumerate(rows, start + 1):
+            rows = zip(key_index[idx].tolist(), texts, values[idx].tolist(),
+                       imputed[idx].tolist(), strict=True)
+            for n, (k, text, value, filled) in enumerate(rows, start + 1):
                 try:
-                    yield build(k, text, value)
+                    yield build(k, text, value, filled)
                 except ValidationError as exc:
                     raise _invalid(f"{source}: record {n} ({keys[k]} at {text})", exc) from None
 
     return len(positions), records()
+
+
+def _imputed(series: SeriesArrays) -> np.ndarray:
+    """(n,) bool: which values the loader's ``impute`` policy filled in."""
+    mask = getattr(series, "imputed_mask", None)
+    if mask is None:
+        return np.zeros(len(series.timestamps), dtype=bool)
+    flat = np.asarray(mask, dtype=bool).reshape(len(series.timestamps), -1)
+    return np.asarray(flat.any(axis=1), dtype=bool)
 
 
 def _event_records(
@@ -275,9 +288,14 @@ def load_source(
     key: str | None = None,
     order: Order = "key",
     limit: int | None = None,
+    strict_time: bool = False,
 ) -> RecordSource:
     """Read a history file and prepare its records: the one path replay, ``score`` and
-    ``train`` share, so they all see the same records (and timestamp texts)."""
+    ``train`` share, so they all see the same records (and timestamp texts).
+
+    Records keep the file's order within a key; repeated and out-of-order timestamps are
+    accepted (the pipeline flags them, see ``stream_detector.timing``) unless
+    ``strict_time``, which refuses them with the rows named."""
     try:
         from offline_training import loaders
     except ImportError:  # the worker image carries stream_detector without the training side
@@ -285,5 +303,6 @@ def load_source(
             "reading history files needs offline_training, which this installation lacks; "
             "run it where the full stream-detector package is installed"
         ) from None
-    data = loaders.load(Path(path), kind)
+    options = {"strict_time": True} if strict_time else {}
+    data = loaders.load(Path(path), kind, **options)
     return records_from(data, path, kind=kind, key=key, order=order, limit=limit)

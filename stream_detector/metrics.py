@@ -33,6 +33,10 @@ class WorkerMetrics:
         self.batches_split = Counter("stream_detector_batches_split",
                                      "batches that failed and were split to isolate the "
                                      "failing record", registry=r)
+        self.record_flags = Counter("stream_detector_record_flags",
+                                    "records flagged by the timing policy (late, repeated, "
+                                    "skewed, gap) or imputed by their producer", ["flag"],
+                                    registry=r)
         self.windows_scored = Counter("stream_detector_windows_scored", "windows scored",
                                       ["model"], registry=r)
         self.anomalies_out = Counter("stream_detector_anomalies_out", "anomaly events emitted",

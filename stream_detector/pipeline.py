@@ -23,6 +23,7 @@ stage (:mod:`stream_detector.hybrid`) after the AE stage.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +43,7 @@ from stream_detector.registry import LoadedModel
 from stream_detector.routing import Router
 from stream_detector.scoring import ScaleTable, ScoreBatch
 from stream_detector.thresholds import ResolvedThreshold
+from stream_detector.timing import GAP, IMPUTED, TimePolicy, count_flags, observe
 from stream_detector.windowing import Window, WindowState
 
 __all__ = [
@@ -162,10 +164,12 @@ class ModelRuntime:
 
     loaded: LoadedModel
     thresholds: Callable[[str], ResolvedThreshold]
+    dead_letter_skew_s: float = 0.0  # skewed records further ahead are dead-lettered (0: never)
     scale: ScaleTable = field(init=False)
     params: DetectionParams = field(init=False)
     hybrid: HybridStage | None = field(init=False)  # the NPLM stage of a hybrid model
     provider: str = field(init=False)  # asking the session costs 2 us, at every alert
+    time: TimePolicy = field(init=False)  # how record times are judged (timing.py)
 
     def __post_init__(self) -> None:
         card = self.loaded.card
@@ -173,6 +177,10 @@ class ModelRuntime:
         self.params = DetectionParams.from_card(card.detection)
         self.hybrid = HybridStage.from_card(card)
         self.provider = self.loaded.scorer.provider
+        t = card.time
+        self.time = (TimePolicy.from_cadence(
+            t.cadence_s, skew_steps=t.skew_steps, gap_steps=t.gap_steps, confirm=t.confirm,
+            dead_letter_s=self.dead_letter_skew_s) if t is not None else TimePolicy())
 
     @property
     def card(self) -> ModelCard:
@@ -224,6 +232,10 @@ class Pipeline:
         self.models = list(models)
         self.router: Router[ModelRuntime] = Router(self.models)
         self.store = store
+        # records flagged late, repeated, skewed, imputed, gap since last read (metrics)
+        self.flag_counts: dict[int, int] = {}
+        # records refused for their time: (source, index in message, reason, text)
+        self.refused: list[tuple[SourceRef, int, str, str]] = []
         # per model name: versions whose key states must not carry over (other features)
         self._no_carry: dict[str, set[str]] = {}
 
@@ -275,12 +287,33 @@ class Pipeline:
             if (position != _NO_POSITION and position <= state.last_position
                     and state.last_source in (tag, _NO_TAG)):
                 continue  # already applied before a restart: its events went out then
-            window = state.window.push(record.values, record.epoch_ns, record.timestamp_text)
+            window = self._push(model, state, record, source, index)
             state.last_position, state.last_source = position, tag
             self.store.put(model.name, record.key, state, source)
             if window is not None:
                 pending.append(Pending(model, record.key, state, window, source))
         return pending
+
+    def _push(
+        self, model: ModelRuntime, state: KeyState, record: Record, source: SourceRef, index: int
+    ) -> Window | None:
+        """Judge the record's time (timing.py), then add it to its key's window."""
+        win, t = state.window, record.epoch_ns
+        clock = win.clock
+        ahead = t - clock.newest_ns
+        if 0 < ahead <= model.time.plain_step_ns and not clock.ahead:
+            clock.newest_ns, flags = t, 0  # the common case, without a call (timing.observe)
+        else:
+            flags = observe(clock, t, model.time)
+        if record.imputed:
+            flags |= IMPUTED
+        if flags:
+            count_flags(self.flag_counts, flags)
+            if model.time.is_dead_letter(flags, ahead):
+                self.refused.append((source, index, "clock_skew", model.time.refusal(
+                    record.timestamp_text, ahead)))
+                return None
+        return win.push(record.values, t, record.timestamp_text, flags=flags)
 
     @staticmethod
     def score(pending: Sequence[Pending]) -> list[ScoreBatch]:
@@ -313,7 +346,12 @@ class Pipeline:
         item, model = batch.items[i], batch.model
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
-        return raw, threshold, decide(item.state.detector, raw, threshold.value, model.params)
+        params = model.params
+        # the value and seasonal components follow the window's newest (first) feature
+        value = float(item.window.values[-1, 0]) if params.uses_value else math.nan
+        learn = not item.window.flags & GAP  # a window across a gap: judged, not learnt
+        return raw, threshold, decide(item.state.detector, raw, threshold.value, params, value,
+                                      learn)
 
     def _decide_plain(self, batch: _ModelBatch, detected_at: str | None) -> list[Scored]:
         """A model without an NPLM stage: every decision first, in order, then the events.
@@ -371,7 +409,8 @@ class Pipeline:
             expected=None if expected is None else expected[i],
             provider=model.provider,
             source=item.source,
-            quality=quality_flags(item.imputed, item.window.late, decision.warm_up),
+            quality=quality_flags(item.imputed, item.window.late, decision.warm_up,
+                                  item.window.flags),
             detected_at=detected_at,
             cells=cells,
         )

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from stream_detector.demo_run import DemoRun
 
-__all__ = ["write_report", "figures", "render_html", "keys_to_show"]
+__all__ = ["write_report", "figures", "render_html", "keys_to_show", "judge", "missed_windows"]
 
 _MAX_KEYS = 4
 _BLUE = "#1f77b4"
@@ -81,15 +81,91 @@ def _shade(fig: go.Figure, run: DemoRun, key: str, recs: list[Any], row: int) ->
                       annotation_position="top left")
     kinds = run.data.kinds.get(key, [])
     pad = _half_step(recs)  # a one-row window stays visible on a two-year axis
+    missed = set(judge(run, key)[2])
     for i, (lo, hi) in enumerate((run.data.labels or {}).get(key, [])):
-        fig.add_vrect(x0=_ns_text(lo - pad), x1=_ns_text(hi + pad), fillcolor="orange",
+        colour = "purple" if (lo, hi) in missed else "orange"
+        fig.add_vrect(x0=_ns_text(lo - pad), x1=_ns_text(hi + pad), fillcolor=colour,
                       opacity=0.35,
                       line_width=0, row=row, col=1,
                       annotation_text=kinds[i] if i < len(kinds) else None,
                       annotation_position="top left", annotation_font_size=10)
 
 
-def _series_figure(run: DemoRun, keys: list[str]) -> go.Figure:
+def _value_name(run: DemoRun) -> str:
+    return {"sales": "units sold per day"}.get(run.data.kind, "value")
+
+
+def _score_name(run: DemoRun) -> str:
+    if run.normalised:
+        return "detection score (z-score against the key's own history)"
+    return "detection score (reconstruction error)"
+
+
+def _in_labels(run: DemoRun, key: str, end_ns: int, pad: int) -> bool:
+    return any(lo - pad <= end_ns <= hi + pad for lo, hi in (run.data.labels or {}).get(key, []))
+
+
+def judge(run: DemoRun, key: str) -> tuple[list[Any], list[Any], list[tuple[int, int]]]:
+    """A key's events split into true alerts (in a labelled window) and false ones, and
+    the labelled windows no event fell in (missed)."""
+    recs = [r for r in run.records if r.key == key]
+    pad = _half_step(recs)
+    events = [r.event for r in run.received if r.event.key == key]
+    ends = {id(e): int(np.datetime64(e.window_end, "ns").astype(np.int64)) for e in events}
+    true = [e for e in events if _in_labels(run, key, ends[id(e)], pad)]
+    false = [e for e in events if e not in true]
+    missed = [(lo, hi) for lo, hi in (run.data.labels or {}).get(key, [])
+              if not any(lo - pad <= ends[id(e)] <= hi + pad for e in true)]
+    return true, false, missed
+
+
+def missed_windows(run: DemoRun) -> list[str]:
+    """Every labelled window without an anomaly event, as ``key: start .. end``."""
+    return [f"{key}: {_ns_text(lo)} .. {_ns_text(hi)}" for key in (run.data.labels or {})
+            for lo, hi in judge(run, key)[2]]
+
+
+def _event_traces(fig: go.Figure, run: DemoRun, key: str, row: int) -> None:
+    """True alerts (green), false alerts (red x), and each event's expected value joined
+    to the observed one: the band the model expected against what came."""
+    import plotly.graph_objects as go
+
+    true, false, _ = judge(run, key)
+    for events, name, marker in (
+        (true, "true alert (in a labelled window)", {"color": "green", "size": 10}),
+        (false, "false alert", {"color": "red", "size": 10, "symbol": "x"}),
+    ):
+        fig.add_trace(go.Scatter(
+            x=[e.window_end for e in events], y=[e.observed[0] for e in events],
+            mode="markers", name=name, showlegend=row == 1, marker=marker,
+            text=[f"score {e.score:.2f} > {e.threshold:.2f}, severity {e.severity:.0f}"
+                  for e in events]), row=row, col=1)
+    both = [e for e in (*true, *false) if e.expected]
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for e in both:
+        xs += [e.window_end, e.window_end, None]
+        ys += [e.expected[0], e.observed[0], None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers",
+                             name="expected vs observed (grey bar)", showlegend=row == 1,
+                             line={"color": "grey", "width": 2},
+                             marker={"symbol": "line-ew-open", "size": 10, "color": "grey"}),
+                  row=row, col=1)
+
+
+def _shown(keys: list[str], total: int) -> str:
+    """Say when only some keys are plotted.
+
+    >>> _shown(["a", "b"], 12)
+    ' (2 of 12 keys shown: those with anomaly events first, then labelled ones)'
+    """
+    if len(keys) >= total:
+        return ""
+    return (f" ({len(keys)} of {total} keys shown: those with anomaly events first, then "
+            "labelled ones)")
+
+
+def _series_figure(run: DemoRun, keys: list[str], total: int) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -101,17 +177,12 @@ def _series_figure(run: DemoRun, keys: list[str]) -> go.Figure:
                                  mode="lines", name="value",
                                  line={"width": 1, "color": _BLUE},
                                  showlegend=i == 1), row=i, col=1)
-        events = [r.event for r in run.received if r.event.key == key]
-        fig.add_trace(go.Scatter(
-            x=[e.window_end for e in events], y=[e.observed[0] for e in events],
-            mode="markers", name="anomaly event (from Kafka)", showlegend=i == 1,
-            marker={"color": "red", "size": 10, "symbol": "x"},
-            text=[f"score {e.score:.2f}, severity {e.severity:.0f}" for e in events]),
-            row=i, col=1)
+        _event_traces(fig, run, key, i)
         _shade(fig, run, key, recs, i)
-    fig.update_layout(title="Data with the worker's anomaly events (x); labelled windows in "
-                      "orange, the training part in grey", height=320 * len(keys) + 100,
-                      legend=_LEGEND)
+        fig.update_yaxes(title_text=_value_name(run), row=i, col=1)
+    fig.update_layout(title="Data with the worker's anomaly events; labelled windows in "
+                      "orange (purple: missed), the training part in grey" + _shown(keys, total),
+                      height=320 * len(keys) + 100, legend=_LEGEND)
     return fig
 
 
@@ -135,12 +206,35 @@ def _score_figure(run: DemoRun, keys: list[str]) -> go.Figure:
         fig.add_trace(go.Scatter(x=[r.timestamp for r in alerts], y=[r.score for r in alerts],
                                  mode="markers", name="alert", showlegend=i == 1,
                                  marker={"color": "red", "size": 9}), row=i, col=1)
+        quiet = [r for r in rows if r.score > r.threshold and not r.alert]
+        fig.add_trace(go.Scatter(
+            x=[r.timestamp for r in quiet], y=[r.score for r in quiet], mode="markers",
+            name="above threshold, no alert: the quiet period after an alert",
+            showlegend=i == 1, marker={"color": "grey", "size": 6}), row=i, col=1)
+        fig.update_yaxes(title_text=_score_name(run), row=i, col=1)
         if recs:  # the data's time axis; a blank start is the warm-up
             fig.update_xaxes(range=[recs[0].timestamp_text, recs[-1].timestamp_text], row=i,
                              col=1)
-    fig.update_layout(title="Detection score against the threshold (blank: warm-up, no alerts)",
+    fig.update_layout(title="Detection score against the threshold (blank: warm-up, no alerts;"
+                      " grey: above it in a key's quiet period, which follows each alert)",
                       height=300 * len(keys) + 100, legend=_LEGEND)
     return fig
+
+
+def _log_range(scores: np.ndarray, threshold: float) -> list[float]:
+    """A log axis from the 0.5th percentile of the positive scores to above the largest:
+    a handful of near-zero scores no longer stretch it over twelve decades.
+
+    >>> _log_range(np.array([1e-9] + [1.0, 10.0, 100.0] * 100), 5.0)
+    [-0.2, 2.2]
+    """
+    positive = np.asarray(scores, dtype=float)[np.asarray(scores) > 0]
+    if positive.size == 0:
+        return [-1.0, 1.0]
+    lo = min(float(np.percentile(positive, 0.5)), threshold)
+    hi = max(float(positive.max()), threshold)
+    return [round(float(np.log10(lo)) - 0.2 * float(lo != positive.min()), 1),
+            round(float(np.log10(hi)) + 0.2, 1)]  # plain floats (plotly, JSON)
 
 
 def _event_scores(run: DemoRun) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +258,10 @@ def _events_figures(run: DemoRun) -> list[go.Figure]:
     over.add_trace(go.Scattergl(x=index[signal], y=scores[signal], mode="markers",
                                 name="injected signal", marker={"size": 6, "color": "red"}))
     over.add_hline(y=run.threshold, line_dash="dash", annotation_text="threshold")
-    over.update_layout(title="Score per event (signal events in red)", xaxis_title="event",
-                       yaxis_title="score", yaxis_type="log", height=450)
+    over.update_layout(title="Score per event (signal events in red)",
+                       xaxis_title="event number (in replay order)",
+                       yaxis_title=f"{_score_name(run)}, log scale", yaxis_type="log",
+                       yaxis_range=_log_range(scores, run.threshold), height=450)
     dist = go.Figure()
     for mask, name in ((~signal, "background"), (signal, "injected signal")):
         if mask.any():
@@ -174,7 +270,8 @@ def _events_figures(run: DemoRun) -> list[go.Figure]:
     dist.add_vline(x=float(np.log10(max(run.threshold, 1e-12))), line_dash="dash",
                    annotation_text="threshold")
     dist.update_layout(title="Score distribution: signal against background",
-                       xaxis_title="log10 score", barmode="overlay", height=400)
+                       xaxis_title=f"log10 {_score_name(run)}", yaxis_title="density",
+                       barmode="overlay", height=400)
     return [over, dist]
 
 
@@ -185,8 +282,8 @@ def _distribution(run: DemoRun) -> go.Figure:
     fig = go.Figure(go.Histogram(x=scores, nbinsx=80, name="detection score"))
     fig.add_vline(x=run.threshold, line_dash="dash", annotation_text="threshold")
     fig.update_layout(title="Detection score distribution (all windows after warm-up)",
-                      xaxis_title="detection score", yaxis={"type": "log", "dtick": 1},
-                      height=400)
+                      xaxis_title=_score_name(run), yaxis={"type": "log", "dtick": 1},
+                      yaxis_title="windows (log scale)", height=400)
     return fig
 
 
@@ -205,7 +302,8 @@ def figures(run: DemoRun) -> list[go.Figure]:
         return [*_events_figures(run), _latency(run)]
     keys = keys_to_show([r.event.key for r in run.received], list(run.data.labels or {}),
                         list(dict.fromkeys(r.key for r in run.records)))
-    return [_series_figure(run, keys), _score_figure(run, keys), _distribution(run),
+    total = len({r.key for r in run.records})
+    return [_series_figure(run, keys, total), _score_figure(run, keys), _distribution(run),
             _latency(run)]
 
 
@@ -233,7 +331,12 @@ def render_html(title: str, lines: Sequence[str], figs: Sequence[Any]) -> str:
 def write_report(run: DemoRun, path: Path) -> Path:
     """Write the report to ``path`` (folders created) and return it."""
     title = f"stream-detector demo: {run.data.kind} ({run.data.path.name})"
-    text = render_html(title, summary_lines(run.summary), figures(run))
+    lines = summary_lines(run.summary)
+    if run.data.labels and run.data.kind != "events":
+        missed = missed_windows(run)
+        lines.append(f"labelled windows without an anomaly event: {len(missed)}"
+                     + (f" ({'; '.join(missed[:10])})" if missed else ""))
+    text = render_html(title, lines, figures(run))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path

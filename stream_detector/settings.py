@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         0.25, gt=0, le=30,
         description="seconds between changelog writes of key states (offsets commit after)",
     )
+    dead_letter_skew: float = Field(
+        0.0, ge=0,
+        description="seconds ahead of its key's watermark beyond which a skewed record is "
+        "dead-lettered (reason clock_skew) instead of scored with the skewed flag; 0: never",
+    )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"
     )
@@ -142,6 +147,11 @@ class Settings(BaseSettings):
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"
     )
     web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (metrics, health)")
+    ui_host: str = Field("127.0.0.1", description="address `stream-detector ui` binds")
+    ui_port: int = Field(6068, ge=0, le=65535, description="port of `stream-detector ui`")
+    ui_points_per_key: int = Field(
+        4096, ge=16, le=1_000_000, description="observed values the explorer keeps per key"
+    )
     state_dir: Path = Field(
         Path("./runs/state"), description="where the worker keeps its local table state"
     )

@@ -14,10 +14,12 @@ A key's state is a :class:`WindowState`. Every pushed record lands in a ring buf
 i.e. window ``i`` holds records ``i*stride .. i*stride + window - 1``, exactly what slicing
 the whole series would give (a unit test checks this property on random input).
 
-Records are taken in arrival order and never reordered: reordering would need a buffer
-and a watermark, and would make online windows differ from a replay of the same topic. A
-record older than the newest one seen is *late*; it is kept and every window that holds it
-is flagged ``late`` so the event's quality flags tell the consumer.
+Records are taken in arrival order and never reordered: reordering would need a buffer,
+and would make online windows differ from a replay of the same topic. Each record's time is
+judged against the key's watermark by :mod:`stream_detector.timing` (late, repeated, skewed,
+gap); it is kept, and every window that holds it carries its flags (``Window.flags``; a gap
+flags the windows that hold the records on both sides of it), so the event's quality flags
+tell the consumer.
 
 Values are stored twice (positions ``i`` and ``i + window`` of a ``2*window`` buffer), so
 the newest window is always one contiguous slice: no concatenation per emitted window.
@@ -43,13 +45,27 @@ import numpy.typing as npt
 
 from schemas.records import MAX_FEATURES
 from stream_detector.constants import MAX_WINDOW_LENGTH
+from stream_detector.timing import (
+    GAP,
+    IMPUTED,
+    LATE,
+    REPEATED,
+    SKEWED,
+    TimePolicy,
+    Watermark,
+    observe,
+)
 
 __all__ = ["Window", "WindowState", "sliding_windows"]
 
 _MAGIC: Final = b"SDW1"
 # magic, window, features, stride, count, newest_ns, last_late, late_count, text bytes
 _HEADER: Final = struct.Struct("<4sIIIqqqqI")
-_NO_TIME: Final = -(2**63)
+# SDW2: the watermark's ahead run, and the last index and count of every time flag
+_MAGIC2: Final = b"SDW2"
+_HEADER2: Final = struct.Struct("<4sIIIqqqq5q5qI")
+_NO_POLICY: Final = TimePolicy()
+_BITS: Final = (LATE, REPEATED, SKEWED, IMPUTED, GAP)  # GAP last: it lies *between* records
 
 
 class Window(NamedTuple):
@@ -66,6 +82,7 @@ class Window(NamedTuple):
     end_text: str
     late: bool
     seq: int
+    flags: int = 0  # timing flags (stream_detector.timing) of the records it holds
 
 
 def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:
@@ -115,9 +132,9 @@ class WindowState:
         "features",
         "stride",
         "count",
-        "newest_ns",
-        "late_count",
-        "_last_late",
+        "clock",
+        "counts",
+        "_last",
         "_buf",
         "_ts",
         "_text",
@@ -129,15 +146,25 @@ class WindowState:
         self.features = features
         self.stride = stride
         self.count = 0  # records pushed so far
-        self.newest_ns = _NO_TIME  # largest timestamp seen
-        self.late_count = 0
-        self._last_late = -1  # index of the most recent late record
+        self.clock = Watermark()  # the key's event-time position (timing policy)
+        self.counts = [0] * len(_BITS)  # records flagged late, repeated, skewed, imputed, gap
+        self._last = [-1] * len(_BITS)  # index of the most recent record with each flag
         self._buf = np.zeros((2 * window, features), dtype=np.float32)
         self._ts: list[int] = [0] * window  # a list: scalar stores are 3x faster than numpy
         self._text: list[str] = [""] * window
 
+    @property
+    def newest_ns(self) -> int:
+        """The watermark: the newest record time accepted (ns), or ``NO_TIME``."""
+        return self.clock.newest_ns
+
+    @property
+    def late_count(self) -> int:
+        return self.counts[0]
+
     def push(
-        self, values: Sequence[float] | npt.NDArray[np.floating], timestamp_ns: int, text: str = ""
+        self, values: Sequence[float] | npt.NDArray[np.floating], timestamp_ns: int,
+        text: str = "", policy: TimePolicy = _NO_POLICY, flags: int | None = None,
     ) -> Window | None:
         """Add one record; return the window it completes, if any.
 
@@ -146,10 +173,15 @@ class WindowState:
         values
             The record's ``features`` values.
         timestamp_ns
-            Its time (ns since the epoch); only used to flag late records and to date
-            windows: records are never reordered.
+            Its time (ns since the epoch); only used to flag records and to date windows:
+            records are never reordered.
         text
             Its timestamp as the producer sent it, echoed in events.
+        policy
+            How its time is judged (:class:`~stream_detector.timing.TimePolicy`).
+        flags
+            Its timing flags when the caller already judged it with
+            :func:`~stream_detector.timing.observe` (then ``policy`` is not used).
         """
         if len(values) != self.features:  # else numpy would broadcast one value to all
             raise ValueError(f"expected {self.features} values, got {len(values)}")
@@ -160,31 +192,55 @@ class WindowState:
         buf[p + w] = buf[p]
         self._ts[p] = timestamp_ns
         self._text[p] = text
-        if timestamp_ns < self.newest_ns:
-            self._last_late = c
-            self.late_count += 1
-        else:
-            self.newest_ns = timestamp_ns
+        if flags is None:
+            flags = observe(self.clock, timestamp_ns, policy)
+        if flags:
+            self._mark(flags, c)
         c += 1
         self.count = c
         if c < w or (c - w) % self.stride:
             return None
         start = c % w  # ring position of the oldest record in the window
+        held = self._window_flags(c)
         return Window(
             values=self._buf[start : start + w].copy(),
             start_ns=self._ts[start],
             end_ns=timestamp_ns,
             start_text=self._text[start],
             end_text=text,
-            late=self._last_late >= c - w,
+            late=bool(held & LATE),
             seq=c,
+            flags=held,
         )
+
+    def _mark(self, flags: int, index: int) -> None:
+        for i, bit in enumerate(_BITS):
+            if flags & bit:
+                self._last[i] = index
+                self.counts[i] += 1
+
+    def _window_flags(self, c: int) -> int:
+        """Flags of the window of records ``c - window .. c - 1``.
+
+        A gap lies before its record: the window spans it only if it also holds the
+        record before (``index >= c - window + 1``).
+        """
+        first = c - self.window
+        last = self._last
+        held = 0
+        for i, bit in enumerate(_BITS[:4]):
+            if last[i] >= first:
+                held |= bit
+        if last[4] > first:
+            held |= GAP
+        return held
 
     def extend(
         self,
         values: npt.ArrayLike,
         timestamps_ns: Sequence[int],
         texts: Sequence[str] | None = None,
+        policy: TimePolicy = _NO_POLICY,
     ) -> list[Window]:
         """Push records ``(n, features)`` in order; return the windows they complete."""
         rows = np.asarray(values, dtype=np.float32).reshape(-1, self.features)
@@ -192,7 +248,8 @@ class WindowState:
             raise ValueError("need one timestamp (and text) per record")
         out = []
         for i, row in enumerate(rows):
-            win = self.push(row, timestamps_ns[i], texts[i] if texts is not None else "")
+            win = self.push(row, timestamps_ns[i], texts[i] if texts is not None else "",
+                            policy)
             if win is not None:
                 out.append(win)
         return out
@@ -211,16 +268,10 @@ class WindowState:
         n, start = self.filled, self._oldest()
         times = (self._ts[start:] + self._ts[:start])[:n]
         text = "\n".join((self._text[start:] + self._text[:start])[:n]).encode("utf-8")
-        header = _HEADER.pack(
-            _MAGIC,
-            self.window,
-            self.features,
-            self.stride,
-            self.count,
-            self.newest_ns,
-            self._last_late,
-            self.late_count,
-            len(text),
+        clock = self.clock
+        header = _HEADER2.pack(
+            _MAGIC2, self.window, self.features, self.stride, self.count,
+            clock.newest_ns, clock.ahead, clock.ahead_ns, *self._last, *self.counts, len(text),
         )
         # the doubled buffer makes the held records one contiguous, oldest-first slice
         values = self._buf[start : start + n].astype("<f4", copy=False).tobytes()
@@ -229,29 +280,35 @@ class WindowState:
     @classmethod
     def from_bytes(cls, data: bytes) -> WindowState:
         """Rebuild a state written by :meth:`to_bytes`; rejects anything malformed."""
-        if len(data) < _HEADER.size:
-            raise ValueError("window state is truncated")
-        magic, window, features, stride, count, newest, last_late, late_count, n_text = (
-            _HEADER.unpack_from(data)
-        )
-        if magic != _MAGIC:
+        header = {_MAGIC: _HEADER, _MAGIC2: _HEADER2}.get(data[:4])
+        if header is None:
             raise ValueError("not a window state (bad magic)")
+        if len(data) < header.size:
+            raise ValueError("window state is truncated")
+        fields = header.unpack_from(data)
+        window, features, stride, count, newest = fields[1:6]
+        n_text = fields[-1]
         state = cls(window, features, stride)
-        if count < 0 or late_count < 0:
+        if header is _HEADER:  # SDW1: lateness only
+            state._last[0], state.counts[0] = fields[6], fields[7]
+        else:
+            state.clock.ahead, state.clock.ahead_ns = fields[6], fields[7]
+            state._last, state.counts = list(fields[8:13]), list(fields[13:18])
+        state.clock.newest_ns = newest
+        if count < 0 or min(state.counts) < 0:
             raise ValueError("window state has negative counters")
         n = min(count, window)
         sizes = (n * features * 4, n * 8, n_text)
-        if len(data) != _HEADER.size + sum(sizes):
+        if len(data) != header.size + sum(sizes):
             raise ValueError("window state length does not match its header")
-        off = _HEADER.size
+        off = header.size
         vals = np.frombuffer(data, "<f4", n * features, off).reshape(n, features)
         off += sizes[0]
         times = np.frombuffer(data, "<i8", n, off)
         texts = data[off + sizes[1] :].decode("utf-8").split("\n") if n else []
         if len(texts) != n:
             raise ValueError("window state texts do not match its record count")
-        state.count, state.newest_ns = count, newest
-        state._last_late, state.late_count = last_late, late_count
+        state.count = count
         if n:
             # chronological record j sits at ring position (oldest + j) % window: a roll
             k = state._oldest() % n

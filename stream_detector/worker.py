@@ -31,6 +31,7 @@ from schemas.records import Record, RecordError, parse_message
 from stream_detector.events import event_json
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import KeyState, ModelRuntime, Pending, Pipeline, Scored
+from stream_detector.timing import flag_names
 
 __all__ = ["TableStore", "BatchResult", "WorkerRuntime", "table_key"]
 
@@ -240,7 +241,23 @@ class WorkerRuntime:
             result.records += len(records)
             for r in records:
                 self.metrics.records_in.labels(r.kind).inc()
+        self._drain_flags(messages, result)
         return pending
+
+    def _drain_flags(self, messages: Sequence[Message], result: BatchResult) -> None:
+        """Timing-flag counts into metrics; records refused for their time to dead letters."""
+        pipe = self.pipeline
+        if pipe.flag_counts:
+            for bit, n in pipe.flag_counts.items():
+                self.metrics.record_flags.labels(flag_names(bit)[0]).inc(n)
+            pipe.flag_counts = {}
+        if pipe.refused:
+            values = {m.ident: m.value for m in messages}
+            for source, index, reason, text in pipe.refused:
+                raw = values.get((source.topic, source.partition, source.offset)) or b""
+                result.dead.append(DeadLetter.for_message(
+                    raw, reason, f"record {index}: {text}", source))
+            pipe.refused = []
 
     async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
         """Run one batch through every stage; returns once its output is delivered.

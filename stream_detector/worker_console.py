@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from schemas.events import AnomalyEvent
 from stream_detector.thresholds import ThresholdEntry
@@ -29,6 +30,7 @@ __all__ = [
     "anomaly_line",
     "threshold_changes",
     "threshold_source",
+    "when",
 ]
 
 
@@ -43,10 +45,32 @@ def _num(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.3e}"
 
 
+def when(event: AnomalyEvent) -> str:
+    """The event's window end for people: event files carry no time, so their rows are
+    stamped epoch + row seconds (``stream_detector.history``); those read ``row N``, not
+    as a moment in January 1970.
+
+    >>> when(AnomalyEvent.model_construct(record_kind="events",
+    ...                                   window_end="1970-01-01T00:03:12"))
+    'row 192'
+    >>> when(AnomalyEvent.model_construct(record_kind="series",
+    ...                                   window_end="2015-03-02T15:32:53"))
+    '2015-03-02T15:32:53'
+    """
+    end = event.window_end
+    if event.record_kind == "events" and end.startswith("1970-"):
+        try:
+            stamp = datetime.fromisoformat(end.replace("Z", "+00:00"))
+        except ValueError:
+            return end
+        return f"row {int(stamp.replace(tzinfo=UTC).timestamp())}"
+    return end
+
+
 def anomaly_line(event: AnomalyEvent) -> str:
     """One line per anomaly event: key, window end, severity, score vs threshold, observed
     vs expected (first feature, original units) and the top contributor."""
-    parts = [f"anomaly {event.key} @ {event.window_end} severity {event.severity:.0f} "
+    parts = [f"anomaly {event.key} @ {when(event)} severity {event.severity:.0f} "
              f"score {_num(event.score)} > {_num(event.threshold)}"]
     if event.p_value is not None:
         parts[0] += f" p={event.p_value:.2g}"

@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from stream_detector.services import BrokerSecurity, RedisSecurity
 
 # Passwords of throw-away services on loopback; alphanumeric so no config quoting is needed.
-PLAIN_USER, PLAIN_PASSWORD = "alice", "alicePlainPw7"
+PLAIN_USER, PLAIN_PASSWORD = "stream-detector", "plainUserPw7"  # a hyphen, as in deploy/
 # the README's secure example names this user for Kafka (SCRAM) and Redis (ACL) alike
 SCRAM_USER, SCRAM_PASSWORD = "stream-detector", "bobScramPw9"
 BROKER_USER, BROKER_PASSWORD = "broker", "brokerPw3"

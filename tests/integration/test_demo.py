@@ -38,13 +38,13 @@ def _value(pattern: str, text: str) -> float:
 def test_demo_series_end_to_end(
     kafka_broker: ServiceHandle, redis_server: ServiceHandle, tmp_path: Path
 ) -> None:
-    done = subprocess.run(
+    done = _run_watching_the_explorer(
         _demo("--kind", "series", "--duration", "60", "--kafka", kafka_broker.url,
-              "--redis", redis_server.url, "--out", str(tmp_path), "--no-live"),
-        capture_output=True, text=True, timeout=450, cwd=REPO, check=False,
-    )
+              "--redis", redis_server.url, "--out", str(tmp_path), "--no-live"), tmp_path)
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:]
+    url = re.search(r"^explorer: (http://127\.0\.0\.1:\d+/) \(up while", out, re.M)
+    assert url, out  # the summary names the explorer
     assert _value(r"^records: ([\d,]+) series records", out) == 4032
     assert _value(r"^windows: ([\d,]+) scored", out) > 4000
     anomalies = _value(r"^anomalies: (\d+) events", out)
@@ -69,6 +69,38 @@ def test_demo_series_end_to_end(
     admin = AdminClient({"bootstrap.servers": kafka_broker.url.split("://", 1)[1]})
     left = [t for t in admin.list_topics(timeout=10).topics if "demo-series" in t]
     assert not left  # a broker the demo was given is left without the run's topics
+
+
+def _run_watching_the_explorer(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Run the demo; while it replays, its explorer's page must show its anomalies live."""
+    from playwright.sync_api import sync_playwright
+    from ui_harness import chromium
+
+    err, out = tmp / "stderr.txt", tmp / "stdout.txt"
+    with err.open("w") as e, out.open("w") as o:
+        proc = subprocess.Popen(args, stdout=o, stderr=e, text=True, cwd=REPO)
+    try:
+        url = None
+        deadline = time.monotonic() + 300
+        while url is None and proc.poll() is None and time.monotonic() < deadline:
+            found = re.search(r"explorer: (http://\S+/)", err.read_text())
+            url = found.group(1) if found else None
+            time.sleep(0.2)
+        assert url, err.read_text()[-3000:]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(url + "#anomalies")
+            page.wait_for_selector("#table tbody tr a[href='#key=synthetic_series']",
+                                   timeout=120_000)
+            assert proc.poll() is None  # seen while the demo was still running
+            browser.close()
+        proc.wait(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(args, proc.returncode, out.read_text(), err.read_text())
 
 
 def _children(pid: int) -> set[int]:

@@ -6,6 +6,7 @@
       -> replay CSV (confluent-kafka producer) -> anomaly events
       -> thresholds set, picked up live (pub/sub over TLS) -> the next spike's event carries it
       -> alerts --dry-run (confluent-kafka consumer; incidents kept in Redis under sd:alerts:)
+      -> tail --json (another confluent-kafka consumer)
 
 Every component runs as ``python -m stream_detector`` with no URL or credential on its
 command line: the environment is all it gets. The broker has no plaintext client listener and
@@ -145,7 +146,7 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
             assert events[end]["threshold_source"]["scope"] == "default"  # from Redis
 
         changed = cli(env, "thresholds", "set", str(model), "cpu", str(LIVE_THRESHOLD),
-                      "--by", "secure-test")
+                      "--by", "secure-test", "--new-key")  # the card lists no keys
         assert changed.returncode == 0, changed.stderr
         time.sleep(2.0)  # pub/sub delivers within a second; the worker is never restarted
         second = write_csv(tmp_path / "second" / "cpu.csv", 160, 220, {LIVE_SPIKE: 40.0})
@@ -168,7 +169,12 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
     assert len(payloads) >= 2 and all("cpu" in json.dumps(p) for p in payloads)
     assert "incidents opened" in alerts.stderr
     assert "not saved" not in alerts.stderr  # the incident store worked under the ACL
-    for text in (alerts.stdout, alerts.stderr, worker.log.read_text()):
+    tail = cli(env, "tail", "--json", "--from-beginning", "--limit", "3",
+               "--exit-when-idle", "10")
+    assert tail.returncode == 0, tail.stderr
+    assert {e["key"] for e in event_lines(tail.stdout)} == {"cpu"}
+    assert len(event_lines(tail.stdout)) == 3
+    for text in (alerts.stdout, alerts.stderr, tail.stdout, worker.log.read_text()):
         assert SCRAM_PASSWORD not in text  # secrets never reach output or logs
 
     import redis
@@ -180,3 +186,26 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
         assert admin.hget("sd:threshold:tiny:1", "cpu") is not None
     finally:
         admin.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_demo_runs_through_the_secured_services(
+    secure_env: dict[str, str], secure_kafka: ServiceHandle, secure_redis: ServiceHandle,
+    tmp_path: Path,
+) -> None:
+    """``demo --kafka/--redis`` (thresholds, topic admin, worker, replay, collector) with the
+    README's security settings from the environment; only the URLs are given as options."""
+    env = {k: v for k, v in secure_env.items()
+           if k not in ("STREAM_DETECTOR_INPUT_TOPIC", "STREAM_DETECTOR_OUTPUT_TOPIC",
+                        "STREAM_DETECTOR_DEAD_LETTER_TOPIC", "STREAM_DETECTOR_APP_ID")}
+    started = time.monotonic()
+    done = cli(env, "demo", "--kind", "series", "--duration", "5", "--no-live",
+               "--kafka", env["STREAM_DETECTOR_KAFKA_URL"],
+               "--redis", env["STREAM_DETECTOR_REDIS_URL"], "--out", str(tmp_path / "demo"),
+               timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "records: 4,032 series records" in done.stdout, done.stdout
+    assert ": same)" in done.stdout  # the worker's events equal the offline pipeline's
+    assert done.stdout.strip().splitlines()[-1].startswith("report: ")
+    print(f"secure demo: {time.monotonic() - started:.0f} s")

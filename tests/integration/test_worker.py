@@ -23,7 +23,8 @@ from stream_detector.registry import load_model
 from stream_detector.services import ServiceHandle
 from stream_detector.threshold_cache import ThresholdCache
 
-DETECTION = {"halflife": 30, "warmup": 20, "suppress": 5, "offset": 0.01}
+# offset: about 3x the median raw score, as train sets it
+DETECTION = {"halflife": 30, "warmup": 20, "suppress": 5, "offset": 5.0}
 BAD = {
     "malformed_json": b"{oops",
     "wrong_type": b'{"kind":"series","series":"cpu","timestamp":"2026-01-01T00:00:00","value":"x"}',

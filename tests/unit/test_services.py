@@ -92,8 +92,13 @@ def test_stop_handle_ends_the_whole_process_group() -> None:
 
 def _sleeper(tmp_path: Path) -> subprocess.Popen[bytes]:
     """A process whose command line names ``tmp_path`` (as a service's names its data dir)."""
-    return subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)",
+    proc = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)",
                              str(tmp_path)], start_new_session=True)
+    deadline = time.monotonic() + 10  # until exec has replaced the forked command line
+    while str(tmp_path).encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return proc
 
 
 def test_services_stop_stops_only_what_services_start_started(tmp_path: Path) -> None:

@@ -324,3 +324,16 @@ def test_an_unreachable_store_is_logged_and_alerting_goes_on() -> None:
                logs.append, clock=clock, store=FakeStore(consumer, fail=True))
     assert len(posts) == 2 and consumer.committed == [0]
     assert any("incident state not saved (ConnectionError: redis gone)" in x for x in logs)
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("hooks.example.com/services/T0/B0/s3cr3t", "has no http:// or https:// scheme (it starts "
+                                                "'hooks.example.com/...')"),
+    ("ftp://hooks.example.com/s3cr3t", "has scheme 'ftp', not http or https"),
+    ("https:///services/s3cr3t", "names no host"),
+])
+def test_a_bad_webhook_is_described_without_its_secret_or_gibberish(url: str, said: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Webhook(url)
+    message = str(caught.value)
+    assert said in message and "s3cr3t" not in message and "://?/***" not in message

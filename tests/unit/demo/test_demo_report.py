@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from model_fixtures import window_mean_model, write_registry_model
 
@@ -23,7 +24,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     model = write_registry_model(
         out / "registry" / "tiny" / "1", window_mean_model(12, 1, last_k=1), window=12,
         features=["value"], threshold=4.0,
-        detection={"halflife": 288, "warmup": 288, "suppress": 288})
+        detection={"halflife": 288, "warmup": 288, "suppress": 288,
+                   "offset": 5.0})  # about 3x the median score, as train sets it
     records, rows = _offline(model.parent, data)
     events = [Received(s.event, 1000) for s in _events(model.parent, records)]
     latencies = [5.0 + i for i in range(len(events))]
@@ -64,3 +66,41 @@ def test_render_escapes_text() -> None:
 def test_keys_with_events_come_first_then_labelled_then_the_rest() -> None:
     assert keys_to_show([], [], ["a", "b"], 4) == ["a", "b"]
     assert keys_to_show(["c"], ["b"], ["a", "b", "c"], 2) == ["c", "b"]
+
+
+def test_the_live_table_is_one_line_per_event_at_80_columns(run: DemoRun) -> None:
+    from rich.console import Console
+
+    from stream_detector.demo_live import events_table
+
+    long_key = {"key": "store-1/item-12345678901234567890-and-then-some"}
+    received = [Received(run.received[0].event.model_copy(update=long_key), 1.0)] * 10
+    console = Console(width=80, record=True, color_system=None)
+    console.print(events_table(received))
+    lines = [x for x in console.export_text().splitlines() if x.strip()]
+    assert len(lines) == 2 + 10  # title, header, one line per event
+    assert all(len(x) <= 80 for x in lines)
+
+
+def test_the_report_marks_true_and_false_alerts_and_names_its_axes(
+    run: DemoRun, tmp_path: Path,
+) -> None:
+    from stream_detector.report import judge, missed_windows
+
+    key = run.records[0].key
+    true, false, missed = judge(run, key)
+    assert len(true) + len(false) == len(run.received)
+    windows = (run.data.labels or {})[key]
+    ends = [int(np.datetime64(e.window_end, "ns").astype(np.int64)) for e in false]
+    # a false alert lies in no labelled window (give or take half a step), a missed window
+    # holds no true alert
+    step = 150 * 10**9
+    assert not any(lo - step <= t <= hi + step for t in ends for lo, hi in windows)
+    assert 0 < len(missed) <= len(windows)
+    text = write_report(run, tmp_path / "r.html").read_text()
+    for needle in ("true alert (in a labelled window)", "false alert", "expected vs observed",
+                   "quiet period", "units sold per day" if run.data.kind == "sales" else
+                   "\"title\":{\"text\":\"value\"}", "windows (log scale)",
+                   "labelled windows without an anomaly event"):
+        assert needle in text, needle
+    assert len(missed_windows(run)) == len(missed)

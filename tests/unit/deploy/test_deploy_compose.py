@@ -186,6 +186,7 @@ def test_required_variables_are_in_the_example_and_the_stack_resolves() -> None:
 @pytest.mark.parametrize("source", ["example", "defaults"])
 def test_topics_match_the_worker_and_partitions_cover_the_replicas(source: str) -> None:
     env = filled_env() if source == "example" else {"STREAM_DETECTOR_REDIS_PASSWORD": "x",
+                                                    "GRAFANA_ADMIN_PASSWORD": "x",
                                                     "MODEL_NAME": "m"}
     services = interpolate(COMPOSE, env)["services"]
     worker, topics = services["worker"], services["topics"]
@@ -266,6 +267,7 @@ def _stack_copy(tmp_path: Path, drop_name: bool) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(REPO / "deploy" / "compose", root / "deploy" / "compose")
     shutil.copytree(REPO / "deploy" / "prometheus", root / "deploy" / "prometheus")
+    shutil.copytree(REPO / "deploy" / "grafana", root / "deploy" / "grafana")
     (root / "registry").mkdir()
     env = "\n".join(f"{k}={v}" for k, v in filled_env().items())
     (root / "deploy" / "compose" / ".env").write_text(env + "\n")

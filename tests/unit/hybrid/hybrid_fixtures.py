@@ -46,7 +46,7 @@ def build_hybrid_model(directory: Path) -> Path:
     background = make_events(EventsConfig(events=2000, signal_fraction=0.0), seed=1).features
     model_dir = write_registry_model(
         directory, energy_model(len(EVENT_FEATURES)), name="hyb", window=1,
-        features=list(EVENT_FEATURES), record_kind="events", threshold=6.0,
+        features=list(EVENT_FEATURES), record_kind="events", threshold=4.5,
         scaler=_scaler(background),
         detection={"halflife": 100, "warmup": 50, "suppress": 50, "offset": 0.5},
     )

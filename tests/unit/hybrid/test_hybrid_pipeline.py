@@ -76,15 +76,15 @@ def test_p_values_equal_the_test_recomputed_from_scores(hybrid_dir: Path) -> Non
 
 def test_ae_alerts_carry_the_latest_p_value(hybrid_dir: Path) -> None:
     items = scored(hybrid_dir, "det-sig", 0.2, seed=12)
-    latest, checked = math.nan, 0
+    latest, before, after = math.nan, 0, 0
     for s in items:
         if s.nplm is not None:
             latest = s.nplm.p_value
         if s.decision.alert:
             assert s.event is not None
             assert (s.event.p_value is None) if math.isnan(latest) else s.event.p_value == latest
-            checked += 1
-    assert checked >= 3
+            before, after = before + math.isnan(latest), after + (not math.isnan(latest))
+    assert before >= 1 and after >= 1  # AE alerts before the first NPLM test and after one
 
 
 def test_scoring_is_deterministic(hybrid_dir: Path) -> None:

@@ -62,11 +62,12 @@ def test_onnx_parity_and_dynamic_batch(family: str, tmp_path: Path) -> None:
     assert verify_parity(model, path, n=64) <= 1e-5
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["windows"]
-    assert [o.name for o in session.get_outputs()] == ["score", "errors"]
+    assert [o.name for o in session.get_outputs()] == ["score", "errors", "reconstruction"]
     for batch in (1, 7):
         x = np.random.default_rng(batch).normal(size=(batch, window, features)).astype(np.float32)
-        score, errors = session.run(None, {"windows": x})
+        score, errors, recon = session.run(None, {"windows": x})
         assert score.shape == (batch,) and errors.shape == (batch, window, features)
+        np.testing.assert_allclose(errors, (recon - x) ** 2, rtol=1e-4, atol=1e-5)
 
 
 def test_parity_with_time_weights_and_batch_norm(tmp_path: Path) -> None:
@@ -103,6 +104,6 @@ def test_trained_model_onnx_scores_match(
     export_onnx(model, window, features, tmp_path / "m.onnx")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     x = _data(family, request).test[:256]
-    onnx_score, _ = session.run(None, {"windows": x})
+    onnx_score = session.run(["score"], {"windows": x})[0]
     torch_score, _ = reconstruction_scores(model, x)
     np.testing.assert_allclose(onnx_score, torch_score, rtol=1e-4, atol=1e-6)

@@ -109,9 +109,9 @@ def test_serialisation_is_compact_binary() -> None:
     state = WindowState(window=50, features=1, stride=1)
     feed(state, [float(i) for i in range(120)])
     blob = state.to_bytes()
-    assert isinstance(blob, bytes) and blob[:4] == b"SDW1"
+    assert isinstance(blob, bytes) and blob[:4] == b"SDW2"
     # 50 float32 + 50 int64 + short texts + header: far below a JSON list of lists
-    assert len(blob) < 50 * 4 + 50 * 8 + 50 * 5 + 64
+    assert len(blob) < 50 * 4 + 50 * 8 + 50 * 5 + 128
 
 
 @pytest.mark.parametrize("cut", [0, 1, 2, 3, 4, 7, 11])
@@ -132,6 +132,20 @@ def test_round_trip_at_any_point_continues_identically(cut: int) -> None:
                 y.late,
                 y.seq,
             )
+
+
+def test_states_written_before_the_timing_flags_still_load() -> None:
+    import struct
+
+    a = WindowState(window=3, features=1)
+    for i, t in enumerate([0, 5, 3]):
+        a.push([float(i)], t, f"t{i}")
+    body = a.to_bytes()[struct.calcsize("<4sIIIqqqq5q5qI"):]
+    sdw1 = struct.pack("<4sIIIqqqqI", b"SDW1", 3, 1, 1, 3, 5, 2, 1, len(b"t0\nt1\nt2")) + body
+    b = WindowState.from_bytes(sdw1)
+    assert (b.late_count, b.newest_ns, b.count) == (1, 5, 3)
+    w = b.push([9.0], 6)
+    assert w is not None and w.late and w.flags == 1
 
 
 def test_round_trip_keeps_late_state() -> None:

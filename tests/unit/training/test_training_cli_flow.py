@@ -26,6 +26,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp / "registry"),
                                  "--train-fraction", "0.3", "--epochs", "3", "--no-progress"])
     assert result.exit_code == 0, result.output
+    (tmp / "train-output.txt").write_text(result.output)
     return tmp, data, labels
 
 
@@ -42,6 +43,14 @@ def test_train_registers_a_verified_model_with_card_and_plots(
     assert card.training["train_fraction"] == 0.3 and card.training["epochs"] <= 3
     assert (model_dir / "history.png").stat().st_size > 0
     assert not list((tmp / "registry" / "demo").glob(".*partial"))
+    # the version folder is mostly the model: PNGs, no page embedding plotly.js per file
+    assert not list(model_dir.glob("*.html"))
+    assert sum(p.stat().st_size for p in model_dir.iterdir()) < 500_000
+    said = (tmp / "train-output.txt").read_text().splitlines()
+    assert said[-4].startswith("trained demo v1: dense autoencoder, window 24")
+    assert said[-3].startswith("threshold: 4.5 (z-score")
+    assert said[-2].startswith(f"saved: {model_dir} (")
+    assert said[-1].startswith("next: stream-detector score --model")
 
 
 def test_score_writes_every_window_with_the_alerting_decision(
@@ -67,9 +76,24 @@ def test_evaluate_reports_nab_and_auc_and_writes_plots(trained: tuple[Path, Path
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["nab_windows"] >= 1 and report["roc_auc"] > 0.5
-    assert (out / "series.html").read_text().count("plotly") > 0
-    assert result.output.strip().splitlines()[-1] == f"report: {out / 'report.json'}"
+    alert, window, nab = report["alert_level"], report["window_level"], report["nab"]
+    # alert level counts the worker's decisions; window level every window above threshold
+    assert alert["alerts"] == report["alerts"] == alert["true_alerts"] + alert["false_alerts"]
+    assert alert["labelled_windows"] >= 1 and window["roc_auc"] > 0.5
+    assert window["windows_above_threshold"] >= alert["alerts"]
+    assert len(alert["missed_windows"]) == alert["labelled_windows"] - alert["windows_detected"]
+    assert -100 <= nab["standard_normalised"] <= 100 and nab["perfect"] > 0
+    assert all(len(repr(v)) < 12 for v in window.values())  # rounded for people
+    page = (out / "index.html").read_text()
+    assert page.count("<script>") == 1 + page.count("Plotly.newPlot")  # plotly.js once
+    for text in ("Alert level", "Window level", "NAB standard score", "false alert",
+                 "quiet period", "detection score (z-score"):
+        assert text in page
+    assert sorted(p.suffix for p in out.iterdir()) == [".html", ".json", ".png", ".png", ".png"]
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == f"report: {out / 'index.html'}"
+    assert any(x.startswith("alert level: ") for x in lines)
+    assert any(x.startswith("NAB standard score: ") for x in lines)
 
 
 def test_bad_data_is_one_clear_error_line(tmp_path: Path) -> None:

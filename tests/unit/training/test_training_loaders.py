@@ -83,14 +83,6 @@ def test_parquet_series_gives_the_same_arrays(tmp_path: Path) -> None:
         ),
         (["2015-01-01 00:00,1", "2015-01-01 00:05"], "row 2 (line 3): 1 fields, the header has 2"),
         (["2015-01-01 00:00,1", "", "2015-01-01 00:05,2"], "line 3 is blank"),
-        (
-            ["2015-01-01 00:00,1", "2015-01-01 00:05,2", "2015-01-01 00:05,3"],
-            "duplicate timestamp 2015-01-01 00:05:00 at rows [2, 3]",
-        ),
-        (
-            ["2015-01-01 00:10,1", "2015-01-01 00:05,2"],
-            "row 2 (line 3), column 'timestamp': 2015-01-01 00:05:00 is earlier",
-        ),
     ],
 )
 def test_bad_series_rows_are_located(tmp_path: Path, rows: list[str], message: str) -> None:
@@ -203,10 +195,11 @@ def test_panel_key_normalises_float_ids_and_rejects_duplicate_dates(tmp_path: Pa
         "d.csv",
         "date,store,item,sales\n2017-01-01,1,7,1\n2017-01-01,2,7,1\n2017-01-01,1,7,2\n",
     )
+    assert load_panel(path).series["1/7"].values[:, 0].tolist() == [1.0, 2.0]  # file order
     with pytest.raises(
         DataError, match=r"d.csv: duplicate date 2017-01-01 00:00:00 at rows \[1, 3\]"
     ):
-        load_panel(path)
+        load_panel(path, strict_time=True)
 
 
 def test_panel_blank_store_is_located(tmp_path: Path) -> None:
@@ -372,6 +365,30 @@ def test_records_json_of_several_series_reports_file_record_numbers(tmp_path: Pa
         load_records_json(write(tmp_path, "p.json", json.dumps(points)))
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            ["2015-01-01 00:00,1", "2015-01-01 00:05,2", "2015-01-01 00:05,3"],
+            "duplicate timestamp 2015-01-01 00:05:00 at rows [2, 3]",
+        ),
+        (
+            ["2015-01-01 00:10,1", "2015-01-01 00:05,2"],
+            "row 2 (line 3), column 'timestamp': 2015-01-01 00:05:00 is earlier",
+        ),
+    ],
+)
+def test_repeated_and_out_of_order_times_are_kept_in_file_order_unless_strict(
+    tmp_path: Path, rows: list[str], message: str
+) -> None:
+    path = series_csv(tmp_path, *rows)
+    data = load_series(path)  # the worker takes these records: offline does too
+    assert data.values[:, 0].tolist() == [float(r.rsplit(",", 1)[1]) for r in rows]
+    with pytest.raises(DataError) as info:
+        load_series(path, strict_time=True)
+    assert message in str(info.value)
+
+
 def test_duplicates_at_several_times_are_all_counted(tmp_path: Path) -> None:
     path = series_csv(
         tmp_path,
@@ -381,7 +398,7 @@ def test_duplicates_at_several_times_are_all_counted(tmp_path: Path) -> None:
         "2015-01-01 00:05,2",
     )
     with pytest.raises(DataError, match=r"at rows \[1, 2\] \(and 1 more repeated times\)"):
-        load_series(path)
+        load_series(path, strict_time=True)
 
 
 def test_infer_kind_from_extension_columns_and_json_shape(tmp_path: Path) -> None:

@@ -107,3 +107,9 @@ def test_threshold_change_lines_name_old_and_new_values() -> None:
         "thresholds of nab v3 changed: A 4.5 -> removed")
     many = threshold_changes("nab", "3", {}, {f"k{i}": b for i in range(8)})
     assert many is not None and many.endswith("and 3 more") and "k0 card -> 5" in many
+
+
+def test_event_rows_read_as_rows_not_as_january_1970() -> None:
+    row = event(record_kind="events", window_end="1970-01-01T00:03:12")
+    assert "@ row 192 " in anomaly_line(row) and "1970" not in anomaly_line(row)
+    assert "@ 2015-03-03T17:02:53 " in anomaly_line(event())

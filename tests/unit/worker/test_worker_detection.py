@@ -20,7 +20,8 @@ def test_doctests() -> None:
 def test_no_alert_during_warm_up_even_for_a_huge_score() -> None:
     p = DetectionParams(halflife=10, warmup=5, suppress=1)
     s = DetectorState()
-    decisions = [decide(s, v, 3.0, p) for v in [1, 1, 1, 1, 1000, 1, 1, 1000]]
+    # the warm-up burst joins the plain running statistics; a far larger one alerts after
+    decisions = [decide(s, v, 3.0, p) for v in [1, 1, 1, 1, 1000, 1, 1, 1e7]]
     assert [d.alert for d in decisions] == [False] * 7 + [True]
     assert decisions[4].warm_up and not decisions[7].warm_up
 
@@ -57,3 +58,60 @@ def test_state_round_trips_through_bytes(scores: list[float]) -> None:
     b = DetectorState.from_bytes(a.to_bytes())
     assert b == a
     assert decide(a, 7.0, 3.0, p) == decide(b, 7.0, 3.0, p)
+
+
+def _daily(days: int, rows: int = 48, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * rows)
+    return 100 + 30 * np.sin(2 * np.pi * t / rows) + rng.normal(0, 1, t.size)
+
+
+def test_season_component_catches_a_missing_daily_peak_the_flat_ae_score_misses() -> None:
+    values = _daily(8)
+    values[6 * 48 + 6 : 6 * 48 + 18] = 100.0  # day 7: the peak does not come
+    with_season = DetectionParams(halflife=96, warmup=96, suppress=48, season=48,
+                                  season_weight=1.0)
+    ae_only = DetectionParams(halflife=96, warmup=96, suppress=48)
+    alerts = {}
+    for name, p in (("season", with_season), ("ae", ae_only)):
+        s = DetectorState()
+        alerts[name] = [i for i, v in enumerate(values)
+                        if decide(s, 1.0, 5.0, p, float(v)).alert]  # the AE sees nothing
+    assert alerts["ae"] == []
+    assert alerts["season"] and 6 * 48 + 6 <= alerts["season"][0] < 6 * 48 + 18
+    assert len(alerts["season"]) == 1  # one incident, one page
+
+
+def test_value_components_stay_quiet_on_a_clean_seasonal_series() -> None:
+    p = DetectionParams(halflife=96, warmup=96, suppress=1, season=48, season_weight=1.0,
+                        value_weight=1.0)
+    s = DetectorState()
+    assert not any(decide(s, 1.0, 5.0, p, float(v)).alert for v in _daily(10, seed=1))
+
+
+def test_value_state_round_trips_and_old_states_still_read() -> None:
+    p = DetectionParams(halflife=5, warmup=2, suppress=2, season=7, season_weight=1.0,
+                        value_weight=0.5, smooth=2)
+    a = DetectorState()
+    for i, v in enumerate(_daily(2, rows=7)):
+        decide(a, 1.0 + i % 3, 3.0, p, float(v))
+    b = DetectorState.from_bytes(a.to_bytes())
+    assert b == a and len(a.ring) == 7
+    assert decide(a, 7.0, 3.0, p, 150.0) == decide(b, 7.0, 3.0, p, 150.0)
+    old = DetectorState(seen=3, last_alert=1, mean=0.5, var=0.1, last_z=2.0)
+    assert len(old.to_bytes()) == 40 and DetectorState.from_bytes(old.to_bytes()) == old
+
+
+def test_value_components_start_fresh_on_a_state_carried_from_a_model_without_them() -> None:
+    ae_only = DetectionParams(halflife=96, warmup=96, suppress=1)
+    seasonal = DetectionParams(halflife=96, warmup=96, suppress=1, season=48,
+                               season_weight=1.0, value_weight=1.0)
+    s = DetectorState()
+    values = _daily(12, seed=2)
+    for v in values[:300]:
+        decide(s, 1.0, 5.0, ae_only, float(v))
+    assert s.value_start == -1 and len(s.to_bytes()) == 40
+    # the next model version weighs the value in: no alert against an empty seasonal ring
+    assert not any(decide(s, 1.0, 5.0, seasonal, float(v)).alert for v in values[300:])
+    assert s.value_start == 300 and len(s.ring) == 48
+    assert DetectorState.from_bytes(s.to_bytes()) == s

@@ -34,7 +34,8 @@ def records(key: str, values: list[float]) -> list[Any]:
             for i, v in enumerate(values)]
 
 
-VALUES = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.1, 10.0, 30.0, 10.1, 10.0, 9.9]
+# the 30.0 completes the 8th window, after the warm-up (6 windows of 4 records)
+VALUES = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.1, 10.0, 10.2, 9.9, 30.0, 10.1]
 
 
 def test_key_state_round_trips() -> None:

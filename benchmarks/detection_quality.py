@@ -1,0 +1,239 @@
+"""Detection quality of the default detector, one configuration for every series.
+
+Causal protocol: each file's model trains on its first 15% (NAB's probationary period), then
+the whole file is scored through the worker's own pipeline (``score_records``: the
+``alert`` column of ``stream-detector score``, the decision the worker makes). Reported:
+
+- NAB realTweets and artificialWithAnomaly: standard, reward-low-FP and reward-low-FN
+  scores, normalised per group, next to the published detectors (../shared/data/nab);
+- NAB artificialNoAnomaly: alerts after the probationary period (a good detector has none);
+- the demo's generated data (``stream-detector demo``'s own training options): recall per
+  labelled anomaly kind and precision, for series (seeds 0..4) and sales (seed 0); ROC AUC
+  of the event AE's score between signal and background events;
+- an ablation: the same trained models re-scored with one detection component switched off.
+
+    python benchmarks/detection_quality.py     # about 10 minutes on 2 cores
+
+Writes ``detection_quality.json`` and ``detection_quality.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from offline_training.nab import (
+    PROFILES,
+    load_windows,
+    probationary_length,
+    score_corpus,
+    window_indices,
+)
+from offline_training.train import TrainOptions, train
+from offline_training.trainer import TrainConfig
+from stream_detector.batch import load_runtime, score_records
+from stream_detector.detection import DetectionParams
+from stream_detector.history import load_source
+
+ROOT = Path(__file__).resolve().parents[1]
+NAB = ROOT.parent / "shared" / "data" / "nab"
+GROUPS = ("realTweets", "artificialWithAnomaly", "artificialNoAnomaly")
+PUBLISHED = {  # standard profile, normalised per group (../shared/data/nab/README.md)
+    "ARTime": (81.8, 70.3), "contextOSE": (74.5, 73.0), "Numenta HTM": (68.0, 70.2),
+    "KNN-CAD": (64.3, 45.3), "Random Cut Forest": (48.1, 15.5)}
+# Each row re-scores the same models with detection settings changed from the default.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "without the seasonal component (AE z-score only)": {"season_weight": 0.0},
+    "seasonal baseline: mean of past days (season_alpha 0.5)": {"season_alpha": 0.5},
+    "plus a short-term-forecast residual component": {"value_weight": 0.8},
+    "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
+}
+SERIES_SEEDS = range(5)
+
+
+def _score(model_dir: Path, records: list[Any], overrides: dict[str, Any]) -> list[Any]:
+    runtime = load_runtime(model_dir, "cpu")
+    if overrides:
+        runtime.params = DetectionParams.from_card({**runtime.card.detection, **overrides})
+    return [row for _, row in score_records(runtime, records)]
+
+
+def _train(path: Path, registry: Path, epochs: int, **options: Any) -> Path:
+    report = train(TrainOptions(data=path, out=registry, plots=False,
+                                train=TrainConfig(max_epochs=epochs, progress=False,
+                                                  num_threads=1), **options))
+    return report.path
+
+
+def nab_detections(
+    epochs: int, registry: Path, groups: tuple[str, ...] = GROUPS, nab: Path = NAB,
+    variants: tuple[str, ...] = tuple(VARIANTS),
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per variant, per ``group/file``: one boolean per row (the row's window alerted)."""
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in variants}
+    for group in groups:
+        for path in sorted((nab / "data" / group).glob("*.csv")):
+            model = _train(path, registry, epochs, train_fraction=0.15)
+            records = list(load_source(path).records)
+            stamps = pd.read_csv(path).timestamp.str.replace(" ", "T", regex=False)
+            for name in variants:
+                ends = {r.timestamp for r in _score(model, records, VARIANTS[name]) if r.alert}
+                out[name][f"{group}/{path.name}"] = stamps.isin(ends).to_numpy()
+            print(f"{group}/{path.name}: {int(out['default'][f'{group}/{path.name}'].sum())} "
+                  "alerts", flush=True)
+    return out
+
+
+def nab_scores(detections: dict[str, np.ndarray], nab: Path = NAB) -> dict[str, Any]:
+    """Normalised scores per group and profile; alerts after probation on artificialNoAnomaly."""
+    windows = load_windows(nab / "labels" / "combined_windows.json")
+    result: dict[str, Any] = {}
+    for group in GROUPS:
+        files = {k: v for k, v in detections.items() if k.startswith(group + "/")}
+        if not files:
+            continue
+        if group == "artificialNoAnomaly":
+            result[group] = {"alerts_after_probation": sum(
+                int(v[probationary_length(v.size):].sum()) for v in files.values())}
+            continue
+        rows = {k: window_indices(pd.to_datetime(pd.read_csv(nab / "data" / k).timestamp)
+                                  .to_numpy(), windows[k]) for k in files}
+        scores = {p: score_corpus(files, rows, p) for p in PROFILES}
+        std = scores["standard"]
+        result[group] = {
+            **{p: round(s.normalized, 1) for p, s in scores.items()},
+            "windows_found": sum(f.detected_windows for f in std.files.values()),
+            "windows": sum(f.windows for f in std.files.values()),
+            "false_positives": sum(f.fp for f in std.files.values())}
+    return result
+
+
+def _kind_quality(found: dict[str, list[bool]], alerts: int, true: int) -> dict[str, Any]:
+    return {"precision": round(true / alerts, 3) if alerts else None, "alerts": alerts,
+            "recall": {k: round(float(np.mean(v)), 3) for k, v in sorted(found.items())}}
+
+
+def _labelled(labelled: Any, rows: list[Any], found: dict[str, list[bool]]) -> tuple[int, int]:
+    """Alerts of one labelled series and how many fall in a window; marks windows found."""
+    position = {int(t): i for i, t in enumerate(labelled.timestamps.astype("datetime64[ns]")
+                                                .astype(np.int64))}
+    ends = [pd.Timestamp(r.timestamp.removesuffix("Z")).value for r in rows if r.alert]
+    hits = [position[t] for t in ends if t in position]
+    for a in labelled.anomalies:
+        found.setdefault(a.kind, []).append(
+            any(a.window_start <= i <= a.window_end for i in hits))
+    true = sum(any(a.window_start <= i <= a.window_end for a in labelled.anomalies)
+               for i in hits)
+    return len(hits), true
+
+
+def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
+    """The demo's kinds, trained with the demo's own options."""
+    from offline_training import synthetic as syn
+    from stream_detector.demo import DemoOptions, train_options
+
+    def options(kind: str) -> dict[str, Any]:
+        o = train_options(DemoOptions(kind=kind))  # type: ignore[arg-type]
+        known = {k: o[k] for k in ("family", "kind", "train_fraction", "window",
+                                   "threshold_method", "threshold_value", "seed") if k in o}
+        return {**known, **o.get("extra", {}), "detection": o.get("detection", {})}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {}
+    found: dict[str, list[bool]] = {}
+    alerts = true = 0
+    for seed in SERIES_SEEDS:
+        one = syn.make_series(seed=seed, key="synthetic_series")
+        path = syn.write_series_csv(folder / f"series_{seed}.csv", one)
+        model = _train(path, folder / "models", epochs, name=f"series{seed}",
+                       **options("series"))
+        rows = _score(model, list(load_source(path).records), {})
+        n, t = _labelled(one, rows, found)
+        alerts, true = alerts + n, true + t
+    result["series"] = _kind_quality(found, alerts, true)
+    panel = syn.make_sales(seed=0)
+    path = syn.write_panel_csv(folder / "sales.csv", panel)
+    model = _train(path, folder / "models", epochs, name="sales", **options("sales"))
+    rows = _score(model, list(load_source(path).records), {})
+    found, alerts, true = {}, 0, 0
+    for key, labelled in panel.series.items():
+        n, t = _labelled(labelled, [r for r in rows if r.key == key], found)
+        alerts, true = alerts + n, true + t
+    result["sales"] = _kind_quality(found, alerts, true)
+    result["events"] = _events_auc(epochs, folder, options("events"))
+    return result
+
+
+def _events_auc(epochs: int, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from sklearn.metrics import roc_auc_score
+
+    from offline_training import synthetic as syn
+
+    events = syn.make_events(seed=0)
+    path = syn.write_events(folder / "events.h5", events)
+    model = _train(path, folder / "models", epochs, name="events", **options)
+    rows = _score(model, list(load_source(path).records), {})
+    start = int(len(rows) * options["train_fraction"])  # score only events not trained on
+    scores = np.array([r.score for r in rows])[start:]
+    labels = np.asarray(events.labels)[start:]
+    return {"roc_auc": round(float(roc_auc_score(labels, scores)), 3),
+            "events": int(labels.size), "signal": int(labels.sum())}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    nab = result.get("nab", {})
+    lines = ["| detector | realTweets std | low FP | low FN | artificialWithAnomaly std | "
+             "low FP | low FN | alerts on artificialNoAnomaly |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, groups in nab.items():
+        rt, aw = groups["realTweets"], groups["artificialWithAnomaly"]
+        label = "stream-detector default" if name == "default" else f"ablation: {name}"
+        lines.append(
+            f"| {label} | {rt['standard']} | {rt['reward_low_FP_rate']} | "
+            f"{rt['reward_low_FN_rate']} | {aw['standard']} | {aw['reward_low_FP_rate']} | "
+            f"{aw['reward_low_FN_rate']} | "
+            f"{groups['artificialNoAnomaly']['alerts_after_probation']} |")
+    for name, (rt_score, aw_score) in PUBLISHED.items():
+        lines.append(f"| {name} (published) | {rt_score} | | | {aw_score} | | | |")
+    demo = result.get("demo")
+    if demo:
+        lines += ["", "| demo data | precision | recall per labelled kind |", "|---|---|---|"]
+        for kind in ("series", "sales"):
+            q = demo[kind]
+            recall = ", ".join(f"{k} {v}" for k, v in q["recall"].items())
+            lines.append(f"| {kind} | {q['precision']} ({q['alerts']} alerts) | {recall} |")
+        lines.append(f"| events | ROC AUC {demo['events']['roc_auc']} | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--only", choices=("nab", "demo"), default=None,
+                        help="one part only (the other's figures are kept from the last run)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    saved = args.out / "detection_quality.json"
+    result: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "nab"):
+            detections = nab_detections(args.epochs, Path(tmp) / "nab")
+            result["nab"] = {name: nab_scores(d) for name, d in detections.items()}
+            saved.write_text(json.dumps(result, indent=2))
+        if args.only in (None, "demo"):
+            result["demo"] = demo_quality(args.epochs, Path(tmp) / "demo")
+    (args.out / "detection_quality.json").write_text(json.dumps(result, indent=2))
+    (args.out / "detection_quality.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

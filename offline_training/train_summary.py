@@ -1,0 +1,57 @@
+"""What ``stream-detector train`` prints at the end: a few lines a person reads, not JSON.
+
+``--json`` keeps the machine-readable summary (:func:`offline_training.train.summary`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MAX_CARD_KEYS", "summary_lines", "training_keys"]
+
+MAX_CARD_KEYS = 10_000  # the card lists the keys it was trained on, up to this many
+
+
+def training_keys(records: Any) -> dict[str, Any]:
+    """The card's ``training`` entries naming the keys trained on (``thresholds set``
+    refuses others) and how many there were."""
+    keys = sorted({r.key for r in records})
+    return {"keys": keys[:MAX_CARD_KEYS], "key_count": len(keys)}
+
+_FAMILIES = {"dense": "dense autoencoder", "lstm": "LSTM autoencoder",
+             "conv1d": "Conv1D autoencoder", "events": "event autoencoder",
+             "hybrid": "hybrid (autoencoder + NPLM)"}
+
+
+def _size(path: Path) -> str:
+    total = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return f"{total / 1e6:.1f} MB" if total >= 1e6 else f"{total / 1e3:.0f} KB"
+
+
+def summary_lines(report: Any, data: Path) -> list[str]:
+    """Four lines: what was trained on what, the threshold, where it went, what to run next.
+
+    ``report`` is an :class:`offline_training.train.TrainReport`.
+    """
+    card, result = report.card, report.result
+    training = card.training
+    keys = int(training.get("key_count") or len(training.get("keys") or [])) or 1
+    fraction = training.get("train_fraction")
+    part = f" (first {fraction:.0%} of each key)" if fraction else ""
+    losses = [h["val_loss"] for h in result.history if h.get("val_loss") is not None]
+    best = f"; best validation loss {min(losses):.4g}" if losses else ""
+    th = card.thresholds
+    scale = ("z-score of the detection score against each key's own history"
+             if th.method == "sigma" else f"{th.method} {th.value_param:g} of training scores")
+    files = ", ".join(sorted(p.name for p in report.path.iterdir() if p.is_file()))
+    entry = report.path.parent
+    return [
+        f"trained {card.name} v{card.version}: {_FAMILIES.get(card.family, card.family)}, "
+        f"window {card.window}, on {int(training.get('rows') or 0):,} records of {keys:,} "
+        f"key(s){part} in {report.seconds:.1f} s ({len(result.history)} epochs on "
+        f"{result.device}{best})",
+        f"threshold: {th.default:.4g} ({scale}); {len(th.per_key)} per-key threshold(s)",
+        f"saved: {report.path} ({_size(report.path)}: {files})",
+        f"next: stream-detector score --model {entry} --data {data} --out scores.csv",
+    ]

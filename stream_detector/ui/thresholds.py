@@ -1,0 +1,83 @@
+"""The thresholds the explorer shows and, with writes enabled, sets: through
+:class:`stream_detector.thresholds.ThresholdStore`, the same code as ``stream-detector
+thresholds``, so a change is announced to workers in the same transaction and they apply
+it within a second without a restart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.card import ModelCard
+from stream_detector.exceptions import ConfigurationError
+from stream_detector.thresholds import DEFAULT_KEY, ThresholdStore
+
+__all__ = ["KeyThreshold", "thresholds_for", "set_threshold", "SETTER"]
+
+SETTER = "stream-detector ui"
+
+
+@dataclass(frozen=True)
+class KeyThreshold:
+    """The threshold that applies to one key for one model version, and where it is set."""
+
+    model: str
+    version: str
+    value: float | None
+    scope: str  # key | default | card_key | card_default | none
+    set_by: str = ""
+    set_at: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _from_card(card: ModelCard | None, key: str) -> tuple[float | None, str]:
+    if card is None:
+        return None, "none"
+    if key in card.thresholds.per_key:
+        return card.thresholds.per_key[key], "card_key"
+    return card.thresholds.default, "card_default"
+
+
+def thresholds_for(
+    store: ThresholdStore, key: str, models: Iterable[tuple[str, str]],
+    cards: dict[tuple[str, str], ModelCard],
+) -> list[KeyThreshold]:
+    """The key's threshold per model version: its own Redis entry, else the model's Redis
+    default (``*``), else the card's (as a worker falls back), else none known."""
+    out = []
+    for name, version in sorted(set(models) | set(cards)):
+        entries = store.list(name, version)
+        for field, scope in ((key, "key"), (DEFAULT_KEY, "default")):
+            entry = entries.get(field)
+            if entry is not None:
+                out.append(KeyThreshold(name, version, entry.value, scope, entry.set_by,
+                                        entry.set_at))
+                break
+        else:
+            value, scope = _from_card(cards.get((name, version)), key)
+            out.append(KeyThreshold(name, version, value, scope))
+    return out
+
+
+def set_threshold(store: ThresholdStore, body: Any) -> KeyThreshold:
+    """Set one key's threshold from a request body ``{"model", "version", "key", "value"}``.
+
+    Raises :class:`~stream_detector.exceptions.ConfigurationError` with what to send when
+    the body is not that.
+    """
+    try:
+        name, version, key = str(body["model"]), str(body["version"]), str(body["key"])
+        value = float(body["value"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigurationError(
+            'send JSON {"model": NAME, "version": VERSION, "key": KEY, "value": NUMBER}'
+        ) from None
+    if not (name and version and key) or not math.isfinite(value):
+        raise ConfigurationError("model, version and key must be non-empty, value finite")
+    entry = store.set(name, version, key, value, set_by=SETTER)
+    return KeyThreshold(name, version, entry.value, "key", entry.set_by, entry.set_at)

@@ -1,0 +1,86 @@
+"""What a refused connection is called: librdkafka's reports and redis-py's errors, as they
+came from the real broker and redis-server of tests/integration/test_secure_refusals.py,
+turned into one line that names the problem and the setting (pure, no network)."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionError
+
+from stream_detector.connectivity import describe_redis_error, diagnose_kafka, safe_url
+from stream_detector.settings import Settings
+
+SECURE = Settings(kafka_url="kafka://b1:9093,b2:9093", kafka_security_protocol="SASL_SSL",
+                  kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="svc",
+                  kafka_sasl_password="hunter2",  # noqa: S106 - a test value
+                  kafka_ssl_cafile="/etc/ca.pem")
+AUTH = ("_AUTHENTICATION: sasl_ssl://b1:9093/bootstrap: SASL authentication error: "
+        "Authentication failed during authentication due to invalid credentials with SASL "
+        "mechanism SCRAM-SHA-512 (after 337ms in state AUTH_REQ)")
+UNTRUSTED = ("_SSL: sasl_ssl://b1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL "
+             "routines::certificate verify failed: broker certificate could not be verified, "
+             "verify that ssl.ca.location is correctly configured (after 6ms in state "
+             "SSL_HANDSHAKE)")
+MECHANISM = ("_AUTHENTICATION: sasl_ssl://b1:9093/bootstrap: SASL SCRAM-SHA-512 mechanism "
+             "handshake failed: Broker: Unsupported SASL mechanism: broker's supported "
+             "mechanisms: PLAIN (after 304ms in state AUTH_HANDSHAKE)")
+NO_SASL = ("FAIL [rdkafka#producer-3] [thrd:ssl://b1:9093/bootstrap]: ssl://b1:9093/bootstrap: "
+           "Disconnected: SSL connection closed by peer (after 308ms in state UP)")
+
+
+@pytest.mark.parametrize(("reports", "expected"), [
+    ([AUTH], "Kafka at b1:9093,b2:9093 rejected the SASL SCRAM-SHA-512 credentials of user "
+             "'svc'; check STREAM_DETECTOR_KAFKA_SASL_USERNAME and "
+             "STREAM_DETECTOR_KAFKA_SASL_PASSWORD"),
+    ([UNTRUSTED], "presented a TLS certificate that /etc/ca.pem does not trust; set "
+                  "STREAM_DETECTOR_KAFKA_SSL_CAFILE"),
+    ([MECHANISM], "does not offer SASL mechanism SCRAM-SHA-512 (it offers PLAIN)"),
+    ([NO_SASL], "the listener probably requires SASL"),
+    (["_ALL_BROKERS_DOWN: 1/1 brokers are down"], None),  # not telling yet: keep waiting
+    ([], None),
+])
+def test_librdkafka_reports_become_one_line(reports: list[str], expected: str | None) -> None:
+    said = diagnose_kafka(reports, SECURE)
+    if expected is None:
+        assert said is None
+    else:
+        assert said is not None and expected in said
+        assert "hunter2" not in said and "\n" not in said
+
+
+def test_the_first_telling_report_wins() -> None:
+    said = diagnose_kafka(["_ALL_BROKERS_DOWN: 1/1 brokers are down", UNTRUSTED, AUTH], SECURE)
+    assert said is not None and "does not trust" in said
+
+
+REDIS = Settings(redis_url="rediss://app:s3cret@db:6380/0", redis_username="app",
+                 redis_password="s3cret",  # noqa: S106 - a test value
+                 redis_ssl_ca_certs="/etc/ca.pem")
+PLAIN_REDIS = Settings(redis_url="redis://db:6380/0")
+
+
+@pytest.mark.parametrize(("settings", "error", "expected"), [
+    (REDIS, AuthenticationError("invalid username-password pair or user is disabled."),
+     "rejected user 'app' (wrong password or disabled user)"),
+    (REDIS, AuthenticationError("HELLO must be called with the client already authenticated"),
+     "requires authentication; set STREAM_DETECTOR_REDIS_USERNAME"),
+    (REDIS, ConnectionError("Error 1 connecting to db:6380. [SSL: CERTIFICATE_VERIFY_FAILED] "
+                            "certificate verify failed: self-signed certificate in chain"),
+     "presented a TLS certificate that /etc/ca.pem does not trust"),
+    (REDIS, ConnectionError("Error 1 connecting to db:6380. [SSL: WRONG_VERSION_NUMBER] wrong "
+                            "version number"), "does not speak TLS on that port"),
+    (PLAIN_REDIS, ConnectionError("Error while reading from db:6380 : (104, 'Connection reset "
+                                  "by peer')"), "use a rediss:// URL"),
+    (REDIS, NoPermissionError("this user has no permissions to access one of the keys"),
+     "lacks a permission"),
+    (PLAIN_REDIS, ConnectionError("Error 111 connecting to db:6380. Connection refused."),
+     "cannot reach Redis at redis://db:6380/0 (Error 111"),
+])
+def test_redis_errors_become_one_line(settings: Settings, error: Exception, expected: str) -> None:
+    said = describe_redis_error(settings, error)
+    assert expected in said and "s3cret" not in said and "\n" not in said
+
+
+def test_urls_lose_their_password() -> None:
+    assert safe_url("rediss://app:s3cret@db:6380/0") == "rediss://app:***@db:6380/0"
+    assert safe_url("redis://db:6379/0") == "redis://db:6379/0"

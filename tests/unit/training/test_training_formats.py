@@ -1,0 +1,95 @@
+"""File formats users really have: BOM, semicolons and decimal commas, pandas HDF5, and one
+missing-columns message whichever command reads the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from offline_training.load_tables import load_panel, load_series
+from offline_training.loaders import infer_kind, load, load_events
+from stream_detector.cli import app
+from stream_detector.exceptions import DataError
+from stream_detector.history import load_source
+
+SERIES = "timestamp,value\n2015-02-26 21:42:53,104\n2015-02-26 21:47:53,100.5\n"
+
+
+def write(tmp: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp / name
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_a_byte_order_mark_reads_exactly_as_without(tmp_path: Path) -> None:
+    plain = write(tmp_path, "plain.csv", SERIES)
+    bom = write(tmp_path, "bom.csv", SERIES, encoding="utf-8-sig")
+    assert bom.read_bytes()[:3] == b"\xef\xbb\xbf"
+    assert infer_kind(bom) == infer_kind(plain) == "series"  # train's guess
+    a, b = load_series(plain), load_series(bom)  # score's read
+    assert np.array_equal(a.values, b.values) and np.array_equal(a.timestamps, b.timestamps)
+    records = list(load_source(bom).records)
+    assert [r.values for r in records] == [[104.0], [100.5]]
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_other_delimiters_and_decimal_commas(tmp_path: Path, sep: str) -> None:
+    comma = sep != "|"  # a European export: decimal commas with ; or tab
+    v = ("1,5", "-0,25") if comma else ("1.5", "-0.25")
+    path = write(tmp_path, "s.csv", f"timestamp{sep}value\n2020-01-01 00:00:00{sep}{v[0]}\n"
+                                    f"2020-01-01 00:05:00{sep}{v[1]}\n")
+    assert infer_kind(path) == "series"
+    assert load_series(path).values[:, 0].tolist() == [1.5, -0.25]
+    panel = write(tmp_path, "p.csv", f"date{sep}store{sep}item{sep}sales\n"
+                                     f"2017-01-01{sep}1{sep}7{sep}{v[0]}\n")
+    assert load_panel(panel).series["1/7"].values[:, 0].tolist() == [1.5]
+
+
+def test_a_ragged_semicolon_file_names_its_delimiter(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", "timestamp;value\n2020-01-01 00:00:00;1;2\n")
+    with pytest.raises(DataError, match=r"3 fields, the header has 2 \(columns separated by ';'"):
+        load_series(path)
+
+
+def test_hdf5_fixed_with_mixed_dtypes_keeps_every_column_named_in_order(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"pt": [1.5, 2.5, 3.5], "n_jets": [1, 2, 3],
+                          "eta": [0.1, 0.2, 0.3], "charge": np.array([-1, 1, 1], np.int32)})
+    for fmt in ("fixed", "table"):
+        path = tmp_path / f"{fmt}.h5"
+        frame.to_hdf(path, key="events", format=fmt)
+        data = load_events(path)
+        assert data.names == ["pt", "n_jets", "eta", "charge"], fmt
+        assert np.array_equal(data.features, frame.to_numpy(np.float32)), fmt
+        assert load(path).names == data.names  # train's path (kind inferred)
+        assert load_events(path, dataset="/events").names == data.names
+
+
+def test_wrong_columns_get_one_message_from_every_command(tmp_path: Path) -> None:
+    path = write(tmp_path, "w.csv", "date,value\n2020-01-01,1\n2020-01-02,2\n")
+    message = ("missing column(s) ['timestamp']; found ['date', 'value'], "
+               "expected ['timestamp', 'value']")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['timestamp'\]") as guessed:
+        load_source(path)  # train and replay: kind guessed from the header
+    with pytest.raises(DataError) as given:
+        load_source(path, kind="series")  # score: kind from the model
+    assert message in str(guessed.value) and message in str(given.value)
+    result = CliRunner().invoke(app, ["train", "--data", str(path), "--out",
+                                      str(tmp_path / "r"), "--no-progress"])
+    assert result.exit_code != 0 and message in result.output
+    assert "is not a number" not in result.output
+
+
+def test_json_files_and_messages_with_a_byte_order_mark(tmp_path: Path) -> None:
+    from schemas.records import parse_message
+
+    text = ('[{"kind": "series", "series": "a", "timestamp": "2020-01-01T00:00:00", '
+            '"value": 1.5}, {"kind": "series", "series": "a", '
+            '"timestamp": "2020-01-01T00:05:00", "value": 2.5}]')
+    path = write(tmp_path, "r.json", text, encoding="utf-8-sig")
+    assert infer_kind(path) == "records_json"
+    assert [r.values for r in load_source(path).records] == [[1.5], [2.5]]
+    assert [r.values for r in parse_message(b"\xef\xbb\xbf" + text.encode())] == [[1.5], [2.5]]
