@@ -46,6 +46,7 @@ __all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "decide
 
 _STATE: Final = struct.Struct("<qqddd")  # v1: the AE history only (40 bytes)
 _EXTRA: Final = struct.Struct("<ddddddI")  # v2: value, season, smoothing, ring length
+_START: Final = struct.Struct("<q")  # after the ring: the window value components started at
 _EPS: Final = 1e-12
 _DAY_NS: Final = 86_400 * 10**9
 MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
@@ -147,7 +148,7 @@ class DetectionParams:
 
 @dataclass
 class DetectorState:
-    """One key's detection history: 40 bytes with the AE component only, else 92 plus
+    """One key's detection history: 40 bytes with the AE component only, else 100 plus
     4 per seasonal step."""
 
     seen: int = 0
@@ -162,14 +163,15 @@ class DetectorState:
     level: float = 0.0  # short-term mean of the detection score (``smooth``)
     local: float = 0.0  # short-term level of the values (``local_halflife``)
     ring: array[float] = field(default_factory=lambda: array("f"))  # last season of values
+    value_start: int = -1  # the window the value components started at (-1: not yet)
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
-        if not self.ring and self.vvar == 0.0 and self.vmean == 0.0 and self.level == 0.0:
+        if self.value_start < 0 and not self.ring and self.level == 0.0:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
-        return head + extra + self.ring.tobytes()
+        return head + extra + self.ring.tobytes() + _START.pack(self.value_start)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DetectorState:
@@ -178,10 +180,15 @@ class DetectorState:
             return state
         *stats, n = _EXTRA.unpack_from(data, _STATE.size)
         start = _STATE.size + _EXTRA.size
-        if len(data) != start + 4 * n:
+        end = start + 4 * n
+        if len(data) == end + _START.size:
+            (state.value_start,) = _START.unpack_from(data, end)
+        elif len(data) == end:  # written before value_start was kept: started at window 0
+            state.value_start = 0
+        else:
             raise ValueError("detector state has the wrong length (corrupt key state)")
         (state.vmean, state.vvar, state.smean, state.svar, state.level, state.local) = stats
-        state.ring = array("f", data[start:])
+        state.ring = array("f", data[start:end])
         return state
 
 
@@ -219,7 +226,16 @@ def _step(
 
 def _value_components(state: DetectorState, value: float, index: int, p: DetectionParams
                       ) -> float:
-    """The weighted ``value`` and ``season`` components of the newest value (updates state)."""
+    """The weighted ``value`` and ``season`` components of the newest value (updates state).
+
+    ``index`` counts the key's windows; the components count from the window they started at
+    (a key state carried over from a model without them starts them fresh, with their own
+    warm-up, instead of comparing against empty history).
+    """
+    if state.value_start < 0 or (p.season > 0 and p.season_weight > 0
+                                 and len(state.ring) != p.season):
+        _restart_values(state, index, p)
+    index -= state.value_start
     if index == 0:
         state.local = value
     # value: the residual of a short-term forecast (the recent level), against its history
@@ -229,17 +245,21 @@ def _value_components(state: DetectorState, value: float, index: int, p: Detecti
     kept = value if index < p.warmup else state.local + state.vmean + max(
         -p.clip, min(p.clip, z_value)) * std  # a spike does not drag the level along
     state.local += p.local_alpha * (kept - state.local)
-    best = p.value_weight * abs(z_value)
+    best = p.value_weight * abs(z_value) if index >= p.warmup else 0.0  # own warm-up
     if p.season > 0 and p.season_weight > 0:
         best = max(best, p.season_weight * abs(_season_z(state, value, index, std, p)))
     return best
 
 
+def _restart_values(state: DetectorState, index: int, p: DetectionParams) -> None:
+    state.vmean = state.vvar = state.smean = state.svar = state.local = 0.0
+    state.ring = array("f", bytes(4 * p.season)) if p.season > 0 else array("f")
+    state.value_start = index
+
+
 def _season_z(state: DetectorState, value: float, index: int, spread: float,
               p: DetectionParams) -> float:
     """z of the value against its seasonal baseline (updates the baseline and history)."""
-    if len(state.ring) != p.season:
-        state.ring = array("f", bytes(4 * p.season))
     slot, stored, z = index % p.season, value, 0.0
     if index >= p.season:
         floor = max(p.rel_floor * spread, _EPS)

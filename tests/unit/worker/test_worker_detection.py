@@ -100,3 +100,18 @@ def test_value_state_round_trips_and_old_states_still_read() -> None:
     assert decide(a, 7.0, 3.0, p, 150.0) == decide(b, 7.0, 3.0, p, 150.0)
     old = DetectorState(seen=3, last_alert=1, mean=0.5, var=0.1, last_z=2.0)
     assert len(old.to_bytes()) == 40 and DetectorState.from_bytes(old.to_bytes()) == old
+
+
+def test_value_components_start_fresh_on_a_state_carried_from_a_model_without_them() -> None:
+    ae_only = DetectionParams(halflife=96, warmup=96, suppress=1)
+    seasonal = DetectionParams(halflife=96, warmup=96, suppress=1, season=48,
+                               season_weight=1.0, value_weight=1.0)
+    s = DetectorState()
+    values = _daily(12, seed=2)
+    for v in values[:300]:
+        decide(s, 1.0, 5.0, ae_only, float(v))
+    assert s.value_start == -1 and len(s.to_bytes()) == 40
+    # the next model version weighs the value in: no alert against an empty seasonal ring
+    assert not any(decide(s, 1.0, 5.0, seasonal, float(v)).alert for v in values[300:])
+    assert s.value_start == 300 and len(s.ring) == 48
+    assert DetectorState.from_bytes(s.to_bytes()) == s
