@@ -168,7 +168,7 @@ def summary_lines(s: DemoSummary) -> list[str]:
     lat = s.latency
     latency = (
         f"latency: p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms, max {lat.max:.1f} ms "
-        f"(record produced -> anomaly event, {lat.count} event{'' if lat.count == 1 else 's'})"
+        f"(record produced -> anomaly event, {lat.count} events)"
         if lat.count else "latency: n/a (no anomaly events)"
     )
     seconds = s.processed_seconds
@@ -177,8 +177,7 @@ def summary_lines(s: DemoSummary) -> list[str]:
         f"records: {s.records:,} {s.kind} records of {s.keys:,} key(s) replayed in "
         f"{s.replay_seconds:.1f} s",
         f"windows: {s.windows:,} scored by the worker",
-        f"anomalies: {s.anomalies:,} event{'' if s.anomalies == 1 else 's'} (the offline "
-        "pipeline finds "
+        f"anomalies: {s.anomalies:,} events (the offline pipeline finds "
         f"{s.offline_anomalies:,}: {same})",
         *_quality_lines(s.quality),
         f"throughput: {throughput:,.0f} records/s through Kafka and the worker in "
