@@ -5,11 +5,11 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stream_detector.detection
-from stream_detector.detection import DetectionParams, DetectorState, decide
+from stream_detector.detection import DetectionParams, DetectorState, alerts_of, decide
 
 
 def test_doctests() -> None:
@@ -115,3 +115,20 @@ def test_value_components_start_fresh_on_a_state_carried_from_a_model_without_th
     assert not any(decide(s, 1.0, 5.0, seasonal, float(v)).alert for v in values[300:])
     assert s.value_start == 300 and len(s.ring) == 48
     assert DetectorState.from_bytes(s.to_bytes()) == s
+
+
+@settings(max_examples=100, deadline=None)
+@given(scores=st.lists(st.floats(0.0, 50.0), max_size=60), normalise=st.booleans(),
+       warmup=st.integers(0, 10), suppress=st.integers(1, 6), threshold=st.floats(0.0, 5.0))
+def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
+    scores: list[float], normalise: bool, warmup: int, suppress: int, threshold: float
+) -> None:
+    p = DetectionParams(halflife=4, warmup=warmup, suppress=suppress, normalise=normalise,
+                        season=7, season_weight=1.0, value_weight=0.5)
+    one, many = DetectorState(), DetectorState()
+    values = [float(i % 7) for i in range(len(scores))]
+    learn = [i % 5 != 3 for i in range(len(scores))]
+    decisions = [decide(one, s, threshold, p, values[i], learn[i]) for i, s in enumerate(scores)]
+    want = [(i, d.detection_score) for i, d in enumerate(decisions) if d.alert]
+    assert alerts_of(many, scores, threshold, p, values, learn) == want
+    assert many == one  # the key's history ends the same
