@@ -2,9 +2,10 @@
 
 Configured by environment variables (this is a benchmark child, not a product entry point):
 ``BENCH_KAFKA_URL``, ``BENCH_TOPIC``, ``BENCH_APP_ID``, ``BENCH_MODE`` (``take_events``, as
-the worker consumes, or ``iterate``, a plain ``async for``), ``BENCH_EXPECT`` (events to
-count), ``BENCH_OUT`` (a JSON file written once ``BENCH_EXPECT`` events arrived, with the
-wall-clock times of the first and the last event) and ``BENCH_DATADIR``.
+the worker consumes, or ``iterate``, a plain ``async for``), ``BENCH_EXPECT`` (records to
+count), ``BENCH_PER_MESSAGE`` (records each event counts for, default 1: messages are not
+parsed), ``BENCH_OUT`` (a JSON file written once ``BENCH_EXPECT`` records arrived, with
+the wall-clock times of the first and the last event) and ``BENCH_DATADIR``.
 
     python -m benchmarks.bare_agent
 """
@@ -51,16 +52,17 @@ def create_app(env: dict[str, str]) -> Any:
     )
     topic = app.topic(env["BENCH_TOPIC"], value_serializer="raw", key_serializer="raw")
     counter = _Counter(int(env["BENCH_EXPECT"]), Path(env["BENCH_OUT"]))
+    per = int(env.get("BENCH_PER_MESSAGE", "1"))  # records in each message (not parsed)
     take = env.get("BENCH_MODE", "take_events") == "take_events"
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
         if take:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT):
-                counter.add(len(events))
+                counter.add(len(events) * per)
         else:
             async for _value in stream:
-                counter.add(1)
+                counter.add(per)
 
     return app
 

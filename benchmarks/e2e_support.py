@@ -29,6 +29,7 @@ __all__ = [
     "create_topic",
     "produce",
     "series_messages",
+    "spikes",
     "wait_for",
     "worker",
 ]
@@ -161,18 +162,24 @@ def _record(key: str, step: int, value: float) -> bytes:
 
 
 def series_messages(
-    records: int, keys: int = 100, per_message: int = 1, seed: int = 0, first_step: int = 0
+    records: int, keys: int = 100, per_message: int = 1, seed: int = 0, first_step: int = 0,
+    spike_every: int = 0,
 ) -> Iterator[tuple[bytes, bytes]]:
     """``(key, value)`` messages: ``keys`` series, in time order across keys.
 
     ``per_message > 1`` packs that many consecutive records of one key in a JSON list;
-    ``first_step`` continues series sent before (timestamps go on, one second a step).
+    ``first_step`` continues series sent before (timestamps go on, one second a step);
+    ``spike_every`` adds 200 (20 standard deviations) to every that-many-th record of a
+    key (:func:`spikes` counts them), so a last-step model alerts on exactly those.
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
     per_key = records // keys
     values = rng.normal(100.0, 10.0, size=(keys, per_key))
+    if spike_every:
+        steps = np.arange(first_step, first_step + per_key)
+        values += 200.0 * ((steps[None, :] + np.arange(keys)[:, None]) % spike_every == 0)
     for start in range(0, per_key, per_message):
         stop = min(start + per_message, per_key)
         for k in range(keys):
@@ -181,6 +188,13 @@ def series_messages(
                     for s in range(start, stop)]
             value = recs[0] if per_message == 1 else b"[" + b",".join(recs) + b"]"
             yield key.encode(), value
+
+
+def spikes(records: int, keys: int, first_step: int, spike_every: int) -> int:
+    """How many spikes :func:`series_messages` puts in those records."""
+    per_key = records // keys
+    return sum(1 for k in range(keys) for s in range(first_step, first_step + per_key)
+               if (s + k) % spike_every == 0)
 
 
 def produce(

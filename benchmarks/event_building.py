@@ -126,6 +126,7 @@ def before(runtime: Any, items: list[Any], scores: Any, detected_at: str | None 
     from stream_detector.detection import decide
     from stream_detector.pipeline import Scored
 
+    items = [run.item(0) for run in items]  # one window a run, as single-record messages
     results = {}
     for i, item in enumerate(items):
         raw = float(scores.scores[i])

@@ -17,6 +17,7 @@ The ratio b/a is the target (>= 0.9, DESIGN.md "Targets"). The Python per-record
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -31,25 +32,31 @@ __all__ = ["main", "run"]
 
 FAMILIES = ("dense", "conv1d", "lstm")
 BATCHES = (1, 64, 1024)
+THREADS = (1, 2, 0)  # ORT intra-op threads tried for the raw ceiling (0: one per core)
 WINDOW = 50
 TARGETS = {"dense": 1_000_000, "conv1d": 70_000, "lstm": 40_000}  # windows/s, DESIGN.md
 
 
-def _runtime(model_dir: Path, threshold: float) -> Any:
+def _runtime(model_dir: Path, threshold: float, provider: str = "cpu") -> Any:
+    """The worker's runtime for ``model_dir``, with the worker's default ORT threads."""
     from schemas.events import ThresholdSource
     from stream_detector.pipeline import ModelRuntime
     from stream_detector.registry import load_model
+    from stream_detector.settings import Settings
     from stream_detector.thresholds import ResolvedThreshold
 
     resolved = ResolvedThreshold(
         threshold, ThresholdSource(method="manual", version="1", scope="default"))
-    return ModelRuntime(load_model(model_dir, preference="cpu"), lambda key: resolved)
+    loaded = load_model(model_dir, preference=provider,
+                        intra_op_threads=Settings().intra_op_threads)
+    return ModelRuntime(loaded, lambda key: resolved)
 
 
 def _pending(runtime: Any, n: int, seed: int = 0) -> list[Any]:
-    """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest` would return them."""
+    """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest` returns them for
+    single-record messages: one :class:`PendingRun` of one window each."""
     from schemas.events import SourceRef
-    from stream_detector.pipeline import KeyState, Pending
+    from stream_detector.pipeline import KeyState, Pending, PendingRun
     from stream_detector.windowing import Window, WindowState
 
     rng = np.random.default_rng(seed)
@@ -59,34 +66,64 @@ def _pending(runtime: Any, n: int, seed: int = 0) -> list[Any]:
         values = rng.standard_normal((WINDOW, 1)).astype(np.float32)
         state = KeyState("1", WindowState(WINDOW, 1))
         window = Window(values, 0, 1, "2026-01-01T00:00:00", "2026-01-01T00:00:50", False, 50)
-        out.append(Pending(runtime, f"k{i}", state, window, source))
+        out.append(PendingRun.of(Pending(runtime, f"k{i}", state, window, source)))
     return out
 
 
-def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> dict[str, Any]:
-    """Windows/s of raw ``session.run`` and of ``Pipeline.score`` on the same windows."""
+def _session(model_dir: Path, threads: int, providers: list[str] | None = None) -> Any:
+    """A raw session: with ``threads`` > 0 configured exactly as the worker's Scorer
+    configures it; with 0, ORT's own defaults (one spinning thread per core)."""
     import onnxruntime as ort
 
+    if threads > 0:
+        from stream_detector.scoring import _session as scorer_session
+
+        return scorer_session(str(model_dir / "model.onnx"),
+                              providers or ["CPUExecutionProvider"], threads)
+    return ort.InferenceSession(str(model_dir / "model.onnx"),
+                                providers=providers or ["CPUExecutionProvider"])
+
+
+def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> dict[str, Any]:
+    """Windows/s of raw ``session.run`` (1, 2 and ORT's default threads) and of
+    ``Pipeline.score`` on the same windows, asking for the outputs the worker uses."""
     from stream_detector.pipeline import Pipeline
 
     runtime = _runtime(model_dir, threshold=1e9)
     pending = _pending(runtime, batch)
-    session = ort.InferenceSession(str(model_dir / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    x = np.ascontiguousarray(np.stack([p.window.values for p in pending]), dtype=np.float32)
-    outputs = ["score", "errors"]
-    # ORT's default (one spinning thread per core) against one thread: on a shared host
-    # the spinning threads fight each other and the event loop; this column shows the cost.
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    single = ort.InferenceSession(str(model_dir / "model.onnx"), options,
-                                  providers=["CPUExecutionProvider"])
-    raw, stage, one = paired_rates(
-        [lambda: session.run(outputs, {"windows": x}), lambda: Pipeline.score(pending),
-         lambda: single.run(outputs, {"windows": x})], batch, repeats, seconds)
-    return {"batch": batch, "raw_windows_per_s": raw, "worker_windows_per_s": stage,
-            "ratio": ratio(stage, raw), "raw_1thread_windows_per_s": one,
-            "ratio_1thread_to_raw": ratio(one, raw)}
+    x = np.ascontiguousarray(np.concatenate([p.windows.values for p in pending]),
+                             dtype=np.float32)
+    outputs = list(runtime.loaded.scorer.outputs)  # score, errors (+ reconstruction)
+    sessions = {t: _session(model_dir, t) for t in THREADS}
+    raw = [lambda s=s: s.run(outputs, {"windows": x}) for s in sessions.values()]
+    *rates, stage = paired_rates([*raw, lambda: Pipeline.score(pending)], batch, repeats,
+                                 seconds)
+    by_threads = dict(zip((f"raw_{t or 'default'}thread_windows_per_s" for t in THREADS),
+                          rates, strict=True))
+    best = max(rates)
+    return {"batch": batch, **by_threads, "raw_windows_per_s": best,
+            "fastest_threads": THREADS[rates.index(best)], "worker_windows_per_s": stage,
+            "worker_threads": runtime.loaded.scorer.threads, "ratio": ratio(stage, best)}
+
+
+def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
+    """Windows/s on the CUDA provider against the CPU (best threads), per batch size; the
+    batch from which the GPU is faster. Not run (and said so) without a usable GPU."""
+    from stream_detector.scoring import CUDA, gpu_available
+
+    if not gpu_available(CUDA):
+        return {"not_run": "no usable CUDA device (onnxruntime's CUDA provider not available)"}
+    gpu = _session(model_dir, 1, [CUDA, "CPUExecutionProvider"])
+    cpu = _session(model_dir, 1)
+    rows = []
+    for batch in (1, 64, 1024, 8192):
+        x = np.random.default_rng(0).standard_normal((batch, WINDOW, 1)).astype(np.float32)
+        g, c = paired_rates([functools.partial(gpu.run, ["score"], {"windows": x}),
+                             functools.partial(cpu.run, ["score"], {"windows": x})], batch,
+                            repeats, seconds)
+        rows.append({"batch": batch, "cuda_windows_per_s": g, "cpu_windows_per_s": c})
+    faster = [r["batch"] for r in rows if r["cuda_windows_per_s"] > r["cpu_windows_per_s"]]
+    return {"rows": rows, "gpu_faster_from_batch": faster[0] if faster else None}
 
 
 def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict[str, float]:
@@ -130,10 +167,13 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
 
 def run(full: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
     """Measure every family and batch size; write and return the results."""
-    repeats, seconds = (15, 0.2) if full else (7, 0.08)
+    from stream_detector.settings import Settings
+
+    repeats, seconds = (15, 0.2) if full else (5, 0.06)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sd-bench-") as tmp:
         costs: dict[str, float] = {}
+        cuda: dict[str, Any] = {}
         for family in FAMILIES:
             model_dir = family_model(Path(tmp), family, WINDOW)
             for batch in BATCHES:
@@ -141,24 +181,59 @@ def run(full: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
                 row["design_target"] = TARGETS[family] if batch > 1 else float("nan")
                 rows.append(row)
                 print(f"  {family:7s} batch {batch:5d}: raw {row['raw_windows_per_s']:12,.0f}"
-                      f"  worker {row['worker_windows_per_s']:12,.0f}  ratio {row['ratio']:.3f}",
+                      f" ({row['fastest_threads'] or 'default'} threads)  worker "
+                      f"{row['worker_windows_per_s']:12,.0f}  ratio {row['ratio']:.3f}",
                       flush=True)
             if family == "dense":
                 costs = python_costs(model_dir, records=60_000 if full else 20_000)
-    table = markdown_table(rows, ["family", "batch", "raw_windows_per_s",
-                                  "worker_windows_per_s", "ratio", "raw_1thread_windows_per_s",
-                                  "ratio_1thread_to_raw", "design_target"])
-    cost_rows = [{"stage": k, "microseconds": v} for k, v in costs.items()]
-    md = (f"ONNX Runtime CPU, window {WINDOW}, 1 feature; ratio = worker scoring stage / raw "
-          "session.run (target >= 0.9); raw_1thread: the same session with "
-          "intra_op_num_threads=1 (default: one spinning thread per core)\n\n" + table +
-          "\n\nPython per-record costs (dense model)\n\n" +
-          markdown_table(cost_rows, ["stage", "microseconds"]))
-    data = {"window": WINDOW, "rows": rows, "python_costs": costs, "full": full}
+                cuda = cuda_rates(model_dir, repeats, seconds)
+    threads = _threads_summary(rows, Settings().intra_op_threads)
+    data = {"window": WINDOW, "rows": rows, "python_costs": costs, "threads": threads,
+            "cuda": cuda, "full": full}
+    md = _markdown(data)
     path = write_results("scoring_ceiling", data, md, out_dir)
     print(md)
     print(f"\nwritten: {path} (+ .json)")
     return data
+
+
+def _threads_summary(rows: list[dict[str, Any]], default: int) -> dict[str, Any]:
+    """Which ORT thread count was fastest at batch >= 64 (votes over families, batches),
+    and how often the worker's default (-1: timed at load) ran with that count."""
+    votes: dict[int, int] = {}
+    agree = 0
+    for r in rows:
+        if r["batch"] >= 64:
+            votes[r["fastest_threads"]] = votes.get(r["fastest_threads"], 0) + 1
+            agree += r["worker_threads"] == r["fastest_threads"]
+    fastest = max(votes, key=lambda t: votes[t]) if votes else default
+    return {"votes": {str(k): v for k, v in votes.items()}, "fastest": fastest,
+            "worker_default": default, "worker_ran_fastest": f"{agree}/{sum(votes.values())}"}
+
+
+def _markdown(data: dict[str, Any]) -> str:
+    table = markdown_table(data["rows"], [
+        "family", "batch", "raw_1thread_windows_per_s", "raw_2thread_windows_per_s",
+        "raw_defaultthread_windows_per_s", "fastest_threads", "worker_threads",
+        "worker_windows_per_s", "ratio", "design_target"])
+    th = data["threads"]
+    cost_rows = [{"stage": k, "microseconds": v} for k, v in data["python_costs"].items()]
+    cuda = data["cuda"]
+    cuda_md = (f"CUDA: not run ({cuda['not_run']})" if "not_run" in cuda else
+               "CUDA provider vs CPU (raw session, score only)\n\n" +
+               markdown_table(cuda["rows"], ["batch", "cuda_windows_per_s",
+                                             "cpu_windows_per_s"]) +
+               f"\n\nGPU faster from batch {cuda['gpu_faster_from_batch']}")
+    return (f"ONNX Runtime CPU, window {WINDOW}, 1 feature, the outputs the worker asks for; "
+            "raw session.run with 1, 2 and ORT's default intra-op threads (0 = fastest_threads "
+            "means the default); ratio = worker scoring stage (Pipeline.score, worker's "
+            "default threads) / the fastest raw (target >= 0.9 at batch >= 64)\n\n" + table +
+            f"\n\nFastest thread count at batch >= 64: {th['fastest'] or 'ORT default'} "
+            f"(votes {th['votes']}); the worker's default (Settings.intra_op_threads = "
+            f"{th['worker_default']}, -1: timed at model load) ran with the fastest count in "
+            f"{th['worker_ran_fastest']} of those rows"
+            "\n\nPython per-record costs (dense model)\n\n" +
+            markdown_table(cost_rows, ["stage", "microseconds"]) + "\n\n" + cuda_md)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,7 @@ import faust
 from faust.web import Request, Response, View
 
 from schemas.card import ModelCard
+from stream_detector import faust_patch
 from stream_detector.connectivity import check_redis
 from stream_detector.exceptions import ConfigurationError, ConnectionFailed, ModelCardError
 from stream_detector.health import health_document
@@ -122,8 +123,9 @@ class _Models:
         """Load every model's thresholds from Redis once, then let scoring begin."""
         for runtime, cache in zip(self.runtimes, self.caches, strict=True):
             card = runtime.card
-            log.info("model %s version %s on %s (sha256 %s)", card.name, card.version,
-                     runtime.loaded.scorer.provider, card.onnx_sha256[:12],
+            log.info("model %s version %s on %s, %s ORT threads (sha256 %s)", card.name,
+                     card.version, runtime.loaded.scorer.provider,
+                     runtime.loaded.scorer.threads or "default", card.onnx_sha256[:12],
                      extra={"model": card.name, "version": card.version,
                             "provider": runtime.loaded.scorer.provider})
             await cache.start()
@@ -150,6 +152,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         answer; a Redis that is merely down is only logged (the worker starts degraded).
     """
     _check_redis(settings)
+    faust_patch.install()  # message delivery without four asyncio tasks per message
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -42,11 +42,12 @@ from __future__ import annotations
 import math
 import struct
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-__all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "decide", "page",
-           "season_rows"]
+__all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts_of", "decide",
+           "page", "season_rows"]
 
 _STATE: Final = struct.Struct("<qqddd")  # v1: the AE history only (40 bytes)
 _EXTRA: Final = struct.Struct("<ddddddI")  # v2: value, season, smoothing, ring length
@@ -343,6 +344,38 @@ def decide(
     may still alert; its event carries the ``gap`` quality flag.
     """
     index = state.seen
+    z = _update(state, raw_score, p, value, learn)
+    warm_up = index < p.warmup
+    over = z >= threshold and not warm_up
+    alert = over and page(state, p)
+    return Decision(alert=alert, detection_score=z, warm_up=warm_up,
+                    suppressed=over and not alert)
+
+
+def alerts_of(
+    state: DetectorState, raw_scores: Sequence[float], threshold: float, p: DetectionParams,
+    values: Sequence[float] | None = None, learn: Sequence[bool] | None = None,
+) -> list[tuple[int, float]]:
+    """:func:`decide` for consecutive scores of one key (``values``, ``learn``: each
+    one's, default NaN and True), keeping only the alerts: ``(index in raw_scores,
+    detection score)``. The state ends as ``decide`` leaves it; an alert is never warm-up
+    nor suppressed, so these pairs are its whole decision."""
+    out: list[tuple[int, float]] = []
+    nan = math.nan
+    for i, raw in enumerate(raw_scores):
+        index = state.seen
+        z = _update(state, raw, p, nan if values is None else values[i],
+                    True if learn is None else learn[i])
+        if z >= threshold and index >= p.warmup and page(state, p):
+            out.append((i, z))
+    return out
+
+
+def _update(
+    state: DetectorState, raw_score: float, p: DetectionParams, value: float, learn: bool
+) -> float:
+    """Count the score into the key's history; return its detection score (z)."""
+    index = state.seen
     state.seen += 1
     if not p.normalise:
         z = raw_score
@@ -359,11 +392,7 @@ def decide(
             for name in _HISTORY:
                 setattr(state, name, getattr(before, name))
     state.last_z = z
-    warm_up = index < p.warmup
-    over = z >= threshold and not warm_up
-    alert = over and page(state, p)
-    return Decision(alert=alert, detection_score=z, warm_up=warm_up,
-                    suppressed=over and not alert)
+    return z
 
 
 def page(state: DetectorState, p: DetectionParams) -> bool:

@@ -4,138 +4,64 @@ The Faust worker and ``stream-detector score`` both drive this class, so a file 
 through Kafka and the same file scored offline give the same windows, scores and alerts.
 Three steps, so the caller decides where the slow one runs:
 
-1. :meth:`Pipeline.ingest` (fast, in order): each record joins its key's window; every
-   window that completes becomes a :class:`Pending` item.
+1. :meth:`Pipeline.ingest_run` (in order): a run of one key's records (a message, parsed
+   into columns by :mod:`stream_detector.record_runs`) joins the key's window in one numpy
+   step; the windows it completes become one :class:`PendingRun`.
 2. :meth:`Pipeline.score` (slow, no shared state touched): ONNX Runtime scores a batch of
    pending windows; the worker runs it in a thread so the event loop keeps consuming.
-3. :meth:`Pipeline.decide` (fast, in order): each score updates its key's detection history
-   and, when it alerts, becomes an :class:`~schemas.events.AnomalyEvent`.
+3. :meth:`Pipeline.decide` (in order): each score updates its key's detection history and,
+   when it alerts, becomes an :class:`~schemas.events.AnomalyEvent`
+   (:meth:`Pipeline.decide_events`: the same, keeping only the alerts).
 
-Per-key state (:class:`KeyState`) holds the window buffer, the detection history and the
-position of the last record applied (offset and index in its message, with a tag of the
-topic partition it counts in), so a record seen again after a crash (its offset was not
-committed, but the state that includes it was) is recognised and skipped, while records of
-another topic or partition never are. For hybrid
-models it also holds the key's NPLM sample ring, and :meth:`Pipeline.decide` runs the NPLM
-stage (:mod:`stream_detector.hybrid`) after the AE stage.
+Per-key state is a :class:`~stream_detector.key_state.KeyState`; records a restarted
+worker sees again are recognised by position and skipped. Hybrid models' NPLM stage
+(:mod:`stream_detector.hybrid`) runs after the AE stage.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import struct
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, SourceRef
-from schemas.records import MAX_RECORDS_PER_MESSAGE, Record
-from stream_detector.detection import Decision, DetectionParams, DetectorState, decide, page
+from schemas.records import Record
+from stream_detector.detection import (
+    Decision,
+    DetectionParams,
+    alerts_of,
+    decide,
+    page,
+)
 from stream_detector.events import build_event, quality_flags, top_cells_rows
-from stream_detector.hybrid import HybridStage, NPLMOutcome, SampleRing
+from stream_detector.hybrid import HybridStage, NPLMOutcome
+from stream_detector.key_state import _NO_POSITION, _NO_TAG, KeyState, position_of, source_tag
+from stream_detector.record_runs import RecordRun, runs_of
 from stream_detector.registry import LoadedModel
 from stream_detector.routing import Router
 from stream_detector.scoring import ScaleTable, ScoreBatch
 from stream_detector.thresholds import ResolvedThreshold
 from stream_detector.timing import GAP, IMPUTED, TimePolicy, count_flags, observe
-from stream_detector.windowing import Window, WindowState
+from stream_detector.windowing import Window, WindowRun, WindowState
 
 __all__ = [
     "DictStore",
     "KeyState",
     "ModelRuntime",
     "Pending",
+    "PendingRun",
     "Pipeline",
     "StateStore",
     "Scored",
     "position_of",
     "source_tag",
 ]
-
-_HEADER: Final = struct.Struct("<4sqHII")  # magic, last position, version len, window len, det len
-_MAGIC: Final = b"SDK1"
-# SDK2: SDK1's layout plus a trailing NPLM sample ring (hybrid models); states without a
-# ring are still written as SDK1, so older workers keep reading non-hybrid states.
-_HEADER2: Final = struct.Struct("<4sqHIII")  # ... and sample ring len
-_MAGIC2: Final = b"SDK2"
-# SDK3: SDK2's layout plus the source tag of ``last_position`` (which topic and partition
-# it counts in). Written whenever the tag is known, i.e. by the worker: workers older than
-# SDK3 cannot read those states, so upgrade every worker of an app id together.
-_HEADER3: Final = struct.Struct("<4sqHIIII")  # ... and source tag
-_MAGIC3: Final = b"SDK3"
-_HEADERS: Final = {_MAGIC: _HEADER, _MAGIC2: _HEADER2, _MAGIC3: _HEADER3}
-_NO_POSITION: Final = -1
-_NO_TAG: Final = 0  # states from before SDK3 and offline sources: the position alone counts
-
-
-def source_tag(source: SourceRef) -> int:
-    """A nonzero 32-bit tag of the topic and partition that positions count in.
-
-    Offsets of another topic (an app id reused with a new input topic) or of another
-    partition (a topic repartitioned) are not comparable with the stored position.
-    """
-    if source.offset is None:
-        return _NO_TAG
-    return zlib.crc32(f"{source.topic}\x00{source.partition}".encode()) | 1
-
-
-def position_of(offset: int | None, index: int) -> int:
-    """Total order of records in a partition: message offset, then index in the message.
-
-    >>> position_of(7, 2) > position_of(7, 1) > position_of(6, 9_999)
-    True
-    """
-    return -1 if offset is None else offset * MAX_RECORDS_PER_MESSAGE + index
-
-
-@dataclass
-class KeyState:
-    """Everything the pipeline remembers about one key for one model."""
-
-    version: str
-    window: WindowState
-    detector: DetectorState = field(default_factory=DetectorState)
-    last_position: int = _NO_POSITION
-    sample: SampleRing | None = None  # hybrid models: the key's recent NPLM features
-    last_source: int = _NO_TAG  # source_tag() of the topic partition last_position is in
-
-    def to_bytes(self) -> bytes:
-        version = self.version.encode()
-        win, det = self.window.to_bytes(), self.detector.to_bytes()
-        ring = self.sample.to_bytes() if self.sample is not None else b""
-        sizes = (self.last_position, len(version), len(win), len(det))
-        if self.last_source != _NO_TAG:
-            header = _HEADER3.pack(_MAGIC3, *sizes, len(ring), self.last_source)
-        elif self.sample is None:
-            header = _HEADER.pack(_MAGIC, *sizes)
-        else:
-            header = _HEADER2.pack(_MAGIC2, *sizes, len(ring))
-        return b"".join((header, version, win, det, ring))
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> KeyState:
-        header = _HEADERS.get(data[:4])
-        if header is None or len(data) < header.size:
-            raise ValueError("not a stream-detector key state (corrupt or foreign changelog)")
-        _, last, nv, nw, nd, *rest = header.unpack_from(data)
-        ns = rest[0] if rest else 0
-        tag = rest[1] if len(rest) > 1 else _NO_TAG
-        if len(data) != header.size + nv + nw + nd + ns:
-            raise ValueError("not a stream-detector key state (corrupt or foreign changelog)")
-        at = header.size
-        version = data[at : at + nv].decode()
-        window = WindowState.from_bytes(data[at + nv : at + nv + nw])
-        detector = DetectorState.from_bytes(data[at + nv + nw : at + nv + nw + nd])
-        sample = SampleRing.from_bytes(data[at + nv + nw + nd :]) if ns else None
-        return cls(version=version, window=window, detector=detector, last_position=last,
-                   sample=sample, last_source=tag)
-
 
 class StateStore(Protocol):
     """Where key states live: a dict offline, a changelog-backed table in the worker."""
@@ -201,6 +127,30 @@ class Pending:
     window: Window
     source: SourceRef
     imputed: bool = False
+
+
+class PendingRun:
+    """Completed windows of one key from one run of records, waiting for their scores."""
+
+    __slots__ = ("model", "key", "state", "windows", "source", "imputed")
+
+    def __init__(self, model: ModelRuntime, key: str, state: KeyState, windows: WindowRun,
+                 source: SourceRef, imputed: bool = False) -> None:
+        self.model, self.key, self.state = model, key, state
+        self.windows, self.source, self.imputed = windows, source, imputed
+
+    def item(self, j: int) -> Pending:
+        """Window ``j`` of the run as a :class:`Pending` item."""
+        return Pending(self.model, self.key, self.state, self.windows.window(j), self.source,
+                       self.imputed)
+
+    @classmethod
+    def of(cls, item: Pending) -> PendingRun:
+        """A run of the one window of ``item``."""
+        card = item.model.card
+        return cls(item.model, item.key, item.state,
+                   WindowRun.of([item.window], card.n_features, card.window), item.source,
+                   item.imputed)
 
 
 @dataclass(frozen=True)
@@ -272,130 +222,203 @@ class Pipeline:
         return state
 
     def ingest(
-        self, records: Iterable[Record], source: SourceRef, first_index: int = 0
-    ) -> list[Pending]:
+        self, records: Sequence[Record], source: SourceRef, first_index: int = 0
+    ) -> list[PendingRun]:
         """Append records (one message's worth) to their keys' windows, in order."""
-        pending: list[Pending] = []
-        tag = source_tag(source)
-        route = self.router.route
-        for index, record in enumerate(records, start=first_index):
-            model = route(record.kind, record.key)
-            if model is None:
-                continue  # unrouted: the worker dead-letters it; offline it is not scored
-            position = position_of(source.offset, index)
-            state = self._state(model, record.key)
-            if (position != _NO_POSITION and position <= state.last_position
-                    and state.last_source in (tag, _NO_TAG)):
-                continue  # already applied before a restart: its events went out then
-            window = self._push(model, state, record, source, index)
-            state.last_position, state.last_source = position, tag
-            self.store.put(model.name, record.key, state, source)
-            if window is not None:
-                pending.append(Pending(model, record.key, state, window, source))
+        pending: list[PendingRun] = []
+        for run in runs_of(records):
+            pending += self.ingest_run(run, source, first_index)
+            first_index += len(run)
         return pending
 
-    def _push(
-        self, model: ModelRuntime, state: KeyState, record: Record, source: SourceRef, index: int
-    ) -> Window | None:
-        """Judge the record's time (timing.py), then add it to its key's window."""
-        win, t = state.window, record.epoch_ns
-        clock = win.clock
-        ahead = t - clock.newest_ns
-        if 0 < ahead <= model.time.plain_step_ns and not clock.ahead:
-            clock.newest_ns, flags = t, 0  # the common case, without a call (timing.observe)
-        else:
-            flags = observe(clock, t, model.time)
-        if record.imputed:
-            flags |= IMPUTED
-        if flags:
-            count_flags(self.flag_counts, flags)
-            if model.time.is_dead_letter(flags, ahead):
-                self.refused.append((source, index, "clock_skew", model.time.refusal(
-                    record.timestamp_text, ahead)))
-                return None
-        return win.push(record.values, t, record.timestamp_text, flags=flags)
+    def ingest_run(
+        self, run: RecordRun, source: SourceRef, first_index: int = 0
+    ) -> list[PendingRun]:
+        """Append a run of one key's records (record ``first_index`` on of the message at
+        ``source``) to that key's window, in one step, for the model serving the key.
+
+        Records whose position the key's state already holds (applied before a restart;
+        their events went out then) are skipped: positions grow along a message, so they
+        are a prefix of the run. Each record's time is judged in order (timing.py); a
+        record refused for its time joins :attr:`refused` and no window.
+        """
+        n = len(run.texts)
+        model = self.router.route(run.kind, run.key) if n else None
+        if model is None:
+            return []  # unrouted: the worker dead-letters it; offline it is not scored
+        tag = source_tag(source)
+        first = position_of(source.offset, first_index)
+        state = self._state(model, run.key)
+        skip = 0
+        if first != _NO_POSITION and state.last_source in (tag, _NO_TAG):
+            skip = max(0, state.last_position - first + 1)
+            if skip >= n:
+                return []
+        part = run.tail(skip) if skip else run
+        keep, flags = self._judge(model, state, part, source, first_index + skip)
+        if keep is not None:
+            part = part.take(keep)
+        windows = state.window.extend_run(part.values, part.epoch_ns, part.texts, flags)
+        state.last_position = position_of(source.offset, first_index + n - 1)
+        state.last_source = tag
+        self.store.put(model.name, run.key, state, source)
+        if not windows.seq:
+            return []
+        return [PendingRun(model, run.key, state, windows, source)]
+
+    def _judge(
+        self, model: ModelRuntime, state: KeyState, run: RecordRun, source: SourceRef,
+        first_index: int,
+    ) -> tuple[list[int] | None, list[int]]:
+        """Each record's timing flags, in order; the indices kept (None: all of them)."""
+        clock, policy = state.window.clock, model.time
+        flags: list[int] = []
+        keep: list[int] | None = None
+        imputed = run.imputed
+        plain = policy.plain_step_ns
+        for j, t in enumerate(run.epoch_ns):
+            ahead = t - clock.newest_ns
+            if 0 < ahead <= plain and not clock.ahead:
+                clock.newest_ns, f = t, 0  # the common case, without a call (timing.observe)
+            else:
+                f = observe(clock, t, policy)
+            if imputed is not None and imputed[j]:
+                f |= IMPUTED
+            if f:
+                count_flags(self.flag_counts, f)
+                if policy.is_dead_letter(f, ahead):
+                    self.refused.append((source, first_index + j, "clock_skew",
+                                         policy.refusal(run.texts[j], ahead)))
+                    keep = list(range(j)) if keep is None else keep
+                    continue
+            if keep is not None:
+                keep.append(j)
+            flags.append(f)
+        return keep, flags
 
     @staticmethod
-    def score(pending: Sequence[Pending]) -> list[ScoreBatch]:
+    def score(pending: Sequence[PendingRun]) -> list[ScoreBatch]:
         """Score pending windows, one ONNX Runtime call per model (safe in a thread)."""
         batches: list[ScoreBatch] = []
-        for model, items in _by_model(pending):
-            windows = np.stack([p.window.values for p in items])
-            scaled = model.scale.transform(windows, [p.key for p in items])
+        for model, runs in _by_model(pending):
+            if len(runs) == 1:
+                windows = runs[0].windows.values
+            else:
+                windows = np.concatenate([r.windows.values for r in runs])
+            scaled = model.scale.transform(windows, _keys(model, runs))
             batches.append(model.loaded.scorer.score(scaled))
         return batches
 
     def decide(
-        self, pending: Sequence[Pending], batches: Sequence[ScoreBatch],
+        self, pending: Sequence[PendingRun], batches: Sequence[ScoreBatch],
         detected_at: str | None = None,
     ) -> list[Scored]:
-        """Turn scores into decisions in arrival order; build events for alerts."""
-        results: dict[int, Scored] = {}
-        for (model, items), scores in zip(_by_model(pending), batches, strict=True):
-            batch = _ModelBatch(model, items, scores)
-            if model.hybrid is None:
-                scored = self._decide_plain(batch, detected_at)
-            else:
-                scored = [self._decide_one(batch, i, detected_at) for i in range(len(items))]
-            results.update((id(item), s) for item, s in zip(items, scored, strict=True))
+        """Turn scores into decisions in arrival order; build events for alerts.
+
+        One :class:`Scored` per window (offline scoring, calibration, tests); the worker
+        uses :meth:`decide_events`, which takes the same decisions without them.
+        """
+        return self._decide(pending, batches, detected_at, keep=True).scored
+
+    def decide_events(
+        self, pending: Sequence[PendingRun], batches: Sequence[ScoreBatch],
+        detected_at: str | None = None,
+    ) -> list[tuple[Pending, AnomalyEvent]]:
+        """The decisions of :meth:`decide` (same key histories, same events), keeping
+        only the alerts: ``(window, event)`` in arrival order."""
+        return self._decide(pending, batches, detected_at, keep=False).events
+
+    def _decide(
+        self, pending: Sequence[PendingRun], batches: Sequence[ScoreBatch],
+        detected_at: str | None, keep: bool,
+    ) -> _Decided:
+        out = _Decided()
+        by_run: dict[int, _Decided] = {}
+        for (model, runs), scores in zip(_by_model(pending), batches, strict=True):
+            batch = _ModelBatch(model, runs, scores)
+            row = 0
+            for run in runs:
+                decided = _Decided()
+                if model.hybrid is None:
+                    self._decide_plain(batch, run, row, detected_at, keep, decided)
+                else:
+                    for j in range(len(run.windows.seq)):
+                        s = self._decide_one(batch, run, row + j, j, detected_at)
+                        decided.add(s, keep)
+                by_run[id(run)] = decided
+                row += len(run.windows.seq)
         # the detection history of a key must see its scores in arrival order
-        return [results[id(p)] for p in pending]
+        for run in pending:
+            out.extend(by_run[id(run)])
+        return out
 
     @staticmethod
-    def _decision(batch: _ModelBatch, i: int) -> tuple[float, ResolvedThreshold, Decision]:
-        item, model = batch.items[i], batch.model
+    def _decide_plain(batch: _ModelBatch, run: PendingRun, row: int, detected_at: str | None,
+                      keep: bool, out: _Decided) -> None:
+        """A model without an NPLM stage: the run's decisions first, in order, then its
+        events, their top cells found in one vectorised pass (:func:`top_cells_rows`)."""
+        model, n = batch.model, len(run.windows.seq)
+        raws = batch.scores.scores[row : row + n].tolist()
+        threshold = model.thresholds(run.key)
+        detector = run.state.detector
+        # a window across a gap: judged, not learnt
+        learn = [not f & GAP for f in run.windows.flags] if any(run.windows.flags) else None
+        # the value and seasonal components follow each window's newest (first) feature
+        values = run.windows.values[:, -1, 0].tolist() if model.params.uses_value else None
+        if keep:
+            decisions = [decide(detector, raw, threshold.value, model.params,
+                                math.nan if values is None else values[j],
+                                learn is None or learn[j]) for j, raw in enumerate(raws)]
+            alerts = [(j, d.detection_score) for j, d in enumerate(decisions) if d.alert]
+        else:
+            alerts = alerts_of(detector, raws, threshold.value, model.params, values, learn)
+        errors = batch.scores.errors
+        rows = [row + j for j, _ in alerts]
+        cells = top_cells_rows(errors, rows, model.card.n_features) if alerts else []
+        events: dict[int, AnomalyEvent] = {}
+        for (j, z), top in zip(alerts, cells, strict=True):
+            decision = Decision(alert=True, detection_score=z, warm_up=False, suppressed=False)
+            item = run.item(j)
+            events[j] = Pipeline._event(batch, item, row + j, raws[j], decision, threshold,
+                                        detected_at, top)
+            if not keep:
+                out.events.append((item, events[j]))
+        if keep:
+            out.scored += [Scored(run.item(j), raws[j], d, threshold, events.get(j),
+                                  errors[row + j]) for j, d in enumerate(decisions)]
+            out.events += [(s.pending, s.event) for s in out.scored[-n:] if s.event is not None]
+
+    def _decide_one(self, batch: _ModelBatch, run: PendingRun, i: int, j: int,
+                    detected_at: str | None) -> Scored:
+        model, item, errors = batch.model, run.item(j), batch.scores.errors[i]
         raw = float(batch.scores.scores[i])
         threshold = model.thresholds(item.key)
         params = model.params
         # the value and seasonal components follow the window's newest (first) feature
         value = float(item.window.values[-1, 0]) if params.uses_value else math.nan
         learn = not item.window.flags & GAP  # a window across a gap: judged, not learnt
-        return raw, threshold, decide(item.state.detector, raw, threshold.value, params, value,
-                                      learn)
-
-    def _decide_plain(self, batch: _ModelBatch, detected_at: str | None) -> list[Scored]:
-        """A model without an NPLM stage: every decision first, in order, then the events.
-
-        Building an event touches no key state, so the alerts' top cells can be found in
-        one vectorised pass (:func:`top_cells_rows`) instead of one per alert.
-        """
-        decided = [self._decision(batch, i) for i in range(len(batch.items))]
-        alerts = [i for i, (_, _, decision) in enumerate(decided) if decision.alert]
-        errors = batch.scores.errors
-        cells = dict(zip(alerts, top_cells_rows(errors, alerts, batch.model.card.n_features),
-                         strict=True))
-        out: list[Scored] = []
-        for i, (raw, threshold, decision) in enumerate(decided):
-            event = None
-            if decision.alert:
-                event = self._event(batch, i, raw, decision, threshold, detected_at, cells[i])
-            out.append(Scored(batch.items[i], raw, decision, threshold, event, errors[i]))
-        return out
-
-    def _decide_one(self, batch: _ModelBatch, i: int, detected_at: str | None) -> Scored:
-        model, item, errors = batch.model, batch.items[i], batch.scores.errors[i]
-        raw, threshold, decision = self._decision(batch, i)
+        decision = decide(item.state.detector, raw, threshold.value, params, value, learn)
         hybrid, ring, outcome = model.hybrid, item.state.sample, None
         if hybrid is not None and ring is not None:
             outcome = hybrid.observe(ring, raw, errors, item.window.start_text)
         event = None
         if decision.alert:
-            event = self._event(batch, i, raw, decision, threshold, detected_at)
+            event = self._event(batch, item, i, raw, decision, threshold, detected_at)
             if hybrid is not None and ring is not None:
                 event = hybrid.annotate(event, ring, outcome)
         elif (hybrid is not None and ring is not None and outcome is not None and outcome.alert
               and page(item.state.detector, model.params)):  # the key's quiet period holds
-            event = self._event(batch, i, raw, decision, hybrid.threshold, detected_at)
+            event = self._event(batch, item, i, raw, decision, hybrid.threshold, detected_at)
             event = hybrid.nplm_event(event, ring, outcome)
         return Scored(item, raw, decision, threshold, event, errors, outcome)
 
     @staticmethod
     def _event(
-        batch: _ModelBatch, i: int, raw: float, decision: Decision,
+        batch: _ModelBatch, item: Pending, i: int, raw: float, decision: Decision,
         threshold: ResolvedThreshold, detected_at: str | None,
         cells: list[tuple[int, int, float]] | None = None,
     ) -> AnomalyEvent:
-        model, item, expected = batch.model, batch.items[i], batch.expected
+        model, expected = batch.model, batch.expected
         return build_event(
             model.card,
             key=item.key,
@@ -417,11 +440,29 @@ class Pipeline:
 
 
 @dataclass
+class _Decided:
+    """Decisions of pending runs: every window's (``keep``) or the alerts' only."""
+
+    scored: list[Scored] = field(default_factory=list)
+    events: list[tuple[Pending, AnomalyEvent]] = field(default_factory=list)
+
+    def add(self, s: Scored, keep: bool) -> None:
+        if keep:
+            self.scored.append(s)
+        if s.event is not None:
+            self.events.append((s.pending, s.event))
+
+    def extend(self, other: _Decided) -> None:
+        self.scored += other.scored
+        self.events += other.events
+
+
+@dataclass
 class _ModelBatch:
     """One model's pending windows with their scores, as :meth:`Pipeline.decide` walks them."""
 
     model: ModelRuntime
-    items: list[Pending]
+    runs: list[PendingRun]
     scores: ScoreBatch
 
     @functools.cached_property
@@ -434,12 +475,18 @@ class _ModelBatch:
         recon = self.scores.reconstructions
         if recon is None:
             return None
-        return self.model.scale.inverse(recon[:, -1:], [p.key for p in self.items])[:, 0]
+        return self.model.scale.inverse(recon[:, -1:], _keys(self.model, self.runs))[:, 0]
 
 
-def _by_model(pending: Sequence[Pending]) -> list[tuple[ModelRuntime, list[Pending]]]:
-    groups: dict[int, tuple[ModelRuntime, list[Pending]]] = {}
+def _by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[PendingRun]]]:
+    groups: dict[int, tuple[ModelRuntime, list[PendingRun]]] = {}
     for p in pending:
         groups.setdefault(id(p.model), (p.model, []))[1].append(p)
     return list(groups.values())
 
+
+def _keys(model: ModelRuntime, runs: Sequence[PendingRun]) -> list[str]:
+    """Each window's key, as the scaler needs them (an empty list when it does not)."""
+    if model.scale.identity or not model.scale.per_key:
+        return [""] * sum(len(r.windows.seq) for r in runs)
+    return [r.key for r in runs for _ in range(len(r.windows.seq))]

@@ -32,6 +32,7 @@ import onnxruntime as ort
 
 from schemas.card import DEFAULT_KEY, ScalerCard
 from schemas.events import Contributor
+from stream_detector import ort_threads
 from stream_detector.exceptions import ConfigurationError, ModelCardError
 
 __all__ = [
@@ -163,8 +164,9 @@ class Scorer:
     preference, providers
         Provider preference (see :func:`select_providers`), or an explicit list.
     intra_op_threads
-        Threads per operator; 0 lets ONNX Runtime use every core. Workers sharing a host
-        should set it to their core share.
+        Threads per operator; 0 lets ONNX Runtime use every core; ``-1``
+        (:data:`~stream_detector.ort_threads.AUTO`) times 1 thread against one per core
+        on this machine and keeps the faster (``threads`` says which).
     max_batch
         Larger batches are split, bounding memory (GPU memory in particular).
     """
@@ -186,17 +188,19 @@ class Scorer:
         self.features = features
         self.max_batch = max_batch
         chosen = list(providers) if providers is not None else select_providers(preference)
-        options = ort.SessionOptions()
-        options.log_severity_level = _QUIET
-        options.intra_op_num_threads = intra_op_threads
-        # idle ORT threads must not spin: they would steal the event loop's core
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = str(model) if isinstance(model, Path | str) else model
-        self._session = ort.InferenceSession(source, sess_options=options, providers=chosen)
-        self._check_io()
+        if intra_op_threads != ort_threads.AUTO:
+            self._session = _session(source, chosen, intra_op_threads)
+            self._check_io()
+        else:  # time the candidates here, keep the fastest
+            sessions = {t: _session(source, chosen, t) for t in ort_threads.candidates()}
+            self._session = next(iter(sessions.values()))
+            self._check_io()
+            timings = ort_threads.time_sessions(
+                sessions, lambda s, x: s.run(self._outputs, {"windows": x}), window, features)
+            intra_op_threads = ort_threads.fastest(timings)
+            self._session = sessions[intra_op_threads]
+        self.threads = intra_op_threads  # what the session runs with (0: ORT's default)
 
     def _check_io(self) -> None:
         inputs = self._session.get_inputs()
@@ -216,6 +220,11 @@ class Scorer:
                     "does not describe this model"
                 )
         self._outputs = outputs[:3] if "reconstruction" in outputs[2:3] else outputs[:2]
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The outputs every call asks for: score, errors (and reconstruction if exported)."""
+        return tuple(self._outputs)
 
     @property
     def provider(self) -> str:
@@ -249,6 +258,18 @@ class Scorer:
         errors = np.asarray(outs[1], dtype=np.float32)
         recon = np.asarray(outs[2], dtype=np.float32) if len(outs) > 2 else None
         return ScoreBatch(scores=scores, errors=errors, reconstructions=recon)
+
+
+def _session(source: str | bytes, providers: list[str], threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = _QUIET
+    options.intra_op_num_threads = threads
+    # idle ORT threads must not spin: they would steal the event loop's core
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(source, sess_options=options, providers=providers)
 
 
 class ScaleTable:

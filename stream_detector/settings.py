@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         0.005, gt=0, le=10, description="seconds the worker waits to fill a batch"
     )
     intra_op_threads: int = Field(
-        1, ge=0, description="ONNX Runtime threads per operator (0: all cores)"
+        -1, ge=-1, description="ONNX Runtime threads per operator (0: one per core; -1: the "
+        "faster of 1 and one per core, timed on this machine at model load)",
     )
     state_flush_interval: float = Field(
         0.25, gt=0, le=30,

@@ -56,7 +56,7 @@ from stream_detector.timing import (
     observe,
 )
 
-__all__ = ["Window", "WindowState", "sliding_windows"]
+__all__ = ["Window", "WindowRun", "WindowState", "sliding_windows"]
 
 _MAGIC: Final = b"SDW1"
 # magic, window, features, stride, count, newest_ns, last_late, late_count, text bytes
@@ -65,6 +65,7 @@ _HEADER: Final = struct.Struct("<4sIIIqqqqI")
 _MAGIC2: Final = b"SDW2"
 _HEADER2: Final = struct.Struct("<4sIIIqqqq5q5qI")
 _NO_POLICY: Final = TimePolicy()
+_VECTOR_MIN: Final = 8  # shorter runs are cheaper record by record
 _BITS: Final = (LATE, REPEATED, SKEWED, IMPUTED, GAP)  # GAP last: it lies *between* records
 
 
@@ -83,6 +84,45 @@ class Window(NamedTuple):
     late: bool
     seq: int
     flags: int = 0  # timing flags (stream_detector.timing) of the records it holds
+
+
+class WindowRun(NamedTuple):
+    """The windows that a run of records of one key completed, as columns.
+
+    ``values`` is ``(m, window, features)`` float32, one row per completed window in order;
+    the lists hold what :class:`Window` holds, one entry per window.
+    """
+
+    values: npt.NDArray[np.float32]
+    start_ns: list[int]
+    end_ns: list[int]
+    start_text: list[str]
+    end_text: list[str]
+    late: list[bool]
+    seq: list[int]
+    flags: list[int]
+
+    def __len__(self) -> int:  # windows, not fields
+        return len(self.seq)
+
+    def window(self, i: int) -> Window:
+        """Window ``i`` of the run."""
+        return Window(self.values[i], self.start_ns[i], self.end_ns[i], self.start_text[i],
+                      self.end_text[i], self.late[i], self.seq[i], self.flags[i])
+
+    @classmethod
+    def of(cls, windows: Sequence[Window], features: int, length: int) -> WindowRun:
+        """The run holding ``windows`` (each ``(length, features)``)."""
+        if len(windows) == 1:
+            values = windows[0].values[None]  # a view: one window needs no copy
+        elif windows:
+            values = np.stack([w.values for w in windows])
+        else:
+            values = np.empty((0, length, features), dtype=np.float32)
+        return cls(values, [w.start_ns for w in windows], [w.end_ns for w in windows],
+                   [w.start_text for w in windows], [w.end_text for w in windows],
+                   [w.late for w in windows], [w.seq for w in windows],
+                   [w.flags for w in windows])
 
 
 def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:
@@ -112,6 +152,9 @@ def _check_bounds(window: int, features: int, stride: int) -> None:
         raise ValueError(f"features must be in 1..{MAX_FEATURES}, got {features}")
     if not 1 <= stride <= MAX_WINDOW_LENGTH:
         raise ValueError(f"stride must be in 1..{MAX_WINDOW_LENGTH}, got {stride}")
+
+
+_NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], [], [], [], [], [])
 
 
 class WindowState:
@@ -253,6 +296,99 @@ class WindowState:
             if win is not None:
                 out.append(win)
         return out
+
+    def extend_run(
+        self, values: npt.NDArray[np.float32], timestamps_ns: Sequence[int],
+        texts: Sequence[str], flags: Sequence[int],
+    ) -> WindowRun:
+        """Push records ``(n, features)`` already judged (``flags``: each one's timing
+        flags, from :func:`~stream_detector.timing.observe`), as ``n`` calls of
+        :meth:`push` would, and return the windows they complete as one :class:`WindowRun`.
+
+        Long runs (a message of many records) are windowed in a few numpy operations over
+        the held records and the new ones; short runs go through :meth:`push`. Both give the
+        same windows and the same state (a unit test checks it on random input).
+        """
+        n = len(values)
+        if values.ndim != 2 or values.shape[1] != self.features:
+            raise ValueError(f"expected (n, {self.features}) values, got {values.shape}")
+        if not len(timestamps_ns) == len(texts) == len(flags) == n:
+            raise ValueError("need one timestamp, text and flags value per record")
+        if n == 1:  # one record a message: no lists to build
+            win = self.push(values[0], timestamps_ns[0], texts[0], flags=flags[0])
+            if win is None:
+                return _NO_WINDOWS
+            return WindowRun(win.values[None], [win.start_ns], [win.end_ns], [win.start_text],
+                             [win.end_text], [win.late], [win.seq], [win.flags])
+        if n < _VECTOR_MIN:
+            out = [self.push(values[i], timestamps_ns[i], texts[i], flags=flags[i])
+                   for i in range(n)]
+            return WindowRun.of([w for w in out if w is not None], self.features, self.window)
+        return self._extend_vector(values, list(timestamps_ns), texts, flags)
+
+    def _extend_vector(self, values: npt.NDArray[np.float32], ts: list[int],
+                       texts: Sequence[str], flags: Sequence[int]) -> WindowRun:
+        #   held (h = filled)      new (n)
+        #   [ ..........][ r0 r1 ... r(n-1) ]      global index of held[0] = count - h
+        w, n, c0, h = self.window, len(values), self.count, self.filled
+        oldest = self._oldest()
+        rows = np.concatenate([self._buf[oldest : oldest + h], values.astype(np.float32)])
+        all_ts = (self._ts[oldest:] + self._ts[:oldest])[:h] + ts
+        all_text = (self._text[oldest:] + self._text[:oldest])[:h] + list(texts)
+        # windows end at global index g when g + 1 >= w and (g + 1 - w) % stride == 0
+        first_end = max(c0, w - 1)
+        first_end += (-(first_end + 1 - w)) % self.stride
+        ends = np.arange(first_end, c0 + n, self.stride)
+        starts_a = ends + 1 - w - (c0 - h)  # start index in rows
+        if len(ends):
+            view = np.lib.stride_tricks.sliding_window_view(rows, w, axis=0)  # (k, f, w)
+            win_values = np.ascontiguousarray(view[starts_a].transpose(0, 2, 1))
+        else:  # fewer than ``window`` records held so far
+            win_values = np.empty((0, w, self.features), dtype=np.float32)
+        held = self._run_flags(np.asarray(flags, dtype=np.int64), ends)
+        s_idx, e_idx = starts_a.tolist(), (ends - (c0 - h)).tolist()
+        run = WindowRun(
+            values=win_values, start_ns=[all_ts[i] for i in s_idx],
+            end_ns=[all_ts[i] for i in e_idx], start_text=[all_text[i] for i in s_idx],
+            end_text=[all_text[i] for i in e_idx], late=[bool(f & LATE) for f in held],
+            seq=(ends + 1).tolist(), flags=held,
+        )
+        self._store_tail(values, ts, texts)
+        self.count = c0 + n
+        return run
+
+    def _run_flags(self, flags: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+                   ) -> list[int]:
+        """Each window's flags (as :meth:`_window_flags`), updating the flag bookkeeping
+        for the new records ``count .. count + n - 1``."""
+        c0 = self.count
+        glob = np.arange(c0, c0 + len(flags))
+        first = ends + 1 - self.window
+        held = np.zeros(len(ends), dtype=np.int64)
+        for i, bit in enumerate(_BITS):
+            has = (flags & bit) != 0
+            last = np.maximum.accumulate(np.maximum(np.where(has, glob, -1), self._last[i]))
+            at_end = last[ends - c0]
+            # a gap lies before its record: the window spans it only past its first record
+            held |= np.where(at_end > first if bit == GAP else at_end >= first, bit, 0)
+            self._last[i] = int(last[-1])
+            self.counts[i] += int(has.sum())
+        return [int(f) for f in held.tolist()]
+
+    def _store_tail(
+        self, values: npt.NDArray[np.float32], ts: list[int], texts: Sequence[str]
+    ) -> None:
+        """Write the newest ``min(n, window)`` of ``n`` new records into the ring."""
+        w, n = self.window, len(values)
+        k = min(n, w)
+        pos = (np.arange(self.count + n - k, self.count + n) % w).tolist()
+        tail = values[n - k :]
+        self._buf[pos] = tail
+        self._buf[[p + w for p in pos]] = tail
+        tail_ts, tail_text = ts[n - k :], texts[n - k :]
+        for j, p in enumerate(pos):
+            self._ts[p] = tail_ts[j]
+            self._text[p] = tail_text[j]
 
     @property
     def filled(self) -> int:

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
-from schemas.records import Record, RecordError, parse_message
+from schemas.records import RecordError
 from stream_detector.events import event_json
 from stream_detector.metrics import WorkerMetrics
-from stream_detector.pipeline import KeyState, ModelRuntime, Pending, Pipeline, Scored
+from stream_detector.pipeline import KeyState, ModelRuntime, Pending, PendingRun, Pipeline
+from stream_detector.record_runs import RecordRun, parse_run, slice_runs
 from stream_detector.timing import flag_names
 
 __all__ = ["TableStore", "BatchResult", "WorkerRuntime", "table_key"]
@@ -201,46 +202,45 @@ class WorkerRuntime:
     def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
         return {m.card.record_kind: m.card.n_features for m in models}
 
-    def _parse(self, msg: Message) -> list[Record]:
+    def _parse(self, msg: Message) -> list[RecordRun]:
         if msg.value is None:
             raise RecordError("malformed_json", "message has no value (a tombstone?)")
-        records = parse_message(msg.value)
+        runs = parse_run(msg.value, self._widths)
         if msg.first_record or msg.stop_record is not None:
-            records = records[msg.first_record : msg.stop_record]
-        head = records[0] if records else None  # one key per message (parse_message checks)
+            runs = slice_runs(runs, msg.first_record, msg.stop_record)
+        head = runs[0] if runs else None  # one key per message (parse_message checks)
         if head is not None and self.pipeline.router.route(head.kind, head.key) is None:
-            self.metrics.unrouted_records.labels(head.kind).inc(len(records))
+            self.metrics.unrouted_records.labels(head.kind).inc(sum(len(r) for r in runs))
             raise RecordError(
                 "unrouted", f"no loaded model serves {head.kind} key {head.key!r} "
                 f"({self.pipeline.router.describe(head.kind)}); train or load a model that "
                 "serves it"
             )
-        for r in records:
-            want = self._widths.get(r.kind)
-            if want is not None and len(r.values) != want:
-                raise RecordError(
-                    "wrong_width", f"record of key {r.key!r} has {len(r.values)} values; "
-                    f"the {r.kind} model expects {want}"
-                )
-        return records
+        return runs
 
-    def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[Pending]:
+    def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[PendingRun]:
         """Parse and window a batch; bad input is dead-lettered, any other error raised."""
-        pending: list[Pending] = []
+        pending: list[PendingRun] = []
+        counts: dict[str, int] = {}
         for msg in messages:
             source = msg.source
             self._stage = "parse"
             try:
-                records = self._parse(msg)
+                runs = self._parse(msg)
             except RecordError as exc:
                 result.dead.append(DeadLetter.for_message(
                     msg.value or b"", exc.reason, exc.message, source))
                 continue
             self._stage = "window"
-            pending.extend(self.pipeline.ingest(records, source, msg.first_record))
-            result.records += len(records)
-            for r in records:
-                self.metrics.records_in.labels(r.kind).inc()
+            index = msg.first_record
+            for run in runs:
+                n = len(run.texts)
+                pending += self.pipeline.ingest_run(run, source, index)
+                index += n
+                result.records += n
+                counts[run.kind] = counts.get(run.kind, 0) + n
+        for kind, n in counts.items():  # one metric update per batch, not per record
+            self.metrics.records_in.labels(kind).inc(n)
         self._drain_flags(messages, result)
         return pending
 
@@ -282,20 +282,21 @@ class WorkerRuntime:
     ) -> BatchResult:
         result = BatchResult()
         pending = self.ingest(messages, result)
-        result.windows = len(pending)
-        scored: list[Scored] = []
+        alerts: list[tuple[Pending, AnomalyEvent]] = []
         if pending:
+            result.windows = sum(len(p.windows.seq) for p in pending)
             self._stage = "score"
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
             batches = await loop.run_in_executor(self.executor, Pipeline.score, pending)
             self.metrics.scoring_latency.observe(time.perf_counter() - started)
-            self.metrics.batch_size.observe(len(pending))
+            self.metrics.batch_size.observe(result.windows)
             self._stage = "decide"  # and build events
-            scored = self.pipeline.decide(pending, batches)
+            alerts = self.pipeline.decide_events(pending, batches)
+            self._count_windows(pending)
         self._stage = "deliver"
         # events out before state in: a crash replays, never loses
-        await self._deliver(self._outgoing(scored, result, quiet))
+        await self._deliver(self._outgoing(alerts, result, quiet))
         if flush:
             self._stage = "persist"
             self._flush_now()
@@ -305,21 +306,26 @@ class WorkerRuntime:
                 self.metrics.end_to_end_lag.observe(max(0.0, now - msg.timestamp))
         return result
 
+    def _count_windows(self, pending: Sequence[PendingRun]) -> None:
+        windows: dict[str, int] = {}
+        for p in pending:
+            windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows.seq)
+        for name, n in windows.items():  # one metric update per model and batch
+            self.metrics.windows_scored.labels(name).inc(n)
+
     def _outgoing(
-        self, scored: list[Scored], result: BatchResult,
+        self, alerts: list[tuple[Pending, AnomalyEvent]], result: BatchResult,
         quiet: frozenset[tuple[str, int | None, int | None]],
     ) -> list[tuple[Send, bytes, bytes]]:
         """What to send, minus what a rollback replays but was delivered before."""
         outgoing: list[tuple[Send, bytes, bytes]] = []
-        for s in scored:
-            self.metrics.windows_scored.labels(s.pending.model.name).inc()
-            if s.event is not None:
-                src = s.pending.source
-                if quiet and (src.topic, src.partition, src.offset) in quiet:
-                    continue
-                result.events.append(s.event)
-                self.metrics.anomalies_out.labels(s.pending.model.name).inc()
-                outgoing.append((self.send_event, s.event.key.encode(), event_json(s.event)))
+        for item, event in alerts:
+            src = item.source
+            if quiet and (src.topic, src.partition, src.offset) in quiet:
+                continue
+            result.events.append(event)
+            self.metrics.anomalies_out.labels(item.model.name).inc()
+            outgoing.append((self.send_event, event.key.encode(), event_json(event)))
         for dead in result.dead:
             if quiet and (dead.topic, dead.partition, dead.offset) in quiet:
                 continue
@@ -365,7 +371,7 @@ class WorkerRuntime:
     def _split_records(self, msg: Message) -> list[list[Message]] | None:
         """A multi-record message (or slice of one) in two halves; None when atomic."""
         try:
-            n = len(self._parse(msg))
+            n = sum(len(run) for run in self._parse(msg))
         except Exception:  # noqa: BLE001 - a message that cannot be parsed is atomic
             return None
         if n <= 1:

@@ -35,36 +35,36 @@ from stream_detector.windowing import WindowState
 def has(values, poison):
     return bool(np.any(np.asarray(values) == poison))
 
-real_parse = worker_mod.parse_message
+real_parse = worker_mod.parse_run
 def parse(raw, *a, **k):
     if b"601.0" in raw:
         raise RuntimeError("injected parse fault")
     return real_parse(raw, *a, **k)
-worker_mod.parse_message = parse
+worker_mod.parse_run = parse
 
 poisoned = set()
-real_push = WindowState.push
-def push(self, values, *a, **k):
+real_extend = WindowState.extend_run
+def extend(self, values, *a, **k):
     if has(values, 602.0):
         raise OverflowError("injected window fault")
     if has(values, 606.0):
         poisoned.add(id(self))
-    return real_push(self, values, *a, **k)
-WindowState.push = push
+    return real_extend(self, values, *a, **k)
+WindowState.extend_run = extend
 
 real_score = Pipeline.score
 def score(pending):
-    if any(has(p.window.values, 603.0) for p in pending):
+    if any(has(p.windows.values, 603.0) for p in pending):
         raise RuntimeError("injected score fault")
     return real_score(pending)
 Pipeline.score = staticmethod(score)
 
-real_decision = Pipeline._decision
-def decision(batch, i):
-    if has(batch.items[i].window.values[-1], 604.0):
+real_decide = Pipeline._decide_plain
+def decide_plain(batch, run, *a, **k):
+    if has(run.windows.values[:, -1], 604.0):
         raise ZeroDivisionError("injected decide fault")
-    return real_decision(batch, i)
-Pipeline._decision = staticmethod(decision)
+    return real_decide(batch, run, *a, **k)
+Pipeline._decide_plain = staticmethod(decide_plain)
 
 real_build = pipeline_mod.build_event
 def build(*a, **k):

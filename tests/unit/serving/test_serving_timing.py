@@ -56,7 +56,8 @@ def run(pipe: Pipeline, feed: list[dict[str, Any]], offset0: int = 0) -> list[An
     pending = []
     for i, r in enumerate(feed):
         records = parse_message(json.dumps(r).encode())
-        pending += pipe.ingest(records, SourceRef(topic="t", partition=0, offset=offset0 + i))
+        runs = pipe.ingest(records, SourceRef(topic="t", partition=0, offset=offset0 + i))
+        pending += [r.item(j) for r in runs for j in range(len(r.windows))]  # one per window
     return pending
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stream_detector.detection
-from stream_detector.detection import DetectionParams, DetectorState, decide
+from stream_detector.detection import DetectionParams, DetectorState, alerts_of, decide
 
 
 def test_doctests() -> None:
@@ -154,3 +154,21 @@ def test_shift_state_round_trips_and_states_without_it_start_it_fresh() -> None:
     assert decide(a, 7.0, 3.0, p, 150.0) == decide(b, 7.0, 3.0, p, 150.0)
     older = DetectorState.from_bytes(a.to_bytes()[:-40])  # written before the shift existed
     assert older.shift_seen == 0 and older.ring == a.ring and older.value_start == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(scores=st.lists(st.floats(0.0, 50.0), max_size=60), normalise=st.booleans(),
+       warmup=st.integers(0, 10), suppress=st.integers(1, 6), threshold=st.floats(0.0, 5.0))
+def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
+    scores: list[float], normalise: bool, warmup: int, suppress: int, threshold: float
+) -> None:
+    p = DetectionParams(halflife=4, warmup=warmup, suppress=suppress, normalise=normalise,
+                        season=7, season_weight=1.0, value_weight=0.5,
+                        shift_weight=1.0, shift_halflife=2, shift_base=4)
+    one, many = DetectorState(), DetectorState()
+    values = [float(i % 7) for i in range(len(scores))]
+    learn = [i % 5 != 3 for i in range(len(scores))]
+    decisions = [decide(one, s, threshold, p, values[i], learn[i]) for i, s in enumerate(scores)]
+    want = [(i, d.detection_score) for i, d in enumerate(decisions) if d.alert]
+    assert alerts_of(many, scores, threshold, p, values, learn) == want
+    assert many == one  # the key's history ends the same

@@ -96,40 +96,40 @@ def _has_poison(values: Any) -> bool:
 
 
 def fault_parse(mp: pytest.MonkeyPatch) -> None:
-    real = worker_mod.parse_message
+    real = worker_mod.parse_run
 
     def parse(raw: bytes, *a: Any, **k: Any) -> Any:
         if str(POISON).encode() in raw:
             raise RuntimeError("injected parse fault")
         return real(raw, *a, **k)
-    mp.setattr(worker_mod, "parse_message", parse)
+    mp.setattr(worker_mod, "parse_run", parse)
 
 
 def fault_window(mp: pytest.MonkeyPatch) -> None:
-    real = WindowState.push
+    real = WindowState.extend_run
 
-    def push(self: WindowState, values: Any, *a: Any, **k: Any) -> Any:
+    def extend(self: WindowState, values: Any, *a: Any, **k: Any) -> Any:
         if _has_poison(values):
             raise OverflowError("injected window fault")
         return real(self, values, *a, **k)
-    mp.setattr(WindowState, "push", push)
+    mp.setattr(WindowState, "extend_run", extend)
 
 
 def fault_persist(mp: pytest.MonkeyPatch) -> None:
     """A state that took the poison record cannot be serialised (until rolled back)."""
     poisoned: set[int] = set()
-    real_push, real_bytes = WindowState.push, KeyState.to_bytes
+    real_extend, real_bytes = WindowState.extend_run, KeyState.to_bytes
 
-    def push(self: WindowState, values: Any, *a: Any, **k: Any) -> Any:
+    def extend(self: WindowState, values: Any, *a: Any, **k: Any) -> Any:
         if _has_poison(values):
             poisoned.add(id(self))
-        return real_push(self, values, *a, **k)
+        return real_extend(self, values, *a, **k)
 
     def to_bytes(self: KeyState) -> bytes:
         if id(self.window) in poisoned:
             raise OverflowError("injected persist fault")
         return real_bytes(self)
-    mp.setattr(WindowState, "push", push)
+    mp.setattr(WindowState, "extend_run", extend)
     mp.setattr(KeyState, "to_bytes", to_bytes)
 
 
@@ -137,20 +137,20 @@ def fault_score(mp: pytest.MonkeyPatch) -> None:
     real = Pipeline.score
 
     def score(pending: Any) -> Any:
-        if any(_has_poison(p.window.values) for p in pending):
+        if any(_has_poison(p.windows.values) for p in pending):
             raise RuntimeError("injected score fault")
         return real(pending)
     mp.setattr(Pipeline, "score", staticmethod(score))
 
 
 def fault_decide(mp: pytest.MonkeyPatch) -> None:
-    real = Pipeline._decision
+    real = Pipeline._decide_plain
 
-    def decision(batch: Any, i: int) -> Any:
-        if _has_poison(batch.items[i].window.values[-1]):
+    def decide_plain(batch: Any, run: Any, *a: Any, **k: Any) -> Any:
+        if _has_poison(run.windows.values[:, -1]):
             raise ZeroDivisionError("injected decide fault")
-        return real(batch, i)
-    mp.setattr(Pipeline, "_decision", staticmethod(decision))
+        return real(batch, run, *a, **k)
+    mp.setattr(Pipeline, "_decide_plain", staticmethod(decide_plain))
 
 
 def fault_event(mp: pytest.MonkeyPatch) -> None:

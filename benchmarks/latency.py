@@ -1,0 +1,141 @@
+"""Produce-to-event latency at paced rates with about 1% of windows alerting.
+
+One worker serves a last-step model (score = the newest value's squared deviation from its
+window's mean) with a fixed threshold, no normalisation and no suppression: it alerts on
+exactly the spikes that :func:`~benchmarks.e2e_support.series_messages` puts in every
+100th record of a key (1%). After a warm-up that fills every key's window, each phase
+produces at a fixed rate for a few seconds; latency = the event message's Kafka timestamp
+minus the input message's CreateTime (one clock), matched through the event's source
+partition and offset. A phase the worker cannot keep up with is reported with the rate
+it sustained, and the faster phases after it are not run (their backlog would only
+measure the queue).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_models import window_mean_model, write_registry_model
+from benchmarks.e2e_support import (
+    Child,
+    create_topic,
+    produce,
+    series_messages,
+    spikes,
+    wait_for,
+    worker,
+)
+from benchmarks.report import histogram_from_prometheus, percentiles, prometheus_value
+
+__all__ = ["latency"]
+
+WINDOW = 24
+KEYS = 100
+SPIKE_EVERY = 100  # 1% of records, so 1% of windows, alert
+ALERTS = {"normalise": False, "warmup": 0, "suppress": 1}
+THRESHOLD = 10_000.0
+DRAIN_S = 90.0  # noise gives ~100-400; a spike of 200 gives ~38,000
+
+
+def _records_in(w: Child) -> float:
+    return prometheus_value(w.get("/metrics")[1].decode(), "stream_detector_records_in_total")
+
+
+def _drained(w: Child, total: int) -> bool:
+    return _records_in(w) >= total
+
+
+def latency(kafka_url: str, redis_url: str, tmp: Path,
+            phases: tuple[tuple[float, int], ...], seconds: float,
+            entry: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``phases``: (records/s, records per message), slowest first."""
+    bootstrap = kafka_url.split("://", 1)[1]
+    model = write_registry_model(tmp / "spike", window_mean_model(WINDOW, 1, last_k=1),
+                                 name="spike", window=WINDOW, threshold=THRESHOLD,
+                                 detection=ALERTS)
+    topic = f"latency-{uuid.uuid4().hex[:6]}"
+    create_topic(bootstrap, topic)
+    out: list[dict[str, Any]] = []
+    step, total = WINDOW - 1, 0
+    with worker(kafka_url, redis_url, [model], tmp, topic, entry=entry) as w:
+        total += produce(bootstrap, topic, series_messages(step * KEYS, KEYS))[0]
+        wait_for(lambda: _records_in(w) >= step * KEYS, 60, "warm-up consumed", w.check)
+        behind: str | None = None
+        for rate, per in phases:
+            if behind is not None:
+                out.append({"rate_target": rate, "per_message": per,
+                            "not_run": f"the worker could not drain after {behind}"})
+                continue
+            n = int(rate * seconds) // (KEYS * per) * KEYS * per
+            phase = _phase(bootstrap, topic, w, rate, per, n, step, seconds)
+            step += n // KEYS
+            total += n
+            out.append(phase)
+            print(f"  {rate:,.0f}/s x{per}: {phase['events']}/{phase['events_expected']} "
+                  f"events, p99 {phase['latency_ms']['p99']:,.1f} ms, sustained "
+                  f"{phase['sustained_records_per_s']:,.0f}/s", flush=True)
+            if not phase["kept_up"]:  # let the backlog drain, or stop here
+                try:
+                    wait_for(functools.partial(_drained, w, total), DRAIN_S, "drain",
+                             w.check, 0.5)
+                except TimeoutError:
+                    behind = f"{rate:,.0f} records/s ({per} a message)"
+        text = w.get("/metrics")[1].decode()
+    out[0]["batch_size_histogram"] = histogram_from_prometheus(
+        text, "stream_detector_batch_size")
+    return out
+
+
+def _phase(bootstrap: str, topic: str, w: Child, rate: float, per: int, n: int, step: int,
+           seconds: float) -> dict[str, Any]:
+    sent_at: dict[tuple[int, int], int] = {}
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is None:
+            sent_at[(msg.partition(), msg.offset())] = msg.timestamp()[1]
+
+    before = _records_in(w)
+    started = time.monotonic()
+    messages = series_messages(n, KEYS, per, first_step=step, spike_every=SPIKE_EVERY)
+    sent, took = produce(bootstrap, topic, messages, rate=rate / per, on_delivery=delivered,
+                         linger_ms=1)
+    expected = spikes(n, KEYS, step, SPIKE_EVERY)
+    events = _read_events(bootstrap, f"{topic}-out", sent_at, expected, timeout=seconds + 10)
+    consumed = _records_in(w) - before
+    elapsed = time.monotonic() - started
+    lat = [float(ts - sent_at[where]) for where, ts in events]
+    return {"rate_target": rate, "per_message": per, "rate_achieved": sent * per / took,
+            "records": sent * per, "events_expected": expected, "events": len(events),
+            "kept_up": len(events) == expected and consumed >= sent * per,
+            "sustained_records_per_s": consumed / elapsed,
+            "latency_ms": {**percentiles(lat, (50, 90, 99)), "max": max(lat, default=0.0)}}
+
+
+def _read_events(bootstrap: str, topic: str, sent_at: dict[tuple[int, int], int],
+                 expected: int, timeout: float) -> list[tuple[tuple[int, int], int]]:
+    """((source partition, offset), event timestamp ms) of the events of records in
+    ``sent_at``; stops at ``expected`` of them or after ``timeout`` seconds."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"b-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    out: list[tuple[tuple[int, int], int]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.2):
+                if msg.error():
+                    continue
+                src = json.loads(msg.value() or b"{}")["source"]
+                where = (src["partition"], src["offset"])
+                if where in sent_at:
+                    out.append((where, msg.timestamp()[1]))
+    finally:
+        consumer.close()
+    return out
