@@ -50,7 +50,9 @@ PUBLISHED = {  # standard profile, normalised per group (../shared/data/nab/READ
 # Each row re-scores the same models with detection settings changed from the default.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "without the seasonal component (AE z-score only)": {"season_weight": 0.0},
+    "without the level-shift component (shift_weight 0)": {"shift_weight": 0.0},
+    "without the seasonal components (AE z-score only)": {"season_weight": 0.0,
+                                                          "shift_weight": 0.0},
     "seasonal baseline: mean of past days (season_alpha 0.5)": {"season_alpha": 0.5},
     "plus a short-term-forecast residual component": {"value_weight": 0.8},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},

@@ -55,7 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "family": "dense", "window": 24, "last": 8,
     "transform": {"series": "none", "sales": "log1p", "events": "none"},
     # durations, turned into windows with the learned cadence (offline_training/durations.py)
-    "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6},
+    "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6,
+                  "shift_weight": 1.0},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     "threshold_value": {"sigma": 5.5, "percentile": 99.5, "contamination": 0.005,
                         "fpr": 0.005},

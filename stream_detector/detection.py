@@ -10,7 +10,11 @@ sits from the key's usual):
   (spikes and dips the AE smooths over);
 - ``season``: the newest value minus the value one season earlier (``season`` windows ago,
   a day by default, see :func:`season_rows`), two-sided: level shifts, a missing daily peak,
-  a flattened day, values that are normal for the series but not at that time of day.
+  a flattened day, values that are normal for the series but not at that time of day;
+- ``shift``: a short-term mean (half-life ``shift_halflife``) of that seasonal difference,
+  two-sided: a level shift or a slow ramp too small per window for ``season`` but sustained
+  (a CUSUM-like statistic on the seasonal residuals, z-scored against its own history, so a
+  series whose residuals wander anyway is not flagged).
 
 The *detection score* is the largest weighted component (``ae`` weighs 1), optionally
 smoothed over a short half-life, and the threshold (from Redis, per model version and key)
@@ -48,8 +52,10 @@ __all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts
 _STATE: Final = struct.Struct("<qqddd")  # v1: the AE history only (40 bytes)
 _EXTRA: Final = struct.Struct("<ddddddI")  # v2: value, season, smoothing, ring length
 _START: Final = struct.Struct("<q")  # after the ring: the window value components started at
+_SHIFT: Final = struct.Struct("<ddddq")  # after that: shift levels, mean, var, count
 _EPS: Final = 1e-12
 _DAY_NS: Final = 86_400 * 10**9
+_SHIFT_WARMUP: Final = 2  # the shift component's warm-up, in multiples of ``warmup``
 MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
 
 
@@ -90,8 +96,9 @@ class DetectionParams:
     offset
         Added to raw scores before the log: about the median training score, so that tiny
         errors (whose logs swing wildly) count as "normal" rather than as huge drops.
-    value_weight, season_weight
-        Weights of the ``value`` and ``season`` components (0 switches one off).
+    value_weight, season_weight, shift_weight
+        Weights of the ``value``, ``season`` and ``shift`` components (0 switches one off;
+        ``shift`` needs the ``season`` component).
     season
         Windows per season (:func:`season_rows`); 0 switches the ``season`` component off.
     rel_floor
@@ -104,6 +111,9 @@ class DetectionParams:
         mean per step of the season; 1: the value one season ago).
     local_halflife
         Half-life (windows) of the short-term level the ``value`` component forecasts with.
+    shift_halflife, shift_base
+        Half-lives (windows) of the short- and the longer-term mean of seasonal differences;
+        ``shift`` is their difference (the longer one follows weekly drift and trends).
     """
 
     halflife: float = 288.0
@@ -120,6 +130,9 @@ class DetectionParams:
     smooth: float = 0.0
     season_alpha: float = 1.0
     local_halflife: float = 6.0
+    shift_weight: float = 0.0
+    shift_halflife: float = 6.0
+    shift_base: float = 96.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -140,6 +153,14 @@ class DetectionParams:
     @property
     def local_alpha(self) -> float:
         return float(1.0 - 0.5 ** (1.0 / self.local_halflife))
+
+    @property
+    def shift_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.shift_halflife))
+
+    @property
+    def shift_base_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.shift_base))
 
     @property
     def uses_value(self) -> bool:
@@ -165,6 +186,11 @@ class DetectorState:
     local: float = 0.0  # short-term level of the values (``local_halflife``)
     ring: array[float] = field(default_factory=lambda: array("f"))  # last season of values
     value_start: int = -1  # the window the value components started at (-1: not yet)
+    shift: float = 0.0  # shift component: short-term mean of seasonal differences
+    shift_slow: float = 0.0  # ... and their longer-term mean
+    shmean: float = 0.0
+    shvar: float = 0.0
+    shift_seen: int = 0  # seasonal differences the shift history has seen (0: fresh)
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
@@ -172,7 +198,9 @@ class DetectorState:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
-        return head + extra + self.ring.tobytes() + _START.pack(self.value_start)
+        tail = b"" if not self.shift_seen else _SHIFT.pack(
+            self.shift, self.shift_slow, self.shmean, self.shvar, self.shift_seen)
+        return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DetectorState:
@@ -182,8 +210,11 @@ class DetectorState:
         *stats, n = _EXTRA.unpack_from(data, _STATE.size)
         start = _STATE.size + _EXTRA.size
         end = start + 4 * n
-        if len(data) == end + _START.size:
+        if len(data) in (end + _START.size, end + _START.size + _SHIFT.size):
             (state.value_start,) = _START.unpack_from(data, end)
+            if len(data) > end + _START.size:  # written without it: the shift starts fresh
+                (state.shift, state.shift_slow, state.shmean, state.shvar,
+                 state.shift_seen) = _SHIFT.unpack_from(data, end + _START.size)
         elif len(data) == end:  # written before value_start was kept: started at window 0
             state.value_start = 0
         else:
@@ -248,33 +279,56 @@ def _value_components(state: DetectorState, value: float, index: int, p: Detecti
     state.local += p.local_alpha * (kept - state.local)
     best = p.value_weight * abs(z_value) if index >= p.warmup else 0.0  # own warm-up
     if p.season > 0 and p.season_weight > 0:
-        best = max(best, p.season_weight * abs(_season_z(state, value, index, std, p)))
+        z_season, z_shift = _season_z(state, value, index, std, p)
+        best = max(best, p.season_weight * abs(z_season), p.shift_weight * abs(z_shift))
     return best
 
 
 def _restart_values(state: DetectorState, index: int, p: DetectionParams) -> None:
     state.vmean = state.vvar = state.smean = state.svar = state.local = 0.0
+    state.shift = state.shift_slow = state.shmean = state.shvar = 0.0
+    state.shift_seen = 0
     state.ring = array("f", bytes(4 * p.season)) if p.season > 0 else array("f")
     state.value_start = index
 
 
 def _season_z(state: DetectorState, value: float, index: int, spread: float,
-              p: DetectionParams) -> float:
-    """z of the value against its seasonal baseline (updates the baseline and history)."""
-    slot, stored, z = index % p.season, value, 0.0
+              p: DetectionParams) -> tuple[float, float]:
+    """z of the value against its seasonal baseline, and z of the short-term mean of such
+    differences (``shift``) against its own history (updates baselines and histories)."""
+    slot, stored, z, z_shift = index % p.season, value, 0.0, 0.0
     if index >= p.season:
         floor = max(p.rel_floor * spread, _EPS)
         before, mean, std = state.ring[slot], state.smean, max(math.sqrt(state.svar), floor)
         z, state.smean, state.svar = _step(mean, state.svar, index - p.season,
                                            value - before, floor, p)
+        if p.shift_weight > 0:
+            z_shift = _shift_z(state, value - before, p.rel_floor * floor, p)
         if index - p.season < p.warmup:
             z = 0.0  # its own history is too short yet
+        elif abs(z_shift) > p.clip:  # inside a shift: remember what was expected, so the
+            stored = before + mean  # shift does not come back one season later
         else:  # an outlier is remembered winsorised, so it does not come back as a
             # second alert one season later
             stored = before + mean + max(-p.clip, min(p.clip, z)) * std
         stored = before + p.season_alpha * (stored - before)
     state.ring[slot] = stored
-    return z
+    return z, z_shift
+
+
+def _shift_z(state: DetectorState, diff: float, floor: float, p: DetectionParams) -> float:
+    """z of the short-term mean of seasonal differences against its own history."""
+    n = state.shift_seen
+    if n == 0:
+        state.shift = state.shift_slow = diff
+    state.shift += p.shift_alpha * (diff - state.shift)
+    z, state.shmean, state.shvar = _step(state.shmean, state.shvar, n,
+                                         state.shift - state.shift_slow, max(floor, _EPS), p)
+    state.shift_slow += p.shift_base_alpha * (diff - state.shift_slow)
+    state.shift_seen = n + 1
+    # an EW mean's history is strongly autocorrelated (few independent samples per
+    # warm-up), so its spread is trusted only after twice the usual warm-up
+    return z if n >= _SHIFT_WARMUP * p.warmup else 0.0
 
 
 def decide(

@@ -117,6 +117,45 @@ def test_value_components_start_fresh_on_a_state_carried_from_a_model_without_th
     assert DetectorState.from_bytes(s.to_bytes()) == s
 
 
+def _shift_params(weight: float) -> DetectionParams:
+    return DetectionParams(halflife=96, warmup=96, suppress=48, season=48, season_weight=0.6,
+                           shift_weight=weight, shift_halflife=4, shift_base=48)
+
+
+def test_shift_component_catches_a_level_shift_too_small_per_window_and_pages_once() -> None:
+    values = _daily(10, seed=3)
+    start = 7 * 48 + 10
+    values[start : start + 24] += 6.0  # 6 noise sigmas for half a day: small per window
+    alerts = {}
+    for name, weight in (("shift", 1.0), ("season only", 0.0)):
+        s = DetectorState()
+        alerts[name] = [i for i, v in enumerate(values)
+                        if decide(s, 1.0, 5.0, _shift_params(weight), float(v)).alert]
+    assert alerts["season only"] == []
+    assert len(alerts["shift"]) == 1  # one page, and no echo one season later
+    assert start <= alerts["shift"][0] < start + 24
+
+
+def test_shift_component_stays_quiet_on_clean_seasonal_series() -> None:
+    for seed in range(3):
+        s = DetectorState()
+        assert not any(decide(s, 1.0, 5.0, _shift_params(1.0), float(v)).alert
+                       for v in _daily(12, seed=10 + seed))
+
+
+def test_shift_state_round_trips_and_states_without_it_start_it_fresh() -> None:
+    p = _shift_params(1.0)
+    a = DetectorState()
+    for v in _daily(3, seed=4):
+        decide(a, 1.0, 5.0, p, float(v))
+    assert a.shift_seen == 3 * 48 - 48
+    b = DetectorState.from_bytes(a.to_bytes())
+    assert b == a
+    assert decide(a, 7.0, 3.0, p, 150.0) == decide(b, 7.0, 3.0, p, 150.0)
+    older = DetectorState.from_bytes(a.to_bytes()[:-40])  # written before the shift existed
+    assert older.shift_seen == 0 and older.ring == a.ring and older.value_start == 0
+
+
 @settings(max_examples=100, deadline=None)
 @given(scores=st.lists(st.floats(0.0, 50.0), max_size=60), normalise=st.booleans(),
        warmup=st.integers(0, 10), suppress=st.integers(1, 6), threshold=st.floats(0.0, 5.0))
@@ -124,7 +163,8 @@ def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
     scores: list[float], normalise: bool, warmup: int, suppress: int, threshold: float
 ) -> None:
     p = DetectionParams(halflife=4, warmup=warmup, suppress=suppress, normalise=normalise,
-                        season=7, season_weight=1.0, value_weight=0.5)
+                        season=7, season_weight=1.0, value_weight=0.5,
+                        shift_weight=1.0, shift_halflife=2, shift_base=4)
     one, many = DetectorState(), DetectorState()
     values = [float(i % 7) for i in range(len(scores))]
     learn = [i % 5 != 3 for i in range(len(scores))]
