@@ -33,7 +33,7 @@ from stream_detector.connectivity import check_redis
 from stream_detector.exceptions import ConfigurationError, ConnectionFailed, ModelCardError
 from stream_detector.health import health_document
 from stream_detector.kafka_health import kafka_status
-from stream_detector.logs import logging_config
+from stream_detector.logs import RepeatFilter, logging_config
 from stream_detector.metrics import WorkerMetrics
 from stream_detector.pipeline import ModelRuntime
 from stream_detector.registry import ModelRegistry
@@ -170,7 +170,6 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
-        processing_guarantee=settings.processing_guarantee,
     )
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
@@ -310,11 +309,20 @@ def _add_pages(
         return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
 
+class _Worker(faust.Worker):
+    """Faust's worker with repeated warnings and errors rate-limited in every log handler."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        for handler in logger.handlers:
+            handler.addFilter(RepeatFilter())
+
+
 def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) -> None:
     """Run a worker until interrupted (blocks)."""
     settings = settings or get_settings()
     app = create_app(settings, model_paths)
-    worker = faust.Worker(
+    worker = _Worker(
         app, loglevel=settings.log_level.lower(),
         logging_config=logging_config(settings.log_format, settings.log_level),
     )

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["JsonFormatter", "logging_config"]
+__all__ = ["JsonFormatter", "RepeatFilter", "logging_config"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -52,3 +54,45 @@ def logging_config(fmt: str, level: str) -> dict[str, Any] | None:
                                 "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
     }
+
+
+class RepeatFilter(logging.Filter):
+    """Rate-limits repeated warnings and errors: one line per kind per ``interval`` seconds.
+
+    A broker or Redis outage makes client libraries log the same connection error many
+    times a second (about 100 lines/s from aiokafka). Records of level WARNING and above
+    with the same logger, level and message template pass once per ``interval``; the next
+    one that passes says how many were held back. Lower levels always pass.
+
+    >>> now = [0.0]
+    >>> f = RepeatFilter(interval=10.0, clock=lambda: now[0])
+    >>> rec = lambda: logging.makeLogRecord({"levelno": 40, "msg": "down %s", "args": (1,)})
+    >>> [f.filter(rec()) for _ in range(3)]
+    [True, False, False]
+    >>> now[0] = 10.5; r = rec(); f.filter(r), r.getMessage()
+    (True, 'down 1 (2 similar lines in the last 10 s were not logged)')
+    """
+
+    def __init__(self, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval = interval
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if len(self._seen) > 1000:  # bounded: distinct templates are few
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if last is not None and last[1]:
+            record.msg = f"{record.msg} ({last[1]} similar lines in the last " \
+                         f"{self.interval:.0f} s were not logged)"
+        return True

@@ -143,10 +143,6 @@ class Settings(BaseSettings):
     rebalance_timeout: float = Field(
         20.0, ge=1, le=600, description="seconds a rebalance waits for members to rejoin"
     )
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
-        "at_least_once", description="at_least_once (duplicates share event_id) or "
-        "exactly_once (Kafka transactions; see deploy/README.md)",
-    )
     web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     provider: ProviderChoice = Field(
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"

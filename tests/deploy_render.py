@@ -48,7 +48,11 @@ def render_k8s() -> Rendered:
     env = dict(docs["ConfigMap"]["data"])
     secret_env = {}
     for entry in container["env"]:
-        ref = entry["valueFrom"]["secretKeyRef"]
+        source = entry["valueFrom"]
+        if "fieldRef" in source:  # e.g. the group instance id from the pod's name
+            env[entry["name"]] = "pod-" + source["fieldRef"]["fieldPath"].replace(".", "-")
+            continue
+        ref = source["secretKeyRef"]
         secret_env[entry["name"]] = ref["key"]
         env[entry["name"]] = f"<secret:{ref['key']}>"
     volumes = {v["name"]: v for v in pod["volumes"]}
