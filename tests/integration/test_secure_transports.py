@@ -135,6 +135,11 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
     assert settings.kafka_security_protocol == "SASL_SSL"
     assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
     assert settings.redis_url.startswith("rediss://")
+    import redis
+
+    admin = redis.Redis.from_url(secure_redis.url, username=REDIS_ADMIN,
+                                 password=REDIS_ADMIN_PASSWORD, ssl_ca_certs=str(secure_pki.ca))
+    admin.acl_log_reset()  # the session's redis-server also served the refusal tests' bad logins
     model = write_registry_model(tmp_path / "registry" / "tiny" / "1",
                                  window_mean_model(8, 1, last_k=1), window=8,
                                  features=["value"], threshold=4.0, detection=DETECTION)
@@ -191,10 +196,6 @@ def test_pipeline_end_to_end_over_sasl_ssl_and_redis_tls(
     for text in (alerts.stdout, alerts.stderr, tail.stdout, worker.log.read_text()):
         assert SCRAM_PASSWORD not in text  # secrets never reach output or logs
 
-    import redis
-
-    admin = redis.Redis.from_url(secure_redis.url, username=REDIS_ADMIN,
-                                 password=REDIS_ADMIN_PASSWORD, ssl_ca_certs=str(secure_pki.ca))
     try:  # no client was denied a key, channel or command by the sd:* ACL user
         assert admin.acl_log() == []
         assert admin.hget("sd:threshold:tiny:1", "cpu") is not None
