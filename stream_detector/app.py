@@ -152,7 +152,8 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         answer; a Redis that is merely down is only logged (the worker starts degraded).
     """
     _check_redis(settings)
-    faust_patch.install()  # message delivery without four asyncio tasks per message
+    if settings.fast_delivery:
+        faust_patch.install()  # message delivery without four asyncio tasks per message
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
