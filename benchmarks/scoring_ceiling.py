@@ -33,12 +33,15 @@ __all__ = ["main", "run"]
 FAMILIES = ("dense", "conv1d", "lstm")
 BATCHES = (1, 64, 1024)
 THREADS = (1, 2, 0)  # ORT intra-op threads tried for the raw ceiling (0: one per core)
+PAIRED = (1, 2)  # thread counts at which the worker's stage is timed beside raw
 WINDOW = 50
 TARGETS = {"dense": 1_000_000, "conv1d": 70_000, "lstm": 40_000}  # windows/s, DESIGN.md
 
 
-def _runtime(model_dir: Path, threshold: float, provider: str = "cpu") -> Any:
-    """The worker's runtime for ``model_dir``, with the worker's default ORT threads."""
+def _runtime(model_dir: Path, threshold: float, threads: int | None = None,
+             provider: str = "cpu") -> Any:
+    """The worker's runtime for ``model_dir``, with ``threads`` ORT threads (default: the
+    worker's default, Settings.intra_op_threads)."""
     from schemas.events import ThresholdSource
     from stream_detector.pipeline import ModelRuntime
     from stream_detector.registry import load_model
@@ -47,8 +50,8 @@ def _runtime(model_dir: Path, threshold: float, provider: str = "cpu") -> Any:
 
     resolved = ResolvedThreshold(
         threshold, ThresholdSource(method="manual", version="1", scope="default"))
-    loaded = load_model(model_dir, preference=provider,
-                        intra_op_threads=Settings().intra_op_threads)
+    loaded = load_model(model_dir, preference=provider, intra_op_threads=(
+        Settings().intra_op_threads if threads is None else threads))
     return ModelRuntime(loaded, lambda key: resolved)
 
 
@@ -85,25 +88,34 @@ def _session(model_dir: Path, threads: int, providers: list[str] | None = None) 
 
 
 def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> dict[str, Any]:
-    """Windows/s of raw ``session.run`` (1, 2 and ORT's default threads) and of
-    ``Pipeline.score`` on the same windows, asking for the outputs the worker uses."""
+    """Windows/s of raw ``session.run`` and of ``Pipeline.score`` on the same windows, at
+    1 and 2 intra-op threads (sessions built as the Scorer builds them), plus raw at ORT's
+    own default; all asking for the outputs the worker uses, timed in alternation.
+
+    ``ratio`` = the stage / raw at the thread count where raw was fastest (1 or 2): the
+    stage's own cost. Which count the worker's default (-1: timed at model load) picks
+    is ``auto_threads``; whether that is the fastest is summarised per run.
+    """
     from stream_detector.pipeline import Pipeline
 
-    runtime = _runtime(model_dir, threshold=1e9)
-    pending = _pending(runtime, batch)
-    x = np.ascontiguousarray(np.concatenate([p.windows.values for p in pending]),
+    runtimes = {t: _runtime(model_dir, 1e9, t) for t in PAIRED}
+    pending = {t: _pending(rt, batch) for t, rt in runtimes.items()}
+    x = np.ascontiguousarray(np.concatenate([p.windows.values for p in pending[1]]),
                              dtype=np.float32)
-    outputs = list(runtime.loaded.scorer.outputs)  # score, errors (+ reconstruction)
+    outputs = list(runtimes[1].loaded.scorer.outputs)  # score, errors (+ reconstruction)
     sessions = {t: _session(model_dir, t) for t in THREADS}
-    raw = [lambda s=s: s.run(outputs, {"windows": x}) for s in sessions.values()]
-    *rates, stage = paired_rates([*raw, lambda: Pipeline.score(pending)], batch, repeats,
-                                 seconds)
-    by_threads = dict(zip((f"raw_{t or 'default'}thread_windows_per_s" for t in THREADS),
-                          rates, strict=True))
-    best = max(rates)
-    return {"batch": batch, **by_threads, "raw_windows_per_s": best,
-            "fastest_threads": THREADS[rates.index(best)], "worker_windows_per_s": stage,
-            "worker_threads": runtime.loaded.scorer.threads, "ratio": ratio(stage, best)}
+    fns = [functools.partial(s.run, outputs, {"windows": x}) for s in sessions.values()]
+    fns += [functools.partial(Pipeline.score, pending[t]) for t in PAIRED]
+    rates = paired_rates(fns, batch, repeats, seconds)
+    raw = dict(zip(THREADS, rates[: len(THREADS)], strict=True))
+    stage = dict(zip(PAIRED, rates[len(THREADS):], strict=True))
+    best = max(PAIRED, key=lambda t: raw[t])
+    return {"batch": batch,
+            **{f"raw_{t or 'default'}thread_windows_per_s": r for t, r in raw.items()},
+            **{f"worker_{t}thread_windows_per_s": r for t, r in stage.items()},
+            "fastest_threads": best, "raw_windows_per_s": raw[best],
+            "worker_windows_per_s": stage[best], "ratio": ratio(stage[best], raw[best]),
+            "auto_threads": _runtime(model_dir, 1e9).loaded.scorer.threads}
 
 
 def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
@@ -205,7 +217,7 @@ def _threads_summary(rows: list[dict[str, Any]], default: int) -> dict[str, Any]
     for r in rows:
         if r["batch"] >= 64:
             votes[r["fastest_threads"]] = votes.get(r["fastest_threads"], 0) + 1
-            agree += r["worker_threads"] == r["fastest_threads"]
+            agree += r["auto_threads"] == r["fastest_threads"]
     fastest = max(votes, key=lambda t: votes[t]) if votes else default
     return {"votes": {str(k): v for k, v in votes.items()}, "fastest": fastest,
             "worker_default": default, "worker_ran_fastest": f"{agree}/{sum(votes.values())}"}
@@ -214,8 +226,9 @@ def _threads_summary(rows: list[dict[str, Any]], default: int) -> dict[str, Any]
 def _markdown(data: dict[str, Any]) -> str:
     table = markdown_table(data["rows"], [
         "family", "batch", "raw_1thread_windows_per_s", "raw_2thread_windows_per_s",
-        "raw_defaultthread_windows_per_s", "fastest_threads", "worker_threads",
-        "worker_windows_per_s", "ratio", "design_target"])
+        "raw_defaultthread_windows_per_s", "worker_1thread_windows_per_s",
+        "worker_2thread_windows_per_s", "fastest_threads", "ratio", "auto_threads",
+        "design_target"])
     th = data["threads"]
     cost_rows = [{"stage": k, "microseconds": v} for k, v in data["python_costs"].items()]
     cuda = data["cuda"]
@@ -225,12 +238,13 @@ def _markdown(data: dict[str, Any]) -> str:
                                              "cpu_windows_per_s"]) +
                f"\n\nGPU faster from batch {cuda['gpu_faster_from_batch']}")
     return (f"ONNX Runtime CPU, window {WINDOW}, 1 feature, the outputs the worker asks for; "
-            "raw session.run with 1, 2 and ORT's default intra-op threads (0 = fastest_threads "
-            "means the default); ratio = worker scoring stage (Pipeline.score, worker's "
-            "default threads) / the fastest raw (target >= 0.9 at batch >= 64)\n\n" + table +
+            "raw session.run with 1, 2 and ORT's default intra-op threads, the worker's "
+            "scoring stage (Pipeline.score) with 1 and 2; ratio = stage / raw at the faster "
+            "of 1 and 2 threads (fastest_threads), target >= 0.9 at batch >= 64; "
+            "auto_threads = what the worker's default (timed at model load) chose\n\n" + table +
             f"\n\nFastest thread count at batch >= 64: {th['fastest'] or 'ORT default'} "
             f"(votes {th['votes']}); the worker's default (Settings.intra_op_threads = "
-            f"{th['worker_default']}, -1: timed at model load) ran with the fastest count in "
+            f"{th['worker_default']}, -1: timed at model load) chose the fastest count in "
             f"{th['worker_ran_fastest']} of those rows"
             "\n\nPython per-record costs (dense model)\n\n" +
             markdown_table(cost_rows, ["stage", "microseconds"]) + "\n\n" + cuda_md)

@@ -22,7 +22,7 @@ from typing import Any
 
 __all__ = ["VARIANTS", "apply"]
 
-VARIANTS = ("baseline", "linger20", "fetchwait10", "nochangelog", "quietlog")
+VARIANTS = ("baseline", "linger20", "fetchwait10", "nochangelog", "quietlog", "nofaustpatch")
 
 
 def _linger() -> None:
@@ -76,10 +76,17 @@ def _quiet_log() -> None:
     faust.Worker.__init__ = patched  # type: ignore[method-assign]
 
 
+def _no_faust_patch() -> None:
+    from stream_detector import faust_patch
+
+    faust_patch.install = lambda: False  # type: ignore[assignment]  # Faust as upstream
+
+
 def apply(variant: str) -> None:
     """Apply ``variant``'s patch to this process."""
     patches = {"baseline": lambda: None, "linger20": _linger, "fetchwait10": _fetch_wait,
-               "nochangelog": _no_changelog, "quietlog": _quiet_log}
+               "nochangelog": _no_changelog, "quietlog": _quiet_log,
+               "nofaustpatch": _no_faust_patch}
     if variant not in patches:
         raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     patches[variant]()

@@ -479,6 +479,8 @@ class _ModelBatch:
 
 
 def _by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[PendingRun]]]:
+    if pending and all(p.model is pending[0].model for p in pending):  # one model: no dict
+        return [(pending[0].model, list(pending))]
     groups: dict[int, tuple[ModelRuntime, list[PendingRun]]] = {}
     for p in pending:
         groups.setdefault(id(p.model), (p.model, []))[1].append(p)
@@ -488,5 +490,5 @@ def _by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[Pe
 def _keys(model: ModelRuntime, runs: Sequence[PendingRun]) -> list[str]:
     """Each window's key, as the scaler needs them (an empty list when it does not)."""
     if model.scale.identity or not model.scale.per_key:
-        return [""] * sum(len(r.windows.seq) for r in runs)
+        return []  # not read (ScaleTable.transform broadcasts the one row)
     return [r.key for r in runs for _ in range(len(r.windows.seq))]

@@ -312,13 +312,19 @@ class ScaleTable:
             x = signed_log1p(x)
         if self.identity:
             return x
+        if not self.per_key:  # one row for every window: broadcast it, same float32 math
+            d = self._default
+            return np.asarray((x - self.center[d]) / self.scale[d], dtype=np.float32)
         r = self.rows(keys)
         return ((x - self.center[r][:, None, :]) / self.scale[r][:, None, :]).astype(np.float32)
 
     def inverse(self, scaled: npt.ArrayLike, keys: Sequence[str]) -> FloatArray:
         """Undo :meth:`transform` (model reconstructions back to original units)."""
         x = np.asarray(scaled, dtype=np.float32)
-        if not self.identity:
+        if not self.identity and not self.per_key:
+            d = self._default
+            x = np.asarray(x * self.scale[d] + self.center[d], dtype=np.float32)
+        elif not self.identity:
             r = self.rows(keys)
             x = (x * self.scale[r][:, None, :] + self.center[r][:, None, :]).astype(np.float32)
         return signed_expm1(x) if self.log1p else x
