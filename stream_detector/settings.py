@@ -125,9 +125,8 @@ class Settings(BaseSettings):
         "dead-lettered (reason clock_skew) instead of scored with the skewed flag; 0: never",
     )
     fast_delivery: bool = Field(
-        False, description="hand each Kafka message to Faust's stream without its four asyncio "
-        "tasks (a start-up patch, stream_detector/faust_patch.py; experimental: a worker "
-        "restarted after a crash may not resume consuming)",
+        True, description="hand each Kafka message to Faust's stream without its four asyncio "
+        "tasks (a start-up patch, stream_detector/faust_patch.py); false: Faust as released",
     )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"
