@@ -12,34 +12,16 @@ the wall-clock times of the first and the last event) and ``BENCH_DATADIR``.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.counting import RecordCounter
 
 __all__ = ["create_app", "main"]
 
 BATCH_MAX = 1024  # the worker's defaults (Settings.batch_max, batch_wait)
 BATCH_WAIT = 0.005
-
-
-class _Counter:
-    def __init__(self, expect: int, out: Path) -> None:
-        self.expect, self.out = expect, out
-        self.count = 0
-        self.first: float | None = None
-
-    def add(self, n: int) -> None:
-        now = time.time()
-        if self.first is None:
-            self.first = now
-        before = self.count
-        self.count += n
-        if before < self.expect <= self.count:
-            tmp = self.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"first": self.first, "last": now, "count": self.count}))
-            tmp.replace(self.out)
 
 
 def create_app(env: dict[str, str]) -> Any:
@@ -51,7 +33,7 @@ def create_app(env: dict[str, str]) -> Any:
         web_enabled=False, datadir=env["BENCH_DATADIR"], producer_linger_ms=1,
     )
     topic = app.topic(env["BENCH_TOPIC"], value_serializer="raw", key_serializer="raw")
-    counter = _Counter(int(env["BENCH_EXPECT"]), Path(env["BENCH_OUT"]))
+    counter = RecordCounter(int(env["BENCH_EXPECT"]), Path(env["BENCH_OUT"]))
     per = int(env.get("BENCH_PER_MESSAGE", "1"))  # records in each message (not parsed)
     take = env.get("BENCH_MODE", "take_events") == "take_events"
 

@@ -21,34 +21,14 @@ the last record), ``BENCH_DATADIR``, plus ``BENCH_MODE``, ``BENCH_MODEL`` (model
 
 from __future__ import annotations
 
-import json
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from benchmarks.counting import RecordCounter
+
 __all__ = ["main"]
-
-
-class _Counter:
-    def __init__(self, expect: int, out: Path) -> None:
-        self.expect, self.out = expect, out
-        self.count = 0
-        self.first: float | None = None
-
-    def add(self, n: int) -> bool:
-        """Count ``n`` records; True once ``expect`` were counted (the file is written)."""
-        now = time.time()
-        if self.first is None:
-            self.first = now
-        before = self.count
-        self.count += n
-        if before < self.expect <= self.count:
-            tmp = self.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"first": self.first, "last": now, "count": self.count}))
-            tmp.replace(self.out)
-        return self.count >= self.expect
 
 
 def _session(model: str) -> Any:
@@ -65,7 +45,7 @@ def _rows(doc: Any) -> list[dict[str, Any]]:
     return doc if isinstance(doc, list) else [doc]
 
 
-def plain(env: dict[str, str], counter: _Counter) -> None:
+def plain(env: dict[str, str], counter: RecordCounter) -> None:
     """confluent-kafka consume loop; per key the last window-1 values; ORT per poll."""
     import numpy as np
     import orjson
@@ -107,7 +87,7 @@ def plain(env: dict[str, str], counter: _Counter) -> None:
             producer.flush(10)
 
 
-def quix(env: dict[str, str], counter: _Counter, use_state: bool) -> None:
+def quix(env: dict[str, str], counter: RecordCounter, use_state: bool) -> None:
     """quixstreams: one record at a time, scored alone, window in State or in a dict."""
     import numpy as np
     from quixstreams import Application
@@ -154,7 +134,7 @@ def quix(env: dict[str, str], counter: _Counter, use_state: bool) -> None:
 
 def main() -> None:
     env = dict(os.environ)
-    counter = _Counter(int(env["BENCH_EXPECT"]), Path(env["BENCH_OUT"]))
+    counter = RecordCounter(int(env["BENCH_EXPECT"]), Path(env["BENCH_OUT"]))
     mode = env["BENCH_MODE"]
     if mode == "plain":
         plain(env, counter)
