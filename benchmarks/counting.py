@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["RecordCounter"]
+__all__ = ["RecordCounter", "counted_rate"]
 
 
 class RecordCounter:
@@ -31,3 +32,12 @@ class RecordCounter:
             tmp.write_text(json.dumps({"first": self.first, "last": now, "count": self.count}))
             tmp.replace(self.out)
         return self.count >= self.expect
+
+
+def counted_rate(out: Path, mode: str) -> dict[str, Any]:
+    """What a child's :class:`RecordCounter` wrote to ``out``: records, seconds between the
+    first and the last, and records/s (NaN when they share one clock reading)."""
+    got = json.loads(out.read_text())
+    seconds = got["last"] - got["first"]
+    return {"mode": mode, "records": got["count"], "seconds": seconds,
+            "records_per_s": got["count"] / seconds if seconds > 0 else float("nan")}

@@ -9,7 +9,6 @@ is reported as not run (with the reason), and the other parts go on.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from benchmarks.counting import counted_rate
 from benchmarks.e2e_support import child, wait_for
 
 __all__ = ["PEERS", "peer_python", "peer_rate"]
@@ -59,7 +59,4 @@ def peer_rate(kafka_url: str, tmp: Path, topic: str, records: int, mode: str,
     with child([str(peer_python()), "-m", "benchmarks.peer_apps"], env,
                tmp / f"{out.stem}.log") as c:
         wait_for(out.exists, timeout, f"peer {mode}", c.check, 0.05)
-    got = json.loads(out.read_text())
-    seconds = got["last"] - got["first"]
-    return {"mode": mode, "records": got["count"], "seconds": seconds,
-            "records_per_s": got["count"] / seconds if seconds > 0 else float("nan")}
+    return counted_rate(out, mode)

@@ -19,7 +19,6 @@ Every service and child process is started and stopped here; each wait is bounde
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_models import window_mean_model, write_registry_model
+from benchmarks.counting import counted_rate
 from benchmarks.e2e_support import (
     Child,
     child,
@@ -78,10 +78,7 @@ def bare_agent(kafka_url: str, tmp: Path, topic: str, n: int, mode: str,
     with child([sys.executable, "-m", "benchmarks.bare_agent"], env,
                tmp / f"{out.stem}.log") as c:
         wait_for(out.exists, timeout, f"bare agent ({mode})", c.check, 0.05)
-    got = json.loads(out.read_text())
-    seconds = got["last"] - got["first"]
-    return {"mode": mode, "records": got["count"], "seconds": seconds,
-            "records_per_s": got["count"] / seconds if seconds > 0 else float("nan")}
+    return counted_rate(out, mode)
 
 
 def _metrics(w: Child) -> str:

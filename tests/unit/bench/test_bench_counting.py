@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.counting import RecordCounter
+from benchmarks.counting import RecordCounter, counted_rate
 
 
 def test_writes_its_file_once_when_the_expected_count_is_reached(tmp_path: Path) -> None:
@@ -17,3 +17,10 @@ def test_writes_its_file_once_when_the_expected_count_is_reached(tmp_path: Path)
     assert first["count"] == 5 and first["first"] <= first["last"]
     out.unlink()
     assert counter.add(1) is True and not out.exists()  # written once, not again
+
+
+def test_counted_rate_reads_what_the_counter_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "done.json"
+    out.write_text(json.dumps({"first": 10.0, "last": 12.5, "count": 1000}))
+    assert counted_rate(out, "plain") == {"mode": "plain", "records": 1000, "seconds": 2.5,
+                                          "records_per_s": 400.0}
