@@ -37,9 +37,9 @@ from offline_training.nab import (
 )
 from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.detection import DetectionParams
-from stream_detector.history import load_source
+from stream_detector.core.detection import DetectionParams
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.files.history import load_source
 
 ROOT = Path(__file__).resolve().parents[1]
 NAB = ROOT.parent / "shared" / "data" / "nab"
@@ -139,7 +139,7 @@ def _labelled(labelled: Any, rows: list[Any], found: dict[str, list[bool]]) -> t
 def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
     """The demo's kinds, trained with the demo's own options."""
     from offline_training import synthetic as syn
-    from stream_detector.demo import DemoOptions, train_options
+    from stream_detector.demo.data import DemoOptions, train_options
 
     def options(kind: str) -> dict[str, Any]:
         o = train_options(DemoOptions(kind=kind))  # type: ignore[arg-type]
