@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +33,7 @@ import numpy.typing as npt
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import Record
+from stream_detector.core.batching import join_windows
 from stream_detector.core.detection import (
     Decision,
     DetectionParams,
@@ -96,6 +98,7 @@ class ModelRuntime:
     hybrid: HybridStage | None = field(init=False)  # the NPLM stage of a hybrid model
     provider: str = field(init=False)  # asking the session costs 2 us, at every alert
     time: TimePolicy = field(init=False)  # how record times are judged (timing.py)
+    shape: tuple[int, int] = field(init=False)  # (window, features) of one model input
 
     def __post_init__(self) -> None:
         card = self.loaded.card
@@ -103,6 +106,7 @@ class ModelRuntime:
         self.params = DetectionParams.from_card(card.detection)
         self.hybrid = HybridStage.from_card(card)
         self.provider = self.loaded.scorer.provider
+        self.shape = (card.window, card.n_features)
         t = card.time
         self.time = (TimePolicy.from_cadence(
             t.cadence_s, skew_steps=t.skew_steps, gap_steps=t.gap_steps, confirm=t.confirm,
@@ -301,12 +305,10 @@ class Pipeline:
         """Score pending windows, one ONNX Runtime call per model (safe in a thread)."""
         batches: list[ScoreBatch] = []
         for model, runs in _by_model(pending):
-            if len(runs) == 1:
-                windows = runs[0].windows.values
-            else:
-                windows = np.concatenate([r.windows.values for r in runs])
-            scaled = model.scale.transform(windows, _keys(model, runs))
-            batches.append(model.loaded.scorer.score(scaled))
+            windows = join_windows([r.windows.values for r in runs],
+                                   *model.shape)  # a new array: scaled in place
+            batches.append(model.loaded.scorer.score(
+                model.scale.transform_owned(windows, _keys(model, runs))))
         return batches
 
     def decide(
@@ -478,9 +480,14 @@ class _ModelBatch:
         return self.model.scale.inverse(recon[:, -1:], _keys(self.model, self.runs))[:, 0]
 
 
+_MODEL = operator.attrgetter("model")
+
+
 def _by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[PendingRun]]]:
-    if pending and all(p.model is pending[0].model for p in pending):  # one model: no dict
-        return [(pending[0].model, list(pending))]
+    if pending:  # one model (the usual case): no dict; list.count compares by identity first
+        models = list(map(_MODEL, pending))
+        if models.count(models[0]) == len(models):
+            return [(models[0], list(pending))]
     groups: dict[int, tuple[ModelRuntime, list[PendingRun]]] = {}
     for p in pending:
         groups.setdefault(id(p.model), (p.model, []))[1].append(p)
