@@ -20,6 +20,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from schemas.kinds import AUTOENCODER_FAMILIES
+
 __all__ = [
     "Activation",
     "DenseConfig",
@@ -31,14 +33,12 @@ __all__ = [
     "EventsConfig",
     "EventsAE",
     "ScoringHead",
-    "FAMILIES",
     "build_model",
     "config_dict",
     "make_time_weights",
 ]
 
 Activation = Literal["relu", "tanh", "gelu", "leaky_relu", "sigmoid"]
-FAMILIES: tuple[str, ...] = ("dense", "lstm", "conv1d", "events")
 
 
 def _activation(name: str) -> nn.Module:
@@ -307,7 +307,8 @@ def build_model(
     weights.
     """
     if family not in _CONFIGS:
-        raise ValueError(f"unknown model family {family!r}; choose one of {list(FAMILIES)}")
+        raise ValueError(
+            f"unknown model family {family!r}; choose one of {list(AUTOENCODER_FAMILIES)}")
     if window < 1 or features < 1:
         raise ValueError("window and features must be >= 1")
     module_cls, config_cls = _CONFIGS[family]

@@ -24,13 +24,13 @@ from schemas.card import ModelCard
 from schemas.events import (
     AnomalyEvent,
     Contributor,
-    ModelFamily,
     ModelRef,
     Quality,
     SourceRef,
     event_id_for,
     utc_now_iso,
 )
+from schemas.kinds import ModelFamily
 from stream_detector.core.explanations import Cell, top_cells, top_contributors
 from stream_detector.core.thresholds import ResolvedThreshold
 from stream_detector.core.timing import GAP, IMPUTED, LATE, REPEATED, SKEWED

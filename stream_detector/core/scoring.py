@@ -24,13 +24,14 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
 from schemas.card import DEFAULT_KEY, ScalerCard
+from stream_detector.constants import PROVIDER_PREFERENCES, ProviderPreference
 from stream_detector.core import ort_threads
 from stream_detector.exceptions import ConfigurationError, ModelCardError
 
@@ -39,7 +40,6 @@ __all__ = [
     "CPU",
     "CUDA",
     "TENSORRT",
-    "ProviderPreference",
     "ScaleTable",
     "ScoreBatch",
     "Scorer",
@@ -53,7 +53,6 @@ __all__ = [
 CPU: Final = "CPUExecutionProvider"
 CUDA: Final = "CUDAExecutionProvider"
 TENSORRT: Final = "TensorrtExecutionProvider"
-ProviderPreference = Literal["auto", "cpu", "cuda", "tensorrt"]
 _QUIET: Final = 3  # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 FloatArray = npt.NDArray[np.float32]
@@ -136,7 +135,7 @@ def select_providers(preference: ProviderPreference | str = "auto") -> list[str]
             )
         return [*wanted, CPU]
     raise ConfigurationError(
-        f"unknown provider {preference!r}; use one of auto, cpu, cuda, tensorrt"
+        f"unknown provider {preference!r}; use one of {', '.join(PROVIDER_PREFERENCES)}"
     )
 
 

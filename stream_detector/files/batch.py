@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from schemas.events import AnomalyEvent, SourceRef
-from schemas.records import Record, RecordKind
+from schemas.kinds import RecordKind
+from schemas.records import Record
 from stream_detector.core.explanations import top_contributors
 from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline, Scored
 from stream_detector.core.registry import ModelRegistry
