@@ -41,9 +41,9 @@ from offline_training.nab import (
 )
 from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.detection import DetectionParams
-from stream_detector.history import load_source
+from stream_detector.core.detection import DetectionParams
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.files.history import load_source
 
 try:
     from benchmarks import events_quality
@@ -177,7 +177,7 @@ def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
 
 def _demo_options(kind: str) -> dict[str, Any]:
     """The demo's training options for ``kind``, as ``TrainOptions`` keywords."""
-    from stream_detector.demo import DemoOptions, train_options
+    from stream_detector.demo.data import DemoOptions, train_options
 
     o = train_options(DemoOptions(kind=kind))  # type: ignore[arg-type]
     known = {k: o[k] for k in ("family", "kind", "train_fraction", "window",

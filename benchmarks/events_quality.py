@@ -28,8 +28,8 @@ import numpy as np
 from offline_training import synthetic as syn
 from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.history import load_source
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.files.history import load_source
 
 MODEL_SEEDS = (0, 1, 2)
 SAMPLE = 250  # events per NPLM sample (the hybrid's default sample_size)

@@ -5,7 +5,7 @@ forward pass does not depend on the weights) at batch sizes 1, 64 and 1024:
 
 (a) ``onnxruntime.InferenceSession.run`` on a ready ``(batch, 50, 1)`` float32 array: the
     ceiling;
-(b) :meth:`stream_detector.pipeline.Pipeline.score` on the same windows as ``Pending``
+(b) :meth:`stream_detector.core.pipeline.Pipeline.score` on the same windows as ``Pending``
     items: group by model, ``np.stack`` the windows, scale them, ``Scorer.score``.
 
 The ratio b/a is the target (>= 0.9, DESIGN.md "Targets"). The Python per-record costs of
@@ -38,15 +38,15 @@ WINDOW = 50
 TARGETS = {"dense": 1_000_000, "conv1d": 70_000, "lstm": 40_000}  # windows/s, DESIGN.md
 
 
-def _runtime(model_dir: Path, threshold: float, threads: int | None = None,
+def make_runtime(model_dir: Path, threshold: float, threads: int | None = None,
              provider: str = "cpu") -> Any:
     """The worker's runtime for ``model_dir``, with ``threads`` ORT threads (default: the
     worker's default, Settings.intra_op_threads)."""
     from schemas.events import ThresholdSource
-    from stream_detector.pipeline import ModelRuntime
-    from stream_detector.registry import load_model
+    from stream_detector.core.pipeline import ModelRuntime
+    from stream_detector.core.registry import load_model
+    from stream_detector.core.thresholds import ResolvedThreshold
     from stream_detector.settings import Settings
-    from stream_detector.thresholds import ResolvedThreshold
 
     resolved = ResolvedThreshold(
         threshold, ThresholdSource(method="manual", version="1", scope="default"))
@@ -55,12 +55,12 @@ def _runtime(model_dir: Path, threshold: float, threads: int | None = None,
     return ModelRuntime(loaded, lambda key: resolved)
 
 
-def _pending(runtime: Any, n: int, seed: int = 0) -> list[Any]:
+def pending_windows(runtime: Any, n: int, seed: int = 0) -> list[Any]:
     """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest` returns them for
     single-record messages: one :class:`PendingRun` of one window each."""
     from schemas.events import SourceRef
-    from stream_detector.pipeline import KeyState, Pending, PendingRun
-    from stream_detector.windowing import Window, WindowState
+    from stream_detector.core.pipeline import KeyState, Pending, PendingRun
+    from stream_detector.core.windowing import Window, WindowState
 
     rng = np.random.default_rng(seed)
     source = SourceRef(topic="bench", partition=0, offset=0)
@@ -79,7 +79,7 @@ def _session(model_dir: Path, threads: int, providers: list[str] | None = None) 
     import onnxruntime as ort
 
     if threads > 0:
-        from stream_detector.scoring import _session as scorer_session
+        from stream_detector.core.scoring import make_session as scorer_session
 
         return scorer_session(str(model_dir / "model.onnx"),
                               providers or ["CPUExecutionProvider"], threads)
@@ -96,10 +96,10 @@ def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> di
     stage's own cost. Which count the worker's default (-1: timed at model load) picks
     is ``auto_threads``; whether that is the fastest is summarised per run.
     """
-    from stream_detector.pipeline import Pipeline
+    from stream_detector.core.pipeline import Pipeline
 
-    runtimes = {t: _runtime(model_dir, 1e9, t) for t in PAIRED}
-    pending = {t: _pending(rt, batch) for t, rt in runtimes.items()}
+    runtimes = {t: make_runtime(model_dir, 1e9, t) for t in PAIRED}
+    pending = {t: pending_windows(rt, batch) for t, rt in runtimes.items()}
     x = np.ascontiguousarray(np.concatenate([p.windows.values for p in pending[1]]),
                              dtype=np.float32)
     outputs = list(runtimes[1].loaded.scorer.outputs)  # score, errors (+ reconstruction)
@@ -115,13 +115,13 @@ def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> di
             **{f"worker_{t}thread_windows_per_s": r for t, r in stage.items()},
             "fastest_threads": best, "raw_windows_per_s": raw[best],
             "worker_windows_per_s": stage[best], "ratio": ratio(stage[best], raw[best]),
-            "auto_threads": _runtime(model_dir, 1e9).loaded.scorer.threads}
+            "auto_threads": make_runtime(model_dir, 1e9).loaded.scorer.threads}
 
 
 def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     """Windows/s on the CUDA provider against the CPU (best threads), per batch size; the
     batch from which the GPU is faster. Not run (and said so) without a usable GPU."""
-    from stream_detector.scoring import CUDA, gpu_available
+    from stream_detector.core.scoring import CUDA, gpu_available
 
     if not gpu_available(CUDA):
         return {"not_run": "no usable CUDA device (onnxruntime's CUDA provider not available)"}
@@ -147,7 +147,7 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
     """
     from schemas.events import SourceRef
     from schemas.records import SeriesPoint
-    from stream_detector.pipeline import DictStore, Pipeline
+    from stream_detector.core.pipeline import DictStore, Pipeline
 
     rows = [SeriesPoint(kind="series", series=f"k{i % keys}",
                         timestamp=f"2026-01-01T{(i // keys) // 3600 % 24:02d}:"
@@ -157,7 +157,7 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
         _ = r.epoch_ns  # cached: the worker pays it in ingest too, but parse is timed apart
     out: dict[str, float] = {}
     for label, threshold in (("quiet", 1e9), ("alerting", -1.0)):
-        runtime = _runtime(model_dir, threshold)
+        runtime = make_runtime(model_dir, threshold)
         runtime.params = type(runtime.params)(normalise=False, warmup=0, suppress=1)
         pipeline = Pipeline([runtime], DictStore())
         pipeline.ingest(rows[: WINDOW * keys], SourceRef(topic="bench", partition=0))

@@ -8,7 +8,7 @@ Every method is a quantile of calibration scores (higher = more anomalous):
   fraction f of normal windows would alert (Alibi Detect's ``infer_threshold``);
 * ``sigma`` k:           k standard deviations above the mean of the calibration scores.
   Detection scores that are already z-scores against each key's own history (the default
-  detector, see ``stream_detector.detection``) need no data at all: their threshold is k.
+  detector, see ``stream_detector.core.detection``) need no data at all: their threshold is k.
   That is the default model's method: a quantile of a short training part is noisy (the
   part holds its own spikes), while k = 4.5 means the same on every series.
 

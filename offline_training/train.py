@@ -6,7 +6,7 @@
     -> calibrate: the worker's own pipeline scores the training part; thresholds are
        quantiles of its detection scores -> card.json (written last) -> plots
 
-Calibration runs through :class:`stream_detector.pipeline.Pipeline`, so a threshold means
+Calibration runs through :class:`stream_detector.core.pipeline.Pipeline`, so a threshold means
 the same thing offline and in the worker.
 """
 
@@ -33,11 +33,11 @@ from offline_training.trainer import TrainConfig, TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
 from schemas.records import Record, RecordKind
-from stream_detector.detection import DetectionParams, season_rows
+from stream_detector.core.detection import DetectionParams, season_rows
+from stream_detector.core.registry import sha256_file
+from stream_detector.core.scoring import signed_log1p
+from stream_detector.core.timing import cadence_s
 from stream_detector.exceptions import DataError
-from stream_detector.registry import sha256_file
-from stream_detector.scoring import signed_log1p
-from stream_detector.timing import cadence_s
 
 __all__ = ["TrainOptions", "TrainReport", "train", "split_records", "DEFAULTS"]
 
@@ -157,8 +157,8 @@ def _scaler_card(
 def _windows(
     values: dict[str, np.ndarray], scaler: dict[str, Any], window: int, stride: int
 ) -> np.ndarray:
-    from stream_detector.scoring import ScaleTable
-    from stream_detector.windowing import sliding_windows
+    from stream_detector.core.scoring import ScaleTable
+    from stream_detector.core.windowing import sliding_windows
 
     table = ScaleTable(scaler, next(iter(values.values())).shape[1])
     parts = []
@@ -249,9 +249,9 @@ def _calibration_scores(
     model_dir: Path, records: Sequence[Record], detection: dict[str, Any]
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Detection scores of the training records, by key, through the worker's pipeline."""
-    from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline
-    from stream_detector.registry import load_model
-    from stream_detector.thresholds import ResolvedThreshold
+    from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline
+    from stream_detector.core.registry import load_model
+    from stream_detector.core.thresholds import ResolvedThreshold
 
     loaded = load_model(model_dir, preference="cpu")
     never = ResolvedThreshold(
@@ -295,8 +295,8 @@ def train(opts: TrainOptions) -> TrainReport:
     from offline_training.export import export_onnx, verify_parity
     from offline_training.models import build_model, config_dict, make_time_weights
     from offline_training.trainer import fit
-    from stream_detector.history import load_source
-    from stream_detector.registry import publish_version
+    from stream_detector.core.registry import publish_version
+    from stream_detector.files.history import load_source
 
     started = time.perf_counter()
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time)

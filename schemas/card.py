@@ -11,7 +11,7 @@ with neither, every key of its kind. A worker routes each record to exactly one 
 
 Hybrid models (``family: "hybrid"``) carry an ``nplm`` section, validated as
 :class:`NPLMCard`: the reference sample and settings of the NPLM stage that tests each key's
-recent windows against normal history (see :mod:`stream_detector.hybrid`).
+recent windows against normal history (see :mod:`stream_detector.core.hybrid`).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ class NPLMCard(_Frozen):
     """The NPLM stage of a hybrid detector: what a key's recent windows are tested against.
 
     Each window's NPLM features are the log of its AE score and, for windows longer than
-    one step, the log of its peak time-step error (``stream_detector.nplm
+    one step, the log of its peak time-step error (``stream_detector.core.nplm
     .nplm_numpy_features``). Windows whose raw AE score exceeds ``ae_threshold`` are the AE
     stage's business and enter neither the reference nor a key's sample. Once a key holds
     ``sample_size`` unflagged windows, every ``every`` new ones the sample is tested against
@@ -192,7 +192,7 @@ class TimeCard(_Frozen):
     """The event time of the training data: how the worker judges gaps and clock skew.
 
     Learned at training (the median step between a key's consecutive timestamps); see
-    ``stream_detector.timing`` for the policy these numbers feed.
+    ``stream_detector.core.timing`` for the policy these numbers feed.
     """
 
     cadence_s: _FiniteFloat = Field(gt=0.0, description="expected seconds between records")

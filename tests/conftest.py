@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_detector.services import KafkaBroker, RedisServer, ServiceHandle, stop_handle
+from stream_detector.services.local import KafkaBroker, RedisServer, ServiceHandle, stop_handle
 from stream_detector.settings import Settings
 
 pytest_plugins = ["ci_skips", "pytester"]

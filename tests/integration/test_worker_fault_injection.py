@@ -21,16 +21,16 @@ import pytest
 from model_fixtures import window_mean_model, write_registry_model
 from worker_harness import consume, produce, run_worker, topic_names
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.local import ServiceHandle
 
 pytestmark = pytest.mark.slow
 
 INJECT = '''
 import numpy as np
-import stream_detector.pipeline as pipeline_mod
-import stream_detector.worker as worker_mod
-from stream_detector.pipeline import KeyState, Pipeline
-from stream_detector.windowing import WindowState
+import stream_detector.core.pipeline as pipeline_mod
+import stream_detector.worker.runtime as worker_mod
+from stream_detector.core.pipeline import KeyState, Pipeline
+from stream_detector.core.windowing import WindowState
 
 def has(values, poison):
     return bool(np.any(np.asarray(values) == poison))

@@ -14,7 +14,7 @@ from schemas.events import (
     ThresholdSource,
     event_id_for,
 )
-from stream_detector.alerts import (
+from stream_detector.alerts.incidents import (
     IncidentTracker,
     incident_payload,
     parse_event,
@@ -177,7 +177,7 @@ def test_parse_event_reads_the_wire_format() -> None:
 
 
 def test_saved_incidents_resume_with_their_quiet_time_and_bad_states_are_skipped() -> None:
-    from stream_detector.alerts import incident_state
+    from stream_detector.alerts.incidents import incident_state
 
     clock = FakeClock()
     tracker = IncidentTracker(900.0, 0.0, clock)

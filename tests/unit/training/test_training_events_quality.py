@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 from offline_training.synthetic import EventsConfig, make_events, write_events
 from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.history import load_source
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.files.history import load_source
 
 
 def _auc(tmp_path: Path, error_norm: str | None) -> float:

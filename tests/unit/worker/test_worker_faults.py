@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 from model_fixtures import window_mean_model, write_registry_model
 
-import stream_detector.pipeline as pipeline_mod
-import stream_detector.worker as worker_mod
+import stream_detector.core.pipeline as pipeline_mod
+import stream_detector.worker.runtime as worker_mod
 from schemas.events import DeadLetter
-from stream_detector.metrics import WorkerMetrics
-from stream_detector.pipeline import KeyState, ModelRuntime, Pipeline
-from stream_detector.registry import load_model
-from stream_detector.threshold_cache import ThresholdCache
-from stream_detector.windowing import WindowState
-from stream_detector.worker import Message, TableStore, WorkerRuntime
+from stream_detector.core.pipeline import KeyState, ModelRuntime, Pipeline
+from stream_detector.core.registry import load_model
+from stream_detector.core.windowing import WindowState
+from stream_detector.worker.metrics import WorkerMetrics
+from stream_detector.worker.runtime import Message, TableStore, WorkerRuntime
+from stream_detector.worker.threshold_cache import ThresholdCache
 
 POISON = 666.0
 RAW = {"normalise": False, "warmup": 0, "suppress": 1}

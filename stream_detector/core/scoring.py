@@ -1,0 +1,411 @@
+"""Scoring with ONNX Runtime: provider choice, sessions, batching, scaling, explanations.
+
+Contract (every model family): ``windows`` float32 ``(batch, window, features)``, already
+scaled, in; ``score`` float32 ``(batch,)`` (higher = more anomalous) and ``errors`` float32
+``(batch, window, features)`` (squared reconstruction error) out. A model may add a third
+output ``reconstruction`` (same shape as the input); events then carry expected values.
+
+Provider choice is quiet on purpose: onnxruntime-gpu reports CUDA and TensorRT as
+"available" on machines with no GPU or driver, and a session asked for them prints
+library-loading errors before falling back. We look for a usable GPU ourselves (the driver
+library loads, ``cuInit`` succeeds, a device exists, the CUDA provider library and its
+dependencies load) and ask only for providers that will work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import glob
+import io
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from schemas.card import DEFAULT_KEY, ScalerCard
+from schemas.events import Contributor
+from stream_detector.core import ort_threads
+from stream_detector.exceptions import ConfigurationError, ModelCardError
+
+__all__ = [
+    "make_session",
+    "CPU",
+    "CUDA",
+    "TENSORRT",
+    "ProviderPreference",
+    "ScaleTable",
+    "ScoreBatch",
+    "Scorer",
+    "apply_scaler",
+    "gpu_available",
+    "select_providers",
+    "signed_expm1",
+    "signed_log1p",
+    "top_contributors",
+]
+
+CPU: Final = "CPUExecutionProvider"
+CUDA: Final = "CUDAExecutionProvider"
+TENSORRT: Final = "TensorrtExecutionProvider"
+ProviderPreference = Literal["auto", "cpu", "cuda", "tensorrt"]
+_QUIET: Final = 3  # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def _cuda_device_count() -> int:
+    """Devices the CUDA driver sees, asked through the driver API without any output."""
+    if not glob.glob("/dev/nvidia[0-9]*") and not os.path.exists("/dev/dxg"):  # dxg: WSL2
+        return 0
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+        if libcuda.cuInit(0) != 0:
+            return 0
+        count = ctypes.c_int(0)
+        if libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    except (OSError, AttributeError):
+        return 0
+
+
+def _provider_library_loads(name: str) -> bool:
+    """True when ORT's provider library for ``name`` and everything it links load."""
+    capi = Path(ort.__file__).parent / "capi"
+    try:
+        # preload_dlls finds CUDA/cuDNN from nvidia-* wheels; it prints on failure.
+        if hasattr(ort, "preload_dlls"):
+            sink = io.StringIO()
+            with (
+                contextlib.redirect_stdout(sink),
+                contextlib.redirect_stderr(sink),
+                warnings.catch_warnings(),
+            ):
+                warnings.simplefilter("ignore")
+                ort.preload_dlls()
+        # ORT loads the shared bridge globally before a provider library; do the same so
+        # the provider's reference to Provider_GetHost resolves as it will in ORT.
+        ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(str(capi / f"libonnxruntime_providers_{name}.so"))
+    except (OSError, RuntimeError):
+        return False
+    return True
+
+
+@functools.cache
+def gpu_available(provider: str = CUDA) -> bool:
+    """Whether ``provider`` (CUDA or TensorRT) would really run here; cached per process."""
+    if provider not in ort.get_available_providers() or _cuda_device_count() == 0:
+        return False
+    return _provider_library_loads("cuda" if provider == CUDA else "tensorrt")
+
+
+def select_providers(preference: ProviderPreference | str = "auto") -> list[str]:
+    """Execution providers to ask ONNX Runtime for, best first, ending with CPU.
+
+    Parameters
+    ----------
+    preference
+        ``auto`` uses CUDA when a GPU is really usable, else CPU, without printing
+        anything; ``cpu`` never touches GPU libraries; ``cuda`` and ``tensorrt`` insist
+        and raise :class:`ConfigurationError` when the GPU path cannot work.
+
+    >>> select_providers("cpu")
+    ['CPUExecutionProvider']
+    """
+    ort.set_default_logger_severity(_QUIET)
+    if preference == "cpu":
+        return [CPU]
+    if preference == "auto":
+        return [CUDA, CPU] if gpu_available(CUDA) else [CPU]
+    if preference in ("cuda", "tensorrt"):
+        wanted = [TENSORRT, CUDA] if preference == "tensorrt" else [CUDA]
+        missing = [p for p in wanted if not gpu_available(p)]
+        if missing:
+            raise ConfigurationError(
+                f"provider {preference!r} was requested but {', '.join(missing)} cannot run "
+                "here (no NVIDIA GPU/driver, or CUDA/cuDNN libraries missing); install "
+                "onnxruntime-gpu with CUDA 12+/cuDNN 9 on a GPU host, or set "
+                "STREAM_DETECTOR_PROVIDER=auto"
+            )
+        return [*wanted, CPU]
+    raise ConfigurationError(
+        f"unknown provider {preference!r}; use one of auto, cpu, cuda, tensorrt"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreBatch:
+    """Scores of a batch of windows; ``reconstructions`` only if the model exports them."""
+
+    scores: FloatArray  # (batch,)
+    errors: FloatArray  # (batch, window, features)
+    reconstructions: FloatArray | None = None  # (batch, window, features)
+
+
+class Scorer:
+    """One ONNX Runtime session for one model, with input checks and batching.
+
+    Parameters
+    ----------
+    model
+        ONNX bytes, or a path to ``model.onnx``. Pass bytes when the caller has already
+        verified their hash, so the bytes checked are the bytes run.
+    window, features
+        Expected input shape from the model card; inputs of another shape are rejected
+        before they reach ONNX Runtime (whose errors name graph nodes, not the cause).
+    preference, providers
+        Provider preference (see :func:`select_providers`), or an explicit list.
+    intra_op_threads
+        Threads per operator; 0 lets ONNX Runtime use every core; ``-1``
+        (:data:`~stream_detector.core.ort_threads.AUTO`) times 1 thread against one per core
+        on this machine and keeps the faster (``threads`` says which).
+    max_batch
+        Larger batches are split, bounding memory (GPU memory in particular).
+    """
+
+    def __init__(
+        self,
+        model: bytes | Path | str,
+        *,
+        window: int,
+        features: int,
+        preference: ProviderPreference | str = "auto",
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int = 0,
+        max_batch: int = 1024,
+    ) -> None:
+        if max_batch < 1:
+            raise ConfigurationError(f"max_batch must be >= 1, got {max_batch}")
+        self.window = window
+        self.features = features
+        self.max_batch = max_batch
+        chosen = list(providers) if providers is not None else select_providers(preference)
+        source = str(model) if isinstance(model, Path | str) else model
+        if intra_op_threads != ort_threads.AUTO:
+            self._session = make_session(source, chosen, intra_op_threads)
+            self._check_io()
+        else:  # time the candidates here, keep the fastest
+            sessions = {t: make_session(source, chosen, t) for t in ort_threads.candidates()}
+            self._session = next(iter(sessions.values()))
+            self._check_io()
+            timings = ort_threads.time_sessions(
+                sessions, lambda s, x: s.run(self._outputs, {"windows": x}), window, features)
+            intra_op_threads = ort_threads.fastest(timings)
+            self._session = sessions[intra_op_threads]
+        self.threads = intra_op_threads  # what the session runs with (0: ORT's default)
+
+    def _check_io(self) -> None:
+        inputs = self._session.get_inputs()
+        outputs = [o.name for o in self._session.get_outputs()]
+        if [i.name for i in inputs] != ["windows"] or outputs[:2] != ["score", "errors"]:
+            raise ModelCardError(
+                f"model has inputs {[i.name for i in inputs]} and outputs {outputs}; the "
+                "scoring contract needs input 'windows' and outputs 'score', 'errors' "
+                "(re-export the model with offline_training's exporter)"
+            )
+        shape = inputs[0].shape
+        for axis, want in ((1, self.window), (2, self.features)):
+            got = shape[axis] if len(shape) == 3 else None
+            if isinstance(got, int) and got != want:
+                raise ModelCardError(
+                    f"model input axis {axis} is {got} but the card says {want}; the card "
+                    "does not describe this model"
+                )
+        self._outputs = outputs[:3] if "reconstruction" in outputs[2:3] else outputs[:2]
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The outputs every call asks for: score, errors (and reconstruction if exported)."""
+        return tuple(self._outputs)
+
+    @property
+    def provider(self) -> str:
+        """The execution provider actually used (first of the session's providers)."""
+        return str(self._session.get_providers()[0])
+
+    def _run(self, chunk: FloatArray) -> list[Any]:
+        return list(self._session.run(self._outputs, {"windows": chunk}))
+
+    def score(self, windows: npt.ArrayLike) -> ScoreBatch:
+        """Score ``windows`` ``(batch, window, features)``; values must already be scaled."""
+        x = np.ascontiguousarray(windows, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != (self.window, self.features):
+            raise ValueError(
+                f"windows must have shape (batch, {self.window}, {self.features}), got {x.shape}"
+            )
+        n = x.shape[0]
+        if n <= self.max_batch:
+            outs = self._run(x) if n else self._empty(0)
+            return self._batch(outs)
+        parts = [self._run(x[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
+        return self._batch([np.concatenate(cols) for cols in zip(*parts, strict=True)])
+
+    def _empty(self, n: int) -> list[Any]:
+        shape = (n, self.window, self.features)
+        outs: list[Any] = [np.zeros(n, np.float32), np.zeros(shape, np.float32)]
+        return outs + [np.zeros(shape, np.float32)] * (len(self._outputs) - 2)
+
+    def _batch(self, outs: list[Any]) -> ScoreBatch:
+        scores = np.asarray(outs[0], dtype=np.float32).reshape(-1)
+        errors = np.asarray(outs[1], dtype=np.float32)
+        recon = np.asarray(outs[2], dtype=np.float32) if len(outs) > 2 else None
+        return ScoreBatch(scores=scores, errors=errors, reconstructions=recon)
+
+
+def make_session(source: str | bytes, providers: list[str], threads: int) -> ort.InferenceSession:
+    """An ONNX Runtime session as the scorer makes it: ``threads`` intra-op threads that do not
+    spin, one inter-op thread, sequential execution, every graph optimisation; ``source`` is a
+    model path or its bytes, ``providers`` in preference order."""
+    options = ort.SessionOptions()
+    options.log_severity_level = _QUIET
+    options.intra_op_num_threads = threads
+    # idle ORT threads must not spin: they would steal the event loop's core
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(source, sess_options=options, providers=providers)
+
+
+class ScaleTable:
+    """A model card's scaler as arrays, for vectorised per-key scaling.
+
+    Built once per model; ``transform`` costs one dict lookup per window plus two numpy
+    operations per batch.
+    """
+
+    def __init__(self, scaler: ScalerCard | Mapping[str, Any], n_features: int) -> None:
+        card = scaler if isinstance(scaler, ScalerCard) else ScalerCard.model_validate(scaler)
+        self.log1p = card.transform == "log1p"
+        self.identity = card.method == "none" or not card.params
+        self.per_key = card.per_key
+        self._rows: dict[str, int] = {}
+        centers, scales = [np.zeros(n_features)], [np.ones(n_features)]
+        for key, params in card.params.items():
+            if len(params.center) != n_features or len(params.scale) != n_features:
+                raise ModelCardError(
+                    f"scaler params[{key!r}] do not have {n_features} values per feature"
+                )
+            self._rows[key] = len(centers)
+            centers.append(np.asarray(params.center))
+            scales.append(np.asarray(params.scale))
+        self._default = self._rows.get(DEFAULT_KEY, 0)
+        self.center = np.stack(centers).astype(np.float32)  # (entries, features)
+        self.scale = np.stack(scales).astype(np.float32)
+
+    def rows(self, keys: Sequence[str]) -> npt.NDArray[np.intp]:
+        """Row of each key's parameters: its own when per-key, else the ``*`` entry."""
+        if not self.per_key:
+            return np.full(len(keys), self._default, dtype=np.intp)
+        get, default = self._rows.get, self._default
+        return np.fromiter((get(k, default) for k in keys), dtype=np.intp, count=len(keys))
+
+    def transform(self, windows: npt.ArrayLike, keys: Sequence[str]) -> FloatArray:
+        """``(x - center) / scale`` for each window with its key's parameters."""
+        x = np.asarray(windows, dtype=np.float32)
+        if self.log1p:
+            x = signed_log1p(x)
+        if self.identity:
+            return x
+        if not self.per_key:  # one row for every window: broadcast it, same float32 math
+            d = self._default
+            return np.asarray((x - self.center[d]) / self.scale[d], dtype=np.float32)
+        r = self.rows(keys)
+        return ((x - self.center[r][:, None, :]) / self.scale[r][:, None, :]).astype(np.float32)
+
+    def inverse(self, scaled: npt.ArrayLike, keys: Sequence[str]) -> FloatArray:
+        """Undo :meth:`transform` (model reconstructions back to original units)."""
+        x = np.asarray(scaled, dtype=np.float32)
+        if not self.identity and not self.per_key:
+            d = self._default
+            x = np.asarray(x * self.scale[d] + self.center[d], dtype=np.float32)
+        elif not self.identity:
+            r = self.rows(keys)
+            x = (x * self.scale[r][:, None, :] + self.center[r][:, None, :]).astype(np.float32)
+        return signed_expm1(x) if self.log1p else x
+
+
+def signed_log1p(x: npt.ArrayLike) -> FloatArray:
+    """``sign(x) * log(1 + |x|)``: compresses heavy tails, defined for every real.
+
+    >>> [round(float(v), 4) for v in signed_log1p(np.array([-1.0, 0.0, np.e - 1]))]
+    [-0.6931, 0.0, 1.0]
+    """
+    a = np.asarray(x, dtype=np.float32)
+    return (np.sign(a) * np.log1p(np.abs(a))).astype(np.float32)
+
+
+def signed_expm1(x: npt.ArrayLike) -> FloatArray:
+    """Inverse of :func:`signed_log1p`."""
+    a = np.asarray(x, dtype=np.float32)
+    return (np.sign(a) * np.expm1(np.abs(a))).astype(np.float32)
+
+
+def apply_scaler(
+    windows: npt.ArrayLike, keys: Sequence[str], scaler: ScalerCard | Mapping[str, Any]
+) -> FloatArray:
+    """Scale a batch ``(batch, window, features)``, one key per window (``*`` fallback).
+
+    Convenience for one-off use; workers keep a :class:`ScaleTable`.
+
+    >>> sc = {"method": "standard", "per_key": True,
+    ...       "params": {"*": {"center": [0.0], "scale": [1.0]},
+    ...                  "a": {"center": [10.0], "scale": [2.0]}}}
+    >>> apply_scaler(np.full((2, 1, 1), 12.0), ["a", "b"], sc).ravel().tolist()
+    [1.0, 12.0]
+    """
+    x = np.asarray(windows, dtype=np.float32)
+    if x.ndim != 3 or x.shape[0] != len(keys):
+        raise ValueError(f"need (batch, window, features) and one key per window, got {x.shape}")
+    return ScaleTable(scaler, x.shape[2]).transform(x, keys)
+
+
+def top_contributors(
+    errors: npt.ArrayLike, feature_names: Sequence[str], k: int = 5
+) -> list[Contributor]:
+    """The ``k`` (feature, time step) cells of one window with the largest error.
+
+    Parameters
+    ----------
+    errors
+        ``(window, features)`` squared reconstruction errors of one window.
+    feature_names
+        One name per feature column.
+
+    Returns
+    -------
+    list of Contributor
+        Largest first; ``time_offset`` counts steps back from the window end (0 = newest).
+
+    >>> [(c.name, c.time_offset) for c in top_contributors([[0.1, 0.0], [0.0, 0.9]], "xy", 2)]
+    [('y', 0), ('x', 1)]
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 2 or e.shape[1] != len(feature_names):
+        raise ValueError(f"errors must be (window, {len(feature_names)}), got {e.shape}")
+    flat = e.ravel()
+    k = max(0, min(k, flat.size))
+    if k == 0:
+        return []
+    top = np.argpartition(-flat, k - 1)[:k]
+    # stable order: by error descending, then newest first, then feature index
+    order = sorted(top.tolist(), key=lambda i: (-flat[i], -(i // e.shape[1]), i % e.shape[1]))
+    window = e.shape[0]
+    return [
+        Contributor(
+            name=feature_names[i % e.shape[1]],
+            index=i % e.shape[1],
+            time_offset=window - 1 - i // e.shape[1],
+            error=float(flat[i]),
+        )
+        for i in order
+    ]
