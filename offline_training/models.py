@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from schemas.kinds import AUTOENCODER_FAMILIES
+
 __all__ = [
     "Activation",
     "DenseConfig",
@@ -32,7 +34,6 @@ __all__ = [
     "EventsConfig",
     "EventsAE",
     "ScoringHead",
-    "FAMILIES",
     "build_model",
     "config_dict",
     "error_spread",
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 Activation = Literal["relu", "tanh", "gelu", "leaky_relu", "sigmoid"]
-FAMILIES: tuple[str, ...] = ("dense", "lstm", "conv1d", "events")
 
 
 def _activation(name: str) -> nn.Module:
@@ -365,7 +365,8 @@ def build_model(
     weights.
     """
     if family not in _CONFIGS:
-        raise ValueError(f"unknown model family {family!r}; choose one of {list(FAMILIES)}")
+        raise ValueError(
+            f"unknown model family {family!r}; choose one of {list(AUTOENCODER_FAMILIES)}")
     if window < 1 or features < 1:
         raise ValueError("window and features must be >= 1")
     module_cls, config_cls = _CONFIGS[family]

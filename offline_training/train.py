@@ -25,14 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from offline_training.calibration import Method, calibrate_per_key
+from offline_training.calibration import calibrate_per_key
 from offline_training.durations import DURATION_DEFAULTS, detection_windows
 from offline_training.scaling import fit_scaler, fit_scaler_per_key
 from offline_training.train_summary import training_keys
 from offline_training.trainer import TrainConfig, TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
-from schemas.records import Record, RecordKind
+from schemas.kinds import CalibrationMethod, RecordKind
+from schemas.records import Record
 from stream_detector.core.detection import DetectionParams, season_rows
 from stream_detector.core.registry import sha256_file
 from stream_detector.core.scoring import signed_log1p
@@ -89,7 +90,7 @@ class TrainOptions:
     train_until: str | None = None
     scaler: str = "standard"
     transform: str | None = None
-    threshold_method: Method | None = None  # None: sigma when scores are normalised
+    threshold_method: CalibrationMethod | None = None  # None: sigma when scores are normalised
     threshold_value: float | None = None  # None: the method's default (DEFAULTS)
     error_norm: str | None = None  # "none" or "spread"; None: the record kind's (DEFAULTS)
     per_key_thresholds: bool = False
@@ -282,10 +283,10 @@ def _detection(opts: TrainOptions, kind: str, records: Sequence[Record]) -> dict
     return detection_windows(base, time["cadence_s"] if time else None, opts.stride)
 
 
-def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[Method, float]:
+def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[CalibrationMethod, float]:
     """The calibration method and value: the options' or the defaults for a detector whose
     scores are (``normalised``) or are not z-scores against each key's history."""
-    method: Method = opts.threshold_method or DEFAULTS["threshold_method"][normalised]
+    method: CalibrationMethod = opts.threshold_method or DEFAULTS["threshold_method"][normalised]
     value = opts.threshold_value
     return method, float(DEFAULTS["threshold_value"][method] if value is None else value)
 

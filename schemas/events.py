@@ -20,14 +20,14 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.records import MAX_KEY_LENGTH, RecordKind
+from schemas.kinds import ModelFamily, RecordKind, ThresholdMethod
+from schemas.records import MAX_KEY_LENGTH
 
 __all__ = [
     "AnomalyEvent",
     "Contributor",
     "DeadLetter",
     "MAX_DEAD_LETTER_ORIGINAL",
-    "ModelFamily",
     "ModelRef",
     "Quality",
     "SampleTest",
@@ -37,8 +37,6 @@ __all__ = [
     "utc_now_iso",
 ]
 
-ModelFamily = Literal["dense", "lstm", "conv1d", "events", "hybrid"]
-ThresholdMethod = Literal["percentile", "contamination", "fpr", "sigma", "manual"]
 ThresholdScope = Literal["key", "default", "card_key", "card_default"]
 
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

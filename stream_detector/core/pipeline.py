@@ -39,7 +39,8 @@ from stream_detector.core.detection import (
     decide,
     page,
 )
-from stream_detector.core.events import build_event, quality_flags, top_cells_rows
+from stream_detector.core.events import build_event, quality_flags
+from stream_detector.core.explanations import top_cells_rows
 from stream_detector.core.hybrid import HybridStage, NPLMOutcome
 from stream_detector.core.key_state import NO_POSITION, NO_TAG, KeyState, position_of, source_tag
 from stream_detector.core.record_runs import RecordRun, runs_of

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from schemas.events import AnomalyEvent, SourceRef
-from schemas.records import Record, RecordKind
+from schemas.kinds import RecordKind
+from schemas.records import Record
+from stream_detector.core.explanations import top_contributors
 from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline, Scored
 from stream_detector.core.registry import ModelRegistry
 from stream_detector.core.routing import Router
-from stream_detector.core.scoring import top_contributors
 from stream_detector.core.thresholds import CardThresholds
 from stream_detector.core.timing import flag_names
 from stream_detector.exceptions import DataError

@@ -12,8 +12,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from offline_training.export import export_onnx, sha256_file, verify_parity
-from offline_training.models import FAMILIES, ScoringHead, build_model, make_time_weights
+from offline_training.models import ScoringHead, build_model, make_time_weights
 from offline_training.trainer import TrainConfig, fit, reconstruction_scores
+from schemas.kinds import AUTOENCODER_FAMILIES
 
 WINDOW = 32  # the series fixture's window length
 SHAPES = {"dense": (WINDOW, 1), "lstm": (WINDOW, 1), "conv1d": (WINDOW, 1), "events": (1, 57)}
@@ -39,7 +40,7 @@ def _trained_model(family: str, request: pytest.FixtureRequest) -> torch.nn.Modu
     return _trained[family]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 @pytest.mark.parametrize("batch", [1, 5])
 def test_output_shapes(family: str, batch: int) -> None:
     window, features = SHAPES[family]
@@ -51,7 +52,7 @@ def test_output_shapes(family: str, batch: int) -> None:
     torch.testing.assert_close(score, errors.mean(dim=(1, 2)))  # uniform time weights
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 def test_onnx_parity_and_dynamic_batch(family: str, tmp_path: Path) -> None:
     window, features = SHAPES[family]
     model = build_model(family, window, features, seed=1)
@@ -85,7 +86,7 @@ def test_parity_with_time_weights_and_batch_norm(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 def test_score_direction(family: str, request: pytest.FixtureRequest) -> None:
     data = _data(family, request)
     scores, _ = reconstruction_scores(_trained_model(family, request), data.test)
@@ -95,7 +96,7 @@ def test_score_direction(family: str, request: pytest.FixtureRequest) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 def test_trained_model_onnx_scores_match(
     family: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
