@@ -404,10 +404,8 @@ class Pipeline:
         if hybrid is not None and ring is not None:
             outcome = hybrid.observe(ring, raw, errors, item.window.start_text)
         event = None
-        if decision.alert:
+        if decision.alert:  # one window's event: no p-value (that belongs to a sample)
             event = self._event(batch, item, i, raw, decision, threshold, detected_at)
-            if hybrid is not None and ring is not None:
-                event = hybrid.annotate(event, ring, outcome)
         elif (hybrid is not None and ring is not None and outcome is not None and outcome.alert
               and page(item.state.detector, model.params)):  # the key's quiet period holds
             event = self._event(batch, item, i, raw, decision, hybrid.threshold, detected_at)
