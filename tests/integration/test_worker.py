@@ -20,7 +20,7 @@ from schemas.events import SourceRef
 from schemas.records import MAX_MESSAGE_BYTES, parse_message
 from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline
 from stream_detector.core.registry import load_model
-from stream_detector.services.local import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 # offset: about 3x the median raw score, as train sets it
