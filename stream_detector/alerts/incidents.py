@@ -48,7 +48,7 @@ from typing import Final, Literal
 from pydantic import ValidationError
 
 from schemas.events import AnomalyEvent
-from stream_detector.constants import MAX_MESSAGE_BYTES
+from schemas.records import MAX_MESSAGE_BYTES
 from stream_detector.exceptions import InvalidRecord
 
 __all__ = [

@@ -43,8 +43,7 @@ from typing import Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from schemas.records import MAX_FEATURES
-from stream_detector.constants import MAX_WINDOW_LENGTH
+from schemas.records import MAX_FEATURES, MAX_WINDOW_LENGTH
 from stream_detector.core.timing import (
     GAP,
     IMPUTED,
