@@ -37,7 +37,7 @@ from benchmarks.scoring_ceiling import make_runtime, pending_windows
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, ModelRef, Quality, SourceRef, event_id_for, utc_now_iso
 from stream_detector.core.events import severity
-from stream_detector.core.scoring import top_contributors
+from stream_detector.core.explanations import top_contributors
 from stream_detector.core.thresholds import ResolvedThreshold
 
 __all__ = ["build_event_checked", "main", "run"]

@@ -21,12 +21,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.events import ModelFamily
+from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind
 from schemas.records import (
     MAX_FEATURES,
     MAX_KEY_LENGTH,
     MAX_WINDOW_LENGTH,
-    RecordKind,
     parse_iso8601,
 )
 
@@ -134,7 +133,7 @@ class ServesCard(_Frozen):
 class ThresholdCard(_Frozen):
     """Thresholds calibrated at training time; Redis entries override them."""
 
-    method: Literal["percentile", "contamination", "fpr", "sigma"]
+    method: CalibrationMethod
     value_param: _FiniteFloat = Field(
         description="e.g. 95.0 (percentile), 0.01 (fpr) or 5.0 (sigma)")
     default: _FiniteFloat

@@ -4,10 +4,11 @@ benchmarks."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
+from schemas.kinds import RecordKind
 from stream_detector.cli.common import app, err_console, fail, one_line_errors, require_given, say
 
 __all__ = ["bench", "demo"]
@@ -28,7 +29,7 @@ __all__ = ["bench", "demo"]
 )
 def demo(
     kind: Annotated[
-        Literal["series", "sales", "events"], typer.Option(help="record kind to demonstrate")
+        RecordKind, typer.Option(help="record kind to demonstrate")
     ] = "series",
     duration: Annotated[
         float, typer.Option(min=1.0, help="seconds the replay should last (sets the pace)")

@@ -13,13 +13,12 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
+from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind
 from stream_detector.cli.checks import existing_input, fraction, model_path, new_file, new_folder
 from stream_detector.cli.common import app, err_console, one_line_errors, records_progress, say
+from stream_detector.constants import ProviderPreference
 
 __all__ = ["train_command", "score_command"]
-
-Kind = Literal["series", "sales", "events"]
-Family = Literal["dense", "lstm", "conv1d", "events", "hybrid"]
 
 
 def _config_file(path: Path | None) -> dict[str, object]:
@@ -52,10 +51,10 @@ def train_command(
                                        callback=existing_input)],
     out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/",
                                       callback=new_folder)] = Path("registry"),
-    model: Annotated[Family, typer.Option("--model", help="model family")] = "dense",
+    model: Annotated[ModelFamily, typer.Option("--model", help="model family")] = "dense",
     config: Annotated[Path | None, typer.Option(help="YAML/JSON file of options",
                                                 callback=existing_input)] = None,
-    kind: Annotated[Kind | None, typer.Option(help="record kind (default: inferred)")] = None,
+    kind: Annotated[RecordKind | None, typer.Option(help="record kind (default: inferred)")] = None,
     key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
     name: Annotated[str | None, typer.Option(help="model name (default: file stem)")] = None,
     version: Annotated[str | None, typer.Option(help="version (default: next number)")] = None,
@@ -68,7 +67,7 @@ def train_command(
         str | None, typer.Option(help="train on records up to this time")
     ] = None,
     threshold_method: Annotated[
-        Literal["percentile", "contamination", "fpr", "sigma"] | None,
+        CalibrationMethod | None,
         typer.Option(help="calibration method [default: sigma for z-scored detection, "
                           "else percentile]"),
     ] = None,
@@ -136,10 +135,12 @@ def score_command(
     data: Annotated[Path, typer.Option(help="file to score", callback=existing_input)],
     out: Annotated[Path, typer.Option(help="CSV of every window's score (its folder must "
                                            "exist)", callback=new_file)] = Path("scores.csv"),
-    kind: Annotated[Kind | None, typer.Option(help="record kind (default: the model's)")] = None,
+    kind: Annotated[
+        RecordKind | None, typer.Option(help="record kind (default: the model's)")
+    ] = None,
     key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
     provider: Annotated[
-        Literal["auto", "cpu", "cuda", "tensorrt"], typer.Option(help="ONNX Runtime provider")
+        ProviderPreference, typer.Option(help="ONNX Runtime provider")
     ] = "auto",
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     strict_time: Annotated[bool, typer.Option(

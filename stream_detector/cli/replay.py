@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from schemas.kinds import RecordKind
 from stream_detector.cli.common import (
     KafkaOption,
     app,
@@ -40,7 +41,7 @@ def replay_command(
         str | None, typer.Option("--topic", "-t", help="topic (default: settings' input topic)")
     ] = None,
     kind: Annotated[
-        Literal["series", "sales", "events"] | None,
+        RecordKind | None,
         typer.Option(help="record kind (default: inferred from the file)"),
     ] = None,
     key: Annotated[

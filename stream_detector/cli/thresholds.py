@@ -10,11 +10,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
+from schemas.kinds import ThresholdMethod
 from stream_detector.cli.common import (
     RedisOption,
     app,
@@ -67,7 +68,6 @@ VersionOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 # schemas.card.DEFAULT_KEY, spelled out: importing schemas costs --help 0.4 s (a test pins it)
 _DEFAULT_KEY = "*"
-ThresholdMethod = Literal["manual", "percentile", "contamination", "fpr", "sigma"]
 
 
 @dataclass(frozen=True)

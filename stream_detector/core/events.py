@@ -24,14 +24,14 @@ from schemas.card import ModelCard
 from schemas.events import (
     AnomalyEvent,
     Contributor,
-    ModelFamily,
     ModelRef,
     Quality,
     SourceRef,
     event_id_for,
     utc_now_iso,
 )
-from stream_detector.core.scoring import top_contributors
+from schemas.kinds import ModelFamily
+from stream_detector.core.explanations import Cell, top_cells, top_contributors
 from stream_detector.core.thresholds import ResolvedThreshold
 from stream_detector.core.timing import GAP, IMPUTED, LATE, REPEATED, SKEWED
 
@@ -41,8 +41,6 @@ __all__ = [
     "is_anomaly",
     "quality_flags",
     "severity",
-    "top_cells",
-    "top_cells_rows",
 ]
 
 _validate_event: Final = AnomalyEvent.__pydantic_validator__.validate_python
@@ -124,67 +122,15 @@ def _model_ref(name: str, version: str, onnx_sha256: str, family: ModelFamily) -
     return ModelRef(name=name, version=version, onnx_sha256=onnx_sha256, family=family)
 
 
-def top_cells(
-    errors: npt.ArrayLike, n_features: int, k: int = 5
-) -> list[tuple[int, int, float]]:
-    """:func:`~stream_detector.core.scoring.top_contributors` as ``(index, time_offset, error)``.
-
-    The same cells in the same order (the same ``argpartition`` call picks among equal
-    errors), without a validated :class:`Contributor` per cell.
-
-    >>> top_cells([[0.1, 0.0], [0.0, 0.9]], 2, 2)
-    [(1, 0, 0.9), (0, 1, 0.1)]
-    """
-    e = np.asarray(errors, dtype=np.float64)
-    if e.ndim != 2 or e.shape[1] != n_features:
-        raise ValueError(f"errors must be (window, {n_features}), got {e.shape}")
-    negated = -e.ravel()
-    k = max(0, min(k, negated.size))
-    if k == 0:
-        return []
-    top = negated.argpartition(k - 1)[:k]
-    window, width = e.shape
-    return _ordered(negated[top].tolist(), top.tolist(), window, width)
-
-
-def top_cells_rows(
-    errors: npt.NDArray[np.float32], rows: Sequence[int], n_features: int, k: int = 5
-) -> list[list[tuple[int, int, float]]]:
-    """:func:`top_cells` of the windows ``rows`` of a batch ``(batch, window, features)``.
-
-    One ``argpartition`` along the last axis runs the same selection on each row as
-    :func:`top_cells` does on that window, without the per-call numpy overhead (three
-    quarters of its cost for a window of 50 values).
-    """
-    picked = np.asarray(errors, dtype=np.float64)[list(rows)]
-    if picked.ndim != 3 or picked.shape[2] != n_features:
-        raise ValueError(f"errors must be (window, {n_features}), got {picked.shape[1:]}")
-    n, window, width = picked.shape
-    negated = -picked.reshape(n, window * width)
-    k = max(0, min(k, window * width))
-    if k == 0 or n == 0:
-        return [[] for _ in rows]
-    top = negated.argpartition(k - 1, axis=1)[:, :k]
-    values = np.take_along_axis(negated, top, axis=1).tolist()
-    return [_ordered(v, c, window, width) for v, c in zip(values, top.tolist(), strict=True)]
-
-
-def _ordered(
-    negated: list[float], cells: list[int], window: int, width: int
-) -> list[tuple[int, int, float]]:
-    # by error descending, then newest first, then feature index (cells never tie)
-    order = sorted([(v, -(i // width), i % width) for v, i in zip(negated, cells, strict=True)])
-    return [(col, window - 1 + row, -v) for v, row, col in order]
-
-
 def _contributors(
     errors: npt.ArrayLike, names: Sequence[str], k: int,
-    cells: Sequence[tuple[int, int, float]] | None = None,
+    cells: Sequence[Cell] | None = None,
 ) -> list[dict[str, Any]] | list[Contributor]:
     """Top contributors as plain values for the event's one validation pass.
 
     A cell the schema rejects (NaN, infinite or negative error) goes through
-    :func:`top_contributors`, which raises the same error it always raised.
+    :func:`~stream_detector.core.explanations.top_contributors`, which raises the same
+    error it always raised.
     """
     out: list[dict[str, Any]] = []
     if cells is None:
@@ -216,7 +162,7 @@ def build_event(
     detected_at: str | None = None,
     top_k: int = 5,
     feature_names: Sequence[str] | None = None,
-    cells: Sequence[tuple[int, int, float]] | None = None,
+    cells: Sequence[Cell] | None = None,
 ) -> AnomalyEvent:
     """Build the event for one window that crossed its threshold.
 
@@ -243,7 +189,8 @@ def build_event(
         Pass a fixed value for reproducible offline output; defaults to now (UTC).
     cells
         ``top_cells(errors, n_features, top_k)`` when the caller computed it already
-        (:func:`top_cells_rows` for a batch's alerts); ``errors`` must be that window's.
+        (:func:`~stream_detector.core.explanations.top_cells_rows` for a batch's alerts);
+        ``errors`` must be that window's.
 
     Raises
     ------

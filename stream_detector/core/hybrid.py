@@ -11,17 +11,20 @@ window to cross a threshold (seed 000's hybrid; see :mod:`stream_detector.core.n
 
 Each test fits the linear NPLM of the ring against the card's reference sample (basis and
 ``phi(R)`` are built once per loaded model, here, never per window) and turns
-``t = -2 min L`` into a p-value. ``p < alpha`` is an anomaly event:
+``t = -2 min L`` into a p-value. The p-value belongs to the sample, never to one window:
+``p < alpha`` is a *sample event* (``AnomalyEvent.sample`` set):
 
 - ``window_start`` / ``window_end``: the oldest window in the sample / the newest;
   ``event_id`` is the usual hash of model, version, key and ``window_end``;
-- ``score``, ``raw_score``, contributors: the newest window's (AE detection score, raw AE
-  score, its largest errors); ``threshold`` is ``alpha`` with method ``fpr`` from the card;
+- ``sample``: the test (N_D, N_R, t, dof, p-value, alpha); ``p_value`` the same p-value;
+- ``score = -log10 p`` against ``threshold = -log10 alpha`` (method ``fpr``), so that, as for
+  every event, the score exceeds the threshold; ``raw_score`` is t; observed, expected and
+  contributors are the newest window's (the one that completed the sample);
 - ``severity = min(100, -10 log10 p)``: 20 at p = 0.01, 50 at 1e-5, 100 from 1e-10.
 
-AE-stage alerts of a key carry its latest p-value (``p_value``), when a test has run. When
-both stages fire on the same window there is one event (same ``event_id``): the AE event
-with the p-value and the larger of the two severities.
+AE-stage events are single windows and carry no p-value. Every test's p-value, alerting or
+not, is in ``stream-detector score``'s ``p_value`` column on the row of the window that
+completed the sample.
 
 A key's ring (:class:`SampleRing`) holds ``sample_size`` float32 feature rows and each
 window's start timestamp text: about ``sample_size * (4 * width + 25)`` bytes of state.
@@ -54,7 +57,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.card import ModelCard, NPLMCard
-from schemas.events import AnomalyEvent, ThresholdSource
+from schemas.events import AnomalyEvent, SampleTest, ThresholdSource
 from stream_detector.core.nplm import NPLMResult, nplm_numpy_basis, nplm_numpy_test
 from stream_detector.core.thresholds import ResolvedThreshold
 
@@ -165,8 +168,9 @@ class HybridStage:
         self.basis = nplm_numpy_basis(reference, section.degree)
         self.phi_reference = self.basis(reference)  # (N_R, dof): the costly part, once
         self.peak = card.window > 1
+        # sample events compare -log10 p with -log10 alpha: higher = more anomalous
         self.threshold = ResolvedThreshold(
-            section.alpha,
+            -math.log10(section.alpha),
             ThresholdSource(method="fpr", version=card.version, scope="card_default"),
         )
 
@@ -211,22 +215,16 @@ class HybridStage:
         return NPLMOutcome(result.t, result.dof, result.p_value,
                            result.p_value < self.section.alpha)
 
-    @staticmethod
-    def annotate(event: AnomalyEvent, ring: SampleRing, outcome: NPLMOutcome | None
-                 ) -> AnomalyEvent:
-        """An AE-stage event with the key's latest p-value (and severity if NPLM fired too)."""
-        if math.isnan(ring.last_p):
-            return event
-        severity = event.severity
-        if outcome is not None and outcome.alert:
-            severity = max(severity, p_value_severity(outcome.p_value))
-        return event.model_copy(update={"p_value": ring.last_p, "severity": severity})
-
-    @staticmethod
-    def nplm_event(event: AnomalyEvent, ring: SampleRing, outcome: NPLMOutcome
+    def nplm_event(self, event: AnomalyEvent, ring: SampleRing, outcome: NPLMOutcome
                    ) -> AnomalyEvent:
-        """Turn the newest window's event (built against ``alpha``) into the sample's."""
+        """Turn the newest window's event (built against :attr:`threshold`) into the
+        sample's: its span, its test, ``score = -log10 p``, ``raw_score = t``."""
         quality = event.quality.model_copy(update={"warm_up": False})
+        test = SampleTest(size=min(ring.count, ring.capacity),
+                          reference_size=len(self.phi_reference), t=outcome.t,
+                          dof=outcome.dof, p_value=outcome.p_value, alpha=self.section.alpha)
+        score = -math.log10(outcome.p_value) if outcome.p_value > 0 else math.inf
         return event.model_copy(update={
-            "window_start": ring.oldest_text(), "p_value": outcome.p_value,
+            "window_start": ring.oldest_text(), "p_value": outcome.p_value, "sample": test,
+            "score": min(score, 1e300), "raw_score": outcome.t,
             "severity": p_value_severity(outcome.p_value), "quality": quality})

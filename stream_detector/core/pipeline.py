@@ -41,7 +41,8 @@ from stream_detector.core.detection import (
     decide,
     page,
 )
-from stream_detector.core.events import build_event, quality_flags, top_cells_rows
+from stream_detector.core.events import build_event, quality_flags
+from stream_detector.core.explanations import top_cells_rows
 from stream_detector.core.hybrid import HybridStage, NPLMOutcome
 from stream_detector.core.key_state import NO_POSITION, NO_TAG, KeyState, position_of, source_tag
 from stream_detector.core.record_runs import RecordRun, runs_of
@@ -50,7 +51,8 @@ from stream_detector.core.routing import Router
 from stream_detector.core.scoring import ScaleTable, ScoreBatch
 from stream_detector.core.thresholds import ResolvedThreshold
 from stream_detector.core.timing import GAP, IMPUTED, TimePolicy, count_flags, observe
-from stream_detector.core.windowing import Window, WindowRun, WindowState
+from stream_detector.core.windowing import WindowState
+from stream_detector.core.windows import Window, WindowRun
 
 __all__ = [
     "DictStore",
@@ -404,10 +406,8 @@ class Pipeline:
         if hybrid is not None and ring is not None:
             outcome = hybrid.observe(ring, raw, errors, item.window.start_text)
         event = None
-        if decision.alert:
+        if decision.alert:  # one window's event: no p-value (that belongs to a sample)
             event = self._event(batch, item, i, raw, decision, threshold, detected_at)
-            if hybrid is not None and ring is not None:
-                event = hybrid.annotate(event, ring, outcome)
         elif (hybrid is not None and ring is not None and outcome is not None and outcome.alert
               and page(item.state.detector, model.params)):  # the key's quiet period holds
             event = self._event(batch, item, i, raw, decision, hybrid.threshold, detected_at)

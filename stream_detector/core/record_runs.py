@@ -28,16 +28,19 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from schemas.kinds import RecordKind
 from schemas.records import (
     MAX_FEATURES,
+    MAX_ID,
     MAX_KEY_LENGTH,
     MAX_MESSAGE_BYTES,
     MAX_RECORDS_PER_MESSAGE,
+    MAX_TIMESTAMP_LENGTH,
+    MIN_TIMESTAMP_LENGTH,
     TIMESTAMP_MAX,
     TIMESTAMP_MIN,
     Record,
     RecordError,
-    RecordKind,
     in_time_range,
     parse_message,
 )
@@ -49,8 +52,6 @@ _UTC_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH: Final = datetime(1970, 1, 1)
 _US: Final = timedelta(microseconds=1)
 _NAIVE_RANGE: Final = (TIMESTAMP_MIN.replace(tzinfo=None), TIMESTAMP_MAX.replace(tzinfo=None))
-_MIN_TS, _MAX_TS = 4, 64  # the schema's timestamp text bounds
-_MAX_ID: Final = 2**31
 _SMALL: Final = 16
 _F32_MAX: Final = float(np.finfo(np.float32).max)
 
@@ -204,7 +205,7 @@ def _times(texts: list[Any]) -> list[int] | None:
     fromiso, naive, micro = datetime.fromisoformat, _NAIVE_EPOCH, _US
     lo, hi = _NAIVE_RANGE
     for t in texts:
-        if type(t) is not str or not _MIN_TS <= len(t) <= _MAX_TS:
+        if type(t) is not str or not MIN_TIMESTAMP_LENGTH <= len(t) <= MAX_TIMESTAMP_LENGTH:
             return None
         try:
             dt = fromiso(t)
@@ -289,7 +290,7 @@ def _sales(rows: list[Any]) -> RecordRun | None:
     if [r["kind"] for r in rows].count("sales") != len(rows):
         return None
     for ids in (stores, items):
-        if any(type(v) is not int or not 0 <= v <= _MAX_ID for v in ids):
+        if any(type(v) is not int or not 0 <= v <= MAX_ID for v in ids):
             return None
     if stores.count(stores[0]) != len(rows) or items.count(items[0]) != len(rows):
         return None
@@ -320,6 +321,6 @@ def _events(rows: list[Any]) -> RecordRun | None:
     return RecordRun("events", keys[0], flat.reshape(-1, width), ns, texts, _imputed(rows))
 
 
-_KINDS: Final[dict[str, Callable[[list[Any]], RecordRun | None]]] = {
+_KINDS: Final[dict[RecordKind, Callable[[list[Any]], RecordRun | None]]] = {
     "series": _series, "sales": _sales, "events": _events,
 }

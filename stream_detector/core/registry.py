@@ -35,7 +35,8 @@ from typing import Final
 from pydantic import ValidationError
 
 from schemas.card import ModelCard
-from stream_detector.core.scoring import ProviderPreference, Scorer
+from stream_detector.constants import ProviderPreference
+from stream_detector.core.scoring import Scorer
 from stream_detector.exceptions import ModelCardError, ModelCardMismatch
 
 __all__ = [

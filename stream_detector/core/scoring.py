@@ -1,4 +1,4 @@
-"""Scoring with ONNX Runtime: provider choice, sessions, batching, scaling, explanations.
+"""Scoring with ONNX Runtime: provider choice, sessions, batching, scaling.
 
 Contract (every model family): ``windows`` float32 ``(batch, window, features)``, already
 scaled, in; ``score`` float32 ``(batch,)`` (higher = more anomalous) and ``errors`` float32
@@ -24,14 +24,14 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
 from schemas.card import DEFAULT_KEY, ScalerCard
-from schemas.events import Contributor
+from stream_detector.constants import PROVIDER_PREFERENCES, ProviderPreference
 from stream_detector.core import ort_threads
 from stream_detector.exceptions import ConfigurationError, ModelCardError
 
@@ -40,7 +40,6 @@ __all__ = [
     "CPU",
     "CUDA",
     "TENSORRT",
-    "ProviderPreference",
     "ScaleTable",
     "ScoreBatch",
     "Scorer",
@@ -49,13 +48,11 @@ __all__ = [
     "select_providers",
     "signed_expm1",
     "signed_log1p",
-    "top_contributors",
 ]
 
 CPU: Final = "CPUExecutionProvider"
 CUDA: Final = "CUDAExecutionProvider"
 TENSORRT: Final = "TensorrtExecutionProvider"
-ProviderPreference = Literal["auto", "cpu", "cuda", "tensorrt"]
 _QUIET: Final = 3  # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 FloatArray = npt.NDArray[np.float32]
@@ -138,7 +135,7 @@ def select_providers(preference: ProviderPreference | str = "auto") -> list[str]
             )
         return [*wanted, CPU]
     raise ConfigurationError(
-        f"unknown provider {preference!r}; use one of auto, cpu, cuda, tensorrt"
+        f"unknown provider {preference!r}; use one of {', '.join(PROVIDER_PREFERENCES)}"
     )
 
 
@@ -384,45 +381,3 @@ def apply_scaler(
     if x.ndim != 3 or x.shape[0] != len(keys):
         raise ValueError(f"need (batch, window, features) and one key per window, got {x.shape}")
     return ScaleTable(scaler, x.shape[2]).transform(x, keys)
-
-
-def top_contributors(
-    errors: npt.ArrayLike, feature_names: Sequence[str], k: int = 5
-) -> list[Contributor]:
-    """The ``k`` (feature, time step) cells of one window with the largest error.
-
-    Parameters
-    ----------
-    errors
-        ``(window, features)`` squared reconstruction errors of one window.
-    feature_names
-        One name per feature column.
-
-    Returns
-    -------
-    list of Contributor
-        Largest first; ``time_offset`` counts steps back from the window end (0 = newest).
-
-    >>> [(c.name, c.time_offset) for c in top_contributors([[0.1, 0.0], [0.0, 0.9]], "xy", 2)]
-    [('y', 0), ('x', 1)]
-    """
-    e = np.asarray(errors, dtype=np.float64)
-    if e.ndim != 2 or e.shape[1] != len(feature_names):
-        raise ValueError(f"errors must be (window, {len(feature_names)}), got {e.shape}")
-    flat = e.ravel()
-    k = max(0, min(k, flat.size))
-    if k == 0:
-        return []
-    top = np.argpartition(-flat, k - 1)[:k]
-    # stable order: by error descending, then newest first, then feature index
-    order = sorted(top.tolist(), key=lambda i: (-flat[i], -(i // e.shape[1]), i % e.shape[1]))
-    window = e.shape[0]
-    return [
-        Contributor(
-            name=feature_names[i % e.shape[1]],
-            index=i % e.shape[1],
-            time_offset=window - 1 - i // e.shape[1],
-            error=float(flat[i]),
-        )
-        for i in order
-    ]

@@ -21,13 +21,14 @@ import math
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis import Redis
 
 from schemas.card import DEFAULT_KEY, ModelCard
 from schemas.events import ThresholdSource, utc_now_iso
+from schemas.kinds import ThresholdMethod
 from stream_detector.constants import (
     REDIS_THRESHOLD_CHANNEL,
     REDIS_THRESHOLD_PREFIX,
@@ -56,7 +57,7 @@ class ThresholdEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     value: float
-    method: Literal["percentile", "contamination", "fpr", "sigma", "manual"] = "manual"
+    method: ThresholdMethod = "manual"
     set_at: str = Field(default_factory=utc_now_iso)
     set_by: str = ""
 
@@ -214,7 +215,7 @@ class ThresholdStore:
         key: str,
         value: float,
         *,
-        method: Literal["percentile", "contamination", "fpr", "sigma", "manual"] = "manual",
+        method: ThresholdMethod = "manual",
         set_by: str | None = None,
     ) -> ThresholdEntry:
         """Set one key's threshold (``key="*"`` sets the model default)."""

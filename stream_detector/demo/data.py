@@ -21,17 +21,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from schemas.kinds import RecordKind
 from stream_detector.core.registry import sha256_file
 from stream_detector.demo.summary import Quality, cache_key, detection_quality
 
 __all__ = ["DemoData", "DemoOptions", "prepare_data", "plan_model", "ModelPlan", "train_options",
-           "labelled_windows", "event_ends", "quality_of", "Kind", "topics_for"]
+           "labelled_windows", "event_ends", "quality_of", "topics_for"]
 
-Kind = Literal["series", "sales", "events"]
 _SEED = 0
 _GENERATOR = "synthetic-v2"  # bump when the generated data changes shape
 # Training per kind, checked on the generated data (seed 0). Series: the default model
@@ -55,7 +55,7 @@ _TRAINING: dict[str, dict[str, Any]] = {
 class DemoOptions:
     """The command's options (see ``stream-detector demo --help``)."""
 
-    kind: Kind = "series"
+    kind: RecordKind = "series"
     duration: float = 60.0
     data: Path | None = None
     kafka: str | None = None
@@ -76,7 +76,7 @@ class DemoData:
     """The file to replay and, for generated data, its labelled windows (ns, inclusive)."""
 
     path: Path
-    kind: Kind
+    kind: RecordKind
     labels: dict[str, list[tuple[int, int]]] | None
     sha256: str = field(default="")
     kinds: dict[str, list[str]] = field(default_factory=dict)  # what each window holds
@@ -93,7 +93,7 @@ def labelled_windows(stamps: np.ndarray, rows: Sequence[tuple[int, int]]) -> lis
     return [(int(ns[lo]), int(ns[hi])) for lo, hi in rows]
 
 
-def _generate(kind: Kind, folder: Path) -> tuple[Path, _Labels, dict[str, list[str]]]:
+def _generate(kind: RecordKind, folder: Path) -> tuple[Path, _Labels, dict[str, list[str]]]:
     """Write the kind's generated file; its labelled windows and their anomaly kinds."""
     from offline_training import synthetic as syn
 

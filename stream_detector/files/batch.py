@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from schemas.events import AnomalyEvent, SourceRef
-from schemas.records import Record, RecordKind
+from schemas.kinds import RecordKind
+from schemas.records import Record
+from stream_detector.core.explanations import top_contributors
 from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline, Scored
 from stream_detector.core.registry import ModelRegistry
 from stream_detector.core.routing import Router
-from stream_detector.core.scoring import top_contributors
 from stream_detector.core.thresholds import CardThresholds
 from stream_detector.core.timing import flag_names
 from stream_detector.exceptions import DataError
@@ -43,7 +44,8 @@ class ScoreRow:
     late: bool
     top_contributors: str
     event_id: str
-    # hybrid models: the NPLM test this window ran, else its event's (the key's latest)
+    # hybrid models: the p-value of the NPLM test of the sample this window completed
+    # (the key's last sample_size windows); None on every other row
     p_value: float | None = None
     # the window's record flags (stream_detector.core.timing), e.g. "repeated;gap"; "" when none
     flags: str = ""
@@ -56,7 +58,7 @@ def _row(s: Scored, names: Sequence[str]) -> ScoreRow:
     event: AnomalyEvent | None = s.event
     tops = event.top_contributors if event is not None else top_contributors(s.errors, names, 3)
     text = ";".join(f"{c.name}@-{c.time_offset}:{c.error:.4g}" for c in tops)
-    p_value = s.nplm.p_value if s.nplm is not None else event.p_value if event else None
+    p_value = s.nplm.p_value if s.nplm is not None else None
     return ScoreRow(s.pending.window.end_text, s.pending.key, s.decision.detection_score,
                     s.raw_score, s.threshold.value, s.event is not None, s.decision.warm_up,
                     s.pending.window.late, text, event.event_id if event else "", p_value,

@@ -31,7 +31,8 @@ from typing import Final, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import ValidationError
 
-from schemas.records import FeatureEvent, RecordKind, SalesRow, SeriesPoint
+from schemas.kinds import RecordKind
+from schemas.records import FeatureEvent, SalesRow, SeriesPoint
 from stream_detector.exceptions import ConfigurationError, DataError
 
 __all__ = [

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from stream_detector.constants import MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
+from schemas.records import MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
 from stream_detector.exceptions import DataError, StreamDetectorError
 from stream_detector.files.history import AnyRecord
 

@@ -163,4 +163,5 @@ def test_the_core_is_doctested() -> None:
     documented = [m for m, n in attempted.items() if n > 0]
     assert {"schemas.records", "schemas.events", "stream_detector.core.scoring",
             "stream_detector.core.windowing", "stream_detector.core.thresholds",
-            "stream_detector.core.events", "stream_detector.core.registry"} <= set(documented)
+            "stream_detector.core.events", "stream_detector.core.registry",
+            "stream_detector.core.explanations"} <= set(documented)

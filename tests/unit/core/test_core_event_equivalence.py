@@ -26,10 +26,8 @@ from stream_detector.core.events import (
     build_event,
     event_json,
     quality_flags,
-    top_cells,
-    top_cells_rows,
 )
-from stream_detector.core.scoring import ScaleTable, top_contributors
+from stream_detector.core.scoring import ScaleTable
 from stream_detector.core.thresholds import ResolvedThreshold
 
 FEATURES = ["a", "b", "c", "d", "e", "f"]
@@ -98,41 +96,6 @@ def test_fast_path_emits_the_same_json_as_the_validated_path(
     assert AnomalyEvent.model_validate_json(wire) == new
     assert len(new.top_contributors) <= kwargs["top_k"]
     assert all(math.isfinite(v) for v in new.observed + (new.expected or []))
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 30), st.integers(-2, 10), st.data())
-def test_top_cells_are_top_contributors(width: int, window: int, k: int,
-                                        data: st.DataObject) -> None:
-    values = data.draw(st.lists(ERROR, min_size=width * window, max_size=width * window))
-    errors = np.asarray(values, np.float32).reshape(window, width)
-    names = FEATURES[:width]
-    want = [(c.index, c.time_offset, c.error) for c in top_contributors(errors, names, k)]
-    assert top_cells(errors, width, k) == want
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.integers(1, 4), st.integers(1, 20), st.integers(1, 12), st.integers(-1, 8),
-       st.data())
-def test_top_cells_rows_are_top_cells_of_each_window(
-    width: int, window: int, batch: int, k: int, data: st.DataObject
-) -> None:
-    """The pipeline's one vectorised argpartition picks what one call per window picks."""
-    size = batch * window * width
-    values = data.draw(st.lists(ERROR, min_size=size, max_size=size))
-    errors = np.asarray(values, np.float32).reshape(batch, window, width)
-    rows = data.draw(st.lists(st.integers(0, batch - 1), max_size=batch, unique=True))
-    got = top_cells_rows(errors, rows, width, k)
-    assert got == [top_cells(errors[r], width, k) for r in rows]
-
-
-def test_top_cells_rows_rejects_a_wrong_width_as_top_contributors_does() -> None:
-    errors = np.zeros((2, 3, 2), np.float32)
-    with pytest.raises(ValueError) as old:
-        top_contributors(errors[0], ["x"], 5)
-    with pytest.raises(ValueError) as new:
-        top_cells_rows(errors, [0], 1)
-    assert str(new.value) == str(old.value)
 
 
 BASE: dict[str, Any] = {

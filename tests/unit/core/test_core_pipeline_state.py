@@ -15,7 +15,7 @@ from schemas.records import parse_message
 from stream_detector.core.pipeline import DictStore, KeyState, ModelRuntime, Pipeline, position_of
 from stream_detector.core.registry import load_model
 from stream_detector.core.windowing import WindowState
-from stream_detector.worker.runtime import TableStore, table_key
+from stream_detector.worker.table_store import TableStore, table_key
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 

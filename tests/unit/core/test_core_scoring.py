@@ -1,4 +1,4 @@
-"""Provider choice, the Scorer on a tiny hand-built ONNX graph, scaling, contributors,
+"""Provider choice, the Scorer on a tiny hand-built ONNX graph, scaling
 and the model registry (verification and hot-swap)."""
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from stream_detector.core.scoring import (
     Scorer,
     apply_scaler,
     select_providers,
-    top_contributors,
 )
 from stream_detector.exceptions import ConfigurationError, ModelCardError, ModelCardMismatch
 
@@ -217,20 +216,6 @@ def test_none_scaler_is_identity_and_shapes_are_checked() -> None:
         apply_scaler(x, ["a"], SCALER)
     with pytest.raises(ModelCardError, match="do not have 3 values per feature"):
         ScaleTable(ScalerCard.model_validate(SCALER), 3)
-
-
-def test_top_contributors_order_and_offsets() -> None:
-    errors = np.array([[0.0, 0.3], [0.9, 0.1], [0.2, 0.3]])  # rows: oldest .. newest
-    top = top_contributors(errors, ["a", "b"], k=3)
-    assert [(c.name, c.index, c.time_offset, c.error) for c in top] == [
-        ("a", 0, 1, pytest.approx(0.9)),
-        ("b", 1, 0, pytest.approx(0.3)),  # tie with the oldest 0.3: newest first
-        ("b", 1, 2, pytest.approx(0.3)),
-    ]
-    assert len(top_contributors(errors, ["a", "b"], k=50)) == 6
-    assert top_contributors(errors, ["a", "b"], k=0) == []
-    with pytest.raises(ValueError, match="errors must be"):
-        top_contributors(errors, ["a"], k=1)
 
 
 # --- registry -------------------------------------------------------------------------

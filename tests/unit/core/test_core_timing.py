@@ -20,7 +20,8 @@ from stream_detector.core.pipeline import DictStore, KeyState, ModelRuntime, Pip
 from stream_detector.core.registry import load_model
 from stream_detector.core.timing import GAP, LATE, REPEATED, SKEWED, TimePolicy, Watermark, observe
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import Message, TableStore, WorkerRuntime
+from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

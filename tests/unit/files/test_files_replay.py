@@ -13,9 +13,14 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from typer.testing import CliRunner
 
-from schemas.records import FeatureEvent, SalesRow, SeriesPoint, parse_message
+from schemas.records import (
+    MAX_MESSAGE_BYTES,
+    FeatureEvent,
+    SalesRow,
+    SeriesPoint,
+    parse_message,
+)
 from stream_detector.cli.main import app
-from stream_detector.constants import MAX_MESSAGE_BYTES
 from stream_detector.exceptions import DataError
 from stream_detector.files import history
 from stream_detector.files.history import iso_timestamps, records_from

@@ -162,3 +162,24 @@ def test_export_writes_one_valid_schema_per_contract(tmp_path: Path) -> None:
     assert {"onnx_sha256", "window", "scaler", "thresholds"} <= set(card_schema["required"])
     assert "event_id" in loaded["anomaly_event.schema.json"]["properties"]
     assert "original" in loaded["dead_letter.schema.json"]["properties"]
+
+
+def test_the_package_names_load_lazily_and_all_resolve() -> None:
+    import subprocess
+    import sys
+
+    import schemas
+    import schemas.card
+    import schemas.events
+    import schemas.records
+
+    for name in schemas.__all__:
+        homes = [m for m in (schemas.card, schemas.events, schemas.records) if name in m.__all__]
+        assert len(homes) == 1 and getattr(schemas, name) is getattr(homes[0], name)
+    assert schemas.ModelCard is ModelCard and schemas.AnomalyEvent is AnomalyEvent
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        _ = schemas.Nothing  # type: ignore[attr-defined]
+    code = "import sys, schemas.kinds; print(*sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60).stdout.split()
+    assert "schemas.kinds" in loaded and "pydantic" not in loaded

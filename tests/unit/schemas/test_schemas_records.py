@@ -15,7 +15,6 @@ from schemas.records import (
     SeriesPoint,
     parse_message,
 )
-from stream_detector import constants
 
 SERIES = {"kind": "series", "series": "AAPL", "timestamp": "2015-02-26T21:42:53", "value": 104.0}
 SALES = {"kind": "sales", "date": "2017-01-01", "store": 1, "item": 7, "sales": 13.0}
@@ -36,12 +35,6 @@ def reason_of(raw: bytes, **kwargs: int) -> str:
     with pytest.raises(RecordError) as info:
         parse_message(raw, **kwargs)
     return info.value.reason
-
-
-def test_bounds_mirror_the_worker_constants() -> None:
-    assert records.MAX_MESSAGE_BYTES == constants.MAX_MESSAGE_BYTES
-    assert records.MAX_RECORDS_PER_MESSAGE == constants.MAX_RECORDS_PER_MESSAGE
-    assert records.MAX_WINDOW_LENGTH == constants.MAX_WINDOW_LENGTH
 
 
 def test_series_point_keeps_text_and_parses_time() -> None:

@@ -26,7 +26,8 @@ from stream_detector.core.pipeline import KeyState, ModelRuntime, Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.core.windowing import WindowState
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import Message, TableStore, WorkerRuntime
+from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 POISON = 666.0

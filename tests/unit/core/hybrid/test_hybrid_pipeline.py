@@ -58,9 +58,18 @@ def test_nplm_events_describe_the_sample(hybrid_dir: Path) -> None:
         assert s.event.window_start == oldest.start_text
         assert s.event.window_end == s.pending.window.end_text
         assert s.event.event_id == event_id_for("hyb", "1", "det-sig", s.event.window_end)
-        assert s.event.threshold == section.alpha and s.event.p_value == s.nplm.p_value
+        assert s.event.p_value == s.nplm.p_value and not s.decision.alert
         assert s.event.severity == pytest.approx(p_value_severity(s.nplm.p_value))
-        assert s.event.score == s.decision.detection_score and not s.decision.alert
+        # the sample's test, and a score above its threshold like every event's
+        assert s.event.sample is not None
+        assert (s.event.sample.size, s.event.sample.reference_size) == (
+            section.sample_size, len(section.reference))
+        assert (s.event.sample.t, s.event.sample.dof) == (s.nplm.t, s.nplm.dof)
+        assert s.event.sample.p_value == s.nplm.p_value and s.event.sample.alpha == 0.01
+        assert s.event.threshold == pytest.approx(2.0)  # -log10 alpha
+        assert s.event.score == pytest.approx(-math.log10(s.nplm.p_value))
+        assert s.event.score > s.event.threshold
+        assert s.event.raw_score == s.nplm.t
 
 
 def test_p_values_equal_the_test_recomputed_from_scores(hybrid_dir: Path) -> None:
@@ -79,17 +88,17 @@ def test_p_values_equal_the_test_recomputed_from_scores(hybrid_dir: Path) -> Non
         assert outcome.p_value == pytest.approx(expected.p_value, rel=1e-6, abs=1e-12)
 
 
-def test_ae_alerts_carry_the_latest_p_value(hybrid_dir: Path) -> None:
+def test_ae_alerts_are_single_windows_without_a_p_value(hybrid_dir: Path) -> None:
     items = scored(hybrid_dir, "det-sig", 0.2, seed=12)
-    latest, before, after = math.nan, 0, 0
-    for s in items:
-        if s.nplm is not None:
-            latest = s.nplm.p_value
-        if s.decision.alert:
-            assert s.event is not None
-            assert (s.event.p_value is None) if math.isnan(latest) else s.event.p_value == latest
-            before, after = before + math.isnan(latest), after + (not math.isnan(latest))
-    assert before >= 1 and after >= 1  # AE alerts before the first NPLM test and after one
+    ae_events = [s.event for s in items if s.decision.alert]
+    tested = [s for s in items if s.nplm is not None]
+    assert ae_events and tested  # both stages ran
+    for event in ae_events:
+        assert event is not None and event.p_value is None and event.sample is None
+        assert event.window_start == event.window_end  # one event, window 1
+    for s in items:  # every event with a p-value is a sample's, on the window it completed
+        if s.event is not None and s.event.p_value is not None:
+            assert s.nplm is not None and s.event.sample is not None
 
 
 def test_scoring_is_deterministic(hybrid_dir: Path) -> None:

@@ -12,8 +12,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from offline_training.export import export_onnx, sha256_file, verify_parity
-from offline_training.models import FAMILIES, ScoringHead, build_model, make_time_weights
+from offline_training.models import ScoringHead, build_model, make_time_weights
 from offline_training.trainer import TrainConfig, fit, reconstruction_scores
+from schemas.kinds import AUTOENCODER_FAMILIES
 
 WINDOW = 32  # the series fixture's window length
 SHAPES = {"dense": (WINDOW, 1), "lstm": (WINDOW, 1), "conv1d": (WINDOW, 1), "events": (1, 57)}
@@ -39,7 +40,7 @@ def _trained_model(family: str, request: pytest.FixtureRequest) -> torch.nn.Modu
     return _trained[family]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 @pytest.mark.parametrize("batch", [1, 5])
 def test_output_shapes(family: str, batch: int) -> None:
     window, features = SHAPES[family]
@@ -51,7 +52,7 @@ def test_output_shapes(family: str, batch: int) -> None:
     torch.testing.assert_close(score, errors.mean(dim=(1, 2)))  # uniform time weights
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 def test_onnx_parity_and_dynamic_batch(family: str, tmp_path: Path) -> None:
     window, features = SHAPES[family]
     model = build_model(family, window, features, seed=1)
@@ -85,7 +86,7 @@ def test_parity_with_time_weights_and_batch_norm(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 def test_score_direction(family: str, request: pytest.FixtureRequest) -> None:
     data = _data(family, request)
     scores, _ = reconstruction_scores(_trained_model(family, request), data.test)
@@ -95,7 +96,7 @@ def test_score_direction(family: str, request: pytest.FixtureRequest) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", AUTOENCODER_FAMILIES)
 def test_trained_model_onnx_scores_match(
     family: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -107,3 +108,38 @@ def test_trained_model_onnx_scores_match(
     onnx_score = session.run(["score"], {"windows": x})[0]
     torch_score, _ = reconstruction_scores(model, x)
     np.testing.assert_allclose(onnx_score, torch_score, rtol=1e-4, atol=1e-6)
+
+
+class _Zero(torch.nn.Module):
+    """An "AE" that reconstructs every input as 0, so the errors are the inputs squared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(1))  # export needs a parameter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.0 + self.bias
+
+
+def test_feature_scale_and_rms_aggregate_by_hand() -> None:
+    x = torch.tensor([[[2.0, 4.0, 0.0]], [[1.0, 0.0, 3.0]]])  # errors [4, 16, 0], [1, 0, 9]
+    mean = ScoringHead(_Zero(), 1)
+    scaled = ScoringHead(_Zero(), 1, feature_scale=np.array([1.0, 4.0, 9.0]))
+    rms = ScoringHead(_Zero(), 1, feature_scale=np.array([1.0, 4.0, 9.0]), aggregate="rms")
+    torch.testing.assert_close(mean(x)[0], torch.tensor([20 / 3, 10 / 3]))
+    torch.testing.assert_close(scaled(x)[0], torch.tensor([8 / 3, 2 / 3]))  # [4,4,0], [1,0,1]
+    torch.testing.assert_close(rms(x)[0], torch.tensor([(32 / 3) ** 0.5, (2 / 3) ** 0.5]))
+    torch.testing.assert_close(rms(x)[1], mean(x)[1])  # errors stay plain squared errors
+    assert rms.card_section() == {"aggregate": "rms", "feature_scale": [1.0, 4.0, 9.0]}
+    with pytest.raises(ValueError, match="positive"):
+        ScoringHead(_Zero(), 1, feature_scale=np.array([1.0, 0.0, 2.0]))
+
+
+def test_scaled_rms_head_exports_with_parity(tmp_path: Path) -> None:
+    model = build_model("events", 1, 57, seed=3)
+    scale = np.random.default_rng(0).uniform(0.1, 5.0, 57)
+    head = ScoringHead(model, 1, feature_scale=scale, aggregate="rms")
+    export_onnx(head, 1, 57, tmp_path / "m.onnx")
+    assert verify_parity(head, tmp_path / "m.onnx") <= 1e-5
+    with pytest.raises(ValueError, match="parity"):  # the plain mean gives other scores
+        verify_parity(model, tmp_path / "m.onnx")
