@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from stream_detector.core.batching import join_windows
 from stream_detector.core.scoring import ScaleTable
-from stream_detector.core.windowing import sliding_windows
+from stream_detector.core.windows import sliding_windows
 
 WINDOW, FEATURES = 4, 2
 
