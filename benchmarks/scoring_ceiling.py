@@ -60,7 +60,8 @@ def pending_windows(runtime: Any, n: int, seed: int = 0) -> list[Any]:
     single-record messages: one :class:`PendingRun` of one window each."""
     from schemas.events import SourceRef
     from stream_detector.core.pipeline import KeyState, Pending, PendingRun
-    from stream_detector.core.windowing import Window, WindowState
+    from stream_detector.core.windowing import WindowState
+    from stream_detector.core.windows import Window
 
     rng = np.random.default_rng(seed)
     source = SourceRef(topic="bench", partition=0, offset=0)

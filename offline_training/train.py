@@ -159,7 +159,7 @@ def _windows(
     values: dict[str, np.ndarray], scaler: dict[str, Any], window: int, stride: int
 ) -> np.ndarray:
     from stream_detector.core.scoring import ScaleTable
-    from stream_detector.core.windowing import sliding_windows
+    from stream_detector.core.windows import sliding_windows
 
     table = ScaleTable(scaler, next(iter(values.values())).shape[1])
     parts = []

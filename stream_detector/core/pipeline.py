@@ -49,7 +49,8 @@ from stream_detector.core.routing import Router
 from stream_detector.core.scoring import ScaleTable, ScoreBatch
 from stream_detector.core.thresholds import ResolvedThreshold
 from stream_detector.core.timing import GAP, IMPUTED, TimePolicy, count_flags, observe
-from stream_detector.core.windowing import Window, WindowRun, WindowState
+from stream_detector.core.windowing import WindowState
+from stream_detector.core.windows import Window, WindowRun
 
 __all__ = [
     "DictStore",
