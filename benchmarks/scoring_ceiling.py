@@ -51,7 +51,7 @@ def make_runtime(model_dir: Path, threshold: float, threads: int | None = None,
     """The worker's runtime for ``model_dir``, with ``threads`` ORT threads (default: the
     worker's default, Settings.intra_op_threads)."""
     from schemas.events import ThresholdSource
-    from stream_detector.core.pipeline import ModelRuntime
+    from stream_detector.core.model_runtime import ModelRuntime
     from stream_detector.core.registry import load_model
     from stream_detector.core.thresholds import ResolvedThreshold
     from stream_detector.settings import Settings
@@ -67,7 +67,8 @@ def pending_windows(runtime: Any, n: int, seed: int = 0) -> list[Any]:
     """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest` returns them for
     single-record messages: one :class:`PendingRun` of one window each."""
     from schemas.events import SourceRef
-    from stream_detector.core.pipeline import KeyState, Pending, PendingRun
+    from stream_detector.core.key_state import KeyState
+    from stream_detector.core.model_runtime import Pending, PendingRun
     from stream_detector.core.windowing import WindowState
     from stream_detector.core.windows import Window
 
@@ -164,7 +165,8 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
     """
     from schemas.events import SourceRef
     from schemas.records import SeriesPoint
-    from stream_detector.core.pipeline import DictStore, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.pipeline import Pipeline
 
     rows = [SeriesPoint(kind="series", series=f"k{i % keys}",
                         timestamp=f"2026-01-01T{(i // keys) // 3600 % 24:02d}:"

@@ -250,7 +250,9 @@ def _calibration_scores(
     model_dir: Path, records: Sequence[Record], detection: dict[str, Any]
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Detection scores of the training records, by key, through the worker's pipeline."""
-    from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.model_runtime import ModelRuntime
+    from stream_detector.core.pipeline import Pipeline
     from stream_detector.core.registry import load_model
     from stream_detector.core.thresholds import ResolvedThreshold
 

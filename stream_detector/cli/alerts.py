@@ -75,8 +75,9 @@ def alerts_command(
     ] = 0.0,
     kafka: KafkaOption = None,
     sink: Annotated[
-        str, typer.Option(help="where posts go: webhook or dry-run (one of the sinks "
-                               "registered in stream_detector.alerts.sinks.registry)")
+        str, typer.Option(help="where posts go, by a sink's name in "
+                               "stream_detector/alerts/sinks/registry.py (webhook: POST to the "
+                               "webhook URL; dry-run: print)")
     ] = "webhook",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print payloads on stdout instead of posting "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.card import ModelCard
-from stream_detector.core.pipeline import ModelRuntime
+from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.registry import ModelRegistry
 from stream_detector.core.routing import check_routes
 from stream_detector.exceptions import ConfigurationError, ModelCardError

@@ -29,7 +29,8 @@ from typing import Any
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
 from schemas.records import RecordError
 from stream_detector.core.events import event_json
-from stream_detector.core.pipeline import ModelRuntime, Pending, PendingRun, Pipeline
+from stream_detector.core.model_runtime import ModelRuntime, Pending, PendingRun
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.metrics import WorkerMetrics

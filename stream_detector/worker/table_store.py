@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from schemas.events import SourceRef
-from stream_detector.core.pipeline import KeyState
+from stream_detector.core.key_state import KeyState
 
 __all__ = ["TableStore", "table_key"]
 

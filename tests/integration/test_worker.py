@@ -18,7 +18,9 @@ from worker_harness import consume, produce, run_worker
 
 from schemas.events import SourceRef
 from schemas.records import MAX_MESSAGE_BYTES, parse_message
-from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline
+from stream_detector.core.key_state import DictStore
+from stream_detector.core.model_runtime import ModelRuntime
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.services.process import ServiceHandle
 from stream_detector.worker.threshold_cache import ThresholdCache

@@ -54,12 +54,12 @@ class SinkConfig:
     url
         Destination URL (the webhook's; from ``--webhook`` or
         ``STREAM_DETECTOR_ALERT_WEBHOOK_URL``), None when none was given.
+    write
+        Writes one line of text (standard output for the CLI).
     timeout
         Seconds for one delivery attempt.
     retries
         Further attempts after a failure worth repeating (5xx, network errors).
-    write
-        Writes one line of text (standard output for the CLI).
     """
 
     url: str | None
