@@ -309,7 +309,7 @@ def train(opts: TrainOptions) -> TrainReport:
     values = _arrays(fit_part)
     features = _feature_names(source.kind, records)
     window = opts.window or (1 if source.kind == "events" else DEFAULTS["window"])
-    transform = opts.transform or DEFAULTS["transform"][source.kind]
+    transform = opts.transform or DEFAULTS["transform"].get(source.kind, "none")
     scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")
     windows = _windows(values, scaler, window, opts.stride)
 
