@@ -139,7 +139,7 @@ def score_rates(model_dir: Path, batch: int, seconds: float) -> dict[str, Any]:
 def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     """Windows/s on the CUDA provider against the CPU (best threads), per batch size; the
     batch from which the GPU is faster. Not run (and said so) without a usable GPU."""
-    from stream_detector.core.scoring import CUDA, gpu_available
+    from stream_detector.core.providers import CUDA, gpu_available
 
     if not gpu_available(CUDA):
         return {"not_run": "no usable CUDA device (onnxruntime's CUDA provider not available)"}
