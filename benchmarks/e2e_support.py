@@ -117,7 +117,7 @@ def worker(
     ``entry`` replaces ``-m stream_detector`` (e.g. a script that patches the worker for an
     experiment and then calls ``stream_detector.cli.main.main``).
     """
-    from stream_detector.services.local import free_port
+    from stream_detector.services.process import free_port
 
     suffix = uuid.uuid4().hex[:8]
     port = free_port()

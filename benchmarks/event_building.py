@@ -124,7 +124,7 @@ def before(runtime: Any, items: list[Any], scores: Any, detected_at: str | None 
     """The path before the fast event path: a copy of the old ``Pipeline.decide`` loop and
     ``_event`` for a model without an NPLM stage, then ``model_dump_json().encode()``."""
     from stream_detector.core.detection import decide
-    from stream_detector.core.pipeline import Scored
+    from stream_detector.core.model_runtime import Scored
 
     items = [run.item(0) for run in items]  # one window a run, as single-record messages
     results = {}
@@ -158,7 +158,8 @@ def after(pipeline: Any, items: list[Any], batches: list[Any], detected_at: str 
 
 def measure(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     """Microseconds per alert before and after, timed in alternation; their ratio."""
-    from stream_detector.core.pipeline import DictStore, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.pipeline import Pipeline
 
     runtime = _every_window_alerts(make_runtime(model_dir, threshold=-1.0))
     pipeline = Pipeline([runtime], DictStore())

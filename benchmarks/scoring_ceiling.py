@@ -43,7 +43,7 @@ def make_runtime(model_dir: Path, threshold: float, threads: int | None = None,
     """The worker's runtime for ``model_dir``, with ``threads`` ORT threads (default: the
     worker's default, Settings.intra_op_threads)."""
     from schemas.events import ThresholdSource
-    from stream_detector.core.pipeline import ModelRuntime
+    from stream_detector.core.model_runtime import ModelRuntime
     from stream_detector.core.registry import load_model
     from stream_detector.core.thresholds import ResolvedThreshold
     from stream_detector.settings import Settings
@@ -59,8 +59,10 @@ def pending_windows(runtime: Any, n: int, seed: int = 0) -> list[Any]:
     """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest` returns them for
     single-record messages: one :class:`PendingRun` of one window each."""
     from schemas.events import SourceRef
-    from stream_detector.core.pipeline import KeyState, Pending, PendingRun
-    from stream_detector.core.windowing import Window, WindowState
+    from stream_detector.core.key_state import KeyState
+    from stream_detector.core.model_runtime import Pending, PendingRun
+    from stream_detector.core.windowing import WindowState
+    from stream_detector.core.windows import Window
 
     rng = np.random.default_rng(seed)
     source = SourceRef(topic="bench", partition=0, offset=0)
@@ -121,7 +123,7 @@ def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> di
 def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     """Windows/s on the CUDA provider against the CPU (best threads), per batch size; the
     batch from which the GPU is faster. Not run (and said so) without a usable GPU."""
-    from stream_detector.core.scoring import CUDA, gpu_available
+    from stream_detector.core.providers import CUDA, gpu_available
 
     if not gpu_available(CUDA):
         return {"not_run": "no usable CUDA device (onnxruntime's CUDA provider not available)"}
@@ -147,7 +149,8 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
     """
     from schemas.events import SourceRef
     from schemas.records import SeriesPoint
-    from stream_detector.core.pipeline import DictStore, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.pipeline import Pipeline
 
     rows = [SeriesPoint(kind="series", series=f"k{i % keys}",
                         timestamp=f"2026-01-01T{(i // keys) // 3600 % 24:02d}:"

@@ -52,7 +52,7 @@ def _fetch_wait() -> None:
 
 
 def _no_changelog() -> None:
-    from stream_detector.worker import runtime as worker
+    from stream_detector.worker import table_store
 
     def flush(self: Any) -> int:
         for k, (state, _partition) in self.dirty.items():
@@ -61,7 +61,7 @@ def _no_changelog() -> None:
         self.dirty.clear()
         return n
 
-    worker.TableStore.flush = flush  # type: ignore[method-assign]
+    table_store.TableStore.flush = flush  # type: ignore[method-assign]
 
 
 def _quiet_log() -> None:

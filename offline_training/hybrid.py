@@ -76,7 +76,9 @@ def split_reference(
 
 def _scores(model_dir: Path, records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
     """Raw AE scores (n,) and errors (n, window, features) of the records' windows."""
-    from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.model_runtime import ModelRuntime
+    from stream_detector.core.pipeline import Pipeline
     from stream_detector.core.registry import load_model
     from stream_detector.core.thresholds import ResolvedThreshold
 

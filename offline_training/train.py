@@ -159,7 +159,7 @@ def _windows(
     values: dict[str, np.ndarray], scaler: dict[str, Any], window: int, stride: int
 ) -> np.ndarray:
     from stream_detector.core.scoring import ScaleTable
-    from stream_detector.core.windowing import sliding_windows
+    from stream_detector.core.windows import sliding_windows
 
     table = ScaleTable(scaler, next(iter(values.values())).shape[1])
     parts = []
@@ -250,7 +250,9 @@ def _calibration_scores(
     model_dir: Path, records: Sequence[Record], detection: dict[str, Any]
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Detection scores of the training records, by key, through the worker's pipeline."""
-    from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.model_runtime import ModelRuntime
+    from stream_detector.core.pipeline import Pipeline
     from stream_detector.core.registry import load_model
     from stream_detector.core.thresholds import ResolvedThreshold
 

@@ -58,6 +58,6 @@ def namespaced(name: str, namespace: str = "") -> str:
 
 ProviderPreference = Literal["auto", "cpu", "cuda", "tensorrt"]
 """Which ONNX Runtime execution provider to ask for (``auto``: the best that works here); the
-choice of the ``provider`` setting, ``score --provider`` and ``core.scoring.select_providers``,
+choice of the ``provider`` setting, ``score --provider`` and ``core.providers.select_providers``,
 which implements each one."""
 PROVIDER_PREFERENCES: Final[tuple[ProviderPreference, ...]] = get_args(ProviderPreference)

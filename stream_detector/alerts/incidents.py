@@ -1,8 +1,9 @@
 """Alert grouping: anomaly events of one key become one incident, one post, one resolution.
 
 Pure logic, no I/O: :class:`IncidentTracker` reads the time from an injected clock, so
-tests drive it with a fake one. The Kafka loop and the HTTP POST live in
-:mod:`stream_detector.alerts.consumer`.
+tests drive it with a fake one. The words of a post are :mod:`stream_detector.alerts.formats`'
+job, the Kafka loop is :mod:`stream_detector.alerts.consumer`, delivery is a sink's
+(:mod:`stream_detector.alerts.sinks`).
 
 Time is **event time**: an event happens at its ``window_end``. Timeline of one key with
 ``suppress = 900`` s (event-time seconds; ``x`` an anomaly event)::
@@ -29,7 +30,7 @@ Duplicate ``event_id`` values (at-least-once delivery) are dropped; events below
 ``min_severity`` are ignored altogether (they neither open nor extend an incident).
 
 Open incidents outlive a restart: the tracker lists the keys whose incident changed
-(:meth:`IncidentTracker.take_changes`), the sink saves those as JSON (:func:`incident_state`,
+(:meth:`IncidentTracker.take_changes`), the consumer saves those as JSON (:func:`incident_state`,
 wall-clock times) before it commits the message's offset, and a new tracker resumes them
 (:meth:`IncidentTracker.resume`). Without that, every deploy of the alerts consumer would
 page again for incidents still going on and never post their resolutions.
@@ -42,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from pydantic import ValidationError
 
@@ -55,21 +56,14 @@ __all__ = [
     "Incident",
     "IncidentTracker",
     "Notice",
-    "incident_payload",
     "incident_state",
     "parse_event",
-    "payload_bytes",
-    "resolution_payload",
 ]
 
 DEFAULT_SUPPRESS_SECONDS: Final = 900.0
 # Remembered event ids for duplicate detection; the oldest are forgotten first. Duplicates
 # of at-least-once delivery arrive close together, so a bounded memory is enough.
 _SEEN_IDS: Final = 100_000
-_HEADER_MAX: Final = 150  # Slack's limit on a header block's text
-_TOP_CONTRIBUTORS: Final = 5
-
-Payload = dict[str, Any]
 
 
 @dataclass
@@ -87,11 +81,11 @@ class Incident:
 
 @dataclass(frozen=True)
 class Notice:
-    """Something to post: an incident opened, or closed."""
+    """Something to post: an incident opened, or closed (worded by
+    :mod:`stream_detector.alerts.formats`)."""
 
     kind: Literal["opened", "resolved"]
     incident: Incident
-    payload: Payload
 
 
 class IncidentTracker:
@@ -161,7 +155,7 @@ class IncidentTracker:
         self._changed.add(event.key)
         if incident is not None and at - incident.last_seen_at >= self.suppress:
             del self._open[event.key]  # the key's own quiet period passed between its events
-            notices.append(Notice("resolved", incident, resolution_payload(incident)))
+            notices.append(Notice("resolved", incident))
             incident = None
         if incident is not None:
             incident.count += 1
@@ -171,7 +165,7 @@ class IncidentTracker:
             return notices
         incident = Incident(event.key, event, event, 1, at, at, self._clock())
         self._open[event.key] = incident
-        notices.append(Notice("opened", incident, incident_payload(event, self.suppress)))
+        notices.append(Notice("opened", incident))
         return notices
 
     def tick(self) -> list[Notice]:
@@ -182,7 +176,7 @@ class IncidentTracker:
         for incident in expired:
             del self._open[incident.key]
             self._changed.add(incident.key)
-        return [Notice("resolved", i, resolution_payload(i)) for i in expired]
+        return [Notice("resolved", i) for i in expired]
 
     def take_changes(self) -> tuple[dict[str, Incident], list[str]]:
         """Incidents opened or grown, and keys whose incident closed, since the last call."""
@@ -271,69 +265,3 @@ def parse_event(raw: bytes | None) -> AnomalyEvent:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "message"
         raise InvalidRecord(f"not an anomaly event: {where}: {first['msg']}") from None
-
-
-# --- Slack-compatible payloads ------------------------------------------------------------
-def _esc(text: str) -> str:
-    """Escape Slack's three control characters so keys cannot inject links or mentions.
-
-    >>> _esc("a<b>&c")
-    'a&lt;b&gt;&amp;c'
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _field(title: str, value: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": f"*{title}*\n{value}"}
-
-
-def _contributors(event: AnomalyEvent) -> str:
-    top = sorted(event.top_contributors, key=lambda c: c.error, reverse=True)
-    lines = [
-        f"• {_esc(c.name)} (t-{c.time_offset}): {c.error:.4g}" for c in top[:_TOP_CONTRIBUTORS]
-    ]
-    return "\n".join(lines) or "none reported"
-
-
-def incident_payload(event: AnomalyEvent, suppress: float) -> Payload:
-    """The post that opens an incident: everything an on-call person needs at a glance."""
-    model = f"{event.model.name} v{event.model.version}"
-    text = (
-        f"Anomaly on {event.key}: score {event.score:.4g} > threshold {event.threshold:.4g} "
-        f"(severity {event.severity:.1f}), model {model}, window end {event.window_end}"
-    )
-    fields = [
-        _field("Model", _esc(model)),
-        _field("Window end", _esc(event.window_end)),
-        _field("Score vs threshold", f"{event.score:.4g} vs {event.threshold:.4g}"),
-        _field("Severity", f"{event.severity:.1f} / 100"),
-    ]
-    if event.p_value is not None:
-        fields.append(_field("p-value", f"{event.p_value:.3g}"))
-    header = f"Anomaly: {event.key}"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header[:_HEADER_MAX]}},
-        {"type": "section", "fields": fields},
-        {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": "*Top contributors*\n" + _contributors(event)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"event {event.event_id}; further anomalies of this key are grouped until it has "
-            f"been quiet for {suppress:g} s")}]},
-    ]
-    return {"text": _esc(text), "blocks": blocks}
-
-
-def resolution_payload(incident: Incident) -> Payload:
-    """The short post that closes an incident: how many anomalies, over which windows."""
-    start, end = incident.first.window_end, incident.last.window_end
-    text = (
-        f"resolved: {incident.count} anomal{'y' if incident.count == 1 else 'ies'} "
-        f"between {start} and {end} on {incident.key}"
-    )
-    block = {"type": "section", "text": {"type": "mrkdwn", "text": _esc(text)}}
-    return {"text": _esc(text), "blocks": [block]}
-
-
-def payload_bytes(payload: Payload) -> bytes:
-    """The JSON body of a POST (compact, UTF-8)."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,8 +19,9 @@ from stream_detector.cli.common import (
 from stream_detector.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from stream_detector.alerts.consumer import RedisIncidentStore
-    from stream_detector.alerts.incidents import IncidentTracker, Payload
+    from stream_detector.alerts.incidents import IncidentTracker
+    from stream_detector.alerts.sinks.base import Sink
+    from stream_detector.alerts.store import RedisIncidentStore
     from stream_detector.settings import Settings
 
 __all__ = ["alerts_command"]
@@ -74,8 +74,14 @@ def alerts_command(
         float, typer.Option(min=0.0, max=100.0, help="ignore events of lower severity (0-100)")
     ] = 0.0,
     kafka: KafkaOption = None,
+    sink: Annotated[
+        str, typer.Option(help="where posts go, by a sink's name in "
+                               "stream_detector/alerts/sinks/registry.py (webhook: POST to the "
+                               "webhook URL; dry-run: print)")
+    ] = "webhook",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="print payloads on stdout instead of posting")
+        bool, typer.Option("--dry-run", help="print payloads on stdout instead of posting "
+                                             "(--sink dry-run)")
     ] = False,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning",
@@ -99,13 +105,7 @@ def alerts_command(
 ) -> None:
     from confluent_kafka import Consumer
 
-    from stream_detector.alerts.consumer import (
-        AlertOptions,
-        DryRunSender,
-        Webhook,
-        consumer_config,
-        run_alerts,
-    )
+    from stream_detector.alerts.consumer import AlertOptions, consumer_config, run_alerts
     from stream_detector.alerts.incidents import IncidentTracker
     from stream_detector.cli.checks import require_kafka
 
@@ -114,16 +114,7 @@ def alerts_command(
         topic = topic or settings.output_topic
         if settings.namespace and group == _DEFAULT_GROUP:  # teams on one Kafka: own groups
             group = f"{settings.namespace}.{group}"
-        url = webhook or (settings.alert_webhook_url.get_secret_value()
-                          if settings.alert_webhook_url else None)
-        hook = Webhook(url, timeout=timeout, retries=retries) if url else None
-        if dry_run:
-            send: Callable[[Payload], None] = DryRunSender(say)
-        elif hook is None:
-            raise ConfigurationError("no webhook: set STREAM_DETECTOR_ALERT_WEBHOOK_URL, or "
-                                     "pass --webhook or --dry-run")
-        else:
-            send = hook
+        send = _sink("dry-run" if dry_run else sink, settings, webhook, timeout, retries)
         tracker = IncidentTracker(suppress, min_severity, time.monotonic)
         store = _incident_store(settings, group, tracker) if state else None
         opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
@@ -131,7 +122,7 @@ def alerts_command(
         require_kafka(settings)  # one line now, not a hundred client errors and exit 0
         conf = consumer_config(settings.confluent_config(), group, from_beginning)
         consumer = Consumer(conf)
-        _log(f"alerts: {topic} -> {hook.masked if hook and not dry_run else 'stdout (dry run)'}, "
+        _log(f"alerts: {topic} -> {send.target}, "
              f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}")
         try:
             consumer.subscribe([topic])
@@ -148,6 +139,17 @@ def alerts_command(
          + (" (kept in Redis for the next run)" if store and tracker.open_incidents else ""))
 
 
+def _sink(name: str, settings: Settings, webhook: str | None, timeout: float,
+          retries: int) -> Sink:
+    """The sink registered as ``name``, configured from the options and settings."""
+    from stream_detector.alerts.sinks.base import SinkConfig
+    from stream_detector.alerts.sinks.registry import build_sink
+
+    url = webhook or (settings.alert_webhook_url.get_secret_value()
+                      if settings.alert_webhook_url else None)
+    return build_sink(name, SinkConfig(url, say, timeout=timeout, retries=retries))
+
+
 def _incident_store(
     settings: Settings, group: str, tracker: IncidentTracker
 ) -> RedisIncidentStore:
@@ -155,7 +157,7 @@ def _incident_store(
     resumed into ``tracker``; Redis down is a clear error (or run with --no-state)."""
     import redis as redis_lib
 
-    from stream_detector.alerts.consumer import RedisIncidentStore
+    from stream_detector.alerts.store import RedisIncidentStore
     from stream_detector.connectivity import describe_redis_error
 
     store = RedisIncidentStore(settings.redis_client(socket_timeout=5.0), group,

@@ -36,21 +36,23 @@ def services_start(cache_dir: CacheOption = None) -> None:
 
     Example: ``stream-detector services start``
     """
-    from stream_detector.services import local as services
+    from stream_detector.services.kafka import KafkaBroker
+    from stream_detector.services.local import handle_ready, load_state, save_state
+    from stream_detector.services.redis import RedisServer
 
     cache = _cache_dir(cache_dir)
-    handles = {k: h for k, h in services.load_state(cache).items() if services.handle_ready(h)}
+    handles = {k: h for k, h in load_state(cache).items() if handle_ready(h)}
     data_root = cache / "services"
     if "redis" not in handles:
-        handles["redis"] = services.RedisServer().start(
+        handles["redis"] = RedisServer().start(
             data_dir=data_root / "redis", port=6379, attached=False
         )
     if "kafka" not in handles:
         with console.status("starting Kafka (first run fetches about 50 MB of jars)..."):
-            handles["kafka"] = services.KafkaBroker(cache).start(
+            handles["kafka"] = KafkaBroker(cache).start(
                 data_dir=data_root / "kafka", port=9092, attached=False
             )
-    services.save_state(cache, handles)
+    save_state(cache, handles)
     for name in ("kafka", "redis"):
         console.print(f"{name}: {handles[name].url}  (pid {handles[name].pid})")
     console.print(
@@ -65,20 +67,21 @@ def services_start(cache_dir: CacheOption = None) -> None:
 def services_stop(cache_dir: CacheOption = None) -> None:
     """Stop the services that ``services start`` started (and nothing else: a recorded pid
     that now belongs to another process is left alone)."""
-    from stream_detector.services import local as services
+    from stream_detector.services.local import clear_state, load_state
+    from stream_detector.services.process import is_alive, owns, stop_handle
 
     cache = _cache_dir(cache_dir)
-    state = services.load_state(cache)
+    state = load_state(cache)
     for name, handle in state.items():
-        if not services.is_alive(handle.pid):
+        if not is_alive(handle.pid):
             say(f"{name}: was not running")
-        elif services.owns(handle):
-            services.stop_handle(handle)
+        elif owns(handle):
+            stop_handle(handle)
             say(f"{name}: stopped (pid {handle.pid})")
         else:  # a stale state file: that pid now belongs to someone else's process
             say(f"{name}: left alone: pid {handle.pid} is no longer the {name} that "
                  "`services start` started")
-    services.clear_state(cache)
+    clear_state(cache)
     if not state:
         console.print("nothing was running")
 
@@ -91,11 +94,11 @@ def services_status(
     cache_dir: CacheOption = None,
 ) -> None:
     """Show whether the local services answer; exits 1 when either is down."""
-    from stream_detector.services import local as services
+    from stream_detector.services.local import handle_ready, load_state
 
-    state = services.load_state(_cache_dir(cache_dir))
+    state = load_state(_cache_dir(cache_dir))
     up = {name: state[name].url for name in ("kafka", "redis")
-          if name in state and services.handle_ready(state[name])}
+          if name in state and handle_ready(state[name])}
     if as_json:
         print(json.dumps({"kafka": up.get("kafka"), "redis": up.get("redis")}))
     else:

@@ -3,7 +3,9 @@
 :class:`KeyState` is what the worker keeps per model and key, and what its changelog
 table holds (a compact binary form, versioned by a magic, not JSON). The last applied
 position (:func:`position_of`) with the tag of the topic partition it counts in
-(:func:`source_tag`) lets a restarted worker skip records its state already holds.
+(:func:`source_tag`) lets a restarted worker skip records its state already holds
+(:meth:`KeyState.applied`). Key states live in a :class:`StateStore`: a dict offline
+(:class:`DictStore`), a changelog-backed Faust table in the worker.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from schemas.events import SourceRef
 from schemas.records import MAX_RECORDS_PER_MESSAGE
@@ -19,7 +21,9 @@ from stream_detector.core.detection import DetectorState
 from stream_detector.core.hybrid import SampleRing
 from stream_detector.core.windowing import WindowState
 
-__all__ = ["NO_POSITION", "NO_TAG", "KeyState", "position_of", "source_tag"]
+__all__ = [
+    "NO_POSITION", "NO_TAG", "DictStore", "KeyState", "StateStore", "position_of", "source_tag",
+]
 
 _HEADER: Final = struct.Struct("<4sqHII")  # magic, last position, version len, window len, det len
 _MAGIC: Final = b"SDK1"
@@ -68,6 +72,21 @@ class KeyState:
     sample: SampleRing | None = None  # hybrid models: the key's recent NPLM features
     last_source: int = NO_TAG  # source_tag() of the topic partition last_position is in
 
+    def applied(self, first: int, tag: int) -> int:
+        """How many records from position ``first`` on (of the topic partition ``tag``) this
+        state already holds: applied before a restart, their events went out then.
+
+        Positions grow along a message, so those records are a prefix of it. A position of
+        another topic partition, or none (offline), says nothing: 0.
+
+        >>> state = KeyState("1", WindowState(3, 1), last_position=position_of(7, 2))
+        >>> state.applied(position_of(7, 0), NO_TAG), state.applied(position_of(8, 0), NO_TAG)
+        (3, 0)
+        """
+        if first == NO_POSITION or self.last_source not in (tag, NO_TAG):
+            return 0
+        return max(0, self.last_position - first + 1)
+
     def to_bytes(self) -> bytes:
         version = self.version.encode()
         win, det = self.window.to_bytes(), self.detector.to_bytes()
@@ -98,3 +117,24 @@ class KeyState:
         sample = SampleRing.from_bytes(data[at + nv + nw + nd :]) if ns else None
         return cls(version=version, window=window, detector=detector, last_position=last,
                    sample=sample, last_source=tag)
+
+
+class StateStore(Protocol):
+    """Where key states live: a dict offline, a changelog-backed table in the worker."""
+
+    def get(self, model: str, key: str) -> KeyState | None: ...
+
+    def put(self, model: str, key: str, state: KeyState, source: SourceRef) -> None: ...
+
+
+class DictStore:
+    """An in-memory :class:`StateStore` (offline scoring, tests)."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], KeyState] = {}
+
+    def get(self, model: str, key: str) -> KeyState | None:
+        return self.states.get((model, key))
+
+    def put(self, model: str, key: str, state: KeyState, source: SourceRef) -> None:
+        self.states[(model, key)] = state

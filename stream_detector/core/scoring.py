@@ -1,142 +1,42 @@
-"""Scoring with ONNX Runtime: provider choice, sessions, batching, scaling.
+"""Scoring with ONNX Runtime: sessions, batching, scaling.
 
 Contract (every model family): ``windows`` float32 ``(batch, window, features)``, already
 scaled, in; ``score`` float32 ``(batch,)`` (higher = more anomalous) and ``errors`` float32
 ``(batch, window, features)`` (squared reconstruction error) out. A model may add a third
 output ``reconstruction`` (same shape as the input); events then carry expected values.
 
-Provider choice is quiet on purpose: onnxruntime-gpu reports CUDA and TensorRT as
-"available" on machines with no GPU or driver, and a session asked for them prints
-library-loading errors before falling back. We look for a usable GPU ourselves (the driver
-library loads, ``cuInit`` succeeds, a device exists, the CUDA provider library and its
-dependencies load) and ask only for providers that will work.
+Sessions ask only for the execution providers that will work here
+(:func:`~stream_detector.core.providers.select_providers`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
-import glob
-import io
-import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
 from schemas.card import DEFAULT_KEY, ScalerCard
-from stream_detector.constants import PROVIDER_PREFERENCES, ProviderPreference
+from stream_detector.constants import ProviderPreference
 from stream_detector.core import ort_threads
+from stream_detector.core.providers import QUIET, select_providers
 from stream_detector.exceptions import ConfigurationError, ModelCardError
 
 __all__ = [
     "make_session",
-    "CPU",
-    "CUDA",
-    "TENSORRT",
     "ScaleTable",
     "ScoreBatch",
     "Scorer",
     "apply_scaler",
-    "gpu_available",
-    "select_providers",
     "signed_expm1",
     "signed_log1p",
 ]
 
-CPU: Final = "CPUExecutionProvider"
-CUDA: Final = "CUDAExecutionProvider"
-TENSORRT: Final = "TensorrtExecutionProvider"
-_QUIET: Final = 3  # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
-
 FloatArray = npt.NDArray[np.float32]
-
-
-def _cuda_device_count() -> int:
-    """Devices the CUDA driver sees, asked through the driver API without any output."""
-    if not glob.glob("/dev/nvidia[0-9]*") and not os.path.exists("/dev/dxg"):  # dxg: WSL2
-        return 0
-    try:
-        libcuda = ctypes.CDLL("libcuda.so.1")
-        if libcuda.cuInit(0) != 0:
-            return 0
-        count = ctypes.c_int(0)
-        if libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-            return 0
-        return count.value
-    except (OSError, AttributeError):
-        return 0
-
-
-def _provider_library_loads(name: str) -> bool:
-    """True when ORT's provider library for ``name`` and everything it links load."""
-    capi = Path(ort.__file__).parent / "capi"
-    try:
-        # preload_dlls finds CUDA/cuDNN from nvidia-* wheels; it prints on failure.
-        if hasattr(ort, "preload_dlls"):
-            sink = io.StringIO()
-            with (
-                contextlib.redirect_stdout(sink),
-                contextlib.redirect_stderr(sink),
-                warnings.catch_warnings(),
-            ):
-                warnings.simplefilter("ignore")
-                ort.preload_dlls()
-        # ORT loads the shared bridge globally before a provider library; do the same so
-        # the provider's reference to Provider_GetHost resolves as it will in ORT.
-        ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
-        ctypes.CDLL(str(capi / f"libonnxruntime_providers_{name}.so"))
-    except (OSError, RuntimeError):
-        return False
-    return True
-
-
-@functools.cache
-def gpu_available(provider: str = CUDA) -> bool:
-    """Whether ``provider`` (CUDA or TensorRT) would really run here; cached per process."""
-    if provider not in ort.get_available_providers() or _cuda_device_count() == 0:
-        return False
-    return _provider_library_loads("cuda" if provider == CUDA else "tensorrt")
-
-
-def select_providers(preference: ProviderPreference | str = "auto") -> list[str]:
-    """Execution providers to ask ONNX Runtime for, best first, ending with CPU.
-
-    Parameters
-    ----------
-    preference
-        ``auto`` uses CUDA when a GPU is really usable, else CPU, without printing
-        anything; ``cpu`` never touches GPU libraries; ``cuda`` and ``tensorrt`` insist
-        and raise :class:`ConfigurationError` when the GPU path cannot work.
-
-    >>> select_providers("cpu")
-    ['CPUExecutionProvider']
-    """
-    ort.set_default_logger_severity(_QUIET)
-    if preference == "cpu":
-        return [CPU]
-    if preference == "auto":
-        return [CUDA, CPU] if gpu_available(CUDA) else [CPU]
-    if preference in ("cuda", "tensorrt"):
-        wanted = [TENSORRT, CUDA] if preference == "tensorrt" else [CUDA]
-        missing = [p for p in wanted if not gpu_available(p)]
-        if missing:
-            raise ConfigurationError(
-                f"provider {preference!r} was requested but {', '.join(missing)} cannot run "
-                "here (no NVIDIA GPU/driver, or CUDA/cuDNN libraries missing); install "
-                "onnxruntime-gpu with CUDA 12+/cuDNN 9 on a GPU host, or set "
-                "STREAM_DETECTOR_PROVIDER=auto"
-            )
-        return [*wanted, CPU]
-    raise ConfigurationError(
-        f"unknown provider {preference!r}; use one of {', '.join(PROVIDER_PREFERENCES)}"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +163,7 @@ def make_session(source: str | bytes, providers: list[str], threads: int) -> ort
     spin, one inter-op thread, sequential execution, every graph optimisation; ``source`` is a
     model path or its bytes, ``providers`` in preference order."""
     options = ort.SessionOptions()
-    options.log_severity_level = _QUIET
+    options.log_severity_level = QUIET
     options.intra_op_num_threads = threads
     # idle ORT threads must not spin: they would steal the event loop's core
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

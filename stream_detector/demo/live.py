@@ -30,7 +30,7 @@ from rich.table import Table
 
 from schemas.events import AnomalyEvent
 from stream_detector.exceptions import ServiceStartError
-from stream_detector.services.local import die_with_parent, free_port
+from stream_detector.services.process import die_with_parent, free_port
 from stream_detector.worker.console import when
 
 __all__ = ["Collector", "EventLines", "TimedProducer", "WorkerProcess", "event_line",

@@ -34,7 +34,7 @@ from stream_detector.demo.live import (
 )
 from stream_detector.demo.summary import DemoSummary, latency_stats
 from stream_detector.exceptions import ConfigurationError, StreamDetectorError
-from stream_detector.services.local import die_with_parent
+from stream_detector.services.process import die_with_parent, stop_handle
 
 __all__ = ["DemoRun", "interrupts_handled", "offline_scores", "run_demo"]
 
@@ -100,21 +100,22 @@ def _settings(kafka: str | None, redis: str | None, **more: Any) -> Any:
 
 def _services(opts: DemoOptions, stack: contextlib.ExitStack, step: Step) -> tuple[str, str]:
     """The given URLs, or local services started for this run (they die with it)."""
-    from stream_detector.services import local as services
+    from stream_detector.services.kafka import KafkaBroker
+    from stream_detector.services.redis import RedisServer
 
     urls = {"kafka": opts.kafka, "redis": opts.redis}
     cache = _settings(None, None).cache_dir
-    starters = {"redis": services.RedisServer().start,
-                "kafka": lambda: services.KafkaBroker(cache).start()}
+    starters = {"redis": RedisServer().start,
+                "kafka": lambda: KafkaBroker(cache).start()}
     for name in ("redis", "kafka"):
         if urls[name] is None:
-            fetch = name == "kafka" and not (services.KafkaBroker(cache).libs_dir
+            fetch = name == "kafka" and not (KafkaBroker(cache).libs_dir
                                              / ".complete").is_file()
             step(f"starting a local {name}" + (" (fetching its jars once, about 50 MB)"
                                                if fetch else ""))
             handle = starters[name]()
             stack.callback(shutil.rmtree, handle.data_dir, True)
-            stack.callback(services.stop_handle, handle)
+            stack.callback(stop_handle, handle)
             urls[name] = handle.url
         step(f"{name}: {urls[name]}")
     return str(urls["kafka"]), str(urls["redis"])

@@ -16,7 +16,9 @@ from schemas.events import AnomalyEvent, SourceRef
 from schemas.kinds import RecordKind
 from schemas.records import Record
 from stream_detector.core.explanations import top_contributors
-from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline, Scored
+from stream_detector.core.key_state import DictStore
+from stream_detector.core.model_runtime import ModelRuntime, Scored
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import ModelRegistry
 from stream_detector.core.routing import Router
 from stream_detector.core.thresholds import CardThresholds

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stream_detector.exceptions import StreamDetectorError
-from stream_detector.services.local import die_with_parent
+from stream_detector.services.process import die_with_parent
 
 __all__ = ["start_explorer", "URL_PREFIX"]
 

@@ -16,10 +16,7 @@ partitions and no rebalance).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,21 +24,19 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from schemas.card import ModelCard
 from stream_detector.connectivity import check_redis
-from stream_detector.core.pipeline import ModelRuntime
-from stream_detector.core.registry import ModelRegistry
-from stream_detector.core.routing import check_routes
-from stream_detector.exceptions import ConfigurationError, ConnectionFailed, ModelCardError
+from stream_detector.exceptions import ConnectionFailed
 from stream_detector.logs import RepeatFilter, logging_config
 from stream_detector.settings import Settings, get_settings
 from stream_detector.worker import faust_patch
+from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import health_document
 from stream_detector.worker.kafka_health import kafka_status
 from stream_detector.worker.metrics import WorkerMetrics
+from stream_detector.worker.models import ServedModels
 from stream_detector.worker.report import ConsoleReporter, consumer_lag
-from stream_detector.worker.runtime import Message, TableStore, WorkerRuntime
-from stream_detector.worker.threshold_cache import ThresholdCache
+from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics
 
 __all__ = ["create_app", "run_worker"]
@@ -49,97 +44,6 @@ __all__ = ["create_app", "run_worker"]
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "key-state"
-
-
-class _Models:
-    """The served models: registries (hot-swap) and their threshold caches."""
-
-    def __init__(
-        self, settings: Settings, model_paths: Sequence[Path], metrics: WorkerMetrics
-    ) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.registries = [
-            ModelRegistry(p, preference=settings.provider,
-                          intra_op_threads=settings.intra_op_threads)
-            for p in model_paths
-        ]
-        self.caches: list[ThresholdCache] = []
-        self.runtimes: list[ModelRuntime] = []
-        self._started: asyncio.Event | None = None
-        for registry in self.registries:
-            self._add(registry.load_latest())
-            self._count_refused(registry)
-
-    def _count_refused(self, registry: ModelRegistry) -> None:
-        for version, _ in registry.refused:
-            self.metrics.model_versions_refused.labels(version.name, version.version).inc()
-        registry.refused.clear()
-
-    def _add(self, loaded: Any, index: int | None = None) -> None:
-        cache = ThresholdCache.from_url(
-            loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs(),
-            namespace=self.settings.namespace,
-        )
-        runtime = ModelRuntime(loaded, cache.lookup, self.settings.dead_letter_skew)
-        if index is None:
-            self.caches.append(cache)
-            self.runtimes.append(runtime)
-        else:  # a hot-swap (start-up models are logged by start())
-            self.caches[index], self.runtimes[index] = cache, runtime
-            log.info("hot-swapped to model %s version %s on %s", loaded.card.name,
-                     loaded.card.version, loaded.scorer.provider)
-
-    async def refresh(self) -> bool:
-        """Pick up new versions published into a registry; True when something changed.
-
-        An error with one registry is logged and the others (and later polls) go on.
-        """
-        changed = False
-        for i, registry in enumerate(self.registries):
-            try:
-                loaded = registry.refresh(functools.partial(self._check_routes, i))
-                self._count_refused(registry)
-                if loaded is not None:
-                    old = self.caches[i]
-                    self._add(loaded, i)
-                    await self.caches[i].start()
-                    await old.stop()
-                    changed = True
-            except Exception:  # noqa: BLE001 - polling must survive anything
-                log.exception("checking %s for new model versions failed; the current "
-                              "version keeps serving and polling goes on", registry.root)
-        return changed
-
-    def _check_routes(self, index: int, card: ModelCard) -> None:
-        cards = [r.card for r in self.runtimes]
-        cards[index] = card
-        try:
-            check_routes(cards)
-        except ConfigurationError as exc:
-            raise ModelCardError(f"its keys clash with another served model: {exc}") from exc
-
-    async def start(self) -> None:
-        """Load every model's thresholds from Redis once, then let scoring begin."""
-        for runtime, cache in zip(self.runtimes, self.caches, strict=True):
-            card = runtime.card
-            log.info("model %s version %s on %s, %s ORT threads (sha256 %s)", card.name,
-                     card.version, runtime.loaded.scorer.provider,
-                     runtime.loaded.scorer.threads or "default", card.onnx_sha256[:12],
-                     extra={"model": card.name, "version": card.version,
-                            "provider": runtime.loaded.scorer.provider})
-            await cache.start()
-        self.started.set()
-
-    @property
-    def started(self) -> asyncio.Event:
-        if self._started is None:  # created inside the worker's event loop
-            self._started = asyncio.Event()
-        return self._started
-
-    @property
-    def degraded(self) -> bool:
-        return any(c.degraded for c in self.caches)
 
 
 def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
@@ -156,7 +60,36 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         faust_patch.install()  # message delivery without four asyncio tasks per message
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = _faust_app(settings, partitions)
+    source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
+    output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
+    dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+    # bytes key and value types make Faust use the raw codec for the changelog both ways
+    # (a schema= alone is not used when recovering: restored states would fail as JSON)
+    table = app.Table(STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    metrics = WorkerMetrics()
+    models = ServedModels(settings, model_paths, metrics)
+    runtime = WorkerRuntime(
+        models.runtimes, TableStore(table), metrics,
+        send_event=lambda k, v: output.send(key=k, value=v),
+        send_dead=lambda k, v: dead.send(key=k or None, value=v),
+    )
+    state: dict[str, Any] = {"assigned": False}
+    console = ConsoleReporter(settings.anomaly_lines_per_second)
+    for r in models.runtimes:
+        metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
+        metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
+
+    _add_agent(app, settings, source, models, runtime, console, state)
+    _add_tasks(app, settings, models, runtime)
+    _add_summary(app, settings, models, console)
+    _add_pages(app, models, metrics, state)
+    return app
+
+
+def _faust_app(settings: Settings, partitions: int) -> faust.App:
+    """The Faust app: broker, web server, state folder and consumer group settings."""
+    return faust.App(
         settings.app_id,
         broker=settings.kafka_url,
         broker_credentials=settings.faust_broker_credentials(),
@@ -172,78 +105,43 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
     )
-    source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
-    output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
-    dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
-    # bytes key and value types make Faust use the raw codec for the changelog both ways
-    # (a schema= alone is not used when recovering: restored states would fail as JSON)
-    table = app.Table(STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
-    metrics = WorkerMetrics()
-    models = _Models(settings, model_paths, metrics)
-    runtime = WorkerRuntime(
-        models.runtimes, TableStore(table), metrics,
-        send_event=lambda k, v: output.send(key=k, value=v),
-        send_dead=lambda k, v: dead.send(key=k or None, value=v),
-    )
-    state: dict[str, Any] = {"assigned": False}
-    console = ConsoleReporter(settings.anomaly_lines_per_second)
-    for r in models.runtimes:
-        metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
-        metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
 
-    # Key states go to the changelog every state_flush_interval, not every batch: one
-    # changelog write per touched key per interval instead of one per record. The batches'
-    # offsets are acked only after that flush, so a crash replays them against the state
-    # they were applied to (at-least-once, events deduplicable by event_id).
-    held: list[Any] = []
-    lock = asyncio.Lock()
-    last_flush = [time.monotonic()]
 
-    async def flush_and_ack(stream: Any) -> None:
-        await runtime.flush()
-        for event in held:
-            await stream.ack(event)
-        held.clear()
-        last_flush[0] = time.monotonic()
+def _add_agent(
+    app: faust.App, settings: Settings, source: faust.TopicT, models: ServedModels,
+    runtime: WorkerRuntime, console: ConsoleReporter, state: dict[str, Any],
+) -> None:
+    """The scoring agent, its idle flush and the rebalance hooks, over one
+    :class:`FlushThenAck` (events acked only after their states are flushed)."""
+    acks = FlushThenAck(runtime.flush, settings.state_flush_interval)  # see worker/acks.py
 
     @app.agent(source)
     async def score(stream: Any) -> None:  # faust.StreamT lacks noack_take in its stubs
         await models.started.wait()  # never score with thresholds Redis has not confirmed
-        state["stream"] = stream
+        acks.attach(stream)
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
-            async with lock:
+            async with acks.lock:
                 done = await runtime.process([
                     Message(e.value, e.message.topic, e.message.partition, e.message.offset,
                             e.message.timestamp)
                     for e in events
                 ], flush=False)
                 console.on_batch(done.records, done.windows, done.events)
-                held.extend(events)
-                if time.monotonic() - last_flush[0] >= settings.state_flush_interval:
-                    await flush_and_ack(stream)
+                await acks.processed(events)
 
     @app.timer(interval=settings.state_flush_interval)
     async def flush_when_idle() -> None:
-        stream = state.get("stream")
-        if stream is not None and held:
-            async with lock:
-                if held:
-                    await flush_and_ack(stream)
+        await acks.flush_idle()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*args: Any, **kwargs: Any) -> None:
-        held.clear()  # unacked: the partitions' new owner replays them from its state
+        acks.drop()  # unacked: the partitions' new owner replays them from its state
         runtime.forget()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: Any, **kwargs: Any) -> None:
         runtime.forget()
         state["assigned"] = True
-
-    _add_tasks(app, settings, models, runtime)
-    _add_summary(app, settings, models, console)
-    _add_pages(app, models, metrics, state)
-    return app
 
 
 def _check_redis(settings: Settings) -> None:
@@ -256,7 +154,9 @@ def _check_redis(settings: Settings) -> None:
         log.warning("%s; starting with the model cards' thresholds (degraded)", exc)
 
 
-def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: WorkerRuntime) -> None:
+def _add_tasks(
+    app: faust.App, settings: Settings, models: ServedModels, runtime: WorkerRuntime
+) -> None:
     @app.task
     async def start_thresholds() -> None:
         await models.start()
@@ -280,7 +180,7 @@ def _add_tasks(app: faust.App, settings: Settings, models: _Models, runtime: Wor
 
 
 def _add_summary(
-    app: faust.App, settings: Settings, models: _Models, console: ConsoleReporter
+    app: faust.App, settings: Settings, models: ServedModels, console: ConsoleReporter
 ) -> None:
     if settings.summary_interval <= 0:
         return
@@ -293,7 +193,7 @@ def _add_summary(
 
 
 def _add_pages(
-    app: faust.App, models: _Models, metrics: WorkerMetrics, state: dict[str, Any]
+    app: faust.App, models: ServedModels, metrics: WorkerMetrics, state: dict[str, Any]
 ) -> None:
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:

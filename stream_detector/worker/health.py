@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from stream_detector.core.pipeline import ModelRuntime
+from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.worker.kafka_health import KafkaStatus
 from stream_detector.worker.threshold_cache import ThresholdCache
 

@@ -24,82 +24,23 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
 from schemas.records import RecordError
 from stream_detector.core.events import event_json
-from stream_detector.core.pipeline import KeyState, ModelRuntime, Pending, PendingRun, Pipeline
+from stream_detector.core.model_runtime import ModelRuntime, Pending, PendingRun
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.metrics import WorkerMetrics
+from stream_detector.worker.table_store import TableStore
 
-__all__ = ["TableStore", "BatchResult", "WorkerRuntime", "table_key"]
+__all__ = ["BatchResult", "Message", "WorkerRuntime"]
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, bytes], Awaitable[Any]]
-
-
-def table_key(model: str, key: str) -> bytes:
-    """Changelog key of one model's state for one series key."""
-    return f"{model}\x1f{key}".encode()
-
-
-class _Table(Protocol):
-    data: Any
-
-    def send_changelog(self, partition: int | None, key: Any, value: Any) -> Any: ...
-
-
-class TableStore:
-    """Key states over a Faust table, written to its changelog only when told to flush.
-
-    Live states are kept as objects (no decoding per record); the table holds their bytes
-    for recovery. Writes go to the changelog partition of the record's source partition,
-    which is what Faust restores for a worker that owns that partition.
-    """
-
-    def __init__(self, table: _Table) -> None:
-        self.table = table
-        self.live: dict[bytes, KeyState] = {}
-        self.dirty: dict[bytes, tuple[KeyState, int | None]] = {}
-
-    def get(self, model: str, key: str) -> KeyState | None:
-        k = table_key(model, key)
-        state = self.live.get(k)
-        if state is None:
-            raw = self.table.data.get(k)
-            if raw is not None:
-                state = KeyState.from_bytes(bytes(raw))
-                self.live[k] = state
-        return state
-
-    def put(self, model: str, key: str, state: KeyState, source: SourceRef) -> None:
-        k = table_key(model, key)
-        self.live[k] = state
-        self.dirty[k] = (state, source.partition)
-
-    def flush(self) -> int:
-        """Persist every touched state; returns how many.
-
-        Every state is serialised before any is written, so a state that cannot be
-        serialised leaves the table as it was (the worker then rolls back and isolates).
-        """
-        blobs = [(k, state.to_bytes(), partition)
-                 for k, (state, partition) in self.dirty.items()]
-        for k, blob, partition in blobs:
-            self.table.data[k] = blob
-            self.table.send_changelog(partition, k, blob)
-        n = len(self.dirty)
-        self.dirty.clear()
-        return n
-
-    def forget(self) -> None:
-        """Drop live objects (after a rebalance: partitions may have moved; or to roll
-        back to the last flush: the table still holds the states as flushed)."""
-        self.live.clear()
-        self.dirty.clear()
 
 
 @dataclass

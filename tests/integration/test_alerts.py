@@ -24,7 +24,7 @@ from schemas.events import (
     event_id_for,
 )
 from stream_detector.cli.main import app
-from stream_detector.services.local import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 runner = CliRunner()
 # a Slack-like path: the secret part of a webhook URL, never to be printed

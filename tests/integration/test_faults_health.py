@@ -29,12 +29,9 @@ from worker_harness import Worker, consume, produce, run_worker, topic_names
 from schemas.card import ModelCard
 from stream_detector.core.registry import read_card
 from stream_detector.core.thresholds import ThresholdStore
-from stream_detector.services.local import (
-    KafkaBroker,
-    RedisServer,
-    ServiceHandle,
-    stop_handle,
-)
+from stream_detector.services.kafka import KafkaBroker
+from stream_detector.services.process import ServiceHandle, stop_handle
+from stream_detector.services.redis import RedisServer
 from stream_detector.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ from offline_training.trainer import TrainConfig
 from schemas.events import AnomalyEvent
 from schemas.records import parse_message
 from stream_detector.files.batch import load_runtime, score_records
-from stream_detector.services.local import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 EVENTS = 1000
 ALPHA = 0.01

@@ -27,7 +27,7 @@ from secure_env import clean_environ, cli, event_lines, readme_environment
 from secure_services import REDIS_ADMIN, REDIS_ADMIN_PASSWORD, SCRAM_PASSWORD, Pki
 from worker_harness import Worker, topic_names
 
-from stream_detector.services.local import ServiceHandle, free_port
+from stream_detector.services.process import ServiceHandle, free_port
 from stream_detector.settings import Settings
 
 # offset: about 3x the median raw score, as train sets it (as tests/integration/test_worker.py)

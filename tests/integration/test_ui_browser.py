@@ -19,7 +19,7 @@ from ui_harness import WATCH_JS, chromium, first_time_at_least, run_ui, series_m
 from worker_harness import bootstrap, produce, run_worker, topic_names
 
 from stream_detector.core.thresholds import ThresholdStore
-from stream_detector.services.local import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from worker_harness import consume, produce, run_worker
 
 from stream_detector.cli.main import app
 from stream_detector.core.thresholds import ThresholdStore
-from stream_detector.services.local import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 
 def wait_for(path: Path, text: str, timeout: float = 30.0) -> str:

@@ -22,7 +22,7 @@ from schemas.card import ThresholdCard
 from schemas.events import ModelRef, ThresholdSource
 from schemas.records import Record
 from stream_detector import constants
-from stream_detector.core.scoring import select_providers
+from stream_detector.core.providers import select_providers
 from stream_detector.exceptions import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]

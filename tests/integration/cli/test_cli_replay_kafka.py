@@ -23,7 +23,7 @@ from offline_training.synthetic import (
 )
 from schemas.records import SalesRow, SeriesPoint, parse_message
 from stream_detector.cli.main import app
-from stream_detector.services.local import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 PARTITIONS = 5
 runner = CliRunner()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from schemas.card import ModelCard
 from stream_detector.cli.main import app
-from stream_detector.services.local import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 runner = CliRunner()

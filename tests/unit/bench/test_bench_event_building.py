@@ -12,7 +12,9 @@ from benchmarks import event_building as eb
 from benchmarks.bench_models import STANDARD_SCALER, window_mean_model, write_registry_model
 from benchmarks.scoring_ceiling import make_runtime, pending_windows
 from schemas.events import AnomalyEvent
-from stream_detector.core.pipeline import DictStore, PendingRun, Pipeline
+from stream_detector.core.key_state import DictStore
+from stream_detector.core.model_runtime import PendingRun
+from stream_detector.core.pipeline import Pipeline
 
 
 def test_before_and_after_emit_identical_events(tmp_path: Path) -> None:

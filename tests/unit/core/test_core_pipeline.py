@@ -15,7 +15,8 @@ from schemas.records import parse_message
 from stream_detector.core.events import build_event, is_anomaly
 from stream_detector.core.registry import load_model
 from stream_detector.core.scoring import ScaleTable
-from stream_detector.core.windowing import WindowState, sliding_windows
+from stream_detector.core.windowing import WindowState
+from stream_detector.core.windows import sliding_windows
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -12,10 +12,12 @@ from model_fixtures import window_mean_model, write_registry_model
 
 from schemas.events import SourceRef
 from schemas.records import parse_message
-from stream_detector.core.pipeline import DictStore, KeyState, ModelRuntime, Pipeline, position_of
+from stream_detector.core.key_state import DictStore, KeyState, position_of
+from stream_detector.core.model_runtime import ModelRuntime
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.core.windowing import WindowState
-from stream_detector.worker.runtime import TableStore, table_key
+from stream_detector.worker.table_store import TableStore, table_key
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 

@@ -14,7 +14,9 @@ from model_fixtures import card_dict
 from schemas.card import ModelCard
 from schemas.events import SourceRef
 from schemas.records import parse_message
-from stream_detector.core.pipeline import DictStore, ModelRuntime, Pipeline
+from stream_detector.core.key_state import DictStore
+from stream_detector.core.model_runtime import ModelRuntime
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.core.routing import Router, check_routes
 from stream_detector.exceptions import ConfigurationError

@@ -16,15 +16,14 @@ import pytest
 from onnx import TensorProto, helper
 
 from schemas.card import ModelCard, ScalerCard
+from stream_detector.core import providers as providers_module
 from stream_detector.core import registry as registry_module
-from stream_detector.core import scoring
+from stream_detector.core.providers import CPU, select_providers
 from stream_detector.core.registry import ModelRegistry, load_model, read_card
 from stream_detector.core.scoring import (
-    CPU,
     ScaleTable,
     Scorer,
     apply_scaler,
-    select_providers,
 )
 from stream_detector.exceptions import ConfigurationError, ModelCardError, ModelCardMismatch
 
@@ -315,16 +314,16 @@ def test_gpu_without_usable_libraries_falls_back_quietly(
     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # pretend the driver reports a device: the provider-library check must decide, quietly
-    monkeypatch.setattr(scoring, "_cuda_device_count", lambda: 1)
-    scoring.gpu_available.cache_clear()
+    monkeypatch.setattr(providers_module, "_cuda_device_count", lambda: 1)
+    providers_module.gpu_available.cache_clear()
     try:
         providers = select_providers("auto")
-        usable = scoring.gpu_available(scoring.CUDA)
+        usable = providers_module.gpu_available(providers_module.CUDA)
         if not usable:
             with pytest.raises(ConfigurationError):
                 select_providers("cuda")
     finally:
-        scoring.gpu_available.cache_clear()
+        providers_module.gpu_available.cache_clear()
     out, err = capfd.readouterr()
     assert out + err == ""
-    assert providers == ([scoring.CUDA, CPU] if usable else [CPU])
+    assert providers == ([providers_module.CUDA, CPU] if usable else [CPU])

@@ -16,11 +16,14 @@ from model_fixtures import window_mean_model, write_registry_model
 
 from schemas.events import DeadLetter, SourceRef
 from schemas.records import parse_message
-from stream_detector.core.pipeline import DictStore, KeyState, ModelRuntime, Pipeline
+from stream_detector.core.key_state import DictStore, KeyState
+from stream_detector.core.model_runtime import ModelRuntime
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.core.timing import GAP, LATE, REPEATED, SKEWED, TimePolicy, Watermark, observe
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import Message, TableStore, WorkerRuntime
+from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.threshold_cache import ThresholdCache
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

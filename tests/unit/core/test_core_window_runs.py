@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_detector.core.windowing import Window, WindowRun, WindowState
+from stream_detector.core.windowing import WindowState
+from stream_detector.core.windows import Window, WindowRun
 
 
 def _pushed(state: WindowState, values: np.ndarray, ts: list[int], texts: list[str],

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_detector.core import windowing
-from stream_detector.core.windowing import Window, WindowState
+from stream_detector.core import windowing, windows
+from stream_detector.core.windowing import WindowState
+from stream_detector.core.windows import Window
 
 
 def feed(state: WindowState, values: list[float], start: int = 0) -> list[Window | None]:
@@ -18,8 +19,9 @@ def feed(state: WindowState, values: list[float], start: int = 0) -> list[Window
 
 
 def test_module_doctests_pass() -> None:
-    result = doctest.testmod(windowing)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (windowing, windows):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0
 
 
 def test_timeline_window3_stride2() -> None:
@@ -238,7 +240,7 @@ def test_offline_sliding_windows_equal_online(
     n: int, window: int, stride: int, features: int
 ) -> None:
     rows = np.random.default_rng(n).normal(size=(n, features)).astype(np.float32)
-    offline = windowing.sliding_windows(rows, window, stride)
+    offline = windows.sliding_windows(rows, window, stride)
     online = WindowState(window, features, stride).extend(rows, list(range(n)))
     assert offline.shape == (len(online), window, features)
     for a, b in zip(offline, online, strict=True):
@@ -247,6 +249,6 @@ def test_offline_sliding_windows_equal_online(
 
 def test_sliding_windows_checks_input() -> None:
     with pytest.raises(ValueError, match="must be"):
-        windowing.sliding_windows(np.zeros(5), 2)
+        windows.sliding_windows(np.zeros(5), 2)
     with pytest.raises(ValueError, match="window must be"):
-        windowing.sliding_windows(np.zeros((5, 1)), 0)
+        windows.sliding_windows(np.zeros((5, 1)), 0)

@@ -15,6 +15,7 @@ from offline_training.synthetic import EventsConfig, make_events, write_events
 from schemas.card import NPLMCard
 from schemas.events import event_id_for
 from stream_detector.core.hybrid import p_value_severity
+from stream_detector.core.model_runtime import Scored
 from stream_detector.core.nplm import (
     chi2_sf,
     combine_p_values,
@@ -23,7 +24,6 @@ from stream_detector.core.nplm import (
     nplm_numpy_features,
     nplm_numpy_test,
 )
-from stream_detector.core.pipeline import Scored
 from stream_detector.files.batch import score_file, score_records
 
 

@@ -11,7 +11,8 @@ from hybrid_fixtures import event_records, runtime_of
 
 from schemas.events import AnomalyEvent, SourceRef
 from stream_detector.core.hybrid import SampleRing
-from stream_detector.core.pipeline import DictStore, KeyState, Pipeline
+from stream_detector.core.key_state import DictStore, KeyState
+from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.windowing import WindowState
 
 

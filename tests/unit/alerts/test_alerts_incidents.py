@@ -1,50 +1,16 @@
-"""IncidentTracker: grouping, the suppression window, resolutions, duplicates, severity."""
+"""IncidentTracker: grouping, the suppression window, resolutions, duplicates, severity,
+saved state; parse_event."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from alert_events import FakeClock, event
 
-from schemas.events import (
-    AnomalyEvent,
-    Contributor,
-    ModelRef,
-    SourceRef,
-    ThresholdSource,
-    event_id_for,
-)
-from stream_detector.alerts.incidents import (
-    IncidentTracker,
-    incident_payload,
-    parse_event,
-    payload_bytes,
-    resolution_payload,
-)
+from stream_detector.alerts.formats import render
+from stream_detector.alerts.incidents import IncidentTracker, parse_event
 from stream_detector.exceptions import InvalidRecord
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def event(key: str, end: str, severity: float = 50.0, p_value: float | None = None,
-          score: float = 0.9) -> AnomalyEvent:
-    return AnomalyEvent(
-        event_id=event_id_for("nab", "3", key, end), key=key, record_kind="series",
-        window_start="2015-02-26T21:00:00", window_end=end,
-        detected_at="2026-01-01T00:00:00.000Z", score=score, threshold=0.5,
-        threshold_source=ThresholdSource(method="percentile", version="3", scope="default"),
-        severity=severity, p_value=p_value, observed=[104.0],
-        top_contributors=[Contributor(name="value", index=0, time_offset=0, error=0.2),
-                          Contributor(name="value", index=0, time_offset=3, error=0.7)],
-        model=ModelRef(name="nab", version="3", onnx_sha256="a" * 64, family="dense"),
-        provider="CPUExecutionProvider", source=SourceRef(topic="records"),
-    )
 
 
 @pytest.fixture()
@@ -76,7 +42,7 @@ def test_quiet_key_resolves_on_tick_with_count_and_window_span(clock: FakeClock)
     clock.now += 1
     (notice,) = tracker.tick()
     assert notice.kind == "resolved"
-    assert notice.payload["text"] == (
+    assert render(notice, tracker.suppress)["text"] == (
         "resolved: 2 anomalies between 2015-02-26T21:00:00 and 2015-02-26T21:05:00 on AAPL")
     assert tracker.open_incidents == []
     assert tracker.tick() == []  # resolved once only
@@ -88,7 +54,7 @@ def test_next_event_after_window_resolves_then_opens_a_new_incident(clock: FakeC
     clock.now += 61
     notices = tracker.observe(event("AAPL", "t2"))
     assert [n.kind for n in notices] == ["resolved", "opened"]
-    assert notices[0].payload["text"].startswith("resolved: 1 anomaly between t1 and t1")
+    assert render(notices[0], 60)["text"].startswith("resolved: 1 anomaly between t1 and t1")
     assert notices[1].incident.first.window_end == "t2"
 
 
@@ -132,39 +98,6 @@ def test_suppress_must_be_positive(clock: FakeClock) -> None:
         IncidentTracker(0, 0, clock)
 
 
-def test_opening_payload_is_slack_shaped_and_complete() -> None:
-    payload = incident_payload(event("AAPL", "2015-02-26T21:42:53", p_value=0.0012), 900)
-    assert set(payload) == {"text", "blocks"}
-    assert "AAPL" in payload["text"] and "nab v3" in payload["text"]
-    header, fields, contributors, context = payload["blocks"]
-    assert header == {"type": "header", "text": {"type": "plain_text", "text": "Anomaly: AAPL"}}
-    texts = [f["text"] for f in fields["fields"]]
-    assert texts == ["*Model*\nnab v3", "*Window end*\n2015-02-26T21:42:53",
-                     "*Score vs threshold*\n0.9 vs 0.5", "*Severity*\n50.0 / 100",
-                     "*p-value*\n0.0012"]
-    # largest error first
-    assert contributors["text"]["text"].splitlines()[1:] == [
-        "• value (t-3): 0.7", "• value (t-0): 0.2"]
-    assert "900 s" in context["elements"][0]["text"]
-    json.loads(payload_bytes(payload))  # serialisable
-
-
-def test_payload_without_p_value_omits_the_field_and_escapes_keys() -> None:
-    payload = incident_payload(event("<!channel>&x", "t"), 60)
-    titles = [f["text"].split("\n")[0] for f in payload["blocks"][1]["fields"]]
-    assert "*p-value*" not in titles
-    assert "<!channel>" not in payload["text"]
-    assert "&lt;!channel&gt;&amp;x" in payload["text"]
-
-
-def test_resolution_payload_is_short() -> None:
-    tracker = IncidentTracker(60, 0, FakeClock())
-    (notice,) = tracker.observe(event("k", "t1"))
-    payload = resolution_payload(notice.incident)
-    assert len(payload["blocks"]) == 1
-    assert payload["blocks"][0]["text"]["text"] == payload["text"]
-
-
 @pytest.mark.parametrize("raw", [b"{not json", b"[]", b'{"key": "x"}', None])
 def test_parse_event_rejects_what_is_not_an_event(raw: bytes | None) -> None:
     with pytest.raises(InvalidRecord):
@@ -195,7 +128,7 @@ def test_saved_incidents_resume_with_their_quiet_time_and_bad_states_are_skipped
     assert resumed.tick() == []  # quiet for 600 s of 900
     other.now += 300
     (notice,) = resumed.tick()
-    assert notice.payload["text"] == ("resolved: 2 anomalies between 2015-02-26T21:00:00 and "
+    assert render(notice, 900)["text"] == ("resolved: 2 anomalies between 2015-02-26T21:00:00 and "
                                       "2015-02-26T21:05:00 on AAPL")
     assert resumed.take_changes() == ({}, ["AAPL"])
 
