@@ -59,6 +59,7 @@ PUBLISHED = {  # standard profile, normalised per group (../shared/data/nab/READ
 # Each row re-scores the same models with detection settings changed from the default.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "without the trust in the seasonal component (season_gate 0)": {"season_gate": 0.0},
     "without the level-shift component (shift_weight 0)": {"shift_weight": 0.0},
     "without the seasonal components (AE z-score only)": {"season_weight": 0.0,
                                                           "shift_weight": 0.0},

@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "transform": {"series": "none", "sales": "log1p", "events": "none"},
     # durations, turned into windows with the learned cadence (offline_training/durations.py)
     "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6,
-                  "shift_weight": 1.0},
+                  "shift_weight": 1.0, "season_gate": 1.0},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation
@@ -309,7 +309,7 @@ def train(opts: TrainOptions) -> TrainReport:
     values = _arrays(fit_part)
     features = _feature_names(source.kind, records)
     window = opts.window or (1 if source.kind == "events" else DEFAULTS["window"])
-    transform = opts.transform or DEFAULTS["transform"][source.kind]
+    transform = opts.transform or DEFAULTS["transform"].get(source.kind, "none")
     scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")
     windows = _windows(values, scaler, window, opts.stride)
 

@@ -16,6 +16,11 @@ sits from the key's usual):
   (a CUSUM-like statistic on the seasonal residuals, z-scored against its own history, so a
   series whose residuals wander anyway is not flagged).
 
+How each is computed lives in :mod:`stream_detector.core.components`, with the *trust* in
+the seasonal component (``season_gate``): its weight shrinks on a key whose seasonal
+z-scores exceed 3 far more often than Gaussian residuals would (bursty, heavy-tailed series),
+so one threshold keeps meaning "rare for this key".
+
 The *detection score* is the largest weighted component (``ae`` weighs 1), optionally
 smoothed over a short half-life, and the threshold (from Redis, per model version and key)
 applies to it. After an alert the key stays quiet for ``suppress`` windows, so one incident
@@ -46,6 +51,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
+from stream_detector.core.components import GAUSSIAN_RATE, running_z, value_components
+
 __all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts_of", "decide",
            "page", "season_rows"]
 
@@ -53,9 +60,9 @@ _STATE: Final = struct.Struct("<qqddd")  # v1: the AE history only (40 bytes)
 _EXTRA: Final = struct.Struct("<ddddddI")  # v2: value, season, smoothing, ring length
 _START: Final = struct.Struct("<q")  # after the ring: the window value components started at
 _SHIFT: Final = struct.Struct("<ddddq")  # after that: shift levels, mean, var, count
+_GATE: Final = struct.Struct("<d")  # after that: the seasonal exceedance rate (season_gate)
 _EPS: Final = 1e-12
 _DAY_NS: Final = 86_400 * 10**9
-_SHIFT_WARMUP: Final = 2  # the shift component's warm-up, in multiples of ``warmup``
 MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
 
 
@@ -114,6 +121,11 @@ class DetectionParams:
     shift_halflife, shift_base
         Half-lives (windows) of the short- and the longer-term mean of seasonal differences;
         ``shift`` is their difference (the longer one follows weekly drift and trends).
+    season_gate, gate_ref, gate_cut, gate_halflife
+        Trust in the ``season`` component (:func:`~stream_detector.core.components.season_trust`):
+        its weight is scaled by ``min(1, gate_ref / rate) ** season_gate``, ``rate`` being
+        the key's exponentially weighted (half-life ``gate_halflife`` windows) share of
+        windows with a seasonal |z| above ``gate_cut``; 0 switches the scaling off.
     """
 
     halflife: float = 288.0
@@ -133,6 +145,10 @@ class DetectionParams:
     shift_weight: float = 0.0
     shift_halflife: float = 6.0
     shift_base: float = 96.0
+    season_gate: float = 0.0
+    gate_ref: float = 0.006
+    gate_cut: float = 3.0
+    gate_halflife: float = 2016.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -163,6 +179,10 @@ class DetectionParams:
         return float(1.0 - 0.5 ** (1.0 / self.shift_base))
 
     @property
+    def gate_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.gate_halflife))
+
+    @property
     def uses_value(self) -> bool:
         """Whether :func:`decide` needs each window's newest value."""
         return self.normalise and (self.value_weight > 0 or self.season_weight > 0)
@@ -171,7 +191,8 @@ class DetectionParams:
 @dataclass
 class DetectorState:
     """One key's detection history: 40 bytes with the AE component only, else 100 plus
-    4 per seasonal step."""
+    4 per seasonal step (plus 40 once the shift component, 48 once the seasonal trust has
+    started)."""
 
     seen: int = 0
     last_alert: int = -(2**62)
@@ -191,6 +212,7 @@ class DetectorState:
     shmean: float = 0.0
     shvar: float = 0.0
     shift_seen: int = 0  # seasonal differences the shift history has seen (0: fresh)
+    season_rate: float = GAUSSIAN_RATE  # share of windows with a seasonal |z| > gate_cut
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
@@ -198,23 +220,32 @@ class DetectorState:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
-        tail = b"" if not self.shift_seen else _SHIFT.pack(
+        gated = self.season_rate != GAUSSIAN_RATE
+        tail = b"" if not (self.shift_seen or gated) else _SHIFT.pack(
             self.shift, self.shift_slow, self.shmean, self.shvar, self.shift_seen)
+        if gated:
+            tail += _GATE.pack(self.season_rate)
         return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DetectorState:
+        """Read :meth:`to_bytes`; older, shorter layouts start the missing parts fresh.
+
+        Raises ``ValueError`` when the length fits no layout (a corrupt key state)."""
         state = cls(*_STATE.unpack_from(data))
         if len(data) == _STATE.size:
             return state
         *stats, n = _EXTRA.unpack_from(data, _STATE.size)
         start = _STATE.size + _EXTRA.size
         end = start + 4 * n
-        if len(data) in (end + _START.size, end + _START.size + _SHIFT.size):
+        tails = len(data) - end - _START.size
+        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size):
             (state.value_start,) = _START.unpack_from(data, end)
-            if len(data) > end + _START.size:  # written without it: the shift starts fresh
+            if tails:  # written without it: the shift starts fresh
                 (state.shift, state.shift_slow, state.shmean, state.shvar,
                  state.shift_seen) = _SHIFT.unpack_from(data, end + _START.size)
+            if tails > _SHIFT.size:  # written without it: the prior rate
+                (state.season_rate,) = _GATE.unpack_from(data, end + _START.size + _SHIFT.size)
         elif len(data) == end:  # written before value_start was kept: started at window 0
             state.value_start = 0
         else:
@@ -236,99 +267,6 @@ class Decision:
     detection_score: float
     warm_up: bool
     suppressed: bool
-
-
-def _step(
-    mean: float, var: float, n: int, x: float, floor: float, p: DetectionParams
-) -> tuple[float, float, float]:
-    """z of ``x`` against (mean, var) after ``n`` observations, and the updated pair.
-
-    The first ``warmup`` updates are plain running means (weight ``1/n``), later ones
-    exponentially weighted and winsorised at ``clip`` deviations.
-    """
-    if n == 0:
-        return 0.0, x, 0.0
-    std = max(math.sqrt(var), floor)
-    z = (x - mean) / std
-    a = max(p.alpha, 1.0 / (n + 1))
-    xu = mean + max(-p.clip, min(p.clip, z)) * std if n + 1 > p.warmup else x
-    delta = xu - mean
-    return z, mean + a * delta, (1.0 - a) * (var + a * delta * delta)
-
-
-def _value_components(state: DetectorState, value: float, index: int, p: DetectionParams
-                      ) -> float:
-    """The weighted ``value`` and ``season`` components of the newest value (updates state).
-
-    ``index`` counts the key's windows; the components count from the window they started at
-    (a key state carried over from a model without them starts them fresh, with their own
-    warm-up, instead of comparing against empty history).
-    """
-    if state.value_start < 0 or (p.season > 0 and p.season_weight > 0
-                                 and len(state.ring) != p.season):
-        _restart_values(state, index, p)
-    index -= state.value_start
-    if index == 0:
-        state.local = value
-    # value: the residual of a short-term forecast (the recent level), against its history
-    z_value, state.vmean, state.vvar = _step(state.vmean, state.vvar, index, value - state.local,
-                                             _EPS, p)
-    std = math.sqrt(state.vvar)
-    kept = value if index < p.warmup else state.local + state.vmean + max(
-        -p.clip, min(p.clip, z_value)) * std  # a spike does not drag the level along
-    state.local += p.local_alpha * (kept - state.local)
-    best = p.value_weight * abs(z_value) if index >= p.warmup else 0.0  # own warm-up
-    if p.season > 0 and p.season_weight > 0:
-        z_season, z_shift = _season_z(state, value, index, std, p)
-        best = max(best, p.season_weight * abs(z_season), p.shift_weight * abs(z_shift))
-    return best
-
-
-def _restart_values(state: DetectorState, index: int, p: DetectionParams) -> None:
-    state.vmean = state.vvar = state.smean = state.svar = state.local = 0.0
-    state.shift = state.shift_slow = state.shmean = state.shvar = 0.0
-    state.shift_seen = 0
-    state.ring = array("f", bytes(4 * p.season)) if p.season > 0 else array("f")
-    state.value_start = index
-
-
-def _season_z(state: DetectorState, value: float, index: int, spread: float,
-              p: DetectionParams) -> tuple[float, float]:
-    """z of the value against its seasonal baseline, and z of the short-term mean of such
-    differences (``shift``) against its own history (updates baselines and histories)."""
-    slot, stored, z, z_shift = index % p.season, value, 0.0, 0.0
-    if index >= p.season:
-        floor = max(p.rel_floor * spread, _EPS)
-        before, mean, std = state.ring[slot], state.smean, max(math.sqrt(state.svar), floor)
-        z, state.smean, state.svar = _step(mean, state.svar, index - p.season,
-                                           value - before, floor, p)
-        if p.shift_weight > 0:
-            z_shift = _shift_z(state, value - before, p.rel_floor * floor, p)
-        if index - p.season < p.warmup:
-            z = 0.0  # its own history is too short yet
-        elif abs(z_shift) > p.clip:  # inside a shift: remember what was expected, so the
-            stored = before + mean  # shift does not come back one season later
-        else:  # an outlier is remembered winsorised, so it does not come back as a
-            # second alert one season later
-            stored = before + mean + max(-p.clip, min(p.clip, z)) * std
-        stored = before + p.season_alpha * (stored - before)
-    state.ring[slot] = stored
-    return z, z_shift
-
-
-def _shift_z(state: DetectorState, diff: float, floor: float, p: DetectionParams) -> float:
-    """z of the short-term mean of seasonal differences against its own history."""
-    n = state.shift_seen
-    if n == 0:
-        state.shift = state.shift_slow = diff
-    state.shift += p.shift_alpha * (diff - state.shift)
-    z, state.shmean, state.shvar = _step(state.shmean, state.shvar, n,
-                                         state.shift - state.shift_slow, max(floor, _EPS), p)
-    state.shift_slow += p.shift_base_alpha * (diff - state.shift_slow)
-    state.shift_seen = n + 1
-    # an EW mean's history is strongly autocorrelated (few independent samples per
-    # warm-up), so its spread is trusted only after twice the usual warm-up
-    return z if n >= _SHIFT_WARMUP * p.warmup else 0.0
 
 
 def decide(
@@ -382,9 +320,9 @@ def _update(
     else:
         x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
         before = None if learn or index == 0 else replace(state, ring=array("f", state.ring))
-        z, state.mean, state.var = _step(state.mean, state.var, index, x, p.min_std, p)
+        z, state.mean, state.var = running_z(state.mean, state.var, index, x, p.min_std, p)
         if p.uses_value and not math.isnan(value):
-            z = max(z, _value_components(state, value, index, p))
+            z = max(z, value_components(state, value, index, p))
         if p.smooth > 0:
             z = state.level = z if index == 0 else state.level + p.smooth_alpha * (
                 z - state.level)

@@ -164,7 +164,8 @@ def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
 ) -> None:
     p = DetectionParams(halflife=4, warmup=warmup, suppress=suppress, normalise=normalise,
                         season=7, season_weight=1.0, value_weight=0.5,
-                        shift_weight=1.0, shift_halflife=2, shift_base=4)
+                        shift_weight=1.0, shift_halflife=2, shift_base=4, season_gate=1.0,
+                        gate_halflife=3)
     one, many = DetectorState(), DetectorState()
     values = [float(i % 7) for i in range(len(scores))]
     learn = [i % 5 != 3 for i in range(len(scores))]
@@ -172,3 +173,39 @@ def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
     want = [(i, d.detection_score) for i, d in enumerate(decisions) if d.alert]
     assert alerts_of(many, scores, threshold, p, values, learn) == want
     assert many == one  # the key's history ends the same
+
+
+def _gated(gate: float) -> DetectionParams:
+    return DetectionParams(halflife=96, warmup=96, suppress=48, season=48, season_weight=1.0,
+                           season_gate=gate, gate_halflife=480)
+
+
+def test_season_trust_quiets_a_bursty_key_and_keeps_a_gaussian_one_sensitive() -> None:
+    rng = np.random.default_rng(5)
+    bursty = _daily(20, seed=5)
+    hit = rng.random(bursty.size) < 0.03  # bursts in 3% of windows, ~7 noise sigmas each:
+    bursty[hit] += rng.lognormal(2.0, 0.7, int(hit.sum()))  # ordinary for this key
+    alerts = {}
+    for gate in (0.0, 1.0):
+        s = DetectorState()
+        alerts[gate] = sum(decide(s, 1.0, 5.0, _gated(gate), float(v)).alert for v in bursty)
+        assert s.season_rate > 0.01 if gate else s.season_rate == 0.0027
+    assert alerts[0.0] >= 5 and alerts[1.0] <= 1
+    # on Gaussian residuals the trust stays full: the missing daily peak is still caught
+    values = _daily(8)
+    values[6 * 48 + 6 : 6 * 48 + 18] = 100.0
+    s = DetectorState()
+    found = [i for i, v in enumerate(values) if decide(s, 1.0, 5.0, _gated(1.0), float(v)).alert]
+    assert len(found) == 1 and 6 * 48 + 6 <= found[0] < 6 * 48 + 18
+
+
+def test_season_trust_state_round_trips_and_older_states_start_at_the_prior() -> None:
+    a = DetectorState()
+    for v in _daily(5, seed=6):
+        decide(a, 1.0, 5.0, _gated(1.0), float(v))
+    assert a.season_rate != 0.0027
+    b = DetectorState.from_bytes(a.to_bytes())
+    assert b == a
+    assert decide(a, 7.0, 3.0, _gated(1.0), 150.0) == decide(b, 7.0, 3.0, _gated(1.0), 150.0)
+    older = DetectorState.from_bytes(a.to_bytes()[:-8])  # written before the trust existed
+    assert older.season_rate == 0.0027 and older.shift_seen == a.shift_seen
