@@ -8,6 +8,7 @@ into a :class:`Scored` value (see :mod:`stream_detector.core.pipeline`).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ class ModelRuntime:
     hybrid: HybridStage | None = field(init=False)  # the NPLM stage of a hybrid model
     provider: str = field(init=False)  # asking the session costs 2 us, at every alert
     time: TimePolicy = field(init=False)  # how record times are judged (timing.py)
+    shape: tuple[int, int] = field(init=False)  # (window, features) of one model input
 
     def __post_init__(self) -> None:
         card = self.loaded.card
@@ -47,6 +49,7 @@ class ModelRuntime:
         self.params = DetectionParams.from_card(card.detection)
         self.hybrid = HybridStage.from_card(card)
         self.provider = self.loaded.scorer.provider
+        self.shape = (card.window, card.n_features)
         t = card.time
         self.time = (TimePolicy.from_cadence(
             t.cadence_s, skew_steps=t.skew_steps, gap_steps=t.gap_steps, confirm=t.confirm,
@@ -110,10 +113,15 @@ class Scored:
     nplm: NPLMOutcome | None = None  # the NPLM test this window triggered (hybrid models)
 
 
+_MODEL = operator.attrgetter("model")
+
+
 def by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[PendingRun]]]:
     """The pending runs grouped by model, each model once, in order of first appearance."""
-    if pending and all(p.model is pending[0].model for p in pending):  # one model: no dict
-        return [(pending[0].model, list(pending))]
+    if pending:  # one model (the usual case): no dict, two passes in C
+        ids = list(map(id, map(_MODEL, pending)))
+        if ids.count(ids[0]) == len(ids):
+            return [(pending[0].model, list(pending))]
     groups: dict[int, tuple[ModelRuntime, list[PendingRun]]] = {}
     for p in pending:
         groups.setdefault(id(p.model), (p.model, []))[1].append(p)

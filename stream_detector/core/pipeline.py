@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import Record
+from stream_detector.core.batching import join_windows
 from stream_detector.core.decisions import decide_runs
 from stream_detector.core.key_state import KeyState, StateStore, position_of, source_tag
 from stream_detector.core.model_runtime import (
@@ -181,12 +180,10 @@ class Pipeline:
         """Score pending windows, one ONNX Runtime call per model (safe in a thread)."""
         batches: list[ScoreBatch] = []
         for model, runs in by_model(pending):
-            if len(runs) == 1:
-                windows = runs[0].windows.values
-            else:
-                windows = np.concatenate([r.windows.values for r in runs])
-            scaled = model.scale.transform(windows, window_keys(model, runs))
-            batches.append(model.loaded.scorer.score(scaled))
+            windows = join_windows([r.windows.values for r in runs],
+                                   *model.shape)  # a new array: scaled in place
+            batches.append(model.loaded.scorer.score(
+                model.scale.transform_owned(windows, window_keys(model, runs))))
         return batches
 
     def decide(

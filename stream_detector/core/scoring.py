@@ -125,6 +125,11 @@ class Scorer:
         return tuple(self._outputs)
 
     @property
+    def session(self) -> ort.InferenceSession:
+        """The ONNX Runtime session every call runs on (benchmarks time it bare)."""
+        return self._session
+
+    @property
     def provider(self) -> str:
         """The execution provider actually used (first of the session's providers)."""
         return str(self._session.get_providers()[0])
@@ -135,7 +140,7 @@ class Scorer:
     def score(self, windows: npt.ArrayLike) -> ScoreBatch:
         """Score ``windows`` ``(batch, window, features)``; values must already be scaled."""
         x = np.ascontiguousarray(windows, dtype=np.float32)
-        if x.ndim != 3 or x.shape[1:] != (self.window, self.features):
+        if x.shape[1:] != (self.window, self.features) or x.ndim != 3:
             raise ValueError(
                 f"windows must have shape (batch, {self.window}, {self.features}), got {x.shape}"
             )
@@ -152,10 +157,11 @@ class Scorer:
         return outs + [np.zeros(shape, np.float32)] * (len(self._outputs) - 2)
 
     def _batch(self, outs: list[Any]) -> ScoreBatch:
+        # ORT returns float32 arrays already; asarray only guards a model that does not
         scores = np.asarray(outs[0], dtype=np.float32).reshape(-1)
         errors = np.asarray(outs[1], dtype=np.float32)
         recon = np.asarray(outs[2], dtype=np.float32) if len(outs) > 2 else None
-        return ScoreBatch(scores=scores, errors=errors, reconstructions=recon)
+        return ScoreBatch(scores, errors, recon)
 
 
 def make_session(source: str | bytes, providers: list[str], threads: int) -> ort.InferenceSession:
@@ -198,6 +204,8 @@ class ScaleTable:
         self._default = self._rows.get(DEFAULT_KEY, 0)
         self.center = np.stack(centers).astype(np.float32)  # (entries, features)
         self.scale = np.stack(scales).astype(np.float32)
+        self._center_row = self.center[self._default]  # (features,): the one-row case
+        self._scale_row = self.scale[self._default]
 
     def rows(self, keys: Sequence[str]) -> npt.NDArray[np.intp]:
         """Row of each key's parameters: its own when per-key, else the ``*`` entry."""
@@ -218,6 +226,15 @@ class ScaleTable:
             return np.asarray((x - self.center[d]) / self.scale[d], dtype=np.float32)
         r = self.rows(keys)
         return ((x - self.center[r][:, None, :]) / self.scale[r][:, None, :]).astype(np.float32)
+
+    def transform_owned(self, x: FloatArray, keys: Sequence[str]) -> FloatArray:
+        """:meth:`transform` of a float32 array the caller owns and will not read again: the
+        one-row case scales it in place (the same float32 operations, no new array)."""
+        if self.log1p or self.identity or self.per_key:
+            return self.transform(x, keys)
+        x -= self._center_row
+        x /= self._scale_row
+        return x
 
     def inverse(self, scaled: npt.ArrayLike, keys: Sequence[str]) -> FloatArray:
         """Undo :meth:`transform` (model reconstructions back to original units)."""
