@@ -106,6 +106,8 @@ def nplm_section(
         keep = np.sort(rng.choice(keep, options["max_reference"], replace=False))
     section = {
         "reference": features[keep].tolist(), "ae_threshold": ae_threshold,
+        # add-one: a rate estimated as 0 would make one flagged window impossible
+        "flag_rate": float((np.sum(scores > ae_threshold) + 1) / (len(scores) + 1)),
         **{k: options[k] for k in ("degree", "ridge", "alpha", "sample_size", "every")},
     }
     return NPLMCard.model_validate(section).model_dump()

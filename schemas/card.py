@@ -173,6 +173,9 @@ class NPLMCard(_Frozen):
     every: int = Field(50, ge=1, le=MAX_NPLM_REFERENCE, description="windows between tests")
     ae_threshold: _FiniteFloat = Field(description="raw AE score above which a window is "
                                        "left to the AE stage (not tested by NPLM)")
+    flag_rate: _FiniteFloat | None = Field(
+        None, ge=0.0, lt=1.0, description="share of the held-out reference windows over "
+        "ae_threshold: a sample's count of such windows is tested against it (None: not)")
 
     @model_validator(mode="after")
     def _rectangular(self) -> NPLMCard:

@@ -153,8 +153,14 @@ class SampleTest(_Frozen):
     reference_size: int = Field(ge=1, description="windows in the reference sample (N_R)")
     t: float = Field(description="test statistic t = -2 min L")
     dof: int = Field(ge=1, description="degrees of freedom of its chi-square null")
-    p_value: float = Field(ge=0.0, le=1.0)
+    p_value: float = Field(ge=0.0, le=1.0, description="the sample's (p_shape and p_count "
+                           "combined by Fisher's method when the model has a flag rate)")
     alpha: float = Field(gt=0.0, lt=1.0, description="p-value below which the sample alerts")
+    p_shape: float = Field(ge=0.0, le=1.0, description="NPLM test of the kept windows")
+    flagged: int = Field(0, ge=0, description="windows of the span the AE stage took (over "
+                         "its threshold: they are in no sample)")
+    p_count: float | None = Field(None, ge=0.0, le=1.0, description="chance of at least "
+                                  "`flagged` such windows at the reference's flag rate")
 
 
 class AnomalyEvent(_Frozen):

@@ -11,7 +11,13 @@ window to cross a threshold (seed 000's hybrid; see :mod:`stream_detector.core.n
 
 Each test fits the linear NPLM of the ring against the card's reference sample (basis and
 ``phi(R)`` are built once per loaded model, here, never per window) and turns
-``t = -2 min L`` into a p-value. The p-value belongs to the sample, never to one window:
+``t = -2 min L`` into a p-value, ``p_shape``. Windows the AE stage takes enter no sample, but
+the ring counts them: when the card has a ``flag_rate`` (the reference's share of windows
+over ``ae_threshold``), the count inside the sample's span gets its own p-value, ``p_count``
+(negative binomial: ``nplm.flagged_count_sf``), and the sample's p-value is the two combined
+by Fisher's method. So a sample with a few too many obvious anomalies is a sample anomaly
+too, which the shape test alone, blind to the windows taken out, could not see. The p-value
+belongs to the sample, never to one window:
 ``p < alpha`` is a *sample event* (``AnomalyEvent.sample`` set):
 
 - ``window_start`` / ``window_end``: the oldest window in the sample / the newest;
@@ -58,13 +64,21 @@ import numpy.typing as npt
 
 from schemas.card import ModelCard, NPLMCard
 from schemas.events import AnomalyEvent, SampleTest, ThresholdSource
-from stream_detector.core.nplm import NPLMResult, nplm_numpy_basis, nplm_numpy_test
+from stream_detector.core.nplm import (
+    NPLMResult,
+    combine_p_values,
+    flagged_count_sf,
+    nplm_numpy_basis,
+    nplm_numpy_test,
+)
 from stream_detector.core.thresholds import ResolvedThreshold
 
 __all__ = ["HybridStage", "NPLMOutcome", "SampleRing", "p_value_severity"]
 
-_MAGIC: Final = b"SDS1"
-_HEADER: Final = struct.Struct("<4sIIqdI")  # magic, capacity, width, count, last p, text bytes
+_MAGIC_V1: Final = b"SDS1"  # rows and texts only (read, never written)
+_HEADER_V1: Final = struct.Struct("<4sIIqdI")  # magic, capacity, width, count, last p, text
+_MAGIC: Final = b"SDS2"  # plus the AE stage's windows counted per row
+_HEADER: Final = struct.Struct("<4sIIqdII")  # ... last p, windows pending, text bytes
 _LOG_EPS: Final = 1e-12  # as nplm_numpy_features
 
 
@@ -80,9 +94,15 @@ def p_value_severity(p_value: float) -> float:
 
 
 class SampleRing:
-    """One key's most recent ``capacity`` NPLM feature rows, oldest overwritten first."""
+    """One key's most recent ``capacity`` NPLM feature rows, oldest overwritten first.
 
-    __slots__ = ("capacity", "width", "count", "last_p", "_values", "_texts")
+    Windows the AE stage takes (raw score over ``ae_threshold``) enter no row, but each row
+    remembers how many came just before it (:meth:`skip`), so the sample's span knows how
+    many of its windows the AE stage took (:meth:`flagged`).
+    """
+
+    __slots__ = ("capacity", "width", "count", "last_p", "pending", "_values", "_texts",
+                 "_skipped")
 
     def __init__(self, capacity: int, width: int) -> None:
         if capacity < 1 or width < 1:
@@ -91,15 +111,28 @@ class SampleRing:
         self.width = width
         self.count = 0  # rows pushed so far
         self.last_p = math.nan  # p-value of the latest test; NaN before the first
+        self.pending = 0  # AE-stage windows since the newest row
         self._values = np.zeros((capacity, width), dtype=np.float32)
         self._texts: list[str] = [""] * capacity
+        self._skipped = np.zeros(capacity, dtype=np.uint32)  # AE-stage windows before a row
 
     def push(self, features: list[float], start_text: str) -> None:
         """Add one window's features (and its start timestamp, for the event)."""
         at = self.count % self.capacity
         self._values[at] = features
         self._texts[at] = start_text
+        self._skipped[at] = min(self.pending, 0xFFFFFFFF)
+        self.pending = 0
         self.count += 1
+
+    def skip(self) -> None:
+        """Count one window the AE stage took (it enters no row)."""
+        self.pending += 1
+
+    def flagged(self) -> int:
+        """AE-stage windows inside the sample's span (after its oldest row, before now)."""
+        order = self._order()
+        return int(self._skipped[order[1:]].sum()) + self.pending if order else self.pending
 
     @property
     def full(self) -> bool:
@@ -120,32 +153,45 @@ class SampleRing:
         return self._texts[order[0]] if order else ""
 
     def to_bytes(self) -> bytes:
-        """Header + float32 rows (oldest first) + start texts joined by newlines."""
+        """Header + float32 rows + uint32 AE-stage counts (oldest first) + start texts."""
         order = self._order()
         text = "\n".join(self._texts[i] for i in order).encode("utf-8")
-        head = _HEADER.pack(_MAGIC, self.capacity, self.width, self.count, self.last_p, len(text))
-        return head + self._values[order].astype("<f4", copy=False).tobytes() + text
+        head = _HEADER.pack(_MAGIC, self.capacity, self.width, self.count, self.last_p,
+                            min(self.pending, 0xFFFFFFFF), len(text))
+        return (head + self._values[order].astype("<f4", copy=False).tobytes()
+                + self._skipped[order].astype("<u4", copy=False).tobytes() + text)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SampleRing:
-        """Rebuild a ring written by :meth:`to_bytes`; rejects anything malformed."""
-        if len(data) < _HEADER.size:
+        """Rebuild a ring written by :meth:`to_bytes` (or the older SDS1 layout, without
+        AE-stage counts: they read as 0); rejects anything malformed."""
+        v1 = data[:4] == _MAGIC_V1
+        header = _HEADER_V1 if v1 else _HEADER
+        if len(data) < header.size:
             raise ValueError("sample ring is truncated")
-        magic, capacity, width, count, last_p, n_text = _HEADER.unpack_from(data)
-        if magic != _MAGIC or count < 0:
+        if v1:
+            magic, capacity, width, count, last_p, n_text = header.unpack_from(data)
+            pending = 0
+        else:
+            magic, capacity, width, count, last_p, pending, n_text = header.unpack_from(data)
+        if magic not in (_MAGIC, _MAGIC_V1) or count < 0:
             raise ValueError("not a sample ring (bad magic or counter)")
         ring = cls(capacity, width)
         n = min(count, capacity)
-        if len(data) != _HEADER.size + n * width * 4 + n_text:
+        n_counts = 0 if v1 else n * 4
+        if len(data) != header.size + n * width * 4 + n_counts + n_text:
             raise ValueError("sample ring length does not match its header")
-        rows = np.frombuffer(data, "<f4", n * width, _HEADER.size).reshape(n, width)
-        texts = data[_HEADER.size + n * width * 4 :].decode("utf-8").split("\n") if n else []
+        rows = np.frombuffer(data, "<f4", n * width, header.size).reshape(n, width)
+        at = header.size + n * width * 4
+        skipped = np.frombuffer(data, "<u4", n, at) if not v1 else np.zeros(n, np.uint32)
+        texts = data[at + n_counts :].decode("utf-8").split("\n") if n else []
         if len(texts) != n:
             raise ValueError("sample ring texts do not match its row count")
-        ring.count, ring.last_p = count, last_p
-        for j, at in enumerate(ring._order()):
-            ring._values[at] = rows[j]
-            ring._texts[at] = texts[j]
+        ring.count, ring.last_p, ring.pending = count, last_p, pending
+        for j, slot in enumerate(ring._order()):
+            ring._values[slot] = rows[j]
+            ring._texts[slot] = texts[j]
+            ring._skipped[slot] = skipped[j]
         return ring
 
 
@@ -155,8 +201,11 @@ class NPLMOutcome:
 
     t: float
     dof: int
-    p_value: float
+    p_value: float  # the sample's: shape and count combined (shape alone without a rate)
     alert: bool  # p_value < alpha
+    p_shape: float = math.nan  # NPLM of the kept windows against the reference
+    p_count: float = math.nan  # of the windows the AE stage took inside the span
+    flagged: int = 0  # how many the AE stage took inside the span
 
 
 class HybridStage:
@@ -205,15 +254,28 @@ class HybridStage:
     ) -> NPLMOutcome | None:
         """Add one scored window to the key's ring; test when due, else None."""
         if not raw <= self.section.ae_threshold:  # the AE stage's (NaN too: a broken score)
+            if raw == raw:
+                ring.skip()
             return None
         ring.push(self.features(raw, errors), start_text)
         over = ring.count - ring.capacity
         if over < 0 or over % self.section.every:
             return None
-        result = self.test(ring)
-        ring.last_p = result.p_value
-        return NPLMOutcome(result.t, result.dof, result.p_value,
-                           result.p_value < self.section.alpha)
+        return self.outcome(ring, self.test(ring))
+
+    def outcome(self, ring: SampleRing, shape: NPLMResult) -> NPLMOutcome:
+        """The sample's p-value: the NPLM shape test of its kept windows, combined (Fisher)
+        with how unlikely the number the AE stage took inside its span is at the card's
+        ``flag_rate``. Under the null the two are independent (given the count, the kept
+        windows are draws of the truncated reference), so the combination is calibrated."""
+        rate, flagged = self.section.flag_rate, ring.flagged()
+        p_value, p_count = shape.p_value, math.nan
+        if rate is not None:
+            p_count = flagged_count_sf(flagged, ring.capacity, rate)
+            p_value = combine_p_values(shape.p_value, p_count)
+        ring.last_p = p_value
+        return NPLMOutcome(shape.t, shape.dof, p_value, p_value < self.section.alpha,
+                           shape.p_value, p_count, flagged)
 
     def nplm_event(self, event: AnomalyEvent, ring: SampleRing, outcome: NPLMOutcome
                    ) -> AnomalyEvent:
@@ -222,7 +284,9 @@ class HybridStage:
         quality = event.quality.model_copy(update={"warm_up": False})
         test = SampleTest(size=min(ring.count, ring.capacity),
                           reference_size=len(self.phi_reference), t=outcome.t,
-                          dof=outcome.dof, p_value=outcome.p_value, alpha=self.section.alpha)
+                          dof=outcome.dof, p_value=outcome.p_value, alpha=self.section.alpha,
+                          p_shape=outcome.p_shape, flagged=outcome.flagged,
+                          p_count=None if math.isnan(outcome.p_count) else outcome.p_count)
         score = -math.log10(outcome.p_value) if outcome.p_value > 0 else math.inf
         return event.model_copy(update={
             "window_start": ring.oldest_text(), "p_value": outcome.p_value, "sample": test,

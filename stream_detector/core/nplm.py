@@ -29,6 +29,8 @@ __all__ = [
     "NPLMResult",
     "NumpyBasis",
     "chi2_sf",
+    "combine_p_values",
+    "flagged_count_sf",
     "nplm_numpy_basis",
     "nplm_numpy_features",
     "nplm_numpy_fit",
@@ -77,6 +79,44 @@ def chi2_sf(x: float, dof: int) -> float:
         total += math.exp(a * log_y - y - math.lgamma(a + 1.0))
         a += 1.0
     return min(1.0, total)
+
+
+def flagged_count_sf(flagged: int, kept: int, rate: float) -> float:
+    """P(K >= ``flagged``) for K windows taken by the AE stage before ``kept`` others, when
+    each window is taken with probability ``rate`` (negative binomial).
+
+    That is P(Binomial(kept + flagged - 1, rate) >= flagged): K reaches ``flagged`` exactly
+    when fewer than ``kept`` of the first ``kept + flagged - 1`` windows were kept. Summed in
+    logs, so tiny tails keep their precision.
+
+    >>> flagged_count_sf(0, 250, 0.01), round(flagged_count_sf(1, 1, 0.5), 6)
+    (1.0, 0.5)
+    >>> round(flagged_count_sf(10, 250, 0.01), 6)  # 10 where 2.5 are expected
+    0.000331
+    """
+    if kept < 1 or not 0.0 <= rate < 1.0:
+        raise ValueError(f"need kept >= 1 and 0 <= rate < 1, got {kept}, {rate}")
+    if flagged <= 0:
+        return 1.0
+    if rate == 0.0:
+        return 0.0
+    n = kept + flagged - 1
+    log_q, log_r = math.log(rate), math.log1p(-rate)
+    terms = [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+             + j * log_q + (n - j) * log_r for j in range(flagged, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in terms))
+
+
+def combine_p_values(first: float, second: float) -> float:
+    """Fisher's combination of two independent p-values: -2 (ln p1 + ln p2) ~ chi2(4).
+
+    >>> round(combine_p_values(0.5, 1.0), 4), combine_p_values(0.0, 0.3)
+    (0.8466, 0.0)
+    """
+    if first <= 0.0 or second <= 0.0:
+        return 0.0
+    return chi2_sf(-2.0 * (math.log(first) + math.log(second)), 4)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from stream_detector.core.hybrid import p_value_severity
 from stream_detector.core.model_runtime import Scored
 from stream_detector.core.nplm import (
     chi2_sf,
+    combine_p_values,
+    flagged_count_sf,
     nplm_numpy_basis,
     nplm_numpy_features,
     nplm_numpy_test,
@@ -75,17 +77,28 @@ def test_nplm_events_describe_the_sample(hybrid_dir: Path) -> None:
 def test_p_values_equal_the_test_recomputed_from_scores(hybrid_dir: Path) -> None:
     items = scored(hybrid_dir, "det-sig", 0.2, seed=12)
     section = NPLMCard.model_validate(runtime_of(hybrid_dir).card.nplm)
+    assert section.flag_rate is not None and 0.0 < section.flag_rate < 0.05
     reference = np.asarray(section.reference)
     basis = nplm_numpy_basis(reference, section.degree)
     raw = np.array([s.raw_score for s in items])
-    features = nplm_numpy_features(raw)[raw <= section.ae_threshold].astype(np.float32)
+    kept = np.flatnonzero(raw <= section.ae_threshold)  # windows in the ring, in order
+    features = nplm_numpy_features(raw[kept]).astype(np.float32)
     tested = [s.nplm for s in items if s.nplm is not None]
     ends = range(section.sample_size, len(features) + 1, section.every)
     assert len(tested) == len(ends) >= 10
     for outcome, end in zip(tested, ends, strict=True):
+        assert outcome is not None
         sample = features[end - section.sample_size : end]
-        expected = nplm_numpy_test(basis, reference, sample, ridge=section.ridge)
-        assert outcome.p_value == pytest.approx(expected.p_value, rel=1e-6, abs=1e-12)
+        shape = nplm_numpy_test(basis, reference, sample, ridge=section.ridge)
+        first, last = kept[end - section.sample_size], kept[end - 1]
+        flagged = int((raw[first:last] > section.ae_threshold).sum())  # taken inside the span
+        p_count = stats.nbinom.sf(flagged - 1, section.sample_size, 1 - section.flag_rate)
+        combined = stats.combine_pvalues([shape.p_value, p_count], method="fisher").pvalue
+        assert outcome.flagged == flagged
+        assert outcome.p_shape == pytest.approx(shape.p_value, rel=1e-6, abs=1e-12)
+        assert outcome.p_count == pytest.approx(p_count, rel=1e-6, abs=1e-12)
+        assert outcome.p_value == pytest.approx(combined, rel=1e-6, abs=1e-12)
+    assert max(o.flagged for o in tested if o is not None) >= 2  # the count path ran
 
 
 def test_ae_alerts_are_single_windows_without_a_p_value(hybrid_dir: Path) -> None:
@@ -119,6 +132,20 @@ def test_score_file_reports_the_p_values(hybrid_dir: Path, tmp_path: Path) -> No
     events = [i for i, r in enumerate(rows) if r.event_id]
     silenced = [i for i in tested if (rows[i].p_value or 1.0) < 0.01]
     assert all(any(0 < i - j < 50 for j in events) for i in silenced)
+
+
+@pytest.mark.parametrize("kept", [1, 10, 250])
+def test_flagged_count_tail_matches_scipy(kept: int) -> None:
+    for rate in (0.001, 0.01, 0.3):
+        for flagged in (0, 1, 2, 5, 20, 60):
+            assert flagged_count_sf(flagged, kept, rate) == pytest.approx(
+                stats.nbinom.sf(flagged - 1, kept, 1 - rate), rel=1e-9, abs=1e-300)
+
+
+def test_fisher_combination_matches_scipy() -> None:
+    for first, second in ((0.5, 0.5), (0.01, 0.9), (1e-8, 0.2), (1.0, 1.0)):
+        assert combine_p_values(first, second) == pytest.approx(
+            stats.combine_pvalues([first, second], method="fisher").pvalue, rel=1e-9)
 
 
 @pytest.mark.parametrize("dof", [1, 2, 3, 4, 8, 9, 25])

@@ -74,3 +74,32 @@ def test_a_restart_from_serialised_states_changes_no_event(hybrid_dir: Path) -> 
         restored.states[(model, key)] = KeyState.from_bytes(state.to_bytes())
     after = _events(Pipeline([rt], restored), records[333:], 1)
     assert [e.model_dump() for e in before + after] == [e.model_dump() for e in straight]
+
+
+def test_ring_counts_the_ae_stage_windows_inside_the_span() -> None:
+    # timeline (capacity 3): r0 x r1 x x r2 r3 x   (r: kept row, x: taken by the AE stage)
+    ring = SampleRing(3, 1)
+    for step in "r x r x x r r x".split():
+        if step == "r":
+            ring.push([1.0], f"t{ring.count}")
+        else:
+            ring.skip()
+    # the sample is r1 r2 r3: the x x between r1 and r2 and the pending x count; the x
+    # before r1 lies before the span's oldest row
+    assert ring.flagged() == 3 and ring.pending == 1
+    back = SampleRing.from_bytes(ring.to_bytes())
+    assert back.flagged() == 3 and back.pending == 1 and back.to_bytes()[:4] == b"SDS2"
+    back.push([2.0], "t4")  # r4: the span is r2 r3 r4, with the one x before r4
+    ring.push([2.0], "t4")
+    assert back.flagged() == ring.flagged() == 1
+
+
+def test_a_ring_written_before_the_counts_still_loads() -> None:
+    import struct
+
+    rows = np.array([[1.0], [2.0]], dtype="<f4").tobytes()
+    text = b"a\nb"
+    old = struct.pack("<4sIIqdI", b"SDS1", 4, 1, 2, 0.5, len(text)) + rows + text
+    ring = SampleRing.from_bytes(old)
+    assert ring.sample()[:, 0].tolist() == [1.0, 2.0] and ring.oldest_text() == "a"
+    assert ring.flagged() == 0 and ring.last_p == 0.5
