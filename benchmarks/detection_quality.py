@@ -8,11 +8,15 @@ the whole file is scored through the worker's own pipeline (``score_records``: t
   scores, normalised per group, next to the published detectors (../shared/data/nab);
 - NAB artificialNoAnomaly: alerts after the probationary period (a good detector has none);
 - the demo's generated data (``stream-detector demo``'s own training options): recall per
-  labelled anomaly kind and precision, for series (seeds 0..4) and sales (seed 0); ROC AUC
-  of the event AE's score between signal and background events;
+  labelled anomaly kind and precision, for series (seeds 0..4) and sales (seed 0);
+- the demo's physics events (``benchmarks/events_quality.py``): ROC AUC of the event
+  model's score between signal and background events (trained on background only), and
+  the hybrid's NPLM p-values per sample: calibration under the null, power per injected
+  signal fraction;
 - an ablation: the same trained models re-scored with one detection component switched off.
 
-    python benchmarks/detection_quality.py     # about 10 minutes on 2 cores
+    python benchmarks/detection_quality.py     # about 15 minutes on 2 cores
+    python benchmarks/detection_quality.py --only events     # the events part, ~3 minutes
 
 Writes ``detection_quality.json`` and ``detection_quality.md`` under ``--out``.
 """
@@ -37,9 +41,14 @@ from offline_training.nab import (
 )
 from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.detection import DetectionParams
-from stream_detector.history import load_source
+from stream_detector.core.detection import DetectionParams
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.files.history import load_source
+
+try:
+    from benchmarks import events_quality
+except ModuleNotFoundError:  # run as a script (the README's command): benchmarks/ is on the path
+    import events_quality  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
 NAB = ROOT.parent / "shared" / "data" / "nab"
@@ -50,6 +59,7 @@ PUBLISHED = {  # standard profile, normalised per group (../shared/data/nab/READ
 # Each row re-scores the same models with detection settings changed from the default.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "without the trust in the seasonal component (season_gate 0)": {"season_gate": 0.0},
     "without the level-shift component (shift_weight 0)": {"shift_weight": 0.0},
     "without the seasonal components (AE z-score only)": {"season_weight": 0.0,
                                                           "shift_weight": 0.0},
@@ -139,14 +149,8 @@ def _labelled(labelled: Any, rows: list[Any], found: dict[str, list[bool]]) -> t
 def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
     """The demo's kinds, trained with the demo's own options."""
     from offline_training import synthetic as syn
-    from stream_detector.demo import DemoOptions, train_options
 
-    def options(kind: str) -> dict[str, Any]:
-        o = train_options(DemoOptions(kind=kind))  # type: ignore[arg-type]
-        known = {k: o[k] for k in ("family", "kind", "train_fraction", "window",
-                                   "threshold_method", "threshold_value", "seed") if k in o}
-        return {**known, **o.get("extra", {}), "detection": o.get("detection", {})}
-
+    options = _demo_options
     folder.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {}
     found: dict[str, list[bool]] = {}
@@ -169,24 +173,25 @@ def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
         n, t = _labelled(labelled, [r for r in rows if r.key == key], found)
         alerts, true = alerts + n, true + t
     result["sales"] = _kind_quality(found, alerts, true)
-    result["events"] = _events_auc(epochs, folder, options("events"))
     return result
 
 
-def _events_auc(epochs: int, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
-    from sklearn.metrics import roc_auc_score
+def _demo_options(kind: str) -> dict[str, Any]:
+    """The demo's training options for ``kind``, as ``TrainOptions`` keywords."""
+    from stream_detector.demo.data import DemoOptions, train_options
 
-    from offline_training import synthetic as syn
+    o = train_options(DemoOptions(kind=kind))  # type: ignore[arg-type]
+    known = {k: o[k] for k in ("family", "kind", "train_fraction", "window",
+                               "threshold_method", "threshold_value", "seed") if k in o}
+    return {**known, **o.get("extra", {}), "detection": o.get("detection", {})}
 
-    events = syn.make_events(seed=0)
-    path = syn.write_events(folder / "events.h5", events)
-    model = _train(path, folder / "models", epochs, name="events", **options)
-    rows = _score(model, list(load_source(path).records), {})
-    start = int(len(rows) * options["train_fraction"])  # score only events not trained on
-    scores = np.array([r.score for r in rows])[start:]
-    labels = np.asarray(events.labels)[start:]
-    return {"roc_auc": round(float(roc_auc_score(labels, scores)), 3),
-            "events": int(labels.size), "signal": int(labels.sum())}
+
+def events_quality_of(epochs: int, folder: Path) -> dict[str, Any]:
+    """ROC AUC on the demo's events and NPLM p-values per sample (events_quality.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = _demo_options("events")
+    return {"auc": events_quality.events_auc(epochs, folder, options),
+            "nplm": events_quality.nplm_samples(epochs, folder, options)}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -211,7 +216,8 @@ def markdown(result: dict[str, Any]) -> str:
             q = demo[kind]
             recall = ", ".join(f"{k} {v}" for k, v in q["recall"].items())
             lines.append(f"| {kind} | {q['precision']} ({q['alerts']} alerts) | {recall} |")
-        lines.append(f"| events | ROC AUC {demo['events']['roc_auc']} | |")
+    if result.get("events"):
+        lines += events_quality.markdown(result["events"])
     return "\n".join(lines) + "\n"
 
 
@@ -219,7 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--only", choices=("nab", "demo"), default=None,
+    parser.add_argument("--only", choices=("nab", "demo", "events"), default=None,
                         help="one part only (the other's figures are kept from the last run)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -232,6 +238,9 @@ def main() -> None:
             saved.write_text(json.dumps(result, indent=2))
         if args.only in (None, "demo"):
             result["demo"] = demo_quality(args.epochs, Path(tmp) / "demo")
+            saved.write_text(json.dumps(result, indent=2))
+        if args.only in (None, "events"):
+            result["events"] = events_quality_of(args.epochs, Path(tmp) / "events")
     (args.out / "detection_quality.json").write_text(json.dumps(result, indent=2))
     (args.out / "detection_quality.md").write_text(markdown(result))
     print(markdown(result))

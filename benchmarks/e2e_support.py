@@ -115,9 +115,9 @@ def worker(
     """``python -m stream_detector worker`` as the integration harness runs it.
 
     ``entry`` replaces ``-m stream_detector`` (e.g. a script that patches the worker for an
-    experiment and then calls ``stream_detector.cli.main``).
+    experiment and then calls ``stream_detector.cli.main.main``).
     """
-    from stream_detector.services import free_port
+    from stream_detector.services.process import free_port
 
     suffix = uuid.uuid4().hex[:8]
     port = free_port()

@@ -33,12 +33,12 @@ import numpy.typing as npt
 
 from benchmarks.bench_models import STANDARD_SCALER, window_mean_model, write_registry_model
 from benchmarks.report import markdown_table, paired_rates, ratio, write_results
-from benchmarks.scoring_ceiling import _pending, _runtime
+from benchmarks.scoring_ceiling import make_runtime, pending_windows
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, ModelRef, Quality, SourceRef, event_id_for, utc_now_iso
-from stream_detector.events import severity
-from stream_detector.scoring import top_contributors
-from stream_detector.thresholds import ResolvedThreshold
+from stream_detector.core.events import severity
+from stream_detector.core.explanations import top_contributors
+from stream_detector.core.thresholds import ResolvedThreshold
 
 __all__ = ["build_event_checked", "main", "run"]
 
@@ -73,7 +73,7 @@ def build_event_checked(
 ) -> AnomalyEvent:
     """``build_event`` as it was: every nested model built and validated on its own.
 
-    The reference ``stream_detector.events.build_event`` must match (the same JSON for
+    The reference ``stream_detector.core.events.build_event`` must match (the same JSON for
     valid input, the same errors for invalid input) and is timed against.
     """
     if not math.isfinite(score):
@@ -123,8 +123,8 @@ def before(runtime: Any, items: list[Any], scores: Any, detected_at: str | None 
            ) -> list[bytes]:
     """The path before the fast event path: a copy of the old ``Pipeline.decide`` loop and
     ``_event`` for a model without an NPLM stage, then ``model_dump_json().encode()``."""
-    from stream_detector.detection import decide
-    from stream_detector.pipeline import Scored
+    from stream_detector.core.detection import decide
+    from stream_detector.core.model_runtime import Scored
 
     items = [run.item(0) for run in items]  # one window a run, as single-record messages
     results = {}
@@ -150,7 +150,7 @@ def before(runtime: Any, items: list[Any], scores: Any, detected_at: str | None 
 def after(pipeline: Any, items: list[Any], batches: list[Any], detected_at: str | None = None
           ) -> list[bytes]:
     """What the worker does now: :meth:`Pipeline.decide`, then :func:`event_json`."""
-    from stream_detector.events import event_json
+    from stream_detector.core.events import event_json
 
     return [event_json(s.event) for s in pipeline.decide(items, batches, detected_at)
             if s.event is not None]
@@ -158,11 +158,12 @@ def after(pipeline: Any, items: list[Any], batches: list[Any], detected_at: str 
 
 def measure(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     """Microseconds per alert before and after, timed in alternation; their ratio."""
-    from stream_detector.pipeline import DictStore, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.pipeline import Pipeline
 
-    runtime = _every_window_alerts(_runtime(model_dir, threshold=-1.0))
+    runtime = _every_window_alerts(make_runtime(model_dir, threshold=-1.0))
     pipeline = Pipeline([runtime], DictStore())
-    items = _pending(runtime, BATCH)
+    items = pending_windows(runtime, BATCH)
     batches = Pipeline.score(items)
     fixed = "2026-11-22T08:00:00.000Z"
     old, new = before(runtime, items, batches[0], fixed), after(pipeline, items, batches, fixed)
@@ -171,9 +172,9 @@ def measure(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     old_rate, new_rate = paired_rates(
         [lambda: before(runtime, items, batches[0]), lambda: after(pipeline, items, batches)],
         BATCH, repeats, seconds)
-    quiet_runtime = _runtime(model_dir, threshold=1e9)
+    quiet_runtime = make_runtime(model_dir, threshold=1e9)
     quiet = Pipeline([quiet_runtime], DictStore())
-    quiet_items = _pending(quiet_runtime, BATCH)
+    quiet_items = pending_windows(quiet_runtime, BATCH)
     quiet_batches = Pipeline.score(quiet_items)
     (quiet_rate,) = paired_rates([lambda: quiet.decide(quiet_items, quiet_batches)], BATCH,
                                  repeats, seconds)

@@ -25,8 +25,8 @@ import pandas as pd
 from offline_training.nab import PROFILES, load_windows, score_corpus, window_indices
 from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.history import load_source
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.files.history import load_source
 
 ROOT = Path(__file__).resolve().parents[1]
 NAB = ROOT.parent / "shared" / "data" / "nab"

@@ -18,6 +18,7 @@ __all__ = [
     "RESULTS_DIR",
     "environment",
     "histogram_from_prometheus",
+    "interleaved",
     "markdown_table",
     "median_rate",
     "paired_rates",
@@ -102,6 +103,36 @@ def paired_rates(
             time.sleep(settle)
             rates[i].append(_timed_rate(fn, items, min_seconds))
     return [sorted(r)[len(r) // 2] for r in rates]
+
+
+def interleaved(
+    baseline: Callable[[], object], measured: Callable[[], object], items: int,
+    seconds: float, min_pairs: int = 7,
+) -> tuple[float, float, float]:
+    """Items/s of ``baseline`` and ``measured`` (``items`` per call) and their ratio,
+    timed call by call in alternation (a b, b a, a b, ...) for ``seconds`` and at least
+    ``min_pairs`` pairs.
+
+    Both are the fastest call of each (as :mod:`timeit` advises: on a shared CPU a slower
+    call was slowed by other processes, not by the code), and the ratio is
+    ``fastest(baseline) / fastest(measured)``; alternating call by call gives both the
+    same chances. On two cores with other jobs running, medians of millisecond calls
+    moved 2-5x between runs (a call spans several scheduler time slices), minima by a
+    few percent. One untimed call of each warms caches first.
+    """
+    baseline()
+    measured()
+    ta: list[float] = []
+    tb: list[float] = []
+    clock = time.perf_counter
+    deadline = clock() + seconds
+    while len(ta) < min_pairs or clock() < deadline:
+        first, second = ((baseline, ta), (measured, tb))[:: 1 if len(ta) % 2 else -1]
+        for fn, out in (first, second):
+            start = clock()
+            fn()
+            out.append(clock() - start)
+    return items / min(ta), items / min(tb), min(ta) / min(tb)
 
 
 def _cell(value: Any) -> str:

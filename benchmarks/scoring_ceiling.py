@@ -5,10 +5,12 @@ forward pass does not depend on the weights) at batch sizes 1, 64 and 1024:
 
 (a) ``onnxruntime.InferenceSession.run`` on a ready ``(batch, 50, 1)`` float32 array: the
     ceiling;
-(b) :meth:`stream_detector.pipeline.Pipeline.score` on the same windows as ``Pending``
-    items: group by model, ``np.stack`` the windows, scale them, ``Scorer.score``.
+(b) :meth:`stream_detector.core.pipeline.Pipeline.score` on the same windows as pending
+    runs of one window each (one record a message: the most windows to gather): group by
+    model, join the windows, scale them, ``Scorer.score`` -- on the same session as (a).
 
-The ratio b/a is the target (>= 0.9, DESIGN.md "Targets"). The Python per-record costs of
+(a) and (b) are timed call by call in alternation; the ratio of their fastest calls is the
+target (>= 0.9, DESIGN.md "Targets"). The Python per-record costs of
 :meth:`Pipeline.ingest` and per-window cost of :meth:`Pipeline.decide` are reported too.
 
     python -m benchmarks.scoring_ceiling [--full]
@@ -26,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_models import family_model
-from benchmarks.report import markdown_table, paired_rates, ratio, write_results
+from benchmarks.report import (
+    interleaved,
+    markdown_table,
+    median_rate,
+    paired_rates,
+    write_results,
+)
 
 __all__ = ["main", "run"]
 
@@ -38,15 +46,15 @@ WINDOW = 50
 TARGETS = {"dense": 1_000_000, "conv1d": 70_000, "lstm": 40_000}  # windows/s, DESIGN.md
 
 
-def _runtime(model_dir: Path, threshold: float, threads: int | None = None,
+def make_runtime(model_dir: Path, threshold: float, threads: int | None = None,
              provider: str = "cpu") -> Any:
     """The worker's runtime for ``model_dir``, with ``threads`` ORT threads (default: the
     worker's default, Settings.intra_op_threads)."""
     from schemas.events import ThresholdSource
-    from stream_detector.pipeline import ModelRuntime
-    from stream_detector.registry import load_model
+    from stream_detector.core.model_runtime import ModelRuntime
+    from stream_detector.core.registry import load_model
+    from stream_detector.core.thresholds import ResolvedThreshold
     from stream_detector.settings import Settings
-    from stream_detector.thresholds import ResolvedThreshold
 
     resolved = ResolvedThreshold(
         threshold, ThresholdSource(method="manual", version="1", scope="default"))
@@ -55,12 +63,14 @@ def _runtime(model_dir: Path, threshold: float, threads: int | None = None,
     return ModelRuntime(loaded, lambda key: resolved)
 
 
-def _pending(runtime: Any, n: int, seed: int = 0) -> list[Any]:
+def pending_windows(runtime: Any, n: int, seed: int = 0) -> list[Any]:
     """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest` returns them for
     single-record messages: one :class:`PendingRun` of one window each."""
     from schemas.events import SourceRef
-    from stream_detector.pipeline import KeyState, Pending, PendingRun
-    from stream_detector.windowing import Window, WindowState
+    from stream_detector.core.key_state import KeyState
+    from stream_detector.core.model_runtime import Pending, PendingRun
+    from stream_detector.core.windowing import WindowState
+    from stream_detector.core.windows import Window
 
     rng = np.random.default_rng(seed)
     source = SourceRef(topic="bench", partition=0, offset=0)
@@ -79,7 +89,7 @@ def _session(model_dir: Path, threads: int, providers: list[str] | None = None) 
     import onnxruntime as ort
 
     if threads > 0:
-        from stream_detector.scoring import _session as scorer_session
+        from stream_detector.core.scoring import make_session as scorer_session
 
         return scorer_session(str(model_dir / "model.onnx"),
                               providers or ["CPUExecutionProvider"], threads)
@@ -87,41 +97,49 @@ def _session(model_dir: Path, threads: int, providers: list[str] | None = None) 
                                 providers=providers or ["CPUExecutionProvider"])
 
 
-def score_rates(model_dir: Path, batch: int, repeats: int, seconds: float) -> dict[str, Any]:
-    """Windows/s of raw ``session.run`` and of ``Pipeline.score`` on the same windows, at
-    1 and 2 intra-op threads (sessions built as the Scorer builds them), plus raw at ORT's
-    own default; all asking for the outputs the worker uses, timed in alternation.
+def score_rates(model_dir: Path, batch: int, seconds: float) -> dict[str, Any]:
+    """Windows/s of raw ``session.run`` and of ``Pipeline.score`` on the same windows, with
+    the same session (the one the worker's Scorer built, asked for the outputs the worker
+    uses), at 1 and 2 intra-op threads, timed call by call in alternation
+    (:func:`~benchmarks.report.interleaved`); raw at ORT's own default threads is timed alone.
 
     ``ratio`` = the stage / raw at the thread count where raw was fastest (1 or 2): the
-    stage's own cost. Which count the worker's default (-1: timed at model load) picks
-    is ``auto_threads``; whether that is the fastest is summarised per run.
+    stage's own cost (gathering the windows, scaling, the result's wrapping). Which count
+    the worker's default (-1: timed at model load) picks is ``auto_threads``.
     """
-    from stream_detector.pipeline import Pipeline
+    from stream_detector.core.pipeline import Pipeline
 
-    runtimes = {t: _runtime(model_dir, 1e9, t) for t in PAIRED}
-    pending = {t: _pending(rt, batch) for t, rt in runtimes.items()}
-    x = np.ascontiguousarray(np.concatenate([p.windows.values for p in pending[1]]),
-                             dtype=np.float32)
-    outputs = list(runtimes[1].loaded.scorer.outputs)  # score, errors (+ reconstruction)
-    sessions = {t: _session(model_dir, t) for t in THREADS}
-    fns = [functools.partial(s.run, outputs, {"windows": x}) for s in sessions.values()]
-    fns += [functools.partial(Pipeline.score, pending[t]) for t in PAIRED]
-    rates = paired_rates(fns, batch, repeats, seconds)
-    raw = dict(zip(THREADS, rates[: len(THREADS)], strict=True))
-    stage = dict(zip(PAIRED, rates[len(THREADS):], strict=True))
+    raw: dict[int, float] = {}
+    stage: dict[int, float] = {}
+    ratios: dict[int, float] = {}
+    for t in PAIRED:
+        runtime = make_runtime(model_dir, 1e9, t)
+        pending = pending_windows(runtime, batch)
+        x = np.ascontiguousarray(np.concatenate([p.windows.values for p in pending]),
+                                 dtype=np.float32)
+        scorer = runtime.loaded.scorer
+        run = functools.partial(scorer.session.run, list(scorer.outputs), {"windows": x})
+        raw[t], stage[t], ratios[t] = interleaved(
+            run, functools.partial(Pipeline.score, pending), batch, seconds)
+    default = _session(model_dir, 0)
+    x = np.random.default_rng(0).standard_normal((batch, WINDOW, 1)).astype(np.float32)
+    raw_default = median_rate(functools.partial(default.run, ["score", "errors"],
+                                                {"windows": x}), batch, 3, seconds / 4)
     best = max(PAIRED, key=lambda t: raw[t])
     return {"batch": batch,
-            **{f"raw_{t or 'default'}thread_windows_per_s": r for t, r in raw.items()},
+            **{f"raw_{t}thread_windows_per_s": r for t, r in raw.items()},
+            "raw_defaultthread_windows_per_s": raw_default,
             **{f"worker_{t}thread_windows_per_s": r for t, r in stage.items()},
+            **{f"ratio_{t}thread": r for t, r in ratios.items()},
             "fastest_threads": best, "raw_windows_per_s": raw[best],
-            "worker_windows_per_s": stage[best], "ratio": ratio(stage[best], raw[best]),
-            "auto_threads": _runtime(model_dir, 1e9).loaded.scorer.threads}
+            "worker_windows_per_s": stage[best], "ratio": ratios[best],
+            "auto_threads": make_runtime(model_dir, 1e9).loaded.scorer.threads}
 
 
 def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
     """Windows/s on the CUDA provider against the CPU (best threads), per batch size; the
     batch from which the GPU is faster. Not run (and said so) without a usable GPU."""
-    from stream_detector.scoring import CUDA, gpu_available
+    from stream_detector.core.providers import CUDA, gpu_available
 
     if not gpu_available(CUDA):
         return {"not_run": "no usable CUDA device (onnxruntime's CUDA provider not available)"}
@@ -147,7 +165,8 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
     """
     from schemas.events import SourceRef
     from schemas.records import SeriesPoint
-    from stream_detector.pipeline import DictStore, Pipeline
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.pipeline import Pipeline
 
     rows = [SeriesPoint(kind="series", series=f"k{i % keys}",
                         timestamp=f"2026-01-01T{(i // keys) // 3600 % 24:02d}:"
@@ -157,7 +176,7 @@ def python_costs(model_dir: Path, keys: int = 64, records: int = 20_000) -> dict
         _ = r.epoch_ns  # cached: the worker pays it in ingest too, but parse is timed apart
     out: dict[str, float] = {}
     for label, threshold in (("quiet", 1e9), ("alerting", -1.0)):
-        runtime = _runtime(model_dir, threshold)
+        runtime = make_runtime(model_dir, threshold)
         runtime.params = type(runtime.params)(normalise=False, warmup=0, suppress=1)
         pipeline = Pipeline([runtime], DictStore())
         pipeline.ingest(rows[: WINDOW * keys], SourceRef(topic="bench", partition=0))
@@ -181,7 +200,8 @@ def run(full: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
     """Measure every family and batch size; write and return the results."""
     from stream_detector.settings import Settings
 
-    repeats, seconds = (15, 0.2) if full else (5, 0.06)
+    repeats, seconds = (15, 0.2) if full else (5, 0.06)  # CUDA part
+    pair_seconds = 3.0 if full else 1.0
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sd-bench-") as tmp:
         costs: dict[str, float] = {}
@@ -189,7 +209,7 @@ def run(full: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
         for family in FAMILIES:
             model_dir = family_model(Path(tmp), family, WINDOW)
             for batch in BATCHES:
-                row = {"family": family, **score_rates(model_dir, batch, repeats, seconds)}
+                row = {"family": family, **score_rates(model_dir, batch, pair_seconds)}
                 row["design_target"] = TARGETS[family] if batch > 1 else float("nan")
                 rows.append(row)
                 print(f"  {family:7s} batch {batch:5d}: raw {row['raw_windows_per_s']:12,.0f}"
@@ -227,7 +247,8 @@ def _markdown(data: dict[str, Any]) -> str:
     table = markdown_table(data["rows"], [
         "family", "batch", "raw_1thread_windows_per_s", "raw_2thread_windows_per_s",
         "raw_defaultthread_windows_per_s", "worker_1thread_windows_per_s",
-        "worker_2thread_windows_per_s", "fastest_threads", "ratio", "auto_threads",
+        "worker_2thread_windows_per_s", "ratio_1thread", "ratio_2thread", "fastest_threads",
+        "ratio", "auto_threads",
         "design_target"])
     th = data["threads"]
     cost_rows = [{"stage": k, "microseconds": v} for k, v in data["python_costs"].items()]
@@ -239,8 +260,9 @@ def _markdown(data: dict[str, Any]) -> str:
                f"\n\nGPU faster from batch {cuda['gpu_faster_from_batch']}")
     return (f"ONNX Runtime CPU, window {WINDOW}, 1 feature, the outputs the worker asks for; "
             "raw session.run with 1, 2 and ORT's default intra-op threads, the worker's "
-            "scoring stage (Pipeline.score) with 1 and 2; ratio = stage / raw at the faster "
-            "of 1 and 2 threads (fastest_threads), target >= 0.9 at batch >= 64; "
+            "scoring stage (Pipeline.score) with 1 and 2 on the same session as raw, call by "
+            "call in alternation, fastest call of each (ratio_N); ratio = stage / raw at the "
+            "faster of 1 and 2 threads (fastest_threads), target >= 0.9 at batch >= 64; "
             "auto_threads = what the worker's default (timed at model load) chose\n\n" + table +
             f"\n\nFastest thread count at batch >= 64: {th['fastest'] or 'ORT default'} "
             f"(votes {th['votes']}); the worker's default (Settings.intra_op_threads = "

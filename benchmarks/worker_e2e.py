@@ -7,7 +7,7 @@
     from its ``/metrics`` (``stream_detector_records_in_total``) and its ratio to (a).
 (b') peers doing the worker's job (:mod:`benchmarks.peer_apps`, in their own venv): a
     plain confluent-kafka loop, quixstreams with per-record scoring (State API, dict).
-(c) NAB's Twitter_volume_AAPL.csv replayed (``stream_detector.replay``, one record per
+(c) NAB's Twitter_volume_AAPL.csv replayed (``stream_detector.files.replay``, one record per
     message) into a worker serving a model trained on it for a few epochs.
 (d) latency at paced rates with 1% of windows alerting (:mod:`benchmarks.latency`).
 
@@ -167,8 +167,8 @@ def aapl(kafka_url: str, redis_url: str, tmp: Path, epochs: int, timeout: float,
 
     from offline_training.train import TrainOptions, train
     from offline_training.trainer import TrainConfig
-    from stream_detector import replay
-    from stream_detector.history import load_source
+    from stream_detector.files import replay
+    from stream_detector.files.history import load_source
 
     report = train(TrainOptions(data=AAPL, out=tmp / "registry",
                                 train=TrainConfig(max_epochs=epochs, progress=False),
@@ -251,7 +251,7 @@ def run(full: bool = False, out_dir: Path | None = None,
     ``variant`` runs the worker with one of :mod:`benchmarks.worker_variants`' patches
     (results go to ``worker_e2e-<variant>``).
     """
-    from stream_detector.services import local_services
+    from stream_detector.services.local import local_services
     from stream_detector.settings import Settings
 
     n = 100_000 if full else 10_000

@@ -52,7 +52,7 @@ def _fetch_wait() -> None:
 
 
 def _no_changelog() -> None:
-    from stream_detector import worker
+    from stream_detector.worker import table_store
 
     def flush(self: Any) -> int:
         for k, (state, _partition) in self.dirty.items():
@@ -61,7 +61,7 @@ def _no_changelog() -> None:
         self.dirty.clear()
         return n
 
-    worker.TableStore.flush = flush  # type: ignore[method-assign]
+    table_store.TableStore.flush = flush  # type: ignore[method-assign]
 
 
 def _quiet_log() -> None:
@@ -77,7 +77,7 @@ def _quiet_log() -> None:
 
 
 def _no_faust_patch() -> None:
-    from stream_detector import faust_patch
+    from stream_detector.worker import faust_patch
 
     faust_patch.install = lambda: False  # type: ignore[assignment]  # Faust as upstream
 
@@ -95,6 +95,6 @@ def apply(variant: str) -> None:
 if __name__ == "__main__":
     apply(sys.argv[1])
     del sys.argv[1]
-    from stream_detector.cli import main
+    from stream_detector.cli.main import main
 
     main()

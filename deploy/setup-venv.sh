@@ -29,9 +29,13 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sha"
   echo "venv ready in $(( $(date +%s) - start ))s" >&2
 fi
 
-# The editable install must point at this checkout (a cached venv may have served another).
+# The editable install must point at this checkout (a cached venv may have served another)
+# and match its pyproject.toml (entry points move when the package does).
 here=$(pwd -P)
+project_sha=$(sha256sum pyproject.toml | cut -d' ' -f1)
+project_stamp="$VENV/.pyproject-sha256"
 if ! "$VENV/bin/python" -c "import stream_detector, sys; sys.exit(0 if stream_detector.__file__.startswith('$here/') else 1)" 2>/dev/null \
-   || [ ! -x "$VENV/bin/stream-detector" ]; then
+   || [ ! -x "$VENV/bin/stream-detector" ] || [ "$(cat "$project_stamp" 2>/dev/null)" != "$project_sha" ]; then
   "${UV[@]}" pip install -q --python "$VENV/bin/python" --no-deps -e .
+  echo "$project_sha" > "$project_stamp"
 fi

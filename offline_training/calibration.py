@@ -8,7 +8,7 @@ Every method is a quantile of calibration scores (higher = more anomalous):
   fraction f of normal windows would alert (Alibi Detect's ``infer_threshold``);
 * ``sigma`` k:           k standard deviations above the mean of the calibration scores.
   Detection scores that are already z-scores against each key's own history (the default
-  detector, see ``stream_detector.detection``) need no data at all: their threshold is k.
+  detector, see ``stream_detector.core.detection``) need no data at all: their threshold is k.
   That is the default model's method: a quantile of a short training part is noisy (the
   part holds its own spikes), while k = 4.5 means the same on every series.
 
@@ -24,14 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Method", "ThresholdResult", "calibrate", "calibrate_per_key", "check_method"]
+from schemas.kinds import CALIBRATION_METHODS, CalibrationMethod
 
-Method = Literal["percentile", "contamination", "fpr", "sigma"]
+__all__ = ["ThresholdResult", "calibrate", "calibrate_per_key", "check_method"]
 
 
 def check_method(method: str, value: float) -> float:
@@ -53,8 +52,8 @@ def check_method(method: str, value: float) -> float:
         if not 0.0 < value <= 100.0:
             raise ValueError(f"sigma must be in (0, 100], got {value}")
         return value
-    raise ValueError(
-        f"unknown threshold method {method!r}; use percentile, contamination, fpr or sigma")
+    known = ", ".join(CALIBRATION_METHODS[:-1]) + f" or {CALIBRATION_METHODS[-1]}"
+    raise ValueError(f"unknown threshold method {method!r}; use {known}")
 
 
 def calibrate(scores: npt.ArrayLike, method: str, value: float) -> float:
@@ -73,7 +72,7 @@ def calibrate(scores: npt.ArrayLike, method: str, value: float) -> float:
 class ThresholdResult:
     """A calibrated default and, when asked, per-key thresholds."""
 
-    method: Method
+    method: CalibrationMethod
     value_param: float
     default: float
     per_key: dict[str, float] = field(default_factory=dict)
@@ -84,7 +83,7 @@ class ThresholdResult:
 
 
 def calibrate_per_key(
-    scores_by_key: Mapping[str, npt.ArrayLike], method: Method, value: float,
+    scores_by_key: Mapping[str, npt.ArrayLike], method: CalibrationMethod, value: float,
     per_key: bool = False, min_scores: int = 20, zscores: bool = False,
 ) -> ThresholdResult:
     """A pooled default plus, with ``per_key``, one threshold per key with enough scores.

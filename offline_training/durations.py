@@ -1,7 +1,7 @@
 """Detection settings as durations: the same defaults for 1-minute, 5-minute, hourly and
 daily data.
 
-The detector counts in windows (``stream_detector.detection``: half-life, warm-up and quiet
+The detector counts in windows (``stream_detector.core.detection``: half-life, warm-up and quiet
 period after an alert). Written as window counts, one default cannot fit every cadence: 288
 windows is a day of 5-minute data but ten months of daily sales, during which a key could
 not alert. So ``train`` keeps these settings as durations and turns them into windows with

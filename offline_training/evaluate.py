@@ -1,6 +1,6 @@
 """``stream-detector evaluate``: score a labelled file and say how good the detector is.
 
-Scores come from the worker's own pipeline (:mod:`stream_detector.batch`). Labels are NAB
+Scores come from the worker's own pipeline (:mod:`stream_detector.files.batch`). Labels are NAB
 anomaly windows (``combined_windows.json``, or the JSON the synthetic generators write)
 matched to the file by name, or a 0/1 ``label`` column for feature events. Outputs one page,
 ``index.html`` (see :mod:`offline_training.eval_report`: alert-level and window-level
@@ -30,9 +30,9 @@ from offline_training.eval_report import (
 )
 from offline_training.metrics import detection_metrics
 from offline_training.nab import score_corpus, window_indices, windows_for
-from stream_detector.batch import COLUMNS, ScoreRow, load_runtime, score_records
-from stream_detector.detection import DetectionParams
-from stream_detector.history import load_source
+from stream_detector.core.detection import DetectionParams
+from stream_detector.files.batch import COLUMNS, ScoreRow, load_runtime, score_records
+from stream_detector.files.history import load_source
 
 __all__ = ["Evaluation", "evaluate", "windows_for"]
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from offline_training.models import ExportHead, ScoringHead
-from stream_detector.registry import sha256_file
+from stream_detector.core.registry import sha256_file
 
 __all__ = ["ONNX_INPUT", "ONNX_OUTPUTS", "export_onnx", "verify_parity", "sha256_file"]
 

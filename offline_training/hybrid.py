@@ -13,7 +13,7 @@ then writes the card's ``nplm`` section (:class:`schemas.card.NPLMCard`)::
 The reference windows are held out of the AE fit on purpose: an AE scores the windows it was
 fitted on lower than new normal data, and the NPLM test is sensitive enough to call that
 difference an anomaly on background alone. Scores come from the exported ONNX model through
-:class:`stream_detector.pipeline.Pipeline`, the code the worker runs, so a key's sample and
+:class:`stream_detector.core.pipeline.Pipeline`, the code the worker runs, so a key's sample and
 the reference are the same kind of number.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 from schemas.card import NPLMCard
 from schemas.events import SourceRef, ThresholdSource
 from schemas.records import Record
-from stream_detector.nplm import nplm_numpy_features
+from stream_detector.core.nplm import nplm_numpy_features
 
 __all__ = ["HYBRID_DEFAULTS", "ae_family", "hybrid_options", "nplm_section", "split_reference"]
 
@@ -76,9 +76,11 @@ def split_reference(
 
 def _scores(model_dir: Path, records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
     """Raw AE scores (n,) and errors (n, window, features) of the records' windows."""
-    from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline
-    from stream_detector.registry import load_model
-    from stream_detector.thresholds import ResolvedThreshold
+    from stream_detector.core.key_state import DictStore
+    from stream_detector.core.model_runtime import ModelRuntime
+    from stream_detector.core.pipeline import Pipeline
+    from stream_detector.core.registry import load_model
+    from stream_detector.core.thresholds import ResolvedThreshold
 
     loaded = load_model(model_dir, preference="cpu")
     unused = ResolvedThreshold(
@@ -104,6 +106,8 @@ def nplm_section(
         keep = np.sort(rng.choice(keep, options["max_reference"], replace=False))
     section = {
         "reference": features[keep].tolist(), "ae_threshold": ae_threshold,
+        # add-one: a rate estimated as 0 would make one flagged window impossible
+        "flag_rate": float((np.sum(scores > ae_threshold) + 1) / (len(scores) + 1)),
         **{k: options[k] for k in ("degree", "ridge", "alpha", "sample_size", "every")},
     }
     return NPLMCard.model_validate(section).model_dump()

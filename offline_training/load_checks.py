@@ -131,7 +131,7 @@ def time_order(
 ) -> np.ndarray:
     """Indices of the rows in the order they are used: file order, or time order if ``sort``.
 
-    The worker's policy (``stream_detector.timing``) holds offline too: repeated and
+    The worker's policy (``stream_detector.core.timing``) holds offline too: repeated and
     out-of-order timestamps are kept in file order (the pipeline flags them ``repeated`` and
     ``late``), so a file the worker would score is never refused here. ``strict`` refuses
     them instead (duplicates always; disorder unless ``sort``). ``rows`` maps each stamp

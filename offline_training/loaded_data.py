@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from schemas.kinds import RecordKind
+
 __all__ = [
     "EventData",
     "Kind",
@@ -22,7 +24,7 @@ __all__ = [
 ]
 
 MissingPolicy = Literal["reject", "impute"]
-Kind = Literal["series", "sales", "events", "seed_json", "records_json"]
+Kind = Literal[RecordKind, "seed_json", "records_json"]
 
 
 @dataclass(frozen=True)

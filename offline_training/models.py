@@ -17,8 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
+
+from schemas.kinds import AUTOENCODER_FAMILIES
 
 __all__ = [
     "Activation",
@@ -31,14 +34,13 @@ __all__ = [
     "EventsConfig",
     "EventsAE",
     "ScoringHead",
-    "FAMILIES",
     "build_model",
     "config_dict",
+    "error_spread",
     "make_time_weights",
 ]
 
 Activation = Literal["relu", "tanh", "gelu", "leaky_relu", "sigmoid"]
-FAMILIES: tuple[str, ...] = ("dense", "lstm", "conv1d", "events")
 
 
 def _activation(name: str) -> nn.Module:
@@ -245,18 +247,43 @@ def make_time_weights(
 
 
 class ScoringHead(nn.Module):
-    """``windows -> (score, errors)`` for any AE: the ONNX scoring contract."""
+    """``windows -> (score, errors)`` for any AE: the ONNX scoring contract.
+
+    ``errors`` (batch, window, features) are the squared reconstruction errors. The score
+    aggregates them over features per time step, then weighs the steps by ``time_weights``:
+
+    - ``aggregate="mean"`` (default): the mean squared error over features;
+    - ``feature_scale`` (features,), positive: each feature's error is divided by it first
+      (its spread on held-out normal windows, :func:`error_spread`), so a feature the AE
+      always reconstructs well counts as much as one it never can;
+    - ``aggregate="rms"``: the root mean square of those scaled errors over features, so a
+      few features far outside their spread outweigh many slightly raised ones.
+    """
 
     time_weights: torch.Tensor
+    feature_scale: torch.Tensor
 
-    def __init__(self, ae: nn.Module, window: int, time_weights: torch.Tensor | None = None):
+    def __init__(
+        self, ae: nn.Module, window: int, time_weights: torch.Tensor | None = None,
+        feature_scale: torch.Tensor | np.ndarray | None = None,
+        aggregate: Literal["mean", "rms"] = "mean",
+    ):
         super().__init__()
         self.ae = ae
         tw = make_time_weights(window) if time_weights is None else time_weights
         tw = torch.as_tensor(tw, dtype=torch.float32).reshape(-1)
         if tw.numel() != window or bool((tw < 0).any()) or abs(float(tw.sum()) - 1.0) > 1e-5:
             raise ValueError(f"time_weights must be {window} non-negative numbers summing to 1")
+        if aggregate not in ("mean", "rms"):
+            raise ValueError(f"aggregate must be mean or rms, got {aggregate!r}")
         self.register_buffer("time_weights", tw)
+        self.scaled = feature_scale is not None
+        fs = torch.ones(1) if feature_scale is None else torch.as_tensor(
+            np.asarray(feature_scale, dtype=np.float32)).reshape(-1)
+        if not bool(torch.isfinite(fs).all()) or bool((fs <= 0).any()):
+            raise ValueError("feature_scale must be positive and finite")
+        self.register_buffer("feature_scale", fs)
+        self.aggregate = aggregate
 
     def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         score, errors, _ = self.parts(windows)
@@ -267,8 +294,39 @@ class ScoringHead(nn.Module):
         reconstruction becomes the expected values of anomaly events)."""
         recon = self.ae(windows)  # (batch, window, features)
         errors = (recon - windows) ** 2  # (batch, window, features)
-        score = errors.mean(dim=2) @ self.time_weights  # (batch,)
+        scaled = errors / self.feature_scale if self.scaled else errors
+        if self.aggregate == "rms":
+            per_step = torch.sqrt((scaled**2).mean(dim=2))  # (batch, window)
+        else:
+            per_step = scaled.mean(dim=2)  # (batch, window)
+        score = per_step @ self.time_weights  # (batch,)
         return score, errors, recon
+
+    def card_section(self) -> dict[str, Any]:
+        """What the model card records of the scoring: aggregate and feature scale."""
+        scale = [float(v) for v in self.feature_scale] if self.scaled else None
+        return {"aggregate": self.aggregate, "feature_scale": scale}
+
+
+def error_spread(errors: np.ndarray, floor: float = 0.1) -> np.ndarray:
+    """Per-feature spread of squared errors ``(n, window, features)``: standard deviation
+    over windows and steps, floored at ``floor`` x the median feature's spread.
+
+    The floor keeps a feature that is (almost) constant in normal data, such as a padded
+    slot, from weighing without bound: its errors are tiny until the slot is filled once.
+
+    >>> e = np.array([[[0.0, 1.0, 5.0]], [[0.0, 3.0, 1.0]]])
+    >>> error_spread(e).tolist()
+    [0.1, 1.0, 2.0]
+    """
+    flat = np.asarray(errors, dtype=np.float64).reshape(-1, np.shape(errors)[-1])
+    if flat.shape[0] < 2:
+        raise ValueError("error_spread needs at least two windows")
+    spread = flat.std(axis=0)
+    limit = floor * float(np.median(spread))
+    out: np.ndarray = np.maximum(spread, limit)
+    out[out <= 0] = 1.0  # constant everywhere: nothing to scale by
+    return out
 
 
 class ExportHead(nn.Module):
@@ -307,7 +365,8 @@ def build_model(
     weights.
     """
     if family not in _CONFIGS:
-        raise ValueError(f"unknown model family {family!r}; choose one of {list(FAMILIES)}")
+        raise ValueError(
+            f"unknown model family {family!r}; choose one of {list(AUTOENCODER_FAMILIES)}")
     if window < 1 or features < 1:
         raise ValueError("window and features must be >= 1")
     module_cls, config_cls = _CONFIGS[family]

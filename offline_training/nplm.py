@@ -20,7 +20,7 @@ Two implementations:
   calibrating W with ``tune_clip`` costs about a CPU minute for 60 toy fits, not hours.
   Measured: 1-4-1, N_R=2000, N_D=100, 3000 epochs, W=30: toy mean 12.6 vs dof 12.
 * **numpy, linear in its parameters** (``nplm_numpy_*``, torch-free, in
-  :mod:`stream_detector.nplm` because the worker runs it; re-exported here): f = c +
+  :mod:`stream_detector.core.nplm` because the worker runs it; re-exported here): f = c +
   w . phi(x) with a fixed bounded basis (Legendre polynomials of each input's reference CDF,
   Neyman's smooth-test basis). Chosen over a numpy MLP because the loss is
   then convex: Newton's method reaches the exact minimum in ~10 iterations (milliseconds, no
@@ -50,7 +50,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from stream_detector.nplm import (
+from stream_detector.core.nplm import (
     NPLMResult,
     NumpyBasis,
     nplm_numpy_basis,
@@ -304,7 +304,7 @@ def tune_clip(
 
 
 # ========================================================================================
-# numpy, linear-in-parameters NPLM: lives in stream_detector.nplm (the worker runs it)
+# numpy, linear-in-parameters NPLM: lives in stream_detector.core.nplm (the worker runs it)
 
 
 @dataclass

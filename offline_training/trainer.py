@@ -140,6 +140,11 @@ def _epoch(
     return total / max(count, 1)
 
 
+def validation_size(n: int, config: TrainConfig) -> int:
+    """How many of ``n`` training windows (the most recent) :func:`fit` holds out to validate."""
+    return int(math.ceil(n * config.val_fraction))
+
+
 def fit(model: nn.Module, train_windows: np.ndarray, config: TrainConfig) -> TrainResult:
     """Train ``model`` to reconstruct ``train_windows`` (n, window, features), float32.
 
@@ -153,7 +158,7 @@ def fit(model: nn.Module, train_windows: np.ndarray, config: TrainConfig) -> Tra
     seed_everything(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     data = torch.as_tensor(np.ascontiguousarray(train_windows, dtype=np.float32), device=device)
-    n_val = int(math.ceil(len(data) * config.val_fraction))
+    n_val = validation_size(len(data), config)
     x_train, x_val = data[:-n_val], data[-n_val:]  # validation = the most recent windows
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

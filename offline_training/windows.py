@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_detector.windowing import sliding_windows as worker_windows
+from stream_detector.core.windows import sliding_windows as worker_windows
 
 __all__ = ["Windows", "sliding_windows", "keyed_windows", "stack_keyed"]
 

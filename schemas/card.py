@@ -11,7 +11,7 @@ with neither, every key of its kind. A worker routes each record to exactly one 
 
 Hybrid models (``family: "hybrid"``) carry an ``nplm`` section, validated as
 :class:`NPLMCard`: the reference sample and settings of the NPLM stage that tests each key's
-recent windows against normal history (see :mod:`stream_detector.hybrid`).
+recent windows against normal history (see :mod:`stream_detector.core.hybrid`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.events import ModelFamily
+from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind
 from schemas.records import (
     MAX_FEATURES,
     MAX_KEY_LENGTH,
     MAX_WINDOW_LENGTH,
-    RecordKind,
     parse_iso8601,
 )
 
@@ -134,7 +133,7 @@ class ServesCard(_Frozen):
 class ThresholdCard(_Frozen):
     """Thresholds calibrated at training time; Redis entries override them."""
 
-    method: Literal["percentile", "contamination", "fpr", "sigma"]
+    method: CalibrationMethod
     value_param: _FiniteFloat = Field(
         description="e.g. 95.0 (percentile), 0.01 (fpr) or 5.0 (sigma)")
     default: _FiniteFloat
@@ -155,7 +154,7 @@ class NPLMCard(_Frozen):
     """The NPLM stage of a hybrid detector: what a key's recent windows are tested against.
 
     Each window's NPLM features are the log of its AE score and, for windows longer than
-    one step, the log of its peak time-step error (``stream_detector.nplm
+    one step, the log of its peak time-step error (``stream_detector.core.nplm
     .nplm_numpy_features``). Windows whose raw AE score exceeds ``ae_threshold`` are the AE
     stage's business and enter neither the reference nor a key's sample. Once a key holds
     ``sample_size`` unflagged windows, every ``every`` new ones the sample is tested against
@@ -174,6 +173,9 @@ class NPLMCard(_Frozen):
     every: int = Field(50, ge=1, le=MAX_NPLM_REFERENCE, description="windows between tests")
     ae_threshold: _FiniteFloat = Field(description="raw AE score above which a window is "
                                        "left to the AE stage (not tested by NPLM)")
+    flag_rate: _FiniteFloat | None = Field(
+        None, ge=0.0, lt=1.0, description="share of the held-out reference windows over "
+        "ae_threshold: a sample's count of such windows is tested against it (None: not)")
 
     @model_validator(mode="after")
     def _rectangular(self) -> NPLMCard:
@@ -192,7 +194,7 @@ class TimeCard(_Frozen):
     """The event time of the training data: how the worker judges gaps and clock skew.
 
     Learned at training (the median step between a key's consecutive timestamps); see
-    ``stream_detector.timing`` for the policy these numbers feed.
+    ``stream_detector.core.timing`` for the policy these numbers feed.
     """
 
     cadence_s: _FiniteFloat = Field(gt=0.0, description="expected seconds between records")

@@ -20,24 +20,23 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.records import MAX_KEY_LENGTH, RecordKind
+from schemas.kinds import ModelFamily, RecordKind, ThresholdMethod
+from schemas.records import MAX_KEY_LENGTH
 
 __all__ = [
     "AnomalyEvent",
     "Contributor",
     "DeadLetter",
     "MAX_DEAD_LETTER_ORIGINAL",
-    "ModelFamily",
     "ModelRef",
     "Quality",
+    "SampleTest",
     "SourceRef",
     "ThresholdSource",
     "event_id_for",
     "utc_now_iso",
 ]
 
-ModelFamily = Literal["dense", "lstm", "conv1d", "events", "hybrid"]
-ThresholdMethod = Literal["percentile", "contamination", "fpr", "sigma", "manual"]
 ThresholdScope = Literal["key", "default", "card_key", "card_default"]
 
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -145,8 +144,28 @@ class Quality(_Frozen):
     )
 
 
+class SampleTest(_Frozen):
+    """A test of a key's recent *sample* of windows against a reference (the hybrid's NPLM
+    stage): its p-value belongs to the sample, ``window_start``..``window_end`` of the event."""
+
+    test: Literal["nplm"] = "nplm"
+    size: int = Field(ge=1, description="windows in the sample (N_D)")
+    reference_size: int = Field(ge=1, description="windows in the reference sample (N_R)")
+    t: float = Field(description="test statistic t = -2 min L")
+    dof: int = Field(ge=1, description="degrees of freedom of its chi-square null")
+    p_value: float = Field(ge=0.0, le=1.0, description="the sample's (p_shape and p_count "
+                           "combined by Fisher's method when the model has a flag rate)")
+    alpha: float = Field(gt=0.0, lt=1.0, description="p-value below which the sample alerts")
+    p_shape: float = Field(ge=0.0, le=1.0, description="NPLM test of the kept windows")
+    flagged: int = Field(0, ge=0, description="windows of the span the AE stage took (over "
+                         "its threshold: they are in no sample)")
+    p_count: float | None = Field(None, ge=0.0, le=1.0, description="chance of at least "
+                                  "`flagged` such windows at the reference's flag rate")
+
+
 class AnomalyEvent(_Frozen):
-    """A window whose score exceeded its threshold."""
+    """A window whose score exceeded its threshold or, with ``sample`` set, a key's recent
+    sample of windows whose test p-value fell below ``sample.alpha``."""
 
     schema_version: Literal[1] = 1
     event_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
@@ -162,7 +181,9 @@ class AnomalyEvent(_Frozen):
     threshold: float
     threshold_source: ThresholdSource
     severity: float = Field(ge=0.0, le=100.0, description="0 at the threshold, towards 100")
-    p_value: float | None = Field(default=None, ge=0.0, le=1.0)
+    p_value: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="sample events only: the p-value of the sample's test (see sample)")
     observed: list[float] = Field(description="the last record's values, original units")
     expected: list[float] | None = Field(
         None, description="the model's reconstruction of them, when the model exports one"
@@ -172,6 +193,8 @@ class AnomalyEvent(_Frozen):
     provider: str = Field(description="ONNX Runtime execution provider that scored it")
     source: SourceRef
     quality: Quality = Quality()
+    sample: SampleTest | None = Field(
+        None, description="set when the event is a sample's (NPLM) test, not one window's")
 
 
 class DeadLetter(_Frozen):

@@ -35,19 +35,23 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from schemas.kinds import RECORD_KINDS
+
 __all__ = [
     "MAX_FEATURES",
+    "MAX_ID",
     "MAX_KEY_LENGTH",
     "MAX_MESSAGE_BYTES",
     "MAX_RECORDS_PER_MESSAGE",
+    "MAX_TIMESTAMP_LENGTH",
     "MAX_WINDOW_LENGTH",
+    "MIN_TIMESTAMP_LENGTH",
     "REASONS",
     "TIMESTAMP_MAX",
     "TIMESTAMP_MIN",
     "FeatureEvent",
     "Record",
     "RecordError",
-    "RecordKind",
     "SalesRow",
     "SeriesPoint",
     "in_time_range",
@@ -55,17 +59,18 @@ __all__ = [
     "parse_message",
 ]
 
-# Bounds on untrusted input. They mirror stream_detector.constants (schemas may not import
-# it; a unit test keeps the two equal).
+# Bounds on untrusted input, one home for the schema and the worker's fast paths alike
+# (security: a producer must not be able to exhaust a worker).
 MAX_MESSAGE_BYTES: Final = 1_048_576
 MAX_RECORDS_PER_MESSAGE: Final = 10_000
 MAX_WINDOW_LENGTH: Final = 4_096
 MAX_FEATURES: Final = 4_096
 MAX_KEY_LENGTH: Final = 256
-_MAX_TIMESTAMP_LENGTH: Final = 64
+MIN_TIMESTAMP_LENGTH: Final = 4
+MAX_TIMESTAMP_LENGTH: Final = 64
+MAX_ID: Final = 2**31
+"""Largest store or item number of a sales row."""
 _BOM: Final = b"\xef\xbb\xbf"
-
-RecordKind = Literal["series", "sales", "events"]
 
 Reason = Literal[
     "malformed_json",
@@ -154,7 +159,9 @@ def in_time_range(dt: datetime) -> bool:
 
 _Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
 _Timestamp = Annotated[
-    str, Field(min_length=4, max_length=_MAX_TIMESTAMP_LENGTH), AfterValidator(_check_iso8601)
+    str,
+    Field(min_length=MIN_TIMESTAMP_LENGTH, max_length=MAX_TIMESTAMP_LENGTH),
+    AfterValidator(_check_iso8601),
 ]
 
 
@@ -220,8 +227,8 @@ class SalesRow(_RecordBase):
 
     kind: Literal["sales"]
     date: _Timestamp
-    store: Annotated[int, Field(ge=0, le=2**31)]
-    item: Annotated[int, Field(ge=0, le=2**31)]
+    store: Annotated[int, Field(ge=0, le=MAX_ID)]
+    item: Annotated[int, Field(ge=0, le=MAX_ID)]
     sales: float
 
     def _timestamp_text(self) -> str:
@@ -292,7 +299,7 @@ def _record_error(exc: ValidationError, many: bool) -> RecordError:
     where = ""
     if many and loc and isinstance(loc[0], int):
         where = f"record {loc.pop(0)}: "
-    if loc and loc[0] in ("series", "sales", "events"):
+    if loc and loc[0] in RECORD_KINDS:
         loc.pop(0)  # the union tag adds nothing a reader needs
     field = ".".join(str(p) for p in loc)
     text = f"{where}{field + ': ' if field else ''}{first['msg']}"

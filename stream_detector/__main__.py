@@ -1,5 +1,5 @@
 """Allow ``python -m stream_detector``."""
 
-from stream_detector.cli import main
+from stream_detector.cli.main import main
 
 main()

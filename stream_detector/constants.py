@@ -1,8 +1,8 @@
-"""Every Redis key prefix and default topic name, in one place."""
+"""Every Redis key prefix and default topic name, and the execution-provider choices."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 __all__ = [
     "APP_ID",
@@ -15,9 +15,8 @@ __all__ = [
     "REDIS_MODEL_CHANNEL",
     "REDIS_HEALTHCHECK_KEY",
     "REDIS_ALERTS_PREFIX",
-    "MAX_MESSAGE_BYTES",
-    "MAX_RECORDS_PER_MESSAGE",
-    "MAX_WINDOW_LENGTH",
+    "PROVIDER_PREFERENCES",
+    "ProviderPreference",
     "redis_prefix",
     "namespaced",
 ]
@@ -57,7 +56,8 @@ def namespaced(name: str, namespace: str = "") -> str:
     """
     return redis_prefix(namespace) + name.removeprefix(REDIS_PREFIX)
 
-# Bounds on untrusted input (security: a producer must not be able to exhaust a worker).
-MAX_MESSAGE_BYTES: Final = 1_048_576
-MAX_RECORDS_PER_MESSAGE: Final = 10_000
-MAX_WINDOW_LENGTH: Final = 4_096
+ProviderPreference = Literal["auto", "cpu", "cuda", "tensorrt"]
+"""Which ONNX Runtime execution provider to ask for (``auto``: the best that works here); the
+choice of the ``provider`` setting, ``score --provider`` and ``core.providers.select_providers``,
+which implements each one."""
+PROVIDER_PREFERENCES: Final[tuple[ProviderPreference, ...]] = get_args(ProviderPreference)

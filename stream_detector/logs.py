@@ -2,7 +2,7 @@
 
 ``STREAM_DETECTOR_LOG_FORMAT=json`` gives lines a log shipper can index without parsing::
 
-    {"time": "2026-11-22T09:00:00.123Z", "level": "INFO", "logger": "stream_detector.app",
+    {"time": "2026-11-22T09:00:00.123Z", "level": "INFO", "logger": "stream_detector.worker.app",
      "message": "model nab version 3 on CPUExecutionProvider", "process": 4242}
 
 Settings' secrets are ``SecretStr`` and never reach a log line in either format.

@@ -19,6 +19,7 @@ from stream_detector.constants import (
     DEFAULT_DEAD_LETTER_TOPIC,
     DEFAULT_INPUT_TOPIC,
     DEFAULT_OUTPUT_TOPIC,
+    ProviderPreference,
     redis_prefix,
 )
 from stream_detector.exceptions import ConfigurationError
@@ -27,7 +28,6 @@ __all__ = ["Settings", "get_settings", "kafka_bootstrap_servers"]
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
 _NAMESPACED = ("input_topic", "output_topic", "dead_letter_topic", "app_id")
 
 
@@ -126,8 +126,8 @@ class Settings(BaseSettings):
     )
     fast_delivery: bool = Field(
         True, description="hand each Kafka message to Faust's stream without its four asyncio "
-        "tasks (a start-up patch, stream_detector/faust_patch.py); false: Faust's own delivery "
-        "(the module's rebalance fixes stay on)",
+        "tasks (a start-up patch, stream_detector/worker/faust_patch.py); false: Faust's own "
+        "delivery (the module's rebalance fixes stay on)",
     )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
         20.0, ge=1, le=600, description="seconds a rebalance waits for members to rejoin"
     )
     web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
-    provider: ProviderChoice = Field(
+    provider: ProviderPreference = Field(
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"
     )
     web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (metrics, health)")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_detector.services import KafkaBroker, RedisServer, ServiceHandle, stop_handle
+from stream_detector.services.kafka import KafkaBroker
+from stream_detector.services.process import ServiceHandle, stop_handle
+from stream_detector.services.redis import RedisServer
 from stream_detector.settings import Settings
 
 pytest_plugins = ["ci_skips", "pytester"]

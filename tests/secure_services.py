@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stream_detector.services import BrokerSecurity, RedisSecurity
+from stream_detector.services.kafka import BrokerSecurity
+from stream_detector.services.redis import RedisSecurity
 
 # Passwords of throw-away services on loopback; alphanumeric so no config quoting is needed.
 PLAIN_USER, PLAIN_PASSWORD = "stream-detector", "plainUserPw7"  # a hyphen, as in deploy/

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stream_detector.exceptions import StreamDetectorError
-from stream_detector.services import _die_with_parent
+from stream_detector.services.process import die_with_parent
 
 __all__ = ["start_explorer", "URL_PREFIX"]
 
@@ -37,7 +37,7 @@ def start_explorer(
     with log.open("wb") as sink:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             args, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
     try:
         yield _wait_url(proc, log, timeout)
     finally:

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from schemas.card import ModelCard
-from stream_detector.detection import DetectionParams
+from stream_detector.core.detection import DetectionParams
 from stream_detector.exceptions import ServiceError
 from stream_detector.settings import Settings
 from stream_detector.ui.follow import Follower
 from stream_detector.ui.server import Explorer, make_app
 from stream_detector.ui.state import ExplorerState
 
-__all__ = ["UiOptions", "check_kafka", "load_cards", "serve"]
+__all__ = ["UiOptions", "build_explorer", "check_kafka", "load_cards", "serve"]
 
 _QUIET = logging.getLogger("stream_detector.ui.kafka")
 _QUIET.addHandler(logging.NullHandler())
@@ -40,7 +40,7 @@ class UiOptions:
 def load_cards(paths: Sequence[Path]) -> dict[tuple[str, str], ModelCard]:
     """Every valid version's card under each model dir or registry root (unreadable ones
     are skipped: the explorer still shows what the events say)."""
-    from stream_detector.registry import read_card
+    from stream_detector.core.registry import read_card
 
     cards: dict[tuple[str, str], ModelCard] = {}
     for root in paths:
@@ -53,8 +53,8 @@ def load_cards(paths: Sequence[Path]) -> dict[tuple[str, str], ModelCard]:
     return cards
 
 
-def _explorer(settings: Settings, opts: UiOptions) -> tuple[Explorer, Follower]:
-    from stream_detector.thresholds import ThresholdStore
+def build_explorer(settings: Settings, opts: UiOptions) -> tuple[Explorer, Follower]:
+    from stream_detector.core.thresholds import ThresholdStore
 
     state = ExplorerState(points_per_key=settings.ui_points_per_key)
     cards = load_cards(opts.models)
@@ -108,7 +108,7 @@ def serve(settings: Settings, opts: UiOptions, ready: Callable[[str], None]) -> 
     page then says so where thresholds would be).
     """
     check_kafka(settings)
-    explorer, follower = _explorer(settings, opts)
+    explorer, follower = build_explorer(settings, opts)
     port = settings.ui_port if opts.port is None else opts.port
     follower.start()
     try:

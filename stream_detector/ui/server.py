@@ -29,8 +29,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from schemas.card import ModelCard
+from stream_detector.core.thresholds import ThresholdStore
 from stream_detector.exceptions import ConfigurationError
-from stream_detector.thresholds import ThresholdStore
 from stream_detector.ui import views
 from stream_detector.ui.state import EventRow, ExplorerState
 from stream_detector.ui.thresholds import set_threshold, thresholds_for

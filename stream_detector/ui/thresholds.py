@@ -1,5 +1,5 @@
 """The thresholds the explorer shows and, with writes enabled, sets: through
-:class:`stream_detector.thresholds.ThresholdStore`, the same code as ``stream-detector
+:class:`stream_detector.core.thresholds.ThresholdStore`, the same code as ``stream-detector
 thresholds``, so a change is announced to workers in the same transaction and they apply
 it within a second without a restart.
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.card import ModelCard
+from stream_detector.core.thresholds import DEFAULT_KEY, ThresholdStore
 from stream_detector.exceptions import ConfigurationError
-from stream_detector.thresholds import DEFAULT_KEY, ThresholdStore
 
 __all__ = ["KeyThreshold", "thresholds_for", "set_threshold", "SETTER"]
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from secure_services import Pki, kafka_security, make_pki, redis_security
 
-from stream_detector.services import KafkaBroker, RedisServer, ServiceHandle, stop_handle
+from stream_detector.services.kafka import KafkaBroker
+from stream_detector.services.process import ServiceHandle, stop_handle
+from stream_detector.services.redis import RedisServer
 from stream_detector.settings import Settings
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from secure_services import REDIS_PASSWORD, SCRAM_PASSWORD, Pki
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 ROOT = Path(__file__).resolve().parents[2]
 _BLOCK = re.compile(r"<!-- secure-example:[^>]*-->\s*```bash\n(.*?)```", re.S)

@@ -23,8 +23,8 @@ from schemas.events import (
     ThresholdSource,
     event_id_for,
 )
-from stream_detector.cli import app
-from stream_detector.services import ServiceHandle
+from stream_detector.cli.main import app
+from stream_detector.services.process import ServiceHandle
 
 runner = CliRunner()
 # a Slack-like path: the secret part of a webhook URL, never to be printed

@@ -14,9 +14,9 @@ from worker_harness import consume, run_worker
 
 from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.history import load_source
-from stream_detector.services import ServiceHandle
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.files.history import load_source
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 

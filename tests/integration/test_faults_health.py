@@ -27,15 +27,12 @@ from model_fixtures import window_mean_model, write_registry_model
 from worker_harness import Worker, consume, produce, run_worker, topic_names
 
 from schemas.card import ModelCard
-from stream_detector.registry import read_card
-from stream_detector.services import (
-    KafkaBroker,
-    RedisServer,
-    ServiceHandle,
-    stop_handle,
-)
+from stream_detector.core.registry import read_card
+from stream_detector.core.thresholds import ThresholdStore
+from stream_detector.services.kafka import KafkaBroker
+from stream_detector.services.process import ServiceHandle, stop_handle
+from stream_detector.services.redis import RedisServer
 from stream_detector.settings import Settings
-from stream_detector.thresholds import ThresholdStore
 
 pytestmark = pytest.mark.slow
 RAW = {"normalise": False, "warmup": 0, "suppress": 4}

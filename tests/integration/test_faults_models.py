@@ -25,7 +25,7 @@ import pytest
 from model_fixtures import window_mean_model, write_registry_model
 from worker_harness import Worker, consume, produce, run_worker, topic_names
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 FAST_POLL = {"STREAM_DETECTOR_MODEL_POLL_INTERVAL": "0.3"}

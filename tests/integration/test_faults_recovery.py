@@ -38,7 +38,7 @@ from worker_harness import (
     topic_names,
 )
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 KEYS = [f"host-{i}" for i in range(8)]

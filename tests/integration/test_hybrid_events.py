@@ -23,8 +23,8 @@ from offline_training.train import TrainOptions, train
 from offline_training.trainer import TrainConfig
 from schemas.events import AnomalyEvent
 from schemas.records import parse_message
-from stream_detector.batch import load_runtime, score_records
-from stream_detector.services import ServiceHandle
+from stream_detector.files.batch import load_runtime, score_records
+from stream_detector.services.process import ServiceHandle
 
 EVENTS = 1000
 ALPHA = 0.01

@@ -16,8 +16,8 @@ import redis
 from model_fixtures import window_mean_model, write_registry_model
 from worker_harness import consume, produce, run_worker
 
-from stream_detector.services import ServiceHandle
-from stream_detector.thresholds import ThresholdEntry, ThresholdStore
+from stream_detector.core.thresholds import ThresholdEntry, ThresholdStore
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from model_fixtures import window_mean_model, write_registry_model
 from test_worker import DETECTION, offline_events, series_records
 from worker_harness import consume, produce, run_worker, topic_names
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from deploy_render import Rendered, render_compose, render_k8s
 from secure_services import PLAIN_PASSWORD, REDIS_PASSWORD, SCRAM_PASSWORD, Pki
 
 from stream_detector.connectivity import check_kafka, check_redis
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 from stream_detector.settings import Settings
 
 

@@ -21,7 +21,7 @@ from secure_services import (
     Pki,
 )
 
-from stream_detector.services import ServiceHandle, free_port
+from stream_detector.services.process import ServiceHandle, free_port
 
 WRONG = "Wr0ngPassw0rd"  # must never be echoed either
 SECRETS = (WRONG, SCRAM_PASSWORD, PLAIN_PASSWORD, REDIS_PASSWORD, REDIS_ADMIN_PASSWORD)

@@ -27,7 +27,7 @@ from secure_env import clean_environ, cli, event_lines, readme_environment
 from secure_services import REDIS_ADMIN, REDIS_ADMIN_PASSWORD, SCRAM_PASSWORD, Pki
 from worker_harness import Worker, topic_names
 
-from stream_detector.services import ServiceHandle, free_port
+from stream_detector.services.process import ServiceHandle, free_port
 from stream_detector.settings import Settings
 
 # offset: about 3x the median raw score, as train sets it (as tests/integration/test_worker.py)
@@ -57,8 +57,8 @@ def write_csv(path: Path, start: int, stop: int, spikes: dict[int, float]) -> Pa
 
 def offline_ends(model: Path, csv: Path) -> set[str]:
     """Event ids of the windows the offline pipeline alerts on (what the worker must emit)."""
-    from stream_detector.batch import load_runtime, score_records
-    from stream_detector.history import load_source
+    from stream_detector.files.batch import load_runtime, score_records
+    from stream_detector.files.history import load_source
 
     runtime = load_runtime(model, "cpu")
     rows = [row for _, row in score_records(runtime, list(load_source(csv).records))]

@@ -18,8 +18,8 @@ from model_fixtures import window_mean_model, write_registry_model
 from ui_harness import WATCH_JS, chromium, first_time_at_least, run_ui, series_messages
 from worker_harness import bootstrap, produce, run_worker, topic_names
 
-from stream_detector.services import ServiceHandle
-from stream_detector.thresholds import ThresholdStore
+from stream_detector.core.thresholds import ThresholdStore
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 

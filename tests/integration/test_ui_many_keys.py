@@ -14,7 +14,7 @@ from ui_events import event
 from ui_harness import chromium, run_ui
 from worker_harness import produce, topic_names
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 

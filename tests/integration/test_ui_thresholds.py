@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from model_fixtures import window_mean_model, write_registry_model
 
 from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
-from stream_detector.thresholds import ThresholdStore
+from stream_detector.core.thresholds import ThresholdStore
 from stream_detector.ui.run import load_cards
 from stream_detector.ui.server import Explorer, make_app
 from stream_detector.ui.state import ExplorerState

@@ -18,10 +18,12 @@ from worker_harness import consume, produce, run_worker
 
 from schemas.events import SourceRef
 from schemas.records import MAX_MESSAGE_BYTES, parse_message
-from stream_detector.pipeline import DictStore, ModelRuntime, Pipeline
-from stream_detector.registry import load_model
-from stream_detector.services import ServiceHandle
-from stream_detector.threshold_cache import ThresholdCache
+from stream_detector.core.key_state import DictStore
+from stream_detector.core.model_runtime import ModelRuntime
+from stream_detector.core.pipeline import Pipeline
+from stream_detector.core.registry import load_model
+from stream_detector.services.process import ServiceHandle
+from stream_detector.worker.threshold_cache import ThresholdCache
 
 # offset: about 3x the median raw score, as train sets it
 DETECTION = {"halflife": 30, "warmup": 20, "suppress": 5, "offset": 5.0}
@@ -86,7 +88,7 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
 
     logs = [json.loads(line) for line in worker.log.read_text().splitlines()
             if line.startswith("{")]
-    assert any(entry["logger"] == "stream_detector.app" and "model tiny version 1" in
+    assert any(entry["logger"] == "stream_detector.worker.models" and "model tiny version 1" in
                entry["message"] for entry in logs)  # structured logs, one JSON object a line
     got = {(e["key"], e["window_end"]): e for e in events}
     assert got.keys() == expected.keys()

@@ -14,9 +14,9 @@ from test_worker import DETECTION, series_records
 from typer.testing import CliRunner
 from worker_harness import consume, produce, run_worker
 
-from stream_detector.cli import app
-from stream_detector.services import ServiceHandle
-from stream_detector.thresholds import ThresholdStore
+from stream_detector.cli.main import app
+from stream_detector.core.thresholds import ThresholdStore
+from stream_detector.services.process import ServiceHandle
 
 
 def wait_for(path: Path, text: str, timeout: float = 30.0) -> str:

@@ -21,16 +21,17 @@ import pytest
 from model_fixtures import window_mean_model, write_registry_model
 from worker_harness import consume, produce, run_worker, topic_names
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 pytestmark = pytest.mark.slow
 
 INJECT = '''
 import numpy as np
-import stream_detector.pipeline as pipeline_mod
-import stream_detector.worker as worker_mod
-from stream_detector.pipeline import KeyState, Pipeline
-from stream_detector.windowing import WindowState
+import stream_detector.core.decisions as decisions_mod
+import stream_detector.worker.runtime as worker_mod
+from stream_detector.core.key_state import KeyState
+from stream_detector.core.pipeline import Pipeline
+from stream_detector.core.windowing import WindowState
 
 def has(values, poison):
     return bool(np.any(np.asarray(values) == poison))
@@ -59,19 +60,19 @@ def score(pending):
     return real_score(pending)
 Pipeline.score = staticmethod(score)
 
-real_decide = Pipeline._decide_plain
+real_decide = decisions_mod._decide_plain
 def decide_plain(batch, run, *a, **k):
     if has(run.windows.values[:, -1], 604.0):
         raise ZeroDivisionError("injected decide fault")
     return real_decide(batch, run, *a, **k)
-Pipeline._decide_plain = staticmethod(decide_plain)
+decisions_mod._decide_plain = decide_plain
 
-real_build = pipeline_mod.build_event
+real_build = decisions_mod.build_event
 def build(*a, **k):
     if has(k["observed"], 605.0):
         raise ValueError("injected event fault")
     return real_build(*a, **k)
-pipeline_mod.build_event = build
+decisions_mod.build_event = build
 
 real_bytes = KeyState.to_bytes
 def to_bytes(self):

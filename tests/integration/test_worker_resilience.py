@@ -13,7 +13,8 @@ import pytest
 from model_fixtures import window_mean_model, write_registry_model
 from worker_harness import Worker, consume, produce, run_worker, topic_names
 
-from stream_detector.services import RedisServer, ServiceHandle, stop_handle
+from stream_detector.services.process import ServiceHandle, stop_handle
+from stream_detector.services.redis import RedisServer
 
 pytestmark = pytest.mark.slow
 RAW = {"normalise": False, "warmup": 0, "suppress": 4}  # one alert per spike

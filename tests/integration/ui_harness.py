@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stream_detector.services import ServiceHandle
+from stream_detector.services.process import ServiceHandle
 
 START = datetime(2026, 1, 1)
 STEP = timedelta(minutes=5)

@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from stream_detector.services import ServiceHandle, free_port
+from stream_detector.services.process import ServiceHandle, free_port
 
 
 def bootstrap(handle: ServiceHandle) -> str:

@@ -7,11 +7,11 @@ from stream_detector.logs import JsonFormatter, logging_config
 
 
 def test_json_lines_carry_level_logger_message_and_extras() -> None:
-    record = logging.LogRecord("stream_detector.app", logging.WARNING, __file__, 1,
+    record = logging.LogRecord("stream_detector.worker.app", logging.WARNING, __file__, 1,
                                "model %s on %s", ("nab", "CPU"), None)
     record.key = "AAPL"
     line = json.loads(JsonFormatter().format(record))
-    assert line["level"] == "WARNING" and line["logger"] == "stream_detector.app"
+    assert line["level"] == "WARNING" and line["logger"] == "stream_detector.worker.app"
     assert line["message"] == "model nab on CPU" and line["key"] == "AAPL"
     assert line["time"].endswith("Z")
 

@@ -80,8 +80,8 @@ def test_settings_are_frozen() -> None:
 
 
 def test_a_namespace_prefixes_topics_app_id_and_redis_keys_once() -> None:
+    from stream_detector.core.thresholds import change_channel, hash_name
     from stream_detector.settings import Settings
-    from stream_detector.thresholds import change_channel, hash_name
 
     plain = Settings()
     assert (plain.input_topic, plain.app_id, plain.redis_prefix) == (

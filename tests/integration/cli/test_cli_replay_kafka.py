@@ -22,8 +22,8 @@ from offline_training.synthetic import (
     write_series_csv,
 )
 from schemas.records import SalesRow, SeriesPoint, parse_message
-from stream_detector.cli import app
-from stream_detector.services import ServiceHandle
+from stream_detector.cli.main import app
+from stream_detector.services.process import ServiceHandle
 
 PARTITIONS = 5
 runner = CliRunner()

@@ -13,9 +13,9 @@ from model_fixtures import card_dict
 from typer.testing import CliRunner
 
 from schemas.card import ModelCard
-from stream_detector.cli import app
-from stream_detector.services import ServiceHandle
-from stream_detector.threshold_cache import ThresholdCache
+from stream_detector.cli.main import app
+from stream_detector.services.process import ServiceHandle
+from stream_detector.worker.threshold_cache import ThresholdCache
 
 runner = CliRunner()
 CARD = card_dict(thresholds={

@@ -9,7 +9,7 @@ import numpy as np
 from benchmarks.bench_models import window_mean_model, write_registry_model
 from benchmarks.e2e_support import series_messages
 from schemas.records import parse_message
-from stream_detector.registry import load_model
+from stream_detector.core.registry import load_model
 
 
 def test_single_record_messages_parse_and_interleave_keys_in_time_order() -> None:

@@ -10,16 +10,18 @@ import numpy as np
 
 from benchmarks import event_building as eb
 from benchmarks.bench_models import STANDARD_SCALER, window_mean_model, write_registry_model
-from benchmarks.scoring_ceiling import _pending, _runtime
+from benchmarks.scoring_ceiling import make_runtime, pending_windows
 from schemas.events import AnomalyEvent
-from stream_detector.pipeline import DictStore, PendingRun, Pipeline
+from stream_detector.core.key_state import DictStore
+from stream_detector.core.model_runtime import PendingRun
+from stream_detector.core.pipeline import Pipeline
 
 
 def test_before_and_after_emit_identical_events(tmp_path: Path) -> None:
     entry = write_registry_model(tmp_path / "m", window_mean_model(eb.WINDOW, 1), name="m",
                                  window=eb.WINDOW, scaler=STANDARD_SCALER)
-    runtime = eb._every_window_alerts(_runtime(entry, threshold=-1.0))
-    items = _pending(runtime, 16)
+    runtime = eb._every_window_alerts(make_runtime(entry, threshold=-1.0))
+    items = pending_windows(runtime, 16)
     batches = Pipeline.score(items)
     at = "2026-11-22T08:00:00.000Z"
     old = eb.before(runtime, items, batches[0], at)
@@ -34,10 +36,10 @@ def test_equal_errors_pick_the_same_cells_on_both_paths(tmp_path: Path) -> None:
     """Flat windows: every error is 0, so which five cells are listed is up to argpartition."""
     entry = write_registry_model(tmp_path / "m", window_mean_model(eb.WINDOW, 1), name="m",
                                  window=eb.WINDOW, scaler=STANDARD_SCALER)
-    runtime = eb._every_window_alerts(_runtime(entry, threshold=-1.0))
+    runtime = eb._every_window_alerts(make_runtime(entry, threshold=-1.0))
     items = [PendingRun.of(replace(p, window=p.window._replace(
                  values=np.full_like(p.window.values, 3.0)))) if i % 2 else run
-             for i, (run, p) in enumerate((r, r.item(0)) for r in _pending(runtime, 8))]
+             for i, (run, p) in enumerate((r, r.item(0)) for r in pending_windows(runtime, 8))]
     batches = Pipeline.score(items)
     at = "2026-11-22T08:00:00.000Z"
     new = eb.after(Pipeline([runtime], DictStore()), items, batches, at)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks.report import (
     histogram_from_prometheus,
+    interleaved,
     markdown_table,
     median_rate,
     percentiles,
@@ -86,3 +88,22 @@ def test_write_results_writes_json_and_markdown(tmp_path: Path) -> None:
     assert len(data["environment"]["loadavg_1_5_15"]) == 3
     text = md.read_text()
     assert text.startswith("# demo") and "load average" in text and text.endswith("|---|\n")
+
+
+def test_interleaved_alternates_and_compares_fastest_calls() -> None:
+    """A function that sleeps twice as long reads as about half the rate; calls alternate."""
+    calls: list[str] = []
+
+    def fast() -> None:
+        calls.append("a")
+        time.sleep(0.002)
+
+    def slow() -> None:
+        calls.append("b")
+        time.sleep(0.004)
+
+    rate_a, rate_b, r = interleaved(fast, slow, 10, seconds=0.0, min_pairs=6)
+    assert 0.3 < r < 0.75 and rate_a > rate_b
+    timed = calls[2:]  # after one warm-up call of each
+    assert len(timed) == 12 and all(set(timed[i : i + 2]) == {"a", "b"} for i in range(0, 12, 2))
+    assert timed[:2] != timed[2:4]  # the order swaps every pair

@@ -21,7 +21,7 @@ HEAVY = ("torch", "onnxruntime", "faust", "offline_training.train", "plotly", "s
 NAB = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nab"
 _PROBE = """
 import json, sys
-from stream_detector.cli import main
+from stream_detector.cli.main import main
 args, watched = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 sys.argv = ["stream-detector", *args]
 try:

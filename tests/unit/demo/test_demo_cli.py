@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stream_detector.cli import app
-from stream_detector.demo_run import _interrupts
+from stream_detector.cli.main import app
+from stream_detector.demo.run import interrupts_handled
 
 runner = CliRunner()
 
@@ -38,7 +38,7 @@ def test_a_missing_data_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_an_error_after_a_signal_counts_as_the_interrupt() -> None:
     # a signal inside a C extension can surface as another error (confluent-kafka's poll)
-    with pytest.raises(KeyboardInterrupt), _interrupts():
+    with pytest.raises(KeyboardInterrupt), interrupts_handled():
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
@@ -48,6 +48,6 @@ def test_an_error_after_a_signal_counts_as_the_interrupt() -> None:
 
 def test_errors_without_a_signal_pass_through_and_handlers_are_restored() -> None:
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with pytest.raises(ValueError), _interrupts():
+    with pytest.raises(ValueError), interrupts_handled():
         raise ValueError("bad data")
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import stream_detector.demo as demo
-from stream_detector.demo import (
+import stream_detector.demo.data as demo
+from stream_detector.demo.data import (
     DemoOptions,
     event_ends,
     plan_model,
@@ -18,7 +18,7 @@ from stream_detector.demo import (
     quality_of,
     train_options,
 )
-from stream_detector.history import load_source
+from stream_detector.files.history import load_source
 
 
 def test_doctests() -> None:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from model_fixtures import window_mean_model, write_registry_model
 
-from stream_detector.demo import DemoOptions, prepare_data, quality_of
-from stream_detector.demo_live import Received
-from stream_detector.demo_run import DemoRun, _offline
-from stream_detector.demo_summary import DemoSummary, latency_stats, summary_lines
-from stream_detector.report import keys_to_show, render_html, write_report
+from stream_detector.demo.data import DemoOptions, prepare_data, quality_of
+from stream_detector.demo.live import Received
+from stream_detector.demo.report import keys_to_show, render_html, write_report
+from stream_detector.demo.run import DemoRun, offline_scores
+from stream_detector.demo.summary import DemoSummary, latency_stats, summary_lines
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         features=["value"], threshold=4.0,
         detection={"halflife": 288, "warmup": 288, "suppress": 288,
                    "offset": 5.0})  # about 3x the median score, as train sets it
-    records, rows = _offline(model.parent, data)
+    records, rows = offline_scores(model.parent, data)
     events = [Received(s.event, 1000) for s in _events(model.parent, records)]
     latencies = [5.0 + i for i in range(len(events))]
     quality = quality_of(data, [(r.event.key, r.event.window_end) for r in events])
@@ -37,7 +37,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
 
 def _events(model: Path, records: list[object]) -> list[object]:
-    from stream_detector.batch import load_runtime, score_records
+    from stream_detector.files.batch import load_runtime, score_records
 
     return [s for s, _ in score_records(load_runtime(model, "cpu"), records)  # type: ignore[arg-type]
             if s.event is not None]
@@ -71,7 +71,7 @@ def test_keys_with_events_come_first_then_labelled_then_the_rest() -> None:
 def test_the_live_table_is_one_line_per_event_at_80_columns(run: DemoRun) -> None:
     from rich.console import Console
 
-    from stream_detector.demo_live import events_table
+    from stream_detector.demo.live import events_table
 
     long_key = {"key": "store-1/item-12345678901234567890-and-then-some"}
     received = [Received(run.received[0].event.model_copy(update=long_key), 1.0)] * 10
@@ -85,7 +85,7 @@ def test_the_live_table_is_one_line_per_event_at_80_columns(run: DemoRun) -> Non
 def test_the_report_marks_true_and_false_alerts_and_names_its_axes(
     run: DemoRun, tmp_path: Path,
 ) -> None:
-    from stream_detector.report import judge, missed_windows
+    from stream_detector.demo.report import judge, missed_windows
 
     key = run.records[0].key
     true, false, missed = judge(run, key)

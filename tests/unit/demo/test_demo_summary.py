@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-import stream_detector.demo_summary as demo_summary
-from stream_detector.demo_summary import (
+import stream_detector.demo.summary as demo_summary
+from stream_detector.demo.summary import (
     DemoSummary,
     Latency,
     Quality,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream_detector.metrics import WorkerMetrics
+from stream_detector.worker.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from offline_training.synthetic import SeriesConfig, make_series, write_labels, write_series_csv
 from schemas.card import ModelCard
-from stream_detector.cli import app
+from stream_detector.cli.main import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

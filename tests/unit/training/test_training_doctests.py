@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["load_json", "metrics", "nab", "scaling", "synthetic", "windows"]
+MODULES = ["load_json", "metrics", "models", "nab", "scaling", "synthetic", "windows"]
 
 
 @pytest.mark.parametrize("name", MODULES)

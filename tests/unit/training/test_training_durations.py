@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from offline_training.durations import detection_windows
 from schemas.card import ModelCard
-from stream_detector.cli import app
+from stream_detector.cli.main import app
 
 pytestmark = pytest.mark.slow
 

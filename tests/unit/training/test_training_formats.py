@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from offline_training.load_tables import load_panel, load_series
 from offline_training.loaders import infer_kind, load, load_events
-from stream_detector.cli import app
+from stream_detector.cli.main import app
 from stream_detector.exceptions import DataError
-from stream_detector.history import load_source
+from stream_detector.files.history import load_source
 
 SERIES = "timestamp,value\n2015-02-26 21:42:53,104\n2015-02-26 21:47:53,100.5\n"
 

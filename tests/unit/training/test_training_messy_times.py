@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from schemas.card import ModelCard
-from stream_detector.cli import app
+from stream_detector.cli.main import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -99,12 +99,12 @@ async def test_new_events_are_pushed_to_open_pages(served: Served) -> None:
 
 def test_a_namespace_prefixes_the_topics_and_the_threshold_keys() -> None:
     from stream_detector.settings import Settings
-    from stream_detector.ui.run import UiOptions, _explorer
+    from stream_detector.ui.run import UiOptions, build_explorer
 
     settings = Settings(namespace="team-a", output_topic="anomalies")
-    explorer, follower = _explorer(settings, UiOptions())
+    explorer, follower = build_explorer(settings, UiOptions())
     assert (follower.events_topic, follower.records_topic) == ("team-a.anomalies",
                                                                "team-a.records")
     assert explorer.store is not None and explorer.store.namespace == "team-a"
-    _, bare = _explorer(settings, UiOptions(records_topic=""))
+    _, bare = build_explorer(settings, UiOptions(records_topic=""))
     assert bare.records_topic is None

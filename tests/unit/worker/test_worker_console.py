@@ -16,16 +16,16 @@ from schemas.events import (
     ThresholdSource,
     event_id_for,
 )
-from stream_detector import worker_console
-from stream_detector.thresholds import ThresholdEntry
-from stream_detector.worker_console import (
+from stream_detector.core.thresholds import ThresholdEntry
+from stream_detector.worker import console as worker_console
+from stream_detector.worker.console import (
     AnomalyLines,
     SummaryCounter,
     anomaly_line,
     threshold_changes,
     threshold_source,
 )
-from stream_detector.worker_report import CONSOLE_LOGGER, ConsoleReporter
+from stream_detector.worker.report import CONSOLE_LOGGER, ConsoleReporter
 
 
 def event(**changes: object) -> AnomalyEvent:

@@ -19,15 +19,18 @@ import numpy as np
 import pytest
 from model_fixtures import window_mean_model, write_registry_model
 
-import stream_detector.pipeline as pipeline_mod
-import stream_detector.worker as worker_mod
+import stream_detector.core.decisions as decisions_mod
+import stream_detector.worker.runtime as worker_mod
 from schemas.events import DeadLetter
-from stream_detector.metrics import WorkerMetrics
-from stream_detector.pipeline import KeyState, ModelRuntime, Pipeline
-from stream_detector.registry import load_model
-from stream_detector.threshold_cache import ThresholdCache
-from stream_detector.windowing import WindowState
-from stream_detector.worker import Message, TableStore, WorkerRuntime
+from stream_detector.core.key_state import KeyState
+from stream_detector.core.model_runtime import ModelRuntime
+from stream_detector.core.pipeline import Pipeline
+from stream_detector.core.registry import load_model
+from stream_detector.core.windowing import WindowState
+from stream_detector.worker.metrics import WorkerMetrics
+from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.table_store import TableStore
+from stream_detector.worker.threshold_cache import ThresholdCache
 
 POISON = 666.0
 RAW = {"normalise": False, "warmup": 0, "suppress": 1}
@@ -144,23 +147,23 @@ def fault_score(mp: pytest.MonkeyPatch) -> None:
 
 
 def fault_decide(mp: pytest.MonkeyPatch) -> None:
-    real = Pipeline._decide_plain
+    real = decisions_mod._decide_plain
 
     def decide_plain(batch: Any, run: Any, *a: Any, **k: Any) -> Any:
         if _has_poison(run.windows.values[:, -1]):
             raise ZeroDivisionError("injected decide fault")
         return real(batch, run, *a, **k)
-    mp.setattr(Pipeline, "_decide_plain", staticmethod(decide_plain))
+    mp.setattr(decisions_mod, "_decide_plain", decide_plain)
 
 
 def fault_event(mp: pytest.MonkeyPatch) -> None:
-    real = pipeline_mod.build_event
+    real = decisions_mod.build_event
 
     def build(*a: Any, **k: Any) -> Any:
         if _has_poison(k["observed"]):
             raise ValueError("injected event fault")
         return real(*a, **k)
-    mp.setattr(pipeline_mod, "build_event", build)
+    mp.setattr(decisions_mod, "build_event", build)
 
 
 FAULTS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {

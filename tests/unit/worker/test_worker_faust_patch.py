@@ -10,12 +10,12 @@ from typing import Any
 from mode import Service
 from mode.services import WaitResults
 
-from stream_detector import faust_patch
+from stream_detector.worker import faust_patch
 
 
 def test_upstream_is_the_code_the_patch_was_reviewed_against() -> None:
     # Fails when faust-streaming or mode change the functions the patch relies on:
-    # review stream_detector/faust_patch.py against the new code, then update the hashes.
+    # review stream_detector/worker/faust_patch.py against the new code, then update the hashes.
     assert faust_patch.upstream_matches() == dict.fromkeys(faust_patch.UPSTREAM_SHA256, True)
 
 

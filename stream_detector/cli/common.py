@@ -1,0 +1,133 @@
+"""What every ``stream-detector`` command shares: the root app, consoles, one-line errors,
+settings with command-line overrides, and the common options.
+
+Command modules import from here and register on :data:`app`; :mod:`stream_detector.cli.main`
+imports every command module and holds the entry point. Nothing here imports a command module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from stream_detector.exceptions import ConfigurationError, StreamDetectorError
+
+if TYPE_CHECKING:
+    from stream_detector.settings import Settings
+
+__all__ = [
+    "KafkaOption", "RedisOption", "app", "check_param", "console", "err_console", "fail",
+    "one_line_errors", "records_progress", "require_given", "say", "settings_for", "usage_error",
+]
+
+app = typer.Typer(
+    help=(
+        "Real-time anomaly detection for live Kafka feeds.\n\n"
+        "Examples:\n\n"
+        "  stream-detector services start    # local Kafka + Redis\n\n"
+        "  stream-detector services status --json"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+def check_param(check: Callable[[Path], Path | None], value: Path, flag: str) -> None:
+    """Run a path callback outside click, as one ``error: --flag: ...`` line."""
+    try:
+        check(value)
+    except typer.BadParameter as exc:
+        raise ConfigurationError(f"invalid value for {flag}: {exc.message}") from None
+
+
+def require_given(kafka: str | None, redis: str | None) -> None:
+    """Services named on the command line must answer before any work starts."""
+    from stream_detector.cli.checks import require_kafka, require_redis
+
+    if kafka is not None:
+        require_kafka(settings_for(kafka_url=kafka))
+    if redis is not None:
+        require_redis(settings_for(redis_url=redis))
+
+
+def say(text: str) -> None:
+    """One plain line on stdout, never wrapped (scripts grep it)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Expected failures (bad input, services down) end as one red line and exit code 1."""
+    try:
+        yield
+    except StreamDetectorError as exc:
+        fail(escape(str(exc)))
+    except OSError as exc:
+        fail(escape(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
+
+
+def settings_for(**overrides: str | None) -> Settings:
+    """Process settings, with command-line URLs (``--kafka``, ``--redis``) on top."""
+    from pydantic import ValidationError
+
+    from stream_detector.settings import Settings, get_settings
+
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return get_settings()
+    try:  # the constructor, not model_validate: the environment still fills the other fields
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigurationError(exc.errors(include_url=False)[0]["msg"]) from None
+
+
+KafkaOption = Annotated[
+    str | None, typer.Option("--kafka", help="Kafka URL, kafka://HOST:PORT (default: settings)")
+]
+RedisOption = Annotated[
+    str | None, typer.Option("--redis", help="Redis URL, redis://HOST:PORT/DB (default: settings)")
+]
+
+
+@contextlib.contextmanager
+def records_progress(title: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("records"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, disable=not enabled, transient=False) as bar:
+        task = bar.add_task(escape(title), total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def usage_error(exc: Exception) -> NoReturn:
+    ctx = getattr(exc, "ctx", None)
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        console.print(ctx.get_help(), highlight=False)
+        raise SystemExit(code)
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err_console.print(f"[red]error:[/] {escape(message)}{escape(hint)}",
+                      highlight=False, soft_wrap=True)
+    raise SystemExit(code)

@@ -1,0 +1,223 @@
+"""``train``, ``score`` and ``evaluate``: the model commands of the CLI.
+
+``train`` and ``evaluate`` reach into ``offline_training`` (and torch) lazily, so the worker
+image, which has neither, still runs every other command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.markup import escape
+
+from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind
+from stream_detector.cli.checks import existing_input, fraction, model_path, new_file, new_folder
+from stream_detector.cli.common import app, err_console, one_line_errors, records_progress, say
+from stream_detector.constants import ProviderPreference
+
+__all__ = ["train_command", "score_command"]
+
+
+def _config_file(path: Path | None) -> dict[str, object]:
+    if path is None:
+        return {}
+    import yaml
+
+    text = path.read_text()
+    loaded = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
+    if not isinstance(loaded, dict):
+        raise typer.BadParameter(f"{path} must hold a mapping of options")
+    return loaded
+
+
+@app.command(
+    "train",
+    help=(
+        "Train a model offline (PyTorch), export it to ONNX and register it with its card.\n\n"
+        "Examples:\n\n"
+        "  stream-detector train --data Twitter_volume_AAPL.csv --train-fraction 0.15 "
+        "--out registry\n\n"
+        "  stream-detector train --data sales.csv --model lstm --window 28 --out registry\n\n"
+        "  stream-detector train --data events.h5 --model events --config events.yaml\n\n"
+        "  stream-detector train --data events.h5 --model hybrid  (AE + NPLM p-values; NPLM "
+        "options under `nplm:` in --config)"
+    ),
+)
+def train_command(
+    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5 or JSON history",
+                                       callback=existing_input)],
+    out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/",
+                                      callback=new_folder)] = Path("registry"),
+    model: Annotated[ModelFamily, typer.Option("--model", help="model family")] = "dense",
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file of options",
+                                                callback=existing_input)] = None,
+    kind: Annotated[RecordKind | None, typer.Option(help="record kind (default: inferred)")] = None,
+    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    name: Annotated[str | None, typer.Option(help="model name (default: file stem)")] = None,
+    version: Annotated[str | None, typer.Option(help="version (default: next number)")] = None,
+    window: Annotated[int | None, typer.Option(min=1, help="window length")] = None,
+    train_fraction: Annotated[
+        float | None,
+        typer.Option(callback=fraction, help="train on the first fraction of each key (causal)"),
+    ] = None,
+    train_until: Annotated[
+        str | None, typer.Option(help="train on records up to this time")
+    ] = None,
+    threshold_method: Annotated[
+        CalibrationMethod | None,
+        typer.Option(help="calibration method [default: sigma for z-scored detection, "
+                          "else percentile]"),
+    ] = None,
+    threshold_value: Annotated[
+        float | None,
+        typer.Option(help="e.g. 4.5 (sigma), 99.5 (percentile), 0.005 (contamination or fpr) "
+                          "[default: those]"),
+    ] = None,
+    per_key_thresholds: Annotated[bool, typer.Option(help="one threshold per key")] = False,
+    serves: Annotated[
+        str | None,
+        typer.Option(help="keys a worker routes to this model: trained (the keys in --data), "
+                          "all (every key of its kind) or pattern:REGEX [default: trained for "
+                          "series, all for sales and events]"),
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="most epochs")] = 30,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="torch device")] = "auto",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
+) -> None:
+    from offline_training.train import TrainOptions, dumps, train
+    from offline_training.train_summary import summary_lines
+    from offline_training.trainer import TrainConfig
+
+    with one_line_errors():
+        options = _config_file(config)
+        model_config = dict(options.pop("model_config", {}) or {})  # type: ignore[call-overload]
+        train_config = TrainConfig(max_epochs=epochs, device=device, seed=seed,
+                                   progress=progress, **options.pop("train", {}) or {})  # type: ignore[arg-type]
+        opts = TrainOptions(
+            data=data, out=out, family=model, kind=kind, key=key, name=name, version=version,
+            window=window, train_fraction=train_fraction, train_until=train_until,
+            threshold_method=threshold_method, threshold_value=threshold_value,
+            per_key_thresholds=per_key_thresholds, model_config=model_config, serves=serves,
+            train=train_config, seed=seed, step=_step if progress else lambda _: None,
+            strict_time=strict_time,
+            **options,  # type: ignore[arg-type]
+        )
+        report = train(opts)
+    for line in [dumps(report)] if as_json else summary_lines(report, data):
+        say(line)
+
+
+def _step(text: str) -> None:
+    err_console.print(f"[dim]{escape(text)}...[/]", highlight=False, soft_wrap=True)
+
+
+@app.command(
+    "score",
+    help=(
+        "Score a file offline through ONNX Runtime, with the worker's own pipeline: the "
+        "`alert` column is the worker's alerting decision.\n\n"
+        "Example:\n\n"
+        "  stream-detector score --model registry/Twitter_volume_AAPL --data "
+        "Twitter_volume_AAPL.csv --out scores.csv"
+    ),
+)
+def score_command(
+    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)",
+                                        callback=model_path)],
+    data: Annotated[Path, typer.Option(help="file to score", callback=existing_input)],
+    out: Annotated[Path, typer.Option(help="CSV of every window's score (its folder must "
+                                           "exist)", callback=new_file)] = Path("scores.csv"),
+    kind: Annotated[
+        RecordKind | None, typer.Option(help="record kind (default: the model's)")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    provider: Annotated[
+        ProviderPreference, typer.Option(help="ONNX Runtime provider")
+    ] = "auto",
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
+) -> None:
+    import pandas as pd
+
+    from stream_detector.files.batch import COLUMNS, load_runtime, score_records
+    from stream_detector.files.history import load_source
+
+    with one_line_errors():
+        runtime = load_runtime(model, provider)
+        source = load_source(data, kind=kind or runtime.card.record_kind, key=key,
+                             strict_time=strict_time)
+        records = list(source.records)
+        with records_progress(f"scoring {data.name}", len(records), progress) as advance:
+            rows = [r.as_tuple() for _, r in score_records(runtime, records, advance)]
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        frame.to_csv(out, index=False)
+    say(f"scored {len(frame):,} windows of {source.keys:,} key(s) with "
+         f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
+         f"{int(frame['alert'].sum()):,} alerts -> {out}")
+
+
+@app.command(
+    "evaluate",
+    help=(
+        "Score a labelled file and report detection quality (metrics, NAB score, plots).\n\n"
+        "Example:\n\n"
+        "  stream-detector evaluate --model registry/Twitter_volume_AAPL --data "
+        "Twitter_volume_AAPL.csv --labels combined_windows.json --out reports/aapl"
+    ),
+)
+def evaluate_command(
+    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)",
+                                        callback=model_path)],
+    data: Annotated[Path, typer.Option(help="file to score", callback=existing_input)],
+    labels: Annotated[
+        Path | None, typer.Option(help="NAB-style windows JSON (combined_windows.json)",
+                                  callback=existing_input)
+    ] = None,
+    out: Annotated[Path, typer.Option(help="folder for report.json and plots",
+                                      callback=new_folder)] = Path("reports/evaluation"),
+    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    strict_time: Annotated[bool, typer.Option(
+        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
+             "order with the worker's flags")] = False,
+) -> None:
+    with one_line_errors():
+        if labels is not None:
+            from offline_training.nab import load_windows
+
+            load_windows(labels)  # unreadable labels fail here, in < 1 s, before any work
+        from offline_training.evaluate import evaluate
+
+        result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time)
+    for line in _evaluation_lines(result.metrics):
+        say(line)
+    say(f"report: {result.report}")
+
+
+def _evaluation_lines(metrics: dict[str, object]) -> list[str]:
+    """The summary on the console; every number is also in report.json and index.html."""
+    lines = [f"{metrics['model']}: {metrics['windows']:,} windows scored, "
+             f"{metrics['alerts']} alerts"]
+    alert, nab, window = (metrics.get(k) for k in ("alert_level", "nab", "window_level"))
+    if isinstance(alert, dict):
+        missed = alert["missed_windows"]
+        lines.append(f"alert level: {alert['true_alerts']} true, {alert['false_alerts']} false; "
+                     f"{alert['windows_detected']}/{alert['labelled_windows']} labelled windows "
+                     f"detected" + (f", missed: {'; '.join(missed)}" if missed else ""))
+    if isinstance(nab, dict):
+        lines.append(f"NAB standard score: {nab['standard_normalised']:.1f} (normalised, 100 = "
+                     "perfect, 0 = no alerts)")
+    if isinstance(window, dict):
+        lines.append(f"window level (every window above the threshold): precision "
+                     f"{window['precision']:.3g}, recall {window['recall']:.3g}, ROC AUC "
+                     f"{window['roc_auc']:.3g}")
+    return lines

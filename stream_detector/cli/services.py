@@ -1,0 +1,109 @@
+"""``stream-detector services``: a local Kafka broker and redis-server (loopback only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stream_detector.cli.common import app, console, say
+
+__all__ = ["services_app"]
+
+services_app = typer.Typer(
+    help="Run a local Kafka broker and redis-server (loopback only) for trying things out.",
+    no_args_is_help=True,
+)
+app.add_typer(services_app, name="services")
+
+def _cache_dir(cache_dir: Path | None) -> Path:
+    from stream_detector.settings import get_settings
+
+    return cache_dir or get_settings().cache_dir
+
+
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(help="cache folder (default: settings' cache_dir, ~/.cache/stream-detector)"),
+]
+
+
+@services_app.command("start")
+def services_start(cache_dir: CacheOption = None) -> None:
+    """Start Kafka and Redis in the background and print their URLs (idempotent).
+
+    Example: ``stream-detector services start``
+    """
+    from stream_detector.services.kafka import KafkaBroker
+    from stream_detector.services.local import handle_ready, load_state, save_state
+    from stream_detector.services.redis import RedisServer
+
+    cache = _cache_dir(cache_dir)
+    handles = {k: h for k, h in load_state(cache).items() if handle_ready(h)}
+    data_root = cache / "services"
+    if "redis" not in handles:
+        handles["redis"] = RedisServer().start(
+            data_dir=data_root / "redis", port=6379, attached=False
+        )
+    if "kafka" not in handles:
+        with console.status("starting Kafka (first run fetches about 50 MB of jars)..."):
+            handles["kafka"] = KafkaBroker(cache).start(
+                data_dir=data_root / "kafka", port=9092, attached=False
+            )
+    save_state(cache, handles)
+    for name in ("kafka", "redis"):
+        console.print(f"{name}: {handles[name].url}  (pid {handles[name].pid})")
+    console.print(
+        f"export STREAM_DETECTOR_KAFKA_URL={handles['kafka'].url} "
+        f"STREAM_DETECTOR_REDIS_URL={handles['redis'].url}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@services_app.command("stop")
+def services_stop(cache_dir: CacheOption = None) -> None:
+    """Stop the services that ``services start`` started (and nothing else: a recorded pid
+    that now belongs to another process is left alone)."""
+    from stream_detector.services.local import clear_state, load_state
+    from stream_detector.services.process import is_alive, owns, stop_handle
+
+    cache = _cache_dir(cache_dir)
+    state = load_state(cache)
+    for name, handle in state.items():
+        if not is_alive(handle.pid):
+            say(f"{name}: was not running")
+        elif owns(handle):
+            stop_handle(handle)
+            say(f"{name}: stopped (pid {handle.pid})")
+        else:  # a stale state file: that pid now belongs to someone else's process
+            say(f"{name}: left alone: pid {handle.pid} is no longer the {name} that "
+                 "`services start` started")
+    clear_state(cache)
+    if not state:
+        console.print("nothing was running")
+
+
+@services_app.command("status")
+def services_status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help='print {"kafka": URL, "redis": URL}')
+    ] = False,
+    cache_dir: CacheOption = None,
+) -> None:
+    """Show whether the local services answer; exits 1 when either is down."""
+    from stream_detector.services.local import handle_ready, load_state
+
+    state = load_state(_cache_dir(cache_dir))
+    up = {name: state[name].url for name in ("kafka", "redis")
+          if name in state and handle_ready(state[name])}
+    if as_json:
+        print(json.dumps({"kafka": up.get("kafka"), "redis": up.get("redis")}))
+    else:
+        for name in ("kafka", "redis"):
+            console.print(f"{name}: {up.get(name, 'down')}")
+    if len(up) != 2:
+        raise typer.Exit(1)
+

@@ -1,0 +1,85 @@
+"""``stream-detector tail``: print the anomaly topic as people (or scripts) read it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+import typer
+
+from stream_detector.cli.common import (
+    KafkaOption,
+    app,
+    err_console,
+    one_line_errors,
+    say,
+    settings_for,
+)
+
+__all__ = ["tail_command"]
+
+
+@app.command(
+    "tail",
+    help=(
+        "Print anomaly events from the output topic, one readable line each (key, window end,"
+        " severity, score vs threshold, observed vs expected, top contributor), or the raw"
+        " JSON with --json. Reads without a consumer group's commits: it never moves what"
+        " `alerts` has seen.\n\n"
+        "Examples:\n\n"
+        "  stream-detector tail\n\n"
+        "  stream-detector tail --from-beginning --exit-when-idle 5\n\n"
+        "  stream-detector tail --json | jq .severity"
+    ),
+)
+def tail_command(
+    topic: Annotated[
+        str | None, typer.Option("--topic", "-t", help="topic (default: settings' output topic)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one event JSON per line")] = False,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="start at the topic's start (default: end)")
+    ] = False,
+    exit_when_idle: Annotated[
+        float | None, typer.Option(min=0.0, help="stop after this many seconds without one")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many events")] = None,
+    kafka: KafkaOption = None,
+) -> None:
+    from confluent_kafka import Consumer
+
+    from stream_detector.alerts.incidents import parse_event
+    from stream_detector.cli.checks import require_kafka
+    from stream_detector.exceptions import InvalidRecord
+    from stream_detector.worker.console import anomaly_line
+
+    with one_line_errors():
+        settings = settings_for(kafka_url=kafka)
+        topic = topic or settings.output_topic
+        require_kafka(settings)
+        consumer = Consumer({
+            **settings.confluent_config(), "group.id": f"stream-detector-tail-{uuid.uuid4().hex}",
+            "enable.auto.commit": False, "enable.partition.eof": False,
+            "auto.offset.reset": "earliest" if from_beginning else "latest"})
+    shown, last = 0, time.monotonic()
+    try:
+        consumer.subscribe([topic])
+        while limit is None or shown < limit:
+            if exit_when_idle is not None and time.monotonic() - last >= exit_when_idle:
+                break
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            last = time.monotonic()
+            try:
+                event = parse_event(msg.value())
+            except InvalidRecord as exc:
+                err_console.print(f"skipped offset {msg.offset()}: {exc}", markup=False)
+                continue
+            say(event.model_dump_json() if as_json else anomaly_line(event))
+            shown += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()

@@ -1,0 +1,345 @@
+"""Alerting decisions from raw model scores and values: normalise, combine, compare, suppress.
+
+A reconstruction error means little on its own: a busy series has larger errors than a quiet
+one, and a series drifts. So each key keeps running statistics of its own history and every
+*component* is a z-score against them (how many standard deviations the newest observation
+sits from the key's usual):
+
+- ``ae``: the log of the model's raw score (reconstruction error), one-sided (high = odd);
+- ``value``: the newest value minus a short-term forecast (its recent level), two-sided
+  (spikes and dips the AE smooths over);
+- ``season``: the newest value minus the value one season earlier (``season`` windows ago,
+  a day by default, see :func:`season_rows`), two-sided: level shifts, a missing daily peak,
+  a flattened day, values that are normal for the series but not at that time of day;
+- ``shift``: a short-term mean (half-life ``shift_halflife``) of that seasonal difference,
+  two-sided: a level shift or a slow ramp too small per window for ``season`` but sustained
+  (a CUSUM-like statistic on the seasonal residuals, z-scored against its own history, so a
+  series whose residuals wander anyway is not flagged).
+
+How each is computed lives in :mod:`stream_detector.core.components`, with the *trust* in
+the seasonal component (``season_gate``): its weight shrinks on a key whose seasonal
+z-scores exceed 3 far more often than Gaussian residuals would (bursty, heavy-tailed series),
+so one threshold keeps meaning "rare for this key".
+
+The *detection score* is the largest weighted component (``ae`` weighs 1), optionally
+smoothed over a short half-life, and the threshold (from Redis, per model version and key)
+applies to it. After an alert the key stays quiet for ``suppress`` windows, so one incident
+pages once, at its start. A key may alert only after ``warmup`` windows; during the warm-up
+its statistics are plain running means (every observation weighs the same), afterwards
+exponentially weighted (``halflife``) and winsorised at ``clip`` deviations, so one burst
+does not blind the key to the next.
+
+The same :class:`DetectorState` runs in the worker and in ``stream-detector score``, one
+window at a time in arrival order, so online and offline decisions are identical::
+
+    raw score     .2  .3  .2  .3  .2  9.0  8.0  .3  .2 ...
+    z (history)    -   -   -   -   -  6.1  4.0 -.2  .. (the first window gives z = 0)
+    z >= 4         .   .   .   .   .   A    s   .   .   (s: suppressed, same incident)
+
+>>> params = DetectionParams(halflife=8, warmup=4, suppress=3)
+>>> state = DetectorState()
+>>> [decide(state, s, 4.0, params).alert for s in [.2, .3, .2, .3, .2, 9.0, 8.0, .3]]
+[False, False, False, False, False, True, False, False]
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Final
+
+from stream_detector.core.components import GAUSSIAN_RATE, running_z, value_components
+
+__all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts_of", "decide",
+           "page", "season_rows"]
+
+_STATE: Final = struct.Struct("<qqddd")  # v1: the AE history only (40 bytes)
+_EXTRA: Final = struct.Struct("<ddddddI")  # v2: value, season, smoothing, ring length
+_START: Final = struct.Struct("<q")  # after the ring: the window value components started at
+_SHIFT: Final = struct.Struct("<ddddq")  # after that: shift levels, mean, var, count
+_GATE: Final = struct.Struct("<d")  # after that: the seasonal exceedance rate (season_gate)
+_EPS: Final = 1e-12
+_DAY_NS: Final = 86_400 * 10**9
+MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
+
+
+def season_rows(cadence_ns: float) -> int:
+    """Windows per season for a cadence: a day, or a week when a day is one step or less;
+    0 (no seasonal component) when that exceeds :data:`MAX_SEASON` or the cadence is unknown.
+
+    >>> season_rows(300e9), season_rows(86_400e9), season_rows(1e9)
+    (288, 7, 0)
+    """
+    if not cadence_ns > 0:
+        return 0
+    rows = round(_DAY_NS / cadence_ns)
+    if rows <= 1:
+        rows = round(7 * _DAY_NS / cadence_ns)
+    return rows if 1 < rows <= MAX_SEASON else 0
+
+
+@dataclass(frozen=True)
+class DetectionParams:
+    """How raw scores become alerts; stored in the model card's ``detection`` section.
+
+    Parameters
+    ----------
+    halflife
+        Windows after which an old observation weighs half as much in the key's history.
+    warmup
+        Windows a key must have seen before it may alert (its history is too short before).
+    suppress
+        Windows after an alert during which the key does not alert again.
+    clip
+        Largest |z| an outlier contributes to the history (winsorising).
+    min_std
+        Floor of the AE history's standard deviation (log units), so a flat series does not
+        turn every tiny wobble into a huge z.
+    normalise
+        False compares the raw score with the threshold (no history), as plain detectors do.
+    offset
+        Added to raw scores before the log: about the median training score, so that tiny
+        errors (whose logs swing wildly) count as "normal" rather than as huge drops.
+    value_weight, season_weight, shift_weight
+        Weights of the ``value``, ``season`` and ``shift`` components (0 switches one off;
+        ``shift`` needs the ``season`` component).
+    season
+        Windows per season (:func:`season_rows`); 0 switches the ``season`` component off.
+    rel_floor
+        Floor of the value and seasonal standard deviations, as a share of the standard
+        deviation of the values themselves (a noiseless series is not infinitely surprising).
+    smooth
+        Half-life (windows) of the short-term mean the threshold applies to; 0: none.
+    season_alpha
+        Weight of the newest season in the seasonal baseline (an exponentially weighted
+        mean per step of the season; 1: the value one season ago).
+    local_halflife
+        Half-life (windows) of the short-term level the ``value`` component forecasts with.
+    shift_halflife, shift_base
+        Half-lives (windows) of the short- and the longer-term mean of seasonal differences;
+        ``shift`` is their difference (the longer one follows weekly drift and trends).
+    season_gate, gate_ref, gate_cut, gate_halflife
+        Trust in the ``season`` component (:func:`~stream_detector.core.components.season_trust`):
+        its weight is scaled by ``min(1, gate_ref / rate) ** season_gate``, ``rate`` being
+        the key's exponentially weighted (half-life ``gate_halflife`` windows) share of
+        windows with a seasonal |z| above ``gate_cut``; 0 switches the scaling off.
+    """
+
+    halflife: float = 288.0
+    warmup: int = 288
+    suppress: int = 288
+    clip: float = 3.0
+    min_std: float = 0.05
+    normalise: bool = True
+    offset: float = 1e-12
+    value_weight: float = 0.0
+    season_weight: float = 0.0
+    season: int = 0
+    rel_floor: float = 0.05
+    smooth: float = 0.0
+    season_alpha: float = 1.0
+    local_halflife: float = 6.0
+    shift_weight: float = 0.0
+    shift_halflife: float = 6.0
+    shift_base: float = 96.0
+    season_gate: float = 0.0
+    gate_ref: float = 0.006
+    gate_cut: float = 3.0
+    gate_halflife: float = 2016.0
+
+    @classmethod
+    def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
+        """Parameters from a card's ``detection`` dict; unknown keys are ignored."""
+        if not section:
+            return cls()
+        known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.halflife))
+
+    @property
+    def smooth_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.smooth)) if self.smooth > 0 else 1.0
+
+    @property
+    def local_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.local_halflife))
+
+    @property
+    def shift_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.shift_halflife))
+
+    @property
+    def shift_base_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.shift_base))
+
+    @property
+    def gate_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.gate_halflife))
+
+    @property
+    def uses_value(self) -> bool:
+        """Whether :func:`decide` needs each window's newest value."""
+        return self.normalise and (self.value_weight > 0 or self.season_weight > 0)
+
+
+@dataclass
+class DetectorState:
+    """One key's detection history: 40 bytes with the AE component only, else 100 plus
+    4 per seasonal step (plus 40 once the shift component, 48 once the seasonal trust has
+    started)."""
+
+    seen: int = 0
+    last_alert: int = -(2**62)
+    mean: float = 0.0  # AE component: log raw scores
+    var: float = 0.0
+    last_z: float = 0.0
+    vmean: float = 0.0  # value component
+    vvar: float = 0.0
+    smean: float = 0.0  # season component: value minus the value a season earlier
+    svar: float = 0.0
+    level: float = 0.0  # short-term mean of the detection score (``smooth``)
+    local: float = 0.0  # short-term level of the values (``local_halflife``)
+    ring: array[float] = field(default_factory=lambda: array("f"))  # last season of values
+    value_start: int = -1  # the window the value components started at (-1: not yet)
+    shift: float = 0.0  # shift component: short-term mean of seasonal differences
+    shift_slow: float = 0.0  # ... and their longer-term mean
+    shmean: float = 0.0
+    shvar: float = 0.0
+    shift_seen: int = 0  # seasonal differences the shift history has seen (0: fresh)
+    season_rate: float = GAUSSIAN_RATE  # share of windows with a seasonal |z| > gate_cut
+
+    def to_bytes(self) -> bytes:
+        head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
+        if self.value_start < 0 and not self.ring and self.level == 0.0:
+            return head
+        extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
+                            self.local, len(self.ring))
+        gated = self.season_rate != GAUSSIAN_RATE
+        tail = b"" if not (self.shift_seen or gated) else _SHIFT.pack(
+            self.shift, self.shift_slow, self.shmean, self.shvar, self.shift_seen)
+        if gated:
+            tail += _GATE.pack(self.season_rate)
+        return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DetectorState:
+        """Read :meth:`to_bytes`; older, shorter layouts start the missing parts fresh.
+
+        Raises ``ValueError`` when the length fits no layout (a corrupt key state)."""
+        state = cls(*_STATE.unpack_from(data))
+        if len(data) == _STATE.size:
+            return state
+        *stats, n = _EXTRA.unpack_from(data, _STATE.size)
+        start = _STATE.size + _EXTRA.size
+        end = start + 4 * n
+        tails = len(data) - end - _START.size
+        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size):
+            (state.value_start,) = _START.unpack_from(data, end)
+            if tails:  # written without it: the shift starts fresh
+                (state.shift, state.shift_slow, state.shmean, state.shvar,
+                 state.shift_seen) = _SHIFT.unpack_from(data, end + _START.size)
+            if tails > _SHIFT.size:  # written without it: the prior rate
+                (state.season_rate,) = _GATE.unpack_from(data, end + _START.size + _SHIFT.size)
+        elif len(data) == end:  # written before value_start was kept: started at window 0
+            state.value_start = 0
+        else:
+            raise ValueError("detector state has the wrong length (corrupt key state)")
+        (state.vmean, state.vvar, state.smean, state.svar, state.level, state.local) = stats
+        state.ring = array("f", data[start:end])
+        return state
+
+
+_HISTORY: Final = tuple(f.name for f in fields(DetectorState) if f.name not in (
+    "seen", "last_alert", "last_z"))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one window's score means for its key."""
+
+    alert: bool
+    detection_score: float
+    warm_up: bool
+    suppressed: bool
+
+
+def decide(
+    state: DetectorState, raw_score: float, threshold: float, p: DetectionParams,
+    value: float = math.nan, learn: bool = True,
+) -> Decision:
+    """Update ``state`` with the newest raw score (and ``value``, the window's newest value,
+    when :attr:`DetectionParams.uses_value`) and say whether it alerts.
+
+    ``learn=False`` judges the score against the history without adding it: the pipeline
+    passes it for a window that spans a gap in the key's data (its score mixes two
+    disconnected stretches, so it must not shift what is normal for the key). Such a window
+    may still alert; its event carries the ``gap`` quality flag.
+    """
+    index = state.seen
+    z = _update(state, raw_score, p, value, learn)
+    warm_up = index < p.warmup
+    over = z >= threshold and not warm_up
+    alert = over and page(state, p)
+    return Decision(alert=alert, detection_score=z, warm_up=warm_up,
+                    suppressed=over and not alert)
+
+
+def alerts_of(
+    state: DetectorState, raw_scores: Sequence[float], threshold: float, p: DetectionParams,
+    values: Sequence[float] | None = None, learn: Sequence[bool] | None = None,
+) -> list[tuple[int, float]]:
+    """:func:`decide` for consecutive scores of one key (``values``, ``learn``: each
+    one's, default NaN and True), keeping only the alerts: ``(index in raw_scores,
+    detection score)``. The state ends as ``decide`` leaves it; an alert is never warm-up
+    nor suppressed, so these pairs are its whole decision."""
+    out: list[tuple[int, float]] = []
+    nan = math.nan
+    for i, raw in enumerate(raw_scores):
+        index = state.seen
+        z = _update(state, raw, p, nan if values is None else values[i],
+                    True if learn is None else learn[i])
+        if z >= threshold and index >= p.warmup and page(state, p):
+            out.append((i, z))
+    return out
+
+
+def _update(
+    state: DetectorState, raw_score: float, p: DetectionParams, value: float, learn: bool
+) -> float:
+    """Count the score into the key's history; return its detection score (z)."""
+    index = state.seen
+    state.seen += 1
+    if not p.normalise:
+        z = raw_score
+    else:
+        x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
+        before = None if learn or index == 0 else replace(state, ring=array("f", state.ring))
+        z, state.mean, state.var = running_z(state.mean, state.var, index, x, p.min_std, p)
+        if p.uses_value and not math.isnan(value):
+            z = max(z, value_components(state, value, index, p))
+        if p.smooth > 0:
+            z = state.level = z if index == 0 else state.level + p.smooth_alpha * (
+                z - state.level)
+        if before is not None:  # judged against the history, not added to it
+            for name in _HISTORY:
+                setattr(state, name, getattr(before, name))
+    state.last_z = z
+    return z
+
+
+def page(state: DetectorState, p: DetectionParams) -> bool:
+    """Claim an alert for the key's newest window (already counted by :func:`decide`):
+    False within ``suppress`` windows of its last alert, else True, starting a new quiet
+    period. Every stage that alerts (the AE's :func:`decide`, a hybrid's NPLM test) asks
+    here, so one incident pages once whichever stage saw it."""
+    index = state.seen - 1
+    if index - state.last_alert < p.suppress:
+        return False
+    state.last_alert = index
+    return True

@@ -1,0 +1,135 @@
+"""A served model's runtime and the windows that pass between the pipeline's steps.
+
+:class:`ModelRuntime` is one loaded model with what scoring it needs (scaler, detection
+rules, thresholds, time policy, NPLM stage). Ingesting records gives :class:`PendingRun`
+values (a key's completed windows, waiting for their scores); deciding turns each window
+into a :class:`Scored` value (see :mod:`stream_detector.core.pipeline`).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.card import ModelCard
+from schemas.events import AnomalyEvent, SourceRef
+from stream_detector.core.detection import Decision, DetectionParams
+from stream_detector.core.hybrid import HybridStage, NPLMOutcome
+from stream_detector.core.key_state import KeyState
+from stream_detector.core.registry import LoadedModel
+from stream_detector.core.scoring import ScaleTable
+from stream_detector.core.thresholds import ResolvedThreshold
+from stream_detector.core.timing import TimePolicy
+from stream_detector.core.windows import Window, WindowRun
+
+__all__ = ["ModelRuntime", "Pending", "PendingRun", "Scored", "by_model", "window_keys"]
+
+
+@dataclass
+class ModelRuntime:
+    """One loaded model with what scoring it needs: scaler, detection rules, thresholds."""
+
+    loaded: LoadedModel
+    thresholds: Callable[[str], ResolvedThreshold]
+    dead_letter_skew_s: float = 0.0  # skewed records further ahead are dead-lettered (0: never)
+    scale: ScaleTable = field(init=False)
+    params: DetectionParams = field(init=False)
+    hybrid: HybridStage | None = field(init=False)  # the NPLM stage of a hybrid model
+    provider: str = field(init=False)  # asking the session costs 2 us, at every alert
+    time: TimePolicy = field(init=False)  # how record times are judged (timing.py)
+    shape: tuple[int, int] = field(init=False)  # (window, features) of one model input
+
+    def __post_init__(self) -> None:
+        card = self.loaded.card
+        self.scale = ScaleTable(card.scaler, card.n_features)
+        self.params = DetectionParams.from_card(card.detection)
+        self.hybrid = HybridStage.from_card(card)
+        self.provider = self.loaded.scorer.provider
+        self.shape = (card.window, card.n_features)
+        t = card.time
+        self.time = (TimePolicy.from_cadence(
+            t.cadence_s, skew_steps=t.skew_steps, gap_steps=t.gap_steps, confirm=t.confirm,
+            dead_letter_s=self.dead_letter_skew_s) if t is not None else TimePolicy())
+
+    @property
+    def card(self) -> ModelCard:
+        return self.loaded.card
+
+    @property
+    def name(self) -> str:
+        return self.loaded.card.name
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A completed window waiting for its score."""
+
+    model: ModelRuntime
+    key: str
+    state: KeyState
+    window: Window
+    source: SourceRef
+    imputed: bool = False
+
+
+class PendingRun:
+    """Completed windows of one key from one run of records, waiting for their scores."""
+
+    __slots__ = ("model", "key", "state", "windows", "source", "imputed")
+
+    def __init__(self, model: ModelRuntime, key: str, state: KeyState, windows: WindowRun,
+                 source: SourceRef, imputed: bool = False) -> None:
+        self.model, self.key, self.state = model, key, state
+        self.windows, self.source, self.imputed = windows, source, imputed
+
+    def item(self, j: int) -> Pending:
+        """Window ``j`` of the run as a :class:`Pending` item."""
+        return Pending(self.model, self.key, self.state, self.windows.window(j), self.source,
+                       self.imputed)
+
+    @classmethod
+    def of(cls, item: Pending) -> PendingRun:
+        """A run of the one window of ``item``."""
+        card = item.model.card
+        return cls(item.model, item.key, item.state,
+                   WindowRun.of([item.window], card.n_features, card.window), item.source,
+                   item.imputed)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One pending window with its decision (and its event when it alerted)."""
+
+    pending: Pending
+    raw_score: float
+    decision: Decision
+    threshold: ResolvedThreshold
+    event: AnomalyEvent | None
+    errors: npt.NDArray[np.float32]  # (window, features) squared errors
+    nplm: NPLMOutcome | None = None  # the NPLM test this window triggered (hybrid models)
+
+
+_MODEL = operator.attrgetter("model")
+
+
+def by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[PendingRun]]]:
+    """The pending runs grouped by model, each model once, in order of first appearance."""
+    if pending:  # one model (the usual case): no dict, two passes in C
+        ids = list(map(id, map(_MODEL, pending)))
+        if ids.count(ids[0]) == len(ids):
+            return [(pending[0].model, list(pending))]
+    groups: dict[int, tuple[ModelRuntime, list[PendingRun]]] = {}
+    for p in pending:
+        groups.setdefault(id(p.model), (p.model, []))[1].append(p)
+    return list(groups.values())
+
+
+def window_keys(model: ModelRuntime, runs: Sequence[PendingRun]) -> list[str]:
+    """Each window's key, as the scaler needs them (an empty list when it does not)."""
+    if model.scale.identity or not model.scale.per_key:
+        return []  # not read (ScaleTable.transform broadcasts the one row)
+    return [r.key for r in runs for _ in range(len(r.windows.seq))]

@@ -1,0 +1,326 @@
+"""Records of one message as columns: one parse per message, checks over the whole run.
+
+A Kafka message carries one record or a list of records of one key
+(:func:`schemas.records.parse_message`). The worker's hot path needs them as arrays, not
+as one pydantic object per record, so :func:`parse_run` reads a message with orjson into
+a :class:`RecordRun` (key, kind, ``(n, features)`` float32 values, epoch nanoseconds,
+timestamp texts), checking every rule of the record schemas over the run.
+
+It only *accepts* what it has checked: whenever a message is not plainly valid (any doubt:
+wrong type, unknown field, bad timestamp, mixed keys, bounds), it hands the message to
+:func:`~schemas.records.parse_message`, which either raises the :class:`RecordError` the
+message deserves (same reason, same text: the dead letter is the one the reference path
+writes) or returns records, which become a run. A unit test checks both paths give the
+same runs and the same errors on random valid and broken messages.
+
+Measured on 100-record series messages (2 shared cores): about 1 us per record here,
+against 4 to 13 us through pydantic objects and their properties.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from schemas.kinds import RecordKind
+from schemas.records import (
+    MAX_FEATURES,
+    MAX_ID,
+    MAX_KEY_LENGTH,
+    MAX_MESSAGE_BYTES,
+    MAX_RECORDS_PER_MESSAGE,
+    MAX_TIMESTAMP_LENGTH,
+    MIN_TIMESTAMP_LENGTH,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
+    Record,
+    RecordError,
+    in_time_range,
+    parse_message,
+)
+
+__all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
+
+# Record.epoch_ns's arithmetic: naive times are UTC, integer microseconds then ns
+_UTC_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1)
+_US: Final = timedelta(microseconds=1)
+_NAIVE_RANGE: Final = (TIMESTAMP_MIN.replace(tzinfo=None), TIMESTAMP_MAX.replace(tzinfo=None))
+_SMALL: Final = 16
+_F32_MAX: Final = float(np.finfo(np.float32).max)
+
+
+class RecordRun(NamedTuple):
+    """Consecutive records of one key and kind, as columns.
+
+    ``values`` is ``(n, features)`` float32 (the records' feature vectors, in order),
+    ``epoch_ns`` their timestamps in nanoseconds since the Unix epoch (naive = UTC),
+    ``texts`` the timestamps as sent, ``imputed`` each record's flag (None: none is).
+    """
+
+    kind: RecordKind
+    key: str
+    values: npt.NDArray[np.float32]
+    epoch_ns: list[int]
+    texts: list[str]
+    imputed: list[bool] | None = None
+
+    def __len__(self) -> int:  # records, not fields
+        return len(self.texts)
+
+    def tail(self, start: int) -> RecordRun:
+        """The run without its first ``start`` records."""
+        return self.part(start, len(self))
+
+    def part(self, start: int, stop: int) -> RecordRun:
+        """Records ``start .. stop - 1`` of the run."""
+        imputed = None if self.imputed is None else self.imputed[start:stop]
+        return RecordRun(self.kind, self.key, self.values[start:stop],
+                         self.epoch_ns[start:stop], self.texts[start:stop], imputed)
+
+    def take(self, keep: list[int]) -> RecordRun:
+        """The records at the indices ``keep`` (in order)."""
+        imputed = None if self.imputed is None else [self.imputed[i] for i in keep]
+        return RecordRun(self.kind, self.key, self.values[keep], [self.epoch_ns[i] for i in keep],
+                         [self.texts[i] for i in keep], imputed)
+
+
+def slice_runs(runs: Sequence[RecordRun], first: int, stop: int | None) -> list[RecordRun]:
+    """Records ``first`` to ``stop`` (message order, across runs) as runs.
+
+    >>> import numpy as np
+    >>> run = RecordRun("series", "k", np.zeros((4, 1), np.float32), [0, 1, 2, 3], list("abcd"))
+    >>> [r.texts for r in slice_runs([run, run], 3, 6)]
+    [['d'], ['a', 'b']]
+    """
+    out: list[RecordRun] = []
+    at = 0
+    for run in runs:
+        lo, hi = max(first - at, 0), len(run) if stop is None else min(stop - at, len(run))
+        if lo < hi:
+            out.append(run if (lo, hi) == (0, len(run)) else run.part(lo, hi))
+        at += len(run)
+    return out
+
+
+def runs_of(records: Sequence[Record]) -> list[RecordRun]:
+    """Validated records as runs: one per stretch of consecutive records of one key (and
+    one width: records of a kind no model serves may differ)."""
+    runs: list[RecordRun] = []
+    start = 0
+    for i in range(1, len(records) + 1):
+        if i == len(records) or (records[i].kind, records[i].key, len(records[i].values)) != (
+                records[start].kind, records[start].key, len(records[start].values)):
+            part = records[start:i]
+            head = part[0]
+            imputed = [r.imputed for r in part]
+            runs.append(RecordRun(
+                head.kind, head.key,
+                _float32(np.array([r.values for r in part], dtype=np.float64)),
+                [r.epoch_ns for r in part], [r.timestamp_text for r in part],
+                imputed if any(imputed) else None))
+            start = i
+    return runs
+
+
+def parse_run(raw: bytes, widths: Mapping[str, int] | None = None) -> list[RecordRun]:
+    """One message as runs: one run, or none for an empty list (several only for records
+    of a kind no model serves whose widths differ).
+
+    Parameters
+    ----------
+    raw
+        The message value.
+    widths
+        Feature count the served model of each record kind expects; a run of another
+        width is left to the caller's reference check (it raises ``wrong_width``).
+
+    Raises
+    ------
+    RecordError
+        Exactly as :func:`~schemas.records.parse_message` then :func:`check_widths` do.
+    """
+    run = _fast(raw) if len(raw) <= MAX_MESSAGE_BYTES else None
+    if run is not None and (widths is None or widths.get(run.kind, run.values.shape[1])
+                            == run.values.shape[1]):
+        return [run]
+    records = parse_message(raw)  # the reference: raises the dead letter's reason
+    check_widths(records, widths or {})
+    return runs_of(records)
+
+
+def check_widths(records: Sequence[Record], widths: Mapping[str, int]) -> None:
+    """Raise ``wrong_width`` for a record whose kind's model expects another width."""
+    for r in records:
+        want = widths.get(r.kind)
+        if want is not None and len(r.values) != want:
+            raise RecordError(
+                "wrong_width", f"record of key {r.key!r} has {len(r.values)} values; "
+                f"the {r.kind} model expects {want}"
+            )
+
+
+def _fast(raw: bytes) -> RecordRun | None:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    rows = doc if type(doc) is list else [doc] if type(doc) is dict else None
+    if not rows or len(rows) > MAX_RECORDS_PER_MESSAGE or type(rows[0]) is not dict:
+        return None
+    columns = _KINDS.get(rows[0].get("kind"))  # type: ignore[arg-type]
+    return None if columns is None else columns(rows)
+
+
+def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) -> bool:
+    """Every row a dict of exactly ``fields`` (plus any of ``optional``)."""
+    for r in rows:
+        if type(r) is not dict:
+            return False
+        keys = r.keys()
+        if keys != fields and not (fields <= keys and keys - fields <= optional):
+            return False
+        if "schema_version" in r and not (type(r["schema_version"]) is int
+                                          and r["schema_version"] == 1):
+            return False
+        if "imputed" in r and type(r["imputed"]) is not bool:
+            return False
+    return True
+
+
+def _imputed(rows: list[Any]) -> list[bool] | None:
+    flags = [r.get("imputed", False) for r in rows]
+    return flags if any(flags) else None
+
+
+def _times(texts: list[Any]) -> list[int] | None:
+    """Epoch nanoseconds of ISO 8601 texts, as ``Record.epoch_ns``; None if any is bad."""
+    out = []
+    fromiso, naive, micro = datetime.fromisoformat, _NAIVE_EPOCH, _US
+    lo, hi = _NAIVE_RANGE
+    for t in texts:
+        if type(t) is not str or not MIN_TIMESTAMP_LENGTH <= len(t) <= MAX_TIMESTAMP_LENGTH:
+            return None
+        try:
+            dt = fromiso(t)
+        except ValueError:
+            return None
+        if dt.tzinfo is None:  # in_time_range, inlined for the common case
+            if not lo <= dt < hi:
+                return None
+            out.append((dt - naive) // micro * 1000)
+        elif in_time_range(dt):
+            out.append((dt - _UTC_EPOCH) // micro * 1000)
+        else:
+            return None
+    return out
+
+
+def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
+    """Finite JSON numbers (int or float, never bool) as float32; None otherwise."""
+    for v in values:
+        if type(v) is not float and type(v) is not int:
+            return None
+    if len(values) <= _SMALL:  # numpy's per-call cost dominates short lists
+        if not all(-_F32_MAX <= v <= _F32_MAX for v in values):
+            return None if not all(map(math.isfinite, values)) else _float32(
+                np.array(values, dtype=np.float64))
+        return np.array(values, dtype=np.float32)
+    x = np.array(values, dtype=np.float64)
+    if not np.isfinite(x).all():
+        return None
+    return x.astype(np.float32) if np.abs(x).max() <= _F32_MAX else _float32(x)
+
+
+def _float32(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, as a window's store gives
+        return x.astype(np.float32)
+
+
+def _one_key(keys: list[Any]) -> bool:
+    head = keys[0]
+    return (type(head) is str and 1 <= len(head) <= MAX_KEY_LENGTH
+            and keys.count(head) == len(keys))
+
+
+_SERIES: Final = frozenset({"kind", "series", "timestamp", "value"})
+_SALES: Final = frozenset({"kind", "date", "store", "item", "sales"})
+_EVENTS: Final = frozenset({"kind", "source", "timestamp", "features"})
+_VERSION: Final = frozenset({"schema_version", "imputed"})
+
+
+def _series(rows: list[Any]) -> RecordRun | None:
+    if len(rows) == 1 and rows[0].keys() == _SERIES:  # the commonest message: one point
+        return _series_point(rows[0])
+    if not _plain(rows, _SERIES, _VERSION):
+        return None
+    keys = [r["series"] for r in rows]
+    texts = [r["timestamp"] for r in rows]
+    if [r["kind"] for r in rows].count("series") != len(rows) or not _one_key(keys):
+        return None
+    values, ns = _numbers([r["value"] for r in rows]), _times(texts)
+    if values is None or ns is None:
+        return None
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts, _imputed(rows))
+
+
+def _series_point(r: dict[str, Any]) -> RecordRun | None:
+    key, text, value = r["series"], r["timestamp"], r["value"]
+    if (r["kind"] != "series" or type(key) is not str or not 1 <= len(key) <= MAX_KEY_LENGTH
+            or (type(value) is not float and type(value) is not int)
+            or not -_F32_MAX <= value <= _F32_MAX):
+        return None  # the general path decides (a huge value is valid, an odd key not)
+    ns = _times([text])
+    if ns is None:
+        return None
+    return RecordRun("series", key, np.array([[value]], dtype=np.float32), ns, [text])
+
+
+def _sales(rows: list[Any]) -> RecordRun | None:
+    if not _plain(rows, _SALES, _VERSION):
+        return None
+    stores, items = [r["store"] for r in rows], [r["item"] for r in rows]
+    texts = [r["date"] for r in rows]
+    if [r["kind"] for r in rows].count("sales") != len(rows):
+        return None
+    for ids in (stores, items):
+        if any(type(v) is not int or not 0 <= v <= MAX_ID for v in ids):
+            return None
+    if stores.count(stores[0]) != len(rows) or items.count(items[0]) != len(rows):
+        return None
+    values, ns = _numbers([r["sales"] for r in rows]), _times(texts)
+    if values is None or ns is None:
+        return None
+    return RecordRun("sales", f"{stores[0]}/{items[0]}", values.reshape(-1, 1), ns, texts,
+                     _imputed(rows))
+
+
+def _events(rows: list[Any]) -> RecordRun | None:
+    if not _plain(rows, _EVENTS, _VERSION | {"event_id"}):
+        return None
+    keys, texts = [r["source"] for r in rows], [r["timestamp"] for r in rows]
+    features = [r["features"] for r in rows]
+    if [r["kind"] for r in rows].count("events") != len(rows) or not _one_key(keys):
+        return None
+    if any(type(r.get("event_id", "")) is not str or len(r.get("event_id", "")) > MAX_KEY_LENGTH
+           for r in rows):
+        return None
+    width = len(features[0]) if type(features[0]) is list else 0
+    if not 1 <= width <= MAX_FEATURES or any(
+            type(f) is not list or len(f) != width for f in features):
+        return None
+    flat, ns = _numbers([v for f in features for v in f]), _times(texts)
+    if flat is None or ns is None:
+        return None
+    return RecordRun("events", keys[0], flat.reshape(-1, width), ns, texts, _imputed(rows))
+
+
+_KINDS: Final[dict[RecordKind, Callable[[list[Any]], RecordRun | None]]] = {
+    "series": _series, "sales": _sales, "events": _events,
+}

@@ -1,0 +1,232 @@
+"""The Faust app: wiring from Kafka to the pipeline and back, nothing else.
+
+    input topic --take_events(batch_max, batch_wait)--> WorkerRuntime.process
+        -> anomalies topic, dead-letter topic; key states -> changelog of table "key-state"
+
+Web endpoints on ``web_host:web_port``: ``/health`` (200; ``ok``, or ``degraded`` while
+Redis does not answer, or Kafka is unreachable or not fetching; see :mod:`.health`),
+``/ready`` (200 once models are loaded and the first partition assignment is done, else
+503), ``/metrics`` (Prometheus).
+
+Consumer group settings are chosen for fast recovery: a short session timeout with frequent
+heartbeats (a dead worker's partitions move within seconds), and, with
+``group_instance_id`` set, static membership (a restarted worker rejoins with its old
+partitions and no rebalance).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from stream_detector.connectivity import check_redis
+from stream_detector.exceptions import ConnectionFailed
+from stream_detector.logs import RepeatFilter, logging_config
+from stream_detector.settings import Settings, get_settings
+from stream_detector.worker import faust_patch
+from stream_detector.worker.acks import FlushThenAck
+from stream_detector.worker.health import health_document
+from stream_detector.worker.kafka_health import kafka_status
+from stream_detector.worker.metrics import WorkerMetrics
+from stream_detector.worker.models import ServedModels
+from stream_detector.worker.report import ConsoleReporter, consumer_lag
+from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.table_store import TableStore
+from stream_detector.worker.topics import ensure_topics
+
+__all__ = ["create_app", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "key-state"
+
+
+def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
+    """A worker app scoring the models at ``model_paths`` (model dirs or registry roots).
+
+    Raises
+    ------
+    ConnectionFailed
+        Kafka or Redis refuses the settings (credentials, TLS, protocol), or Kafka does not
+        answer; a Redis that is merely down is only logged (the worker starts degraded).
+    """
+    _check_redis(settings)
+    faust_patch.install_rebalance_fixes()  # no records skipped around a rebalance (#12)
+    if settings.fast_delivery:
+        faust_patch.install()  # message delivery without four asyncio tasks per message
+    partitions = ensure_topics(settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    app = _faust_app(settings, partitions)
+    source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
+    output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
+    dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+    # bytes key and value types make Faust use the raw codec for the changelog both ways
+    # (a schema= alone is not used when recovering: restored states would fail as JSON)
+    table = app.Table(STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    metrics = WorkerMetrics()
+    models = ServedModels(settings, model_paths, metrics)
+    runtime = WorkerRuntime(
+        models.runtimes, TableStore(table), metrics,
+        send_event=lambda k, v: output.send(key=k, value=v),
+        send_dead=lambda k, v: dead.send(key=k or None, value=v),
+    )
+    state: dict[str, Any] = {"assigned": False}
+    console = ConsoleReporter(settings.anomaly_lines_per_second)
+    for r in models.runtimes:
+        metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
+        metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
+
+    _add_agent(app, settings, source, models, runtime, console, state)
+    _add_tasks(app, settings, models, runtime)
+    _add_summary(app, settings, models, console)
+    _add_pages(app, models, metrics, state)
+    return app
+
+
+def _faust_app(settings: Settings, partitions: int) -> faust.App:
+    """The Faust app: broker, web server, state folder and consumer group settings."""
+    return faust.App(
+        settings.app_id,
+        broker=settings.kafka_url,
+        broker_credentials=settings.faust_broker_credentials(),
+        store="memory://",
+        topic_partitions=partitions,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,  # web_host only names the URL; web_bind is the listen address
+        web_port=settings.web_port,
+        datadir=str(settings.state_dir),
+        producer_linger_ms=5,
+        consumer_group_instance_id=settings.group_instance_id,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+    )
+
+
+def _add_agent(
+    app: faust.App, settings: Settings, source: faust.TopicT, models: ServedModels,
+    runtime: WorkerRuntime, console: ConsoleReporter, state: dict[str, Any],
+) -> None:
+    """The scoring agent, its idle flush and the rebalance hooks, over one
+    :class:`FlushThenAck` (events acked only after their states are flushed)."""
+    acks = FlushThenAck(runtime.flush, settings.state_flush_interval)  # see worker/acks.py
+
+    @app.agent(source)
+    async def score(stream: Any) -> None:  # faust.StreamT lacks noack_take in its stubs
+        await models.started.wait()  # never score with thresholds Redis has not confirmed
+        acks.attach(stream)
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
+            async with acks.lock:
+                done = await runtime.process([
+                    Message(e.value, e.message.topic, e.message.partition, e.message.offset,
+                            e.message.timestamp)
+                    for e in events
+                ], flush=False)
+                console.on_batch(done.records, done.windows, done.events)
+                await acks.processed(events)
+
+    @app.timer(interval=settings.state_flush_interval)
+    async def flush_when_idle() -> None:
+        await acks.flush_idle()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(*args: Any, **kwargs: Any) -> None:
+        acks.drop()  # unacked: the partitions' new owner replays them from its state
+        runtime.forget()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(*args: Any, **kwargs: Any) -> None:
+        runtime.forget()
+        state["assigned"] = True
+
+
+def _check_redis(settings: Settings) -> None:
+    """Refuse to start on Redis settings that can never work; start degraded on an outage."""
+    try:
+        check_redis(settings)
+    except ConnectionFailed as exc:
+        if not exc.outage:
+            raise
+        log.warning("%s; starting with the model cards' thresholds (degraded)", exc)
+
+
+def _add_tasks(
+    app: faust.App, settings: Settings, models: ServedModels, runtime: WorkerRuntime
+) -> None:
+    @app.task
+    async def start_thresholds() -> None:
+        await models.start()
+
+    @app.timer(interval=settings.model_poll_interval)
+    async def poll_models() -> None:
+        if await models.refresh():
+            runtime.set_models(models.runtimes)
+
+    @app.timer(interval=1.0)
+    async def gauges() -> None:
+        m = runtime.metrics
+        kafka = kafka_status(app, settings.input_topic)
+        m.degraded.set(1 if models.degraded or not kafka.healthy else 0)
+        ages = [c.age_seconds for c in models.caches]
+        m.threshold_cache_age.set(max(ages) if ages else 0.0)
+        m.kafka_connected.set(1 if kafka.connected else 0)
+        m.kafka_assigned_partitions.set(len(kafka.assigned_partitions))
+        m.kafka_consumer_lag.set(kafka.consumer_lag)
+        m.kafka_seconds_since_fetch.set(kafka.seconds_since_fetch or 0.0)
+
+
+def _add_summary(
+    app: faust.App, settings: Settings, models: ServedModels, console: ConsoleReporter
+) -> None:
+    if settings.summary_interval <= 0:
+        return
+
+    @app.timer(interval=settings.summary_interval)
+    async def summary() -> None:
+        if models.started.is_set():
+            console.summary(await consumer_lag(app.consumer, settings.input_topic),
+                            models.caches)
+
+
+def _add_pages(
+    app: faust.App, models: ServedModels, metrics: WorkerMetrics, state: dict[str, Any]
+) -> None:
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        kafka = kafka_status(app, models.settings.input_topic)
+        return web.json(health_document(models.runtimes, models.caches, kafka))
+
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        ok = state["assigned"] and bool(models.runtimes)
+        return web.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web: View, request: Request) -> Response:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+class _Worker(faust.Worker):
+    """Faust's worker with repeated warnings and errors rate-limited in every log handler."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        for handler in logger.handlers:
+            handler.addFilter(RepeatFilter())
+
+
+def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) -> None:
+    """Run a worker until interrupted (blocks)."""
+    settings = settings or get_settings()
+    app = create_app(settings, model_paths)
+    worker = _Worker(
+        app, loglevel=settings.log_level.lower(),
+        logging_config=logging_config(settings.log_format, settings.log_level),
+    )
+    worker.spinner = None  # the terminal spinner puts the root logger at DEBUG: slow
+    worker.execute_from_commandline()

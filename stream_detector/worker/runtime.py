@@ -1,0 +1,366 @@
+"""What a worker does with a batch of Kafka events, apart from Faust wiring.
+
+One batch (up to ``batch_max`` events, or whatever arrived within ``batch_wait``):
+
+1. each message is parsed; a bad one becomes a dead letter with its reason and bytes, and
+   so does one whose key no loaded model serves (reason ``unrouted``, also counted);
+2. records join their keys' windows (:meth:`Pipeline.ingest`);
+3. ready windows of every key are scored together in a worker thread (ONNX Runtime
+   releases the GIL, the event loop keeps consuming);
+4. decisions are taken in arrival order; anomaly events and dead letters are sent and their
+   delivery awaited;
+5. only then are the touched key states written to the changelog, and Faust acks the batch.
+
+A crash before (5) replays the batch (at-least-once: duplicate events keep their
+``event_id``); a crash after (5) but before the offset commit replays records whose state
+already holds them, which :class:`~stream_detector.core.pipeline.Pipeline` skips by position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from schemas.events import AnomalyEvent, DeadLetter, SourceRef
+from schemas.records import RecordError
+from stream_detector.core.events import event_json
+from stream_detector.core.model_runtime import ModelRuntime, Pending, PendingRun
+from stream_detector.core.pipeline import Pipeline
+from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
+from stream_detector.core.timing import flag_names
+from stream_detector.worker.metrics import WorkerMetrics
+from stream_detector.worker.table_store import TableStore
+
+__all__ = ["BatchResult", "Message", "WorkerRuntime"]
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[bytes, bytes], Awaitable[Any]]
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced (for metrics, logs and tests)."""
+
+    records: int = 0
+    windows: int = 0
+    events: list[AnomalyEvent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class Message:
+    """The parts of a Kafka message the worker needs (Faust's event.message, decoupled).
+
+    ``first_record``/``stop_record`` select a slice of the message's records: fault
+    isolation splits a failing multi-record message down to the record that fails.
+    """
+
+    value: bytes | None
+    topic: str
+    partition: int | None
+    offset: int | None
+    timestamp: float | None = None
+    first_record: int = 0
+    stop_record: int | None = None
+
+    @property
+    def source(self) -> SourceRef:
+        return SourceRef(topic=self.topic, partition=self.partition, offset=self.offset)
+
+    @property
+    def ident(self) -> tuple[str, int | None, int | None]:
+        return (self.topic, self.partition, self.offset)
+
+    def records_slice(self, first: int, stop: int) -> Message:
+        return replace(self, first_record=first, stop_record=stop)
+
+
+class WorkerRuntime:
+    """Batches in, events and dead letters out; owns the pipeline, store and metrics.
+
+    Fault isolation: no exception raised while a batch is parsed, windowed, scored,
+    decided, turned into events or persisted stops the worker. The failing batch's key
+    states are rolled back to the last flush, the messages since then are run again
+    (outputs already delivered are not sent twice), and a batch that still fails is split
+    in halves, down to single records of a message, until the failing record is isolated:
+    it goes to the dead-letter topic (reason ``unprocessable``, naming the stage and the
+    error), everything else is processed and its offsets move on.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[ModelRuntime],
+        store: TableStore,
+        metrics: WorkerMetrics,
+        send_event: Send,
+        send_dead: Send,
+    ) -> None:
+        self.store = store
+        self.pipeline = Pipeline(models, store)
+        self.metrics = metrics
+        self.send_event = send_event
+        self.send_dead = send_dead
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        self._widths = self._kind_widths(models)
+        self._unflushed: list[Message] = []  # processed since the last flush (rollback replays)
+        self._stage = "parse"
+
+    def set_models(self, models: Sequence[ModelRuntime]) -> None:
+        self.pipeline.set_models(models)
+        self._widths = self._kind_widths(models)
+
+    async def flush(self) -> int:
+        """Persist every touched key state (a new rollback point); returns how many.
+
+        A state that cannot be persisted is isolated like any failing batch: the messages
+        since the last flush are run again in halves (their outputs are not sent again)
+        until the record that poisons it is dead-lettered.
+        """
+        try:
+            return self._flush_now()
+        except Exception:  # noqa: BLE001 - isolated below, never a crash loop
+            log.exception("persisting key states failed; isolating the record behind it")
+            await self._isolate((), delivered=True)
+            return 0
+
+    def _flush_now(self) -> int:
+        n = self.store.flush()
+        self._unflushed.clear()
+        return n
+
+    def forget(self) -> None:
+        """Drop live states and the rollback log (partitions were revoked or reassigned)."""
+        self.store.forget()
+        self._unflushed.clear()
+
+    @staticmethod
+    def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
+        return {m.card.record_kind: m.card.n_features for m in models}
+
+    def _parse(self, msg: Message) -> list[RecordRun]:
+        if msg.value is None:
+            raise RecordError("malformed_json", "message has no value (a tombstone?)")
+        runs = parse_run(msg.value, self._widths)
+        if msg.first_record or msg.stop_record is not None:
+            runs = slice_runs(runs, msg.first_record, msg.stop_record)
+        head = runs[0] if runs else None  # one key per message (parse_message checks)
+        if head is not None and self.pipeline.router.route(head.kind, head.key) is None:
+            self.metrics.unrouted_records.labels(head.kind).inc(sum(len(r) for r in runs))
+            raise RecordError(
+                "unrouted", f"no loaded model serves {head.kind} key {head.key!r} "
+                f"({self.pipeline.router.describe(head.kind)}); train or load a model that "
+                "serves it"
+            )
+        return runs
+
+    def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[PendingRun]:
+        """Parse and window a batch; bad input is dead-lettered, any other error raised."""
+        pending: list[PendingRun] = []
+        counts: dict[str, int] = {}
+        for msg in messages:
+            source = msg.source
+            self._stage = "parse"
+            try:
+                runs = self._parse(msg)
+            except RecordError as exc:
+                result.dead.append(DeadLetter.for_message(
+                    msg.value or b"", exc.reason, exc.message, source))
+                continue
+            self._stage = "window"
+            index = msg.first_record
+            for run in runs:
+                n = len(run.texts)
+                pending += self.pipeline.ingest_run(run, source, index)
+                index += n
+                result.records += n
+                counts[run.kind] = counts.get(run.kind, 0) + n
+        for kind, n in counts.items():  # one metric update per batch, not per record
+            self.metrics.records_in.labels(kind).inc(n)
+        self._drain_flags(messages, result)
+        return pending
+
+    def _drain_flags(self, messages: Sequence[Message], result: BatchResult) -> None:
+        """Timing-flag counts into metrics; records refused for their time to dead letters."""
+        pipe = self.pipeline
+        if pipe.flag_counts:
+            for bit, n in pipe.flag_counts.items():
+                self.metrics.record_flags.labels(flag_names(bit)[0]).inc(n)
+            pipe.flag_counts = {}
+        if pipe.refused:
+            values = {m.ident: m.value for m in messages}
+            for source, index, reason, text in pipe.refused:
+                raw = values.get((source.topic, source.partition, source.offset)) or b""
+                result.dead.append(DeadLetter.for_message(
+                    raw, reason, f"record {index}: {text}", source))
+            pipe.refused = []
+
+    async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
+        """Run one batch through every stage; returns once its output is delivered.
+
+        ``flush=False`` leaves the touched states dirty: the caller flushes them later
+        (several batches at once, with :meth:`flush`) and only then acks the batches'
+        messages. Never raises for what a message holds: see the class docstring.
+        """
+        try:
+            result = await self._run(messages, flush)
+        except Exception:  # noqa: BLE001 - isolated below, never a crash loop
+            log.exception("a batch of %d messages failed at %s; splitting it to isolate "
+                          "the failing record", len(messages), self._stage)
+            return await self._isolate(messages, delivered=self._stage == "persist")
+        if not flush:
+            self._unflushed.extend(messages)
+        return result
+
+    async def _run(
+        self, messages: Sequence[Message], flush: bool,
+        quiet: frozenset[tuple[str, int | None, int | None]] = frozenset(),
+    ) -> BatchResult:
+        result = BatchResult()
+        pending = self.ingest(messages, result)
+        alerts: list[tuple[Pending, AnomalyEvent]] = []
+        if pending:
+            result.windows = sum(len(p.windows.seq) for p in pending)
+            self._stage = "score"
+            loop = asyncio.get_running_loop()
+            started = time.perf_counter()
+            batches = await loop.run_in_executor(self.executor, Pipeline.score, pending)
+            self.metrics.scoring_latency.observe(time.perf_counter() - started)
+            self.metrics.batch_size.observe(result.windows)
+            self._stage = "decide"  # and build events
+            alerts = self.pipeline.decide_events(pending, batches)
+            self._count_windows(pending)
+        self._stage = "deliver"
+        # events out before state in: a crash replays, never loses
+        await self._deliver(self._outgoing(alerts, result, quiet))
+        if flush:
+            self._stage = "persist"
+            self._flush_now()
+        now = time.time()
+        for msg in messages[-1:]:
+            if msg.timestamp:
+                self.metrics.end_to_end_lag.observe(max(0.0, now - msg.timestamp))
+        return result
+
+    def _count_windows(self, pending: Sequence[PendingRun]) -> None:
+        windows: dict[str, int] = {}
+        for p in pending:
+            windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows.seq)
+        for name, n in windows.items():  # one metric update per model and batch
+            self.metrics.windows_scored.labels(name).inc(n)
+
+    def _outgoing(
+        self, alerts: list[tuple[Pending, AnomalyEvent]], result: BatchResult,
+        quiet: frozenset[tuple[str, int | None, int | None]],
+    ) -> list[tuple[Send, bytes, bytes]]:
+        """What to send, minus what a rollback replays but was delivered before."""
+        outgoing: list[tuple[Send, bytes, bytes]] = []
+        for item, event in alerts:
+            src = item.source
+            if quiet and (src.topic, src.partition, src.offset) in quiet:
+                continue
+            result.events.append(event)
+            self.metrics.anomalies_out.labels(item.model.name).inc()
+            outgoing.append((self.send_event, event.key.encode(), event_json(event)))
+        for dead in result.dead:
+            if quiet and (dead.topic, dead.partition, dead.offset) in quiet:
+                continue
+            self.metrics.invalid_records.labels(dead.reason).inc()
+            outgoing.append((self.send_dead, b"", dead.model_dump_json().encode()))
+        return outgoing
+
+    async def _isolate(self, messages: Sequence[Message], delivered: bool) -> BatchResult:
+        """Roll back to the last flush, replay what followed it, split what fails."""
+        self.metrics.batches_split.inc()
+        replay, self._unflushed = self._unflushed, []
+        quiet = frozenset(m.ident for m in (*replay, *(messages if delivered else ())))
+        self.store.forget()
+        result = BatchResult()
+        await self._bisect([*replay, *messages], quiet, result)
+        return result
+
+    async def _bisect(
+        self, parts: list[Message], quiet: frozenset[tuple[str, int | None, int | None]],
+        result: BatchResult,
+    ) -> None:
+        try:
+            done = await self._run(parts, flush=True, quiet=quiet)
+        except Exception as exc:  # noqa: BLE001 - split until one record is left
+            stage, error = self._stage, exc
+            self.store.forget()
+            if stage == "persist":  # delivered before failing: not again (whole messages;
+                # a slice's events may go out twice, deduplicable by event_id)
+                quiet = quiet | {m.ident for m in parts if m.stop_record is None}
+        else:
+            result.records += done.records
+            result.windows += done.windows
+            result.events += done.events
+            result.dead += done.dead
+            return
+        halves = _halves(parts) if len(parts) > 1 else self._split_records(parts[0])
+        if halves is None:
+            await self._dead_letter(parts[0], stage, error, result)
+            return
+        for half in halves:
+            await self._bisect(half, quiet, result)
+
+    def _split_records(self, msg: Message) -> list[list[Message]] | None:
+        """A multi-record message (or slice of one) in two halves; None when atomic."""
+        try:
+            n = sum(len(run) for run in self._parse(msg))
+        except Exception:  # noqa: BLE001 - a message that cannot be parsed is atomic
+            return None
+        if n <= 1:
+            return None
+        first, mid = msg.first_record, msg.first_record + n // 2
+        return [[msg.records_slice(first, mid)], [msg.records_slice(mid, first + n)]]
+
+    async def _dead_letter(
+        self, msg: Message, stage: str, error: Exception, result: BatchResult
+    ) -> None:
+        which = (f"record {msg.first_record} of the message"
+                 if msg.stop_record is not None else "the message")
+        text = (f"{stage} failed on {which}: {type(error).__name__}: {error}; the rest of "
+                "its batch was processed (a bug or a record the model cannot take: report "
+                "it with this dead letter)")
+        dead = DeadLetter.for_message(msg.value or b"", "unprocessable", text, msg.source)
+        log.error("dead-lettered %s at %s: %s", which, msg.source, text)
+        result.dead.append(dead)
+        self.metrics.invalid_records.labels(dead.reason).inc()
+        await self._deliver([(self.send_dead, b"", dead.model_dump_json().encode())])
+
+    async def _deliver(self, outgoing: list[tuple[Send, bytes, bytes]]) -> None:
+        """Send and await delivery, retrying failures with backoff; never drop output."""
+        delay = 0.1
+        while outgoing:
+            results: list[Any] = []
+            for send, key, value in outgoing:
+                try:
+                    results.append(await send(key, value))
+                except Exception as exc:  # noqa: BLE001 - retried below
+                    results.append(_failed(exc))
+            done = await asyncio.gather(*results, return_exceptions=True)
+            failed = [o for o, r in zip(outgoing, done, strict=True) if isinstance(r, Exception)]
+            if failed:
+                log.warning("%d of %d sends failed (%s); retrying in %.1fs", len(failed),
+                            len(outgoing), next(r for r in done if isinstance(r, Exception)),
+                            delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            outgoing = failed
+
+
+def _halves(parts: list[Message]) -> list[list[Message]]:
+    mid = len(parts) // 2
+    return [parts[:mid], parts[mid:]]
+
+
+def _failed(exc: Exception) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future

@@ -1,0 +1,122 @@
+"""The webhook sink: retries with backoff, 4xx at once, URLs never shown whole (an opener
+that answers from a script stands in for the network; the contract test posts for real)."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from stream_detector.alerts.sinks.base import SinkConfig
+from stream_detector.alerts.sinks.webhook import Webhook, WebhookError, build, mask_url
+from stream_detector.exceptions import ConfigurationError
+
+URL = "https://hooks.example.com/services/T000/B000/s3cr3tT0ken"
+
+
+class FakeResponse(io.BytesIO):
+    pass
+
+
+class Server:
+    """Answers each request with the next status of a script (200 when it runs out)."""
+
+    def __init__(self, *statuses: int | Exception) -> None:
+        self.statuses = list(statuses)
+        self.bodies: list[dict[str, Any]] = []
+        self.timeouts: list[float] = []
+
+    def __call__(self, request: urllib.request.Request, timeout: float) -> FakeResponse:
+        assert request.get_method() == "POST"
+        assert request.get_header("Content-type") == "application/json"
+        assert isinstance(request.data, bytes)
+        self.bodies.append(json.loads(request.data))
+        self.timeouts.append(timeout)
+        status = self.statuses.pop(0) if self.statuses else 200
+        if isinstance(status, Exception):
+            raise status
+        if status >= 400:
+            raise urllib.error.HTTPError(request.full_url, status, "nope", None, io.BytesIO())
+        return FakeResponse(b"ok")
+
+
+def hook(server: Server, sleeps: list[float], retries: int = 3) -> Webhook:
+    return Webhook(URL, timeout=2.5, retries=retries, backoff=0.5, sleep=sleeps.append,
+                   opener=server)
+
+
+def test_mask_url_hides_path_query_and_credentials() -> None:
+    masked = mask_url("https://u:pw@hooks.example.com:8443/services/T/B/XXX?token=abc")
+    assert masked == "https://hooks.example.com:8443/***"
+
+
+def test_post_succeeds_first_time_without_sleeping() -> None:
+    server, sleeps = Server(), []
+    hook(server, sleeps)({"text": "hi"})
+    assert server.bodies == [{"text": "hi"}]
+    assert server.timeouts == [2.5]
+    assert sleeps == []
+
+
+def test_5xx_and_connection_errors_are_retried_with_doubling_backoff() -> None:
+    server = Server(503, urllib.error.URLError(ConnectionRefusedError("refused")),
+                    TimeoutError("timed out"), 200)
+    sleeps: list[float] = []
+    hook(server, sleeps)({"text": "hi"})
+    assert len(server.bodies) == 4
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_giving_up_after_retries_raises_without_the_secret() -> None:
+    server, sleeps = Server(500, 500, 500), []
+    with pytest.raises(WebhookError) as info:
+        hook(server, sleeps, retries=2)({"text": "hi"})
+    assert len(server.bodies) == 3
+    assert "failed 3 times" in str(info.value) and "HTTP 500" in str(info.value)
+    assert "s3cr3t" not in str(info.value) and "/services" not in str(info.value)
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_4xx_fails_at_once_without_the_secret(status: int) -> None:
+    server, sleeps = Server(status), []
+    with pytest.raises(WebhookError, match=f"HTTP {status}") as info:
+        hook(server, sleeps)({"text": "hi"})
+    assert len(server.bodies) == 1 and sleeps == []
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_429_is_retried() -> None:
+    server, sleeps = Server(429), []
+    hook(server, sleeps)({"text": "hi"})
+    assert len(server.bodies) == 2
+
+
+def test_non_http_url_is_a_configuration_error_without_the_secret() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Webhook("file:///etc/passwd-s3cr3t")
+    assert "s3cr3t" not in str(info.value)
+    assert "s3cr3t" not in repr(Webhook(URL))
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("hooks.example.com/services/T0/B0/s3cr3t", "has no http:// or https:// scheme (it starts "
+                                                "'hooks.example.com/...')"),
+    ("ftp://hooks.example.com/s3cr3t", "has scheme 'ftp', not http or https"),
+    ("https:///services/s3cr3t", "names no host"),
+])
+def test_a_bad_webhook_is_described_without_its_secret_or_gibberish(url: str, said: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Webhook(url)
+    message = str(caught.value)
+    assert said in message and "s3cr3t" not in message and "://?/***" not in message
+
+
+def test_build_takes_url_timeout_and_retries_and_needs_a_url() -> None:
+    hook = build(SinkConfig(URL, print, timeout=3.0, retries=1))
+    assert (hook.target, hook.timeout, hook.retries) == ("https://hooks.example.com/***", 3.0, 1)
+    with pytest.raises(ConfigurationError, match="STREAM_DETECTOR_ALERT_WEBHOOK_URL"):
+        build(SinkConfig(None, print))

@@ -1,0 +1,96 @@
+"""ThresholdStore and ThresholdCache against a real redis-server.
+
+Marked ``integration``: the ``redis_server`` fixture (an object with ``.url``, started once
+per session and flushed between tests) comes from ``tests/conftest.py``; until it exists
+these tests skip rather than error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from schemas.card import ModelCard
+from stream_detector.constants import REDIS_THRESHOLD_CHANNEL
+from stream_detector.core.thresholds import ThresholdStore
+from stream_detector.worker.threshold_cache import ThresholdCache
+
+pytestmark = pytest.mark.integration
+
+CARD = ModelCard.model_validate(
+    {
+        "name": "itest",
+        "version": "1",
+        "family": "dense",
+        "created_at": "2026-11-22T07:00:00Z",
+        "onnx_sha256": "ab" * 32,
+        "record_kind": "sales",
+        "window": 7,
+        "features": ["sales"],
+        "scaler": {"method": "none"},
+        "thresholds": {
+            "method": "percentile",
+            "value_param": 99.0,
+            "default": 1.5,
+            "per_key": {"1/7": 2.5},
+        },
+        "data_sha256": "0" * 64,
+    }
+)
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> str:
+    try:
+        server: Any = request.getfixturevalue("redis_server")
+    except pytest.FixtureLookupError:
+        pytest.skip("needs the redis_server fixture (tests/conftest.py)")
+    return str(server.url)
+
+
+@pytest.fixture
+def store(redis_url: str) -> ThresholdStore:
+    client = redis.Redis.from_url(redis_url)
+    client.delete("sd:threshold:itest:1")
+    return ThresholdStore(client)
+
+
+def test_store_round_trip_and_notifications(store: ThresholdStore) -> None:
+    pubsub = store.client.pubsub()
+    pubsub.subscribe(REDIS_THRESHOLD_CHANNEL)
+    assert pubsub.get_message(timeout=1.0)["type"] == "subscribe"
+    assert store.publish_from_card(CARD) == 2
+    assert {k: e.value for k, e in store.list("itest", "1").items()} == {"*": 1.5, "1/7": 2.5}
+    entry = store.set("itest", "1", "2/3", 0.75, method="manual", set_by="alice")
+    assert store.get("itest", "1", "2/3") == entry
+    assert store.delete("itest", "1", "2/3") and not store.delete("itest", "1", "2/3")
+    assert store.get("itest", "1", "2/3") is None
+    messages = [pubsub.get_message(timeout=1.0) for _ in range(4)]
+    assert all(m is not None and m["type"] == "message" for m in messages)
+    pubsub.close()
+    with pytest.raises(ValueError, match="finite"):
+        store.set("itest", "1", "k", float("nan"))
+
+
+@pytest.mark.asyncio
+async def test_cache_follows_store_within_a_second(store: ThresholdStore, redis_url: str) -> None:
+    store.publish_from_card(CARD)
+    cache = ThresholdCache(CARD, AsyncRedis.from_url(redis_url), poll_timeout=0.1)
+    await cache.start()
+    try:
+        assert cache.lookup("1/7").value == 2.5 and cache.lookup("1/7").source.scope == "key"
+        store.set("itest", "1", "1/7", 9.0, set_by="bob")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        while cache.lookup("1/7").value != 9.0:
+            assert loop.time() < deadline, "change not applied within 1 s"
+            await asyncio.sleep(0.01)
+        assert cache.lookup("1/7").source.set_by == "bob"
+        assert not cache.degraded
+    finally:
+        await cache.stop()
+        await cache.client.aclose()

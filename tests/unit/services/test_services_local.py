@@ -1,0 +1,52 @@
+"""The state file of ``services start``, and ``services stop`` stopping only what it started."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sleepers import sleeper
+
+from stream_detector.services.local import clear_state, handle_ready, load_state, save_state
+from stream_detector.services.process import ServiceHandle, is_alive, start_ticks
+
+
+def test_state_round_trip_and_dead_pids_are_not_ready(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    handle = ServiceHandle("redis", "redis://127.0.0.1:1/0", dead.pid, 1, "/x", "/x/log")
+    save_state(tmp_path, {"redis": handle})
+    assert load_state(tmp_path) == {"redis": handle}
+    assert not is_alive(dead.pid)
+    assert not handle_ready(handle)
+    clear_state(tmp_path)
+    assert load_state(tmp_path) == {}
+
+
+def test_services_stop_stops_only_what_services_start_started(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stream_detector.cli.main import app
+
+    ours, theirs = sleeper(tmp_path / "ours"), sleeper(tmp_path / "theirs")
+    try:
+        save_state(tmp_path, {
+            "redis": ServiceHandle("redis", "redis://127.0.0.1:1/0", ours.pid, 1,
+                                   str(tmp_path / "ours"), "", start_ticks(ours.pid)),
+            # a stale state file: this pid now runs someone else's process (other start time)
+            "kafka": ServiceHandle("kafka", "kafka://127.0.0.1:2", theirs.pid, 2,
+                                   str(tmp_path / "theirs"), "",
+                                   (start_ticks(theirs.pid) or 0) - 1),
+        })
+        result = CliRunner().invoke(app, ["services", "stop", "--cache-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        assert f"redis: stopped (pid {ours.pid})" in result.output
+        assert "kafka: left alone" in result.output
+        assert ours.wait(timeout=10) is not None
+        assert theirs.poll() is None  # still running
+        assert load_state(tmp_path) == {}
+    finally:
+        for proc in (ours, theirs):
+            proc.kill()
+            proc.wait()
