@@ -58,7 +58,8 @@ AAPL = ROOT.parent / "shared" / "data" / "nab" / "data" / "realTweets" / "Twitte
 WINDOW = 24
 BATCHED_FACTOR = 25  # 100 records a message are consumed far faster: time more of them
 # (records/s, records a message), in this order; single-record phases last (see latency)
-LATENCY_PHASES = ((5_000.0, 1), (20_000.0, 10), (50_000.0, 10), (20_000.0, 1), (50_000.0, 1))
+LATENCY_PHASES = ((5_000.0, 10), (5_000.0, 1), (20_000.0, 10), (50_000.0, 10), (20_000.0, 1),
+                  (50_000.0, 1))
 QUIET = {"normalise": False, "warmup": 0, "suppress": 1}  # with a huge threshold: no alerts
 ENTRY = ("-m", "stream_detector")
 

@@ -230,8 +230,11 @@ def kind_from_columns(columns: list[str], name: object = "the file") -> Kind:
     if set(SERIES_COLUMNS) <= set(columns):
         return "series"
     if _TIME_COLUMNS & set(columns):
+        # the larger share of its columns present, then the fewer missing ("time,count":
+        # a series with other names, not a sales panel missing four columns)
         closest = max((SALES_COLUMNS, SERIES_COLUMNS),
-                      key=lambda req: len(set(req) & set(columns)) / len(req))
+                      key=lambda req: (len(set(req) & set(columns)) / len(req),
+                                       -len(set(req) - set(columns))))
         require_columns(columns, closest, name)
     return "events"
 

@@ -173,6 +173,18 @@ def _windows(
     return np.concatenate(parts)
 
 
+def _enough_windows(n: int, window: int, opts: TrainOptions) -> None:
+    """The trainer's minimum (two windows to fit beside the validation part), as a DataError."""
+    from offline_training.trainer import validation_size
+
+    if n - validation_size(n, opts.train) < 2:
+        need = next(k for k in range(n + 1, n + 10_000) if k - validation_size(k, opts.train) >= 2)
+        raise DataError(
+            f"{opts.data}: the training part gives {n} window(s) of {window} record(s); "
+            f"training needs at least {need}: train on more rows (--train-fraction) or a "
+            "smaller --window")
+
+
 def _name(opts: TrainOptions) -> str:
     raw = opts.name or opts.data.stem
     return re.sub(r"[^A-Za-z0-9._-]", "-", raw).strip("-.")[:100] or "model"
@@ -312,6 +324,7 @@ def train(opts: TrainOptions) -> TrainReport:
     transform = opts.transform or DEFAULTS["transform"].get(source.kind, "none")
     scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")
     windows = _windows(values, scaler, window, opts.stride)
+    _enough_windows(len(windows), window, opts)
 
     family = _ae_family(opts.family, source.kind)
     model = build_model(family, window, len(features), opts.model_config, seed=opts.seed)

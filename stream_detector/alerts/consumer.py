@@ -82,11 +82,11 @@ def _post(notices: list[Notice], suppress: float, send: Callable[[Payload], None
         incident = notice.incident
         if notice.kind == "opened":
             stats.opened += 1
-            log(f"posted: incident opened for {incident.key} ({incident.first.event_id})")
-        else:
+            log(f"sent: incident opened for {incident.key} ({incident.first.event_id})")
+        else:  # "sent", not "posted": a --dry-run sink prints and posts nothing
             stats.resolved += 1
-            log(f"posted: incident of {incident.key} resolved after {incident.count} "
-                f"anomalies")
+            plural = "anomaly" if incident.count == 1 else "anomalies"
+            log(f"sent: incident of {incident.key} resolved after {incident.count} {plural}")
 
 
 def _handle(msg: _Message, tracker: IncidentTracker, send: Callable[[Payload], None],

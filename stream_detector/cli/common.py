@@ -127,6 +127,7 @@ def usage_error(exc: Exception) -> NoReturn:
         console.print(ctx.get_help(), highlight=False)
         raise SystemExit(code)
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = message.replace("Value error, ", "")  # pydantic's prefix on typer's Literal check
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
     err_console.print(f"[red]error:[/] {escape(message)}{escape(hint)}",
                       highlight=False, soft_wrap=True)

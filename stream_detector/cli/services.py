@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from stream_detector.cli.common import app, console, say
+from stream_detector.cli.common import app, console, err_console, say
 
 __all__ = ["services_app"]
 
@@ -66,7 +66,10 @@ def services_start(cache_dir: CacheOption = None) -> None:
 @services_app.command("stop")
 def services_stop(cache_dir: CacheOption = None) -> None:
     """Stop the services that ``services start`` started (and nothing else: a recorded pid
-    that now belongs to another process is left alone)."""
+    that now belongs to another process is left alone).
+
+    Example: ``stream-detector services stop``
+    """
     from stream_detector.services.local import clear_state, load_state
     from stream_detector.services.process import is_alive, owns, stop_handle
 
@@ -83,7 +86,8 @@ def services_stop(cache_dir: CacheOption = None) -> None:
                  "`services start` started")
     clear_state(cache)
     if not state:
-        console.print("nothing was running")
+        say(f"nothing to stop: no services of `stream-detector services start` are recorded "
+            f"in {cache} (a different STREAM_DETECTOR_CACHE_DIR or --cache-dir?)")
 
 
 @services_app.command("status")
@@ -93,7 +97,10 @@ def services_status(
     ] = False,
     cache_dir: CacheOption = None,
 ) -> None:
-    """Show whether the local services answer; exits 1 when either is down."""
+    """Show whether the local services answer; exits 1 when either is down.
+
+    Example: ``stream-detector services status --json``
+    """
     from stream_detector.services.local import handle_ready, load_state
 
     state = load_state(_cache_dir(cache_dir))
@@ -105,5 +112,8 @@ def services_status(
         for name in ("kafka", "redis"):
             console.print(f"{name}: {up.get(name, 'down')}")
     if len(up) != 2:
+        if not as_json:
+            err_console.print("start them with `stream-detector services start`",
+                              highlight=False, markup=False)
         raise typer.Exit(1)
 

@@ -11,6 +11,7 @@ from stream_detector.cli.common import (
     KafkaOption,
     RedisOption,
     app,
+    check_param,
     one_line_errors,
     say,
     settings_for,
@@ -59,9 +60,12 @@ def ui_command(
     kafka: KafkaOption = None,
     redis: RedisOption = None,
 ) -> None:
+    from stream_detector.cli.checks import model_path
     from stream_detector.ui.run import UiOptions, serve
 
     with one_line_errors():
+        for path in model or []:  # before Kafka: a mistyped path is not silently no model
+            check_param(model_path, path, "--model")
         # topics through the settings, so a namespace prefixes them as it does the worker's
         settings = settings_for(kafka_url=kafka, redis_url=redis, output_topic=events,
                              input_topic=records or None)

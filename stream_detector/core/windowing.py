@@ -278,8 +278,10 @@ class WindowState:
         """Each window's flags (as :meth:`_window_flags`), updating the flag bookkeeping
         for the new records ``count .. count + n - 1``."""
         c0 = self.count
-        glob = np.arange(c0, c0 + len(flags))
         first = ends + 1 - self.window
+        if not flags.any():  # the usual run: no new flag, only older ones may still be held
+            return self._held_flags(first)
+        glob = np.arange(c0, c0 + len(flags))
         held = np.zeros(len(ends), dtype=np.int64)
         for i, bit in enumerate(_BITS):
             has = (flags & bit) != 0
@@ -290,6 +292,23 @@ class WindowState:
             self._last[i] = int(last[-1])
             self.counts[i] += int(has.sum())
         return [int(f) for f in held.tolist()]
+
+    def _held_flags(self, first: npt.NDArray[np.int64]) -> list[int]:
+        """:meth:`_run_flags` for new records without flags: each window (first record
+        ``first``) holds a bit when the bit's last flagged record lies inside it; the
+        bookkeeping does not change."""
+        held = [0] * len(first)
+        if not held:
+            return held
+        lo = int(first[0])  # windows come in order: the first one reaches back furthest
+        out: npt.NDArray[np.int64] | None = None
+        for i, bit in enumerate(_BITS):
+            last = self._last[i]
+            if last > lo or (last == lo and bit != GAP):  # some window spans it
+                mask = last > first if bit == GAP else last >= first
+                out = (out if out is not None else np.zeros(len(first), np.int64)) | (
+                    mask * bit)
+        return held if out is None else [int(f) for f in out.tolist()]
 
     def _store_tail(
         self, values: npt.NDArray[np.float32], ts: list[int], texts: Sequence[str]

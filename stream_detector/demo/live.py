@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
@@ -34,7 +35,7 @@ from stream_detector.services.process import die_with_parent, free_port
 from stream_detector.worker.console import when
 
 __all__ = ["Collector", "EventLines", "TimedProducer", "WorkerProcess", "event_line",
-           "events_table", "live_view", "start_worker"]
+           "events_table", "live_display", "live_view", "start_worker"]
 
 _QUIET = logging.getLogger("stream_detector.demo.kafka")
 _QUIET.addHandler(logging.NullHandler())
@@ -247,3 +248,13 @@ def events_table(received: list[Received], rows: int = 10) -> Table:
 def live_view(progress: RenderableType, received: list[Received]) -> Group:
     """Progress bar above the events table."""
     return Group(progress, events_table(received))
+
+
+@contextlib.contextmanager
+def live_display(renderable: RenderableType, console: Console) -> Iterator[Live]:
+    """A rich ``Live`` view that ends its last line on any console: rich adds the newline
+    on terminals only, so in a log (``make demo > log``) the next line joined the table's."""
+    with Live(renderable, console=console, refresh_per_second=4) as view:
+        yield view
+    if not console.is_terminal:
+        console.line()

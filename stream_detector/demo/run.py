@@ -20,7 +20,6 @@ from types import FrameType
 from typing import Any
 
 from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -30,6 +29,7 @@ from stream_detector.demo.live import (
     EventLines,
     TimedProducer,
     WorkerProcess,
+    live_display,
     live_view,
 )
 from stream_detector.demo.summary import DemoSummary, latency_stats
@@ -218,8 +218,7 @@ def _replay(
         return stats, producer
     progress = _progress()
     task = progress.add_task(f"replaying at {rate:,.0f}/s", total=len(records))
-    with Live(live_view(progress, collector.received), console=console,
-              refresh_per_second=4) as view:
+    with live_display(live_view(progress, collector.received), console) as view:
         last = [0.0]
 
         def advance(n: int) -> None:

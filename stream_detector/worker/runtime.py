@@ -32,6 +32,7 @@ from stream_detector.core.events import event_json
 from stream_detector.core.model_runtime import ModelRuntime, Pending, PendingRun
 from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
+from stream_detector.core.scoring import ScoreBatch
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.table_store import TableStore
@@ -39,6 +40,8 @@ from stream_detector.worker.table_store import TableStore
 __all__ = ["BatchResult", "Message", "WorkerRuntime"]
 
 log = logging.getLogger(__name__)
+
+INLINE_SCORE_S = 0.001  # a batch predicted to score faster than this is scored on the loop
 
 Send = Callable[[bytes, bytes], Awaitable[Any]]
 
@@ -107,6 +110,7 @@ class WorkerRuntime:
         self.send_event = send_event
         self.send_dead = send_dead
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        self._s_per_window = 0.0  # scoring seconds per window, moving average of inline calls
         self._widths = self._kind_widths(models)
         self._unflushed: list[Message] = []  # processed since the last flush (rollback replays)
         self._stage = "parse"
@@ -227,10 +231,7 @@ class WorkerRuntime:
         if pending:
             result.windows = sum(len(p.windows.seq) for p in pending)
             self._stage = "score"
-            loop = asyncio.get_running_loop()
-            started = time.perf_counter()
-            batches = await loop.run_in_executor(self.executor, Pipeline.score, pending)
-            self.metrics.scoring_latency.observe(time.perf_counter() - started)
+            batches = await self._score(pending, result.windows)
             self.metrics.batch_size.observe(result.windows)
             self._stage = "decide"  # and build events
             alerts = self.pipeline.decide_events(pending, batches)
@@ -246,6 +247,27 @@ class WorkerRuntime:
             if msg.timestamp:
                 self.metrics.end_to_end_lag.observe(max(0.0, now - msg.timestamp))
         return result
+
+    async def _score(self, pending: Sequence[PendingRun], windows: int) -> list[ScoreBatch]:
+        """Score in the ONNX thread when it is predicted to take longer than handing the
+        work over costs; else here, on the event loop (the same pure call).
+
+        On two loaded cores the hand-over (queue, thread wake-up, the loop's wake-up) took
+        1-2.5 ms per batch, more than scoring a few dozen windows; a batch predicted under
+        :data:`INLINE_SCORE_S` (from the seconds per window of past inline calls) does not
+        pay it, and the loop is held no longer than that. The prediction learns from every
+        call's own scoring time (in either place), so one slow first call does not send
+        every later batch to the thread.
+        """
+        started = time.perf_counter()
+        if windows * self._s_per_window < INLINE_SCORE_S:
+            batches, took = _timed_score(pending)
+        else:
+            loop = asyncio.get_running_loop()
+            batches, took = await loop.run_in_executor(self.executor, _timed_score, pending)
+        self._s_per_window += 0.2 * (took / windows - self._s_per_window)
+        self.metrics.scoring_latency.observe(time.perf_counter() - started)
+        return batches
 
     def _count_windows(self, pending: Sequence[PendingRun]) -> None:
         windows: dict[str, int] = {}
@@ -353,6 +375,12 @@ class WorkerRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             outgoing = failed
+
+
+def _timed_score(pending: Sequence[PendingRun]) -> tuple[list[ScoreBatch], float]:
+    started = time.perf_counter()
+    batches = Pipeline.score(pending)
+    return batches, time.perf_counter() - started
 
 
 def _halves(parts: list[Message]) -> list[list[Message]]:

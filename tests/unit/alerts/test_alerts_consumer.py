@@ -108,6 +108,8 @@ def test_loop_posts_once_per_incident_skips_garbage_and_commits_everything() -> 
     assert consumer.committed == [0, 1, 2, 3, 4, 5]
     assert (stats.messages, stats.invalid, stats.opened, stats.resolved) == (6, 1, 3, 2)
     assert any("skipped anomalies[0]@1" in line for line in logs)
+    assert "sent: incident of b resolved after 1 anomaly" in logs  # neutral on a dry run
+    assert "sent: incident of a resolved after 2 anomalies" in logs
     # idle for 3 s: it leaves, c still open (its quiet period has not passed)
     assert [i.key for i in tracker.open_incidents] == ["c"] and clock.now < 12
 

@@ -79,6 +79,10 @@ CASES = {
          "--out", "{tmp}/ev"], "cannot read label windows"),
     "unknown command": (["nosuch"], "No such command"),
     "worker, model missing": (["worker", "--model", "{tmp}/none"], "does not exist"),
+    "ui, model missing": (["ui", "--model", "{tmp}/none", "--kafka",
+                           "kafka://127.0.0.1:{port}"], "--model: {tmp}/none does not exist"),
+    "wrong --kind": (["replay", "{data}", "--kind", "serie"],
+                     "Invalid value for '--kind': 'serie' is not one of"),
     "worker, broker down": (["worker", "--model", "{model}", "--kafka",
                              "kafka://127.0.0.1:{port}"], "cannot reach Kafka"),
     "alerts, broker down": (["alerts", "--dry-run", "--no-state", "--kafka",
@@ -102,7 +106,8 @@ def test_user_errors_are_one_line_before_any_heavy_import(
 
     assert code not in (0, None), stderr
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: ") and expected in lines[0], stderr
+    assert lines[0].startswith("error: "), stderr
+    assert expected.format(tmp=tmp_path) in lines[0], stderr
     assert "Traceback" not in stderr
     assert heavy == [], f"imported {heavy} before failing"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -26,6 +26,21 @@ def test_status_is_down_and_non_zero_without_services(tmp_path: Path) -> None:
     assert json.loads(result.output) == {"kafka": None, "redis": None}
 
 
+def test_status_down_says_how_to_start(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["services", "status", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "kafka: down" in result.output
+    assert "start them with `stream-detector services start`" in result.output
+
+
+def test_stop_with_nothing_started_names_where_it_looked(tmp_path: Path) -> None:
+    for _ in range(2):  # stopping twice is harmless and says why nothing happened
+        result = runner.invoke(app, ["services", "stop", "--cache-dir", str(tmp_path)],
+                               env={"COLUMNS": "300"})
+        assert result.exit_code == 0
+        assert result.output.startswith("nothing to stop:") and str(tmp_path) in result.output
+
+
 def test_bench_outside_a_source_tree_says_so(monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
     import stream_detector.cli.demo as demo_commands

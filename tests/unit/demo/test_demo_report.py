@@ -104,3 +104,21 @@ def test_the_report_marks_true_and_false_alerts_and_names_its_axes(
                    "labelled windows without an anomaly event"):
         assert needle in text, needle
     assert len(missed_windows(run)) == len(missed)
+
+
+def test_the_live_view_ends_its_line_so_the_next_step_starts_on_its_own() -> None:
+    """`make demo > log`: rich ends a live view with a newline on terminals only, and the
+    next step's line ("demo 101.0s stopping ...") joined the table's last row."""
+    import io
+
+    from rich.console import Console
+
+    from stream_detector.demo.live import live_display
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=60, color_system=None)
+    with live_display("last table row", console):
+        pass
+    console.print("demo 101.0s stopping the worker")
+    assert "last table row\n" in out.getvalue()
+    assert out.getvalue().endswith("\ndemo 101.0s stopping the worker\n")

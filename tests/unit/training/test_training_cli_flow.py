@@ -105,3 +105,12 @@ def test_bad_data_is_one_clear_error_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--data", str(bad), "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "bad.csv" in result.output and "abc" in result.output
+
+
+def test_too_little_data_to_train_is_one_clear_error_line(tmp_path: Path) -> None:
+    few = tmp_path / "few.csv"
+    few.write_text("a,b\n1,2\n3,4\n")  # two feature vectors: two windows of one
+    result = runner.invoke(app, ["train", "--data", str(few), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1, result.output
+    assert "gives 2 window(s) of 1 record(s); training needs at least 3" in result.output
+    assert not (tmp_path / "r").exists()

@@ -405,6 +405,10 @@ def test_infer_kind_from_extension_columns_and_json_shape(tmp_path: Path) -> Non
     assert infer_kind(series_csv(tmp_path, "2015-01-01,1")) == "series"
     assert infer_kind(write(tmp_path, "p.csv", "date,store,item,sales\n")) == "sales"
     assert infer_kind(write(tmp_path, "e.csv", "a,b\n")) == "events"
+    with pytest.raises(DataError, match=r"missing column\(s\) \['timestamp', 'value'\]"):
+        infer_kind(write(tmp_path, "t.csv", "time,count\n"))  # a series, not a sales panel
+    with pytest.raises(DataError, match=r"missing column\(s\) \['store', 'item'\]"):
+        infer_kind(write(tmp_path, "d.csv", "date,sales\n"))
     assert infer_kind(write(tmp_path, "x.json", "  [1]")) == "records_json"
     assert infer_kind(write(tmp_path, "y.json", "{}")) == "seed_json"
     assert infer_kind(tmp_path / "z.h5") == "events"
