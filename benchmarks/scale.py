@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import tempfile
 import time
@@ -57,6 +58,7 @@ from benchmarks.scale_figures import (
     changelog_summary,
     phase_rate,
     plan,
+    proc_cpu_seconds,
     proc_status_bytes,
     scale_markdown,
     scale_ratios,
@@ -65,6 +67,7 @@ from benchmarks.scale_figures import (
 __all__ = ["build_messages", "main", "one_run", "run"]
 
 PARTITIONS = 4
+_TICKS = os.sysconf("SC_CLK_TCK")
 QUIET = {"normalise": False, "warmup": 0, "suppress": 1}  # with a huge threshold: no alerts
 Message = tuple[bytes, bytes]
 
@@ -75,6 +78,11 @@ def build_messages(p: Plan, seed: int = 0) -> list[Message]:
     timed = series_messages(p.timed_records, p.timed_keys, per_message=p.per_message,
                             seed=seed + 1, first_step=p.window)
     return [*warm, *timed]
+
+
+def _cpu_seconds(workers: Sequence[Child]) -> float:
+    return sum(proc_cpu_seconds(Path(f"/proc/{w.proc.pid}/stat").read_text(), _TICKS)
+               for w in workers)
 
 
 def _proc_bytes(c: Child, field: str) -> int:
@@ -156,6 +164,7 @@ def _follow(workers: Sequence[Child], changelog: _Changelog, p: Plan,
     name = "stream_detector_records_in_total"
     samples: list[tuple[float, float]] = []
     marks: dict[str, dict[int, int]] = {}
+    cpu: list[float] = []
     done, deadline = p.warm_records + p.timed_records, time.monotonic() + timeout
     while not samples or samples[-1][1] < done:
         if time.monotonic() > deadline:
@@ -167,10 +176,10 @@ def _follow(workers: Sequence[Child], changelog: _Changelog, p: Plan,
         count = sum(_metric(w, name) for w in workers)
         samples.append(((t0 + time.monotonic()) / 2, count))
         if count >= p.warm_records and "start" not in marks:
-            marks["start"] = changelog.ends()
+            marks["start"], cpu = changelog.ends(), [_cpu_seconds(workers)]
         time.sleep(0.05)
-    marks["end"] = changelog.ends()
-    return {"samples": samples, "marks": marks,
+    marks["end"], cpu = changelog.ends(), [*cpu, _cpu_seconds(workers)]
+    return {"samples": samples, "marks": marks, "cpu_seconds": cpu[-1] - cpu[0],
             "per_worker": [_metric(w, name) for w in workers]}
 
 
@@ -230,7 +239,8 @@ def one_run(kafka: Any, redis_url: str, tmp: Path, model: Path, p: Plan,
     timed_from = next(t for t, c in samples if c >= p.warm_records)
     ready, peak = got["rss_ready_bytes"], got["rss_peak_bytes"]
     return {
-        **asdict(p), "workers": workers, **rate,
+        **asdict(p), "workers": workers, **rate, "worker_cpu_seconds": got["cpu_seconds"],
+        "records_per_cpu_s": rate["records"] / got["cpu_seconds"],
         "warm_records_per_s": phase_rate(samples, 1, p.warm_records)["records_per_s"],
         "produce_seconds": got["produced"] - got["started"],
         "produced_before_timing": got["produced"] <= timed_from,
@@ -283,6 +293,7 @@ def run(full: bool = False, out_dir: Path | None = None,
             print(f"  {label}: {got['records_per_s']:,.0f} records/s, state "
                   f"{got['state_bytes_mean']:,.0f} B/key", flush=True)
     res["ratios"] = scale_ratios(res["runs"])
+    res["ratios_per_cpu_s"] = scale_ratios(res["runs"], "records_per_cpu_s")
     md = scale_markdown(res)
     path = write_results("scale", res, md, out_dir)
     print(md)

@@ -11,7 +11,7 @@ from typing import Any
 from benchmarks.report import markdown_table, ratio
 
 __all__ = ["PER_MESSAGE", "WINDOW", "Plan", "changelog_summary", "phase_rate", "plan",
-           "proc_status_bytes", "scale_markdown", "scale_ratios"]
+           "proc_cpu_seconds", "proc_status_bytes", "scale_markdown", "scale_ratios"]
 
 WINDOW = 24  # as worker_e2e: the window-mean model of the throughput table
 PER_MESSAGE = 10  # as the latency part's batched phases
@@ -89,6 +89,19 @@ def proc_status_bytes(text: str, field: str) -> int:
     raise ValueError(f"{field} not in the process status (not Linux?)")
 
 
+def proc_cpu_seconds(text: str, ticks: int) -> float:
+    """User + system CPU seconds of a process (all its threads) from ``/proc/<pid>/stat``;
+    ``ticks`` is ``os.sysconf("SC_CLK_TCK")``.
+
+    >>> proc_cpu_seconds("42 (python3 (x)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0", 100)
+    3.0
+    """
+    fields = text.rpartition(")")[2].split()  # the name may hold spaces and parentheses
+    if len(fields) < 13:
+        raise ValueError("not a /proc/<pid>/stat line (too few fields)")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def changelog_summary(
     messages: Iterable[tuple[int, int, bytes, int]], start: dict[int, int],
     end: dict[int, int],
@@ -115,9 +128,11 @@ def changelog_summary(
             "state_bytes_min": min(sizes, default=0), "state_bytes_max": max(sizes, default=0)}
 
 
-def scale_ratios(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Records/s of each run against the baseline run of the same series: the first
-    1-worker run (fewest keys); ``workers_2_vs_1`` compares runs with the same keys.
+def scale_ratios(runs: Sequence[dict[str, Any]],
+                 rate: str = "records_per_s") -> dict[str, float]:
+    """``rate`` of each run against a baseline of the same series: ``keys_N_vs_M``
+    against the 1-worker run with the fewest keys, ``workers_W_vs_1`` against the
+    1-worker run with the same keys.
 
     >>> scale_ratios([{"keys": 10, "workers": 1, "records_per_s": 100.0},
     ...               {"keys": 10, "workers": 2, "records_per_s": 150.0},
@@ -128,18 +143,17 @@ def scale_ratios(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
     if not ones:
         return {}
     base = ones[0]
-    out = {f"keys_{r['keys']}_vs_{base['keys']}": ratio(r["records_per_s"],
-                                                        base["records_per_s"])
+    out = {f"keys_{r['keys']}_vs_{base['keys']}": ratio(r[rate], base[rate])
            for r in ones[1:]}
     for r in runs:
         alone = next((o for o in ones if o["keys"] == r["keys"]), None)
         if r["workers"] > 1 and alone is not None:
-            out[f"workers_{r['workers']}_vs_1"] = ratio(r["records_per_s"],
-                                                        alone["records_per_s"])
+            out[f"workers_{r['workers']}_vs_1"] = ratio(r[rate], alone[rate])
     return out
 
 
-COLUMNS = ("keys", "workers", "records_per_s", "vs_baseline", "warm_records_per_s",
+COLUMNS = ("keys", "workers", "records_per_s", "vs_baseline", "records_per_cpu_s",
+           "cpu_vs_baseline", "warm_records_per_s",
            "peak_rss_mib", "rss_growth_per_key_b", "state_b_per_key", "changelog_b_per_s",
            "changelog_msgs_per_s", "full_windows")
 
@@ -150,6 +164,9 @@ def _rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{
         "keys": r["keys"], "workers": r["workers"], "records_per_s": r["records_per_s"],
         "vs_baseline": ratio(r["records_per_s"], base["records_per_s"]) if base else "",
+        "records_per_cpu_s": r["records_per_cpu_s"],
+        "cpu_vs_baseline": (ratio(r["records_per_cpu_s"], base["records_per_cpu_s"])
+                            if base else ""),
         "warm_records_per_s": r["warm_records_per_s"],
         "peak_rss_mib": " + ".join(f"{b / mib:.0f}" for b in r["rss_peak_bytes"]),
         "rss_growth_per_key_b": r["rss_growth_per_key_bytes"],
@@ -167,14 +184,18 @@ def scale_markdown(res: dict[str, Any]) -> str:
         f"Worker with many keys: window {res['window']}, every key's window full; timed "
         f"records in messages of {res['per_message']} records of one key, keys in turn, on a "
         f"{res['partitions']}-partition topic. vs_baseline: records/s over the 1-worker run "
-        "with the fewest keys (same run). warm_records_per_s: the warm-up (one message of a "
+        "with the fewest keys (same run). records_per_cpu_s: timed records per CPU second "
+        "of the worker processes (steadier than wall time on a shared machine). "
+        "warm_records_per_s: the warm-up (one message of a "
         "window's records per key, each creating a key's state). peak_rss_mib: VmHWM per "
         "worker; rss_growth_per_key_b: (peak - RSS when ready) / keys. state_b_per_key: a "
         "key's encoded KeyState as its changelog holds it. changelog_b_per_s and _msgs_per_s: "
         "key-state changelog payload (key + value) written during the timed records.\n\n"
         + markdown_table(_rows(res.get("runs", [])), COLUMNS))
-    if res.get("ratios"):
-        md += "\n\nRatios: " + ", ".join(f"{k} {v:.3g}" for k, v in res["ratios"].items())
+    for name, label in (("ratios", "records/s"), ("ratios_per_cpu_s", "records per CPU s")):
+        if res.get(name):
+            md += (f"\n\nRatios of {label}: " +
+                   ", ".join(f"{k} {v:.3g}" for k, v in res[name].items()))
     errors = [{"run": k, "error": v} for k, v in res.get("errors", {}).items()]
     if errors:
         md += "\n\nFailed runs\n\n" + markdown_table(errors, ["run", "error"])

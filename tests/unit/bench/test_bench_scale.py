@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import math
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from benchmarks.scale_figures import (
     changelog_summary,
     phase_rate,
     plan,
+    proc_cpu_seconds,
     proc_status_bytes,
     scale_markdown,
     scale_ratios,
@@ -83,6 +85,20 @@ def test_proc_status_bytes_reads_this_process_memory() -> None:
         proc_status_bytes("VmHWM:\t1 MB\n", "VmHWM")
 
 
+def test_proc_cpu_seconds_grows_with_this_process_work() -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        return proc_cpu_seconds(Path(f"/proc/{os.getpid()}/stat").read_text(), ticks)
+
+    before, started = cpu(), time.process_time()
+    while time.process_time() - started < 0.3:
+        sum(i * i for i in range(10_000))
+    assert cpu() - before >= 0.2
+    with pytest.raises(ValueError, match="too few fields"):
+        proc_cpu_seconds("1 (x) S 1 2", ticks)
+
+
 def test_changelog_summary_counts_the_window_and_keeps_each_keys_last_state() -> None:
     msgs = [(0, 0, b"m\x1fk0", 100), (0, 1, b"m\x1fk1", 100), (0, 2, b"m\x1fk0", 120),
             (1, 0, b"m\x1fk2", 90), (1, 1, b"m\x1fk2", 95), (1, 2, b"m\x1fk2", 99)]
@@ -102,11 +118,16 @@ def test_ratios_take_the_fewest_keys_one_worker_run_as_baseline() -> None:
             {"keys": 10_000, "workers": 2, "records_per_s": 1_000.0},
             {"keys": 5_000, "workers": 2, "records_per_s": 1.0}]  # no 1-worker twin: no ratio
     assert scale_ratios(runs) == {"keys_100000_vs_10000": 0.75, "workers_2_vs_1": 1.25}
+    for r in runs:
+        r["records_per_cpu_s"] = r["records_per_s"] / r["workers"]
+    assert scale_ratios(runs, "records_per_cpu_s") == {"keys_100000_vs_10000": 0.75,
+                                                       "workers_2_vs_1": 0.625}
     assert scale_ratios([{"keys": 10, "workers": 2, "records_per_s": 5.0}]) == {}
 
 
 def _run(keys: int, workers: int, rate: float) -> dict[str, object]:
     return {"keys": keys, "workers": workers, "records_per_s": rate,
+            "records_per_cpu_s": rate * 1.25 / workers,
             "warm_records_per_s": 2 * rate, "rss_peak_bytes": [200 * 2**20] * workers,
             "rss_growth_per_key_bytes": 1500.0, "state_bytes_mean": 970.0,
             "changelog_bytes_per_s": 5e5, "changelog_messages_per_s": 500.0,
@@ -117,9 +138,11 @@ def test_markdown_has_a_row_per_run_ratios_and_failures() -> None:
     runs = [_run(10_000, 1, 800.0), _run(10_000, 2, 1200.0)]
     md = scale_markdown({"window": 24, "per_message": 10, "partitions": 4, "runs": runs,
                          "ratios": scale_ratios(runs),
+                         "ratios_per_cpu_s": scale_ratios(runs, "records_per_cpu_s"),
                          "errors": {"100000 keys, 1 worker(s)": "TimeoutError: slow"}})
-    assert "| 10,000 | 2 | 1,200 | 1.5 | 2,400 | 200 + 200 |" in md
-    assert "| 10,000 | 1 | 800 | 1 |" in md
-    assert "Ratios: workers_2_vs_1 1.5" in md
+    assert "| 10,000 | 2 | 1,200 | 1.5 | 750 | 0.75 | 2,400 | 200 + 200 |" in md
+    assert "| 10,000 | 1 | 800 | 1 | 1,000 | 1 |" in md
+    assert "Ratios of records/s: workers_2_vs_1 1.5" in md
+    assert "Ratios of records per CPU s: workers_2_vs_1 0.75" in md
     assert "| 100000 keys, 1 worker(s) | TimeoutError: slow |" in md
     assert "10,000/10,000" in md
