@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     )
     fast_delivery: bool = Field(
         True, description="hand each Kafka message to Faust's stream without its four asyncio "
-        "tasks (a start-up patch, stream_detector/worker/faust_patch.py); false: Faust as released",
+        "tasks (a start-up patch, stream_detector/worker/faust_patch.py); false: Faust's own "
+        "delivery (the module's rebalance fixes stay on)",
     )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"

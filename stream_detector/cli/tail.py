@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,7 +79,20 @@ def tail_command(
                 continue
             say(event.model_dump_json() if as_json else anomaly_line(event))
             shown += 1
+        if shown == 0 and exit_when_idle is not None:
+            err_console.print(_nothing_shown(consumer, topic, from_beginning, exit_when_idle),
+                              markup=False, highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:
         consumer.close()
+
+
+def _nothing_shown(consumer: Any, topic: str, from_beginning: bool, idle: float) -> str:
+    """Why ``tail --exit-when-idle`` printed nothing: a quiet topic, or a mistyped one."""
+    where = "from its start" if from_beginning else "since tail started"
+    note = f"no anomaly events in {topic} {where} (idle {idle:g} s)"
+    if topic not in consumer.list_topics(timeout=5.0).topics:
+        note += ("; that topic does not exist: check --topic (the worker's --output, or "
+                 "STREAM_DETECTOR_OUTPUT_TOPIC)")
+    return note

@@ -132,8 +132,9 @@ def load_model(
     if digest != card.onnx_sha256:
         raise ModelCardMismatch(
             f"{onnx_path} has sha256 {digest} but {model_dir / CARD_FILE} says "
-            f"{card.onnx_sha256}: the card does not describe this model. Re-export both "
-            "files together (stream-detector export) or copy the matching card.json"
+            f"{card.onnx_sha256}: the card does not describe this model. Train it again "
+            "(stream-detector train writes both files together) or put back the card.json "
+            "that came with this model.onnx"
         )
     try:
         scorer = Scorer(
@@ -319,22 +320,26 @@ class ModelRegistry:
         """
         found = self._checked_versions()
         reasons: list[str] = []
-        for version in reversed(found):
+        for left, version in reversed(list(enumerate(found))):
             try:
                 return self._load(version)
-            except ModelCardError as exc:
-                self._refuse(version, exc)
+            except ModelCardError as exc:  # the last one's reason is in the error below
+                self._refuse(version, exc, "trying an older version" if left else None)
                 reasons.append(f"{version.path}: {exc}")
         raise ModelCardError("no loadable version in " + str(self.root) + ":\n"
                              + "\n".join(reasons))
 
-    def _refuse(self, version: ModelVersion, exc: ModelCardError) -> None:
+    def _refuse(self, version: ModelVersion, exc: ModelCardError, then: str | None) -> None:
+        """Record a version that failed to load; log it with what happens ``then`` (None:
+        no log line, the caller raises with the reason)."""
         self._failed.add(version)
         self.refused.append((version, str(exc)))
         self.last_error = str(exc)
+        if then is None:
+            return
         first_line = str(exc).splitlines()[0]
-        log.error("model version %s refused (%s); serving an older valid version, fix or "
-                  "replace it by publishing a new version", version.path, first_line,
+        log.error("model version %s refused (%s); %s; fix it or publish a new version",
+                  version.path, first_line, then,
                   extra={"model": version.name, "version": version.version})
 
     def _load(
@@ -373,7 +378,9 @@ class ModelRegistry:
             try:
                 loaded = self._load(candidate, check)
             except ModelCardError as exc:
-                self._refuse(candidate, exc)
+                serving = (f"version {current.version} keeps serving" if current is not None
+                           else "no version is served yet")
+                self._refuse(candidate, exc, serving)
                 continue
             self.last_error = None
             log.info("loaded model %s version %s", loaded.card.name, loaded.card.version)

@@ -36,7 +36,7 @@ from stream_detector.demo.summary import DemoSummary, latency_stats
 from stream_detector.exceptions import ConfigurationError, StreamDetectorError
 from stream_detector.services.process import die_with_parent, stop_handle
 
-__all__ = ["DemoRun", "interrupts_handled", "offline_scores", "run_demo"]
+__all__ = ["DemoRun", "interrupts_handled", "offline_scores", "run_demo", "stopping_line"]
 
 Step = Callable[[str], None]
 _QUIET = logging.getLogger("stream_detector.demo.admin")
@@ -364,8 +364,16 @@ def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
         with contextlib.ExitStack() as stack:
             settings, card = _prepare(opts, data, plan, stack, step)
             run = _stream(opts, data, plan, stack, console, step, settings)
-            step("stopping the worker and the services")
+            step(stopping_line(opts))
     return _result(data, plan, card, run, time.monotonic() - started)
+
+
+def stopping_line(opts: DemoOptions) -> str:
+    """What the demo stops: never the Kafka or Redis given with --kafka/--redis."""
+    own = [name for name, url in (("Kafka", opts.kafka), ("redis-server", opts.redis)) if not url]
+    if not own:
+        return "stopping the worker (the given Kafka and Redis stay up)"
+    return f"stopping the worker and the local {' and '.join(own)}"
 
 
 def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: float) -> DemoRun:

@@ -56,6 +56,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         answer; a Redis that is merely down is only logged (the worker starts degraded).
     """
     _check_redis(settings)
+    faust_patch.install_rebalance_fixes()  # no records skipped around a rebalance (#12)
     if settings.fast_delivery:
         faust_patch.install()  # message delivery without four asyncio tasks per message
     partitions = ensure_topics(settings)

@@ -1,4 +1,42 @@
-"""A start-up patch of Faust's consumer: deliver a message without four asyncio tasks.
+"""Start-up patches of Faust: no skipped records after a rebalance, and message delivery
+without four asyncio tasks.
+
+No records skipped around a rebalance (:func:`install_rebalance_fixes`, always installed)
+-----------------------------------------------------------------------------------------
+
+Both holes below let aiokafka hand records over (its positions move past them) that Faust
+then drops without seeking back.
+
+1. Recovery order. 
+After a rebalance Faust's ``Recovery.on_recovery_completed`` (faust-streaming 0.15.3) does::
+
+    consumer.resume_partitions(stream partitions)
+    await consumer.perform_seek()          # yields to the event loop
+    app.flow_control.resume()              # clears every stream and channel queue
+
+The consumer's flow is still active from reading the changelogs, so while the seek is
+awaited the fetcher takes the just-resumed input partitions' records from aiokafka (their
+positions move to the end) and puts them on the agents' queues; ``flow_control.resume()``
+then empties those queues. Nothing seeks back: the records are skipped. A worker restarted
+after SIGKILL (or a survivor taking over) then sat idle, ``Ready`` with consumer lag 0,
+until new records came (issue 12: no event for 60 s and more), and when part of a fetch
+survived, keys saw windows with holes (false alerts) and the offsets acked after the hole
+were committed, losing the skipped records for good (faust-streaming issue #596).
+
+:func:`install_rebalance_fixes` replaces the method with the same steps in a safe order:
+queues are cleared first, then the seek runs while the input partitions are still paused,
+and only then are they resumed; no await separates resuming them from resuming the flow.
+
+2. An empty set of active partitions. Faust's fetcher passes its live set of active
+(unpaused) partitions to aiokafka's ``Fetcher.fetched_records(partitions)``, which waits up
+to a second for data. When recovery pauses the last active partitions during that wait, the
+set is empty, and aiokafka reads an empty ``partitions`` as "no filter": it returns the
+records of every partition, and Faust drops them because none is active. The patched
+``AIOKafkaConsumerThread._fetch_records`` passes a view of the same live set that is never
+empty in that sense (:class:`_Only`).
+
+Fast delivery (:func:`install`, setting ``fast_delivery``)
+----------------------------------------------------------
 
 Faust's fetch loop (``faust.transport.consumer.Consumer._drain_messages``) hands every
 message to the topic conductor with::
@@ -17,10 +55,10 @@ case) its result is returned with no task at all, as ``wait_first`` would have r
 it. When it does suspend (a full stream queue), the rest of it is raced against the flow
 suspension exactly as upstream does. Every other ``wait_first`` call goes to upstream.
 
-The patch is tied to the upstream code it relies on: :data:`UPSTREAM_SHA256` holds the
-sha256 of the source of both functions it was written against. :func:`install` refuses
-(logs, leaves Faust as it is) when they differ, and a unit test fails, so an upgrade of
-faust-streaming or mode is reviewed against this patch.
+Both patches are tied to the upstream code they rely on: :data:`UPSTREAM_SHA256` holds the
+sha256 of the source of each function they were written against. An install refuses (logs,
+leaves Faust as it is) when its functions differ, and a unit test fails, so an upgrade of
+faust-streaming or mode is reviewed against this module.
 """
 
 from __future__ import annotations
@@ -32,7 +70,8 @@ import logging
 from collections.abc import Coroutine, Generator
 from typing import Any, Final
 
-__all__ = ["UPSTREAM_SHA256", "install", "installed", "upstream_matches"]
+__all__ = ["UPSTREAM_SHA256", "install", "install_rebalance_fixes", "installed",
+           "upstream_matches"]
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +80,35 @@ UPSTREAM_SHA256: Final = {
         "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
     "mode.services.Service.wait_first":
         "feade6a31f8a67897cf687c54c66f5f4535288050bbaac07249ce2063d36ae2e",
+    "faust.tables.recovery.Recovery.on_recovery_completed":
+        "6ef567acf072e46da3fccbccc6d662371f634f622c3d510972d5df81f70ae3ac",
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._fetch_records":
+        "39a2c6c79fc1455a199629912b533458a720c64983bc957420a42feef6593baa",
+    "aiokafka.consumer.fetcher.Fetcher.fetched_records":
+        "be4348896b9b66afe048de954e2be91c546f4e96c94cb120d5764ec77ce8f19e",
 }
+_RECOVERY: Final = "faust.tables.recovery.Recovery.on_recovery_completed"
+_FETCH: Final = "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._fetch_records"
+_REBALANCE: Final = (_RECOVERY, _FETCH, "aiokafka.consumer.fetcher.Fetcher.fetched_records")
 _state: dict[str, Any] = {}
 
 
 def _upstream_sources() -> dict[str, str]:
+    from aiokafka.consumer.fetcher import Fetcher
+    from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
     from mode.services import Service
 
     return {"faust.transport.consumer.Consumer._drain_messages":
             inspect.getsource(Consumer._drain_messages),
-            "mode.services.Service.wait_first": inspect.getsource(Service.wait_first)}
+            "mode.services.Service.wait_first": inspect.getsource(Service.wait_first),
+            _RECOVERY: inspect.getsource(_state.get("recovery_upstream",
+                                                    Recovery.on_recovery_completed)),
+            _FETCH: inspect.getsource(_state.get("fetch_upstream",
+                                                 AIOKafkaConsumerThread._fetch_records)),
+            "aiokafka.consumer.fetcher.Fetcher.fetched_records":
+            inspect.getsource(Fetcher.fetched_records)}
 
 
 def upstream_matches() -> dict[str, bool]:
@@ -71,7 +128,7 @@ def install() -> bool:
 
     if installed():
         return True
-    changed = [name for name, ok in upstream_matches().items() if not ok]
+    changed = [name for name, ok in upstream_matches().items() if not ok and name not in _REBALANCE]
     if changed:
         log.warning("faust fast delivery not installed: %s changed upstream; review "
                     "stream_detector/worker/faust_patch.py against it", ", ".join(changed))
@@ -86,6 +143,87 @@ def install() -> bool:
 
     Consumer.wait_first = wait_first  # type: ignore[method-assign]
     return True
+
+
+def install_rebalance_fixes() -> bool:
+    """Patch Faust's end of recovery and its fetch (idempotent); False, with an error, if
+    upstream changed.
+
+    See the module docstring: without them, records fetched around a rebalance can be
+    dropped after aiokafka's positions moved past them, and are skipped.
+    """
+    from faust.tables.recovery import Recovery
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if "recovery_upstream" in _state:
+        return True
+    matches = upstream_matches()
+    changed = [name for name in _REBALANCE if not matches[name]]
+    if changed:
+        log.error("faust rebalance fixes not installed: %s changed upstream; records may be "
+                  "skipped after a rebalance; review stream_detector/worker/faust_patch.py "
+                  "against it", ", ".join(changed))
+        return False
+    _state["recovery_upstream"] = Recovery.on_recovery_completed
+    _state["fetch_upstream"] = AIOKafkaConsumerThread._fetch_records
+    fetch: Any = AIOKafkaConsumerThread._fetch_records
+    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+
+    async def _fetch_records(self: Any, consumer: Any, active_partitions: Any,
+                             timeout: float | None = None,
+                             max_records: int | None = None) -> Any:
+        only = None if active_partitions is None else _Only(active_partitions)
+        return await fetch(self, consumer, only, timeout=timeout, max_records=max_records)
+
+    AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
+    return True
+
+
+class _Only:
+    """Membership in a live set of partitions, never falsy: for aiokafka an empty
+    ``partitions`` means "every partition", here it means none."""
+
+    __slots__ = ("tps",)
+
+    def __init__(self, tps: Any) -> None:
+        self.tps = tps
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.tps
+
+    def __bool__(self) -> bool:
+        return True
+
+
+async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+    """Upstream's ``Recovery.on_recovery_completed``, reordered (see the module docstring)."""
+    consumer, app = self.app.consumer, self.app
+    self.log.info("Restore complete!")
+    await app.on_rebalance_complete.send()
+    self._set_recovery_ended()
+    callbacks = [asyncio.ensure_future(table.on_recovery_completed(
+        self.actives_for_table[table], self.standbys_for_table[table]))
+        for table in self.tables.values()]
+    if callbacks:
+        await asyncio.wait(callbacks)
+    assignment = consumer.assignment()
+    if app.consumer_generation_id != generation_id:
+        self.log.warning("Recovery rebalancing again app id %s param %s",
+                         app.consumer_generation_id, generation_id)
+        return
+    app.flow_control.resume()  # clears the queues: nothing of the stream partitions yet
+    if assignment:  # stream partitions still paused: the fetcher cannot take their records
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+    consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+    self.completed.set()
+    consumer.resume_flow()
+    await app._fetcher.maybe_start()
+    self.tables.on_actives_ready()
+    if not app.assignor.assigned_standbys():
+        self.tables.on_standbys_ready()
+    app.on_rebalance_end()
+    self.log.info("Worker ready")
 
 
 def _is_flow_wait(consumer: Any, coro: Any) -> bool:

@@ -85,3 +85,12 @@ def test_the_worker_speaks_and_binds_loopback(
                if "anomaly cpu @ " in x]
     assert [x for x in tail.output.splitlines() if x.startswith("anomaly")] == printed
     assert tail_json.exit_code == 0 and json.loads(tail_json.output)["key"] == "cpu"
+
+
+def test_tail_of_a_topic_that_does_not_exist_says_so(kafka_broker: ServiceHandle) -> None:
+    """A mistyped --topic printed nothing and exited 0: now one line says why."""
+    result = CliRunner().invoke(app, ["tail", "--topic", "no-such-anomalies", "--kafka",
+                                      kafka_broker.url, "--exit-when-idle", "1"])
+    assert result.exit_code == 0, result.output
+    assert "no anomaly events in no-such-anomalies since tail started (idle 1 s); " \
+        "that topic does not exist: check --topic" in result.output

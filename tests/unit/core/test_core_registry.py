@@ -59,17 +59,24 @@ def test_start_on_the_newest_valid_version_naming_the_refused(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 and str(bad_card) in lines[0] and str(bad_sha) in lines[1]
     assert "sha256" in lines[1] and "refused" in lines[0]
+    assert all("; trying an older version;" in line for line in lines)
+    assert "stream-detector train writes both files" in lines[1]  # a command that exists
     write_model(tmp_path / "tiny" / "4", version="4")
     swapped = registry.refresh()  # the broken ones do not block a later valid one
     assert swapped is not None and swapped.card.version == "4"
 
 
-def test_no_valid_version_is_one_error_listing_each(tmp_path: Path) -> None:
+def test_no_valid_version_is_one_error_listing_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bad = write_model(tmp_path / "tiny" / "1")
     (bad / "model.onnx").write_bytes(b"x")
-    with pytest.raises(ModelCardError, match="no loadable version") as info:
+    with caplog.at_level(logging.ERROR, logger="stream_detector.core.registry"), \
+            pytest.raises(ModelCardError, match="no loadable version") as info:
         ModelRegistry(tmp_path, preference="cpu").load_latest()
     assert str(bad) in str(info.value)
+    # no log line before it claiming an older version would serve: the error says it all
+    assert caplog.records == []
 
 
 def test_unloadable_onnx_with_a_matching_card_is_a_card_error(tmp_path: Path) -> None:

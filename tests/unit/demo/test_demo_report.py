@@ -122,3 +122,15 @@ def test_the_live_view_ends_its_line_so_the_next_step_starts_on_its_own() -> Non
     console.print("demo 101.0s stopping the worker")
     assert "last table row\n" in out.getvalue()
     assert out.getvalue().endswith("\ndemo 101.0s stopping the worker\n")
+
+
+def test_the_demo_says_it_leaves_given_services_up(tmp_path: Path) -> None:
+    from stream_detector.demo.run import stopping_line
+
+    def line(**urls: str) -> str:
+        return stopping_line(DemoOptions(out=tmp_path, **urls))
+
+    assert line() == "stopping the worker and the local Kafka and redis-server"
+    assert line(kafka="kafka://h:1") == "stopping the worker and the local redis-server"
+    assert line(kafka="kafka://h:1", redis="redis://h:2/0") == (
+        "stopping the worker (the given Kafka and Redis stay up)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
+from types import SimpleNamespace
 from typing import Any
 
 from mode import Service
@@ -68,3 +70,84 @@ def test_install_patches_the_consumer_once() -> None:
     assert faust_patch.install() and faust_patch.installed()
     patched = Consumer.wait_first
     assert faust_patch.install() and Consumer.wait_first is patched
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_an_empty_live_set_of_active_partitions_fetches_nothing() -> None:
+    # aiokafka's Fetcher.fetched_records(partitions) reads a falsy ``partitions`` as "every
+    # partition" (pinned by the hash test above); Faust passes its live set of active
+    # partitions, which recovery may empty while the fetch waits.
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert faust_patch.install_rebalance_fixes() and faust_patch.install_rebalance_fixes()
+    seen: list[Any] = []
+
+    async def fetched_records(partitions: Any, **kwargs: Any) -> dict[Any, Any]:
+        seen.append(partitions)
+        return {}
+
+    fetcher = SimpleNamespace(_closed=False, fetched_records=fetched_records,
+                              _subscriptions=SimpleNamespace(fetch_context=nullcontext))
+    thread = SimpleNamespace(consumer=SimpleNamespace(flow_active=True))
+    consumer = SimpleNamespace(_fetcher=fetcher, _closed=False)
+    fetch: Any = AIOKafkaConsumerThread._fetch_records
+    live = {"in-0"}
+    _run(fetch(thread, consumer, live, timeout=0))
+    only = seen[0]
+    assert only and "in-0" in only
+    live.clear()  # recovery paused the last active partition during the fetch
+    assert only and "in-0" not in only  # still a filter, now matching nothing
+    _run(fetch(thread, consumer, None, timeout=0))
+    assert seen[1] is None  # client-only apps: no filter, as upstream
+
+
+def _recovery(calls: list[str], generation: int) -> Any:
+    """The parts of Faust's Recovery (and its app) that the end of recovery touches."""
+
+    async def noop(*a: Any, **k: Any) -> None:
+        return None
+
+    async def seek() -> None:
+        calls.append("seek")
+
+    consumer = SimpleNamespace(
+        assignment=lambda: {"in-0", "changelog-0"}, perform_seek=seek,
+        resume_partitions=lambda tps: calls.append(f"resume {sorted(tps)}"),
+        resume_flow=lambda: calls.append("resume_flow"))
+    app = SimpleNamespace(
+        consumer=consumer, consumer_generation_id=generation,
+        on_rebalance_complete=SimpleNamespace(send=noop),
+        flow_control=SimpleNamespace(resume=lambda: calls.append("clear_queues")),
+        conf=SimpleNamespace(broker_request_timeout=1.0),
+        _fetcher=SimpleNamespace(maybe_start=noop),
+        assignor=SimpleNamespace(assigned_standbys=set), on_rebalance_end=lambda: None)
+    quiet = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, dev=lambda *a: None)
+    tables = SimpleNamespace(values=list, on_actives_ready=lambda: None,
+                             on_standbys_ready=lambda: None)
+    return SimpleNamespace(
+        app=app, tables=tables, log=quiet, completed=None, _set_recovery_ended=lambda: None,
+        _is_changelog_tp=lambda tp: tp.startswith("changelog"),
+        _wait=lambda coro, timeout=None: coro)
+
+
+def test_recovery_end_clears_queues_and_seeks_before_resuming_input_partitions() -> None:
+    # Upstream resumed the input partitions, awaited the seek (the fetcher could then put
+    # their records on the agents' queues), and cleared the queues afterwards.
+    from faust.tables.recovery import Recovery
+
+    assert faust_patch.install_rebalance_fixes()
+
+    async def end(recovery: Any, generation: int) -> Any:
+        recovery.completed = asyncio.Event()
+        await Recovery.on_recovery_completed(recovery, generation)
+        return recovery.completed.is_set()
+
+    calls: list[str] = []
+    assert _run(end(_recovery(calls, 3), 3))
+    assert calls == ["clear_queues", "seek", "resume ['in-0']", "resume_flow"]
+    calls.clear()
+    assert not _run(end(_recovery(calls, 4), 3))  # a newer rebalance began: as upstream,
+    assert calls == []  # nothing is resumed
