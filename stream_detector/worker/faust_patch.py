@@ -35,6 +35,20 @@ records of every partition, and Faust drops them because none is active. The pat
 ``AIOKafkaConsumerThread._fetch_records`` passes a view of the same live set that is never
 empty in that sense (:class:`_Only`).
 
+3. Partitions without a committed offset. The end of recovery seeks every assigned partition
+to its committed offset, but aiokafka's ``seek_to_committed`` moves only partitions whose
+committed offset is above 0. A stream partition that never had an offset committed keeps
+its position, past every record already handed to Faust. Whatever of those the rebalance
+dropped (records on the agents' queues, cleared at the revoke and again at the end of
+recovery; records fetched while the flow was stopped) was never processed, and once a later
+offset is committed it is lost for good. It happens when a rebalance comes before the first
+record of a partition was acked (the first commit of its life), e.g. a worker joining or
+leaving while the survivor's agent is busy. The patched fetch notes, per partition, the
+offset of the first record aiokafka handed over (:func:`_first_fetched`); the patched end
+of recovery seeks each stream partition without a committed offset back to it
+(:func:`_seek_uncommitted`). Records are then processed again, never skipped (at least
+once: duplicates share ``event_id``).
+
 Fast delivery (:func:`install`, setting ``fast_delivery``)
 ----------------------------------------------------------
 
@@ -86,14 +100,25 @@ UPSTREAM_SHA256: Final = {
         "39a2c6c79fc1455a199629912b533458a720c64983bc957420a42feef6593baa",
     "aiokafka.consumer.fetcher.Fetcher.fetched_records":
         "be4348896b9b66afe048de954e2be91c546f4e96c94cb120d5764ec77ce8f19e",
+    # hole 3: which partitions the seek to committed leaves alone, and how Faust seeks
+    "faust.transport.consumer.Consumer.perform_seek":
+        "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6",
+    "aiokafka.consumer.consumer.AIOKafkaConsumer.seek_to_committed":
+        "f6cd85c8b70a4ccf7e862de24f6c5d985038eed3e140990f000aa4b52eda8d72",
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._seek_wait":
+        "9d221e816d9404678ac2d802b1419c7c2d166cbc9c8ec9f689a77673b8f2e85f",
 }
 _RECOVERY: Final = "faust.tables.recovery.Recovery.on_recovery_completed"
 _FETCH: Final = "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._fetch_records"
-_REBALANCE: Final = (_RECOVERY, _FETCH, "aiokafka.consumer.fetcher.Fetcher.fetched_records")
+_REBALANCE: Final = (_RECOVERY, _FETCH, "aiokafka.consumer.fetcher.Fetcher.fetched_records",
+                     "faust.transport.consumer.Consumer.perform_seek",
+                     "aiokafka.consumer.consumer.AIOKafkaConsumer.seek_to_committed",
+                     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._seek_wait")
 _state: dict[str, Any] = {}
 
 
 def _upstream_sources() -> dict[str, str]:
+    from aiokafka.consumer.consumer import AIOKafkaConsumer
     from aiokafka.consumer.fetcher import Fetcher
     from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
@@ -108,7 +133,13 @@ def _upstream_sources() -> dict[str, str]:
             _FETCH: inspect.getsource(_state.get("fetch_upstream",
                                                  AIOKafkaConsumerThread._fetch_records)),
             "aiokafka.consumer.fetcher.Fetcher.fetched_records":
-            inspect.getsource(Fetcher.fetched_records)}
+            inspect.getsource(Fetcher.fetched_records),
+            "faust.transport.consumer.Consumer.perform_seek":
+            inspect.getsource(Consumer.perform_seek),
+            "aiokafka.consumer.consumer.AIOKafkaConsumer.seek_to_committed":
+            inspect.getsource(AIOKafkaConsumer.seek_to_committed),
+            "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._seek_wait":
+            inspect.getsource(AIOKafkaConsumerThread._seek_wait)}
 
 
 def upstream_matches() -> dict[str, bool]:
@@ -173,7 +204,13 @@ def install_rebalance_fixes() -> bool:
                              timeout: float | None = None,
                              max_records: int | None = None) -> Any:
         only = None if active_partitions is None else _Only(active_partitions)
-        return await fetch(self, consumer, only, timeout=timeout, max_records=max_records)
+        records = await fetch(self, consumer, only, timeout=timeout, max_records=max_records)
+        if records:
+            first = _first_fetched(self.consumer)
+            for tp, batch in records.items():
+                if batch and tp not in first:
+                    first[tp] = batch[0].offset
+        return records
 
     AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
     return True
@@ -212,10 +249,13 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
                          app.consumer_generation_id, generation_id)
         return
     app.flow_control.resume()  # clears the queues: nothing of the stream partitions yet
+    streams = {tp for tp in assignment if not self._is_changelog_tp(tp)}
     if assignment:  # stream partitions still paused: the fetcher cannot take their records
         self.log.info("Seek stream partitions to committed offsets.")
         await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-    consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        await self._wait(_seek_uncommitted(consumer, streams, self.log),
+                         timeout=app.conf.broker_request_timeout)
+    consumer.resume_partitions(streams)
     self.completed.set()
     consumer.resume_flow()
     await app._fetcher.maybe_start()
@@ -224,6 +264,35 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
         self.tables.on_standbys_ready()
     app.on_rebalance_end()
     self.log.info("Worker ready")
+
+
+def _first_fetched(consumer: Any) -> dict[Any, int]:
+    """Per partition (Faust's ``TP`` or aiokafka's ``TopicPartition``: equal tuples), the
+    offset of the first record aiokafka handed to ``consumer`` (Faust's consumer; written in
+    its fetch thread, read at the end of recovery)."""
+    first: dict[Any, int] = vars(consumer).setdefault("_stream_detector_first_fetched", {})
+    return first
+
+
+async def _seek_uncommitted(consumer: Any, streams: set[Any], log: Any) -> None:
+    """Seek each of ``streams`` without a committed offset back to the first record the
+    consumer fetched of it (see the module docstring, hole 3).
+
+    Called after ``perform_seek``: Faust's ``_committed_offset`` then holds the group's
+    committed offsets of the assignment, None where there is none (or 0: aiokafka did not
+    seek those either). Partitions never fetched keep their position (aiokafka's reset).
+    """
+    first = _first_fetched(consumer)
+    targets: dict[Any, int] = {}
+    for tp in streams:
+        if consumer._committed_offset.get(tp) is not None:
+            first.pop(tp, None)  # committed: the seek moved it; forget the old start
+        elif tp in first:
+            targets[tp] = first[tp]
+    if targets:
+        log.info("Seek stream partitions without a committed offset to their first "
+                 "fetched record: %s", sorted(targets.items()))
+        await consumer.seek_wait(targets)
 
 
 def _is_flow_wait(consumer: Any, coro: Any) -> bool:
