@@ -28,4 +28,4 @@ bench: setup
 	$(VENV)/bin/stream-detector bench
 
 clean:
-	rm -rf runs registry reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf runs registry reports scores.csv .pytest_cache .mypy_cache .ruff_cache

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GLOBAL_KEY", "Method", "ScaleParams", "Scaler", "fit_scaler", "fit_scaler_per_key"]
+from schemas.kinds import SCALER_METHODS, ScalerMethod
 
-Method = Literal["standard", "minmax", "robust", "none"]
+__all__ = ["GLOBAL_KEY", "ScaleParams", "Scaler", "fit_scaler", "fit_scaler_per_key"]
 GLOBAL_KEY = "*"
 
 
@@ -43,7 +43,7 @@ class ScaleParams:
 class Scaler:
     """Fitted parameters: ``params["*"]`` always exists and serves unknown keys."""
 
-    method: Method
+    method: ScalerMethod
     per_key: bool
     params: dict[str, ScaleParams]
 
@@ -99,17 +99,17 @@ class Scaler:
         return cls(_check_method(card["method"]), bool(card["per_key"]), params)
 
 
-def _check_method(method: str) -> Method:
-    if method not in get_args(Method):
-        raise ValueError(f"method must be one of {get_args(Method)}, got {method!r}")
-    return method  # type: ignore[return-value]
+def _check_method(method: str) -> ScalerMethod:
+    if method not in SCALER_METHODS:
+        raise ValueError(f"method must be one of {SCALER_METHODS}, got {method!r}")
+    return method
 
 
 def _safe_scale(scale: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(scale) & (scale != 0.0), scale, 1.0)
 
 
-def _fit(train: np.ndarray, method: Method) -> ScaleParams:
+def _fit(train: np.ndarray, method: ScalerMethod) -> ScaleParams:
     data = np.asarray(train, dtype=np.float64)
     if data.ndim == 1:
         data = data[:, None]
@@ -130,7 +130,7 @@ def _fit(train: np.ndarray, method: Method) -> ScaleParams:
     return ScaleParams(center, _safe_scale(scale))
 
 
-def fit_scaler(train: np.ndarray, method: Method | str = "standard") -> Scaler:
+def fit_scaler(train: np.ndarray, method: ScalerMethod | str = "standard") -> Scaler:
     """Fit one global scaler on ``train`` (rows, features); pass training rows only.
 
     Fitting on validation or test rows would leak their range into the model.
@@ -144,7 +144,7 @@ def fit_scaler(train: np.ndarray, method: Method | str = "standard") -> Scaler:
 
 
 def fit_scaler_per_key(
-    train: Mapping[str, np.ndarray], method: Method | str = "standard"
+    train: Mapping[str, np.ndarray], method: ScalerMethod | str = "standard"
 ) -> Scaler:
     """Fit one scaler per key plus a ``"*"`` fallback fitted on all keys' rows together.
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind
+from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind, ScalerMethod
 from schemas.records import (
     MAX_FEATURES,
     MAX_KEY_LENGTH,
@@ -74,7 +74,7 @@ class ScalerParams(_Frozen):
 class ScalerCard(_Frozen):
     """How raw record values are scaled before they reach the model."""
 
-    method: Literal["standard", "minmax", "robust", "none"]
+    method: ScalerMethod
     transform: Literal["none", "log1p"] = Field(
         "none",
         description="applied before centring: log1p is sign(x)*log(1+|x|), for counts and "

@@ -10,7 +10,8 @@ them from here; adding a member is one edit here plus its implementation:
 - a model family (an autoencoder): its ``nn.Module`` and config in
   ``offline_training.models``;
 - a threshold calibration method: its quantile in ``offline_training.calibration`` and the
-  range of its argument in :class:`schemas.card.ThresholdCard`.
+  range of its argument in :class:`schemas.card.ThresholdCard`;
+- a scaler method: its fit in ``offline_training.scaling``.
 
 This module imports only :mod:`typing`, so the command line reads the lists without loading
 pydantic (``stream-detector --help`` stays fast).
@@ -30,11 +31,13 @@ __all__ = [
     "CALIBRATION_METHODS",
     "MODEL_FAMILIES",
     "RECORD_KINDS",
+    "SCALER_METHODS",
     "THRESHOLD_METHODS",
     "AutoencoderFamily",
     "CalibrationMethod",
     "ModelFamily",
     "RecordKind",
+    "ScalerMethod",
     "ThresholdMethod",
 ]
 
@@ -58,3 +61,8 @@ CALIBRATION_METHODS: Final[tuple[CalibrationMethod, ...]] = get_args(Calibration
 ThresholdMethod = Literal[CalibrationMethod, "manual"]
 """Where a threshold value came from: a calibration method, or set by hand (``manual``)."""
 THRESHOLD_METHODS: Final[tuple[ThresholdMethod, ...]] = get_args(ThresholdMethod)
+
+ScalerMethod = Literal["standard", "minmax", "robust", "none"]
+"""How a model's inputs are scaled (``offline_training.scaling`` fits it, the card holds it,
+``stream_detector.core.scoring.ScaleTable`` applies its center and scale)."""
+SCALER_METHODS: Final[tuple[ScalerMethod, ...]] = get_args(ScalerMethod)

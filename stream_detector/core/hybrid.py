@@ -70,6 +70,7 @@ from stream_detector.core.nplm import (
     flagged_count_sf,
     nplm_numpy_basis,
     nplm_numpy_test,
+    window_features,
 )
 from stream_detector.core.thresholds import ResolvedThreshold
 
@@ -79,7 +80,6 @@ _MAGIC_V1: Final = b"SDS1"  # rows and texts only (read, never written)
 _HEADER_V1: Final = struct.Struct("<4sIIqdI")  # magic, capacity, width, count, last p, text
 _MAGIC: Final = b"SDS2"  # plus the AE stage's windows counted per row
 _HEADER: Final = struct.Struct("<4sIIqdII")  # ... last p, windows pending, text bytes
-_LOG_EPS: Final = 1e-12  # as nplm_numpy_features
 
 
 def p_value_severity(p_value: float) -> float:
@@ -216,7 +216,6 @@ class HybridStage:
         self.section = section
         self.basis = nplm_numpy_basis(reference, section.degree)
         self.phi_reference = self.basis(reference)  # (N_R, dof): the costly part, once
-        self.peak = card.window > 1
         # sample events compare -log10 p with -log10 alpha: higher = more anomalous
         self.threshold = ResolvedThreshold(
             -math.log10(section.alpha),
@@ -238,11 +237,9 @@ class HybridStage:
             self.section.sample_size, self.section.width)
 
     def features(self, raw: float, errors: npt.NDArray[np.float32]) -> list[float]:
-        """One window's NPLM features, as ``nplm_numpy_features`` computes them."""
-        cols = [math.log(raw + _LOG_EPS)]
-        if self.peak:  # errors (window, features): peak over steps of the mean over features
-            cols.append(math.log(float(errors.mean(axis=1).max()) + _LOG_EPS))
-        return cols
+        """One window's NPLM features (:func:`~stream_detector.core.nplm.window_features`);
+        ``errors`` (window, features)."""
+        return window_features(raw, errors)
 
     def test(self, ring: SampleRing) -> NPLMResult:
         """The NPLM test of the ring's sample against the reference."""

@@ -35,6 +35,7 @@ __all__ = [
     "nplm_numpy_features",
     "nplm_numpy_fit",
     "nplm_numpy_test",
+    "window_features",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -252,16 +253,43 @@ def nplm_numpy_test(
     return NPLMResult(t=t, dof=dof, p_value=chi2_sf(scaled, dof))
 
 
+def window_features(score: float, errors: npt.NDArray[np.floating] | None = None) -> list[float]:
+    """One window's NPLM inputs from the scoring contract's outputs: 1 or 2 values.
+
+    The one definition of the features: the worker's stage computes them window by window,
+    training computes the reference with :func:`nplm_numpy_features`, which calls this.
+
+    Parameters
+    ----------
+    score
+        The window's raw score (a mean squared reconstruction error).
+    errors
+        Its ``(window, features)`` squared errors; None: the score alone.
+
+    Returns
+    -------
+    list of float
+        ``log(score + 1e-12)`` (scores are squared errors, spread over decades) and, only for
+        windows longer than 1, the log of the peak time-step error (the largest mean over
+        features of one step), which tells a single spike from a broad shift of the same
+        mean error.
+
+    >>> [round(v, 4) for v in window_features(0.01, np.array([[0.0, 0.0], [0.04, 0.02]]))]
+    [-4.6052, -3.5066]
+    """
+    cols = [math.log(score + _LOG_EPS)]
+    if errors is not None and errors.shape[0] > 1:
+        cols.append(math.log(float(errors.mean(axis=1).max()) + _LOG_EPS))
+    return cols
+
+
 def nplm_numpy_features(
     score: npt.ArrayLike, errors: npt.NDArray[np.floating] | None = None
 ) -> FloatArray:
-    """NPLM inputs from the scoring contract's outputs: (n, 1) or (n, 2).
-
-    Column 0: log of the window score (scores are squared errors, spread over decades).
-    Column 1 (only for windows longer than 1): log of the peak time-step error, which tells
-    a single spike from a broad shift of the same mean error.
-    """
-    cols = [np.log(np.asarray(score, dtype=np.float64) + _LOG_EPS)]
-    if errors is not None and errors.shape[1] > 1:
-        cols.append(np.log(errors.mean(axis=2).max(axis=1).astype(np.float64) + _LOG_EPS))
-    return np.stack(cols, axis=1)
+    """:func:`window_features` of every window: ``score`` (n,), ``errors`` (n, window,
+    features) or None; returns (n, 1) or (n, 2) float64, one row per window."""
+    scores = np.asarray(score, dtype=np.float64).ravel().tolist()
+    rows = [window_features(s, None if errors is None else errors[i])
+            for i, s in enumerate(scores)]
+    width = len(rows[0]) if rows else (2 if errors is not None and errors.shape[1] > 1 else 1)
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)

@@ -113,6 +113,8 @@ class WorkerRuntime:
         self._s_per_window = 0.0  # scoring seconds per window, moving average of inline calls
         self._widths = self._kind_widths(models)
         self._unflushed: list[Message] = []  # processed since the last flush (rollback replays)
+        # handed to the producer by batches not flushed yet; delivery awaited before a flush
+        self._in_flight: list[tuple[tuple[Send, bytes, bytes], Any]] = []
         self._stage = "parse"
 
     def set_models(self, models: Sequence[ModelRuntime]) -> None:
@@ -124,8 +126,10 @@ class WorkerRuntime:
 
         A state that cannot be persisted is isolated like any failing batch: the messages
         since the last flush are run again in halves (their outputs are not sent again)
-        until the record that poisons it is dead-lettered.
+        until the record that poisons it is dead-lettered. Every output handed to the
+        producer before is delivered first (events out before state in).
         """
+        await self._settle()
         try:
             return self._flush_now()
         except Exception:  # noqa: BLE001 - isolated below, never a crash loop
@@ -142,6 +146,7 @@ class WorkerRuntime:
         """Drop live states and the rollback log (partitions were revoked or reassigned)."""
         self.store.forget()
         self._unflushed.clear()
+        self._in_flight.clear()  # their messages are not acked: the new owner replays them
 
     @staticmethod
     def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
@@ -207,15 +212,19 @@ class WorkerRuntime:
     async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
         """Run one batch through every stage; returns once its output is delivered.
 
-        ``flush=False`` leaves the touched states dirty: the caller flushes them later
-        (several batches at once, with :meth:`flush`) and only then acks the batches'
-        messages. Never raises for what a message holds: see the class docstring.
+        ``flush=False`` leaves the touched states dirty and the outputs handed to the
+        producer but not yet confirmed: the caller flushes later (several batches at once,
+        with :meth:`flush`, which awaits those deliveries first) and only then acks the
+        batches' messages; a batch does not wait for the broker's acknowledgement of its
+        events (one producer linger plus a round trip, tens of ms on a loaded broker).
+        Never raises for what a message holds: see the class docstring.
         """
         try:
             result = await self._run(messages, flush)
         except Exception:  # noqa: BLE001 - isolated below, never a crash loop
             log.exception("a batch of %d messages failed at %s; splitting it to isolate "
                           "the failing record", len(messages), self._stage)
+            await self._settle()  # the replay below does not send these outputs again
             return await self._isolate(messages, delivered=self._stage == "persist")
         if not flush:
             self._unflushed.extend(messages)
@@ -238,10 +247,14 @@ class WorkerRuntime:
             self._count_windows(pending)
         self._stage = "deliver"
         # events out before state in: a crash replays, never loses
-        await self._deliver(self._outgoing(alerts, result, quiet))
+        outgoing = self._outgoing(alerts, result, quiet)
         if flush:
+            await self._settle()
+            await self._deliver(outgoing)
             self._stage = "persist"
             self._flush_now()
+        else:
+            await self._hand_over(outgoing)
         now = time.time()
         for msg in messages[-1:]:
             if msg.timestamp:
@@ -355,6 +368,30 @@ class WorkerRuntime:
         result.dead.append(dead)
         self.metrics.invalid_records.labels(dead.reason).inc()
         await self._deliver([(self.send_dead, b"", dead.model_dump_json().encode())])
+
+    async def _hand_over(self, outgoing: list[tuple[Send, bytes, bytes]]) -> None:
+        """Give outputs to the producer; :meth:`_settle` awaits their delivery."""
+        for item in outgoing:
+            send, key, value = item
+            try:
+                delivery = await send(key, value)
+            except Exception as exc:  # noqa: BLE001 - retried by _settle
+                delivery = _failed(exc)
+            self._in_flight.append((item, delivery))
+
+    async def _settle(self) -> None:
+        """Await the delivery of every output handed over; send failed ones again (with
+        :meth:`_deliver`'s backoff) until delivered."""
+        if not self._in_flight:
+            return
+        in_flight, self._in_flight = self._in_flight, []
+        done = await asyncio.gather(*(d for _, d in in_flight), return_exceptions=True)
+        failed = [item for (item, _), r in zip(in_flight, done, strict=True)
+                  if isinstance(r, BaseException)]
+        if failed:
+            log.warning("%d of %d sends failed; sending them again", len(failed),
+                        len(in_flight))
+            await self._deliver(failed)
 
     async def _deliver(self, outgoing: list[tuple[Send, bytes, bytes]]) -> None:
         """Send and await delivery, retrying failures with backoff; never drop output."""

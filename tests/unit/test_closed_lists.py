@@ -1,5 +1,5 @@
-"""Each closed list (record kinds, model families, threshold methods, providers) and each
-input bound has one home; every other module reads it from there.
+"""Each closed list (record kinds, model families, threshold and scaler methods, providers)
+and each input bound has one home; every other module reads it from there.
 
 The homes: :mod:`schemas.kinds` (what the wire contracts need), :mod:`schemas.records` (the
 input bounds) and :mod:`stream_detector.constants` (execution-provider choices). A module that
@@ -35,6 +35,7 @@ CLOSED: dict[str, tuple[Path, tuple[str, ...]]] = {
     "model families": (KINDS_HOME, kinds.MODEL_FAMILIES),
     "calibration methods": (KINDS_HOME, kinds.CALIBRATION_METHODS),
     "threshold methods": (KINDS_HOME, kinds.THRESHOLD_METHODS),
+    "scaler methods": (KINDS_HOME, kinds.SCALER_METHODS),
     "provider preferences": (CONSTANTS_HOME, constants.PROVIDER_PREFERENCES),
 }
 BOUNDS = ("MAX_MESSAGE_BYTES", "MAX_RECORDS_PER_MESSAGE", "MAX_WINDOW_LENGTH", "MAX_FEATURES",
@@ -92,13 +93,15 @@ def test_input_bounds_are_assigned_once() -> None:
 
 @pytest.mark.parametrize("literal", [kinds.RecordKind, kinds.AutoencoderFamily,
                                      kinds.ModelFamily, kinds.CalibrationMethod,
-                                     kinds.ThresholdMethod, constants.ProviderPreference])
+                                     kinds.ThresholdMethod, kinds.ScalerMethod,
+                                     constants.ProviderPreference])
 def test_every_tuple_is_its_literal(literal: Any) -> None:
     tuples = {kinds.RecordKind: kinds.RECORD_KINDS,
               kinds.AutoencoderFamily: kinds.AUTOENCODER_FAMILIES,
               kinds.ModelFamily: kinds.MODEL_FAMILIES,
               kinds.CalibrationMethod: kinds.CALIBRATION_METHODS,
               kinds.ThresholdMethod: kinds.THRESHOLD_METHODS,
+              kinds.ScalerMethod: kinds.SCALER_METHODS,
               constants.ProviderPreference: constants.PROVIDER_PREFERENCES}
     assert tuples[literal] == get_args(literal) and len(set(get_args(literal))) > 1
 

@@ -77,6 +77,17 @@ def test_readme_commands_and_options_exist() -> None:
                 f"{doc}: `stream-detector {call}`: `{' '.join(path)}` has no {flag}")
 
 
+def test_readme_outputs_leave_the_clone_clean() -> None:
+    """What the README's commands write inside the checkout (--out) is ignored by git."""
+    ignored = {line.strip().strip("/") for line in (ROOT / ".gitignore").read_text().splitlines()
+               if line.startswith("/")}
+    outs = [m for _, call, _ in _readme_calls() for m in re.findall(r"--out\s+(\S+)", call)]
+    assert len(outs) >= 3
+    for out in outs:
+        if not out.startswith((".", "/")):
+            assert out.split("/")[0] in ignored, f"README writes {out}; add /{out} to .gitignore"
+
+
 def _leaf_commands() -> list[tuple[str, Any]]:
     import typer
 

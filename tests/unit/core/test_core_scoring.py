@@ -236,7 +236,8 @@ def test_sha_mismatch_fails_before_any_session(
         raise AssertionError("a session was created for an unverified model")
 
     monkeypatch.setattr(registry_module, "Scorer", no_session)
-    with pytest.raises(ModelCardMismatch, match="Re-export both files"):
+    with pytest.raises(ModelCardMismatch,
+                       match="the card does not describe this model. Train it again"):
         load_model(directory)
 
 

@@ -28,7 +28,7 @@ from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.core.windowing import WindowState
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.runtime import BatchResult, Message, WorkerRuntime
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.threshold_cache import ThresholdCache
 
@@ -189,10 +189,15 @@ def test_a_fault_at_any_stage_dead_letters_only_the_failing_record(
     FAULTS[fault](monkeypatch)
     # an earlier, unflushed batch must survive the rollback without sending twice
     first = batch(poison=True)
-    asyncio.run(rt.process(first[:5], flush=False))
-    result = asyncio.run(rt.process(first[5:], flush=flush))
-    if not flush:  # the app flushes later, for several batches: persisting fails there
-        asyncio.run(rt.flush())
+
+    async def scenario() -> BatchResult:  # one event loop, as in the worker: deliveries
+        await rt.process(first[:5], flush=False)  # handed over here are awaited later
+        result = await rt.process(first[5:], flush=flush)
+        if not flush:  # the app flushes later, for several batches: persisting fails there
+            await rt.flush()
+        return result
+
+    result = asyncio.run(scenario())
     letters = [DeadLetter.model_validate_json(d) for d in dead]
     assert [(d.reason, d.offset) for d in letters] == [("unprocessable", 14)]
     assert letters[0].message.startswith(f"{STAGE.get(fault, fault)} failed on the message")

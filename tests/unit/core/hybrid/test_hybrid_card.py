@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ def test_hybrid_card_carries_a_valid_nplm_section(hybrid_dir: Path) -> None:
     assert (section.sample_size, section.every, section.alpha) == (200, 50, 0.01)
     assert 1000 < len(section.reference) <= 1500  # held-out windows the AE does not flag
     assert section.ae_threshold > 0
+    # windows over the AE threshold are cut from the reference as from a key's sample:
+    # column 0 is log(score + 1e-12) (stream_detector.core.nplm.nplm_numpy_features)
+    assert max(row[0] for row in section.reference) <= math.log(section.ae_threshold + 1e-12)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,4 @@
-"""New Physics Learning Machine (NPLM): a likelihood-ratio test of a data sample D against
-a reference sample R, and the hybrid AE + NPLM detector.
+"""The neural NPLM (torch, weight-clipped MLP) against the linear NPLM the worker runs.
 
 NPLM (D'Agnolo & Wulzer, PRD 99 015014 (2019); D'Agnolo et al., EPJC 81 (2021) 89;
 Grosso et al., arXiv:2501.01778) models the data density as ``n(x|w) = n(x|R) e^{f(x;w)}``
@@ -8,74 +7,53 @@ and fits ``f`` by minimising the extended-likelihood loss
     L(w) = sum_R w_R (e^{f(x)} - 1) - sum_D w_D f(x),   w_R = N_D / N_R (times event weights)
 
 The test statistic is ``t = -2 min_w L``; under the null (D drawn like R) it is chi-square
-with dof = number of trainable parameters, once the capacity of ``f`` is controlled (weight
-clipping for a network). A large t / small p-value says D is not distributed like R.
+with dof = number of trainable parameters, once the capacity of ``f`` is controlled.
 
-Two implementations:
-
-* **torch, neural** (``nplm_*`` without prefix): f is a small MLP (default 1-4-1 sigmoid, as in
-  the NPLM package), kernel weights clamped to ``[-W, W]`` after every Adam step, full-batch
-  training. Many independent fits (toys x clip candidates) run as one batched tensor program
-  (one Adam over stacked weights; Adam is element-wise, so each fit is exactly its own), so
-  calibrating W with ``tune_clip`` costs about a CPU minute for 60 toy fits, not hours.
-  Measured: 1-4-1, N_R=2000, N_D=100, 3000 epochs, W=30: toy mean 12.6 vs dof 12.
-* **numpy, linear in its parameters** (``nplm_numpy_*``, torch-free, in
-  :mod:`stream_detector.core.nplm` because the worker runs it; re-exported here): f = c +
-  w . phi(x) with a fixed bounded basis (Legendre polynomials of each input's reference CDF,
-  Neyman's smooth-test basis). Chosen over a numpy MLP because the loss is
-  then convex: Newton's method reaches the exact minimum in ~10 iterations (milliseconds, no
-  learning-rate or epoch tuning, deterministic), and t is the classic likelihood-ratio of an
-  exponential family nested at w=0, so Wilks' theorem gives chi2(dof = len(w)) without a
-  clip to tune. A small ridge penalty plays the role of the weight clip (keeps the fit finite
-  when D has a region R does not cover). Measured: 2 inputs x degree 4, N_R=10000, N_D=250,
-  200 toys: mean 8.2 vs dof 8, KS p 0.22; one test takes ~10 ms (reference basis cached).
+The worker runs the linear form (:mod:`stream_detector.core.nplm`: f = c + w . phi(x) with a
+fixed Legendre basis, a convex fit, Wilks' chi2 without a clip to tune). This module keeps
+the paper's neural form as the reference it is checked against: f is a small MLP (default
+1-4-1 sigmoid, as in the NPLM package), kernel weights clamped to ``[-W, W]`` after every
+Adam step, full-batch training. Many independent fits (toys x clip candidates) run as one
+batched tensor program (one Adam over stacked weights; Adam is element-wise, so each fit is
+exactly its own), so calibrating W with :func:`tune_clip` costs about a CPU minute for 60
+toy fits. Measured: 1-4-1, N_R=2000, N_D=100, 3000 epochs, W=30: toy mean 12.6 vs dof 12.
 
 Normalisation: with ``n_expected`` given, N_D is treated as Poisson (the classic extended
 test, dof includes the normalisation); without it (a fixed-size recent window, the
 streaming case) ``w_R = N_D/N_R`` and only the shape is tested (dof = parameters - 1).
 
-Hybrid detector input: NPLM sees the AE's scores (log reconstruction score and, for windows,
-the log of the peak time-step error), not raw features. That is 1-2 dimensions for every
-model family, so the NPLM stays tiny, fast and well calibrated, while the AE has already
-compressed "how unusual is this window" into those numbers.
+Run it to compare the two on the same reference (null toys: mean t against the dof and the
+Kolmogorov-Smirnov distance to chi2(dof); an injected bump: p-values)::
+
+    python -m benchmarks.nplm_neural [--full]
 """
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from scipy import stats
 from torch import nn
 
-from stream_detector.core.nplm import (
-    NPLMResult,
-    NumpyBasis,
-    nplm_numpy_basis,
-    nplm_numpy_features,
-    nplm_numpy_fit,
-    nplm_numpy_test,
-)
+from benchmarks.report import markdown_table, write_results
+from stream_detector.core.nplm import NPLMResult, nplm_numpy_basis, nplm_numpy_test
 
 __all__ = [
-    "NPLMConfig",
-    "NPLMResult",
     "ClipTuning",
-    "nplm_loss",
+    "NPLMConfig",
+    "empirical_p_value",
+    "main",
     "n_parameters",
+    "nplm_loss",
     "nplm_test",
     "null_toys",
+    "run",
     "tune_clip",
-    "empirical_p_value",
-    "nplm_numpy_basis",
-    "nplm_numpy_features",
-    "nplm_numpy_fit",
-    "nplm_numpy_test",
-    "NumpyBasis",
-    "HybridDetector",
-    "HybridResult",
 ]
 
 FloatArray = np.ndarray
@@ -303,54 +281,62 @@ def tune_clip(
     return ClipTuning(clip=min(ks, key=ks.__getitem__), dof=dof, ks=ks, mean=mean, toys=toys)
 
 
-# ========================================================================================
-# numpy, linear-in-parameters NPLM: lives in stream_detector.core.nplm (the worker runs it)
+# ----------------------------------------------------------------------------------------
+# the comparison
 
 
-@dataclass
-class HybridResult:
-    flags: FloatArray  # (n,) bool: AE stage, score above the AE threshold
-    t: float
-    dof: int
-    p_value: float
-    anomalous: bool  # NPLM stage: p_value < alpha
+def _linear_toys(reference: FloatArray, n_ref: int, n_data: int, n_toys: int,
+                 rng: np.random.Generator) -> tuple[FloatArray, int]:
+    """Scaled t (finite-reference corrected, as its p-value uses) of the linear NPLM's toys."""
+    basis = nplm_numpy_basis(reference[:n_ref], degree=4)
+    phi_ref, pool = basis(reference[:n_ref]), reference[n_ref:]
+    results = [nplm_numpy_test(basis, phi_ref, pool[rng.choice(len(pool), n_data, replace=False)],
+                               phi_reference=True) for _ in range(n_toys)]
+    return np.array([r.t / (1 + n_data / n_ref) for r in results]), results[0].dof
 
 
-@dataclass
-class HybridDetector:
-    """AE flags obvious anomalies per window; NPLM tests the recent sample for subtle shifts.
+def run(full: bool = False, out: Path | None = None) -> list[dict[str, Any]]:
+    """Null toys and an injected bump (15 events at 2.5 +- 0.2 over 90 exponential ones)
+    for both NPLM forms on one exponential reference; writes ``nplm_neural.{json,md}``."""
+    rng = np.random.default_rng(2)
+    reference = rng.exponential(size=(4000, 1))
+    n_toys, n_ref, n_data = (60 if full else 30), 2000, 100
+    config = NPLMConfig(epochs=3000, lr=0.05, tol=1e-3)
+    tuning = tune_clip(reference, (4.0, 30.0), n_toys=n_toys, n_ref=n_ref, n_data=n_data,
+                       config=config)
+    neural_toys = tuning.toys[tuning.clip]
+    linear_toys, linear_dof = _linear_toys(reference, n_ref, n_data, n_toys, rng)
+    bump = np.concatenate([rng.exponential(size=(90, 1)), rng.normal(2.5, 0.2, size=(15, 1))])
+    neural = nplm_test(reference[:n_ref], bump, NPLMConfig(epochs=3000, lr=0.05,
+                                                             clip=tuning.clip))
+    basis = nplm_numpy_basis(reference[:n_ref], degree=4)
+    linear = nplm_numpy_test(basis, reference[:n_ref], bump)
+    rows = [
+        {"NPLM": f"neural 1-4-1, clip {tuning.clip:g}", "dof": tuning.dof,
+         "null mean t": float(neural_toys.mean()),
+         "KS to chi2": float(stats.kstest(neural_toys, stats.chi2(tuning.dof).cdf).statistic),
+         "bump p": neural.p_value, "bump p (toys)": empirical_p_value(neural.t, neural_toys)},
+        {"NPLM": "linear, Legendre degree 4 (worker)", "dof": linear_dof,
+         "null mean t": float(linear_toys.mean()),
+         "KS to chi2": float(stats.kstest(linear_toys, stats.chi2(linear_dof).cdf).statistic),
+         "bump p": linear.p_value, "bump p (toys)": empirical_p_value(
+             linear.t / (1 + len(bump) / n_ref), linear_toys)},
+    ]
+    columns = ["NPLM", "dof", "null mean t", "KS to chi2", "bump p", "bump p (toys)"]
+    table = markdown_table(rows, columns)
+    print(table)
+    write_results("nplm_neural", {"n_toys": n_toys, "n_ref": n_ref, "n_data": n_data,
+                                  "rows": rows}, table, out)
+    return rows
 
-    Windows the AE already flags are removed from D *and* from the reference before the
-    NPLM test (seed 000's filtering), so NPLM looks only at the bulk below the threshold:
-    cutting D alone would leave R with a tail D cannot have, a false signal of its own.
-    """
 
-    ae_threshold: float
-    reference: FloatArray  # (N_R, d) NPLM features of normal history (nplm_numpy_features)
-    reference_scores: FloatArray  # (N_R,) their AE scores
-    alpha: float = 0.01
-    degree: int = 4
-    ridge: float = 1e-2
-    basis: NumpyBasis = field(init=False)
-    _phi_ref: FloatArray = field(init=False, repr=False)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="60 null toys instead of 30")
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    args = parser.parse_args(argv)
+    run(args.full, args.out)
 
-    def __post_init__(self) -> None:
-        keep = self.reference_scores <= self.ae_threshold
-        self.reference = np.asarray(self.reference)[keep]
-        self.reference_scores = np.asarray(self.reference_scores)[keep]
-        self.basis = nplm_numpy_basis(self.reference, self.degree)
-        self._phi_ref = self.basis(self.reference)
 
-    def flag(self, scores: FloatArray) -> FloatArray:
-        return np.asarray(scores) > self.ae_threshold
-
-    def test(self, scores: FloatArray, errors: FloatArray | None = None) -> HybridResult:
-        """Score-stage flags and the NPLM test for the most recent windows of one key."""
-        flags = self.flag(scores)
-        feats = nplm_numpy_features(scores, errors)[~flags]
-        if len(feats) < 2:  # nothing left to test: the AE stage has it all
-            return HybridResult(flags, 0.0, self.basis.size, 1.0, False)
-        res = nplm_numpy_test(
-            self.basis, self._phi_ref, feats, ridge=self.ridge, phi_reference=True
-        )
-        return HybridResult(flags, res.t, res.dof, res.p_value, res.p_value < self.alpha)
+if __name__ == "__main__":
+    main()
