@@ -106,11 +106,13 @@ def test_an_empty_live_set_of_active_partitions_fetches_nothing() -> None:
 
 def _recovery(calls: list[str], generation: int,
               assignment: frozenset[str] = frozenset({"in-0", "changelog-0"}),
-              committed: dict[str, int] | None = None) -> Any:
+              committed: dict[str, int] | None = None,
+              positions: dict[str, int] | None = None) -> Any:
     """The parts of Faust's Recovery (and its app) that the end of recovery touches.
 
     ``committed``: the group's committed offsets, as Faust's ``perform_seek`` leaves them in
-    ``consumer._committed_offset`` (partitions without one are absent)."""
+    ``consumer._committed_offset`` (partitions without one are absent); ``positions``:
+    aiokafka's positions (next offset to fetch) after that seek."""
 
     async def noop(*a: Any, **k: Any) -> None:
         return None
@@ -121,8 +123,12 @@ def _recovery(calls: list[str], generation: int,
     async def seek_wait(offsets: dict[str, int]) -> None:
         calls.append(f"seek_wait {sorted(offsets.items())}")
 
+    async def position(tp: str) -> int | None:
+        return (positions or {}).get(tp)
+
     consumer = SimpleNamespace(
         assignment=lambda: set(assignment), perform_seek=seek, seek_wait=seek_wait,
+        position=position,
         _committed_offset=dict(committed or {}),
         resume_partitions=lambda tps: calls.append(f"resume {sorted(tps)}"),
         resume_flow=lambda: calls.append("resume_flow"))
@@ -182,28 +188,31 @@ def _fetch_into(consumer: Any, records: dict[Any, list[int]]) -> None:
 
 
 def test_partitions_never_committed_are_sought_back_to_their_first_fetched_record() -> None:
-    # aiokafka's seek_to_committed moves only partitions with a committed offset above 0
-    # (pinned by the hash test). A survivor's records of a partition that never had one,
-    # fetched and then dropped by the rebalance (cleared queues, a stopped flow), were never
-    # processed and were not fetched again: lost once a later offset was committed.
+    # aiokafka's seek_to_committed moves only partitions with a committed offset above 0.
+    # Records of a partition that never had one, taken by Faust and dropped within an
+    # assignment, were not fetched again: lost once a later offset was committed.
     assert faust_patch.install_rebalance_fixes()
     calls: list[str] = []
-    recovery = _recovery(calls, 3, frozenset({"in-0", "in-1", "in-2", "changelog-0"}),
-                         committed={"in-0": 12})
+    streams = frozenset({"in-0", "in-1", "in-2", "in-3", "changelog-0"})
+    recovery = _recovery(calls, 3, streams, committed={"in-0": 12},
+                         positions={"in-0": 12, "in-1": 45, "in-2": 0, "in-3": 50})
     consumer = recovery.app.consumer
-    _fetch_into(consumer, {"in-0": [12, 13], "in-1": [40, 41, 42], "changelog-0": [0]})
+    _fetch_into(consumer, {"in-0": [12, 13], "in-1": [40, 41, 42], "in-3": [50],
+                           "changelog-0": [0]})
     _fetch_into(consumer, {"in-1": [43, 44]})  # a later fetch: the start stays 40
     assert _run(end(recovery, 3))
     assert calls == ["clear_queues", "seek", "seek_wait [('in-1', 40)]",
-                     "resume ['in-0', 'in-1', 'in-2']", "resume_flow"]
-    # in-0 is committed: its seek moved it; in-2 was never fetched: aiokafka's reset stands;
+                     "resume ['in-0', 'in-1', 'in-2', 'in-3']", "resume_flow"]
+    # in-0 is committed: its seek moved it; in-2 was never fetched and in-3 is not past its
+    # first fetched record (aiokafka reset it at the rebalance): no seek moves one forward;
     # changelog partitions are recovery's own business and stay paused
 
 
 def test_a_committed_partition_forgets_its_first_fetched_record() -> None:
     assert faust_patch.install_rebalance_fixes()
     calls: list[str] = []
-    recovery = _recovery(calls, 1, frozenset({"in-0"}), committed={"in-0": 7})
+    recovery = _recovery(calls, 1, frozenset({"in-0"}), committed={"in-0": 7},
+                         positions={"in-0": 10})
     consumer = recovery.app.consumer
     _fetch_into(consumer, {"in-0": [3, 4]})
     assert _run(end(recovery, 1)) and "seek_wait" not in " ".join(calls)
