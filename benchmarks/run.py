@@ -18,7 +18,7 @@ from benchmarks.report import RESULTS_DIR
 
 __all__ = ["main", "run_all"]
 
-BENCHMARKS = ("scoring_ceiling", "event_building", "worker_e2e")
+BENCHMARKS = ("scoring_ceiling", "event_building", "worker_e2e", "scale")
 QUICK = ("scoring_ceiling", "worker_e2e")  # quick mode: no event-building, no AAPL part
 
 
@@ -47,6 +47,10 @@ def run_all(full: bool = False, out_dir: Path | None = None,
         elif name == "worker_e2e":
             parts = ("throughput", "aapl", "latency") if full else ("throughput", "latency")
             results[name] = worker_e2e.run(full, out_dir, parts, peers=peers)
+        elif name == "scale":  # 10k/100k keys, 1 vs 2 workers: --full only (~6 min)
+            from benchmarks import scale
+
+            results[name] = scale.run(full, out_dir)
         else:
             raise ValueError(f"unknown benchmark {name!r}; choose from {BENCHMARKS}")
         md = Path(out_dir or RESULTS_DIR) / f"{name}.md"

