@@ -7,10 +7,14 @@ are allowed (at-least-once: they share ``event_id``).
 
 Both used to fail now and then: the worker was ``Ready`` but emitted nothing for a minute
 or more, and some anomalies were lost. The cause was Faust's end of recovery dropping
-records that aiokafka had already handed over (see :mod:`stream_detector.faust_patch`,
+records that aiokafka had already handed over (see :mod:`stream_detector.worker.faust_patch`,
 ``install_rebalance_fixes``). When anomalies are missing, the tests say whether their
 records were never processed (the group's committed offset is short of the end) or
 processed and lost (committed past them).
+
+A third test holds a survivor's agent while records of a partition that never had an offset
+committed wait on its queue, and makes the other worker leave: the rebalance clears the
+queue, and the records must still be processed (nothing lost).
 """
 
 from __future__ import annotations
