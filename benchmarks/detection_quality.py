@@ -39,7 +39,8 @@ from offline_training.nab import (
     score_corpus,
     window_indices,
 )
-from offline_training.train import TrainOptions, train
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
 from stream_detector.core.detection import DetectionParams
 from stream_detector.files.batch import load_runtime, score_records
@@ -148,7 +149,8 @@ def _labelled(labelled: Any, rows: list[Any], found: dict[str, list[bool]]) -> t
 
 def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
     """The demo's kinds, trained with the demo's own options."""
-    from offline_training import synthetic as syn
+    from offline_training.synthetic_sales import make_sales, write_panel_csv
+    from offline_training.synthetic_series import make_series, write_series_csv
 
     options = _demo_options
     folder.mkdir(parents=True, exist_ok=True)
@@ -156,16 +158,16 @@ def demo_quality(epochs: int, folder: Path) -> dict[str, Any]:
     found: dict[str, list[bool]] = {}
     alerts = true = 0
     for seed in SERIES_SEEDS:
-        one = syn.make_series(seed=seed, key="synthetic_series")
-        path = syn.write_series_csv(folder / f"series_{seed}.csv", one)
+        one = make_series(seed=seed, key="synthetic_series")
+        path = write_series_csv(folder / f"series_{seed}.csv", one)
         model = _train(path, folder / "models", epochs, name=f"series{seed}",
                        **options("series"))
         rows = _score(model, list(load_source(path).records), {})
         n, t = _labelled(one, rows, found)
         alerts, true = alerts + n, true + t
     result["series"] = _kind_quality(found, alerts, true)
-    panel = syn.make_sales(seed=0)
-    path = syn.write_panel_csv(folder / "sales.csv", panel)
+    panel = make_sales(seed=0)
+    path = write_panel_csv(folder / "sales.csv", panel)
     model = _train(path, folder / "models", epochs, name="sales", **options("sales"))
     rows = _score(model, list(load_source(path).records), {})
     found, alerts, true = {}, 0, 0

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from offline_training import synthetic as syn
-from offline_training.train import TrainOptions, train
+from offline_training import synthetic_events as syn
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
 from stream_detector.files.batch import load_runtime, score_records
 from stream_detector.files.history import load_source

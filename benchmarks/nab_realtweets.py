@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from offline_training.nab import PROFILES, load_windows, score_corpus, window_indices
-from offline_training.train import TrainOptions, train
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
 from stream_detector.files.batch import load_runtime, score_records
 from stream_detector.files.history import load_source

@@ -166,7 +166,8 @@ def aapl(kafka_url: str, redis_url: str, tmp: Path, epochs: int, timeout: float,
     """Part (c): train on AAPL, replay it one record per message, time the worker."""
     from confluent_kafka import Producer
 
-    from offline_training.train import TrainOptions, train
+    from offline_training.train import train
+    from offline_training.train_options import TrainOptions
     from offline_training.trainer import TrainConfig
     from stream_detector.files import replay
     from stream_detector.files.history import load_source

@@ -1,14 +1,17 @@
-"""What ``stream-detector train`` prints at the end: a few lines a person reads, not JSON.
-
-``--json`` keeps the machine-readable summary (:func:`offline_training.train.summary`).
+"""What ``stream-detector train`` prints at the end: a few lines a person reads
+(:func:`summary_lines`) or, with ``--json``, the machine-readable summary (:func:`dumps`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["MAX_CARD_KEYS", "summary_lines", "training_keys"]
+if TYPE_CHECKING:
+    from offline_training.train_options import TrainReport
+
+__all__ = ["MAX_CARD_KEYS", "dumps", "summary", "summary_lines", "training_keys"]
 
 MAX_CARD_KEYS = 10_000  # the card lists the keys it was trained on, up to this many
 
@@ -32,7 +35,7 @@ def _size(path: Path) -> str:
 def summary_lines(report: Any, data: Path) -> list[str]:
     """Four lines: what was trained on what, the threshold, where it went, what to run next.
 
-    ``report`` is an :class:`offline_training.train.TrainReport`.
+    ``report`` is an :class:`offline_training.train_options.TrainReport`.
     """
     card, result = report.card, report.result
     training = card.training
@@ -55,3 +58,20 @@ def summary_lines(report: Any, data: Path) -> list[str]:
         f"saved: {report.path} ({_size(report.path)}: {files})",
         f"next: stream-detector score --model {entry} --data {data} --out scores.csv",
     ]
+
+
+def summary(report: TrainReport) -> dict[str, Any]:
+    """A JSON-ready summary for the CLI: where the model went, its name, version, family and
+    window, epochs, device, seconds (wall clock), default threshold, per-key threshold
+    count and plot paths."""
+    card = report.card
+    return {"path": str(report.path), "name": card.name, "version": card.version,
+            "family": card.family, "window": card.window, "epochs": len(report.result.history),
+            "device": report.result.device, "seconds": round(report.seconds, 2),
+            "threshold": card.thresholds.default, "per_key": len(card.thresholds.per_key),
+            "plots": [str(p) for p in report.plots]}
+
+
+def dumps(report: TrainReport) -> str:
+    """:func:`summary` as indented JSON text (what ``stream-detector train --json`` prints)."""
+    return json.dumps(summary(report), indent=2)

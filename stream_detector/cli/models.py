@@ -92,8 +92,9 @@ def train_command(
              "order with the worker's flags")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
 ) -> None:
-    from offline_training.train import TrainOptions, dumps, train
-    from offline_training.train_summary import summary_lines
+    from offline_training.train import train
+    from offline_training.train_options import TrainOptions
+    from offline_training.train_summary import dumps, summary_lines
     from offline_training.trainer import TrainConfig
 
     with one_line_errors():

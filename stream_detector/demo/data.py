@@ -98,22 +98,24 @@ def labelled_windows(stamps: np.ndarray, rows: Sequence[tuple[int, int]]) -> lis
 
 def _generate(kind: RecordKind, folder: Path) -> tuple[Path, _Labels, dict[str, list[str]]]:
     """Write the kind's generated file; its labelled windows and their anomaly kinds."""
-    from offline_training import synthetic as syn
+    from offline_training.synthetic_events import make_events, write_events
+    from offline_training.synthetic_sales import make_sales, write_panel_csv
+    from offline_training.synthetic_series import make_series, write_series_csv
 
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "events":
-        events = syn.make_events(seed=_SEED)
-        path = syn.write_events(folder / "synthetic_events.h5", events)
+        events = make_events(seed=_SEED)
+        path = write_events(folder / "synthetic_events.h5", events)
         # replay stamps event i at epoch + i seconds (see stream_detector.files.history)
         signal = np.flatnonzero(events.labels).astype(np.int64) * 10**9
         return path, {"events": [(int(t), int(t)) for t in signal]}, {}
     if kind == "series":
-        one = syn.make_series(seed=_SEED, key="synthetic_series")
-        path = syn.write_series_csv(folder / "synthetic_series.csv", one)
+        one = make_series(seed=_SEED, key="synthetic_series")
+        path = write_series_csv(folder / "synthetic_series.csv", one)
         series = {one.key: one}
     else:
-        panel = syn.make_sales(seed=_SEED)
-        path = syn.write_panel_csv(folder / "synthetic_sales.csv", panel)
+        panel = make_sales(seed=_SEED)
+        path = write_panel_csv(folder / "synthetic_sales.csv", panel)
         series = panel.series
     labels = {key: labelled_windows(s.timestamps, [(a.window_start, a.window_end)
                                                    for a in s.anomalies])

@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
 from schemas.records import RecordError
@@ -34,6 +33,7 @@ from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
 from stream_detector.core.scoring import ScoreBatch
 from stream_detector.core.timing import flag_names
+from stream_detector.worker.delivery import Deliveries, Send, deliver
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.table_store import TableStore
 
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 INLINE_SCORE_S = 0.001  # a batch predicted to score faster than this is scored on the loop
 
-Send = Callable[[bytes, bytes], Awaitable[Any]]
 
 
 @dataclass
@@ -114,7 +113,7 @@ class WorkerRuntime:
         self._widths = self._kind_widths(models)
         self._unflushed: list[Message] = []  # processed since the last flush (rollback replays)
         # handed to the producer by batches not flushed yet; delivery awaited before a flush
-        self._in_flight: list[tuple[tuple[Send, bytes, bytes], Any]] = []
+        self._out = Deliveries()
         self._stage = "parse"
 
     def set_models(self, models: Sequence[ModelRuntime]) -> None:
@@ -129,7 +128,7 @@ class WorkerRuntime:
         until the record that poisons it is dead-lettered. Every output handed to the
         producer before is delivered first (events out before state in).
         """
-        await self._settle()
+        await self._out.settle()
         try:
             return self._flush_now()
         except Exception:  # noqa: BLE001 - isolated below, never a crash loop
@@ -146,7 +145,7 @@ class WorkerRuntime:
         """Drop live states and the rollback log (partitions were revoked or reassigned)."""
         self.store.forget()
         self._unflushed.clear()
-        self._in_flight.clear()  # their messages are not acked: the new owner replays them
+        self._out.clear()  # their messages are not acked: the new owner replays them
 
     @staticmethod
     def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
@@ -224,7 +223,7 @@ class WorkerRuntime:
         except Exception:  # noqa: BLE001 - isolated below, never a crash loop
             log.exception("a batch of %d messages failed at %s; splitting it to isolate "
                           "the failing record", len(messages), self._stage)
-            await self._settle()  # the replay below does not send these outputs again
+            await self._out.settle()  # the replay below does not send these outputs again
             return await self._isolate(messages, delivered=self._stage == "persist")
         if not flush:
             self._unflushed.extend(messages)
@@ -249,12 +248,12 @@ class WorkerRuntime:
         # events out before state in: a crash replays, never loses
         outgoing = self._outgoing(alerts, result, quiet)
         if flush:
-            await self._settle()
-            await self._deliver(outgoing)
+            await self._out.settle()
+            await deliver(outgoing)
             self._stage = "persist"
             self._flush_now()
         else:
-            await self._hand_over(outgoing)
+            await self._out.hand_over(outgoing)
         now = time.time()
         for msg in messages[-1:]:
             if msg.timestamp:
@@ -367,51 +366,7 @@ class WorkerRuntime:
         log.error("dead-lettered %s at %s: %s", which, msg.source, text)
         result.dead.append(dead)
         self.metrics.invalid_records.labels(dead.reason).inc()
-        await self._deliver([(self.send_dead, b"", dead.model_dump_json().encode())])
-
-    async def _hand_over(self, outgoing: list[tuple[Send, bytes, bytes]]) -> None:
-        """Give outputs to the producer; :meth:`_settle` awaits their delivery."""
-        for item in outgoing:
-            send, key, value = item
-            try:
-                delivery = await send(key, value)
-            except Exception as exc:  # noqa: BLE001 - retried by _settle
-                delivery = _failed(exc)
-            self._in_flight.append((item, delivery))
-
-    async def _settle(self) -> None:
-        """Await the delivery of every output handed over; send failed ones again (with
-        :meth:`_deliver`'s backoff) until delivered."""
-        if not self._in_flight:
-            return
-        in_flight, self._in_flight = self._in_flight, []
-        done = await asyncio.gather(*(d for _, d in in_flight), return_exceptions=True)
-        failed = [item for (item, _), r in zip(in_flight, done, strict=True)
-                  if isinstance(r, BaseException)]
-        if failed:
-            log.warning("%d of %d sends failed; sending them again", len(failed),
-                        len(in_flight))
-            await self._deliver(failed)
-
-    async def _deliver(self, outgoing: list[tuple[Send, bytes, bytes]]) -> None:
-        """Send and await delivery, retrying failures with backoff; never drop output."""
-        delay = 0.1
-        while outgoing:
-            results: list[Any] = []
-            for send, key, value in outgoing:
-                try:
-                    results.append(await send(key, value))
-                except Exception as exc:  # noqa: BLE001 - retried below
-                    results.append(_failed(exc))
-            done = await asyncio.gather(*results, return_exceptions=True)
-            failed = [o for o, r in zip(outgoing, done, strict=True) if isinstance(r, Exception)]
-            if failed:
-                log.warning("%d of %d sends failed (%s); retrying in %.1fs", len(failed),
-                            len(outgoing), next(r for r in done if isinstance(r, Exception)),
-                            delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            outgoing = failed
+        await deliver([(self.send_dead, b"", dead.model_dump_json().encode())])
 
 
 def _timed_score(pending: Sequence[PendingRun]) -> tuple[list[ScoreBatch], float]:
@@ -423,9 +378,3 @@ def _timed_score(pending: Sequence[PendingRun]) -> tuple[list[ScoreBatch], float
 def _halves(parts: list[Message]) -> list[list[Message]]:
     mid = len(parts) // 2
     return [parts[:mid], parts[mid:]]
-
-
-def _failed(exc: Exception) -> asyncio.Future[Any]:
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    future.set_exception(exc)
-    return future

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from worker_harness import consume, run_worker
 
-from offline_training.train import TrainOptions, train
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
 from stream_detector.files.batch import load_runtime, score_records
 from stream_detector.files.history import load_source

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from worker_harness import consume, produce, run_worker
 
-from offline_training.synthetic import EventsConfig, make_events, write_events
-from offline_training.train import TrainOptions, train
+from offline_training.synthetic_events import EventsConfig, make_events, write_events
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
 from schemas.events import AnomalyEvent
 from schemas.records import parse_message

@@ -13,14 +13,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
-from offline_training.synthetic import (
-    SalesConfig,
-    SeriesConfig,
-    make_sales,
-    make_series,
-    write_panel_csv,
-    write_series_csv,
-)
+from offline_training.synthetic_sales import SalesConfig, make_sales, write_panel_csv
+from offline_training.synthetic_series import SeriesConfig, make_series, write_series_csv
 from schemas.records import SalesRow, SeriesPoint, parse_message
 from stream_detector.cli.main import app
 from stream_detector.services.process import ServiceHandle

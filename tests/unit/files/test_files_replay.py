@@ -346,7 +346,7 @@ def test_batch_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_hdf5_events_replay_as_feature_events(tmp_path: Path) -> None:
-    from offline_training.synthetic import EventsConfig, make_events, write_events
+    from offline_training.synthetic_events import EventsConfig, make_events, write_events
 
     events = make_events(EventsConfig(events=40), seed=2)
     path = write_events(tmp_path / "collisions.h5", events)

@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from offline_training.synthetic import SeriesConfig, make_series, write_labels, write_series_csv
+from offline_training.synthetic_series import (
+    SeriesConfig,
+    make_series,
+    write_labels,
+    write_series_csv,
+)
 from schemas.card import ModelCard
 from stream_detector.cli.main import app
 

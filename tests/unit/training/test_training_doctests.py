@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["load_json", "metrics", "models", "nab", "scaling", "synthetic", "windows"]
+MODULES = ["load_json", "metrics", "models", "nab", "scaling",
+           "synthetic_events", "synthetic_series", "windows"]
 
 
 @pytest.mark.parametrize("name", MODULES)

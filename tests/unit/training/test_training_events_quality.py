@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from offline_training.synthetic import EventsConfig, make_events, write_events
-from offline_training.train import TrainOptions, train
+from offline_training.synthetic_events import EventsConfig, make_events, write_events
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
 from stream_detector.files.batch import load_runtime, score_records
 from stream_detector.files.history import load_source

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.nab_realtweets import PUBLISHED, run_family
-from offline_training.train import DEFAULTS
+from offline_training.train_options import DEFAULTS
 
 pytestmark = pytest.mark.slow
 

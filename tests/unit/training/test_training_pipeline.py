@@ -9,7 +9,7 @@ import numpy as np
 from offline_training import load_tables, nab
 from offline_training.metrics import evaluate
 from offline_training.scaling import fit_scaler
-from offline_training.synthetic import make_series, write_labels, write_series_csv
+from offline_training.synthetic_series import make_series, write_labels, write_series_csv
 from offline_training.windows import sliding_windows
 
 

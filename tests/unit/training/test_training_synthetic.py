@@ -12,19 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offline_training import load_tables, loaders, nab
-from offline_training.synthetic import (
+from offline_training.synthetic_events import (
     EVENT_FEATURES,
-    SERIES_ANOMALIES,
     EventsConfig,
-    SalesConfig,
-    SeriesConfig,
     leading_pair_mass,
     make_events,
-    make_sales,
-    make_series,
     write_events,
+)
+from offline_training.synthetic_sales import SalesConfig, make_sales, write_panel_csv
+from offline_training.synthetic_series import (
+    SERIES_ANOMALIES,
+    SeriesConfig,
+    make_series,
     write_labels,
-    write_panel_csv,
     write_series_csv,
 )
 

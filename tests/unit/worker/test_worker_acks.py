@@ -146,3 +146,85 @@ def test_the_idle_flush_waits_for_the_batch_in_progress() -> None:
                                  ("flush", None), ("ack", "e1"), ("ack", "e2")]
 
     asyncio.run(run())
+
+
+class FaustOffsets:
+    """Faust's commit bookkeeping of one consumer, run by its own ``Consumer._new_offset``:
+    what a commit at this moment would write per partition (faust-streaming 0.15.3)."""
+
+    def __init__(self) -> None:
+        from collections import defaultdict
+
+        from intervaltree import IntervalTree
+
+        self._acked: dict[str, list[int]] = defaultdict(list)
+        self._acked_index: dict[str, set[int]] = defaultdict(set)
+        self._gap: dict[str, Any] = defaultdict(IntervalTree)
+        self._committed_offset: dict[str, int | None] = defaultdict(lambda: None)
+
+    def ack(self, tp: str, offset: int) -> None:
+        self._acked[tp].append(offset)
+        self._acked_index[tp].add(offset)
+
+    def commit(self, tp: str) -> int | None:
+        from faust.transport.consumer import Consumer
+
+        offset: int | None = Consumer._new_offset(self, tp)  # type: ignore[arg-type]
+        if offset is not None:
+            self._committed_offset[tp] = offset
+        return self._committed_offset[tp]
+
+
+def test_faust_commits_past_an_in_flight_offset_when_acks_come_out_of_order() -> None:
+    # faust-streaming #606 (PR #707 open): the first consecutive run of acked offsets is
+    # committed; with no commit yet, or with the run starting one past the committed offset,
+    # an offset still in flight before it is stepped over. The oracle of the next test.
+    faust = FaustOffsets()
+    for offset in (1, 2, 3):  # 0 is still being processed (e.g. agent concurrency 2)
+        faust.ack("in-0", offset)
+    assert faust.commit("in-0") == 4  # 0 would never be processed after a crash
+    faust = FaustOffsets()
+    faust._committed_offset["in-0"] = 10
+    faust.ack("in-0", 11)  # 10 in flight: 11 - 10 == 1 passes the head-gap guard
+    assert faust.commit("in-0") == 12
+
+
+def test_the_worker_acks_in_offset_order_so_faust_never_commits_past_an_in_flight_event(
+) -> None:
+    """#606 needs an offset acked while an earlier one of its partition is still in flight.
+    The worker's agent (one, concurrency 1) takes each partition's events in offset order,
+    and FlushThenAck acks what it holds in that order, a whole prefix at a time; the idle
+    flush waits for a batch in progress. Faust's commit, run after every single ack (its
+    timer may fire at any await), never passes an event that is not acked."""
+    async def run() -> None:
+        faust, clock = FaustOffsets(), Clock()
+        events = [(tp, offset) for offset in range(40) for tp in ("in-0", "in-1")]
+        acked: set[tuple[str, int]] = set()
+
+        class Stream:
+            async def ack(self, event: tuple[str, int]) -> None:
+                await asyncio.sleep(0)
+                faust.ack(*event)
+                acked.add(event)
+                for tp in ("in-0", "in-1"):
+                    committed = faust.commit(tp) or 0
+                    assert all((tp, o) in acked for o in range(committed)), (tp, committed)
+
+        async def flush() -> None:
+            await asyncio.sleep(0)
+
+        acks = FlushThenAck(flush, 1.0, clock=clock)
+        acks.attach(Stream())
+        idle: list[asyncio.Task[None]] = []
+        for start in range(0, len(events), 7):  # batches of 7, an idle flush racing each
+            async with acks.lock:
+                idle.append(asyncio.create_task(acks.flush_idle()))
+                await asyncio.sleep(0)
+                clock.now += 0.4
+                await acks.processed(events[start:start + 7])
+        await asyncio.gather(*idle)
+        await acks.flush_idle()
+        assert acked == set(events)
+        assert faust.commit("in-0") == faust.commit("in-1") == 40
+
+    asyncio.run(run())

@@ -104,8 +104,15 @@ def test_an_empty_live_set_of_active_partitions_fetches_nothing() -> None:
     assert seen[1] is None  # client-only apps: no filter, as upstream
 
 
-def _recovery(calls: list[str], generation: int) -> Any:
-    """The parts of Faust's Recovery (and its app) that the end of recovery touches."""
+def _recovery(calls: list[str], generation: int,
+              assignment: frozenset[str] = frozenset({"in-0", "changelog-0"}),
+              committed: dict[str, int] | None = None,
+              positions: dict[str, int] | None = None) -> Any:
+    """The parts of Faust's Recovery (and its app) that the end of recovery touches.
+
+    ``committed``: the group's committed offsets, as Faust's ``perform_seek`` leaves them in
+    ``consumer._committed_offset`` (partitions without one are absent); ``positions``:
+    aiokafka's positions (next offset to fetch) after that seek."""
 
     async def noop(*a: Any, **k: Any) -> None:
         return None
@@ -113,8 +120,16 @@ def _recovery(calls: list[str], generation: int) -> Any:
     async def seek() -> None:
         calls.append("seek")
 
+    async def seek_wait(offsets: dict[str, int]) -> None:
+        calls.append(f"seek_wait {sorted(offsets.items())}")
+
+    async def position(tp: str) -> int | None:
+        return (positions or {}).get(tp)
+
     consumer = SimpleNamespace(
-        assignment=lambda: {"in-0", "changelog-0"}, perform_seek=seek,
+        assignment=lambda: set(assignment), perform_seek=seek, seek_wait=seek_wait,
+        position=position,
+        _committed_offset=dict(committed or {}),
         resume_partitions=lambda tps: calls.append(f"resume {sorted(tps)}"),
         resume_flow=lambda: calls.append("resume_flow"))
     app = SimpleNamespace(
@@ -133,17 +148,19 @@ def _recovery(calls: list[str], generation: int) -> Any:
         _wait=lambda coro, timeout=None: coro)
 
 
+async def end(recovery: Any, generation: int) -> bool:
+    """Run (patched) ``Recovery.on_recovery_completed``; whether it completed."""
+    from faust.tables.recovery import Recovery
+
+    recovery.completed = asyncio.Event()
+    await Recovery.on_recovery_completed(recovery, generation)
+    return recovery.completed.is_set()
+
+
 def test_recovery_end_clears_queues_and_seeks_before_resuming_input_partitions() -> None:
     # Upstream resumed the input partitions, awaited the seek (the fetcher could then put
     # their records on the agents' queues), and cleared the queues afterwards.
-    from faust.tables.recovery import Recovery
-
     assert faust_patch.install_rebalance_fixes()
-
-    async def end(recovery: Any, generation: int) -> Any:
-        recovery.completed = asyncio.Event()
-        await Recovery.on_recovery_completed(recovery, generation)
-        return recovery.completed.is_set()
 
     calls: list[str] = []
     assert _run(end(_recovery(calls, 3), 3))
@@ -151,3 +168,56 @@ def test_recovery_end_clears_queues_and_seeks_before_resuming_input_partitions()
     calls.clear()
     assert not _run(end(_recovery(calls, 4), 3))  # a newer rebalance began: as upstream,
     assert calls == []  # nothing is resumed
+
+
+def _fetch_into(consumer: Any, records: dict[Any, list[int]]) -> None:
+    """The patched fetch of Faust's consumer thread handing over ``records`` (offsets)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    async def fetched_records(partitions: Any, **kwargs: Any) -> dict[Any, Any]:
+        return {tp: [SimpleNamespace(offset=o) for o in offsets]
+                for tp, offsets in records.items()}
+
+    fetcher = SimpleNamespace(_closed=False, fetched_records=fetched_records,
+                              _subscriptions=SimpleNamespace(fetch_context=nullcontext))
+    consumer.flow_active = True
+    thread = SimpleNamespace(consumer=consumer)
+    fetch: Any = AIOKafkaConsumerThread._fetch_records
+    _run(fetch(thread, SimpleNamespace(_fetcher=fetcher, _closed=False), set(records),
+               timeout=0))
+
+
+def test_partitions_never_committed_are_sought_back_to_their_first_fetched_record() -> None:
+    # aiokafka's seek_to_committed moves only partitions with a committed offset above 0.
+    # Records of a partition that never had one, taken by Faust and dropped within an
+    # assignment, were not fetched again: lost once a later offset was committed.
+    assert faust_patch.install_rebalance_fixes()
+    calls: list[str] = []
+    streams = frozenset({"in-0", "in-1", "in-2", "in-3", "changelog-0"})
+    recovery = _recovery(calls, 3, streams, committed={"in-0": 12},
+                         positions={"in-0": 12, "in-1": 45, "in-2": 0, "in-3": 50})
+    consumer = recovery.app.consumer
+    _fetch_into(consumer, {"in-0": [12, 13], "in-1": [40, 41, 42], "in-3": [50],
+                           "changelog-0": [0]})
+    _fetch_into(consumer, {"in-1": [43, 44]})  # a later fetch: the start stays 40
+    assert _run(end(recovery, 3))
+    assert calls == ["clear_queues", "seek", "seek_wait [('in-1', 40)]",
+                     "resume ['in-0', 'in-1', 'in-2', 'in-3']", "resume_flow"]
+    # in-0 is committed: its seek moved it; in-2 was never fetched and in-3 is not past its
+    # first fetched record (aiokafka reset it at the rebalance): no seek moves one forward;
+    # changelog partitions are recovery's own business and stay paused
+
+
+def test_a_committed_partition_forgets_its_first_fetched_record() -> None:
+    assert faust_patch.install_rebalance_fixes()
+    calls: list[str] = []
+    recovery = _recovery(calls, 1, frozenset({"in-0"}), committed={"in-0": 7},
+                         positions={"in-0": 10})
+    consumer = recovery.app.consumer
+    _fetch_into(consumer, {"in-0": [3, 4]})
+    assert _run(end(recovery, 1)) and "seek_wait" not in " ".join(calls)
+    consumer._committed_offset.clear()  # say the group's offsets expired: never the old 3
+    _fetch_into(consumer, {"in-0": [9]})
+    calls.clear()
+    assert _run(end(recovery, 1))
+    assert "seek_wait [('in-0', 9)]" in calls

@@ -15,7 +15,7 @@ import numpy as np
 from model_fixtures import energy_model, write_registry_model
 
 from offline_training.hybrid import hybrid_options, nplm_section
-from offline_training.synthetic import EVENT_FEATURES, EventsConfig, make_events
+from offline_training.synthetic_events import EVENT_FEATURES, EventsConfig, make_events
 from schemas.records import FeatureEvent
 from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.registry import load_model

@@ -11,7 +11,7 @@ import pytest
 from hybrid_fixtures import event_records, runtime_of
 from scipy import stats
 
-from offline_training.synthetic import EventsConfig, make_events, write_events
+from offline_training.synthetic_events import EventsConfig, make_events, write_events
 from schemas.card import NPLMCard
 from schemas.events import event_id_for
 from stream_detector.core.hybrid import p_value_severity

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from offline_training.synthetic import EventsConfig, make_events, write_events
-from offline_training.train import TrainOptions, train
+from offline_training.synthetic_events import EventsConfig, make_events, write_events
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
 from schemas.card import ModelCard
 

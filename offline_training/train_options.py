@@ -1,0 +1,95 @@
+"""What ``stream-detector train`` takes and returns: its options, the defaults they fall back
+on (the default model and its detection and threshold rules) and the report.
+
+:func:`offline_training.train.train` runs the training flow; :mod:`offline_training.train_card`
+builds the card from these options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offline_training.durations import DURATION_DEFAULTS
+from offline_training.trainer import TrainConfig, TrainResult
+from schemas.card import ModelCard
+from schemas.kinds import CalibrationMethod, RecordKind
+
+__all__ = ["DEFAULTS", "PARITY_RTOL", "TrainOptions", "TrainReport"]
+
+# The default model: what `train` builds without --model. Chosen on NAB realTweets and
+# the two artificial groups under the causal protocol (benchmarks/detection_quality.py), one
+# configuration for all: a small dense AE on 24-step windows of standard-scaled values,
+# scoring the newest 8 steps; its log score and the value's change from one season earlier
+# (a day: detection.season_rows of the training cadence) are z-scores against the key's own
+# history, the detection score is the larger (the seasonal one weighed 0.6), alerting at
+# 5.5 sigma at most once a day (288 five-minute windows). The detection defaults hold for
+# every family on series and sales; events keep raw defaults. Series are scaled without a
+# log: on counts, log1p blows up the noise of the quiet hours (0 -> 1 -> 0 tweets) until it
+# drowns real spikes (NAB 41-50 with log1p, 61-63 without, over three seeds).
+DEFAULTS: dict[str, Any] = {
+    "family": "dense", "window": 24, "last": 8,
+    "transform": {"series": "none", "sales": "log1p", "events": "none"},
+    # durations, turned into windows with the learned cadence (offline_training/durations.py)
+    "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6,
+                  "shift_weight": 1.0, "season_gate": 1.0},
+    "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
+    # how the score weighs features, per record kind (offline_training.models.ScoringHead):
+    # "spread" divides each feature's squared error by its spread on the held-out validation
+    # windows and takes the root mean square. Events: ROC AUC 0.86 -> 0.97 between signal and
+    # background (benchmarks/detection_quality.py); series stay plain (one feature).
+    "error_norm": {"events": "spread"},
+    "threshold_value": {"sigma": 5.5, "percentile": 99.5, "contamination": 0.005,
+                        "fpr": 0.005},
+}
+
+# Export parity of a trained model: 1e-5 absolute plus this share of its largest output.
+PARITY_RTOL = 1e-5
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``train`` needs; the CLI fills it from flags and an optional config file."""
+
+    data: Path
+    out: Path
+    family: str = DEFAULTS["family"]
+    kind: RecordKind | None = None
+    key: str | None = None
+    name: str | None = None
+    version: str | None = None
+    window: int | None = None
+    stride: int = 1
+    last: int | None = None  # score the newest `last` steps of a window (None: all)
+    train_fraction: float | None = None
+    train_until: str | None = None
+    scaler: str = "standard"
+    transform: str | None = None
+    threshold_method: CalibrationMethod | None = None  # None: sigma when scores are normalised
+    threshold_value: float | None = None  # None: the method's default (DEFAULTS)
+    error_norm: str | None = None  # "none" or "spread"; None: the record kind's (DEFAULTS)
+    per_key_thresholds: bool = False
+    model_config: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    detection: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    plots: bool = True
+    nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
+    strict_time: bool = False  # refuse repeated/out-of-order times (default: flag them)
+    step: Callable[[str], None] = field(default=lambda _: None, repr=False)  # progress text
+    # which keys the model serves in a worker: "trained" (the keys in the data), "all" (every
+    # key of its kind) or "pattern:REGEX"; None: trained for series, all for sales and events
+    serves: str | None = None
+
+
+@dataclass
+class TrainReport:
+    """Where the model went and what it took."""
+
+    path: Path
+    card: ModelCard
+    result: TrainResult
+    seconds: float
+    plots: list[Path] = field(default_factory=list)
