@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stream_detector.demo.summary import summary_lines
+from stream_detector.demo.summary import signal_mask, summary_lines
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -239,12 +239,8 @@ def _log_range(scores: np.ndarray, threshold: float) -> list[float]:
 
 def _event_scores(run: DemoRun) -> tuple[np.ndarray, np.ndarray]:
     scores = np.array([r.score for r in run.rows])
-    signal = np.zeros(len(scores), dtype=bool)
-    stamps = {lo for windows in (run.data.labels or {}).values() for lo, _ in windows}
-    if stamps:
-        ends = np.array([np.datetime64(r.timestamp, "ns").astype(np.int64) for r in run.rows])
-        signal = np.isin(ends, np.array(sorted(stamps), dtype=np.int64))
-    return scores, signal
+    ends = [int(np.datetime64(r.timestamp, "ns").astype(np.int64)) for r in run.rows]
+    return scores, np.array(signal_mask(ends, run.data.labels), dtype=bool)
 
 
 def _events_figures(run: DemoRun) -> list[go.Figure]:

@@ -378,7 +378,7 @@ def stopping_line(opts: DemoOptions) -> str:
 
 def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: float) -> DemoRun:
     from stream_detector.core.detection import DetectionParams
-    from stream_detector.demo.data import quality_of
+    from stream_detector.demo.data import quality_of, roc_auc_of
 
     latencies = run.collector.latency_ms(run.producer.times)
     unique = {r.event.event_id: r for r in run.collector.received}  # at-least-once
@@ -390,7 +390,7 @@ def _result(data: DemoData, plan: ModelPlan, card: Any, run: _Streamed, wall: fl
         replay_seconds=run.replay_seconds, processed_seconds=run.processed_seconds,
         rate=run.rate, latency=latency_stats(latencies), wall_seconds=wall,
         model=f"{card.name} v{card.version} ({card.family})", cached_model=plan.cached,
-        explorer=run.explorer)
+        explorer=run.explorer, roc_auc=roc_auc_of(data, run.rows))
     return DemoRun(summary, data, run.rows, list(unique.values()), latencies,
                    card.thresholds.default, run.records,
                    float(card.training.get("train_fraction") or 0.0),

@@ -86,7 +86,33 @@ def test_a_half_trained_entry_is_cleared(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["series", "sales", "events"])
 def test_every_kind_has_training_options(kind: str) -> None:
     options = train_options(DemoOptions(kind=kind))  # type: ignore[arg-type]
-    assert options["kind"] == kind and 0 < options["train_fraction"] < 1
+    # events train on a file of their own (background only): all of it
+    assert options["kind"] == kind and 0 < options["train_fraction"] <= 1
+    assert (options["train_fraction"] == 1.0) == (kind == "events")
+
+
+def test_events_model_trains_on_separate_background_not_the_played_file(
+    tmp_path: Path
+) -> None:
+    """As benchmarks/events_quality.py: background only, another seed, never the signal."""
+    opts = DemoOptions(kind="events", out=tmp_path)
+    data = prepare_data(opts)
+    assert data.train_path is not None and data.train_path != data.path
+    import h5py
+
+    with h5py.File(data.path) as f, h5py.File(data.train_path) as g:
+        played, train = f["features"][:], g["features"][:]
+        assert f["labels"][:].sum() > 0 and g["labels"][:].sum() == 0  # background only
+    assert train.shape == played.shape  # as many events as the played file
+    shared = {r.tobytes() for r in train} & {r.tobytes() for r in played}
+    assert not shared  # another sample (seed): no event of the played file
+    plan = plan_model(opts, data)
+    assert plan.command is not None
+    command = plan.command
+    assert command[command.index("--data") + 1] == str(data.train_path)
+    assert command[command.index("--train-fraction") + 1] == "1.0"
+    assert prepare_data(opts).train_path == data.train_path  # kept with the cached data
+    assert prepare_data(DemoOptions(kind="series", out=tmp_path)).train_path is None
 
 
 def test_quality_matches_event_ends_to_labels(tmp_path: Path) -> None:

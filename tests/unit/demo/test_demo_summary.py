@@ -15,6 +15,8 @@ from stream_detector.demo.summary import (
     cache_key,
     detection_quality,
     latency_stats,
+    roc_auc,
+    signal_mask,
     summary_lines,
 )
 
@@ -95,3 +97,28 @@ def test_summary_without_labels_or_events_says_n_a() -> None:
     lines = summary_lines(_summary(None, latency_stats([])))
     assert lines[3].startswith("precision: n/a") and lines[4].startswith("recall: n/a")
     assert lines[6] == "latency: n/a (no anomaly events)"
+
+
+def test_events_summary_reports_roc_auc_and_precision_recall_at_the_threshold() -> None:
+    """Events are judged as the benchmark judges them: ROC AUC first, then the threshold."""
+    q = Quality(events=50, true_positives=40, windows=100, detected=40)
+    s = DemoSummary("events", 10_000, 1, 10_000, 50, 50, q, 15.0, 15.2, 667.0,
+                    latency_stats([1.0]), 40.0, "demo-events v1 (events)", True,
+                    roc_auc=0.9712)
+    lines = summary_lines(s)
+    assert ("ROC AUC: 0.971 (score of the 100 signal events against the background; "
+            "docs/detection_quality.md)") in lines
+    assert "precision: 0.80 at the threshold (40 of 50 anomaly events are signal)" in lines
+    assert "recall: 0.40 at the threshold (40 of 100 signal events detected)" in lines
+    series = summary_lines(DemoSummary("series", 1, 1, 1, 50, 50, q, 1.0, 1.0, 1.0,
+                                       latency_stats([1.0]), 1.0, "m", True))
+    assert not any(line.startswith("ROC AUC") for line in series)
+
+
+def test_roc_auc_of_signal_against_background() -> None:
+    signal = signal_mask([10, 20, 30, 40], {"events": [(20, 20), (40, 40)]})
+    assert signal == [False, True, False, True]
+    assert roc_auc([0.1, 0.9, 0.2, 0.8], signal) == 1.0
+    assert roc_auc([0.9, 0.1, 0.8, 0.2], signal) == 0.0
+    assert roc_auc([0.5, 0.9, 0.9, 0.1], signal) == 0.375  # ties count half
+    assert roc_auc([1.0, 2.0], [False, False]) is None
