@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     rebalance_timeout: float = Field(
         20.0, ge=1, le=600, description="seconds a rebalance waits for members to rejoin"
     )
+    shutdown_timeout: float = Field(
+        20.0, gt=0, le=600,
+        description="seconds a worker may take to stop after SIGTERM/SIGINT; past it the "
+        "worker exits without committing (records since the last commit are replayed on "
+        "restart). Keep it below the orchestrator's grace period (Kubernetes: 30 s)",
+    )
     web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     provider: ProviderPreference = Field(
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"

@@ -17,6 +17,7 @@ partitions and no rebalance).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,9 @@ from stream_detector.worker.health import health_document
 from stream_detector.worker.kafka_health import kafka_status
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.models import ServedModels
-from stream_detector.worker.report import ConsoleReporter, consumer_lag
+from stream_detector.worker.report import ConsoleReporter
 from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.shutdown import ShutdownDeadline
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics
 
@@ -176,7 +178,7 @@ def _add_tasks(
         m.threshold_cache_age.set(max(ages) if ages else 0.0)
         m.kafka_connected.set(1 if kafka.connected else 0)
         m.kafka_assigned_partitions.set(len(kafka.assigned_partitions))
-        m.kafka_consumer_lag.set(kafka.consumer_lag)
+        m.kafka_consumer_lag.set(math.nan if kafka.consumer_lag is None else kafka.consumer_lag)
         m.kafka_seconds_since_fetch.set(kafka.seconds_since_fetch or 0.0)
 
 
@@ -189,8 +191,7 @@ def _add_summary(
     @app.timer(interval=settings.summary_interval)
     async def summary() -> None:
         if models.started.is_set():
-            console.summary(await consumer_lag(app.consumer, settings.input_topic),
-                            models.caches)
+            console.summary(kafka_status(app, settings.input_topic), models.caches)
 
 
 def _add_pages(
@@ -212,7 +213,15 @@ def _add_pages(
 
 
 class _Worker(faust.Worker):
-    """Faust's worker with repeated warnings and errors rate-limited in every log handler."""
+    """Faust's worker with repeated warnings and errors rate-limited in every log handler,
+    and a deadline on its stop (:class:`ShutdownDeadline`)."""
+
+    deadline: ShutdownDeadline | None = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self.deadline is not None:
+            self.deadline.start()
+        super()._schedule_shutdown(signal)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
@@ -229,4 +238,5 @@ def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) ->
         logging_config=logging_config(settings.log_format, settings.log_level),
     )
     worker.spinner = None  # the terminal spinner puts the root logger at DEBUG: slow
+    worker.deadline = ShutdownDeadline(settings.shutdown_timeout)
     worker.execute_from_commandline()

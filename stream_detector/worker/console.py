@@ -28,6 +28,7 @@ __all__ = [
     "AnomalyLines",
     "SummaryCounter",
     "anomaly_line",
+    "lag_text",
     "threshold_changes",
     "threshold_source",
     "when",
@@ -127,17 +128,26 @@ class SummaryCounter:
         self.anomalies += anomalies
         self.anomalies_total += anomalies
 
-    def line(self, now: float, lag: int | None, thresholds: str, suppressed: int = 0) -> str:
-        """The summary since the last call, and start a new period at ``now``."""
+    def line(self, now: float, lag: int | None, thresholds: str, suppressed: int = 0,
+             kafka_reachable: bool = True) -> str:
+        """The summary since the last call, and start a new period at ``now``; ``lag`` None
+        is shown as ``?`` (unknown), with ``(Kafka unreachable)`` when that is why."""
         seconds = max(now - self.since, 1e-9)
         text = (f"{self.records / seconds:,.0f} records/s, {self.windows / seconds:,.0f} "
                 f"windows/s, {self.anomalies:,} anomal{'y' if self.anomalies == 1 else 'ies'}"
                 f" ({self.anomalies_total:,} in all")
         text += f", {suppressed:,} not printed)" if suppressed else ")"
-        text += f", consumer lag {'?' if lag is None else f'{lag:,}'} | thresholds: {thresholds}"
+        text += f", consumer lag {lag_text(lag, kafka_reachable)} | thresholds: {thresholds}"
         self.records = self.windows = self.anomalies = 0
         self.since = now
         return text
+
+
+def lag_text(lag: int | None, kafka_reachable: bool = True) -> str:
+    """Consumer lag for the summary: ``1,234``, ``?`` (unknown) or ``? (Kafka unreachable)``."""
+    if lag is not None:
+        return f"{lag:,}"
+    return "?" if kafka_reachable else "? (Kafka unreachable)"
 
 
 def threshold_source(entries: int, age_seconds: float, degraded: bool) -> str:

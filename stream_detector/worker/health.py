@@ -5,7 +5,7 @@
     {"status": "ok" | "degraded",
      "redis": "ok" | "unreachable",          # no answer within 1.5 s (crashed or frozen)
      "kafka": {"status": ..., "connected": bool, "assigned_partitions": [int],
-               "consumer_lag": int, "seconds_since_fetch": float | null},
+               "consumer_lag": int | null, "seconds_since_fetch": float | null},
      "models": [{"name", "version", "provider",
                  "thresholds": "redis" | "redis+card" | "card"}]}
 

@@ -6,7 +6,10 @@ fetch response, and whether any broker connection is open. Reading them costs a 
 attribute look-ups (no request to the broker), so ``/health`` can be polled freely.
 
 Consumer lag is per input partition ``high watermark - (last offset read + 1)`` (the next
-offset the worker wants), summed; partitions not fetched yet count as unknown (no lag).
+offset the worker wants), summed; partitions not fetched yet count as unknown (no lag). It is
+the one source of the figure for ``/health``, ``/metrics`` and the console summary; while
+the consumer is not healthy (no broker connection, or no fetch response for
+:data:`STALE_FETCH_SECONDS`) the high watermarks are stale, so the lag is None (unknown).
 ``seconds_since_fetch`` is ``now - newest fetch response`` over assigned input partitions;
 the consumer fetches every ``fetch_max_wait_ms`` (1.5 s in Faust) even when idle, so a value
 well above that means the broker is not answering.
@@ -15,7 +18,7 @@ well above that means the broker is not answering.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 __all__ = ["KafkaStatus", "STALE_FETCH_SECONDS", "kafka_status"]
@@ -35,7 +38,8 @@ class KafkaStatus:
     assigned_partitions
         Input topic partitions assigned to this worker (sorted).
     consumer_lag
-        Records behind the high watermarks, summed over assigned input partitions.
+        Records behind the high watermarks, summed over assigned input partitions; None
+        (unknown) while the consumer is not :attr:`healthy`.
     seconds_since_fetch
         Seconds since the newest fetch response of an assigned input partition; None
         before the first one.
@@ -43,7 +47,7 @@ class KafkaStatus:
 
     connected: bool
     assigned_partitions: list[int]
-    consumer_lag: int
+    consumer_lag: int | None
     seconds_since_fetch: float | None
 
     @property
@@ -60,7 +64,7 @@ class KafkaStatus:
         return {"status": "ok" if self.healthy else "degraded", **asdict(self)}
 
 
-UNKNOWN: Final = KafkaStatus(connected=False, assigned_partitions=[], consumer_lag=0,
+UNKNOWN: Final = KafkaStatus(connected=False, assigned_partitions=[], consumer_lag=None,
                              seconds_since_fetch=None)
 
 
@@ -92,4 +96,5 @@ def kafka_status(app: Any, input_topic: str, now: float | None = None) -> KafkaS
     except Exception:  # noqa: BLE001 - a rebalance mid-read: report what is safe
         return UNKNOWN
     since = None if last_fetch is None else max(0.0, now - last_fetch)
-    return KafkaStatus(connected, [tp.partition for tp in assigned], lag, since)
+    status = KafkaStatus(connected, [tp.partition for tp in assigned], lag, since)
+    return status if status.healthy else replace(status, consumer_lag=None)

@@ -19,8 +19,9 @@ from stream_detector.worker.console import (
     anomaly_line,
     threshold_source,
 )
+from stream_detector.worker.kafka_health import KafkaStatus
 
-__all__ = ["CONSOLE_LOGGER", "ConsoleReporter", "consumer_lag"]
+__all__ = ["CONSOLE_LOGGER", "ConsoleReporter"]
 
 CONSOLE_LOGGER = "stream_detector.console"
 log = logging.getLogger(CONSOLE_LOGGER)
@@ -53,29 +54,13 @@ class ConsoleReporter:
                     log.info(anomaly_line(event), extra={"key": event.key,
                                                          "event_id": event.event_id})
 
-    def summary(self, lag: int | None, caches: Sequence[Any]) -> str:
-        """Log and return the periodic line (rates since the last one)."""
+    def summary(self, kafka: KafkaStatus, caches: Sequence[Any]) -> str:
+        """Log and return the periodic line (rates since the last one); the consumer lag
+        and Kafka's reachability come from ``kafka`` (the same view as ``/health``)."""
         sources = "; ".join(
             (f"{c.card.name}: " if len(caches) > 1 else "")
             + threshold_source(len(c.entries), c.age_seconds, c.degraded) for c in caches)
-        line = self.counter.line(self._clock(), lag, sources or "none",
-                                 self.lines.take_suppressed())
+        line = self.counter.line(self._clock(), kafka.consumer_lag, sources or "none",
+                                 self.lines.take_suppressed(), kafka_reachable=kafka.connected)
         log.info(line)
         return line
-
-
-async def consumer_lag(consumer: Any, topic: str) -> int | None:
-    """Messages of ``topic`` on this worker's partitions not yet read (highwater minus
-    position, summed), or None while the consumer cannot tell (e.g. during a rebalance)."""
-    try:
-        total = 0
-        for tp in consumer.assignment():
-            if tp.topic != topic:
-                continue
-            position, high = await consumer.position(tp), consumer.highwater(tp)
-            if position is None or high is None:
-                return None
-            total += max(0, int(high) - int(position))
-        return total
-    except Exception:  # noqa: BLE001 - a console figure must never stop the worker
-        return None

@@ -288,3 +288,12 @@ def test_rendered_objects_pass_the_api_schemas(tmp_path: Path) -> None:
         done = subprocess.run([validator, "--strict", "--quiet", str(path)], capture_output=True,
                               text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_grace_period_outlasts_the_workers_shutdown_bound() -> None:
+    """The worker exits by STREAM_DETECTOR_SHUTDOWN_TIMEOUT even with Kafka gone; the pod's
+    grace must leave margin after it (and stay within Kubernetes' default 30 s)."""
+    bound = float(CONFIG.get("STREAM_DETECTOR_SHUTDOWN_TIMEOUT",
+                             Settings.model_fields["shutdown_timeout"].default))
+    grace = POD["terminationGracePeriodSeconds"]
+    assert bound + 5 <= grace <= 30, (bound, grace)

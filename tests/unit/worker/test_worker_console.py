@@ -22,9 +22,11 @@ from stream_detector.worker.console import (
     AnomalyLines,
     SummaryCounter,
     anomaly_line,
+    lag_text,
     threshold_changes,
     threshold_source,
 )
+from stream_detector.worker.kafka_health import KafkaStatus
 from stream_detector.worker.report import CONSOLE_LOGGER, ConsoleReporter
 
 
@@ -84,7 +86,7 @@ def test_reporter_counts_batches_and_logs_capped_lines(
         reporter.on_batch(100, 90, [event(), event(key="B"), event(key="C")])
         reporter.on_batch(50, 50, [])
         clock[0] = 15.0
-        line = reporter.summary(lag=0, caches=[])
+        line = reporter.summary(KafkaStatus(True, [0], 0, 0.1), caches=[])
     messages = [r.getMessage() for r in caplog.records]
     assert [m.split(" @")[0] for m in messages[:2]] == ["anomaly AAPL", "anomaly B"]
     assert line == messages[2] == (
@@ -113,3 +115,20 @@ def test_event_rows_read_as_rows_not_as_january_1970() -> None:
     row = event(record_kind="events", window_end="1970-01-01T00:03:12")
     assert "@ row 192 " in anomaly_line(row) and "1970" not in anomaly_line(row)
     assert "@ 2015-03-03T17:02:53 " in anomaly_line(event())
+
+
+def test_summary_shows_lag_unknown_not_zero_while_kafka_is_unreachable() -> None:
+    """The summary's lag comes from kafka_status (the /health view): unknown is ``?``."""
+    down = KafkaStatus(connected=False, assigned_partitions=[0, 1], consumer_lag=None,
+                       seconds_since_fetch=42.0)
+    stale = KafkaStatus(connected=True, assigned_partitions=[0], consumer_lag=None,
+                        seconds_since_fetch=42.0)
+    up = KafkaStatus(connected=True, assigned_partitions=[0], consumer_lag=7,
+                     seconds_since_fetch=0.5)
+    reporter = ConsoleReporter(clock=lambda: 100.0)
+    assert reporter.summary(down, []).endswith(
+        "consumer lag ? (Kafka unreachable) | thresholds: none")
+    assert reporter.summary(stale, []).endswith("consumer lag ? | thresholds: none")
+    assert reporter.summary(up, []).endswith("consumer lag 7 | thresholds: none")
+    assert lag_text(0) == "0" and lag_text(None) == "?"
+    assert (down.as_dict()["consumer_lag"], down.as_dict()["status"]) == (None, "degraded")
