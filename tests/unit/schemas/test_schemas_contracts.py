@@ -126,6 +126,24 @@ def test_anomaly_event_round_trip_and_bounds() -> None:
             AnomalyEvent.model_validate({**event_payload(), **bad})
 
 
+def test_a_window_event_is_written_without_sample_and_a_sample_event_with_it() -> None:
+    """Consumers built on the version-1 schema before sample tests existed forbid unknown
+    fields: a window's event must not carry ``sample`` at all, not even as null."""
+    from schemas.events import SampleTest
+    from stream_detector.core.events import event_json
+
+    window = AnomalyEvent.model_validate(event_payload())
+    written = json.loads(event_json(window))
+    assert "sample" not in written and set(written) == set(AnomalyEvent.model_fields) - {"sample"}
+    assert AnomalyEvent.model_validate_json(event_json(window)) == window
+    test = SampleTest(size=250, reference_size=5000, t=31.5, dof=12, p_value=0.001, alpha=0.01,
+                      p_shape=0.02)
+    sampled = window.model_copy(update={"sample": test, "p_value": 0.001})
+    written = json.loads(event_json(sampled))
+    assert written["sample"]["size"] == 250 and written["sample"]["p_value"] == 0.001
+    assert AnomalyEvent.model_validate_json(event_json(sampled)) == sampled
+
+
 def test_dead_letter_keeps_original_bytes() -> None:
     raw = b'\xff{"kind": broken'
     letter = DeadLetter.for_message(raw, "malformed_json", "bad", SourceRef(topic="t", offset=3))
