@@ -53,7 +53,7 @@ def demo(
         require_given(kafka, redis)  # before the data and the training, not 30 s later
     from stream_detector.demo.data import DemoOptions
     from stream_detector.demo.report import write_report
-    from stream_detector.demo.run import run_demo
+    from stream_detector.demo.run import run_demo, stopping_line
     from stream_detector.demo.summary import summary_lines
 
     opts = DemoOptions(kind=kind, duration=duration, data=data, kafka=kafka, redis=redis,
@@ -63,7 +63,7 @@ def demo(
             run = run_demo(opts, err_console)
             report = write_report(run, out / f"report-{run.data.kind}.html")
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted:[/] the worker and the services are stopped")
+            err_console.print(f"[yellow]interrupted:[/] {stopping_line(opts, done=True)}")
             raise typer.Exit(130) from None
     for line in summary_lines(run.summary):
         say(line)

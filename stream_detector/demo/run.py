@@ -368,11 +368,15 @@ def run_demo(opts: DemoOptions, console: Console) -> DemoRun:
     return _result(data, plan, card, run, time.monotonic() - started)
 
 
-def stopping_line(opts: DemoOptions) -> str:
-    """What the demo stops: never the Kafka or Redis given with --kafka/--redis."""
+def stopping_line(opts: DemoOptions, *, done: bool = False) -> str:
+    """What the demo stops (``done``: has stopped, after Ctrl-C): never the Kafka or Redis
+    given with --kafka/--redis."""
     own = [name for name, url in (("Kafka", opts.kafka), ("redis-server", opts.redis)) if not url]
     if not own:
-        return "stopping the worker (the given Kafka and Redis stay up)"
+        verb = "the worker is stopped" if done else "stopping the worker"
+        return f"{verb} (the given Kafka and Redis stay up)"
+    if done:
+        return f"the worker and the local {' and '.join(own)} are stopped"
     return f"stopping the worker and the local {' and '.join(own)}"
 
 

@@ -134,3 +134,7 @@ def test_the_demo_says_it_leaves_given_services_up(tmp_path: Path) -> None:
     assert line(kafka="kafka://h:1") == "stopping the worker and the local redis-server"
     assert line(kafka="kafka://h:1", redis="redis://h:2/0") == (
         "stopping the worker (the given Kafka and Redis stay up)")
+    after = DemoOptions(out=tmp_path, redis="redis://h:2/0")  # what Ctrl-C reports
+    assert stopping_line(after, done=True) == "the worker and the local Kafka are stopped"
+    assert stopping_line(DemoOptions(out=tmp_path, kafka="kafka://h:1", redis="redis://h:2/0"),
+                         done=True) == "the worker is stopped (the given Kafka and Redis stay up)"
