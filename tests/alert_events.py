@@ -1,6 +1,9 @@
-"""Anomaly events and a settable clock for the alerts tests (incidents, formats, sinks)."""
+"""Anomaly events, a settable clock and a fake Kafka consumer for the alerts tests (incidents,
+formats, sinks, the consumer loop)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from schemas.events import (
     AnomalyEvent,
@@ -10,6 +13,46 @@ from schemas.events import (
     ThresholdSource,
     event_id_for,
 )
+
+
+class Msg:
+    """A consumed Kafka message of the anomaly topic, partition 0."""
+
+    def __init__(self, value: bytes, offset: int = 0) -> None:
+        self._value, self._offset = value, offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "anomalies"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class FakeConsumer:
+    """Hands out ``values`` one per poll, at offsets 0, 1, ...; each poll advances the clock
+    (anything with a settable ``now``) by its timeout; commits must be synchronous."""
+
+    def __init__(self, values: list[bytes], clock: Any) -> None:
+        self.queue = [Msg(v, i) for i, v in enumerate(values)]
+        self.clock = clock
+        self.committed: list[int] = []
+
+    def poll(self, timeout: float) -> Msg | None:
+        self.clock.now += timeout
+        return self.queue.pop(0) if self.queue else None
+
+    def commit(self, *, message: Msg, asynchronous: bool) -> None:
+        assert asynchronous is False
+        self.committed.append(message.offset())
 
 
 class FakeClock:

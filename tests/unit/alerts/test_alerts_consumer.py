@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from alert_events import FakeConsumer
 
 from schemas.events import (
     AnomalyEvent,
@@ -35,41 +36,6 @@ class Clock:
         return self.now
 
 
-class Msg:
-    def __init__(self, value: bytes, offset: int) -> None:
-        self._value, self._offset = value, offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return "anomalies"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-
-class FakeConsumer:
-    """Hands out messages one per poll; each poll advances the clock by its timeout."""
-
-    def __init__(self, values: list[bytes], clock: Clock) -> None:
-        self.queue = [Msg(v, i) for i, v in enumerate(values)]
-        self.clock = clock
-        self.committed: list[int] = []
-
-    def poll(self, timeout: float) -> Msg | None:
-        self.clock.now += timeout
-        return self.queue.pop(0) if self.queue else None
-
-    def commit(self, *, message: Msg, asynchronous: bool) -> None:
-        assert asynchronous is False
-        self.committed.append(message.offset())
 
 
 def event(key: str, end: str) -> bytes:

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from alert_events import FakeClock, event
+from alert_events import FakeClock, FakeConsumer, event
 
 from stream_detector.alerts.consumer import AlertOptions, run_alerts
 from stream_detector.alerts.formats import Payload, render
@@ -149,40 +149,6 @@ def test_a_failed_destination_raises_a_sink_error(case: tuple[str, Case]) -> Non
     assert dest.delivered == [] and SECRET not in str(caught.value)
 
 
-class Msg:
-    def __init__(self, value: bytes) -> None:
-        self._value = value
-
-    def value(self) -> bytes:
-        return self._value
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return "anomalies"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return 0
-
-
-class OneMessage:
-    """A consumer holding one anomaly event; each poll moves the clock by its timeout."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.queue = [Msg(event("AAPL", "2015-02-26T21:00:00").model_dump_json().encode())]
-        self.clock = clock
-        self.committed: list[int] = []
-
-    def poll(self, timeout: float) -> Msg | None:
-        self.clock.now += timeout
-        return self.queue.pop(0) if self.queue else None
-
-    def commit(self, *, message: Msg, asynchronous: bool) -> None:
-        self.committed.append(message.offset())
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["delivered", "failed"])
@@ -191,7 +157,8 @@ def test_the_offset_is_committed_only_after_delivery(case: tuple[str, Case],
     name, dest = case
     sink = build_sink(name, dest.config)
     clock = FakeClock()
-    consumer = OneMessage(clock)
+    consumer = FakeConsumer([event("AAPL", "2015-02-26T21:00:00").model_dump_json().encode()],
+                            clock)
     if broken:
         dest.breaks()
     opts = AlertOptions("anomalies", max_seconds=3.0, tick=1.0)
