@@ -8,7 +8,6 @@ Ctrl-C or a failure leaves no orphans.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import os
 import signal
@@ -38,8 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 _START = dt.datetime(2026, 1, 1)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs between fork and exec
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def sigterm_unwinds() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in this process, so the benchmark's context
+    managers unwind: its children and services stop."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @dataclass
@@ -80,10 +85,12 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
 @contextlib.contextmanager
 def child(args: list[str], env: dict[str, str], log: Path, web: str = "") -> Iterator[Child]:
     """Run ``args`` in its own process group; stop the group (TERM, then KILL) on exit."""
+    from stream_detector.services.process import die_with_parent
+
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - argv built by the benchmark
             args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=ROOT, start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            cwd=ROOT, start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         try:
             yield Child(proc, log, web, env)

@@ -9,11 +9,11 @@ family and is run on its own.
 from __future__ import annotations
 
 import argparse
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.e2e_support import sigterm_unwinds
 from benchmarks.report import RESULTS_DIR
 
 __all__ = ["main", "run_all"]
@@ -68,10 +68,6 @@ def run_all(full: bool = False, out_dir: Path | None = None,
     return {"ratios": values, **results}
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # unwinds the context managers: children and services stop
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="longer runs, more repetitions")
@@ -80,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-peers", action="store_true",
                         help="skip the peers (quixstreams, plain loop) in the throughput table")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_unwinds()
     run_all(args.full, args.out, tuple(args.only) if args.only else None, not args.no_peers)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import tempfile
 import time
 import uuid
@@ -47,6 +46,7 @@ from benchmarks.e2e_support import (
     create_topic,
     produce,
     series_messages,
+    sigterm_unwinds,
     wait_for,
     worker,
 )
@@ -301,10 +301,6 @@ def run(full: bool = False, out_dir: Path | None = None,
     return res
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # unwinds the context managers: children and services stop
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true",
@@ -316,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="workers per run with --keys (default 1)")
     parser.add_argument("--timed", type=int, default=None, help="timed records per run")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_unwinds()
     runs = [(k, w) for k in args.keys for w in args.workers] if args.keys else None
     run(args.full, args.out, runs, args.timed)
 

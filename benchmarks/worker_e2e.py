@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from benchmarks.e2e_support import (
     create_topic,
     produce,
     series_messages,
+    sigterm_unwinds,
     wait_for,
     worker,
 )
@@ -281,10 +281,6 @@ def run(full: bool = False, out_dir: Path | None = None,
     return res
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # unwinds the context managers: children and services stop
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="100k records, 20 s latency runs")
@@ -296,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-peers", action="store_true",
                         help="bare agent and worker only (no quixstreams, no plain loop)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_unwinds()
     run(args.full, args.out, tuple(args.parts), args.variant, peers=not args.no_peers)
 
 
