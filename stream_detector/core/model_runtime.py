@@ -16,16 +16,18 @@ import numpy.typing as npt
 
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, SourceRef
+from stream_detector.core.batching import join_windows
 from stream_detector.core.detection import Decision, DetectionParams
 from stream_detector.core.hybrid import HybridStage, NPLMOutcome
 from stream_detector.core.key_state import KeyState
 from stream_detector.core.registry import LoadedModel
-from stream_detector.core.scoring import ScaleTable
+from stream_detector.core.scoring import ScaleTable, ScoreBatch
 from stream_detector.core.thresholds import ResolvedThreshold
 from stream_detector.core.timing import TimePolicy
 from stream_detector.core.windows import Window, WindowRun
 
-__all__ = ["ModelRuntime", "Pending", "PendingRun", "Scored", "by_model", "window_keys"]
+__all__ = ["ModelRuntime", "Pending", "PendingRun", "Scored", "by_model", "score_runs",
+           "window_keys"]
 
 
 @dataclass
@@ -78,12 +80,13 @@ class Pending:
 class PendingRun:
     """Completed windows of one key from one run of records, waiting for their scores."""
 
-    __slots__ = ("model", "key", "state", "windows", "source", "imputed")
+    __slots__ = ("model", "key", "state", "windows", "source", "imputed", "values")
 
     def __init__(self, model: ModelRuntime, key: str, state: KeyState, windows: WindowRun,
                  source: SourceRef, imputed: bool = False) -> None:
         self.model, self.key, self.state = model, key, state
         self.windows, self.source, self.imputed = windows, source, imputed
+        self.values = windows.values  # (m, window, features): what scoring gathers
 
     def item(self, j: int) -> Pending:
         """Window ``j`` of the run as a :class:`Pending` item."""
@@ -129,6 +132,16 @@ def by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[Pen
     for p in pending:
         groups.setdefault(id(p.model), (p.model, []))[1].append(p)
     return list(groups.values())
+
+
+def score_runs(model: ModelRuntime, runs: Sequence[PendingRun]) -> ScoreBatch:
+    """The scoring stage for one model's runs: their windows joined into one new
+    ``(windows, window, features)`` float32 array (:func:`join_windows`), scaled in place,
+    scored by one ONNX Runtime call (:meth:`Scorer.score_ready`). Touches no shared state
+    (the worker runs it in a thread)."""
+    windows = join_windows([r.values for r in runs], *model.shape)
+    scaled = model.scale.transform_owned(windows, window_keys(model, runs))
+    return model.loaded.scorer.score_ready(scaled)
 
 
 def window_keys(model: ModelRuntime, runs: Sequence[PendingRun]) -> list[str]:

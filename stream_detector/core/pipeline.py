@@ -28,7 +28,6 @@ from collections.abc import Sequence
 
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import Record
-from stream_detector.core.batching import join_windows
 from stream_detector.core.decisions import decide_runs
 from stream_detector.core.key_state import KeyState, StateStore, position_of, source_tag
 from stream_detector.core.model_runtime import (
@@ -37,7 +36,7 @@ from stream_detector.core.model_runtime import (
     PendingRun,
     Scored,
     by_model,
-    window_keys,
+    score_runs,
 )
 from stream_detector.core.record_runs import RecordRun, runs_of
 from stream_detector.core.routing import Router
@@ -180,13 +179,7 @@ class Pipeline:
     @staticmethod
     def score(pending: Sequence[PendingRun]) -> list[ScoreBatch]:
         """Score pending windows, one ONNX Runtime call per model (safe in a thread)."""
-        batches: list[ScoreBatch] = []
-        for model, runs in by_model(pending):
-            windows = join_windows([r.windows.values for r in runs],
-                                   *model.shape)  # a new array: scaled in place
-            batches.append(model.loaded.scorer.score(
-                model.scale.transform_owned(windows, window_keys(model, runs))))
-        return batches
+        return [score_runs(model, runs) for model, runs in by_model(pending)]
 
     def decide(
         self, pending: Sequence[PendingRun], batches: Sequence[ScoreBatch],
