@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -44,6 +45,7 @@ from schemas.records import (
     in_time_range,
     parse_message,
 )
+from stream_detector.core.iso_times import epoch_ns_many
 
 __all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
 
@@ -180,6 +182,11 @@ def _fast(raw: bytes) -> RecordRun | None:
 
 def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) -> bool:
     """Every row a dict of exactly ``fields`` (plus any of ``optional``)."""
+    try:  # the usual message, checked in C: every row a dict of exactly ``fields``
+        if list(map(dict.keys, rows)).count(fields) == len(rows):  # type: ignore[arg-type]
+            return True
+    except TypeError:  # a row is not a dict
+        return False
     for r in rows:
         if type(r) is not dict:
             return False
@@ -194,6 +201,11 @@ def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) ->
     return True
 
 
+def _column(rows: list[Any], name: str) -> list[Any]:
+    """Field ``name`` of every row (rows checked by :func:`_plain` to have it)."""
+    return list(map(itemgetter(name), rows))
+
+
 def _imputed(rows: list[Any]) -> list[bool] | None:
     flags = [r.get("imputed", False) for r in rows]
     return flags if any(flags) else None
@@ -201,6 +213,9 @@ def _imputed(rows: list[Any]) -> list[bool] | None:
 
 def _times(texts: list[Any]) -> list[int] | None:
     """Epoch nanoseconds of ISO 8601 texts, as ``Record.epoch_ns``; None if any is bad."""
+    many = epoch_ns_many(texts)  # the common layouts, all at once
+    if many is not None:
+        return many
     out = []
     fromiso, naive, micro = datetime.fromisoformat, _NAIVE_EPOCH, _US
     lo, hi = _NAIVE_RANGE
@@ -260,11 +275,10 @@ def _series(rows: list[Any]) -> RecordRun | None:
         return _series_point(rows[0])
     if not _plain(rows, _SERIES, _VERSION):
         return None
-    keys = [r["series"] for r in rows]
-    texts = [r["timestamp"] for r in rows]
-    if [r["kind"] for r in rows].count("series") != len(rows) or not _one_key(keys):
+    keys, texts = _column(rows, "series"), _column(rows, "timestamp")
+    if _column(rows, "kind").count("series") != len(rows) or not _one_key(keys):
         return None
-    values, ns = _numbers([r["value"] for r in rows]), _times(texts)
+    values, ns = _numbers(_column(rows, "value")), _times(texts)
     if values is None or ns is None:
         return None
     return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts, _imputed(rows))
