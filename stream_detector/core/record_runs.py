@@ -180,13 +180,16 @@ def _fast(raw: bytes) -> RecordRun | None:
     return None if columns is None else columns(rows)
 
 
+def _exact(rows: list[Any], fields: frozenset[str]) -> bool:
+    """Every row a dict of ``len(fields)`` keys, counted in C: with every field present
+    (the caller's lookups raise KeyError otherwise), exactly ``fields``."""
+    n = len(rows)
+    return list(map(type, rows)).count(dict) == n and list(map(len, rows)).count(
+        len(fields)) == n
+
+
 def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) -> bool:
     """Every row a dict of exactly ``fields`` (plus any of ``optional``)."""
-    try:  # the usual message, checked in C: every row a dict of exactly ``fields``
-        if list(map(dict.keys, rows)).count(fields) == len(rows):  # type: ignore[arg-type]
-            return True
-    except TypeError:  # a row is not a dict
-        return False
     for r in rows:
         if type(r) is not dict:
             return False
@@ -202,7 +205,7 @@ def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) ->
 
 
 def _column(rows: list[Any], name: str) -> list[Any]:
-    """Field ``name`` of every row (rows checked by :func:`_plain` to have it)."""
+    """Field ``name`` of every row (KeyError when a row lacks it)."""
     return list(map(itemgetter(name), rows))
 
 
@@ -273,15 +276,21 @@ _VERSION: Final = frozenset({"schema_version", "imputed"})
 def _series(rows: list[Any]) -> RecordRun | None:
     if len(rows) == 1 and rows[0].keys() == _SERIES:  # the commonest message: one point
         return _series_point(rows[0])
-    if not _plain(rows, _SERIES, _VERSION):
+    exact = _exact(rows, _SERIES)  # no optional field: no imputed flag either
+    if not exact and not _plain(rows, _SERIES, _VERSION):
         return None
-    keys, texts = _column(rows, "series"), _column(rows, "timestamp")
-    if _column(rows, "kind").count("series") != len(rows) or not _one_key(keys):
+    try:
+        keys, texts = _column(rows, "series"), _column(rows, "timestamp")
+        kinds, values_in = _column(rows, "kind"), _column(rows, "value")
+    except KeyError:  # rows of as many keys as the fields, but other ones
         return None
-    values, ns = _numbers(_column(rows, "value")), _times(texts)
+    if kinds.count("series") != len(rows) or not _one_key(keys):
+        return None
+    values, ns = _numbers(values_in), _times(texts)
     if values is None or ns is None:
         return None
-    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts, _imputed(rows))
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
+                     None if exact else _imputed(rows))
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:
