@@ -242,18 +242,19 @@ def _times(texts: list[Any]) -> list[int] | None:
 
 def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
     """Finite JSON numbers (int or float, never bool) as float32; None otherwise."""
-    for v in values:
-        if type(v) is not float and type(v) is not int:
-            return None
+    types = list(map(type, values))  # counted in C
+    if types.count(float) + types.count(int) != len(values):
+        return None
     if len(values) <= _SMALL:  # numpy's per-call cost dominates short lists
         if not all(-_F32_MAX <= v <= _F32_MAX for v in values):
             return None if not all(map(math.isfinite, values)) else _float32(
                 np.array(values, dtype=np.float64))
         return np.array(values, dtype=np.float32)
     x = np.array(values, dtype=np.float64)
-    if not np.isfinite(x).all():
+    largest = float(np.abs(x).max())  # NaN when any is NaN
+    if not math.isfinite(largest):
         return None
-    return x.astype(np.float32) if np.abs(x).max() <= _F32_MAX else _float32(x)
+    return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
 
 
 def _float32(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
