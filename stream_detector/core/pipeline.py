@@ -41,7 +41,7 @@ from stream_detector.core.model_runtime import (
 from stream_detector.core.record_runs import RecordRun, runs_of
 from stream_detector.core.routing import Router
 from stream_detector.core.scoring import ScoreBatch
-from stream_detector.core.timing import IMPUTED, count_flags, observe
+from stream_detector.core.timing import IMPUTED, count_flags, observe, plain_steps
 from stream_detector.core.windowing import WindowState
 
 __all__ = ["Pipeline"]
@@ -151,6 +151,8 @@ class Pipeline:
     ) -> tuple[list[int] | None, list[int]]:
         """Each record's timing flags, in order; the indices kept (None: all of them)."""
         clock, policy = state.window.clock, model.time
+        if run.imputed is None and plain_steps(clock, run.epoch_ns, policy):
+            return None, [0] * len(run.epoch_ns)  # no record flagged, none refused
         flags: list[int] = []
         keep: list[int] | None = None
         imputed = run.imputed

@@ -275,12 +275,18 @@ class WindowState:
                                        mode="clip"))  # in range: clip only skips a check
         else:  # fewer than ``window`` records held so far
             win_values = np.empty((0, w, self.features), dtype=np.float32)
-        held = self._run_flags(np.asarray(flags, dtype=np.int64), ends)
-        s_idx, e_idx = starts_a.tolist(), (ends - (c0 - h)).tolist()
+        held = (self._run_flags(np.asarray(flags, dtype=np.int64), ends) if any(flags)
+                else self._held_flags(ends + 1 - w))
+        # windows start every ``stride`` records: their first and last records as slices
+        m, step = len(ends), self.stride
+        s0 = int(starts_a[0]) if m else 0
+        first, last = slice(s0, s0 + (m - 1) * step + 1, step), slice(
+            s0 + w - 1, s0 + w - 1 + (m - 1) * step + 1, step)
         run = WindowRun(
-            values=win_values, start_ns=[all_ts[i] for i in s_idx],
-            end_ns=[all_ts[i] for i in e_idx], start_text=[all_text[i] for i in s_idx],
-            end_text=[all_text[i] for i in e_idx], late=[bool(f & LATE) for f in held],
+            values=win_values, start_ns=all_ts[first] if m else [],
+            end_ns=all_ts[last] if m else [], start_text=all_text[first] if m else [],
+            end_text=all_text[last] if m else [],
+            late=[bool(f & LATE) for f in held] if any(held) else [False] * m,
             seq=(ends + 1).tolist(), flags=held,
         )
         self._store_tail(values, ts, texts)
@@ -330,14 +336,17 @@ class WindowState:
         """Write the newest ``min(n, window)`` of ``n`` new records into the ring."""
         w, n = self.window, len(values)
         k = min(n, w)
-        pos = (np.arange(self.count + n - k, self.count + n) % w).tolist()
-        tail = values[n - k :]
-        self._buf[pos] = tail
-        self._buf[[p + w for p in pos]] = tail
-        tail_ts, tail_text = ts[n - k :], texts[n - k :]
-        for j, p in enumerate(pos):
-            self._ts[p] = tail_ts[j]
-            self._text[p] = tail_text[j]
+        # ring positions of the tail: one stretch to the ring's end, then one from its start
+        start = (self.count + n - k) % w
+        split = min(k, w - start)
+        tail, buf = values[n - k :], self._buf
+        buf[start : start + split] = buf[start + w : start + w + split] = tail[:split]
+        buf[: k - split] = buf[w : w + k - split] = tail[split:]
+        tail_ts, tail_text = ts[n - k :], list(texts[n - k :])
+        self._ts[start : start + split] = tail_ts[:split]
+        self._text[start : start + split] = tail_text[:split]
+        self._ts[: k - split] = tail_ts[split:]
+        self._text[: k - split] = tail_text[split:]
 
     @property
     def filled(self) -> int:
