@@ -136,7 +136,8 @@ class Pipeline:
         keep, flags = self._judge(model, state, part, source, first_index + skip)
         if keep is not None:
             part = part.take(keep)
-        windows = state.window.extend_run(part.values, part.epoch_ns, part.texts, flags)
+        windows = state.window.extend_run(part.values, part.epoch_ns, part.texts, flags,
+                                          rows=model.rows)
         state.last_position = position_of(source.offset, first_index + n - 1)
         state.last_source = tag
         self.store.put(model.name, run.key, state, source)

@@ -180,13 +180,16 @@ def _fast(raw: bytes) -> RecordRun | None:
     return None if columns is None else columns(rows)
 
 
+def _exact(rows: list[Any], fields: frozenset[str]) -> bool:
+    """Every row a dict of ``len(fields)`` keys, counted in C: with every field present
+    (the caller's lookups raise KeyError otherwise), exactly ``fields``."""
+    n = len(rows)
+    return list(map(type, rows)).count(dict) == n and list(map(len, rows)).count(
+        len(fields)) == n
+
+
 def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) -> bool:
     """Every row a dict of exactly ``fields`` (plus any of ``optional``)."""
-    try:  # the usual message, checked in C: every row a dict of exactly ``fields``
-        if list(map(dict.keys, rows)).count(fields) == len(rows):  # type: ignore[arg-type]
-            return True
-    except TypeError:  # a row is not a dict
-        return False
     for r in rows:
         if type(r) is not dict:
             return False
@@ -202,7 +205,7 @@ def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) ->
 
 
 def _column(rows: list[Any], name: str) -> list[Any]:
-    """Field ``name`` of every row (rows checked by :func:`_plain` to have it)."""
+    """Field ``name`` of every row (KeyError when a row lacks it)."""
     return list(map(itemgetter(name), rows))
 
 
@@ -239,18 +242,19 @@ def _times(texts: list[Any]) -> list[int] | None:
 
 def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
     """Finite JSON numbers (int or float, never bool) as float32; None otherwise."""
-    for v in values:
-        if type(v) is not float and type(v) is not int:
-            return None
+    types = list(map(type, values))  # counted in C
+    if types.count(float) + types.count(int) != len(values):
+        return None
     if len(values) <= _SMALL:  # numpy's per-call cost dominates short lists
         if not all(-_F32_MAX <= v <= _F32_MAX for v in values):
             return None if not all(map(math.isfinite, values)) else _float32(
                 np.array(values, dtype=np.float64))
         return np.array(values, dtype=np.float32)
     x = np.array(values, dtype=np.float64)
-    if not np.isfinite(x).all():
+    largest = float(np.abs(x).max())  # NaN when any is NaN
+    if not math.isfinite(largest):
         return None
-    return x.astype(np.float32) if np.abs(x).max() <= _F32_MAX else _float32(x)
+    return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
 
 
 def _float32(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -273,15 +277,21 @@ _VERSION: Final = frozenset({"schema_version", "imputed"})
 def _series(rows: list[Any]) -> RecordRun | None:
     if len(rows) == 1 and rows[0].keys() == _SERIES:  # the commonest message: one point
         return _series_point(rows[0])
-    if not _plain(rows, _SERIES, _VERSION):
+    exact = _exact(rows, _SERIES)  # no optional field: no imputed flag either
+    if not exact and not _plain(rows, _SERIES, _VERSION):
         return None
-    keys, texts = _column(rows, "series"), _column(rows, "timestamp")
-    if _column(rows, "kind").count("series") != len(rows) or not _one_key(keys):
+    try:
+        keys, texts = _column(rows, "series"), _column(rows, "timestamp")
+        kinds, values_in = _column(rows, "kind"), _column(rows, "value")
+    except KeyError:  # rows of as many keys as the fields, but other ones
         return None
-    values, ns = _numbers(_column(rows, "value")), _times(texts)
+    if kinds.count("series") != len(rows) or not _one_key(keys):
+        return None
+    values, ns = _numbers(values_in), _times(texts)
     if values is None or ns is None:
         return None
-    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts, _imputed(rows))
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
+                     None if exact else _imputed(rows))
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:
@@ -297,22 +307,26 @@ def _series_point(r: dict[str, Any]) -> RecordRun | None:
 
 
 def _sales(rows: list[Any]) -> RecordRun | None:
-    if not _plain(rows, _SALES, _VERSION):
+    exact = _exact(rows, _SALES)  # no optional field: no imputed flag either
+    if not exact and not _plain(rows, _SALES, _VERSION):
         return None
-    stores, items = [r["store"] for r in rows], [r["item"] for r in rows]
-    texts = [r["date"] for r in rows]
-    if [r["kind"] for r in rows].count("sales") != len(rows):
+    n = len(rows)
+    try:
+        stores, items = _column(rows, "store"), _column(rows, "item")
+        texts, kinds, sales = _column(rows, "date"), _column(rows, "kind"), _column(rows, "sales")
+    except KeyError:  # rows of as many keys as the fields, but other ones
         return None
-    for ids in (stores, items):
-        if any(type(v) is not int or not 0 <= v <= MAX_ID for v in ids):
+    if kinds.count("sales") != n:
+        return None
+    for ids in (stores, items):  # ints (never bool) all equal to the first, in range
+        if (list(map(type, ids)).count(int) != n or ids.count(ids[0]) != n
+                or not 0 <= ids[0] <= MAX_ID):
             return None
-    if stores.count(stores[0]) != len(rows) or items.count(items[0]) != len(rows):
-        return None
-    values, ns = _numbers([r["sales"] for r in rows]), _times(texts)
+    values, ns = _numbers(sales), _times(texts)
     if values is None or ns is None:
         return None
     return RecordRun("sales", f"{stores[0]}/{items[0]}", values.reshape(-1, 1), ns, texts,
-                     _imputed(rows))
+                     None if exact else _imputed(rows))
 
 
 def _events(rows: list[Any]) -> RecordRun | None:

@@ -276,6 +276,17 @@ class ScaleTable:
         x /= self._scale_row
         return x
 
+    def transform_new(self, x: FloatArray, keys: Sequence[str]) -> FloatArray:
+        """:meth:`transform` of a float32 array that must stay as it is (windows ingest
+        wrote, still read by the decisions): a new array, in one pass less than
+        :meth:`transform` in the one-row case (the same float32 operations); the identity
+        returns ``x`` itself."""
+        if self.log1p or self.identity or self.per_key:
+            return self.transform(x, keys)
+        y: FloatArray = np.subtract(x, self._center_row)
+        y /= self._scale_row
+        return y
+
     def inverse(self, scaled: npt.ArrayLike, keys: Sequence[str]) -> FloatArray:
         """Undo :meth:`transform` (model reconstructions back to original units)."""
         x = np.asarray(scaled, dtype=np.float32)

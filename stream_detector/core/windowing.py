@@ -45,6 +45,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from stream_detector.core.batching import WindowRows
 from stream_detector.core.timing import (
     GAP,
     IMPUTED,
@@ -68,8 +69,6 @@ _HEADER2: Final = struct.Struct("<4sIIIqqqq5q5qI")
 _NO_POLICY: Final = TimePolicy()
 _VECTOR_MIN: Final = 8  # shorter runs are cheaper record by record
 _BITS: Final = (LATE, REPEATED, SKEWED, IMPUTED, GAP)  # GAP last: it lies *between* records
-
-
 _NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], [], [], [], [], [])
 
 
@@ -86,18 +85,8 @@ class WindowState:
         Records between two consecutive windows.
     """
 
-    __slots__ = (
-        "window",
-        "features",
-        "stride",
-        "count",
-        "clock",
-        "counts",
-        "_last",
-        "_buf",
-        "_ts",
-        "_text",
-    )
+    __slots__ = ("window", "features", "stride", "count", "clock", "counts", "_last", "_buf",
+                 "_ts", "_text")
 
     def __init__(self, window: int, features: int, stride: int = 1) -> None:
         check_bounds(window, features, stride)
@@ -124,6 +113,7 @@ class WindowState:
     def push(
         self, values: Sequence[float] | npt.NDArray[np.floating], timestamp_ns: int,
         text: str = "", policy: TimePolicy = _NO_POLICY, flags: int | None = None,
+        rows: WindowRows | None = None,
     ) -> Window | None:
         """Add one record; return the window it completes, if any.
 
@@ -141,6 +131,10 @@ class WindowState:
         flags
             Its timing flags when the caller already judged it with
             :func:`~stream_detector.core.timing.observe` (then ``policy`` is not used).
+        rows
+            Where to write the window it completes (the model's
+            :class:`~stream_detector.core.batching.WindowRows`; its ``open`` is then the
+            window as one row); default: a new array.
         """
         if len(values) != self.features:  # else numpy would broadcast one value to all
             raise ValueError(f"expected {self.features} values, got {len(values)}")
@@ -162,7 +156,8 @@ class WindowState:
         start = c % w  # ring position of the oldest record in the window
         held = self._window_flags(c)
         return Window(
-            values=self._buf[start : start + w].copy(),
+            values=(self._buf[start : start + w].copy() if rows is None
+                    else rows.put(self._buf[start : start + w])),
             start_ns=self._ts[start],
             end_ns=timestamp_ns,
             start_text=self._text[start],
@@ -194,13 +189,9 @@ class WindowState:
             held |= GAP
         return held
 
-    def extend(
-        self,
-        values: npt.ArrayLike,
-        timestamps_ns: Sequence[int],
-        texts: Sequence[str] | None = None,
-        policy: TimePolicy = _NO_POLICY,
-    ) -> list[Window]:
+    def extend(self, values: npt.ArrayLike, timestamps_ns: Sequence[int],
+               texts: Sequence[str] | None = None, policy: TimePolicy = _NO_POLICY,
+               ) -> list[Window]:
         """Push records ``(n, features)`` in order; return the windows they complete."""
         rows = np.asarray(values, dtype=np.float32).reshape(-1, self.features)
         if len(timestamps_ns) != len(rows) or (texts is not None and len(texts) != len(rows)):
@@ -215,7 +206,7 @@ class WindowState:
 
     def extend_run(
         self, values: npt.NDArray[np.float32], timestamps_ns: Sequence[int],
-        texts: Sequence[str], flags: Sequence[int],
+        texts: Sequence[str], flags: Sequence[int], rows: WindowRows | None = None,
     ) -> WindowRun:
         """Push records ``(n, features)`` already judged (``flags``: each one's timing
         flags, from :func:`~stream_detector.core.timing.observe`), as ``n`` calls of
@@ -223,7 +214,10 @@ class WindowState:
 
         Long runs (a message of many records) are windowed in a few numpy operations over
         the held records and the new ones; short runs go through :meth:`push`. Both give the
-        same windows and the same state (a unit test checks it on random input).
+        same windows and the same state (a unit test checks it on random input). With
+        ``rows`` (the model's :class:`~stream_detector.core.batching.WindowRows`), the
+        windows of a one-record or a long run are written there (the run's ``values`` is
+        ``rows.open``), so scoring finds consecutive runs as one slice.
         """
         n = len(values)
         if values.ndim != 2 or values.shape[1] != self.features:
@@ -231,46 +225,51 @@ class WindowState:
         if not len(timestamps_ns) == len(texts) == len(flags) == n:
             raise ValueError("need one timestamp, text and flags value per record")
         if n == 1:  # one record a message: no lists to build
-            win = self.push(values[0], timestamps_ns[0], texts[0], flags=flags[0])
+            win = self.push(values[0], timestamps_ns[0], texts[0], flags=flags[0], rows=rows)
             if win is None:
                 return _NO_WINDOWS
-            return WindowRun(win.values[None], [win.start_ns], [win.end_ns], [win.start_text],
+            one = win.values[None] if rows is None or rows.open is None else rows.open
+            return WindowRun(one, [win.start_ns], [win.end_ns], [win.start_text],
                              [win.end_text], [win.late], [win.seq], [win.flags])
         if n < _VECTOR_MIN:
             out = [self.push(values[i], timestamps_ns[i], texts[i], flags=flags[i])
                    for i in range(n)]
             return WindowRun.of([w for w in out if w is not None], self.features, self.window)
-        return self._extend_vector(values, list(timestamps_ns), texts, flags)
+        return self._extend_vector(values, list(timestamps_ns), texts, flags, rows)
 
     def _extend_vector(self, values: npt.NDArray[np.float32], ts: list[int],
-                       texts: Sequence[str], flags: Sequence[int]) -> WindowRun:
+                       texts: Sequence[str], flags: Sequence[int],
+                       into: WindowRows | None = None) -> WindowRun:
         #   held (h = filled)      new (n)
         #   [ ..........][ r0 r1 ... r(n-1) ]      global index of held[0] = count - h
         w, n, c0, h = self.window, len(values), self.count, self.filled
         oldest = self._oldest()
-        rows = np.concatenate([self._buf[oldest : oldest + h], values.astype(np.float32)])
+        rows = np.concatenate([self._buf[oldest : oldest + h], values], dtype=np.float32)
         all_ts = (self._ts[oldest:] + self._ts[:oldest])[:h] + ts
         all_text = (self._text[oldest:] + self._text[:oldest])[:h] + list(texts)
         # windows end at global index g when g + 1 >= w and (g + 1 - w) % stride == 0
         first_end = max(c0, w - 1)
         first_end += (-(first_end + 1 - w)) % self.stride
         ends = np.arange(first_end, c0 + n, self.stride)
-        starts_a = ends + 1 - w - (c0 - h)  # start index in rows
-        if len(ends):  # one gather: row starts_a[k] + j of ``rows`` is step j of window k
-            win_values = rows[starts_a[:, None] + np.arange(w)]  # (k, w, f), a new array
-        else:  # fewer than ``window`` records held so far
-            win_values = np.empty((0, w, self.features), dtype=np.float32)
+        m, step = len(ends), self.stride
+        s0 = first_end + 1 - w - (c0 - h)  # the first window's first row in ``rows``
+        # window k: rows s0 + k * stride .. + w - 1, a strided view, copied: (m, w, f)
+        view = np.lib.stride_tricks.as_strided(
+            rows[s0:], shape=(m, w, self.features), writeable=False,
+            strides=(rows.strides[0] * step, rows.strides[0], rows.strides[1]))
+        if into is None or not m:
+            win_values = view.copy()
+        else:  # written into the model's window rows
+            win_values = into.take(m)
+            win_values[...] = view
         held = (self._run_flags(np.asarray(flags, dtype=np.int64), ends) if any(flags)
                 else self._held_flags(ends + 1 - w))
-        # windows start every ``stride`` records: their first and last records as slices
-        m, step = len(ends), self.stride
-        s0 = int(starts_a[0]) if m else 0
-        first, last = slice(s0, s0 + (m - 1) * step + 1, step), slice(
-            s0 + w - 1, s0 + w - 1 + (m - 1) * step + 1, step)
+        # the windows' first and last records as slices (empty when m == 0)
+        first = slice(s0, s0 + (m - 1) * step + 1, step)
+        last = slice(s0 + w - 1, s0 + w + (m - 1) * step, step)
         run = WindowRun(
-            values=win_values, start_ns=all_ts[first] if m else [],
-            end_ns=all_ts[last] if m else [], start_text=all_text[first] if m else [],
-            end_text=all_text[last] if m else [],
+            values=win_values, start_ns=all_ts[first], end_ns=all_ts[last],
+            start_text=all_text[first], end_text=all_text[last],
             late=[bool(f & LATE) for f in held] if any(held) else [False] * m,
             seq=(ends + 1).tolist(), flags=held,
         )
