@@ -112,7 +112,8 @@ def score_rates(model_dir: Path, batch: int, seconds: float) -> dict[str, Any]:
 
     ``ratio`` = the stage / raw at the thread count where raw was fastest (1 or 2): the
     stage's own cost (gathering the windows, scaling, the result's wrapping). Which count
-    the worker's default (-1: timed at model load) picks is ``auto_threads``.
+    the worker's default (-1: timed at model load) picks is ``auto_threads``, and raw's
+    rate at that count over raw's best is ``auto_vs_fastest``.
     """
     from stream_detector.core.pipeline import Pipeline
 
@@ -133,6 +134,7 @@ def score_rates(model_dir: Path, batch: int, seconds: float) -> dict[str, Any]:
     raw_default = median_rate(functools.partial(default.run, ["score", "errors"],
                                                 {"windows": x}), batch, 3, seconds / 4)
     best = max(PAIRED, key=lambda t: raw[t])
+    auto = make_runtime(model_dir, 1e9).loaded.scorer.threads
     return {"batch": batch,
             **{f"raw_{t}thread_windows_per_s": r for t, r in raw.items()},
             "raw_defaultthread_windows_per_s": raw_default,
@@ -140,7 +142,8 @@ def score_rates(model_dir: Path, batch: int, seconds: float) -> dict[str, Any]:
             **{f"ratio_{t}thread": r for t, r in ratios.items()},
             "fastest_threads": best, "raw_windows_per_s": raw[best],
             "worker_windows_per_s": stage[best], "ratio": ratios[best],
-            "auto_threads": make_runtime(model_dir, 1e9).loaded.scorer.threads}
+            "auto_threads": auto,
+            "auto_vs_fastest": raw[auto] / raw[best] if auto in raw else float("nan")}
 
 
 def cuda_rates(model_dir: Path, repeats: int, seconds: float) -> dict[str, Any]:
@@ -238,16 +241,20 @@ def run(full: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
 
 def _threads_summary(rows: list[dict[str, Any]], default: int) -> dict[str, Any]:
     """Which ORT thread count was fastest at batch >= 64 (votes over families, batches),
-    and how often the worker's default (-1: timed at load) ran with that count."""
+    how often the worker's default (-1: timed at load) ran with that count, and the worst
+    ratio of raw's rate at the default's count to raw's best (1.0: always the fastest)."""
     votes: dict[int, int] = {}
     agree = 0
+    worst = float("inf")
     for r in rows:
         if r["batch"] >= 64:
             votes[r["fastest_threads"]] = votes.get(r["fastest_threads"], 0) + 1
             agree += r["auto_threads"] == r["fastest_threads"]
+            worst = min(worst, r["auto_vs_fastest"])
     fastest = max(votes, key=lambda t: votes[t]) if votes else default
     return {"votes": {str(k): v for k, v in votes.items()}, "fastest": fastest,
-            "worker_default": default, "worker_ran_fastest": f"{agree}/{sum(votes.values())}"}
+            "worker_default": default, "worker_ran_fastest": f"{agree}/{sum(votes.values())}",
+            "worst_auto_vs_fastest": worst if votes else float("nan")}
 
 
 def _markdown(data: dict[str, Any]) -> str:
@@ -255,7 +262,7 @@ def _markdown(data: dict[str, Any]) -> str:
         "family", "batch", "raw_1thread_windows_per_s", "raw_2thread_windows_per_s",
         "raw_defaultthread_windows_per_s", "worker_1thread_windows_per_s",
         "worker_2thread_windows_per_s", "ratio_1thread", "ratio_2thread", "fastest_threads",
-        "ratio", "auto_threads",
+        "ratio", "auto_threads", "auto_vs_fastest",
         "design_target"])
     th = data["threads"]
     cost_rows = [{"stage": k, "microseconds": v} for k, v in data["python_costs"].items()]
@@ -274,7 +281,8 @@ def _markdown(data: dict[str, Any]) -> str:
             f"\n\nFastest thread count at batch >= 64: {th['fastest'] or 'ORT default'} "
             f"(votes {th['votes']}); the worker's default (Settings.intra_op_threads = "
             f"{th['worker_default']}, -1: timed at model load) chose the fastest count in "
-            f"{th['worker_ran_fastest']} of those rows"
+            f"{th['worker_ran_fastest']} of those rows; raw at its choice / raw at the fastest "
+            f"count, worst of those rows: {th['worst_auto_vs_fastest']:.3f}"
             "\n\nPython per-record costs (dense model)\n\n" +
             markdown_table(cost_rows, ["stage", "microseconds"]) + "\n\n" + cuda_md)
 
