@@ -1,7 +1,7 @@
 """A generated held-out proxy: the default detector on metric-like families it was not tuned on.
 
 The held-out NAB groups must not be read, so this part stands in for them with
-:mod:`offline_training.synthetic_metrics` (cpu, sensor, traffic, price and demand families,
+:mod:`offline_training.synthetic_heldout` (cpu, sensor, traffic, price and demand families,
 1-10 minute cadences, irregular sampling; the generator was fixed before any detector was
 scored on it). Same protocol as the NAB part: each file's model trains on its first 15%
 with the default options, the whole file is scored once through the worker's pipeline
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from offline_training.nab import PROFILES, score_corpus
-from offline_training.synthetic_metrics import FAMILIES, make_metric
+from offline_training.synthetic_heldout import FAMILIES, make_heldout
 from offline_training.synthetic_series import LabelledSeries, write_series_csv
 from stream_detector.files.history import load_source
 
@@ -38,9 +38,9 @@ try:
 except ModuleNotFoundError:  # run as a script: benchmarks/ is on the path
     import detection_replay  # type: ignore[no-redef]
 
-__all__ = ["GAUSSIAN", "METRIC_SEEDS", "generated_quality", "markdown", "windowed_gaussian"]
+__all__ = ["GAUSSIAN", "HELDOUT_SEEDS", "heldout_quality", "markdown", "windowed_gaussian"]
 
-METRIC_SEEDS = range(6)
+HELDOUT_SEEDS = range(6)
 GAUSSIAN = "windowed Gaussian (NAB's; threshold optimised per profile on this corpus)"
 _Z_GRID = tuple(float(z) for z in np.arange(2.0, 12.01, 0.25))
 _Files = dict[str, np.ndarray]  # "family/seed" -> one alert flag per row
@@ -105,9 +105,9 @@ def _alerts_by_row(one: LabelledSeries, scored: detection_replay.Trace,
     return out
 
 
-def generated_detections(
+def heldout_detections(
     epochs: int, folder: Path, train: Callable[..., Path], variants: Mapping[str, dict[str, Any]],
-    seeds: range = METRIC_SEEDS, families: tuple[str, ...] = FAMILIES,
+    seeds: range = HELDOUT_SEEDS, families: tuple[str, ...] = FAMILIES,
 ) -> tuple[dict[str, _Files], dict[str, LabelledSeries], dict[str, np.ndarray]]:
     """Per variant, per ``family/seed``: alert flags per row; the labelled series; the
     windowed Gaussian's |z| per row. ``train(path, registry, epochs, **options)`` trains
@@ -119,7 +119,7 @@ def generated_detections(
     for family in families:
         for seed in seeds:
             name = f"{family}/{seed}"
-            one = series[name] = make_metric(family, seed)
+            one = series[name] = make_heldout(family, seed)
             path = write_series_csv(folder / f"{family}_{seed}.csv", one)
             model = train(path, folder / "models", epochs, train_fraction=0.15,
                           name=f"{family}{seed}")
@@ -128,7 +128,7 @@ def generated_detections(
                 out[variant][name] = _alerts_by_row(
                     one, scored, detection_replay.replay(scored, overrides))
             gauss[name] = windowed_gaussian(one.values)
-            print(f"generated {name}: {int(out['default'][name].sum())} alerts", flush=True)
+            print(f"heldout {name}: {int(out['default'][name].sum())} alerts", flush=True)
     return out, series, gauss
 
 
@@ -168,13 +168,13 @@ def gaussian_thresholds(gauss: Mapping[str, np.ndarray],
         {k: v >= z for k, v in gauss.items()}, series, p)) for p in PROFILES}
 
 
-def generated_quality(epochs: int, folder: Path, train: Callable[..., Path],
+def heldout_quality(epochs: int, folder: Path, train: Callable[..., Path],
                       variants: Mapping[str, dict[str, Any]],
-                      seeds: range = METRIC_SEEDS) -> dict[str, Any]:
+                      seeds: range = HELDOUT_SEEDS) -> dict[str, Any]:
     """The whole part: per detector (the default, each variant, the windowed Gaussian at
     each profile's threshold), per family: :func:`family_scores`."""
     began = time.monotonic()
-    detections, series, gauss = generated_detections(epochs, folder, train, variants, seeds)
+    detections, series, gauss = heldout_detections(epochs, folder, train, variants, seeds)
     detectors = {name: family_scores(files, series) for name, files in detections.items()}
     thresholds = gaussian_thresholds(gauss, series)
     per_profile = {p: family_scores({k: v >= z for k, v in gauss.items()}, series)
@@ -195,7 +195,7 @@ def markdown(result: Mapping[str, Any]) -> list[str]:
     """The part's tables: NAB scores per family (standard / low FP / low FN) per detector,
     then windows found, false positives and recall per kind of the default and baselines."""
     seeds = result["seeds"]
-    lines = ["", f"Generated held-out proxy (families x seeds {seeds[0]}-{seeds[-1]}; NAB score "
+    lines = ["", f"Generated held-out proxy (`--only heldout`; families x seeds {seeds[0]}-{seeds[-1]}; NAB score "
              "standard / reward-low-FP / reward-low-FN, normalised per family):", "",
              "| detector | " + " | ".join(FAMILIES) + " | mean standard |",
              "|---|" + "---|" * (len(FAMILIES) + 1)]
@@ -203,7 +203,7 @@ def markdown(result: Mapping[str, Any]) -> list[str]:
         row = [f"{c['standard']} / {c['reward_low_FP_rate']} / {c['reward_low_FN_rate']}"
                for c in (cells[f] for f in FAMILIES)]
         lines.append(f"| {name} | " + " | ".join(row) + f" | {_mean(cells, 'standard')} |")
-    lines += ["", "| generated, per family | detector | windows found | false positives | "
+    lines += ["", "| held-out proxy, per family | detector | windows found | false positives | "
               "recall per kind |", "|---|---|---|---|---|"]
     shown = [n for n in ("default", "without the seasonal components (AE z-score only)",
                          GAUSSIAN) if n in result["detectors"]]

@@ -10,9 +10,6 @@ the whole file is scored through the worker's own pipeline (``score_records``: t
 - the demo's generated data (``stream-detector demo``'s own training options): recall per
   labelled anomaly kind and precision, for series (seeds 0..9) and sales (seeds 0..2, each
   seed's precision too: one seed's figure moves by several points with one alert);
-- a generated held-out proxy (``benchmarks/detection_heldout.py``): metric-like families
-  the detector was not tuned on (cpu, sensor, traffic, price, demand), NAB scores per
-  family against NAB's windowed Gaussian and the AE alone;
 - the demo's physics events (``benchmarks/events_quality.py``): ROC AUC of the event
   model's score between signal and background events (trained on background only), and
   the hybrid's NPLM p-values per sample: calibration under the null, power per injected
@@ -23,10 +20,8 @@ the whole file is scored through the worker's own pipeline (``score_records``: t
 
     python benchmarks/detection_quality.py     # about 15 minutes on 2 cores
     python benchmarks/detection_quality.py --only events     # the events part, ~3 minutes
-    python benchmarks/detection_quality.py --only generated  # the held-out proxy, ~4 minutes
 
-Writes ``detection_quality.json`` and ``detection_quality.md`` under ``--out`` (and the
-generated part alone as ``detection_heldout.json``).
+Writes ``detection_quality.json`` and ``detection_quality.md`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -53,9 +48,8 @@ from offline_training.trainer import TrainConfig
 from stream_detector.files.history import load_source
 
 try:
-    from benchmarks import detection_heldout, detection_replay, events_quality
+    from benchmarks import detection_replay, events_quality
 except ModuleNotFoundError:  # run as a script (the README's command): benchmarks/ is on the path
-    import detection_heldout  # type: ignore[no-redef]
     import detection_replay  # type: ignore[no-redef]
     import events_quality  # type: ignore[no-redef]
 
@@ -266,8 +260,6 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{per}) | {recall} |")
         if demo.get("ablation"):
             lines += _demo_ablation(demo["ablation"])
-    if result.get("generated"):
-        lines += detection_heldout.markdown(result["generated"])
     if result.get("events"):
         lines += events_quality.markdown(result["events"])
     return "\n".join(lines) + "\n"
@@ -291,7 +283,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--only", choices=("nab", "demo", "generated", "events"), default=None,
+    parser.add_argument("--only", choices=("nab", "demo", "events"), default=None,
                         help="one part only (the other's figures are kept from the last run)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -305,12 +297,6 @@ def main() -> None:
         if args.only in (None, "demo"):
             result["demo"] = demo_quality(args.epochs, Path(tmp) / "demo")
             saved.write_text(json.dumps(result, indent=2))
-        if args.only in (None, "generated"):
-            result["generated"] = detection_heldout.generated_quality(
-                args.epochs, Path(tmp) / "generated", _train, VARIANTS)
-            saved.write_text(json.dumps(result, indent=2))
-            (args.out / "detection_heldout.json").write_text(  # kept in the repository
-                json.dumps(result["generated"], indent=2) + "\n")
         if args.only in (None, "events"):
             result["events"] = events_quality_of(args.epochs, Path(tmp) / "events")
     (args.out / "detection_quality.json").write_text(json.dumps(result, indent=2))

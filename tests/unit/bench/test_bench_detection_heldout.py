@@ -16,12 +16,12 @@ from benchmarks.detection_heldout import (
     family_scores,
     gaussian_score,
     gaussian_thresholds,
-    generated_detections,
+    heldout_detections,
     markdown,
     windowed_gaussian,
 )
 from benchmarks.detection_quality import _train
-from offline_training.synthetic_metrics import make_metric
+from offline_training.synthetic_heldout import make_heldout
 
 
 def test_doctests() -> None:
@@ -64,7 +64,7 @@ def test_a_constant_series_divides_by_no_zero() -> None:
 
 
 def test_family_scores_perfect_null_and_kinds() -> None:
-    series = {f"cpu/{s}": make_metric("cpu", s) for s in range(2)}
+    series = {f"cpu/{s}": make_heldout("cpu", s) for s in range(2)}
     perfect = {}
     for k, one in series.items():
         flags = np.zeros(one.values.size, bool)
@@ -85,7 +85,7 @@ def test_family_scores_perfect_null_and_kinds() -> None:
 
 
 def test_the_gaussian_threshold_is_chosen_on_the_corpus() -> None:
-    series = {"price/0": make_metric("price", 0)}
+    series = {"price/0": make_heldout("price", 0)}
     z = windowed_gaussian(series["price/0"].values)
     chosen = gaussian_thresholds({"price/0": z}, series)
     assert set(chosen) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
@@ -117,7 +117,7 @@ def test_markdown_gives_each_family_and_the_mean() -> None:
 def test_irregular_families_are_scored_row_by_row(tmp_path: Path) -> None:
     """A real model per file (2 epochs): every window's alert lands on its own row, gaps
     and jitter included, and the replayed variant differs only where it should."""
-    out, series, gauss = generated_detections(
+    out, series, gauss = heldout_detections(
         2, tmp_path, _train, {"default": {}, "never": {"warmup": 10**9}}, range(1),
         ("price", "sensor"))
     assert set(series) == {"price/0", "sensor/0"}

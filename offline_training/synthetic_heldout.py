@@ -27,7 +27,7 @@ where the model trains) and labelled as NAB windows: 10% of the rows shared amon
 anomalies, centred on each (as :mod:`offline_training.synthetic_series`). Same family and
 seed, same arrays, bit for bit.
 
->>> s = make_metric("demand", seed=0)
+>>> s = make_heldout("demand", seed=0)
 >>> len(s.values), sorted(a.kind for a in s.anomalies)
 (4032, ['holiday', 'storm', 'surge'])
 """
@@ -42,7 +42,7 @@ import pandas as pd
 
 from offline_training.synthetic_series import AnomalyWindow, LabelledSeries, anomaly_slots
 
-__all__ = ["FAMILIES", "METRIC_ANOMALIES", "make_metric"]
+__all__ = ["FAMILIES", "HELDOUT_ANOMALIES", "make_heldout"]
 
 _ROWS = 4032
 _START = "2016-03-01 00:00:00"
@@ -132,7 +132,7 @@ _FAMILIES: dict[str, _Family] = {
     "demand": _Family(600.0, 0.0, 0.0, 0, {"holiday": 144, "storm": 36, "surge": 12}),
 }
 FAMILIES = tuple(_FAMILIES)
-METRIC_ANOMALIES = {name: tuple(f.kinds) for name, f in _FAMILIES.items()}
+HELDOUT_ANOMALIES = {name: tuple(f.kinds) for name, f in _FAMILIES.items()}
 
 
 # -- anomalies -------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def _inject(kind: str, v: np.ndarray, s: slice, t: tuple[np.ndarray, ...], rng: 
     elif kind == "surge":
         v[s] = np.round(v[s] * 1.6)
     else:
-        raise ValueError(f"unknown anomaly {kind!r}; choose from {METRIC_ANOMALIES}")
+        raise ValueError(f"unknown anomaly {kind!r}; choose from {HELDOUT_ANOMALIES}")
 
 
 def _times(f: _Family, rng: Rng) -> pd.DatetimeIndex:
@@ -198,7 +198,7 @@ def _start_in(kind: str, lo: int, hi: int, t: tuple[np.ndarray, ...], rng: Rng) 
     return int(rng.choice(ok)) if ok.size else int(rng.integers(lo, hi + 1))
 
 
-def make_metric(family: str, seed: int = 0) -> LabelledSeries:
+def make_heldout(family: str, seed: int = 0) -> LabelledSeries:
     """One labelled series of ``family`` (``FAMILIES``), its key ``family``.
 
     Raises

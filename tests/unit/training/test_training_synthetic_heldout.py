@@ -8,17 +8,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from offline_training.synthetic_metrics import FAMILIES, METRIC_ANOMALIES, make_metric
+from offline_training.synthetic_heldout import FAMILIES, HELDOUT_ANOMALIES, make_heldout
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_labels_lie_inside_the_file_after_probation_and_apart(family: str) -> None:
     for seed in range(3):
-        s = make_metric(family, seed)
+        s = make_heldout(family, seed)
         n = s.values.size
         assert s.timestamps.size == n == s.labels.size
         assert np.all(np.diff(s.timestamps.astype(np.int64)) > 0), "timestamps increase"
-        assert sorted(a.kind for a in s.anomalies) == sorted(METRIC_ANOMALIES[family])
+        assert sorted(a.kind for a in s.anomalies) == sorted(HELDOUT_ANOMALIES[family])
         spans = sorted((a.window_start, a.window_end) for a in s.anomalies)
         assert spans[0][0] >= int(0.15 * n), "no label in the probationary (training) part"
         assert spans[-1][1] < n
@@ -55,7 +55,7 @@ def test_each_anomaly_is_present_where_it_is_labelled(
     family: str, kind: str, check: Callable[[np.ndarray, np.ndarray], bool]
 ) -> None:
     for seed in range(3):
-        s = make_metric(family, seed)
+        s = make_heldout(family, seed)
         a = next(a for a in s.anomalies if a.kind == kind)
         inside = s.values[a.start:a.end + 1]
         before = _before(s.values, a.start, a.end - a.start + 1)
@@ -70,7 +70,7 @@ def test_contextual_kinds_change_the_day_they_are_labelled() -> None:
     different from the same weekday one week earlier."""
     for family, kind in (("demand", "holiday"), ("traffic", "no_rush_hour")):
         for seed in range(3):
-            s = make_metric(family, seed)
+            s = make_heldout(family, seed)
             a = next(a for a in s.anomalies if a.kind == kind)
             week = int(round(7 * 86400e9 / np.median(np.diff(s.timestamps.astype(np.int64)))))
             inside = s.values[a.start:a.end + 1]
@@ -81,19 +81,19 @@ def test_contextual_kinds_change_the_day_they_are_labelled() -> None:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_same_seed_gives_the_same_series_and_another_seed_another(family: str) -> None:
-    a, b, c = make_metric(family, 1), make_metric(family, 1), make_metric(family, 2)
+    a, b, c = make_heldout(family, 1), make_heldout(family, 1), make_heldout(family, 2)
     assert np.array_equal(a.values, b.values) and np.array_equal(a.timestamps, b.timestamps)
     assert a.anomalies == b.anomalies
     assert not np.array_equal(a.values, c.values)
 
 
 def test_irregular_families_have_jitter_and_gaps() -> None:
-    steps = np.diff(make_metric("price", 0).timestamps.astype(np.int64)) / 1e9
+    steps = np.diff(make_heldout("price", 0).timestamps.astype(np.int64)) / 1e9
     assert steps.min() < 600 < steps.max()
     assert steps.max() > 3 * 600, "some runs of missing rows are gaps to the worker"
-    assert np.all(np.diff(make_metric("demand", 0).timestamps.astype(np.int64)) == 600e9)
+    assert np.all(np.diff(make_heldout("demand", 0).timestamps.astype(np.int64)) == 600e9)
 
 
 def test_unknown_family_says_which_exist() -> None:
     with pytest.raises(ValueError, match="choose from"):
-        make_metric("weather")
+        make_heldout("weather")
