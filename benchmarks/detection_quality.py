@@ -13,9 +13,12 @@ the whole file is scored through the worker's own pipeline (``score_records``: t
   model's score between signal and background events (trained on background only), and
   the hybrid's NPLM p-values per sample: calibration under the null, power per injected
   signal fraction;
-- an ablation: the same trained models re-scored with one detection component switched off.
+- an ablation: the same trained models re-scored with one detection component switched off;
+- generated series of other shapes (``benchmarks/generated_quality.py``: server metrics,
+  sensors, traffic, prices, demand), none tuned on: NAB standard score per family, for the
+  default and the ablations in ``GENERATED_VARIANTS``.
 
-    python benchmarks/detection_quality.py     # about 15 minutes on 2 cores
+    python benchmarks/detection_quality.py     # about 25 minutes on 2 cores
     python benchmarks/detection_quality.py --only events     # the events part, ~3 minutes
 
 Writes ``detection_quality.json`` and ``detection_quality.md`` under ``--out``.
@@ -47,9 +50,10 @@ from stream_detector.files.batch import load_runtime, score_records
 from stream_detector.files.history import load_source
 
 try:
-    from benchmarks import events_quality
+    from benchmarks import events_quality, generated_quality
 except ModuleNotFoundError:  # run as a script (the README's command): benchmarks/ is on the path
     import events_quality  # type: ignore[no-redef]
+    import generated_quality  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
 NAB = ROOT.parent / "shared" / "data" / "nab"
@@ -67,7 +71,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "seasonal baseline: mean of past days (season_alpha 0.5)": {"season_alpha": 0.5},
     "plus a short-term-forecast residual component": {"value_weight": 0.8},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
+    "plus the anomaly-likelihood stage (likelihood_weight 1.29)": {"likelihood_weight": 1.29},
 }
+GENERATED_VARIANTS = ("default", "without the trust in the seasonal component (season_gate 0)",
+                      "plus the anomaly-likelihood stage (likelihood_weight 1.29)")
 SERIES_SEEDS = range(5)
 
 
@@ -220,6 +227,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {kind} | {q['precision']} ({q['alerts']} alerts) | {recall} |")
     if result.get("events"):
         lines += events_quality.markdown(result["events"])
+    lines += generated_quality.markdown(result.get("generated", {}))
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +235,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--only", choices=("nab", "demo", "events"), default=None,
+    parser.add_argument("--only", choices=("nab", "demo", "events", "generated"), default=None,
                         help="one part only (the other's figures are kept from the last run)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -243,6 +251,11 @@ def main() -> None:
             saved.write_text(json.dumps(result, indent=2))
         if args.only in (None, "events"):
             result["events"] = events_quality_of(args.epochs, Path(tmp) / "events")
+            saved.write_text(json.dumps(result, indent=2))
+        if args.only in (None, "generated"):
+            result["generated"] = generated_quality.generated_quality(
+                args.epochs, Path(tmp) / "generated",
+                {v: VARIANTS[v] for v in GENERATED_VARIANTS}, _train, _score)
     (args.out / "detection_quality.json").write_text(json.dumps(result, indent=2))
     (args.out / "detection_quality.md").write_text(markdown(result))
     print(markdown(result))
