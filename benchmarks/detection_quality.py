@@ -65,16 +65,18 @@ PUBLISHED = {  # standard profile, normalised per group (../shared/data/nab/READ
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "without the trust in the seasonal component (season_gate 0)": {"season_gate": 0.0},
+    "without the anomaly-likelihood stage (likelihood_weight 0)": {"likelihood_weight": 0.0},
     "without the level-shift component (shift_weight 0)": {"shift_weight": 0.0},
     "without the seasonal components (AE z-score only)": {"season_weight": 0.0,
                                                           "shift_weight": 0.0},
     "seasonal baseline: mean of past days (season_alpha 0.5)": {"season_alpha": 0.5},
     "plus a short-term-forecast residual component": {"value_weight": 0.8},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
-    "plus the anomaly-likelihood stage (likelihood_weight 1.29)": {"likelihood_weight": 1.29},
+    "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }
 GENERATED_VARIANTS = ("default", "without the trust in the seasonal component (season_gate 0)",
-                      "plus the anomaly-likelihood stage (likelihood_weight 1.29)")
+                      "without the anomaly-likelihood stage (likelihood_weight 0)",
+                      "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)")
 SERIES_SEEDS = range(5)
 
 

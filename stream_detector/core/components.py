@@ -32,6 +32,7 @@ __all__ = ["GAUSSIAN_RATE", "likelihood_z", "running_z", "season_trust", "value_
 
 _EPS: Final = 1e-12
 _SHIFT_WARMUP: Final = 2  # the shift component's warm-up, in multiples of ``warmup``
+_LIK_SAMPLES: Final = 100  # the likelihood's warm-up, in half-lives of its short mean
 GAUSSIAN_RATE: Final = 0.0027  # P(|z| > 3) for a Gaussian: every key's prior exceedance rate
 
 
@@ -78,14 +79,17 @@ def likelihood_z(state: DetectorState, z: float, p: DetectionParams) -> float:
     the short-term mean (half-life ``likelihood_halflife``) of the detection score's size
     against the long-term distribution of that mean (half-life ``likelihood_base`` x
     ``halflife``, winsorised like every history); 0 until that history has seen twice the
-    warm-up (updates ``state``). A run of moderately high scores, none over the threshold
-    alone, stands out here; a key whose scores are high all the time does not.
+    warm-up and :data:`_LIK_SAMPLES` short half-lives (about as long as Numenta's own
+    start: a tail read from fewer nearly independent short means means little). Updates
+    ``state``. A run of moderately high scores, none over the threshold alone, stands out
+    here; a key whose scores are high all the time does not.
 
     >>> from stream_detector.core.detection import DetectionParams, DetectorState
-    >>> p = DetectionParams(halflife=4, warmup=2, likelihood_halflife=1, likelihood_base=2)
-    >>> s = DetectorState()  # scores of 1-2 are this key's usual; two of 4 in a row are not
+    >>> # a short mean of about one window, for the example
+    >>> p = DetectionParams(halflife=4, warmup=2, likelihood_halflife=0.04, likelihood_base=2)
+    >>> s = DetectorState()  # scores of 1-2 are this key's usual, 4 is not
     >>> [round(likelihood_z(s, z, p), 1) for z in (1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 4.0, 4.0)]
-    [0.0, 0.0, 0.0, 0.0, -0.1, 1.5, 6.3, 6.0]
+    [0.0, 0.0, 0.0, 0.0, -1.0, 1.2, 5.0, 3.3]
     """
     x = abs(z)
     n = state.lik_seen
@@ -93,7 +97,8 @@ def likelihood_z(state: DetectorState, z: float, p: DetectionParams) -> float:
     zl, state.lik_mean, state.lik_var = running_z(state.lik_mean, state.lik_var, n, short,
                                                   p.min_std, p, p.likelihood_base_alpha)
     state.lik_short, state.lik_seen = short, n + 1
-    return zl if n >= _SHIFT_WARMUP * p.warmup else 0.0
+    ready = n >= max(_SHIFT_WARMUP * p.warmup, _LIK_SAMPLES * p.likelihood_halflife)
+    return zl if ready else 0.0
 
 
 def value_components(state: DetectorState, value: float, index: int, p: DetectionParams
