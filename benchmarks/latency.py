@@ -6,8 +6,10 @@ exactly the spikes that :func:`~benchmarks.e2e_support.series_messages` puts in 
 100th record of a key (1%). After a warm-up that fills every key's window, each phase
 produces at a fixed rate for a few seconds; latency = the event message's Kafka timestamp
 minus the input message's CreateTime (one clock), matched through the event's source
-partition and offset. A phase the worker cannot keep up with is reported with the rate
-it sustained, and the faster phases after it are not run (their backlog would only
+partition and offset. ``sustained`` is the rate the worker consumed at while the producer
+ran (not after: a worker that falls behind and catches up later did not keep up); a phase
+it cannot keep up with is reported with that rate (:func:`keeping_up`, :func:`limits`), and
+when its backlog does not drain the faster phases after it are not run (they would only
 measure the queue).
 """
 
@@ -32,14 +34,15 @@ from benchmarks.e2e_support import (
 )
 from benchmarks.report import histogram_from_prometheus, percentiles, prometheus_value
 
-__all__ = ["latency"]
+__all__ = ["keeping_up", "latency", "limits"]
 
 WINDOW = 24
 KEYS = 100
 SPIKE_EVERY = 100  # 1% of records, so 1% of windows, alert
 ALERTS = {"normalise": False, "warmup": 0, "suppress": 1}
-THRESHOLD = 10_000.0
-DRAIN_S = 90.0  # noise gives ~100-400; a spike of 200 gives ~38,000
+THRESHOLD = 10_000.0  # noise gives ~100-400; a spike of 200 gives ~38,000
+DRAIN_S = 90.0
+KEPT_UP = 0.95  # consumed while produced, of what was produced (see keeping_up)
 
 
 def _records_in(w: Child) -> float:
@@ -78,7 +81,8 @@ def latency(kafka_url: str, redis_url: str, tmp: Path,
             out.append(phase)
             print(f"  {rate:,.0f}/s x{per}: {phase['events']}/{phase['events_expected']} "
                   f"events, p99 {phase['latency_ms']['p99']:,.1f} ms, sustained "
-                  f"{phase['sustained_records_per_s']:,.0f}/s", flush=True)
+                  f"{phase['sustained_records_per_s']:,.0f}/s while produced"
+                  f"{'' if phase['kept_up'] else ' (behind)'}", flush=True)
             if not phase["kept_up"]:  # let the backlog drain, or stop here
                 try:
                     wait_for(functools.partial(_drained, w, total), DRAIN_S, "drain",
@@ -99,21 +103,66 @@ def _phase(bootstrap: str, topic: str, w: Child, rate: float, per: int, n: int, 
         if err is None:
             sent_at[(msg.partition(), msg.offset())] = msg.timestamp()[1]
 
+    # built before the clock starts: the producer does nothing but send while it is timed
+    messages = list(series_messages(n, KEYS, per, first_step=step, spike_every=SPIKE_EVERY))
     before = _records_in(w)
-    started = time.monotonic()
-    messages = series_messages(n, KEYS, per, first_step=step, spike_every=SPIKE_EVERY)
     sent, took = produce(bootstrap, topic, messages, rate=rate / per, on_delivery=delivered,
                          linger_ms=1)
+    consumed = _records_in(w) - before  # while the producer ran, not after the wait below
     expected = spikes(n, KEYS, step, SPIKE_EVERY)
     events = _read_events(bootstrap, f"{topic}-out", sent_at, expected, timeout=seconds + 10)
-    consumed = _records_in(w) - before
-    elapsed = time.monotonic() - started
     lat = [float(ts - sent_at[where]) for where, ts in events]
     return {"rate_target": rate, "per_message": per, "rate_achieved": sent * per / took,
             "records": sent * per, "events_expected": expected, "events": len(events),
-            "kept_up": len(events) == expected and consumed >= sent * per,
-            "sustained_records_per_s": consumed / elapsed,
+            **keeping_up(sent * per, took, consumed, len(events) == expected),
             "latency_ms": {**percentiles(lat, (50, 90, 99)), "max": max(lat, default=0.0)}}
+
+
+def keeping_up(records: int, seconds: float, consumed: float, all_events: bool,
+               ) -> dict[str, Any]:
+    """Whether the worker kept up with a phase's producer, from what it had consumed when
+    the producer finished.
+
+    ``sustained_records_per_s`` is the worker's rate while the producer ran (records
+    consumed then / producing seconds); ``backlog_records`` what was produced but not yet
+    consumed when it finished. Kept up: every event came, and the worker consumed at least
+    :data:`KEPT_UP` of what was produced while it was produced (the rest are the records
+    of the last fetch and batch, still on their way).
+
+    >>> keeping_up(20_000, 4.0, 19_800.0, True)["kept_up"]
+    True
+    >>> got = keeping_up(20_000, 4.0, 10_000.0, True)
+    >>> got["kept_up"], got["sustained_records_per_s"], got["backlog_records"]
+    (False, 2500.0, 10000.0)
+    """
+    return {"kept_up": all_events and consumed >= KEPT_UP * records,
+            "sustained_records_per_s": consumed / seconds,
+            "backlog_records": max(0.0, records - consumed)}
+
+
+def limits(phases: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per records-a-message: the fastest rate run that the worker kept up with, the
+    slowest it fell behind at, and the most it sustained (records/s).
+
+    >>> limits([{"per_message": 10, "rate_target": 5e3, "kept_up": True,
+    ...          "sustained_records_per_s": 4.9e3},
+    ...         {"per_message": 10, "rate_target": 2e4, "kept_up": False,
+    ...          "sustained_records_per_s": 1.2e4}])
+    {10: {'kept_up_at': 5000.0, 'falls_behind_at': 20000.0, 'max_sustained': 12000.0}}
+    """
+    out: dict[int, dict[str, Any]] = {}
+    for p in phases:
+        if "kept_up" not in p:
+            continue
+        got = out.setdefault(p["per_message"], {"kept_up_at": None, "falls_behind_at": None,
+                                                "max_sustained": 0.0})
+        rate = p["rate_target"]
+        if p["kept_up"]:
+            got["kept_up_at"] = max(rate, got["kept_up_at"] or rate)
+        else:
+            got["falls_behind_at"] = min(rate, got["falls_behind_at"] or rate)
+        got["max_sustained"] = max(got["max_sustained"], p["sustained_records_per_s"])
+    return out
 
 
 def _read_events(bootstrap: str, topic: str, sent_at: dict[tuple[int, int], int],

@@ -64,22 +64,29 @@ def make_runtime(model_dir: Path, threshold: float, threads: int | None = None,
 
 
 def pending_windows(runtime: Any, n: int, seed: int = 0) -> list[Any]:
-    """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest` returns them for
-    single-record messages: one :class:`PendingRun` of one window each."""
+    """``n`` ready windows of ``n`` keys, as :meth:`Pipeline.ingest_run` returns them for
+    single-record messages: each key's window filled, then one record completes it, in
+    the model's rows (``WindowState.extend_run(..., rows=...)``); one :class:`PendingRun`
+    of one window each, in arrival order."""
     from schemas.events import SourceRef
     from stream_detector.core.key_state import KeyState
-    from stream_detector.core.model_runtime import Pending, PendingRun
+    from stream_detector.core.model_runtime import PendingRun
     from stream_detector.core.windowing import WindowState
-    from stream_detector.core.windows import Window
 
     rng = np.random.default_rng(seed)
     source = SourceRef(topic="bench", partition=0, offset=0)
-    out = []
-    for i in range(n):
-        values = rng.standard_normal((WINDOW, 1)).astype(np.float32)
+    times = [i * 1_000_000_000 for i in range(WINDOW)]
+    texts = [f"2026-01-01T00:00:{i:02d}" for i in range(WINDOW)]
+    states = []
+    for _ in range(n):
         state = KeyState("1", WindowState(WINDOW, 1))
-        window = Window(values, 0, 1, "2026-01-01T00:00:00", "2026-01-01T00:00:50", False, 50)
-        out.append(PendingRun.of(Pending(runtime, f"k{i}", state, window, source)))
+        values = rng.standard_normal((WINDOW, 1)).astype(np.float32)
+        state.window.extend_run(values[:-1], times[:-1], texts[:-1], [0] * (WINDOW - 1))
+        states.append((state, values[-1:]))
+    out = []
+    for i, (state, last) in enumerate(states):
+        run = state.window.extend_run(last, times[-1:], texts[-1:], [0], rows=runtime.rows)
+        out.append(PendingRun(runtime, f"k{i}", state, run, source))
     return out
 
 

@@ -40,7 +40,7 @@ from benchmarks.e2e_support import (
     wait_for,
     worker,
 )
-from benchmarks.latency import latency
+from benchmarks.latency import latency, limits
 from benchmarks.peers import peer_rate
 from benchmarks.report import (
     histogram_from_prometheus,
@@ -219,18 +219,29 @@ def _tables(res: dict[str, Any]) -> str:
                          "rate_achieved": p["rate_achieved"],
                          "sustained": p["sustained_records_per_s"],
                          "events": f"{p['events']}/{p['events_expected']}",
+                         "backlog": p.get("backlog_records", float("nan")),
                          "kept_up": p["kept_up"], **p["latency_ms"]})}
                     for p in res["latency"]]
         md += ("\n\nProduce-to-event latency, ms, 1% of windows alerting (target p99 < 50 at "
-               "5,000/s). kept_up false: the worker fell behind (sustained = records/s it "
-               "consumed during the phase); its percentiles then measure the queue.\n\n" +
+               "5,000/s). sustained = records/s the worker consumed while the producer ran; "
+               "backlog = records produced but not consumed when it stopped; kept_up false: "
+               "the worker fell behind (it consumed under 95% while produced), and its "
+               "percentiles measure the queue.\n\n" +
                markdown_table(lat_rows, ["rate_target", "per_message", "rate_achieved",
-                                         "sustained", "events", "kept_up", "p50", "p90", "p99",
-                                         "max", "note"]))
+                                         "sustained", "backlog", "events", "kept_up", "p50",
+                                         "p90", "p99", "max", "note"]))
+        for per, lim in sorted(limits(res["latency"]).items()):
+            md += (f"\n\n{per} record(s) a message: kept up at "
+                   f"{_rate(lim['kept_up_at'])}, fell behind at {_rate(lim['falls_behind_at'])}"
+                   f" records/s (the most it sustained: {lim['max_sustained']:,.0f}/s).")
     errors = [{"part": k, "error": v} for k, v in res.get("errors", {}).items()]
     if errors:
         md += "\n\nFailed parts\n\n" + markdown_table(errors, ["part", "error"])
     return md
+
+
+def _rate(rate: float | None) -> str:
+    return "none run" if rate is None else f"{rate:,.0f}"
 
 
 def _part(res: dict[str, Any], name: str, fn: Any, *args: Any) -> None:

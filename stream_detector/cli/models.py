@@ -18,7 +18,17 @@ from stream_detector.cli.checks import existing_input, fraction, model_path, new
 from stream_detector.cli.common import app, err_console, one_line_errors, records_progress, say
 from stream_detector.constants import ProviderPreference
 
-__all__ = ["train_command", "score_command"]
+__all__ = ["evaluate_command", "score_command", "train_command"]
+
+# Options that several model commands share, declared once so their help and checks agree.
+ModelOption = Annotated[
+    Path, typer.Option(help="model dir or registry entry (newest version)", callback=model_path)
+]
+ScoredDataOption = Annotated[Path, typer.Option(help="file to score", callback=existing_input)]
+KeyOption = Annotated[str | None, typer.Option(help="series id (default: file stem)")]
+StrictTimeOption = Annotated[bool, typer.Option(
+    help="refuse repeated or out-of-order timestamps instead of keeping them in file order "
+         "with the worker's flags")]
 
 
 def _config_file(path: Path | None) -> dict[str, object]:
@@ -55,7 +65,7 @@ def train_command(
     config: Annotated[Path | None, typer.Option(help="YAML/JSON file of options",
                                                 callback=existing_input)] = None,
     kind: Annotated[RecordKind | None, typer.Option(help="record kind (default: inferred)")] = None,
-    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    key: KeyOption = None,
     name: Annotated[str | None, typer.Option(help="model name (default: file stem)")] = None,
     version: Annotated[str | None, typer.Option(help="version (default: next number)")] = None,
     window: Annotated[int | None, typer.Option(min=1, help="window length")] = None,
@@ -87,9 +97,7 @@ def train_command(
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="torch device")] = "auto",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    strict_time: Annotated[bool, typer.Option(
-        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
-             "order with the worker's flags")] = False,
+    strict_time: StrictTimeOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
 ) -> None:
     from offline_training.train import train
@@ -131,22 +139,19 @@ def _step(text: str) -> None:
     ),
 )
 def score_command(
-    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)",
-                                        callback=model_path)],
-    data: Annotated[Path, typer.Option(help="file to score", callback=existing_input)],
+    model: ModelOption,
+    data: ScoredDataOption,
     out: Annotated[Path, typer.Option(help="CSV of every window's score (its folder must "
                                            "exist)", callback=new_file)] = Path("scores.csv"),
     kind: Annotated[
         RecordKind | None, typer.Option(help="record kind (default: the model's)")
     ] = None,
-    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
+    key: KeyOption = None,
     provider: Annotated[
         ProviderPreference, typer.Option(help="ONNX Runtime provider")
     ] = "auto",
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    strict_time: Annotated[bool, typer.Option(
-        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
-             "order with the worker's flags")] = False,
+    strict_time: StrictTimeOption = False,
 ) -> None:
     import pandas as pd
 
@@ -177,19 +182,16 @@ def score_command(
     ),
 )
 def evaluate_command(
-    model: Annotated[Path, typer.Option(help="model dir or registry entry (newest version)",
-                                        callback=model_path)],
-    data: Annotated[Path, typer.Option(help="file to score", callback=existing_input)],
+    model: ModelOption,
+    data: ScoredDataOption,
     labels: Annotated[
         Path | None, typer.Option(help="NAB-style windows JSON (combined_windows.json)",
                                   callback=existing_input)
     ] = None,
     out: Annotated[Path, typer.Option(help="folder for report.json and plots",
                                       callback=new_folder)] = Path("reports/evaluation"),
-    key: Annotated[str | None, typer.Option(help="series id (default: file stem)")] = None,
-    strict_time: Annotated[bool, typer.Option(
-        help="refuse repeated or out-of-order timestamps instead of keeping them in file "
-             "order with the worker's flags")] = False,
+    key: KeyOption = None,
+    strict_time: StrictTimeOption = False,
 ) -> None:
     with one_line_errors():
         if labels is not None:

@@ -1,4 +1,12 @@
-"""One model input from many runs of windows, at the cost of the copy and little more.
+"""One model input from many runs of windows: a slice of rows ingest already wrote, or one
+join.
+
+Ingest writes each completed window once, into the model's :class:`WindowRows` (blocks of
+rows in arrival order; a run's ``values`` are a view of its rows) and the pending run notes
+where they are. A scoring batch of runs written back to back (the usual case: the worker
+scores what it ingested, in order) is then one slice of a block: no per-window gathering,
+no second copy (:meth:`WindowRows.batch`; the slice is read, never written: the windows
+stay in original units for the decisions). Anything else is joined:
 
 The scoring stage joins the windows that many messages completed into one
 ``(batch, window, features)`` float32 array for ONNX Runtime. With one record per message
@@ -13,16 +21,112 @@ against the number of rows before it is used, so anything unusual takes the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["join_windows"]
+__all__ = ["RowBlock", "WindowRows", "join_windows"]
 
 FloatArray = npt.NDArray[np.float32]
 _FEW: Final = 4  # below this many arrays np.concatenate's overhead does not matter
 _F32_BYTES: Final = 4
+BLOCK_ROWS: Final = 1024  # windows per block (50 x 1 float32: 200 KB); a longer run gets its own
+
+
+class _Run(Protocol):
+    values: FloatArray
+    block: RowBlock | None
+    slot: int
+
+
+class RowBlock:
+    """Rows of completed windows ``(capacity, window, features)`` float32 and what was
+    handed out, in order: take ``k`` is the view ``views[k]`` of rows ``starts[k]`` on.
+    Takes follow one another, so consecutive takes are back-to-back rows. Holds arrays
+    only (numpy arrays are not tracked by the garbage collector: holding them costs no
+    collection time, where holding the runs did). Never reused: a full block is replaced,
+    and lives while a view of it does."""
+
+    __slots__ = ("values", "used", "views", "starts")
+
+    def __init__(self, rows: int, window: int, features: int) -> None:
+        self.values: FloatArray = np.empty((rows, window, features), dtype=np.float32)
+        self.used = 0  # rows handed out
+        self.views: list[FloatArray] = []
+        self.starts: list[int] = []
+
+
+class WindowRows:
+    """Where ingest writes one model's completed windows (one :class:`RowBlock` at a time).
+
+    :meth:`take` (or :meth:`put`) hands out rows as a view and remembers it as :attr:`open`;
+    a pending run whose ``values`` is that very view notes its place
+    (:meth:`place`). :meth:`batch` then finds runs that hold consecutive takes, in order, as
+    one slice. Writers: one thread (the event loop); :meth:`batch` only reads.
+    """
+
+    __slots__ = ("_shape", "_rows", "block", "open")
+
+    def __init__(self, window: int, features: int, block_rows: int = BLOCK_ROWS) -> None:
+        self._shape = (window, features)
+        self._rows = block_rows
+        self.block = RowBlock(block_rows, window, features)
+        self.open: FloatArray | None = None  # the view of the last take
+
+    def _next(self, m: int) -> tuple[RowBlock, int]:
+        b = self.block
+        i = b.used
+        if i + m > len(b.values):
+            b = self.block = RowBlock(max(m, self._rows), *self._shape)
+            i = 0
+        b.used = i + m
+        b.starts.append(i)
+        return b, i
+
+    def take(self, m: int) -> FloatArray:
+        """``m`` fresh rows ``(m, window, features)`` to write (a view of the block)."""
+        b, i = self._next(m)
+        self.open = rows = b.values[i : i + m]
+        b.views.append(rows)
+        return rows
+
+    def put(self, window: FloatArray) -> FloatArray:
+        """``window`` ``(window, features)`` copied into the next row; that row's view
+        (:attr:`open` is the same row as ``(1, window, features)``)."""
+        b, i = self._next(1)
+        values = b.values
+        values[i] = window
+        self.open = one = values[i : i + 1]
+        b.views.append(one)
+        row: FloatArray = values[i]
+        return row
+
+    def place(self, run: _Run) -> None:
+        """Note in ``run`` (``block``, ``slot``) where its values are, when they are the
+        last take (``run.values is open``); else leave it unplaced (it will be joined)."""
+        if run.values is self.open:
+            b = self.block
+            run.block, run.slot = b, len(b.views) - 1
+            self.open = None
+
+    @staticmethod
+    def batch(runs: Sequence[_Run]) -> FloatArray | None:
+        """The rows of ``runs`` as one ``(windows, window, features)`` view of a block when
+        they hold consecutive takes of one block, in order; else None (join them). Read it,
+        do not write it (the runs' windows are views of it)."""
+        first = runs[0]
+        b = first.block
+        if b is None:
+            return None
+        s = first.slot
+        e = s + len(runs)
+        if e > len(b.views):
+            return None
+        for view, run in zip(b.views[s:e], runs, strict=True):  # views held: ids not reused
+            if view is not run.values:
+                return None
+        return b.values[b.starts[s] : b.starts[e - 1] + len(b.views[e - 1])]
 
 
 def join_windows(arrays: Sequence[FloatArray], window: int, features: int) -> FloatArray:

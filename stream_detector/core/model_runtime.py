@@ -16,16 +16,18 @@ import numpy.typing as npt
 
 from schemas.card import ModelCard
 from schemas.events import AnomalyEvent, SourceRef
+from stream_detector.core.batching import RowBlock, WindowRows, join_windows
 from stream_detector.core.detection import Decision, DetectionParams
 from stream_detector.core.hybrid import HybridStage, NPLMOutcome
 from stream_detector.core.key_state import KeyState
 from stream_detector.core.registry import LoadedModel
-from stream_detector.core.scoring import ScaleTable
+from stream_detector.core.scoring import ScaleTable, ScoreBatch
 from stream_detector.core.thresholds import ResolvedThreshold
 from stream_detector.core.timing import TimePolicy
 from stream_detector.core.windows import Window, WindowRun
 
-__all__ = ["ModelRuntime", "Pending", "PendingRun", "Scored", "by_model", "window_keys"]
+__all__ = ["ModelRuntime", "Pending", "PendingRun", "Scored", "by_model", "score_runs",
+           "window_keys"]
 
 
 @dataclass
@@ -41,6 +43,7 @@ class ModelRuntime:
     provider: str = field(init=False)  # asking the session costs 2 us, at every alert
     time: TimePolicy = field(init=False)  # how record times are judged (timing.py)
     shape: tuple[int, int] = field(init=False)  # (window, features) of one model input
+    rows: WindowRows = field(init=False)  # where ingest writes completed windows (batching)
 
     def __post_init__(self) -> None:
         card = self.loaded.card
@@ -49,6 +52,7 @@ class ModelRuntime:
         self.hybrid = HybridStage.from_card(card)
         self.provider = self.loaded.scorer.provider
         self.shape = (card.window, card.n_features)
+        self.rows = WindowRows(card.window, card.n_features)
         t = card.time
         self.time = (TimePolicy.from_cadence(
             t.cadence_s, skew_steps=t.skew_steps, gap_steps=t.gap_steps, confirm=t.confirm,
@@ -78,12 +82,17 @@ class Pending:
 class PendingRun:
     """Completed windows of one key from one run of records, waiting for their scores."""
 
-    __slots__ = ("model", "key", "state", "windows", "source", "imputed")
+    __slots__ = ("model", "key", "state", "windows", "source", "imputed", "values", "block",
+                 "slot")
 
     def __init__(self, model: ModelRuntime, key: str, state: KeyState, windows: WindowRun,
                  source: SourceRef, imputed: bool = False) -> None:
         self.model, self.key, self.state = model, key, state
         self.windows, self.source, self.imputed = windows, source, imputed
+        self.values = windows.values  # (m, window, features): what scoring gathers
+        self.block: RowBlock | None = None  # the rows ingest wrote them in, if it did
+        self.slot = -1
+        model.rows.place(self)
 
     def item(self, j: int) -> Pending:
         """Window ``j`` of the run as a :class:`Pending` item."""
@@ -129,6 +138,21 @@ def by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[Pen
     for p in pending:
         groups.setdefault(id(p.model), (p.model, []))[1].append(p)
     return list(groups.values())
+
+
+def score_runs(model: ModelRuntime, runs: Sequence[PendingRun]) -> ScoreBatch:
+    """The scoring stage for one model's runs: their windows as one ``(windows, window,
+    features)`` float32 input (the slice of the rows ingest wrote them in,
+    :meth:`WindowRows.batch`, scaled into a new array; else joined into a new array,
+    :func:`join_windows`, and scaled in place), scored by one ONNX Runtime call
+    (:meth:`Scorer.score_ready`). Writes no shared state (the worker runs it in a thread)."""
+    rows = WindowRows.batch(runs)  # written back to back by ingest: one slice, no copy
+    if rows is not None:
+        scaled = model.scale.transform_new(rows, window_keys(model, runs))
+    else:
+        windows = join_windows([r.values for r in runs], *model.shape)
+        scaled = model.scale.transform_owned(windows, window_keys(model, runs))
+    return model.loaded.scorer.score_ready(scaled)
 
 
 def window_keys(model: ModelRuntime, runs: Sequence[PendingRun]) -> list[str]:

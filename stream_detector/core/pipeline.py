@@ -28,7 +28,6 @@ from collections.abc import Sequence
 
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import Record
-from stream_detector.core.batching import join_windows
 from stream_detector.core.decisions import decide_runs
 from stream_detector.core.key_state import KeyState, StateStore, position_of, source_tag
 from stream_detector.core.model_runtime import (
@@ -37,12 +36,12 @@ from stream_detector.core.model_runtime import (
     PendingRun,
     Scored,
     by_model,
-    window_keys,
+    score_runs,
 )
 from stream_detector.core.record_runs import RecordRun, runs_of
 from stream_detector.core.routing import Router
 from stream_detector.core.scoring import ScoreBatch
-from stream_detector.core.timing import IMPUTED, count_flags, observe
+from stream_detector.core.timing import IMPUTED, count_flags, observe, plain_steps
 from stream_detector.core.windowing import WindowState
 
 __all__ = ["Pipeline"]
@@ -137,7 +136,8 @@ class Pipeline:
         keep, flags = self._judge(model, state, part, source, first_index + skip)
         if keep is not None:
             part = part.take(keep)
-        windows = state.window.extend_run(part.values, part.epoch_ns, part.texts, flags)
+        windows = state.window.extend_run(part.values, part.epoch_ns, part.texts, flags,
+                                          rows=model.rows)
         state.last_position = position_of(source.offset, first_index + n - 1)
         state.last_source = tag
         self.store.put(model.name, run.key, state, source)
@@ -151,6 +151,8 @@ class Pipeline:
     ) -> tuple[list[int] | None, list[int]]:
         """Each record's timing flags, in order; the indices kept (None: all of them)."""
         clock, policy = state.window.clock, model.time
+        if run.imputed is None and plain_steps(clock, run.epoch_ns, policy):
+            return None, [0] * len(run.epoch_ns)  # no record flagged, none refused
         flags: list[int] = []
         keep: list[int] | None = None
         imputed = run.imputed
@@ -178,13 +180,7 @@ class Pipeline:
     @staticmethod
     def score(pending: Sequence[PendingRun]) -> list[ScoreBatch]:
         """Score pending windows, one ONNX Runtime call per model (safe in a thread)."""
-        batches: list[ScoreBatch] = []
-        for model, runs in by_model(pending):
-            windows = join_windows([r.windows.values for r in runs],
-                                   *model.shape)  # a new array: scaled in place
-            batches.append(model.loaded.scorer.score(
-                model.scale.transform_owned(windows, window_keys(model, runs))))
-        return batches
+        return [score_runs(model, runs) for model, runs in by_model(pending)]
 
     def decide(
         self, pending: Sequence[PendingRun], batches: Sequence[ScoreBatch],

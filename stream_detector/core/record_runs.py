@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -44,6 +45,7 @@ from schemas.records import (
     in_time_range,
     parse_message,
 )
+from stream_detector.core.iso_times import epoch_ns_many
 
 __all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
 
@@ -178,6 +180,14 @@ def _fast(raw: bytes) -> RecordRun | None:
     return None if columns is None else columns(rows)
 
 
+def _exact(rows: list[Any], fields: frozenset[str]) -> bool:
+    """Every row a dict of ``len(fields)`` keys, counted in C: with every field present
+    (the caller's lookups raise KeyError otherwise), exactly ``fields``."""
+    n = len(rows)
+    return list(map(type, rows)).count(dict) == n and list(map(len, rows)).count(
+        len(fields)) == n
+
+
 def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) -> bool:
     """Every row a dict of exactly ``fields`` (plus any of ``optional``)."""
     for r in rows:
@@ -194,6 +204,11 @@ def _plain(rows: list[Any], fields: frozenset[str], optional: frozenset[str]) ->
     return True
 
 
+def _column(rows: list[Any], name: str) -> list[Any]:
+    """Field ``name`` of every row (KeyError when a row lacks it)."""
+    return list(map(itemgetter(name), rows))
+
+
 def _imputed(rows: list[Any]) -> list[bool] | None:
     flags = [r.get("imputed", False) for r in rows]
     return flags if any(flags) else None
@@ -201,6 +216,9 @@ def _imputed(rows: list[Any]) -> list[bool] | None:
 
 def _times(texts: list[Any]) -> list[int] | None:
     """Epoch nanoseconds of ISO 8601 texts, as ``Record.epoch_ns``; None if any is bad."""
+    many = epoch_ns_many(texts)  # the common layouts, all at once
+    if many is not None:
+        return many
     out = []
     fromiso, naive, micro = datetime.fromisoformat, _NAIVE_EPOCH, _US
     lo, hi = _NAIVE_RANGE
@@ -224,18 +242,19 @@ def _times(texts: list[Any]) -> list[int] | None:
 
 def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
     """Finite JSON numbers (int or float, never bool) as float32; None otherwise."""
-    for v in values:
-        if type(v) is not float and type(v) is not int:
-            return None
+    types = list(map(type, values))  # counted in C
+    if types.count(float) + types.count(int) != len(values):
+        return None
     if len(values) <= _SMALL:  # numpy's per-call cost dominates short lists
         if not all(-_F32_MAX <= v <= _F32_MAX for v in values):
             return None if not all(map(math.isfinite, values)) else _float32(
                 np.array(values, dtype=np.float64))
         return np.array(values, dtype=np.float32)
     x = np.array(values, dtype=np.float64)
-    if not np.isfinite(x).all():
+    largest = float(np.abs(x).max())  # NaN when any is NaN
+    if not math.isfinite(largest):
         return None
-    return x.astype(np.float32) if np.abs(x).max() <= _F32_MAX else _float32(x)
+    return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
 
 
 def _float32(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -258,16 +277,21 @@ _VERSION: Final = frozenset({"schema_version", "imputed"})
 def _series(rows: list[Any]) -> RecordRun | None:
     if len(rows) == 1 and rows[0].keys() == _SERIES:  # the commonest message: one point
         return _series_point(rows[0])
-    if not _plain(rows, _SERIES, _VERSION):
+    exact = _exact(rows, _SERIES)  # no optional field: no imputed flag either
+    if not exact and not _plain(rows, _SERIES, _VERSION):
         return None
-    keys = [r["series"] for r in rows]
-    texts = [r["timestamp"] for r in rows]
-    if [r["kind"] for r in rows].count("series") != len(rows) or not _one_key(keys):
+    try:
+        keys, texts = _column(rows, "series"), _column(rows, "timestamp")
+        kinds, values_in = _column(rows, "kind"), _column(rows, "value")
+    except KeyError:  # rows of as many keys as the fields, but other ones
         return None
-    values, ns = _numbers([r["value"] for r in rows]), _times(texts)
+    if kinds.count("series") != len(rows) or not _one_key(keys):
+        return None
+    values, ns = _numbers(values_in), _times(texts)
     if values is None or ns is None:
         return None
-    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts, _imputed(rows))
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
+                     None if exact else _imputed(rows))
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:

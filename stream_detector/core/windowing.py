@@ -45,6 +45,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from stream_detector.core.batching import WindowRows
 from stream_detector.core.timing import (
     GAP,
     IMPUTED,
@@ -124,6 +125,7 @@ class WindowState:
     def push(
         self, values: Sequence[float] | npt.NDArray[np.floating], timestamp_ns: int,
         text: str = "", policy: TimePolicy = _NO_POLICY, flags: int | None = None,
+        rows: WindowRows | None = None,
     ) -> Window | None:
         """Add one record; return the window it completes, if any.
 
@@ -141,6 +143,10 @@ class WindowState:
         flags
             Its timing flags when the caller already judged it with
             :func:`~stream_detector.core.timing.observe` (then ``policy`` is not used).
+        rows
+            Where to write the window it completes (the model's
+            :class:`~stream_detector.core.batching.WindowRows`; its ``open`` is then the
+            window as one row); default: a new array.
         """
         if len(values) != self.features:  # else numpy would broadcast one value to all
             raise ValueError(f"expected {self.features} values, got {len(values)}")
@@ -162,7 +168,8 @@ class WindowState:
         start = c % w  # ring position of the oldest record in the window
         held = self._window_flags(c)
         return Window(
-            values=self._buf[start : start + w].copy(),
+            values=(self._buf[start : start + w].copy() if rows is None
+                    else rows.put(self._buf[start : start + w])),
             start_ns=self._ts[start],
             end_ns=timestamp_ns,
             start_text=self._text[start],
@@ -215,7 +222,7 @@ class WindowState:
 
     def extend_run(
         self, values: npt.NDArray[np.float32], timestamps_ns: Sequence[int],
-        texts: Sequence[str], flags: Sequence[int],
+        texts: Sequence[str], flags: Sequence[int], rows: WindowRows | None = None,
     ) -> WindowRun:
         """Push records ``(n, features)`` already judged (``flags``: each one's timing
         flags, from :func:`~stream_detector.core.timing.observe`), as ``n`` calls of
@@ -223,7 +230,10 @@ class WindowState:
 
         Long runs (a message of many records) are windowed in a few numpy operations over
         the held records and the new ones; short runs go through :meth:`push`. Both give the
-        same windows and the same state (a unit test checks it on random input).
+        same windows and the same state (a unit test checks it on random input). With
+        ``rows`` (the model's :class:`~stream_detector.core.batching.WindowRows`), the
+        windows of a one-record or a long run are written there (the run's ``values`` is
+        ``rows.open``), so scoring finds consecutive runs as one slice.
         """
         n = len(values)
         if values.ndim != 2 or values.shape[1] != self.features:
@@ -231,19 +241,21 @@ class WindowState:
         if not len(timestamps_ns) == len(texts) == len(flags) == n:
             raise ValueError("need one timestamp, text and flags value per record")
         if n == 1:  # one record a message: no lists to build
-            win = self.push(values[0], timestamps_ns[0], texts[0], flags=flags[0])
+            win = self.push(values[0], timestamps_ns[0], texts[0], flags=flags[0], rows=rows)
             if win is None:
                 return _NO_WINDOWS
-            return WindowRun(win.values[None], [win.start_ns], [win.end_ns], [win.start_text],
+            one = win.values[None] if rows is None or rows.open is None else rows.open
+            return WindowRun(one, [win.start_ns], [win.end_ns], [win.start_text],
                              [win.end_text], [win.late], [win.seq], [win.flags])
         if n < _VECTOR_MIN:
             out = [self.push(values[i], timestamps_ns[i], texts[i], flags=flags[i])
                    for i in range(n)]
             return WindowRun.of([w for w in out if w is not None], self.features, self.window)
-        return self._extend_vector(values, list(timestamps_ns), texts, flags)
+        return self._extend_vector(values, list(timestamps_ns), texts, flags, rows)
 
     def _extend_vector(self, values: npt.NDArray[np.float32], ts: list[int],
-                       texts: Sequence[str], flags: Sequence[int]) -> WindowRun:
+                       texts: Sequence[str], flags: Sequence[int],
+                       into: WindowRows | None = None) -> WindowRun:
         #   held (h = filled)      new (n)
         #   [ ..........][ r0 r1 ... r(n-1) ]      global index of held[0] = count - h
         w, n, c0, h = self.window, len(values), self.count, self.filled
@@ -257,15 +269,24 @@ class WindowState:
         ends = np.arange(first_end, c0 + n, self.stride)
         starts_a = ends + 1 - w - (c0 - h)  # start index in rows
         if len(ends):  # one gather: row starts_a[k] + j of ``rows`` is step j of window k
-            win_values = rows[starts_a[:, None] + np.arange(w)]  # (k, w, f), a new array
+            index = starts_a[:, None] + np.arange(w)
+            win_values = (rows[index] if into is None  # (k, w, f), a new array
+                          else np.take(rows, index, axis=0, out=into.take(len(ends)),
+                                       mode="clip"))  # in range: clip only skips a check
         else:  # fewer than ``window`` records held so far
             win_values = np.empty((0, w, self.features), dtype=np.float32)
-        held = self._run_flags(np.asarray(flags, dtype=np.int64), ends)
-        s_idx, e_idx = starts_a.tolist(), (ends - (c0 - h)).tolist()
+        held = (self._run_flags(np.asarray(flags, dtype=np.int64), ends) if any(flags)
+                else self._held_flags(ends + 1 - w))
+        # windows start every ``stride`` records: their first and last records as slices
+        m, step = len(ends), self.stride
+        s0 = int(starts_a[0]) if m else 0
+        first, last = slice(s0, s0 + (m - 1) * step + 1, step), slice(
+            s0 + w - 1, s0 + w - 1 + (m - 1) * step + 1, step)
         run = WindowRun(
-            values=win_values, start_ns=[all_ts[i] for i in s_idx],
-            end_ns=[all_ts[i] for i in e_idx], start_text=[all_text[i] for i in s_idx],
-            end_text=[all_text[i] for i in e_idx], late=[bool(f & LATE) for f in held],
+            values=win_values, start_ns=all_ts[first] if m else [],
+            end_ns=all_ts[last] if m else [], start_text=all_text[first] if m else [],
+            end_text=all_text[last] if m else [],
+            late=[bool(f & LATE) for f in held] if any(held) else [False] * m,
             seq=(ends + 1).tolist(), flags=held,
         )
         self._store_tail(values, ts, texts)
@@ -315,14 +336,17 @@ class WindowState:
         """Write the newest ``min(n, window)`` of ``n`` new records into the ring."""
         w, n = self.window, len(values)
         k = min(n, w)
-        pos = (np.arange(self.count + n - k, self.count + n) % w).tolist()
-        tail = values[n - k :]
-        self._buf[pos] = tail
-        self._buf[[p + w for p in pos]] = tail
-        tail_ts, tail_text = ts[n - k :], texts[n - k :]
-        for j, p in enumerate(pos):
-            self._ts[p] = tail_ts[j]
-            self._text[p] = tail_text[j]
+        # ring positions of the tail: one stretch to the ring's end, then one from its start
+        start = (self.count + n - k) % w
+        split = min(k, w - start)
+        tail, buf = values[n - k :], self._buf
+        buf[start : start + split] = buf[start + w : start + w + split] = tail[:split]
+        buf[: k - split] = buf[w : w + k - split] = tail[split:]
+        tail_ts, tail_text = ts[n - k :], list(texts[n - k :])
+        self._ts[start : start + split] = tail_ts[:split]
+        self._text[start : start + split] = tail_text[:split]
+        self._ts[: k - split] = tail_ts[split:]
+        self._text[: k - split] = tail_text[split:]
 
     @property
     def filled(self) -> int:

@@ -32,6 +32,7 @@ from stream_detector.settings import Settings, get_settings
 from stream_detector.worker import faust_patch
 from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import health_document
+from stream_detector.worker.heap import freeze_startup_heap
 from stream_detector.worker.kafka_health import kafka_status
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.models import ServedModels
@@ -121,6 +122,8 @@ def _add_agent(
     @app.agent(source)
     async def score(stream: Any) -> None:  # faust.StreamT lacks noack_take in its stubs
         await models.started.wait()  # never score with thresholds Redis has not confirmed
+        frozen = freeze_startup_heap()  # full collections skip it (p99 latency, see heap.py)
+        log.info("start-up heap frozen: %d objects outside garbage collection", frozen)
         acks.attach(stream)
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
             async with acks.lock:

@@ -50,13 +50,16 @@ def test_join_refuses_wrong_dtype_by_falling_back() -> None:
     assert joined[-1, 0, 0] == 2.0
 
 
-@given(st.integers(0, 2**16), st.booleans())
-def test_transform_owned_equals_transform(seed: int, log1p: bool) -> None:
+@given(st.integers(0, 2**16), st.booleans(), st.sampled_from([1, FEATURES]))
+def test_transform_owned_equals_transform(seed: int, log1p: bool, features: int) -> None:
+    """Same float32 values as transform, with one feature (scalar operands) or several."""
     rng = np.random.default_rng(seed)
     card = {"method": "standard", "per_key": False, "transform": "log1p" if log1p else "none",
-            "params": {"*": {"center": rng.standard_normal(FEATURES).tolist(),
-                             "scale": (rng.random(FEATURES) + 0.1).tolist()}}}
-    table = ScaleTable(card, FEATURES)
-    x = (rng.standard_normal((5, WINDOW, FEATURES)) * 100).astype(np.float32)
+            "params": {"*": {"center": rng.standard_normal(features).tolist(),
+                             "scale": (rng.random(features) + 0.1).tolist()}}}
+    table = ScaleTable(card, features)
+    x = (rng.standard_normal((5, WINDOW, features)) * 100).astype(np.float32)
     expected = table.transform(x.copy(), [])
-    np.testing.assert_array_equal(table.transform_owned(x, []), expected)
+    got = table.transform_owned(x, [])
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import math
 
 import numpy as np
 from hypothesis import given, settings
@@ -210,3 +211,19 @@ def test_season_trust_state_round_trips_and_older_states_start_at_the_prior() ->
     assert decide(a, 7.0, 3.0, _gated(1.0), 150.0) == decide(b, 7.0, 3.0, _gated(1.0), 150.0)
     older = DetectorState.from_bytes(a.to_bytes()[:-8])  # written before the trust existed
     assert older.season_rate == 0.0027 and older.shift_seen == a.shift_seen
+
+
+@settings(max_examples=100, deadline=None)
+@given(scores=st.lists(st.one_of(st.floats(0.0, 50.0), st.just(math.nan)), max_size=60),
+       threshold=st.sampled_from([10.0, 50.0, 60.0]), warmup=st.integers(0, 3))
+def test_raw_scores_under_the_threshold_are_counted_as_decide_counts_them(
+    scores: list[float], threshold: float, warmup: int
+) -> None:
+    p = DetectionParams(normalise=False, warmup=warmup, suppress=1)
+    one, many = DetectorState(seen=5, last_z=1.5), DetectorState(seen=5, last_z=1.5)
+    decisions = [decide(one, s, threshold, p) for s in scores]
+    want = [(i, d.detection_score) for i, d in enumerate(decisions) if d.alert]
+    got = alerts_of(many, scores, threshold, p)
+    assert got == want
+    assert many.seen == one.seen and many.last_alert == one.last_alert
+    assert many.last_z == one.last_z or (math.isnan(many.last_z) and math.isnan(one.last_z))

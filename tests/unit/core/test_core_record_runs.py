@@ -68,9 +68,12 @@ def _record(draw: Any, key: str, kind: str) -> dict[str, Any]:
         if draw(st.booleans()):
             rec["event_id"] = draw(st.sampled_from(["e1", 5, "x" * 300]))
     change = draw(st.sampled_from(["none"] * 6 + ["drop", "extra", "version", "badversion",
-                                                  "imputed", "badimputed"]))
-    if change == "drop":
+                                                  "imputed", "badimputed", "swap"]))
+    if change in ("drop", "swap"):
         rec.pop(draw(st.sampled_from(sorted(rec))))
+    if change == "swap":  # as many fields, one of them another
+        rec[draw(st.sampled_from(["imputed", "schema_version", "unexpected"]))] = draw(
+            st.sampled_from([True, 1, "x"]))
     elif change == "extra":
         rec["unexpected"] = 1
     elif change in ("imputed", "badimputed"):
@@ -119,3 +122,18 @@ def test_a_long_run_of_one_key_is_one_run_with_arrays() -> None:
     assert run.key == "AAPL" and run.values.shape == (50, 1) and len(run) == 50
     assert run.epoch_ns[1] - run.epoch_ns[0] == 1_000_000_000
     assert run.tail(48).texts == ["2015-02-26T21:42:48", "2015-02-26T21:42:49"]
+
+
+@pytest.mark.parametrize("field", ["value", "series", "timestamp", "kind"])
+@pytest.mark.parametrize("swap", ["imputed", "schema_version", "unexpected"])
+def test_a_record_with_another_field_in_place_of_one_gets_the_reference_error(
+    field: str, swap: str
+) -> None:
+    recs: list[dict[str, Any]] = [
+        {"kind": "series", "series": "k", "timestamp": f"2015-02-26T21:42:{s:02d}",
+         "value": float(s)} for s in range(20)]
+    del recs[7][field]
+    recs[7][swap] = True
+    raw = json.dumps(recs).encode()
+    assert isinstance(_fast(raw), tuple)  # refused, as the reference refuses it
+    _assert_same(raw)

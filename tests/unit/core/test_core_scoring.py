@@ -23,6 +23,7 @@ from stream_detector.core.registry import ModelRegistry, load_model, read_card
 from stream_detector.core.scoring import (
     ScaleTable,
     Scorer,
+    _c_run,
     apply_scaler,
 )
 from stream_detector.exceptions import ConfigurationError, ModelCardError, ModelCardMismatch
@@ -138,6 +139,22 @@ def test_scores_follow_the_graph() -> None:
     np.testing.assert_allclose(out.scores, errors.mean(axis=(1, 2)), rtol=1e-6)
     assert out.scores.shape == (5,) and out.scores.dtype == np.float32
     assert out.reconstructions is None
+
+
+@pytest.mark.parametrize("recon", [False, True])
+def test_score_ready_returns_what_the_session_returns(recon: bool) -> None:
+    """The stage's call (ORT's C-level run on a CPU session) gives session.run's arrays."""
+    scorer = Scorer(tiny_onnx(reconstruction=recon), window=4, features=2, preference="cpu")
+    assert _c_run(scorer.session) is not None  # the CPU fast path is taken here
+    x = np.random.default_rng(2).normal(size=(6, 4, 2)).astype(np.float32)
+    want = scorer.session.run(list(scorer.outputs), {"windows": x})
+    got = scorer.score_ready(x)
+    parts = [got.scores, got.errors] + ([got.reconstructions] if recon else [])
+    assert len(parts) == len(want) and (got.reconstructions is None) != recon
+    for g, w in zip(parts, want, strict=True):
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(scorer.score(x).errors, got.errors)
 
 
 def test_chunking_gives_the_same_result() -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from model_fixtures import window_mean_model, write_registry_model
 
 from schemas.events import DeadLetter, SourceRef
@@ -245,3 +247,25 @@ def test_imputed_records_flag_their_windows(tmp_path: Path) -> None:
     assert [bool(w.flags & IMPUTED) for w in windows] == [False, False, True, True, True,
                                                           True, False]
     assert quality_flags(False, False, False, windows[3].flags).imputed
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(st.one_of(st.integers(1, 250), st.integers(-400, 5_000)), max_size=40),
+       start=st.sampled_from([None, 0, 10_000]), ahead=st.sampled_from([0, 1, 2]),
+       cadence=st.sampled_from([None, 100.0, 300.0]))
+def test_plain_steps_is_observe_when_it_says_so_and_changes_nothing_otherwise(
+    steps: list[int], start: int | None, ahead: int, cadence: float | None,
+) -> None:
+    from stream_detector.core.timing import NO_TIME, plain_steps
+
+    p = TimePolicy.from_cadence(cadence)
+    newest = NO_TIME if start is None else start
+    one = Watermark(newest, ahead, newest + 20_000 if ahead else NO_TIME)
+    fast = Watermark(one.newest_ns, one.ahead, one.ahead_ns)
+    times = [int(t) for t in np.cumsum(steps) + (start or 0)]
+    before = Watermark(fast.newest_ns, fast.ahead, fast.ahead_ns)
+    flags = [observe(one, t, p) for t in times]
+    if plain_steps(fast, times, p):
+        assert flags == [0] * len(times) and fast == one
+    else:
+        assert fast == before

@@ -1,0 +1,81 @@
+"""ISO 8601 timestamps of a message read at once: numpy's ``datetime64`` parser over all.
+
+``Record.epoch_ns`` reads each record's timestamp with ``datetime.fromisoformat`` (naive =
+UTC) and :func:`schemas.records.in_time_range` bounds it; about 0.4 us a record in Python.
+:func:`epoch_ns_many` gives the same integers for a whole message in a few numpy calls when
+every text is in one of the common layouts below, and None otherwise (any other layout, an
+offset other than ``Z``, a date or time that does not exist, a time out of range): the
+caller then applies the per-record rule, which decides (and words the dead letter).
+
+Accepted layouts (``0`` any digit; one layout for the whole message)::
+
+    0000-00-00
+    0000-00-00T00:00:00          0000-00-00 00:00:00
+    0000-00-00T00:00:00.000      0000-00-00 00:00:00.000
+    0000-00-00T00:00:00.000000   0000-00-00 00:00:00.000000
+    (each with a time, also with a trailing Z: UTC)
+
+numpy reads these exactly as ``datetime.fromisoformat`` does and, like it, refuses a day,
+hour, minute or second that does not exist (``2015-02-29``, ``24:00:00``, ``:60``); a
+property test compares both on random and odd texts.
+
+>>> epoch_ns_many(["1970-01-02", "2015-02-26", "1970-01-01", "1970-01-01"])
+[86400000000000, 1424908800000000000, 0, 0]
+>>> epoch_ns_many(["1970-01-01T00:00:01Z"] * 3 + ["1970-01-01T00:00:01"]) is None  # 2 layouts
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+
+from schemas.records import TIMESTAMP_MAX, TIMESTAMP_MIN
+
+__all__ = ["epoch_ns_many"]
+
+_MIN_TEXTS: Final = 4  # fewer: the per-record rule is as fast as numpy's calls
+_DIGITS_AS_ZERO: Final = bytes(48 if 48 <= i <= 57 else i for i in range(256))
+_DATE: Final = "0000-00-00"
+_TIMES: Final = ("00:00:00", "00:00:00.000", "00:00:00.000000")
+_LAYOUTS: Final = frozenset(
+    {_DATE.encode()}
+    | {f"{_DATE}{sep}{t}{z}".encode() for sep in "T " for t in _TIMES for z in ("", "Z")}
+)
+_US: Final = timedelta(microseconds=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_RANGE_US: Final = ((TIMESTAMP_MIN - _EPOCH) // _US, (TIMESTAMP_MAX - _EPOCH) // _US)
+
+
+def epoch_ns_many(texts: Sequence[Any]) -> list[int] | None:
+    """Nanoseconds since the Unix epoch of ``texts`` (``Record.epoch_ns`` of each), or None
+    when any is not a str in one layout shared by all (see the module docstring), not a
+    real date and time, or outside ``[TIMESTAMP_MIN, TIMESTAMP_MAX)``; also None for fewer
+    than 4 texts (cheaper one by one)."""
+    n = len(texts)
+    if n < _MIN_TEXTS:
+        return None
+    try:
+        raw = "".join(texts).encode("ascii")  # TypeError: not all str
+    except (TypeError, UnicodeEncodeError):
+        return None
+    width = len(texts[0])
+    layout = raw[:width].translate(_DIGITS_AS_ZERO)
+    if layout not in _LAYOUTS or not all(map(width.__eq__, map(len, texts))):
+        return None
+    if raw.translate(_DIGITS_AS_ZERO) != layout * n:
+        return None
+    chars = np.frombuffer(raw, np.uint8).reshape(n, width)
+    if layout.endswith(b"Z"):  # numpy warns on zones: read the same clock time without it
+        chars, width = chars[:, :-1].copy(), width - 1
+    try:
+        us = chars.view(f"S{width}").ravel().astype("datetime64[us]").astype(np.int64)
+    except ValueError:  # a day, hour, minute or second that does not exist
+        return None
+    lo, hi = _RANGE_US
+    if us.min() < lo or us.max() >= hi:
+        return None
+    return (us * 1000).tolist()
