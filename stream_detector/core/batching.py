@@ -113,8 +113,9 @@ class WindowRows:
     @staticmethod
     def batch(runs: Sequence[_Run]) -> FloatArray | None:
         """The rows of ``runs`` as one ``(windows, window, features)`` view of a block when
-        they hold consecutive takes of one block, in order; else None (join them). Read it,
-        do not write it (the runs' windows are views of it)."""
+        they hold consecutive takes of one block, in order, each placed by this block's
+        :class:`WindowRows` (so, for pending runs, all of one model); else None (join
+        them). Read it, do not write it (the runs' windows are views of it)."""
         first = runs[0]
         b = first.block
         if b is None:
@@ -124,7 +125,7 @@ class WindowRows:
         if e > len(b.views):
             return None
         for view, run in zip(b.views[s:e], runs, strict=True):  # views held: ids not reused
-            if view is not run.values:
+            if view is not run.values or run.block is not b:
                 return None
         return b.values[b.starts[s] : b.starts[e - 1] + len(b.views[e - 1])]
 

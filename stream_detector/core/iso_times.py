@@ -64,15 +64,15 @@ def epoch_ns_many(texts: Sequence[Any]) -> list[int] | None:
         return None
     width = len(texts[0])
     layout = raw[:width].translate(_DIGITS_AS_ZERO)
-    if layout not in _LAYOUTS or not all(map(width.__eq__, map(len, texts))):
+    if layout not in _LAYOUTS or raw.translate(_DIGITS_AS_ZERO) != layout * n:
         return None
-    if raw.translate(_DIGITS_AS_ZERO) != layout * n:
+    if list(map(len, texts)).count(width) != n:  # one text longer, another shorter
         return None
     chars = np.frombuffer(raw, np.uint8).reshape(n, width)
     if layout.endswith(b"Z"):  # numpy warns on zones: read the same clock time without it
         chars, width = chars[:, :-1].copy(), width - 1
     try:
-        us = chars.view(f"S{width}").ravel().astype("datetime64[us]").astype(np.int64)
+        us = chars.view(f"S{width}").ravel().astype("datetime64[us]").view(np.int64)
     except ValueError:  # a day, hour, minute or second that does not exist
         return None
     lo, hi = _RANGE_US

@@ -307,22 +307,26 @@ def _series_point(r: dict[str, Any]) -> RecordRun | None:
 
 
 def _sales(rows: list[Any]) -> RecordRun | None:
-    if not _plain(rows, _SALES, _VERSION):
+    exact = _exact(rows, _SALES)  # no optional field: no imputed flag either
+    if not exact and not _plain(rows, _SALES, _VERSION):
         return None
-    stores, items = [r["store"] for r in rows], [r["item"] for r in rows]
-    texts = [r["date"] for r in rows]
-    if [r["kind"] for r in rows].count("sales") != len(rows):
+    n = len(rows)
+    try:
+        stores, items = _column(rows, "store"), _column(rows, "item")
+        texts, kinds, sales = _column(rows, "date"), _column(rows, "kind"), _column(rows, "sales")
+    except KeyError:  # rows of as many keys as the fields, but other ones
         return None
-    for ids in (stores, items):
-        if any(type(v) is not int or not 0 <= v <= MAX_ID for v in ids):
+    if kinds.count("sales") != n:
+        return None
+    for ids in (stores, items):  # ints (never bool) all equal to the first, in range
+        if (list(map(type, ids)).count(int) != n or ids.count(ids[0]) != n
+                or not 0 <= ids[0] <= MAX_ID):
             return None
-    if stores.count(stores[0]) != len(rows) or items.count(items[0]) != len(rows):
-        return None
-    values, ns = _numbers([r["sales"] for r in rows]), _times(texts)
+    values, ns = _numbers(sales), _times(texts)
     if values is None or ns is None:
         return None
     return RecordRun("sales", f"{stores[0]}/{items[0]}", values.reshape(-1, 1), ns, texts,
-                     _imputed(rows))
+                     None if exact else _imputed(rows))
 
 
 def _events(rows: list[Any]) -> RecordRun | None:

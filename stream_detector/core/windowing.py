@@ -69,8 +69,6 @@ _HEADER2: Final = struct.Struct("<4sIIIqqqq5q5qI")
 _NO_POLICY: Final = TimePolicy()
 _VECTOR_MIN: Final = 8  # shorter runs are cheaper record by record
 _BITS: Final = (LATE, REPEATED, SKEWED, IMPUTED, GAP)  # GAP last: it lies *between* records
-
-
 _NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], [], [], [], [], [])
 
 
@@ -87,18 +85,8 @@ class WindowState:
         Records between two consecutive windows.
     """
 
-    __slots__ = (
-        "window",
-        "features",
-        "stride",
-        "count",
-        "clock",
-        "counts",
-        "_last",
-        "_buf",
-        "_ts",
-        "_text",
-    )
+    __slots__ = ("window", "features", "stride", "count", "clock", "counts", "_last", "_buf",
+                 "_ts", "_text")
 
     def __init__(self, window: int, features: int, stride: int = 1) -> None:
         check_bounds(window, features, stride)
@@ -201,13 +189,9 @@ class WindowState:
             held |= GAP
         return held
 
-    def extend(
-        self,
-        values: npt.ArrayLike,
-        timestamps_ns: Sequence[int],
-        texts: Sequence[str] | None = None,
-        policy: TimePolicy = _NO_POLICY,
-    ) -> list[Window]:
+    def extend(self, values: npt.ArrayLike, timestamps_ns: Sequence[int],
+               texts: Sequence[str] | None = None, policy: TimePolicy = _NO_POLICY,
+               ) -> list[Window]:
         """Push records ``(n, features)`` in order; return the windows they complete."""
         rows = np.asarray(values, dtype=np.float32).reshape(-1, self.features)
         if len(timestamps_ns) != len(rows) or (texts is not None and len(texts) != len(rows)):
@@ -260,32 +244,32 @@ class WindowState:
         #   [ ..........][ r0 r1 ... r(n-1) ]      global index of held[0] = count - h
         w, n, c0, h = self.window, len(values), self.count, self.filled
         oldest = self._oldest()
-        rows = np.concatenate([self._buf[oldest : oldest + h], values.astype(np.float32)])
+        rows = np.concatenate([self._buf[oldest : oldest + h], values], dtype=np.float32)
         all_ts = (self._ts[oldest:] + self._ts[:oldest])[:h] + ts
         all_text = (self._text[oldest:] + self._text[:oldest])[:h] + list(texts)
         # windows end at global index g when g + 1 >= w and (g + 1 - w) % stride == 0
         first_end = max(c0, w - 1)
         first_end += (-(first_end + 1 - w)) % self.stride
         ends = np.arange(first_end, c0 + n, self.stride)
-        starts_a = ends + 1 - w - (c0 - h)  # start index in rows
-        if len(ends):  # one gather: row starts_a[k] + j of ``rows`` is step j of window k
-            index = starts_a[:, None] + np.arange(w)
-            win_values = (rows[index] if into is None  # (k, w, f), a new array
-                          else np.take(rows, index, axis=0, out=into.take(len(ends)),
-                                       mode="clip"))  # in range: clip only skips a check
-        else:  # fewer than ``window`` records held so far
-            win_values = np.empty((0, w, self.features), dtype=np.float32)
+        m, step = len(ends), self.stride
+        s0 = first_end + 1 - w - (c0 - h)  # the first window's first row in ``rows``
+        # window k: rows s0 + k * stride .. + w - 1, a strided view, copied: (m, w, f)
+        view = np.lib.stride_tricks.as_strided(
+            rows[s0:], shape=(m, w, self.features), writeable=False,
+            strides=(rows.strides[0] * step, rows.strides[0], rows.strides[1]))
+        if into is None or not m:
+            win_values = view.copy()
+        else:  # written into the model's window rows
+            win_values = into.take(m)
+            win_values[...] = view
         held = (self._run_flags(np.asarray(flags, dtype=np.int64), ends) if any(flags)
                 else self._held_flags(ends + 1 - w))
-        # windows start every ``stride`` records: their first and last records as slices
-        m, step = len(ends), self.stride
-        s0 = int(starts_a[0]) if m else 0
-        first, last = slice(s0, s0 + (m - 1) * step + 1, step), slice(
-            s0 + w - 1, s0 + w - 1 + (m - 1) * step + 1, step)
+        # the windows' first and last records as slices (empty when m == 0)
+        first = slice(s0, s0 + (m - 1) * step + 1, step)
+        last = slice(s0 + w - 1, s0 + w + (m - 1) * step, step)
         run = WindowRun(
-            values=win_values, start_ns=all_ts[first] if m else [],
-            end_ns=all_ts[last] if m else [], start_text=all_text[first] if m else [],
-            end_text=all_text[last] if m else [],
+            values=win_values, start_ns=all_ts[first], end_ns=all_ts[last],
+            start_text=all_text[first], end_text=all_text[last],
             late=[bool(f & LATE) for f in held] if any(held) else [False] * m,
             seq=(ends + 1).tolist(), flags=held,
         )

@@ -117,7 +117,7 @@ def _add_agent(
 ) -> None:
     """The scoring agent, its idle flush and the rebalance hooks, over one
     :class:`FlushThenAck` (events acked only after their states are flushed)."""
-    acks = FlushThenAck(runtime.flush, settings.state_flush_interval)  # see worker/acks.py
+    acks = FlushThenAck(runtime.start_flush, settings.state_flush_interval)  # see worker/acks.py
 
     @app.agent(source)
     async def score(stream: Any) -> None:  # faust.StreamT lacks noack_take in its stubs
@@ -127,6 +127,7 @@ def _add_agent(
         acks.attach(stream)
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
             async with acks.lock:
+                await acks.ready()  # a flush overdue: wait for it (see worker/acks.py)
                 done = await runtime.process([
                     Message(e.value, e.message.topic, e.message.partition, e.message.offset,
                             e.message.timestamp)

@@ -51,6 +51,13 @@ class Deliveries:
                         len(in_flight))
             await deliver(failed)
 
+    def take(self) -> Deliveries:
+        """The outputs handed over so far, in a :class:`Deliveries` of their own (a flush
+        settles them while later batches hand over theirs here)."""
+        taken = Deliveries()
+        taken._in_flight, self._in_flight = self._in_flight, []
+        return taken
+
     def clear(self) -> None:
         """Forget them (partitions revoked: their messages are not acked, and replayed)."""
         self._in_flight.clear()

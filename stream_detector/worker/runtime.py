@@ -5,16 +5,17 @@ One batch (up to ``batch_max`` events, or whatever arrived within ``batch_wait``
 1. each message is parsed; a bad one becomes a dead letter with its reason and bytes, and
    so does one whose key no loaded model serves (reason ``unrouted``, also counted);
 2. records join their keys' windows (:meth:`Pipeline.ingest`);
-3. ready windows of every key are scored together in a worker thread (ONNX Runtime
-   releases the GIL, the event loop keeps consuming);
-4. decisions are taken in arrival order; anomaly events and dead letters are sent and their
-   delivery awaited;
-5. only then are the touched key states written to the changelog, and Faust acks the batch.
+3. ready windows of every key are scored together (on the loop, or in a worker thread when
+   predicted slow: ONNX Runtime releases the GIL);
+4. decisions are taken in arrival order; anomaly events and dead letters are handed to
+   the producer;
+5. every ``state_flush_interval``, the touched key states are snapshotted; once the
+   outputs handed over before are delivered, the snapshot is written to the changelog, and
+   Faust acks the batches (:meth:`WorkerRuntime.start_flush`, :mod:`.acks`).
 
-A crash before (5) replays the batch (at-least-once: duplicate events keep their
-``event_id``); a crash after (5) but before the offset commit replays records whose state
-already holds them, which :class:`~stream_detector.core.pipeline.Pipeline` skips by position.
-"""
+A crash before (5) completes replays the batches (at-least-once: duplicate events keep their
+``event_id``); a crash after it but before the offset commit replays records whose state
+already holds them, which :class:`~stream_detector.core.pipeline.Pipeline` skips by position."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from stream_detector.core.scoring import ScoreBatch
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.delivery import Deliveries, Send, deliver
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.table_store import TableStore
+from stream_detector.worker.table_store import Blob, TableStore
 
 __all__ = ["BatchResult", "Message", "WorkerRuntime"]
 
@@ -114,6 +115,8 @@ class WorkerRuntime:
         self._unflushed: list[Message] = []  # processed since the last flush (rollback replays)
         # handed to the producer by batches not flushed yet; delivery awaited before a flush
         self._out = Deliveries()
+        self._flushing: asyncio.Future[int] | None = None  # a flush's completion
+        self._generation = 0  # moves on at every forget: flushes in flight are dropped
         self._stage = "parse"
 
     def set_models(self, models: Sequence[ModelRuntime]) -> None:
@@ -123,18 +126,50 @@ class WorkerRuntime:
     async def flush(self) -> int:
         """Persist every touched key state (a new rollback point); returns how many.
 
-        A state that cannot be persisted is isolated like any failing batch: the messages
-        since the last flush are run again in halves (their outputs are not sent again)
-        until the record that poisons it is dead-lettered. Every output handed to the
-        producer before is delivered first (events out before state in).
+        :meth:`start_flush` and its completion, awaited: the outputs handed to the producer
+        before are delivered first (events out before state in).
         """
-        await self._out.settle()
+        return await (await self.start_flush())
+
+    async def start_flush(self) -> asyncio.Future[int]:
+        """Snapshot (serialise) every touched key state now; the returned future completes
+        the flush beside later batches: it awaits the delivery of every output handed over
+        before, then writes the states to the table and its changelog (events out before
+        state in: the table, the rollback point, only holds states whose outputs are out).
+        A revoke meanwhile (:meth:`forget`) drops it unwritten; a new flush first awaits the
+        one in flight. A state that cannot be serialised is isolated like a failing batch
+        (the messages since the last flush run again in halves, outputs not sent twice,
+        until the record behind it is dead-lettered); the future is then done.
+        """
+        await self.flushed()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         try:
-            return self._flush_now()
+            blobs = self.store.serialize()
         except Exception:  # noqa: BLE001 - isolated below, never a crash loop
             log.exception("persisting key states failed; isolating the record behind it")
+            await self._out.settle()
             await self._isolate((), delivered=True)
-            return 0
+            done.set_result(0)
+            return done
+        self._unflushed.clear()  # replays after a failure start from this snapshot
+        self._flushing = asyncio.ensure_future(
+            self._complete(self._out.take(), blobs, self._generation))
+        return self._flushing
+
+    async def flushed(self) -> None:
+        """Wait for the flush in flight, if any (its failure is its awaiter's)."""
+        if self._flushing is not None:
+            await asyncio.wait([self._flushing])
+
+    async def _complete(self, handed: Deliveries, blobs: list[Blob], generation: int) -> int:
+        await handed.settle()
+        if generation != self._generation:
+            return 0  # revoked meanwhile: not written; the records are replayed
+        try:
+            return self.store.write(blobs)
+        except Exception:
+            self.store.touch_again(blobs)  # the next flush writes them
+            raise
 
     def _flush_now(self) -> int:
         n = self.store.flush()
@@ -142,7 +177,9 @@ class WorkerRuntime:
         return n
 
     def forget(self) -> None:
-        """Drop live states and the rollback log (partitions were revoked or reassigned)."""
+        """Drop live states and the rollback log (partitions were revoked or reassigned);
+        a flush in flight writes nothing."""
+        self._generation += 1
         self.store.forget()
         self._unflushed.clear()
         self._out.clear()  # their messages are not acked: the new owner replays them
@@ -212,10 +249,8 @@ class WorkerRuntime:
         """Run one batch through every stage; returns once its output is delivered.
 
         ``flush=False`` leaves the touched states dirty and the outputs handed to the
-        producer but not yet confirmed: the caller flushes later (several batches at once,
-        with :meth:`flush`, which awaits those deliveries first) and only then acks the
-        batches' messages; a batch does not wait for the broker's acknowledgement of its
-        events (one producer linger plus a round trip, tens of ms on a loaded broker).
+        producer, unconfirmed: the caller flushes later, for several batches
+        (:meth:`start_flush` awaits those deliveries before writing), then acks them.
         Never raises for what a message holds: see the class docstring.
         """
         try:
@@ -248,6 +283,7 @@ class WorkerRuntime:
         # events out before state in: a crash replays, never loses
         outgoing = self._outgoing(alerts, result, quiet)
         if flush:
+            await self.flushed()  # an earlier snapshot's state is written first
             await self._out.settle()
             await deliver(outgoing)
             self._stage = "persist"
@@ -261,16 +297,10 @@ class WorkerRuntime:
         return result
 
     async def _score(self, pending: Sequence[PendingRun], windows: int) -> list[ScoreBatch]:
-        """Score in the ONNX thread when it is predicted to take longer than handing the
-        work over costs; else here, on the event loop (the same pure call).
-
-        On two loaded cores the hand-over (queue, thread wake-up, the loop's wake-up) took
-        1-2.5 ms per batch, more than scoring a few dozen windows; a batch predicted under
-        :data:`INLINE_SCORE_S` (from the seconds per window of past inline calls) does not
-        pay it, and the loop is held no longer than that. The prediction learns from every
-        call's own scoring time (in either place), so one slow first call does not send
-        every later batch to the thread.
-        """
+        """Score in the ONNX thread when predicted to take longer than the hand-over
+        (1-2.5 ms a batch on two loaded cores), else on the loop (the same pure call): a
+        batch predicted under :data:`INLINE_SCORE_S` from the seconds per window of past
+        calls (each call's own scoring time, wherever it ran)."""
         started = time.perf_counter()
         if windows * self._s_per_window < INLINE_SCORE_S:
             batches, took = _timed_score(pending)
@@ -310,6 +340,7 @@ class WorkerRuntime:
 
     async def _isolate(self, messages: Sequence[Message], delivered: bool) -> BatchResult:
         """Roll back to the last flush, replay what followed it, split what fails."""
+        await self.flushed()  # its snapshot, the rollback point, is in the table
         self.metrics.batches_split.inc()
         replay, self._unflushed = self._unflushed, []
         quiet = frozenset(m.ident for m in (*replay, *(messages if delivered else ())))

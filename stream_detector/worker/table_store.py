@@ -9,12 +9,15 @@ record's source partition, which is what Faust restores for the worker that owns
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from schemas.events import SourceRef
 from stream_detector.core.key_state import KeyState
 
-__all__ = ["TableStore", "table_key"]
+__all__ = ["Blob", "TableStore", "table_key"]
+
+Blob = tuple[bytes, bytes, int | None]  # (table key, serialised state, changelog partition)
 
 
 def table_key(model: str, key: str) -> bytes:
@@ -64,14 +67,33 @@ class TableStore:
         Every state is serialised before any is written, so a state that cannot be
         serialised leaves the table as it was (the worker then rolls back and isolates).
         """
+        return self.write(self.serialize())
+
+    def serialize(self) -> list[Blob]:
+        """Every touched state as bytes, the touched set emptied (a snapshot that later
+        changes of the live states do not alter); raises, changing nothing, when a state
+        cannot be serialised."""
         blobs = [(k, state.to_bytes(), partition)
                  for k, (state, partition) in self.dirty.items()]
-        for k, blob, partition in blobs:
-            self.table.data[k] = blob
-            self.table.send_changelog(partition, k, blob)
-        n = len(self.dirty)
         self.dirty.clear()
-        return n
+        return blobs
+
+    def write(self, blobs: Sequence[Blob]) -> int:
+        """Put serialised states in the table (all of them first: it is the rollback
+        point), then in its changelog; returns how many."""
+        for k, blob, _ in blobs:
+            self.table.data[k] = blob
+        for k, blob, partition in blobs:
+            self.table.send_changelog(partition, k, blob)
+        return len(blobs)
+
+    def touch_again(self, blobs: Sequence[Blob]) -> None:
+        """Mark the states of ``blobs`` touched again (their write failed): the next
+        flush writes their live states, which hold everything the blobs held."""
+        for k, _, partition in blobs:
+            state = self.live.get(k)
+            if state is not None and k not in self.dirty:
+                self.dirty[k] = (state, partition)
 
     def forget(self) -> None:
         """Drop live objects (after a rebalance: partitions may have moved; or to roll

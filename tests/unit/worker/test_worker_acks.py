@@ -1,9 +1,12 @@
-"""FlushThenAck: events are acked only after the key states are flushed, in order; failures
-leave them held; a revoke drops them; the idle flush waits for a batch in progress."""
+"""FlushThenAck: events are acked only after the key states are flushed, in order; the
+agent is not held while a flush completes; failures leave the events held; a revoke drops
+them, a flush in flight's too; the idle flush waits for a batch in progress."""
 
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -20,14 +23,24 @@ class Clock:
 
 
 class Journal:
-    """The flush and the stream in one, writing what happens, in order, to ``steps``."""
+    """The flush and the stream in one, writing what happens, in order, to ``steps``.
+
+    A flush's start writes ``snapshot``; its completion waits for :attr:`gate` when one
+    is set (the deliveries not yet acknowledged), then writes ``flush`` (or fails)."""
 
     def __init__(self, fail_flush: bool = False) -> None:
         self.steps: list[tuple[str, Any]] = []
         self.fail_flush = fail_flush
+        self.gate: asyncio.Event | None = None
 
-    async def flush(self) -> int:
-        await asyncio.sleep(0)  # a real flush yields to the loop
+    async def start_flush(self) -> Awaitable[int]:
+        self.steps.append(("snapshot", None))
+        return self._complete()
+
+    async def _complete(self) -> int:
+        await asyncio.sleep(0)  # a real completion yields to the loop
+        if self.gate is not None:
+            await self.gate.wait()
         if self.fail_flush:
             self.steps.append(("flush failed", None))
             raise ConnectionError("changelog unreachable")
@@ -39,7 +52,7 @@ class Journal:
 
 
 def acks_for(journal: Journal, clock: Clock, interval: float = 5.0) -> FlushThenAck:
-    acks = FlushThenAck(journal.flush, interval, clock=clock)
+    acks = FlushThenAck(journal.start_flush, interval, clock=clock)
     acks.attach(journal)
     return acks
 
@@ -54,9 +67,12 @@ def test_events_are_held_until_the_interval_then_acked_after_the_flush() -> None
         assert journal.steps == [] and acks.held == 3  # interval not passed: nothing yet
         clock.now = 5.0
         await acks.processed(["e4"])
-        assert journal.steps == [("flush", None), ("ack", "e1"), ("ack", "e2"),
-                                 ("ack", "e3"), ("ack", "e4")]
-        assert acks.held == 0
+        assert journal.steps == [("snapshot", None)]  # the agent goes on: not completed yet
+        assert acks.held == 0 and acks.in_flight
+        await acks.settled()
+        assert journal.steps == [("snapshot", None), ("flush", None), ("ack", "e1"),
+                                 ("ack", "e2"), ("ack", "e3"), ("ack", "e4")]
+        assert not acks.in_flight
         clock.now = 9.0  # the interval counts from the last flush, not from the start
         await acks.processed(["e5"])
         assert acks.held == 1 and journal.steps[-1] == ("ack", "e4")
@@ -64,17 +80,46 @@ def test_events_are_held_until_the_interval_then_acked_after_the_flush() -> None
     asyncio.run(run())
 
 
+def test_batches_go_on_while_a_flush_completes_and_wait_for_the_next_one() -> None:
+    async def run() -> None:
+        journal, clock = Journal(), Clock()
+        journal.gate = asyncio.Event()  # the snapshot's deliveries are not acknowledged yet
+        acks = acks_for(journal, clock)
+        clock.now = 5.0
+        await acks.processed(["e1"])
+        for t, event in ((6.0, "e2"), (11.0, "e3")):  # the interval passes again meanwhile
+            clock.now = t
+            await asyncio.wait_for(acks.processed([event]), 1)  # never waits for the flush
+        await acks.flush_idle()  # nor does the idle timer start a second one
+        assert journal.steps == [("snapshot", None)] and acks.held == 2
+        journal.gate.set()
+        await acks.settled()
+        assert journal.steps[1:] == [("flush", None), ("ack", "e1")]  # e2, e3: not flushed
+        await acks.processed(["e4"])  # due: the next flush covers what was held since
+        await acks.settled()
+        assert journal.steps[2:] == [("ack", "e1"), ("snapshot", None), ("flush", None),
+                                     ("ack", "e2"), ("ack", "e3"), ("ack", "e4")]
+
+    asyncio.run(run())
+
+
 def test_a_failed_flush_acks_nothing_and_keeps_the_events_for_the_next_one() -> None:
     async def run() -> None:
         journal, clock = Journal(fail_flush=True), Clock()
+        journal.gate = asyncio.Event()
         acks = acks_for(journal, clock)
         clock.now = 5.0
-        with pytest.raises(ConnectionError):
-            await acks.processed(["e1"])
-        assert journal.steps == [("flush failed", None)] and acks.held == 1
+        await acks.processed(["e1", "e2"])
+        await acks.processed(["e3"])  # processed while the flush completes
+        journal.gate.set()
+        await acks.settled()
+        assert journal.steps == [("snapshot", None), ("flush failed", None)]
+        assert acks.held == 3  # held again, in order, before the later ones
         journal.fail_flush = False
-        await acks.processed(["e2"])  # still due: the failed flush did not count
-        assert journal.steps[1:] == [("flush", None), ("ack", "e1"), ("ack", "e2")]
+        await acks.processed(["e4"])  # still due: the failed flush did not count
+        await acks.settled()
+        assert journal.steps[2:] == [("snapshot", None), ("flush", None), ("ack", "e1"),
+                                     ("ack", "e2"), ("ack", "e3"), ("ack", "e4")]
 
     asyncio.run(run())
 
@@ -87,7 +132,26 @@ def test_revoked_partitions_drop_the_held_events_unacked() -> None:
         acks.drop()
         clock.now = 5.0
         await acks.processed(["new"])
-        assert journal.steps == [("flush", None), ("ack", "new")]
+        await acks.settled()
+        assert journal.steps == [("snapshot", None), ("flush", None), ("ack", "new")]
+
+    asyncio.run(run())
+
+
+def test_a_revoke_while_a_flush_completes_drops_its_events_unacked() -> None:
+    async def run() -> None:
+        for fail in (False, True):  # nor are a failed flush's events held again
+            journal, clock = Journal(fail_flush=fail), Clock()
+            journal.gate = asyncio.Event()
+            acks = acks_for(journal, clock)
+            clock.now = 5.0
+            await acks.processed(["old1", "old2"])
+            acks.drop()
+            journal.gate.set()
+            await acks.settled()
+            assert [s for s, _ in journal.steps] == [
+                "snapshot", "flush failed" if fail else "flush"]
+            assert acks.held == 0
 
     asyncio.run(run())
 
@@ -100,7 +164,8 @@ def test_the_idle_flush_acks_what_is_held_whatever_the_interval() -> None:
         assert journal.steps == []  # nothing held: no flush at all
         await acks.processed(["e1"])
         await acks.flush_idle()
-        assert journal.steps == [("flush", None), ("ack", "e1")]
+        await acks.settled()
+        assert journal.steps == [("snapshot", None), ("flush", None), ("ack", "e1")]
 
     asyncio.run(run())
 
@@ -108,7 +173,7 @@ def test_the_idle_flush_acks_what_is_held_whatever_the_interval() -> None:
 def test_the_idle_flush_does_nothing_before_the_agent_attached_its_stream() -> None:
     async def run() -> None:
         journal = Journal()
-        acks = FlushThenAck(journal.flush, 0.0, clock=Clock())
+        acks = FlushThenAck(journal.start_flush, 0.0, clock=Clock())
         await acks.flush_idle()
         assert journal.steps == []
         with pytest.raises(RuntimeError, match="attach"):
@@ -119,8 +184,8 @@ def test_the_idle_flush_does_nothing_before_the_agent_attached_its_stream() -> N
 
 
 def test_the_idle_flush_waits_for_the_batch_in_progress() -> None:
-    """A batch's states are half-applied until it is processed: the timer's flush must not
-    run in between, and the batch's events are acked with it afterwards."""
+    """A batch's states are half-applied until it is processed: the timer's snapshot must
+    not be taken in between, and the batch's events are acked with it afterwards."""
     async def run() -> None:
         journal, clock = Journal(), Clock()
         acks = acks_for(journal, clock, interval=60.0)
@@ -142,8 +207,10 @@ def test_the_idle_flush_waits_for_the_batch_in_progress() -> None:
         assert journal.steps == [("batch starts", None)]  # the idle flush is waiting
         release.set()
         await asyncio.gather(running, idle)
+        await acks.settled()
         assert journal.steps == [("batch starts", None), ("batch done", None),
-                                 ("flush", None), ("ack", "e1"), ("ack", "e2")]
+                                 ("snapshot", None), ("flush", None), ("ack", "e1"),
+                                 ("ack", "e2")]
 
     asyncio.run(run())
 
@@ -193,8 +260,9 @@ def test_the_worker_acks_in_offset_order_so_faust_never_commits_past_an_in_fligh
 ) -> None:
     """#606 needs an offset acked while an earlier one of its partition is still in flight.
     The worker's agent (one, concurrency 1) takes each partition's events in offset order,
-    and FlushThenAck acks what it holds in that order, a whole prefix at a time; the idle
-    flush waits for a batch in progress. Faust's commit, run after every single ack (its
+    and FlushThenAck acks what it holds in that order, a whole prefix at a time, one flush
+    in flight at a time (batches go on while it completes); the idle flush waits for a
+    batch in progress. Faust's commit, run after every single ack (its
     timer may fire at any await), never passes an event that is not acked."""
     async def run() -> None:
         faust, clock = FaustOffsets(), Clock()
@@ -210,10 +278,16 @@ def test_the_worker_acks_in_offset_order_so_faust_never_commits_past_an_in_fligh
                     committed = faust.commit(tp) or 0
                     assert all((tp, o) in acked for o in range(committed)), (tp, committed)
 
-        async def flush() -> None:
-            await asyncio.sleep(0)
+        rng = random.Random(7)
 
-        acks = FlushThenAck(flush, 1.0, clock=clock)
+        async def complete() -> None:  # deliveries acknowledged after a while
+            for _ in range(rng.randrange(0, 12)):
+                await asyncio.sleep(0)
+
+        async def start_flush() -> Awaitable[None]:
+            return complete()
+
+        acks = FlushThenAck(start_flush, 1.0, clock=clock)
         acks.attach(Stream())
         idle: list[asyncio.Task[None]] = []
         for start in range(0, len(events), 7):  # batches of 7, an idle flush racing each
@@ -223,8 +297,34 @@ def test_the_worker_acks_in_offset_order_so_faust_never_commits_past_an_in_fligh
                 clock.now += 0.4
                 await acks.processed(events[start:start + 7])
         await asyncio.gather(*idle)
+        await acks.settled()
         await acks.flush_idle()
+        await acks.settled()
         assert acked == set(events)
         assert faust.commit("in-0") == faust.commit("in-1") == 40
+
+    asyncio.run(run())
+
+
+def test_a_batch_waits_for_a_flush_still_in_flight_when_the_next_is_due() -> None:
+    """Back-pressure: outputs the broker does not take hold the agent once the next flush
+    is due, as when it awaited every flush; before that, batches go on."""
+    async def run() -> None:
+        journal, clock = Journal(), Clock()
+        journal.gate = asyncio.Event()
+        acks = acks_for(journal, clock)
+        await acks.ready()  # nothing in flight
+        clock.now = 5.0
+        await acks.processed(["e1"])
+        clock.now = 9.9
+        await asyncio.wait_for(acks.ready(), 1)  # in flight, but the next is not due
+        clock.now = 10.0
+        waiting = asyncio.ensure_future(acks.ready())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        journal.gate.set()
+        await asyncio.wait_for(waiting, 1)
+        assert journal.steps == [("snapshot", None), ("flush", None), ("ack", "e1")]
 
     asyncio.run(run())
