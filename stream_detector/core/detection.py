@@ -333,7 +333,8 @@ def alerts_of(
     one's, default NaN and True), keeping only the alerts: ``(index in raw_scores,
     detection score)``. The state ends as ``decide`` leaves it; an alert is never warm-up
     nor suppressed, so these pairs are its whole decision."""
-    if not p.normalise and raw_scores and not any(map(float(threshold).__le__, raw_scores)):
+    if not p.normalise and len(raw_scores) > 3 and not any(
+            map(float(threshold).__le__, raw_scores)):
         # raw scores compared as they are and none reaches the threshold: what the loop
         # below would do (each one counted, none alerts), in one step
         state.seen += len(raw_scores)

@@ -76,6 +76,6 @@ def epoch_ns_many(texts: Sequence[Any]) -> list[int] | None:
     except ValueError:  # a day, hour, minute or second that does not exist
         return None
     lo, hi = _RANGE_US
-    if us.min() < lo or us.max() >= hi:
+    if np.minimum.reduce(us) < lo or np.maximum.reduce(us) >= hi:
         return None
     return (us * 1000).tolist()

@@ -203,7 +203,7 @@ def plain_steps(w: Watermark, times: Sequence[int], p: TimePolicy) -> bool:
     t = np.empty(len(times) + 1, dtype=np.int64)
     t[0], t[1:] = w.newest_ns, times
     steps = t[1:] - t[:-1]
-    if steps.min() <= 0 or steps.max() > p.plain_step_ns:
+    if np.minimum.reduce(steps) <= 0 or np.maximum.reduce(steps) > p.plain_step_ns:
         return False
     w.newest_ns = times[-1]
     return True
