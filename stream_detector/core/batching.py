@@ -31,7 +31,8 @@ __all__ = ["RowBlock", "WindowRows", "join_windows"]
 FloatArray = npt.NDArray[np.float32]
 _FEW: Final = 4  # below this many arrays np.concatenate's overhead does not matter
 _F32_BYTES: Final = 4
-BLOCK_ROWS: Final = 1024  # windows per block (50 x 1 float32: 200 KB); a longer run gets its own
+BLOCK_BYTES: Final = 1 << 20  # a block's size: 5,242 windows of 50 x 1 float32 (a longer
+# run gets a block of its own; a window over 1 MiB, up to 4,096 x 4,096, gets one row)
 
 
 class _Run(Protocol):
@@ -68,8 +69,10 @@ class WindowRows:
 
     __slots__ = ("_shape", "_rows", "block", "open")
 
-    def __init__(self, window: int, features: int, block_rows: int = BLOCK_ROWS) -> None:
+    def __init__(self, window: int, features: int, block_rows: int | None = None) -> None:
         self._shape = (window, features)
+        if block_rows is None:
+            block_rows = max(1, BLOCK_BYTES // (window * features * _F32_BYTES))
         self._rows = block_rows
         self.block = RowBlock(block_rows, window, features)
         self.open: FloatArray | None = None  # the view of the last take
