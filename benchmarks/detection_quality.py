@@ -16,7 +16,10 @@ the whole file is scored through the worker's own pipeline (``score_records``: t
   signal fraction;
 - an ablation: the same trained models' windows re-decided with one detection setting
   changed (``benchmarks/detection_replay.py``: scored once, every variant replayed through
-  ``decide``; the default's replay is checked against the worker's own alerts).
+  ``decide``; the default's replay is checked against the worker's own alerts);
+- generated series of other shapes (``benchmarks/generated_quality.py``: server metrics,
+  sensors, traffic, prices, demand), none tuned on: NAB standard score per family, for the
+  default and the ablations in ``GENERATED_VARIANTS``.
 
     python benchmarks/detection_quality.py     # about 15 minutes on 2 cores
     python benchmarks/detection_quality.py --only events     # the events part, ~3 minutes
@@ -48,10 +51,11 @@ from offline_training.trainer import TrainConfig
 from stream_detector.files.history import load_source
 
 try:
-    from benchmarks import detection_replay, events_quality
+    from benchmarks import detection_replay, events_quality, generated_quality
 except ModuleNotFoundError:  # run as a script (the README's command): benchmarks/ is on the path
     import detection_replay  # type: ignore[no-redef]
     import events_quality  # type: ignore[no-redef]
+    import generated_quality  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
 NAB = ROOT.parent / "shared" / "data" / "nab"
@@ -63,13 +67,18 @@ PUBLISHED = {  # standard profile, normalised per group (../shared/data/nab/READ
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "without the trust in the seasonal component (season_gate 0)": {"season_gate": 0.0},
+    "without the anomaly-likelihood stage (likelihood_weight 0)": {"likelihood_weight": 0.0},
     "without the level-shift component (shift_weight 0)": {"shift_weight": 0.0},
     "without the seasonal components (AE z-score only)": {"season_weight": 0.0,
                                                           "shift_weight": 0.0},
     "seasonal baseline: mean of past days (season_alpha 0.5)": {"season_alpha": 0.5},
     "plus a short-term-forecast residual component": {"value_weight": 0.8},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
+    "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }
+GENERATED_VARIANTS = ("default", "without the trust in the seasonal component (season_gate 0)",
+                      "without the anomaly-likelihood stage (likelihood_weight 0)",
+                      "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)")
 SERIES_SEEDS = range(10)
 SALES_SEEDS = range(3)
 
@@ -262,6 +271,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines += _demo_ablation(demo["ablation"])
     if result.get("events"):
         lines += events_quality.markdown(result["events"])
+    lines += generated_quality.markdown(result.get("generated", {}))
     return "\n".join(lines) + "\n"
 
 
@@ -283,7 +293,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--only", choices=("nab", "demo", "events"), default=None,
+    parser.add_argument("--only", choices=("nab", "demo", "events", "generated"), default=None,
                         help="one part only (the other's figures are kept from the last run)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -299,6 +309,11 @@ def main() -> None:
             saved.write_text(json.dumps(result, indent=2))
         if args.only in (None, "events"):
             result["events"] = events_quality_of(args.epochs, Path(tmp) / "events")
+            saved.write_text(json.dumps(result, indent=2))
+        if args.only in (None, "generated"):
+            result["generated"] = generated_quality.generated_quality(
+                args.epochs, Path(tmp) / "generated",
+                {v: VARIANTS[v] for v in GENERATED_VARIANTS}, _train, detection_replay)
     (args.out / "detection_quality.json").write_text(json.dumps(result, indent=2))
     (args.out / "detection_quality.md").write_text(markdown(result))
     print(markdown(result))
