@@ -195,8 +195,9 @@ def markdown(result: Mapping[str, Any]) -> list[str]:
     """The part's tables: NAB scores per family (standard / low FP / low FN) per detector,
     then windows found, false positives and recall per kind of the default and baselines."""
     seeds = result["seeds"]
-    lines = ["", f"Generated held-out proxy (`--only heldout`; families x seeds {seeds[0]}-{seeds[-1]}; NAB score "
-             "standard / reward-low-FP / reward-low-FN, normalised per family):", "",
+    lines = ["", f"Generated held-out proxy (`--only heldout`; each family x seeds {seeds[0]}-"
+             f"{seeds[-1]}; NAB score standard / reward-low-FP / reward-low-FN, normalised per "
+             "family):", "",
              "| detector | " + " | ".join(FAMILIES) + " | mean standard |",
              "|---|" + "---|" * (len(FAMILIES) + 1)]
     for name, cells in result["detectors"].items():
