@@ -20,8 +20,10 @@ from benchmarks.detection_heldout import (
     markdown,
     windowed_gaussian,
 )
-from benchmarks.detection_quality import _train
 from offline_training.synthetic_heldout import make_heldout
+from offline_training.train import train
+from offline_training.train_options import TrainOptions
+from offline_training.trainer import TrainConfig
 
 
 def test_doctests() -> None:
@@ -110,6 +112,13 @@ def test_markdown_gives_each_family_and_the_mean() -> None:
     assert "| default | 50.0 / 40.0 / 60.0 | 50.0 / 40.0 / 60.0 |" in md
     assert "| 50.0 |" in md and "seeds 0-1" in md and "took 12 s" in md
     assert "| demand | default | 1/2 | 3 | a 0.5 |" in md
+
+
+def _train(path: Path, registry: Path, epochs: int, **options: Any) -> Path:
+    """detection_quality's trainer: the default options, ``epochs`` epochs, one thread."""
+    return train(TrainOptions(data=path, out=registry, plots=False,
+                              train=TrainConfig(max_epochs=epochs, progress=False,
+                                                num_threads=1), **options)).path
 
 
 @pytest.mark.slow
