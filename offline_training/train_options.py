@@ -24,7 +24,8 @@ __all__ = ["DEFAULTS", "PARITY_RTOL", "TrainOptions", "TrainReport"]
 # configuration for all: a small dense AE on 24-step windows of standard-scaled values,
 # scoring the newest 8 steps; its log score and the value's change from one season earlier
 # (a day: detection.season_rows of the training cadence) are z-scores against the key's own
-# history, the detection score is the larger (the seasonal one weighed 0.6), alerting at
+# history, the detection score is the larger (the seasonal one weighed 0.6; the anomaly
+# likelihood of the score itself weighed 1, like every z), alerting at
 # 5.5 sigma at most once a day (288 five-minute windows). The detection defaults hold for
 # every family on series and sales; events keep raw defaults. Series are scaled without a
 # log: on counts, log1p blows up the noise of the quiet hours (0 -> 1 -> 0 tweets) until it
@@ -34,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "transform": {"series": "none", "sales": "log1p", "events": "none"},
     # durations, turned into windows with the learned cadence (offline_training/durations.py)
     "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6,
-                  "shift_weight": 1.0, "season_gate": 1.0},
+                  "shift_weight": 1.0, "season_gate": 1.0, "likelihood_weight": 1.0},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation

@@ -31,7 +31,8 @@ __all__ = ["RowBlock", "WindowRows", "join_windows"]
 FloatArray = npt.NDArray[np.float32]
 _FEW: Final = 4  # below this many arrays np.concatenate's overhead does not matter
 _F32_BYTES: Final = 4
-BLOCK_ROWS: Final = 1024  # windows per block (50 x 1 float32: 200 KB); a longer run gets its own
+BLOCK_BYTES: Final = 1 << 20  # a block's size: 5,242 windows of 50 x 1 float32 (a longer
+# run gets a block of its own; a window over 1 MiB, up to 4,096 x 4,096, gets one row)
 
 
 class _Run(Protocol):
@@ -68,8 +69,10 @@ class WindowRows:
 
     __slots__ = ("_shape", "_rows", "block", "open")
 
-    def __init__(self, window: int, features: int, block_rows: int = BLOCK_ROWS) -> None:
+    def __init__(self, window: int, features: int, block_rows: int | None = None) -> None:
         self._shape = (window, features)
+        if block_rows is None:
+            block_rows = max(1, BLOCK_BYTES // (window * features * _F32_BYTES))
         self._rows = block_rows
         self.block = RowBlock(block_rows, window, features)
         self.open: FloatArray | None = None  # the view of the last take
@@ -113,8 +116,9 @@ class WindowRows:
     @staticmethod
     def batch(runs: Sequence[_Run]) -> FloatArray | None:
         """The rows of ``runs`` as one ``(windows, window, features)`` view of a block when
-        they hold consecutive takes of one block, in order; else None (join them). Read it,
-        do not write it (the runs' windows are views of it)."""
+        they hold consecutive takes of one block, in order, each placed by this block's
+        :class:`WindowRows` (so, for pending runs, all of one model); else None (join
+        them). Read it, do not write it (the runs' windows are views of it)."""
         first = runs[0]
         b = first.block
         if b is None:
@@ -124,7 +128,7 @@ class WindowRows:
         if e > len(b.views):
             return None
         for view, run in zip(b.views[s:e], runs, strict=True):  # views held: ids not reused
-            if view is not run.values:
+            if view is not run.values or run.block is not b:
                 return None
         return b.values[b.starts[s] : b.starts[e - 1] + len(b.views[e - 1])]
 

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from stream_detector.core.detection import DetectionParams, DetectorState
 
-__all__ = ["GAUSSIAN_RATE", "running_z", "season_trust", "value_components"]
+__all__ = ["GAUSSIAN_RATE", "likelihood_z", "running_z", "season_trust", "value_components"]
 
 _EPS: Final = 1e-12
 _SHIFT_WARMUP: Final = 2  # the shift component's warm-up, in multiples of ``warmup``
+_LIK_SAMPLES: Final = 100  # the likelihood's warm-up, in half-lives of its short mean
 GAUSSIAN_RATE: Final = 0.0027  # P(|z| > 3) for a Gaussian: every key's prior exceedance rate
 
 
@@ -54,21 +55,50 @@ def season_trust(state: DetectorState, z_season: float, p: DetectionParams) -> f
 
 
 def running_z(
-    mean: float, var: float, n: int, x: float, floor: float, p: DetectionParams
+    mean: float, var: float, n: int, x: float, floor: float, p: DetectionParams,
+    alpha: float | None = None,
 ) -> tuple[float, float, float]:
     """z of ``x`` against (mean, var) after ``n`` observations, and the updated pair.
 
     The first ``warmup`` updates are plain running means (weight ``1/n``), later ones
-    exponentially weighted and winsorised at ``clip`` deviations.
+    exponentially weighted (``alpha``, default ``p.alpha``) and winsorised at ``clip``
+    deviations.
     """
     if n == 0:
         return 0.0, x, 0.0
     std = max(math.sqrt(var), floor)
     z = (x - mean) / std
-    a = max(p.alpha, 1.0 / (n + 1))
+    a = max(p.alpha if alpha is None else alpha, 1.0 / (n + 1))
     xu = mean + max(-p.clip, min(p.clip, z)) * std if n + 1 > p.warmup else x
     delta = xu - mean
     return z, mean + a * delta, (1.0 - a) * (var + a * delta * delta)
+
+
+def likelihood_z(state: DetectorState, z: float, p: DetectionParams) -> float:
+    """The anomaly-likelihood stage (Ahmad et al., Neurocomputing 262, 2017) as a z-score:
+    the short-term mean (half-life ``likelihood_halflife``) of the detection score's size
+    against the long-term distribution of that mean (half-life ``likelihood_base`` x
+    ``halflife``, winsorised like every history); 0 until that history has seen twice the
+    warm-up and :data:`_LIK_SAMPLES` short half-lives (about as long as Numenta's own
+    start: a tail read from fewer nearly independent short means means little). Updates
+    ``state``. A run of moderately high scores, none over the threshold alone, stands out
+    here; a key whose scores are high all the time does not.
+
+    >>> from stream_detector.core.detection import DetectionParams, DetectorState
+    >>> # a short mean of about one window, for the example
+    >>> p = DetectionParams(halflife=4, warmup=2, likelihood_halflife=0.04, likelihood_base=2)
+    >>> s = DetectorState()  # scores of 1-2 are this key's usual, 4 is not
+    >>> [round(likelihood_z(s, z, p), 1) for z in (1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 4.0, 4.0)]
+    [0.0, 0.0, 0.0, 0.0, -1.0, 1.2, 5.0, 3.3]
+    """
+    x = abs(z)
+    n = state.lik_seen
+    short = x if n == 0 else state.lik_short + p.likelihood_alpha * (x - state.lik_short)
+    zl, state.lik_mean, state.lik_var = running_z(state.lik_mean, state.lik_var, n, short,
+                                                  p.min_std, p, p.likelihood_base_alpha)
+    state.lik_short, state.lik_seen = short, n + 1
+    ready = n >= max(_SHIFT_WARMUP * p.warmup, _LIK_SAMPLES * p.likelihood_halflife)
+    return zl if ready else 0.0
 
 
 def value_components(state: DetectorState, value: float, index: int, p: DetectionParams

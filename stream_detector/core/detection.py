@@ -51,7 +51,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from stream_detector.core.components import GAUSSIAN_RATE, running_z, value_components
+from stream_detector.core.components import (
+    GAUSSIAN_RATE,
+    likelihood_z,
+    running_z,
+    value_components,
+)
 
 __all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts_of", "decide",
            "page", "season_rows"]
@@ -61,6 +66,7 @@ _EXTRA: Final = struct.Struct("<ddddddI")  # v2: value, season, smoothing, ring 
 _START: Final = struct.Struct("<q")  # after the ring: the window value components started at
 _SHIFT: Final = struct.Struct("<ddddq")  # after that: shift levels, mean, var, count
 _GATE: Final = struct.Struct("<d")  # after that: the seasonal exceedance rate (season_gate)
+_LIK: Final = struct.Struct("<dddq")  # after that: the likelihood's short mean, mean, var, count
 _EPS: Final = 1e-12
 _DAY_NS: Final = 86_400 * 10**9
 MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
@@ -126,6 +132,12 @@ class DetectionParams:
         its weight is scaled by ``min(1, gate_ref / rate) ** season_gate``, ``rate`` being
         the key's exponentially weighted (half-life ``gate_halflife`` windows) share of
         windows with a seasonal |z| above ``gate_cut``; 0 switches the scaling off.
+    likelihood_weight, likelihood_halflife, likelihood_base
+        The anomaly-likelihood stage (:func:`~stream_detector.core.components.likelihood_z`):
+        weight of the z of a short-term mean (half-life ``likelihood_halflife`` windows) of
+        the detection score against its long-term distribution (half-life
+        ``likelihood_base`` x ``halflife``); 0 switches it off. 5.5 / 4.265 = 1.29 alerts
+        at likelihood 0.99999 (Numenta's alert level) under the default threshold 5.5.
     """
 
     halflife: float = 288.0
@@ -149,6 +161,9 @@ class DetectionParams:
     gate_ref: float = 0.006
     gate_cut: float = 3.0
     gate_halflife: float = 2016.0
+    likelihood_weight: float = 0.0
+    likelihood_halflife: float = 10.0
+    likelihood_base: float = 7.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -183,6 +198,14 @@ class DetectionParams:
         return float(1.0 - 0.5 ** (1.0 / self.gate_halflife))
 
     @property
+    def likelihood_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.likelihood_halflife))
+
+    @property
+    def likelihood_base_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / (self.likelihood_base * self.halflife)))
+
+    @property
     def uses_value(self) -> bool:
         """Whether :func:`decide` needs each window's newest value."""
         return self.normalise and (self.value_weight > 0 or self.season_weight > 0)
@@ -192,7 +215,7 @@ class DetectionParams:
 class DetectorState:
     """One key's detection history: 40 bytes with the AE component only, else 100 plus
     4 per seasonal step (plus 40 once the shift component, 48 once the seasonal trust has
-    started)."""
+    started, 80 once the likelihood stage has)."""
 
     seen: int = 0
     last_alert: int = -(2**62)
@@ -213,18 +236,25 @@ class DetectorState:
     shvar: float = 0.0
     shift_seen: int = 0  # seasonal differences the shift history has seen (0: fresh)
     season_rate: float = GAUSSIAN_RATE  # share of windows with a seasonal |z| > gate_cut
+    lik_short: float = 0.0  # likelihood stage: short-term mean of |detection score|
+    lik_mean: float = 0.0  # ... and the long-term mean and variance of that short mean
+    lik_var: float = 0.0
+    lik_seen: int = 0  # short means the long-term history has seen (0: fresh)
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
-        if self.value_start < 0 and not self.ring and self.level == 0.0:
+        lik = self.lik_seen > 0
+        if self.value_start < 0 and not self.ring and self.level == 0.0 and not lik:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
-        gated = self.season_rate != GAUSSIAN_RATE
+        gated = self.season_rate != GAUSSIAN_RATE or lik
         tail = b"" if not (self.shift_seen or gated) else _SHIFT.pack(
             self.shift, self.shift_slow, self.shmean, self.shvar, self.shift_seen)
         if gated:
             tail += _GATE.pack(self.season_rate)
+        if lik:
+            tail += _LIK.pack(self.lik_short, self.lik_mean, self.lik_var, self.lik_seen)
         return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
 
     @classmethod
@@ -239,13 +269,18 @@ class DetectorState:
         start = _STATE.size + _EXTRA.size
         end = start + 4 * n
         tails = len(data) - end - _START.size
-        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size):
+        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size,
+                     _SHIFT.size + _GATE.size + _LIK.size):
             (state.value_start,) = _START.unpack_from(data, end)
             if tails:  # written without it: the shift starts fresh
                 (state.shift, state.shift_slow, state.shmean, state.shvar,
                  state.shift_seen) = _SHIFT.unpack_from(data, end + _START.size)
+            at = end + _START.size + _SHIFT.size
             if tails > _SHIFT.size:  # written without it: the prior rate
-                (state.season_rate,) = _GATE.unpack_from(data, end + _START.size + _SHIFT.size)
+                (state.season_rate,) = _GATE.unpack_from(data, at)
+            if tails > _SHIFT.size + _GATE.size:  # written without it: the stage starts fresh
+                (state.lik_short, state.lik_mean, state.lik_var,
+                 state.lik_seen) = _LIK.unpack_from(data, at + _GATE.size)
         elif len(data) == end:  # written before value_start was kept: started at window 0
             state.value_start = 0
         else:
@@ -298,7 +333,8 @@ def alerts_of(
     one's, default NaN and True), keeping only the alerts: ``(index in raw_scores,
     detection score)``. The state ends as ``decide`` leaves it; an alert is never warm-up
     nor suppressed, so these pairs are its whole decision."""
-    if not p.normalise and raw_scores and not any(map(float(threshold).__le__, raw_scores)):
+    if not p.normalise and len(raw_scores) > 3 and not any(
+            map(float(threshold).__le__, raw_scores)):
         # raw scores compared as they are and none reaches the threshold: what the loop
         # below would do (each one counted, none alerts), in one step
         state.seen += len(raw_scores)
@@ -329,6 +365,8 @@ def _update(
         z, state.mean, state.var = running_z(state.mean, state.var, index, x, p.min_std, p)
         if p.uses_value and not math.isnan(value):
             z = max(z, value_components(state, value, index, p))
+        if p.likelihood_weight > 0 and index >= p.warmup:
+            z = max(z, p.likelihood_weight * likelihood_z(state, z, p))
         if p.smooth > 0:
             z = state.level = z if index == 0 else state.level + p.smooth_alpha * (
                 z - state.level)

@@ -26,8 +26,8 @@ from stream_detector.core.thresholds import ResolvedThreshold
 from stream_detector.core.timing import TimePolicy
 from stream_detector.core.windows import Window, WindowRun
 
-__all__ = ["ModelRuntime", "Pending", "PendingRun", "Scored", "by_model", "score_runs",
-           "window_keys"]
+__all__ = ["ModelRuntime", "Pending", "PendingRun", "Scored", "by_model", "score_pending",
+           "score_runs", "window_keys"]
 
 
 @dataclass
@@ -140,12 +140,29 @@ def by_model(pending: Sequence[PendingRun]) -> list[tuple[ModelRuntime, list[Pen
     return list(groups.values())
 
 
+def score_pending(pending: Sequence[PendingRun]) -> list[ScoreBatch]:
+    """The scoring stage: one :class:`ScoreBatch` per model, in :func:`by_model` order.
+
+    Runs that ingest wrote back to back (one model's, :meth:`WindowRows.batch`) are scored
+    as their slice without grouping them first; any others by :func:`score_runs` per model.
+    Writes no shared state (the worker runs it in a thread).
+    """
+    if not pending:
+        return []
+    rows = WindowRows.batch(pending)
+    if rows is not None:
+        model = pending[0].model
+        return [model.loaded.scorer.score_ready(
+            model.scale.transform_new(rows, window_keys(model, pending)))]
+    return [score_runs(model, runs) for model, runs in by_model(pending)]
+
+
 def score_runs(model: ModelRuntime, runs: Sequence[PendingRun]) -> ScoreBatch:
     """The scoring stage for one model's runs: their windows as one ``(windows, window,
     features)`` float32 input (the slice of the rows ingest wrote them in,
-    :meth:`WindowRows.batch`, scaled into a new array; else joined into a new array,
-    :func:`join_windows`, and scaled in place), scored by one ONNX Runtime call
-    (:meth:`Scorer.score_ready`). Writes no shared state (the worker runs it in a thread)."""
+    :meth:`WindowRows.batch`, scaled into a new array: the runs' windows stay in original
+    units; else joined into a new array, :func:`join_windows`, and scaled in place),
+    scored by one ONNX Runtime call (:meth:`Scorer.score_ready`)."""
     rows = WindowRows.batch(runs)  # written back to back by ingest: one slice, no copy
     if rows is not None:
         scaled = model.scale.transform_new(rows, window_keys(model, runs))

@@ -35,8 +35,7 @@ from stream_detector.core.model_runtime import (
     Pending,
     PendingRun,
     Scored,
-    by_model,
-    score_runs,
+    score_pending,
 )
 from stream_detector.core.record_runs import RecordRun, runs_of
 from stream_detector.core.routing import Router
@@ -180,7 +179,7 @@ class Pipeline:
     @staticmethod
     def score(pending: Sequence[PendingRun]) -> list[ScoreBatch]:
         """Score pending windows, one ONNX Runtime call per model (safe in a thread)."""
-        return [score_runs(model, runs) for model, runs in by_model(pending)]
+        return score_pending(pending)
 
     def decide(
         self, pending: Sequence[PendingRun], batches: Sequence[ScoreBatch],

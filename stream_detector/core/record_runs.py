@@ -4,7 +4,9 @@ A Kafka message carries one record or a list of records of one key
 (:func:`schemas.records.parse_message`). The worker's hot path needs them as arrays, not
 as one pydantic object per record, so :func:`parse_run` reads a message with orjson into
 a :class:`RecordRun` (key, kind, ``(n, features)`` float32 values, epoch nanoseconds,
-timestamp texts), checking every rule of the record schemas over the run.
+timestamp texts), checking every rule of the record schemas over the run: rows' types and
+key counts are counted in C, columns taken with ``itemgetter``, a long message's
+timestamps read at once (:func:`~stream_detector.core.iso_times.epoch_ns_many`).
 
 It only *accepts* what it has checked: whenever a message is not plainly valid (any doubt:
 wrong type, unknown field, bad timestamp, mixed keys, bounds), it hands the message to
@@ -13,8 +15,8 @@ message deserves (same reason, same text: the dead letter is the one the referen
 writes) or returns records, which become a run. A unit test checks both paths give the
 same runs and the same errors on random valid and broken messages.
 
-Measured on 100-record series messages (2 shared cores): about 1 us per record here,
-against 4 to 13 us through pydantic objects and their properties.
+Measured on 100-record series messages (2 shared cores, loaded): about 0.7 us per record
+here (orjson's own parse about 0.2 of it), against 4 to 13 us through pydantic objects.
 """
 
 from __future__ import annotations

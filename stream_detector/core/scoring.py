@@ -135,6 +135,12 @@ class Scorer:
         return self._session
 
     @property
+    def c_level_run(self) -> bool:
+        """True when calls go to ONNX Runtime's C-level ``run`` (a CPU-only session), False
+        when they go through ``InferenceSession.run``."""
+        return self._run_c is not None
+
+    @property
     def provider(self) -> str:
         """The execution provider actually used (first of the session's providers)."""
         return str(self._session.get_providers()[0])

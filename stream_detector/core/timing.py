@@ -74,7 +74,7 @@ IMPUTED: Final = 16  # not a timing judgement: the producer filled the value in
 _NAMES: Final = ((LATE, "late"), (REPEATED, "repeated"), (SKEWED, "skewed"), (GAP, "gap"),
                  (IMPUTED, "imputed"))
 NO_TIME: Final = -(2**63)
-_PLAIN_MIN: Final = 8  # shorter runs: observe() record by record is as fast
+_PLAIN_MIN: Final = 48  # shorter runs: the record-by-record loop is as fast (measured)
 _SECOND_NS: Final = 1_000_000_000
 
 
@@ -190,12 +190,12 @@ def plain_steps(w: Watermark, times: Sequence[int], p: TimePolicy) -> bool:
     the one before (the first: after the watermark), by at most ``p.plain_step_ns``, with
     no ahead run open. Then :func:`observe` would flag none of them and only move the
     watermark to the last one, which this does (and returns True); otherwise nothing
-    changes (False). Runs shorter than 8 records are left to :func:`observe`.
+    changes (False). Runs shorter than 48 records are left to :func:`observe`.
 
     >>> w = Watermark(newest_ns=0)
-    >>> plain_steps(w, list(range(300, 3000, 300)), TimePolicy(300, 3600, 900)), w.newest_ns
-    (True, 2700)
-    >>> plain_steps(w, [3000, 3300, 3300, 3600, 3900, 4200, 4500, 4800], TimePolicy(300))
+    >>> plain_steps(w, list(range(300, 15_300, 300)), TimePolicy(300, 3600, 900)), w.newest_ns
+    (True, 15000)
+    >>> plain_steps(w, [15_000] + list(range(15_300, 30_000, 300)), TimePolicy(300))
     False
     """
     if len(times) < _PLAIN_MIN or w.ahead or w.newest_ns == NO_TIME:
@@ -203,7 +203,7 @@ def plain_steps(w: Watermark, times: Sequence[int], p: TimePolicy) -> bool:
     t = np.empty(len(times) + 1, dtype=np.int64)
     t[0], t[1:] = w.newest_ns, times
     steps = t[1:] - t[:-1]
-    if steps.min() <= 0 or steps.max() > p.plain_step_ns:
+    if np.minimum.reduce(steps) <= 0 or np.maximum.reduce(steps) > p.plain_step_ns:
         return False
     w.newest_ns = times[-1]
     return True

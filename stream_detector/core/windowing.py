@@ -253,15 +253,15 @@ class WindowState:
         ends = np.arange(first_end, c0 + n, self.stride)
         m, step = len(ends), self.stride
         s0 = first_end + 1 - w - (c0 - h)  # the first window's first row in ``rows``
-        # window k: rows s0 + k * stride .. + w - 1, a strided view, copied: (m, w, f)
-        view = np.lib.stride_tricks.as_strided(
-            rows[s0:], shape=(m, w, self.features), writeable=False,
-            strides=(rows.strides[0] * step, rows.strides[0], rows.strides[1]))
-        if into is None or not m:
-            win_values = view.copy()
-        else:  # written into the model's window rows
-            win_values = into.take(m)
-            win_values[...] = view
+        if not m:  # no window ends in this run
+            win_values = np.empty((0, w, self.features), dtype=np.float32)
+        else:  # window k: rows s0 + k * stride .. + w - 1, a strided view of rows, copied
+            at = rows.strides[0]  # (m, w, f) into a new array or the model's window rows
+            view = np.ndarray((m, w, self.features), np.float32, rows, s0 * at,
+                              (at * step, at, rows.strides[1]))
+            win_values = view.copy() if into is None else into.take(m)
+            if into is not None:
+                win_values[...] = view
         held = (self._run_flags(np.asarray(flags, dtype=np.int64), ends) if any(flags)
                 else self._held_flags(ends + 1 - w))
         # the windows' first and last records as slices (empty when m == 0)

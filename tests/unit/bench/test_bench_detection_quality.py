@@ -17,3 +17,13 @@ def test_demo_rows_name_the_seeds_and_each_sales_seeds_precision() -> None:
     # results saved before per-seed precision was kept still render
     del demo["sales"]["precision_per_seed"]
     assert "| 0.937 (111 alerts) | x10 1.0 |" in markdown({"demo": demo})
+
+
+def test_the_demo_ablation_is_a_table_of_its_own() -> None:
+    q = {"precision": 1.0, "alerts": 3, "recall": {"spike": 0.5}}
+    demo = {"series": q, "sales": q,
+            "ablation": {"without x": {"series": {**q, "precision": 0.5},
+                                       "sales": {**q, "recall": {"x10": 0.25}}}}}
+    md = markdown({"demo": demo})
+    assert "| demo data, ablation | series precision |" in md
+    assert "| without x | 0.5 (3) | spike 0.5 | 1.0 (3) | x10 0.25 |" in md

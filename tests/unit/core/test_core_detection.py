@@ -166,7 +166,8 @@ def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
     p = DetectionParams(halflife=4, warmup=warmup, suppress=suppress, normalise=normalise,
                         season=7, season_weight=1.0, value_weight=0.5,
                         shift_weight=1.0, shift_halflife=2, shift_base=4, season_gate=1.0,
-                        gate_halflife=3)
+                        gate_halflife=3, likelihood_weight=1.0, likelihood_halflife=2,
+                        likelihood_base=0.5)
     one, many = DetectorState(), DetectorState()
     values = [float(i % 7) for i in range(len(scores))]
     learn = [i % 5 != 3 for i in range(len(scores))]

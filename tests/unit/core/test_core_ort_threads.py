@@ -30,4 +30,4 @@ def test_time_sessions_alternates_every_candidate() -> None:
     calls: list[int] = []
     timings = ort_threads.time_sessions({1: 1, 2: 2}, lambda s, x: calls.append(s), 4, 1)
     assert calls[:2] == [1, 2] and calls[2:6] == [1, 2, 1, 2]
-    assert {t: len(v) for t, v in timings.items()} == {1: 5, 2: 5}
+    assert {t: len(v) for t, v in timings.items()} == {1: 15, 2: 15}

@@ -137,3 +137,15 @@ def test_a_record_with_another_field_in_place_of_one_gets_the_reference_error(
     raw = json.dumps(recs).encode()
     assert isinstance(_fast(raw), tuple)  # refused, as the reference refuses it
     _assert_same(raw)
+
+
+@pytest.mark.parametrize("stamp", [
+    "2015-02-26T21:{m:02d}:{s:02d}", "2015-02-26 21:{m:02d}:{s:02d}Z",
+    "2015-02-26T21:{m:02d}:{s:02d}.250", "2015-02-{s:02d}"])
+def test_long_messages_read_at_once_equal_the_reference(stamp: str) -> None:
+    # 60 records: timestamps and values go through the message-at-once paths
+    recs = [{"kind": "series", "series": "k", "timestamp": stamp.format(m=i // 60, s=i % 28 + 1),
+             "value": i * 0.1} for i in range(60)]
+    _assert_same(json.dumps(recs).encode())
+    recs[41]["timestamp"] = "2015-02-30"  # one bad: the reference's dead letter
+    _assert_same(json.dumps(recs).encode())

@@ -23,7 +23,6 @@ from stream_detector.core.registry import ModelRegistry, load_model, read_card
 from stream_detector.core.scoring import (
     ScaleTable,
     Scorer,
-    _c_run,
     apply_scaler,
 )
 from stream_detector.exceptions import ConfigurationError, ModelCardError, ModelCardMismatch
@@ -145,7 +144,7 @@ def test_scores_follow_the_graph() -> None:
 def test_score_ready_returns_what_the_session_returns(recon: bool) -> None:
     """The stage's call (ORT's C-level run on a CPU session) gives session.run's arrays."""
     scorer = Scorer(tiny_onnx(reconstruction=recon), window=4, features=2, preference="cpu")
-    assert _c_run(scorer.session) is not None  # the CPU fast path is taken here
+    assert scorer.c_level_run  # the CPU fast path is taken here
     x = np.random.default_rng(2).normal(size=(6, 4, 2)).astype(np.float32)
     want = scorer.session.run(list(scorer.outputs), {"windows": x})
     got = scorer.score_ready(x)

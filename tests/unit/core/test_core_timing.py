@@ -250,14 +250,19 @@ def test_imputed_records_flag_their_windows(tmp_path: Path) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=st.lists(st.one_of(st.integers(1, 250), st.integers(-400, 5_000)), max_size=40),
+@given(plain=st.lists(st.integers(1, 250), min_size=40, max_size=80),
+       odd=st.lists(st.tuples(st.integers(0, 79), st.integers(-400, 5_000)), max_size=2),
        start=st.sampled_from([None, 0, 10_000]), ahead=st.sampled_from([0, 1, 2]),
        cadence=st.sampled_from([None, 100.0, 300.0]))
 def test_plain_steps_is_observe_when_it_says_so_and_changes_nothing_otherwise(
-    steps: list[int], start: int | None, ahead: int, cadence: float | None,
+    plain: list[int], odd: list[tuple[int, int]], start: int | None, ahead: int,
+    cadence: float | None,
 ) -> None:
     from stream_detector.core.timing import NO_TIME, plain_steps
 
+    steps = list(plain)
+    for at, step in odd:  # a repeat, a late record or a long step somewhere (or none)
+        steps[at % len(steps)] = step
     p = TimePolicy.from_cadence(cadence)
     newest = NO_TIME if start is None else start
     one = Watermark(newest, ahead, newest + 20_000 if ahead else NO_TIME)
@@ -265,7 +270,10 @@ def test_plain_steps_is_observe_when_it_says_so_and_changes_nothing_otherwise(
     times = [int(t) for t in np.cumsum(steps) + (start or 0)]
     before = Watermark(fast.newest_ns, fast.ahead, fast.ahead_ns)
     flags = [observe(one, t, p) for t in times]
-    if plain_steps(fast, times, p):
+    took = plain_steps(fast, times, p)
+    if took:
         assert flags == [0] * len(times) and fast == one
     else:
         assert fast == before
+    if not odd and start is not None and not ahead and len(times) >= 48:
+        assert took  # every step plain: the fast path takes the run

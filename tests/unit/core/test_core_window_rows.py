@@ -137,3 +137,13 @@ def test_stage_scores_the_slice_as_it_scores_the_join_and_leaves_windows_as_they
     mean = scaled.mean(axis=1, keepdims=True)
     np.testing.assert_allclose(sliced.scores, ((scaled - mean) ** 2).mean(axis=(1, 2)),
                                rtol=1e-5)
+
+
+def test_blocks_are_sized_in_bytes() -> None:
+    """About 1 MiB a block whatever the window: 5,242 windows of 50 x 1, one of 2,048 x 1,024
+    (rows of 1,024 windows that large would be 8 GiB)."""
+    assert WindowRows(50, 1).block.values.shape == (5242, 50, 1)
+    big = WindowRows(2048, 1024)
+    assert big.block.values.shape == (1, 2048, 1024)
+    big.take(1)
+    assert len(big.take(3)) == 3 and big.block.values.shape[0] == 3  # a long run: its own

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["load_json", "metrics", "models", "nab", "scaling",
-           "synthetic_events", "synthetic_series", "windows"]
+           "synthetic_events", "synthetic_heldout", "synthetic_metrics", "synthetic_series",
+           "windows"]
 
 
 @pytest.mark.parametrize("name", MODULES)
