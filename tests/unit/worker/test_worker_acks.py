@@ -358,3 +358,26 @@ def test_the_agent_waiting_for_an_overdue_flush_does_not_wait_for_the_one_it_sta
         assert [e for s, e in journal.steps if s == "ack"] == ["e1", "e2", "e3"]
 
     asyncio.run(run())
+
+
+def test_a_completion_acks_in_slices_letting_batches_in_between() -> None:
+    async def run() -> None:
+        from stream_detector.worker.acks import ACK_SLICE
+
+        journal, clock = Journal(), Clock()
+        acks = acks_for(journal, clock)
+        events = list(range(ACK_SLICE * 2 + 1))
+        clock.now = 5.0
+        await acks.processed(events)
+        batch_seen_at: list[int] = []
+
+        async def batch() -> None:  # a batch waiting for the loop meanwhile
+            while acks.in_flight:
+                batch_seen_at.append(sum(1 for s, _ in journal.steps if s == "ack"))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(acks.settled(), batch())
+        assert [e for s, e in journal.steps if s == "ack"] == events  # in order
+        assert ACK_SLICE in batch_seen_at and 2 * ACK_SLICE in batch_seen_at
+
+    asyncio.run(run())
