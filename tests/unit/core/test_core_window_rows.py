@@ -58,6 +58,7 @@ def test_batch_is_exactly_the_runs_values_or_refused(
         if len(got):
             run = Run(got.values)
             rows.place(run)
+            assert run.block is not None  # every path writes its windows into the rows
             runs.append(run)
     cut = start % max(1, len(runs) - 1)
     candidates = [runs[start : start + length], [runs[i % len(runs)] for i in picks if runs],
