@@ -42,6 +42,10 @@ SPIKE_EVERY = 100  # 1% of records, so 1% of windows, alert
 ALERTS = {"normalise": False, "warmup": 0, "suppress": 1}
 THRESHOLD = 10_000.0  # noise gives ~100-400; a spike of 200 gives ~38,000
 DRAIN_S = 90.0
+# librdkafka's default. With 1 ms, produce requests of ~4 messages at 5,000/s loaded the
+# broker so that its acknowledgement alone took p99 0.6-1.2 s on 2 shared cores (5 ms:
+# 0.07-0.23 s), all of it counted in the produce-to-event latency.
+PRODUCER_LINGER_MS = 5
 KEPT_UP = 0.95  # consumed while produced, of what was produced (see keeping_up)
 
 
@@ -107,7 +111,7 @@ def _phase(bootstrap: str, topic: str, w: Child, rate: float, per: int, n: int, 
     messages = list(series_messages(n, KEYS, per, first_step=step, spike_every=SPIKE_EVERY))
     before = _records_in(w)
     sent, took = produce(bootstrap, topic, messages, rate=rate / per, on_delivery=delivered,
-                         linger_ms=1)
+                         linger_ms=PRODUCER_LINGER_MS)
     consumed = _records_in(w) - before  # while the producer ran, not after the wait below
     expected = spikes(n, KEYS, step, SPIKE_EVERY)
     events = _read_events(bootstrap, f"{topic}-out", sent_at, expected, timeout=seconds + 10)

@@ -125,9 +125,9 @@ class Settings(BaseSettings):
         "dead-lettered (reason clock_skew) instead of scored with the skewed flag; 0: never",
     )
     fast_delivery: bool = Field(
-        True, description="hand each Kafka message to Faust's stream without its four asyncio "
-        "tasks (a start-up patch, stream_detector/worker/faust_patch.py); false: Faust's own "
-        "delivery (the module's rebalance fixes stay on)",
+        True, description="hand each Kafka message to Faust's stream without its asyncio tasks "
+        "or codec look-ups (start-up patches, stream_detector/worker/faust_patch.py and "
+        "faust_raw_decode.py); false: Faust's own delivery (the rebalance fixes stay on)",
     )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"

@@ -21,7 +21,8 @@ touched states and takes the held events. Its *completion* runs beside the next 
 awaits the delivery of the snapshot's outputs, writes its states, and only then are its events
 acked, in order. One flush is in flight at a time: while one completes, events are held for
 the next, and a batch that finds the next flush due waits for it (:meth:`FlushThenAck.ready`:
-back-pressure when the broker does not take the outputs). A completion that fails acks
+back-pressure when the broker does not take the outputs); a completion that ends with the
+next flush due starts it at once. A completion that fails acks
 nothing and puts its events back in front of those held since (the next flush writes its
 states again); when partitions are revoked the held events, and those of a flush in flight,
 are dropped unacknowledged: their new owner replays them from the changelog state.
@@ -77,6 +78,7 @@ class FlushThenAck:
         self._stream: AckingStream | None = None
         self._last_flush = clock()
         self._completing: asyncio.Task[None] | None = None
+        self._next: asyncio.Future[None] | None = None  # a flush started by a completion
         self._generation = 0  # moves on at every drop: a completion in flight acks nothing
         self.lock = asyncio.Lock()  # held by the agent while a batch is processed
 
@@ -99,8 +101,8 @@ class FlushThenAck:
         (its outputs not delivered within an interval: a broker refusing them), wait for
         it. Back-pressure, as when the agent awaited every flush: the held events stay
         within about two intervals' worth, and nothing more is consumed meanwhile."""
-        if self._completing is not None and self._due():
-            await self.settled()
+        while self._completing is not None and self._due():  # not the flush it may start:
+            await asyncio.wait([self._completing])  # that one waits for this batch's lock
 
     async def processed(self, events: Sequence[Any]) -> None:
         """Hold a processed batch's events; start a flush of everything held once
@@ -120,9 +122,10 @@ class FlushThenAck:
                 await self._begin()
 
     async def settled(self) -> None:
-        """Wait until the flush in flight, if any, has completed and acked (or failed)."""
-        while self._completing is not None:
-            await asyncio.wait([self._completing])
+        """Wait until the flush in flight, if any, has completed and acked (or failed),
+        and the one it started when the next was already due."""
+        while self._completing is not None or (self._next is not None and not self._next.done()):
+            await asyncio.wait([f for f in (self._completing, self._next) if f is not None])
 
     def drop(self) -> None:
         """Forget the held events, and a flush in flight's, unacknowledged (partitions
@@ -160,3 +163,5 @@ class FlushThenAck:
                 await stream.ack(event)
         finally:
             self._completing = None
+        if self._held and self._due():  # overdue while this one completed: start it now
+            self._next = asyncio.ensure_future(self.flush_idle())

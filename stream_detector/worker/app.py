@@ -29,7 +29,7 @@ from stream_detector.connectivity import check_redis
 from stream_detector.exceptions import ConnectionFailed
 from stream_detector.logs import RepeatFilter, logging_config
 from stream_detector.settings import Settings, get_settings
-from stream_detector.worker import faust_patch
+from stream_detector.worker import faust_patch, faust_raw_decode
 from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import health_document
 from stream_detector.worker.heap import freeze_startup_heap
@@ -62,6 +62,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     faust_patch.install_rebalance_fixes()  # no records skipped around a rebalance (#12)
     if settings.fast_delivery:
         faust_patch.install()  # message delivery without four asyncio tasks per message
+        faust_raw_decode.install()  # raw messages to events without the codec registry
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings, partitions)

@@ -1,5 +1,5 @@
-"""Start-up patches of Faust: no skipped records after a rebalance, and message delivery
-without four asyncio tasks.
+"""Start-up patches of Faust: no skipped records after a rebalance, message delivery
+without four asyncio tasks, and the agent's take wait without three.
 
 No records skipped around a rebalance (:func:`install_rebalance_fixes`, always installed)
 -----------------------------------------------------------------------------------------
@@ -71,7 +71,20 @@ case) its result is returned with no task at all, as ``wait_first`` would have r
 it. When it does suspend (a full stream queue), the rest of it is raced against the flow
 suspension exactly as upstream does. Every other ``wait_first`` call goes to upstream.
 
-Both patches are tied to the upstream code they rely on: :data:`UPSTREAM_SHA256` holds the
+Take buffer wait (also :func:`install`)
+---------------------------------------
+
+Faust's ``Stream.noack_take`` (the worker's agent) waits for its buffer with
+``await self.wait_for_stopped(buffer_full, timeout=within)`` once per batch; mode's
+``Service.wait`` wraps the event's ``wait()``, the service's ``stopped`` and ``crashed``
+events in three tasks and ``asyncio.wait``s them: 16% of the worker's busy main-thread time
+at one record per message (py-spy, issue #13). For an ``asyncio.Event`` and a timeout up to
+:data:`TAKE_WAIT_MAX_S` (``batch_wait``), the patched ``Stream.wait_for_stopped`` waits with
+one future on the event and one timer (:func:`event_or_timeout`), no task; a stop is then
+seen by the take loop's own ``should_stop`` check within that timeout instead of at once.
+Every other wait goes to upstream.
+
+All patches are tied to the upstream code they rely on: :data:`UPSTREAM_SHA256` holds the
 sha256 of the source of each function they were written against. An install refuses (logs,
 leaves Faust as it is) when its functions differ, and a unit test fails, so an upgrade of
 faust-streaming or mode is reviewed against this module.
@@ -86,8 +99,8 @@ import logging
 from collections.abc import Coroutine, Generator
 from typing import Any, Final
 
-__all__ = ["UPSTREAM_SHA256", "install", "install_rebalance_fixes", "installed",
-           "upstream_matches"]
+__all__ = ["UPSTREAM_SHA256", "event_or_timeout", "install", "install_rebalance_fixes",
+           "installed", "upstream_matches"]
 
 log = logging.getLogger(__name__)
 
@@ -102,21 +115,33 @@ UPSTREAM_SHA256: Final = {
         "39a2c6c79fc1455a199629912b533458a720c64983bc957420a42feef6593baa",
     "aiokafka.consumer.fetcher.Fetcher.fetched_records":
         "be4348896b9b66afe048de954e2be91c546f4e96c94cb120d5764ec77ce8f19e",
+    "mode.services.Service.wait_for_stopped":
+        "569f0acaedaef794cc6163d2986e009dbfb220acbb239334bfa010b928d468a2",
+    "faust.streams.Stream.noack_take":
+        "f2cc2dbfc162d2006c94361c0ed68535c95484020849eb0d4210c1f52c4c430a",
+    "asyncio.locks.Event.set":
+        "850dc4b5d016ca6e9cc617491c8f122a80fd14a52703e090ccbdfef1c0649128",
 }
 _RECOVERY: Final = "faust.tables.recovery.Recovery.on_recovery_completed"
 _FETCH: Final = "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._fetch_records"
 _REBALANCE: Final = (_RECOVERY, _FETCH, "aiokafka.consumer.fetcher.Fetcher.fetched_records")
+TAKE_WAIT_MAX_S: Final = 1.0  # longer take waits keep upstream's (it wakes on a stop)
 _state: dict[str, Any] = {}
 
 
 def _upstream_sources() -> dict[str, str]:
     from aiokafka.consumer.fetcher import Fetcher
+    from faust.streams import Stream
     from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
     from mode.services import Service
 
-    return {"faust.transport.consumer.Consumer._drain_messages":
+    return {"mode.services.Service.wait_for_stopped":
+            inspect.getsource(Service.wait_for_stopped),
+            "faust.streams.Stream.noack_take": inspect.getsource(Stream.noack_take),
+            "asyncio.locks.Event.set": inspect.getsource(asyncio.Event.set),
+            "faust.transport.consumer.Consumer._drain_messages":
             inspect.getsource(Consumer._drain_messages),
             "mode.services.Service.wait_first": inspect.getsource(Service.wait_first),
             _RECOVERY: inspect.getsource(_state.get("recovery_upstream",
@@ -158,7 +183,51 @@ def install() -> bool:
         return await upstream(self, *coros, timeout=timeout)
 
     Consumer.wait_first = wait_first  # type: ignore[method-assign]
+    _install_take_wait()
     return True
+
+
+def _install_take_wait() -> None:
+    """Faust's stream waits for its take buffer without mode's three tasks (see the module
+    docstring, "Take buffer wait")."""
+    from faust.streams import Stream
+
+    upstream = Stream.wait_for_stopped
+    _state["take_wait_upstream"] = upstream
+
+    async def wait_for_stopped(self: Any, *coros: Any, timeout: Any = None) -> bool:
+        if len(coros) == 1 and type(coros[0]) is asyncio.Event and timeout is not None \
+                and 0 < timeout <= TAKE_WAIT_MAX_S:
+            await event_or_timeout(coros[0], timeout)
+            return bool(self.should_stop)
+        return bool(await upstream(self, *coros, timeout=timeout))
+
+    Stream.wait_for_stopped = wait_for_stopped  # type: ignore[method-assign]
+
+
+async def event_or_timeout(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds passed; True if it was set.
+
+    ``asyncio.Event.wait`` without a task: one future on the event's waiters (what
+    ``Event.set`` resolves; :data:`UPSTREAM_SHA256` pins its source) and one timer."""
+    if event.is_set():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[Any] = loop.create_future()
+    waiters: Any = event._waiters
+    waiters.append(waiter)
+    timer = loop.call_later(timeout, _time_out, waiter)
+    try:
+        return bool(await waiter)
+    finally:
+        timer.cancel()
+        if waiter in waiters:
+            waiters.remove(waiter)
+
+
+def _time_out(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 def install_rebalance_fixes() -> bool:

@@ -93,12 +93,13 @@ def test_batches_go_on_while_a_flush_completes_and_wait_for_the_next_one() -> No
         await acks.flush_idle()  # nor does the idle timer start a second one
         assert journal.steps == [("snapshot", None)] and acks.held == 2
         journal.gate.set()
+        await acks.settled()  # the next was due: it started when the first completed
+        assert journal.steps[1:] == [("flush", None), ("ack", "e1"), ("snapshot", None),
+                                     ("flush", None), ("ack", "e2"), ("ack", "e3")]
+        clock.now = 15.0
+        await acks.processed(["e4"])  # not due (the last flush started at 11): held
         await acks.settled()
-        assert journal.steps[1:] == [("flush", None), ("ack", "e1")]  # e2, e3: not flushed
-        await acks.processed(["e4"])  # due: the next flush covers what was held since
-        await acks.settled()
-        assert journal.steps[2:] == [("ack", "e1"), ("snapshot", None), ("flush", None),
-                                     ("ack", "e2"), ("ack", "e3"), ("ack", "e4")]
+        assert journal.steps[-1] == ("ack", "e3") and acks.held == 1
 
     asyncio.run(run())
 
@@ -326,5 +327,34 @@ def test_a_batch_waits_for_a_flush_still_in_flight_when_the_next_is_due() -> Non
         journal.gate.set()
         await asyncio.wait_for(waiting, 1)
         assert journal.steps == [("snapshot", None), ("flush", None), ("ack", "e1")]
+
+    asyncio.run(run())
+
+
+def test_the_agent_waiting_for_an_overdue_flush_does_not_wait_for_the_one_it_starts() -> None:
+    """The flush a completion starts needs the lock the waiting agent holds: the agent
+    waits for the completion only, then takes its batch (no deadlock)."""
+    async def run() -> None:
+        journal, clock = Journal(), Clock()
+        journal.gate = asyncio.Event()
+        acks = acks_for(journal, clock)
+        clock.now = 5.0
+        await acks.processed(["e1"])  # snapshot 1, completing behind the gate
+        await acks.processed(["e2"])
+        clock.now = 10.0  # the next is due, one is in flight
+
+        async def agent() -> None:
+            async with acks.lock:
+                await acks.ready()
+                await acks.processed(["e3"])
+
+        batch = asyncio.ensure_future(agent())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        journal.gate.set()
+        await asyncio.wait_for(batch, 1)
+        await asyncio.wait_for(acks.settled(), 1)
+        assert [s for s, _ in journal.steps].count("snapshot") == 2
+        assert [e for s, e in journal.steps if s == "ack"] == ["e1", "e2", "e3"]
 
     asyncio.run(run())

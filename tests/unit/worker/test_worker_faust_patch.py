@@ -221,3 +221,67 @@ def test_a_committed_partition_forgets_its_first_fetched_record() -> None:
     calls.clear()
     assert _run(end(recovery, 1))
     assert "seek_wait [('in-0', 9)]" in calls
+
+
+class _Agent(Service):
+    """What the patched take wait needs of a Faust stream: a mode service."""
+
+
+def test_the_take_wait_returns_when_the_buffer_fills_without_a_task() -> None:
+    async def main() -> tuple[bool, list[int], float, int]:
+        full, tasks = asyncio.Event(), []
+        loop = asyncio.get_running_loop()
+
+        def drainer_fills_the_buffer() -> None:
+            tasks.append(len(asyncio.all_tasks()))  # while the take waits
+            full.set()
+        loop.call_later(0.02, drainer_fills_the_buffer)
+        started = loop.time()
+        got = await faust_patch.event_or_timeout(full, 5.0)
+        return got, tasks, loop.time() - started, len(full._waiters)  # type: ignore[attr-defined]
+
+    got, tasks, took, waiters = asyncio.run(main())
+    assert got and tasks == [1] and took < 1.0 and waiters == 0  # 1: this test's own task
+
+
+def test_the_take_wait_times_out_and_cleans_up_also_when_cancelled() -> None:
+    async def main() -> tuple[bool, bool, int]:
+        event = asyncio.Event()
+        timed_out = await faust_patch.event_or_timeout(event, 0.01)
+        waiting = asyncio.ensure_future(faust_patch.event_or_timeout(event, 5.0))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        set_before = asyncio.Event()
+        set_before.set()
+        return (timed_out, await faust_patch.event_or_timeout(set_before, 5.0),
+                len(event._waiters))  # type: ignore[attr-defined]
+
+    timed_out, already, waiters = asyncio.run(main())
+    assert timed_out is False and already is True and waiters == 0
+
+
+def test_install_routes_only_short_take_waits_on_asyncio_events_to_the_fast_wait() -> None:
+    from faust.streams import Stream
+
+    assert faust_patch.install()
+
+    async def main() -> tuple[bool, list[str]]:
+        agent, seen = _Agent(), []
+        real = faust_patch.event_or_timeout
+
+        async def spy(event: asyncio.Event, timeout: float) -> bool:
+            seen.append(f"fast {timeout}")
+            return await real(event, timeout)
+
+        faust_patch.event_or_timeout = spy  # type: ignore[assignment]
+        try:
+            stopped = await Stream.wait_for_stopped(agent, asyncio.Event(), timeout=0.005)  # type: ignore[arg-type]
+            await Stream.wait_for_stopped(agent, asyncio.Event(), timeout=2.0)  # type: ignore[arg-type]
+            await Stream.wait_for_stopped(agent, asyncio.sleep(0), timeout=0.005)  # type: ignore[arg-type]
+        finally:
+            faust_patch.event_or_timeout = real  # type: ignore[assignment]
+        return stopped, seen
+
+    stopped, seen = asyncio.run(main())
+    assert stopped is False and seen == ["fast 0.005"]  # long waits, coroutines: upstream
