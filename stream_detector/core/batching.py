@@ -21,6 +21,7 @@ against the number of rows before it is used, so anything unusual takes the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import islice
 from typing import Final, Protocol
 
 import numpy as np
@@ -117,20 +118,28 @@ class WindowRows:
     def batch(runs: Sequence[_Run]) -> FloatArray | None:
         """The rows of ``runs`` as one ``(windows, window, features)`` view of a block when
         they hold consecutive takes of one block, in order, each placed by this block's
-        :class:`WindowRows` (so, for pending runs, all of one model); else None (join
-        them). Read it, do not write it (the runs' windows are views of it)."""
-        first = runs[0]
-        b = first.block
-        if b is None:
-            return None
-        s = first.slot
-        e = s + len(runs)
-        if e > len(b.views):
-            return None
-        for view, run in zip(b.views[s:e], runs, strict=True):  # views held: ids not reused
-            if view is not run.values or run.block is not b:
+        :class:`WindowRows` (so, for pending runs, all of one model); runs that go on from
+        the end of one block at the start of another are each block's slice joined (one
+        copy); else None (join them run by run). Read it, do not write it (the runs'
+        windows may be views of it)."""
+        parts: list[FloatArray] = []
+        i, n = 0, len(runs)
+        last: RowBlock | None = None
+        while i < n:
+            first = runs[i]
+            b = first.block
+            if b is None or (parts and (first.slot != 0 or b is last)):
+                return None  # a later block's part must start at its first take
+            s = first.slot
+            e = min(len(b.views), s + n - i)
+            for view, run in zip(b.views[s:e], islice(runs, i, i + e - s), strict=True):
+                if view is not run.values or run.block is not b:  # views held: ids unique
+                    return None
+            parts.append(b.values[b.starts[s] : b.starts[e - 1] + len(b.views[e - 1])])
+            i, last = i + e - s, b
+            if i < n and e != len(b.views):  # only a block's last take goes on elsewhere
                 return None
-        return b.values[b.starts[s] : b.starts[e - 1] + len(b.views[e - 1])]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def join_windows(arrays: Sequence[FloatArray], window: int, features: int) -> FloatArray:

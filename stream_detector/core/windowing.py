@@ -216,8 +216,8 @@ class WindowState:
         the held records and the new ones; short runs go through :meth:`push`. Both give the
         same windows and the same state (a unit test checks it on random input). With
         ``rows`` (the model's :class:`~stream_detector.core.batching.WindowRows`), the
-        windows of a one-record or a long run are written there (the run's ``values`` is
-        ``rows.open``), so scoring finds consecutive runs as one slice.
+        run's windows are written there (its ``values`` is ``rows.open``), so scoring
+        finds consecutive runs as one slice.
         """
         n = len(values)
         if values.ndim != 2 or values.shape[1] != self.features:
@@ -234,7 +234,9 @@ class WindowState:
         if n < _VECTOR_MIN:
             out = [self.push(values[i], timestamps_ns[i], texts[i], flags=flags[i])
                    for i in range(n)]
-            return WindowRun.of([w for w in out if w is not None], self.features, self.window)
+            done = [w for w in out if w is not None]
+            into = rows.take(len(done)) if rows is not None and done else None
+            return WindowRun.of(done, self.features, self.window, into)
         return self._extend_vector(values, list(timestamps_ns), texts, flags, rows)
 
     def _extend_vector(self, values: npt.NDArray[np.float32], ts: list[int],

@@ -63,9 +63,13 @@ class WindowRun(NamedTuple):
                       self.end_text[i], self.late[i], self.seq[i], self.flags[i])
 
     @classmethod
-    def of(cls, windows: Sequence[Window], features: int, length: int) -> WindowRun:
-        """The run holding ``windows`` (each ``(length, features)``)."""
-        if len(windows) == 1:
+    def of(cls, windows: Sequence[Window], features: int, length: int,
+           into: npt.NDArray[np.float32] | None = None) -> WindowRun:
+        """The run holding ``windows`` (each ``(length, features)``); their values are
+        copied into ``into`` ``(len(windows), length, features)`` when given."""
+        if into is not None:
+            values = np.stack([w.values for w in windows], out=into)
+        elif len(windows) == 1:
             values = windows[0].values[None]  # a view: one window needs no copy
         elif windows:
             values = np.stack([w.values for w in windows])
