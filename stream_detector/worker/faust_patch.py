@@ -93,11 +93,12 @@ faust-streaming or mode is reviewed against this module.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import logging
 from collections.abc import Coroutine, Generator
 from typing import Any, Final
+
+from stream_detector.worker import upstream_pins
 
 __all__ = ["UPSTREAM_SHA256", "event_or_timeout", "install", "install_rebalance_fixes",
            "installed", "upstream_matches"]
@@ -124,6 +125,7 @@ UPSTREAM_SHA256: Final = {
 }
 _RECOVERY: Final = "faust.tables.recovery.Recovery.on_recovery_completed"
 _FETCH: Final = "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._fetch_records"
+_MODULE: Final = "stream_detector/worker/faust_patch.py"
 _REBALANCE: Final = (_RECOVERY, _FETCH, "aiokafka.consumer.fetcher.Fetcher.fetched_records")
 TAKE_WAIT_MAX_S: Final = 1.0  # longer take waits keep upstream's (it wakes on a stop)
 _state: dict[str, Any] = {}
@@ -154,8 +156,7 @@ def _upstream_sources() -> dict[str, str]:
 
 def upstream_matches() -> dict[str, bool]:
     """For each patched-against function, whether its source is the one reviewed."""
-    return {name: hashlib.sha256(src.encode()).hexdigest() == UPSTREAM_SHA256[name]
-            for name, src in _upstream_sources().items()}
+    return upstream_pins.matches(_upstream_sources(), UPSTREAM_SHA256)
 
 
 def installed() -> bool:
@@ -169,10 +170,9 @@ def install() -> bool:
 
     if installed():
         return True
-    changed = [name for name, ok in upstream_matches().items() if not ok and name not in _REBALANCE]
-    if changed:
-        log.warning("faust fast delivery not installed: %s changed upstream; review "
-                    "stream_detector/worker/faust_patch.py against it", ", ".join(changed))
+    found = upstream_matches()
+    if upstream_pins.changed(found, [n for n in found if n not in _REBALANCE],
+                             patch="faust fast delivery", module=_MODULE, logger=log):
         return False
     _state["upstream"] = upstream = Consumer.wait_first
 
@@ -242,12 +242,9 @@ def install_rebalance_fixes() -> bool:
 
     if "recovery_upstream" in _state:
         return True
-    matches = upstream_matches()
-    changed = [name for name in _REBALANCE if not matches[name]]
-    if changed:
-        log.error("faust rebalance fixes not installed: %s changed upstream; records may be "
-                  "skipped after a rebalance; review stream_detector/worker/faust_patch.py "
-                  "against it", ", ".join(changed))
+    if upstream_pins.changed(upstream_matches(), _REBALANCE, patch="faust rebalance fixes",
+                             consequence="records may be skipped after a rebalance",
+                             module=_MODULE, logger=log, level=logging.ERROR):
         return False
     _state["recovery_upstream"] = Recovery.on_recovery_completed
     _state["fetch_upstream"] = AIOKafkaConsumerThread._fetch_records

@@ -18,10 +18,11 @@ test fails, so an upgrade of faust-streaming is reviewed against this module.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 from typing import Any, Final
+
+from stream_detector.worker import upstream_pins
 
 __all__ = ["UPSTREAM_SHA256", "install", "installed", "upstream_matches"]
 
@@ -60,8 +61,7 @@ def _upstream_sources() -> dict[str, str]:
 
 def upstream_matches() -> dict[str, bool]:
     """For each function of the decode chain, whether its source is the one reviewed."""
-    return {name: hashlib.sha256(src.encode()).hexdigest() == UPSTREAM_SHA256[name]
-            for name, src in _upstream_sources().items()}
+    return upstream_pins.matches(_upstream_sources(), UPSTREAM_SHA256)
 
 
 def installed() -> bool:
@@ -75,10 +75,9 @@ def install() -> bool:
 
     if installed():
         return True
-    changed = [name for name, ok in upstream_matches().items() if not ok]
-    if changed:
-        log.warning("faust raw decode not installed: %s changed upstream; review "
-                    "stream_detector/worker/faust_raw_decode.py against it", ", ".join(changed))
+    found = upstream_matches()
+    if upstream_pins.changed(found, found, patch="faust raw decode",
+                             module="stream_detector/worker/faust_raw_decode.py", logger=log):
         return False
     _state["upstream"] = upstream = Schema.compile
 
