@@ -48,11 +48,16 @@ class RowBlock:
     Takes follow one another, so consecutive takes are back-to-back rows. Holds arrays
     only (numpy arrays are not tracked by the garbage collector: holding them costs no
     collection time, where holding the runs did). Never reused: a full block is replaced,
-    and lives while a view of it does."""
+    and lives while a view of it does. ``owner`` and ``seq`` name its place: the ``seq``-th
+    block of one :class:`WindowRows` (blocks of different models never continue each
+    other, whatever their slots)."""
 
-    __slots__ = ("values", "used", "views", "starts")
+    __slots__ = ("values", "used", "views", "starts", "owner", "seq")
 
-    def __init__(self, rows: int, window: int, features: int) -> None:
+    def __init__(self, rows: int, window: int, features: int,
+                 owner: object = None, seq: int = 0) -> None:
+        self.owner = owner
+        self.seq = seq
         self.values: FloatArray = np.empty((rows, window, features), dtype=np.float32)
         self.used = 0  # rows handed out
         self.views: list[FloatArray] = []
@@ -75,14 +80,14 @@ class WindowRows:
         if block_rows is None:
             block_rows = max(1, BLOCK_BYTES // (window * features * _F32_BYTES))
         self._rows = block_rows
-        self.block = RowBlock(block_rows, window, features)
+        self.block = RowBlock(block_rows, window, features, self)
         self.open: FloatArray | None = None  # the view of the last take
 
     def _next(self, m: int) -> tuple[RowBlock, int]:
         b = self.block
         i = b.used
         if i + m > len(b.values):
-            b = self.block = RowBlock(max(m, self._rows), *self._shape)
+            b = self.block = RowBlock(max(m, self._rows), *self._shape, self, b.seq + 1)
             i = 0
         b.used = i + m
         b.starts.append(i)
@@ -128,8 +133,9 @@ class WindowRows:
         while i < n:
             first = runs[i]
             b = first.block
-            if b is None or (parts and (first.slot != 0 or b is last)):
-                return None  # a later block's part must start at its first take
+            if b is None or (last is not None and (
+                    first.slot != 0 or b.owner is not last.owner or b.seq != last.seq + 1)):
+                return None  # a later part: the next block of the same rows, from its start
             s = first.slot
             e = min(len(b.views), s + n - i)
             for view, run in zip(b.views[s:e], islice(runs, i, i + e - s), strict=True):

@@ -103,11 +103,30 @@ def test_one_record_runs_back_to_back_are_one_slice_and_gaps_are_refused() -> No
     assert late.block is None and WindowRows.batch([late]) is None
 
 
-def _runtime(tmp_path: Path) -> ModelRuntime:
+def test_blocks_of_two_rows_never_continue_each_other() -> None:
+    """Each model writes its own rows: model a's last take then model b's first (slot 0 of
+    its first block) look like one block going on at the start of the next, but are not."""
+    a, b = WindowRows(WINDOW, 1, block_rows=2), WindowRows(WINDOW, 1, block_rows=2)
+    runs = []
+    for rows, value in ((a, 0.0), (a, 1.0), (b, 2.0), (a, 3.0)):
+        run = Run(rows.take(1))
+        run.values[:] = value
+        rows.place(run)
+        runs.append(run)
+    assert WindowRows.batch(runs[:2]) is not None
+    assert WindowRows.batch(runs[1:3]) is None  # a's block, then b's: two models
+    assert WindowRows.batch(runs[2:3]) is not None
+    across = WindowRows.batch([runs[1], runs[3]])  # a's first block, then its second
+    assert across is not None and across[:, 0, 0].tolist() == [1.0, 3.0]
+
+
+def _runtime(tmp_path: Path, name: str = "m", serves: dict[str, Any] | None = None,
+             ) -> ModelRuntime:
     scaler = {"method": "standard", "per_key": False,
               "params": {"*": {"center": [3.0], "scale": [2.0]}}}
-    model_dir = write_registry_model(tmp_path / "m", window_mean_model(4, 1), window=4,
-                                     features=["value"], scaler=scaler, threshold=1e9)
+    model_dir = write_registry_model(tmp_path / name, window_mean_model(4, 1), window=4,
+                                     features=["value"], scaler=scaler, threshold=1e9,
+                                     name=name, serves=serves)
     return ModelRuntime(load_model(model_dir, preference="cpu"), lambda key: None)  # type: ignore[arg-type,return-value]
 
 
@@ -152,3 +171,24 @@ def test_blocks_are_sized_in_bytes() -> None:
     assert big.block.values.shape == (1, 2048, 1024)
     big.take(1)
     assert len(big.take(3)) == 3 and big.block.values.shape[0] == 3  # a long run: its own
+
+
+def test_a_batch_of_two_models_runs_is_scored_per_model(tmp_path: Path) -> None:
+    """Both models' first windows in one batch (each the first take of its rows): one score
+    batch per model, each its own runs' scores (it once came back as one batch of both)."""
+    a = _runtime(tmp_path, "a", {"keys": ["a0", "a1"]})
+    b = _runtime(tmp_path, "b", {"keys": ["b0"]})
+    pipeline = Pipeline([a, b], DictStore())
+    rng = np.random.default_rng(5)
+    pending: list[PendingRun] = []
+    for key in ("a0", "a1", "b0"):  # a's runs back to back, then b's from its rows' start
+        for second in range(6):
+            msg = _message(key, float(rng.normal(10, 3)), second)
+            pending += pipeline.ingest(msg, SourceRef(topic="t", partition=0, offset=second))
+    batches = Pipeline.score(pending)
+    assert [len(batch.scores) for batch in batches] == [6, 3]  # a's runs, then b's
+    for batch, model in zip(batches, (a, b), strict=True):
+        own = [p for p in pending if p.model is model]
+        alone = Pipeline.score(own)
+        assert len(alone) == 1
+        np.testing.assert_array_equal(batch.scores, alone[0].scores)
