@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["WorkerMetrics", "LATENCY_BUCKETS"]
+__all__ = ["BatchCounts", "WorkerMetrics", "LATENCY_BUCKETS"]
 
 # Seconds; dense at the low end where the 50 ms p99 target lives.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25,
@@ -81,3 +81,30 @@ class WorkerMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""
         return generate_latest(self.registry)
+
+
+@dataclass(slots=True)
+class BatchCounts:
+    """What one batch adds to the record counters, applied only once it is done.
+
+    A batch that fails part-way is rolled back and run again in parts (with the batches
+    since the last flush, which were counted already): counting as it went would count its
+    records twice. Keys: record kind (``records``, ``unrouted``), flag name (``flags``),
+    model name (``windows``); values are records or windows.
+    """
+
+    records: dict[str, int] = field(default_factory=dict)
+    unrouted: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)
+
+    def apply(self, metrics: WorkerMetrics) -> None:
+        """One counter update per label: ``records_in``, ``unrouted_records``,
+        ``record_flags``, ``windows_scored``."""
+        for counter, counts in ((metrics.records_in, self.records),
+                                (metrics.unrouted_records, self.unrouted),
+                                (metrics.record_flags, self.flags),
+                                (metrics.windows_scored, self.windows)):
+            for label, n in counts.items():
+                counter.labels(label).inc(n)
+

@@ -35,7 +35,7 @@ from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
 from stream_detector.core.scoring import ScoreBatch
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.delivery import Deliveries, Send, deliver
-from stream_detector.worker.metrics import WorkerMetrics
+from stream_detector.worker.metrics import BatchCounts, WorkerMetrics
 from stream_detector.worker.table_store import Blob, TableStore
 
 __all__ = ["BatchResult", "Message", "WorkerRuntime"]
@@ -188,7 +188,7 @@ class WorkerRuntime:
     def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
         return {m.card.record_kind: m.card.n_features for m in models}
 
-    def _parse(self, msg: Message) -> list[RecordRun]:
+    def _parse(self, msg: Message, counts: BatchCounts | None = None) -> list[RecordRun]:
         if msg.value is None:
             raise RecordError("malformed_json", "message has no value (a tombstone?)")
         runs = parse_run(msg.value, self._widths)
@@ -196,7 +196,9 @@ class WorkerRuntime:
             runs = slice_runs(runs, msg.first_record, msg.stop_record)
         head = runs[0] if runs else None  # one key per message (parse_message checks)
         if head is not None and self.pipeline.router.route(head.kind, head.key) is None:
-            self.metrics.unrouted_records.labels(head.kind).inc(sum(len(r) for r in runs))
+            if counts is not None:
+                n = sum(len(r) for r in runs)
+                counts.unrouted[head.kind] = counts.unrouted.get(head.kind, 0) + n
             raise RecordError(
                 "unrouted", f"no loaded model serves {head.kind} key {head.key!r} "
                 f"({self.pipeline.router.describe(head.kind)}); train or load a model that "
@@ -204,15 +206,16 @@ class WorkerRuntime:
             )
         return runs
 
-    def ingest(self, messages: Sequence[Message], result: BatchResult) -> list[PendingRun]:
+    def ingest(self, messages: Sequence[Message], result: BatchResult,
+               counts: BatchCounts) -> list[PendingRun]:
         """Parse and window a batch; bad input is dead-lettered, any other error raised."""
         pending: list[PendingRun] = []
-        counts: dict[str, int] = {}
+        records = counts.records
         for msg in messages:
             source = msg.source
             self._stage = "parse"
             try:
-                runs = self._parse(msg)
+                runs = self._parse(msg, counts)
             except RecordError as exc:
                 result.dead.append(DeadLetter.for_message(
                     msg.value or b"", exc.reason, exc.message, source))
@@ -224,18 +227,19 @@ class WorkerRuntime:
                 pending += self.pipeline.ingest_run(run, source, index)
                 index += n
                 result.records += n
-                counts[run.kind] = counts.get(run.kind, 0) + n
-        for kind, n in counts.items():  # one metric update per batch, not per record
-            self.metrics.records_in.labels(kind).inc(n)
-        self._drain_flags(messages, result)
+                records[run.kind] = records.get(run.kind, 0) + n
+        self._drain_flags(messages, result, counts)
         return pending
 
-    def _drain_flags(self, messages: Sequence[Message], result: BatchResult) -> None:
-        """Timing-flag counts into metrics; records refused for their time to dead letters."""
+    def _drain_flags(self, messages: Sequence[Message], result: BatchResult,
+                     counts: BatchCounts) -> None:
+        """Timing-flag counts into ``counts``; records refused for their time to dead
+        letters."""
         pipe = self.pipeline
         if pipe.flag_counts:
             for bit, n in pipe.flag_counts.items():
-                self.metrics.record_flags.labels(flag_names(bit)[0]).inc(n)
+                name = flag_names(bit)[0]
+                counts.flags[name] = counts.flags.get(name, 0) + n
             pipe.flag_counts = {}
         if pipe.refused:
             values = {m.ident: m.value for m in messages}
@@ -267,9 +271,13 @@ class WorkerRuntime:
     async def _run(
         self, messages: Sequence[Message], flush: bool,
         quiet: frozenset[tuple[str, int | None, int | None]] = frozenset(),
+        count: bool = True,
     ) -> BatchResult:
+        """One attempt at ``messages``; their record counts go to the metrics when it
+        succeeds and ``count`` (False: a replay of batches counted before)."""
         result = BatchResult()
-        pending = self.ingest(messages, result)
+        counts = BatchCounts()
+        pending = self.ingest(messages, result, counts)
         alerts: list[tuple[Pending, AnomalyEvent]] = []
         if pending:
             result.windows = sum(len(p.windows.seq) for p in pending)
@@ -278,7 +286,7 @@ class WorkerRuntime:
             self.metrics.batch_size.observe(result.windows)
             self._stage = "decide"  # and build events
             alerts = self.pipeline.decide_events(pending, batches)
-            self._count_windows(pending)
+            self._count_windows(pending, counts.windows)
         self._stage = "deliver"
         # events out before state in: a crash replays, never loses
         outgoing = self._outgoing(alerts, result, quiet)
@@ -290,6 +298,8 @@ class WorkerRuntime:
             self._flush_now()
         else:
             await self._out.hand_over(outgoing)
+        if count:
+            counts.apply(self.metrics)
         now = time.time()
         for msg in messages[-1:]:
             if msg.timestamp:
@@ -311,12 +321,10 @@ class WorkerRuntime:
         self.metrics.scoring_latency.observe(time.perf_counter() - started)
         return batches
 
-    def _count_windows(self, pending: Sequence[PendingRun]) -> None:
-        windows: dict[str, int] = {}
+    @staticmethod
+    def _count_windows(pending: Sequence[PendingRun], windows: dict[str, int]) -> None:
         for p in pending:
             windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows.seq)
-        for name, n in windows.items():  # one metric update per model and batch
-            self.metrics.windows_scored.labels(name).inc(n)
 
     def _outgoing(
         self, alerts: list[tuple[Pending, AnomalyEvent]], result: BatchResult,
@@ -346,15 +354,18 @@ class WorkerRuntime:
         quiet = frozenset(m.ident for m in (*replay, *(messages if delivered else ())))
         self.store.forget()
         result = BatchResult()
-        await self._bisect([*replay, *messages], quiet, result)
+        await self._bisect(replay, quiet, result, count=False)  # counted when first run
+        await self._bisect(list(messages), quiet, result)
         return result
 
     async def _bisect(
         self, parts: list[Message], quiet: frozenset[tuple[str, int | None, int | None]],
-        result: BatchResult,
+        result: BatchResult, count: bool = True,
     ) -> None:
+        if not parts:
+            return
         try:
-            done = await self._run(parts, flush=True, quiet=quiet)
+            done = await self._run(parts, flush=True, quiet=quiet, count=count)
         except Exception as exc:  # noqa: BLE001 - split until one record is left
             stage, error = self._stage, exc
             self.store.forget()
@@ -372,7 +383,7 @@ class WorkerRuntime:
             await self._dead_letter(parts[0], stage, error, result)
             return
         for half in halves:
-            await self._bisect(half, quiet, result)
+            await self._bisect(half, quiet, result, count)
 
     def _split_records(self, msg: Message) -> list[list[Message]] | None:
         """A multi-record message (or slice of one) in two halves; None when atomic."""
