@@ -16,8 +16,9 @@ from schemas.events import DeadLetter
 from stream_detector.core.key_state import KeyState
 from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.registry import load_model
+from stream_detector.worker.messages import Message
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.runtime import WorkerRuntime
 from stream_detector.worker.table_store import TableStore, table_key
 from stream_detector.worker.threshold_cache import ThresholdCache
 
