@@ -164,7 +164,8 @@ def score_command(
                              strict_time=strict_time)
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:
-            rows = [r.as_tuple() for _, r in score_records(runtime, records, advance)]
+            rows = [r.as_tuple() for _, r in score_records(runtime, records, advance,
+                                                               name=str(data))]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame.to_csv(out, index=False)
     say(f"scored {len(frame):,} windows of {source.keys:,} key(s) with "

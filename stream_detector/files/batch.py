@@ -25,7 +25,7 @@ from stream_detector.core.thresholds import CardThresholds
 from stream_detector.core.timing import flag_names
 from stream_detector.exceptions import DataError
 
-__all__ = ["ScoreRow", "score_records", "score_file", "COLUMNS"]
+__all__ = ["ScoreRow", "require_served", "score_records", "score_file", "COLUMNS"]
 
 COLUMNS = ["timestamp", "key", "score", "raw_score", "threshold", "alert", "warm_up",
            "late", "top_contributors", "event_id", "p_value", "flags"]
@@ -67,21 +67,61 @@ def _row(s: Scored, names: Sequence[str]) -> ScoreRow:
                     ";".join(flag_names(s.pending.window.flags)))
 
 
+def require_served(model: ModelRuntime, records: Sequence[Record], name: str) -> None:
+    """Refuse records of keys the model does not serve: the worker would dead-letter them
+    as ``unrouted``, so scoring them offline would silently give no windows at all.
+
+    Raises
+    ------
+    DataError
+        Naming ``name`` (the file), the model's keys and up to five unserved keys.
+    """
+    router = Router([model])
+    unserved = sorted({r.key for r in records if router.route(r.kind, r.key) is None})
+    if unserved:
+        raise DataError(
+            f"{name}: model {model.name} serves {model.card.serves.describe()}, not "
+            f"{', '.join(unserved[:5])}{' ...' if len(unserved) > 5 else ''}; a worker would "
+            "dead-letter these records as unrouted. Pass --key to name the series as the "
+            "model knows it, or train with --serves all"
+        )
+
+
 def score_records(
     model: ModelRuntime, records: Sequence[Record], progress: Callable[[int], None] | None = None,
+    *, name: str = "records",
 ) -> Iterator[tuple[Scored, ScoreRow]]:
-    """Score records in arrival order, in chunks (bounded memory); yield every window."""
+    """Score records in arrival order, in chunks (bounded memory); yield every window.
+
+    Every record must be of a key the model serves (:func:`require_served`; ``name`` names
+    the records' file in the errors), checked before the first window is yielded.
+
+    Raises
+    ------
+    DataError
+        A key the model does not serve, or no key with enough records for one window
+        (raised at the end, so nothing is silently "scored" into an empty result).
+    """
+    require_served(model, records, name)
     pipeline = Pipeline([model], DictStore())
     source = SourceRef(topic="offline")
     names = model.card.features
+    windows = 0
     for start in range(0, len(records), _CHUNK):
         chunk = records[start : start + _CHUNK]
         pending = pipeline.ingest(chunk, source)
         for s in pipeline.decide(pending, Pipeline.score(pending),
                                  detected_at="1970-01-01T00:00:00Z"):
+            windows += 1
             yield s, _row(s, names)
         if progress is not None:
             progress(len(chunk))
+    if records and not windows:
+        raise DataError(
+            f"{name}: no window to score: {len(records):,} record(s), and the model "
+            f"{model.name} needs {model.card.window} of one key for its first window; "
+            "score a longer file"
+        )
 
 
 def load_runtime(model_dir: Path, provider: str = "auto") -> ModelRuntime:
@@ -100,13 +140,4 @@ def score_file(
     runtime = load_runtime(model_dir, provider)
     source = load_source(data, kind=kind or runtime.card.record_kind, key=key)
     records = list(source.records)
-    router = Router([runtime])
-    unserved = sorted({r.key for r in records if router.route(r.kind, r.key) is None})
-    if unserved:
-        raise DataError(
-            f"{data}: model {runtime.name} serves {runtime.card.serves.describe()}, not "
-            f"{', '.join(unserved[:5])}{' ...' if len(unserved) > 5 else ''}; a worker would "
-            "dead-letter these records as unrouted. Pass --key to name the series as the "
-            "model knows it, or train with --serves all"
-        )
-    return [row for _, row in score_records(runtime, records, progress)]
+    return [row for _, row in score_records(runtime, records, progress, name=str(data))]
