@@ -57,7 +57,7 @@ def _config_file(path: Path | None) -> dict[str, object]:
     ),
 )
 def train_command(
-    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5 or JSON history",
+    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5, JSON or JSON lines history",
                                        callback=existing_input)],
     out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/",
                                       callback=new_folder)] = Path("registry"),

@@ -76,3 +76,23 @@ def test_a_file_shorter_than_one_window_says_so(
     assert result.exit_code == 1
     line = one_error_line(result.output)
     assert f"{WINDOW - 1} record(s)" in line and f"needs {WINDOW}" in line
+
+
+def test_records_as_json_lines_score_like_the_csv(model: Path, tmp_path: Path) -> None:
+    # the worker's input: one JSON record (or list of one key's records) per message
+    import json
+
+    frame = pd.read_csv(series_csv(tmp_path / "known.csv"))
+    lines = [json.dumps({"kind": "series", "series": "known",
+                         "timestamp": t.replace(" ", "T"), "value": v})
+             for t, v in zip(frame["timestamp"], frame["value"], strict=True)]
+    (tmp_path / "known.jsonl").write_text("\n".join(lines) + "\n")
+    scored = {}
+    for name in ("known.csv", "known.jsonl"):
+        out = tmp_path / f"{name}.scores.csv"
+        result = runner.invoke(app, ["score", "--model", str(model.parent), "--data",
+                                     str(tmp_path / name), "--out", str(out), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        scored[name] = pd.read_csv(out)
+    assert len(scored["known.jsonl"]) == 40 - WINDOW + 1
+    pd.testing.assert_frame_equal(scored["known.jsonl"], scored["known.csv"])
