@@ -96,3 +96,37 @@ def test_records_as_json_lines_score_like_the_csv(model: Path, tmp_path: Path) -
         scored[name] = pd.read_csv(out)
     assert len(scored["known.jsonl"]) == 40 - WINDOW + 1
     pd.testing.assert_frame_equal(scored["known.jsonl"], scored["known.csv"])
+
+
+@pytest.mark.parametrize(("value", "refused"), [(1e30, True), (-1e19, True), (1e15, False)])
+def test_a_value_the_model_cannot_compute_with_is_named_not_a_traceback(
+    model: Path, tmp_path: Path, value: float, refused: bool,
+) -> None:
+    data = series_csv(tmp_path / "known.csv")
+    frame = pd.read_csv(data)
+    frame.loc[7, "value"] = value  # record 8; float32 squares overflow past about 1.8e19
+    frame.to_csv(data, index=False)
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["score", "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(out), "--no-progress"])
+    if not refused:
+        assert result.exit_code == 0, result.output
+        assert len(pd.read_csv(out)) == 40 - WINDOW + 1
+        return
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"record 8 (known at 2024-01-01T00:35:00): value {value:.4g} is too large" in line
+
+
+def test_a_long_key_is_cut_in_messages(tmp_path: Path) -> None:
+    import json
+
+    key = "k" * 5000  # over the schema's 256 characters
+    records = [{"kind": "series", "series": key, "timestamp": f"2024-01-01T00:0{i}:00",
+                "value": i} for i in range(5)]
+    (tmp_path / "long.json").write_text(json.dumps(records))
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "long.json"),
+                                 "--out", str(tmp_path / "registry"), "--no-progress"])
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert "record 1 (kkkk" in line and "at most 256 characters" in line and len(line) < 300

@@ -459,3 +459,15 @@ def test_infer_kind_from_extension_columns_and_json_shape(tmp_path: Path) -> Non
     assert infer_kind(tmp_path / "z.h5") == "events"
     with pytest.raises(ValueError, match="kind must be"):
         load(series_csv(tmp_path, "2015-01-01,1"), kind="nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["1e308", "-3.5e38", "1e39"])
+def test_a_value_beyond_float32_is_named(tmp_path: Path, text: str) -> None:
+    # every model computes in float32, where these become infinite (and 1e308 squared
+    # overflows even the float64 scaler fit)
+    path = series_csv(tmp_path, "2015-01-01 00:00,1", f"2015-01-01 00:05,{text}")
+    with pytest.raises(DataError, match=rf"row 2 \(line 3\), column 'value': '{text}' is "
+                                        "beyond the float32 range"):
+        load(path)
+    assert load(series_csv(tmp_path, "2015-01-01 00:00,1", "2015-01-01 00:05,3e38"))
+
