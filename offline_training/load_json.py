@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from offline_training.load_checks import MAX_JSON_BYTES, Where, check_size, fill_missing, key_part
+from offline_training.load_checks import MAX_JSON_BYTES, Where, check_size, fill_missing
 from offline_training.load_tables import (
-    SERIES_COLUMNS,
     events_from_frame,
-    keyed,
     kind_from_columns,
     panel_from_frame,
-    series_from_frame,
+    series_table,
 )
 from offline_training.loaded_data import EventData, LoadedData, MissingPolicy
 from stream_detector.exceptions import DataError
@@ -240,8 +238,4 @@ def load_records_json(
     if kind != "series":
         extra = [c for c in ("source", "event_id", "timestamp") if c in frame.columns]
         return events_from_frame(frame.drop(columns=extra), where, "label", missing)
-    if "series" not in frame.columns or frame["series"].nunique() == 1:
-        key = str(frame["series"].iloc[0]) if "series" in frame.columns else path.stem
-        return series_from_frame(frame, where, key, missing, sort, strict_time)
-    keys = key_part(frame["series"], where, "series")
-    return keyed(frame, where, keys, SERIES_COLUMNS, missing, sort, strict_time)
+    return series_table(frame, where, path.stem, missing, sort, strict_time)

@@ -36,6 +36,7 @@ __all__ = [
     "PARQUET_SUFFIXES",
     "SALES_COLUMNS",
     "SERIES_COLUMNS",
+    "SERIES_KEY",
     "csv_delimiter",
     "csv_header",
     "events_from_frame",
@@ -47,6 +48,7 @@ __all__ = [
     "read_table",
     "require_columns",
     "series_from_frame",
+    "series_table",
 ]
 
 SERIES_COLUMNS = ("timestamp", "value")
@@ -164,6 +166,26 @@ def series_from_frame(
     return SeriesData(key, stamps[order], values, where.path, mask)
 
 
+SERIES_KEY = "series"  # the series records' key field (schemas.records.SeriesPoint)
+
+
+def series_table(
+    frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool,
+    strict_time: bool = False,
+) -> SeriesData | PanelData:
+    """A ``timestamp,value`` table; with a ``series`` column (the records' key field), one
+    series per id: a :class:`PanelData` when it holds several ids, else the one series named
+    by its id. Without that column the table is one series named ``key``."""
+    if SERIES_KEY not in frame.columns:
+        return series_from_frame(frame, where, key, missing, sort, strict_time)
+    _require_columns(frame, SERIES_COLUMNS, where)
+    keys = key_part(frame[SERIES_KEY], where, SERIES_KEY)  # a blank id is named here
+    if keys.nunique() == 1:
+        return series_from_frame(frame, where, str(frame[SERIES_KEY].iloc[0]).strip(), missing,
+                                 sort, strict_time)
+    return keyed(frame, where, keys, SERIES_COLUMNS, missing, sort, strict_time)
+
+
 def keyed(
     frame: pd.DataFrame,
     where: Where,
@@ -254,15 +276,17 @@ def load_series(
     sort: bool = False,
     strict_time: bool = False,
     max_bytes: int = MAX_FILE_BYTES,
-) -> SeriesData:
+) -> SeriesData | PanelData:
     """Load a ``timestamp,value`` CSV or Parquet file (NAB format); ``key`` defaults to the stem.
 
+    A ``series`` column names each row's series, as in the records: several ids make a
+    :class:`PanelData` (:func:`series_table`); ``key`` names a file without that column.
     Rows stay in file order (``sort`` orders them by time); repeated and out-of-order
     timestamps are accepted as the worker accepts them, or refused with ``strict_time``.
     """
     path = Path(path)
     frame, where = read_table(path, max_bytes)
-    return series_from_frame(frame, where, key or path.stem, missing, sort, strict_time)
+    return series_table(frame, where, key or path.stem, missing, sort, strict_time)
 
 
 def load_panel(

@@ -486,3 +486,24 @@ def test_timestamps_outside_the_records_range_are_named_with_their_text(
     with pytest.raises(DataError, match=rf"row 2 \(line 3\), column 'timestamp': '{text}' "
                                         f"{problem}"):
         load(path)
+
+
+@pytest.mark.parametrize("name", ["keys.csv", "keys.parquet"])
+def test_a_series_column_splits_a_table_into_its_series(tmp_path: Path, name: str) -> None:
+    # interleaved rows of two hosts: read as one series they would zigzag between levels
+    stamps = [f"2024-01-01 00:0{i // 2}:00" for i in range(8)]
+    frame = pd.DataFrame({"timestamp": stamps, "value": [1.0, 100.0] * 4,
+                          "series": ["web-1", "db-1"] * 4, "host_note": "x"})
+    path = tmp_path / name
+    frame.to_csv(path, index=False) if name.endswith(".csv") else frame.to_parquet(path)
+    data = load(path)
+    assert isinstance(data, PanelData) and list(data.series) == ["web-1", "db-1"]
+    assert data.series["web-1"].values[:, 0].tolist() == [1.0] * 4
+    assert data.series["db-1"].values[:, 0].tolist() == [100.0] * 4
+    one = write(tmp_path, "one.csv",
+                "timestamp,value,series\n2024-01-01,1,AAPL\n2024-01-02,2,AAPL\n")
+    assert isinstance(load(one), SeriesData) and load(one).key == "AAPL"  # type: ignore[union-attr]
+    blank = write(tmp_path, "blank.csv",
+                  "timestamp,value,series\n2024-01-01,1,A\n2024-01-02,2,\n")
+    with pytest.raises(DataError, match=r"row 2 \(line 3\), column 'series': the series id"):
+        load(blank)
