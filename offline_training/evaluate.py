@@ -65,7 +65,7 @@ def evaluate(
         windows = windows_for(labels, data)  # a label file without this data fails first
     source = load_source(data, kind=runtime.card.record_kind, key=key, strict_time=strict_time)
     records = list(source.records)
-    frame = _frame([row for _, row in score_records(runtime, records)])
+    frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
                                "data": str(data), "windows": len(frame),
                                "alerts": int(frame["alert"].sum()),

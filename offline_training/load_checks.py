@@ -19,6 +19,7 @@ from stream_detector.exceptions import DataError
 __all__ = [
     "MAX_FILE_BYTES",
     "MAX_JSON_BYTES",
+    "MAX_VALUE",
     "Where",
     "check_size",
     "fill_missing",
@@ -31,6 +32,7 @@ __all__ = [
 # Bounds keep a stray multi-GB file from exhausting memory; callers may raise them knowingly.
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_JSON_BYTES = 256 * 1024**2  # JSON is parsed whole, with Python objects per value
+MAX_VALUE = float(np.finfo(np.float32).max)  # larger finite values overflow float32
 _MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 
 
@@ -71,13 +73,24 @@ def check_size(path: Path, max_bytes: int) -> None:
 
 
 def numeric_column(column: pd.Series, where: Where, name: object) -> np.ndarray:
-    """Column as float64; missing or non-finite become NaN, anything else non-numeric fails."""
+    """Column as float64; missing or non-finite become NaN, anything else non-numeric fails,
+    and so does a finite number beyond float32 (:data:`MAX_VALUE`), which every model
+    computes in: cast, it would be infinite."""
     values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan, copy=True)
     unparsed = np.flatnonzero(np.isnan(values))  # few rows: check their text one by one
     for row in unparsed:
         if not _is_missing_token(column.iloc[row]):
             raise DataError(f"{where.at(int(row), name)}: {column.iloc[row]!r} is not a number")
-    values[~np.isfinite(values)] = np.nan
+    finite = np.isfinite(values)
+    huge = np.flatnonzero(finite & (np.abs(values, where=finite, out=np.zeros_like(values))
+                                    > MAX_VALUE))
+    if huge.size:
+        at = int(huge[0])
+        raise DataError(
+            f"{where.at(at, name)}: {column.iloc[at]!r} is beyond the float32 range "
+            f"(|x| <= {MAX_VALUE:.3g}) the models compute in; check its unit, or drop the row"
+        )
+    values[~finite] = np.nan
     return values
 
 

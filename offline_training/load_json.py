@@ -27,7 +27,14 @@ from offline_training.load_tables import (
 from offline_training.loaded_data import EventData, LoadedData, MissingPolicy
 from stream_detector.exceptions import DataError
 
-__all__ = ["STRING_BUCKETS", "load_records_json", "load_seed_json", "string_bucket"]
+__all__ = [
+    "JSON_LINES_SUFFIXES",
+    "STRING_BUCKETS",
+    "is_json_lines",
+    "load_records_json",
+    "load_seed_json",
+    "string_bucket",
+]
 
 STRING_BUCKETS = 1024
 
@@ -47,12 +54,64 @@ def string_bucket(text: str, buckets: int = STRING_BUCKETS) -> int:
     return int.from_bytes(digest, "little") % buckets
 
 
-def _read_json(path: Path, max_bytes: int) -> Any:
+def _read_text(path: Path, max_bytes: int) -> str:
     check_size(path, max_bytes)
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid UTF-8 JSON ({exc}); fix the syntax") from exc
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
+
+
+def _read_json(path: Path, max_bytes: int) -> Any:
+    try:
+        return json.loads(_read_text(path, max_bytes))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); fix the syntax") from exc
+
+
+JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+
+
+def is_json_lines(text: str) -> bool:
+    r"""Whether ``text`` is JSON lines (one JSON value a line, at least its first line
+    complete on its own) rather than one JSON document.
+
+    >>> is_json_lines('{"a": 1}\n{"a": 2}\n'), is_json_lines('{\n "a": 1\n}')
+    (True, False)
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return False
+    try:
+        json.loads(lines[0])
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _read_records(path: Path, max_bytes: int) -> list[Any]:
+    """Records of a JSON list, one JSON object, or JSON lines (each line a record or a list
+    of records: one Kafka message as the worker receives it)."""
+    text = _read_text(path, max_bytes)
+    if path.suffix.lower() not in JSON_LINES_SUFFIXES and not is_json_lines(text):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc}); fix the syntax") from exc
+        return doc if isinstance(doc, list) else [doc]
+    records: list[Any] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}: line {number}: not valid JSON ({exc.msg}, column {exc.colno}); "
+                "JSON lines hold one record, or one list of records, per line"
+            ) from exc
+        records.extend(message if isinstance(message, list) else [message])
+    return records
 
 
 def _seed_section(doc: dict[str, Any], name: str, path: Path) -> list[Any]:
@@ -163,11 +222,14 @@ def load_records_json(
 ) -> LoadedData:
     """Load a JSON list of records (the wire shapes of ``schemas.records`` or plain objects).
 
-    Series records carrying several ``series`` ids become a :class:`PanelData` keyed by id.
+    The file holds a JSON list of records, one record, or JSON lines (one record or list of
+    records a line, as messages on the input topic; ``.jsonl``/``.ndjson``, or any ``.json``
+    file whose first line is a complete JSON value). Series records carrying several
+    ``series`` ids become a :class:`PanelData` keyed by id.
     """
     path = Path(path)
-    records = _read_json(path, max_bytes)
-    if not isinstance(records, list) or not records:
+    records = _read_records(path, max_bytes)
+    if not records:
         raise DataError(f"{path}: expected a non-empty JSON list of records")
     frame = _records_frame(records, path).drop(columns=["kind", "schema_version", "imputed"],
                                                errors="ignore")

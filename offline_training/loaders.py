@@ -9,12 +9,18 @@ share in :mod:`.load_checks` and the types they return in :mod:`.loaded_data`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from offline_training.load_checks import MAX_FILE_BYTES, MAX_JSON_BYTES, check_size
 from offline_training.load_hdf5 import H5_SUFFIXES, load_hdf5_events
-from offline_training.load_json import load_records_json, load_seed_json
+from offline_training.load_json import (
+    JSON_LINES_SUFFIXES,
+    is_json_lines,
+    load_records_json,
+    load_seed_json,
+)
 from offline_training.load_tables import (
     PARQUET_SUFFIXES,
     csv_header,
@@ -25,8 +31,12 @@ from offline_training.load_tables import (
     read_table,
 )
 from offline_training.loaded_data import EventData, Kind, LoadedData, MissingPolicy
+from schemas.kinds import RECORD_KINDS
 
 __all__ = ["infer_kind", "load", "load_events"]
+
+# fields that make a JSON object a record (schemas.records), not the seeds' document
+_RECORD_FIELDS = frozenset({"kind", "series", "timestamp", "date", "features"})
 
 
 def load_events(
@@ -57,11 +67,16 @@ def infer_kind(path: str | Path) -> Kind:
     suffix = path.suffix.lower()
     if suffix in H5_SUFFIXES:
         return "events"
+    if suffix in JSON_LINES_SUFFIXES:
+        return "records_json"
     if suffix == ".json":
         check_size(path, MAX_JSON_BYTES)
         with path.open(encoding="utf-8-sig", errors="replace") as handle:
-            head = handle.read(4096).lstrip()[:1]
-        return "records_json" if head == "[" else "seed_json"
+            head = handle.read(65536)
+        if head.lstrip()[:1] == "[" or is_json_lines(head):
+            return "records_json"
+        # one object: a single record (as one Kafka message holds), else the seeds' document
+        return "records_json" if _RECORD_FIELDS & set(_top_keys(head)) else "seed_json"
     if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
@@ -70,8 +85,25 @@ def infer_kind(path: str | Path) -> Kind:
     return kind_from_columns(csv_header(path), path)
 
 
+def _top_keys(head: str) -> list[str]:
+    """Keys of a JSON object's first level (all of them when ``head`` is the whole
+    document; else the record fields ``head`` names, a quick look)."""
+    try:
+        doc = json.loads(head)
+    except json.JSONDecodeError:
+        return [k for k in _RECORD_FIELDS if f'"{k}"' in head]
+    return list(doc) if isinstance(doc, dict) else []
+
+
 def load(path: str | Path, kind: Kind | None = None, **options: Any) -> LoadedData:
-    """Load any supported file; ``kind`` overrides inference, ``options`` go to the loader."""
+    """Load any supported file; ``kind`` overrides inference, ``options`` go to the loader.
+
+    A JSON file's own shape picks its loader even when ``kind`` names a record kind
+    (``score`` passes the model's): records in JSON are never read as a CSV table.
+    """
+    json_file = Path(path).suffix.lower() in JSON_LINES_SUFFIXES | {".json"}
+    if json_file and kind in RECORD_KINDS:
+        kind = None
     chosen = kind or infer_kind(path)
     if chosen == "series":
         return load_series(path, **options)

@@ -57,7 +57,7 @@ def _config_file(path: Path | None) -> dict[str, object]:
     ),
 )
 def train_command(
-    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5 or JSON history",
+    data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5, JSON or JSON lines history",
                                        callback=existing_input)],
     out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/",
                                       callback=new_folder)] = Path("registry"),
@@ -164,7 +164,8 @@ def score_command(
                              strict_time=strict_time)
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:
-            rows = [r.as_tuple() for _, r in score_records(runtime, records, advance)]
+            rows = [r.as_tuple() for _, r in score_records(runtime, records, advance,
+                                                               name=str(data))]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame.to_csv(out, index=False)
     say(f"scored {len(frame):,} windows of {source.keys:,} key(s) with "

@@ -23,8 +23,9 @@ __all__ = ["replay_command"]
 @app.command(
     "replay",
     help=(
-        "Stream a CSV, Parquet, HDF5 or JSON file into Kafka as JSON records, keyed by"
-        " series, store/item or source, partitioned like the Java client (murmur2).\n\n"
+        "Stream a CSV, Parquet, HDF5, JSON or JSON lines file into Kafka as JSON records,"
+        " keyed by series, store/item or source, partitioned like the Java client"
+        " (murmur2).\n\n"
         "Timestamps are sent as ISO 8601 with a 'T' (2015-02-26T21:42:53); sales dates stay"
         " dates; event rows get epoch + row seconds and id STEM:ROW.\n\n"
         "Examples:\n\n"

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.kinds import RecordKind
 from schemas.records import Record
@@ -24,8 +26,17 @@ from stream_detector.core.routing import Router
 from stream_detector.core.thresholds import CardThresholds
 from stream_detector.core.timing import flag_names
 from stream_detector.exceptions import DataError
+from stream_detector.files.history import shown_key
 
-__all__ = ["ScoreRow", "score_records", "score_file", "COLUMNS"]
+__all__ = [
+    "COLUMNS",
+    "MAX_SCALED",
+    "ScoreRow",
+    "require_scorable",
+    "require_served",
+    "score_file",
+    "score_records",
+]
 
 COLUMNS = ["timestamp", "key", "score", "raw_score", "threshold", "alert", "warm_up",
            "late", "top_contributors", "event_id", "p_value", "flags"]
@@ -67,21 +78,98 @@ def _row(s: Scored, names: Sequence[str]) -> ScoreRow:
                     ";".join(flag_names(s.pending.window.flags)))
 
 
+def require_served(model: ModelRuntime, records: Sequence[Record], name: str) -> None:
+    """Refuse records of keys the model does not serve: the worker would dead-letter them
+    as ``unrouted``, so scoring them offline would silently give no windows at all.
+
+    Raises
+    ------
+    DataError
+        Naming ``name`` (the file), the model's keys and up to five unserved keys.
+    """
+    router = Router([model])
+    unserved = sorted({r.key for r in records if router.route(r.kind, r.key) is None})
+    if unserved:
+        raise DataError(
+            f"{name}: model {model.name} serves {model.card.serves.describe()}, not "
+            f"{', '.join(shown_key(k) for k in unserved[:5])}{' ...' if len(unserved) > 5 else ''}"
+            "; a worker would dead-letter these records as unrouted. Pass --key to name the "
+            "series as the model knows it, or train with --serves all"
+        )
+
+
+# Largest |scaled value| a model can score: autoencoders square their errors in float32
+# (largest 3.4e38), so 1e18 leaves room for the sums over a window's cells.
+MAX_SCALED = 1e18
+
+
+def require_scorable(model: ModelRuntime, records: Sequence[Record], name: str) -> None:
+    """Refuse values the model cannot compute with: beyond float32, or so far from the
+    training data's scale (``card.scaler``) that its squared errors overflow float32. The
+    worker dead-letters such a record as ``unprocessable``; offline, the file is refused
+    with the record named instead of ending in non-finite scores.
+
+    Raises
+    ------
+    DataError
+        The first such record: its number in ``name`` (1-based), key, time and value.
+    """
+    width = model.card.n_features
+    rows = [i for i, r in enumerate(records) if len(r.values) == width]  # others: wrong_width
+    if not rows:
+        return
+    values = np.array([records[i].values for i in rows], dtype=np.float64)  # (n, features)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = model.scale.transform(values[:, None, :], [records[i].key for i in rows])
+    bad = np.flatnonzero(~(np.abs(scaled.reshape(len(rows), -1)) <= MAX_SCALED).all(axis=1))
+    if bad.size:
+        record = records[rows[int(bad[0])]]
+        shown = ", ".join(f"{v:.4g}" for v in record.values[:3])
+        raise DataError(
+            f"{name}: record {rows[int(bad[0])] + 1} ({shown_key(record.key)} at "
+            f"{record.timestamp_text}): value {shown} is too large for model {model.name} "
+            "(its float32 errors would overflow; a worker dead-letters such a record as "
+            "unprocessable); check the value's unit, or drop the row"
+        )
+
+
 def score_records(
     model: ModelRuntime, records: Sequence[Record], progress: Callable[[int], None] | None = None,
+    *, name: str = "records",
 ) -> Iterator[tuple[Scored, ScoreRow]]:
-    """Score records in arrival order, in chunks (bounded memory); yield every window."""
+    """Score records in arrival order, in chunks (bounded memory); yield every window.
+
+    Every record must be of a key the model serves (:func:`require_served`; ``name`` names
+    the records' file in the errors), checked before the first window is yielded.
+
+    Raises
+    ------
+    DataError
+        A key the model does not serve, a value it cannot compute with
+        (:func:`require_scorable`), or no key with enough records for one window
+        (raised at the end, so nothing is silently "scored" into an empty result).
+    """
+    require_served(model, records, name)
+    require_scorable(model, records, name)
     pipeline = Pipeline([model], DictStore())
     source = SourceRef(topic="offline")
     names = model.card.features
+    windows = 0
     for start in range(0, len(records), _CHUNK):
         chunk = records[start : start + _CHUNK]
         pending = pipeline.ingest(chunk, source)
         for s in pipeline.decide(pending, Pipeline.score(pending),
                                  detected_at="1970-01-01T00:00:00Z"):
+            windows += 1
             yield s, _row(s, names)
         if progress is not None:
             progress(len(chunk))
+    if records and not windows:
+        raise DataError(
+            f"{name}: no window to score: {len(records):,} record(s), and the model "
+            f"{model.name} needs {model.card.window} of one key for its first window; "
+            "score a longer file"
+        )
 
 
 def load_runtime(model_dir: Path, provider: str = "auto") -> ModelRuntime:
@@ -100,13 +188,4 @@ def score_file(
     runtime = load_runtime(model_dir, provider)
     source = load_source(data, kind=kind or runtime.card.record_kind, key=key)
     records = list(source.records)
-    router = Router([runtime])
-    unserved = sorted({r.key for r in records if router.route(r.kind, r.key) is None})
-    if unserved:
-        raise DataError(
-            f"{data}: model {runtime.name} serves {runtime.card.serves.describe()}, not "
-            f"{', '.join(unserved[:5])}{' ...' if len(unserved) > 5 else ''}; a worker would "
-            "dead-letter these records as unrouted. Pass --key to name the series as the "
-            "model knows it, or train with --serves all"
-        )
-    return [row for _, row in score_records(runtime, records, progress)]
+    return [row for _, row in score_records(runtime, records, progress, name=str(data))]

@@ -45,6 +45,7 @@ __all__ = [
     "iso_timestamps",
     "load_source",
     "records_from",
+    "shown_key",
 ]
 
 AnyRecord = SeriesPoint | SalesRow | FeatureEvent
@@ -123,13 +124,22 @@ def _invalid(where: str, exc: ValidationError) -> DataError:
     return DataError(f"{where}: {field_name}: {first['msg']}")
 
 
+def shown_key(key: str, limit: int = 60) -> str:
+    """A key as messages show it: long keys cut to ``limit`` characters.
+
+    >>> shown_key("k" * 100, 10)
+    'kkkkkkk...'
+    """
+    return key if len(key) <= limit else f"{key[: limit - 3]}..."
+
+
 def _store_item(key: str, source: str) -> tuple[int, int]:
     store, _, item = key.partition("/")
     try:
         return int(store), int(item)
     except ValueError:
         raise DataError(
-            f"{source}: sales key {key!r} is not STORE/ITEM with integer ids; "
+            f"{source}: sales key {shown_key(key)!r} is not STORE/ITEM with integer ids; "
             "the sales record kind needs numeric store and item columns"
         ) from None
 
@@ -171,7 +181,8 @@ def _keyed_records(
                 try:
                     yield build(k, text, value, filled)
                 except ValidationError as exc:
-                    raise _invalid(f"{source}: record {n} ({keys[k]} at {text})", exc) from None
+                    raise _invalid(f"{source}: record {n} ({shown_key(keys[k])} at {text})",
+                                   exc) from None
 
     return len(positions), records()
 
@@ -228,8 +239,9 @@ def _select(
     if key is None:
         return series
     if key not in series:
-        shown = ", ".join(list(series)[:5])
-        raise DataError(f"{source}: no key {key!r}; the file has {len(series)} keys ({shown}, ...)")
+        shown = ", ".join(shown_key(k) for k in list(series)[:5])
+        raise DataError(f"{source}: no key {shown_key(key)!r}; the file has {len(series)} keys "
+                        f"({shown}, ...)")
     return {key: series[key]}
 
 

@@ -34,10 +34,11 @@ from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import health_document
 from stream_detector.worker.heap import freeze_startup_heap
 from stream_detector.worker.kafka_health import kafka_status
+from stream_detector.worker.messages import Message
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.models import ServedModels
 from stream_detector.worker.report import ConsoleReporter
-from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.runtime import WorkerRuntime
 from stream_detector.worker.shutdown import ShutdownDeadline
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics

@@ -24,9 +24,8 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 
-from schemas.events import AnomalyEvent, DeadLetter, SourceRef
+from schemas.events import AnomalyEvent, DeadLetter
 from schemas.records import RecordError
 from stream_detector.core.events import event_json
 from stream_detector.core.model_runtime import ModelRuntime, Pending, PendingRun
@@ -35,53 +34,16 @@ from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
 from stream_detector.core.scoring import ScoreBatch
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.delivery import Deliveries, Send, deliver
+from stream_detector.worker.messages import BatchResult, Message
 from stream_detector.worker.metrics import BatchCounts, WorkerMetrics
 from stream_detector.worker.table_store import Blob, TableStore
 
-__all__ = ["BatchResult", "Message", "WorkerRuntime"]
+__all__ = ["WorkerRuntime"]
 
 log = logging.getLogger(__name__)
 
 INLINE_SCORE_S = 0.001  # a batch predicted to score faster than this is scored on the loop
 
-
-
-@dataclass
-class BatchResult:
-    """What one batch produced (for metrics, logs and tests)."""
-
-    records: int = 0
-    windows: int = 0
-    events: list[AnomalyEvent] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-
-
-@dataclass
-class Message:
-    """The parts of a Kafka message the worker needs (Faust's event.message, decoupled).
-
-    ``first_record``/``stop_record`` select a slice of the message's records: fault
-    isolation splits a failing multi-record message down to the record that fails.
-    """
-
-    value: bytes | None
-    topic: str
-    partition: int | None
-    offset: int | None
-    timestamp: float | None = None
-    first_record: int = 0
-    stop_record: int | None = None
-
-    @property
-    def source(self) -> SourceRef:
-        return SourceRef(topic=self.topic, partition=self.partition, offset=self.offset)
-
-    @property
-    def ident(self) -> tuple[str, int | None, int | None]:
-        return (self.topic, self.partition, self.offset)
-
-    def records_slice(self, first: int, stop: int) -> Message:
-        return replace(self, first_record=first, stop_record=stop)
 
 
 class WorkerRuntime:

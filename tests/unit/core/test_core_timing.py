@@ -23,8 +23,9 @@ from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.core.timing import GAP, LATE, REPEATED, SKEWED, TimePolicy, Watermark, observe
+from stream_detector.worker.messages import Message
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.runtime import WorkerRuntime
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.threshold_cache import ThresholdCache
 

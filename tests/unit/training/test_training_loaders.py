@@ -321,8 +321,53 @@ def test_seed_json_nan_follows_the_missing_policy(tmp_path: Path) -> None:
 
 
 def test_invalid_json_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="not valid UTF-8 JSON"):
+    with pytest.raises(DataError, match="not valid JSON"):
         load_seed_json(write(tmp_path, "bad.json", "{"))
+    (tmp_path / "latin1.json").write_bytes(b'[{"series": "caf\xe9"}]')
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        load(tmp_path / "latin1.json")
+
+
+POINTS = [{"kind": "series", "series": "A", "timestamp": f"2015-01-01T00:0{i}:00", "value": i}
+          for i in range(4)]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("lines.jsonl", "\n".join(json.dumps(p) for p in POINTS) + "\n"),
+        ("lines.ndjson", "\n\n".join(json.dumps(p) for p in POINTS)),
+        ("lines.json", "\n".join(json.dumps(p) for p in POINTS)),  # JSON lines named .json
+        # one Kafka message a line, each a list of one key's records (replay --batch 2)
+        ("messages.jsonl", json.dumps(POINTS[:2]) + "\n" + json.dumps(POINTS[2:])),
+    ],
+)
+def test_json_lines_are_records_as_the_worker_receives_them(
+    tmp_path: Path, name: str, text: str,
+) -> None:
+    path = write(tmp_path, name, text)
+    assert infer_kind(path) == "records_json"
+    for kind in (None, "series"):  # score passes the model's record kind
+        data = load(path, kind)  # type: ignore[arg-type]
+        assert isinstance(data, SeriesData) and data.key == "A"
+        assert data.values[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_json_record_file_is_never_read_as_a_csv_table(tmp_path: Path) -> None:
+    # the model's kind given (as `score` does) must not send JSON to the CSV reader
+    listed = load(write(tmp_path, "list.json", json.dumps(POINTS)), "series")
+    assert isinstance(listed, SeriesData) and len(listed.values) == 4
+    one = write(tmp_path, "one.json", json.dumps(POINTS[0]))  # one record, as one message
+    assert infer_kind(one) == "records_json"
+    assert isinstance(load(one, "series"), SeriesData)
+    sales = [{"kind": "sales", "date": "2017-01-01", "store": 1, "item": 7, "sales": 13.0}]
+    assert list(load(write(tmp_path, "s.json", json.dumps(sales)), "sales").series) == ["1/7"]  # type: ignore[union-attr]
+
+
+def test_a_bad_json_line_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.jsonl", json.dumps(POINTS[0]) + "\n{oops\n")
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2: not valid JSON"):
+        load(path)
 
 
 def test_records_json_series_panel_and_events(tmp_path: Path) -> None:
@@ -414,3 +459,15 @@ def test_infer_kind_from_extension_columns_and_json_shape(tmp_path: Path) -> Non
     assert infer_kind(tmp_path / "z.h5") == "events"
     with pytest.raises(ValueError, match="kind must be"):
         load(series_csv(tmp_path, "2015-01-01,1"), kind="nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["1e308", "-3.5e38", "1e39"])
+def test_a_value_beyond_float32_is_named(tmp_path: Path, text: str) -> None:
+    # every model computes in float32, where these become infinite (and 1e308 squared
+    # overflows even the float64 scaler fit)
+    path = series_csv(tmp_path, "2015-01-01 00:00,1", f"2015-01-01 00:05,{text}")
+    with pytest.raises(DataError, match=rf"row 2 \(line 3\), column 'value': '{text}' is "
+                                        "beyond the float32 range"):
+        load(path)
+    assert load(series_csv(tmp_path, "2015-01-01 00:00,1", "2015-01-01 00:05,3e38"))
+

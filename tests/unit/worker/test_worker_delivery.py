@@ -6,24 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from model_fixtures import window_mean_model, write_registry_model
-from test_worker_faults import RAW, _Table, batch
+from test_worker_faults import _Table, batch, tiny_model
 
-from stream_detector.core.model_runtime import ModelRuntime
-from stream_detector.core.registry import load_model
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.runtime import WorkerRuntime
 from stream_detector.worker.table_store import TableStore
-from stream_detector.worker.threshold_cache import ThresholdCache
 
 
 def test_flush_waits_for_deliveries_and_resends_failures(tmp_path: Path) -> None:
-    model_dir = write_registry_model(
-        tmp_path / "m", window_mean_model(4, 1, last_k=1), window=4, features=["value"],
-        threshold=50.0, detection=RAW,
-    )
-    loaded = load_model(model_dir, preference="cpu")
-    model = ModelRuntime(loaded, ThresholdCache(loaded.card, client=None).lookup)  # type: ignore[arg-type]
+    model = tiny_model(tmp_path)
     table = _Table()
 
     async def scenario() -> None:

@@ -27,8 +27,9 @@ from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.pipeline import Pipeline
 from stream_detector.core.registry import load_model
 from stream_detector.core.windowing import WindowState
+from stream_detector.worker.messages import BatchResult, Message
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import BatchResult, Message, WorkerRuntime
+from stream_detector.worker.runtime import WorkerRuntime
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.threshold_cache import ThresholdCache
 
@@ -44,13 +45,18 @@ class _Table:
         pass
 
 
-def make_runtime(tmp_path: Path) -> tuple[WorkerRuntime, list[bytes], list[bytes]]:
+def tiny_model(tmp_path: Path) -> ModelRuntime:
+    """A window-of-4 model on the newest value, raw scores against a threshold of 50."""
     model_dir = write_registry_model(
         tmp_path / "m", window_mean_model(4, 1, last_k=1), window=4, features=["value"],
         threshold=50.0, detection=RAW,
     )
     loaded = load_model(model_dir, preference="cpu")
-    model = ModelRuntime(loaded, ThresholdCache(loaded.card, client=None).lookup)  # type: ignore[arg-type]
+    return ModelRuntime(loaded, ThresholdCache(loaded.card, client=None).lookup)  # type: ignore[arg-type]
+
+
+def make_runtime(tmp_path: Path) -> tuple[WorkerRuntime, list[bytes], list[bytes]]:
+    model = tiny_model(tmp_path)
     events: list[bytes] = []
     dead: list[bytes] = []
 

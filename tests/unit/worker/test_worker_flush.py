@@ -9,17 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-from model_fixtures import window_mean_model, write_registry_model
-from test_worker_faults import POISON, RAW, VALUES, _Table, fault_score, message
+from test_worker_faults import POISON, VALUES, _Table, fault_score, message, tiny_model
 
 from schemas.events import DeadLetter
 from stream_detector.core.key_state import KeyState
-from stream_detector.core.model_runtime import ModelRuntime
-from stream_detector.core.registry import load_model
+from stream_detector.worker.messages import Message
 from stream_detector.worker.metrics import WorkerMetrics
-from stream_detector.worker.runtime import Message, WorkerRuntime
+from stream_detector.worker.runtime import WorkerRuntime
 from stream_detector.worker.table_store import TableStore, table_key
-from stream_detector.worker.threshold_cache import ThresholdCache
 
 
 class Broker:
@@ -41,12 +38,7 @@ class Broker:
 
 
 def runtime(tmp_path: Path, broker: Broker) -> tuple[WorkerRuntime, _Table]:
-    model_dir = write_registry_model(
-        tmp_path / "m", window_mean_model(4, 1, last_k=1), window=4, features=["value"],
-        threshold=50.0, detection=RAW,
-    )
-    loaded = load_model(model_dir, preference="cpu")
-    model = ModelRuntime(loaded, ThresholdCache(loaded.card, client=None).lookup)  # type: ignore[arg-type]
+    model = tiny_model(tmp_path)
     table = _Table()
     rt = WorkerRuntime([model], TableStore(table), WorkerMetrics(), broker.send, broker.send)
     return rt, table

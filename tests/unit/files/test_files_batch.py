@@ -1,0 +1,132 @@
+"""``score`` and ``evaluate`` on files a user brings: whatever the file, either every window
+is scored or the command stops with one line that says what to do (never silently nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from model_fixtures import window_mean_model, write_registry_model
+from typer.testing import CliRunner
+
+from stream_detector.cli.main import app
+
+runner = CliRunner()
+WINDOW = 4
+
+
+@pytest.fixture()
+def model(tmp_path: Path) -> Path:
+    """A registry entry serving the one trained key ``known``."""
+    return write_registry_model(tmp_path / "registry" / "known" / "1",
+                                window_mean_model(WINDOW, 1), name="known", window=WINDOW,
+                                serves={"keys": ["known"]})
+
+
+def series_csv(path: Path, rows: int = 40) -> Path:
+    stamps = pd.date_range("2024-01-01", periods=rows, freq="5min")
+    values = [float(i % 7) for i in range(rows)]
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+                  "value": values}).to_csv(path, index=False)
+    return path
+
+
+def one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate"])
+def test_a_file_of_a_key_the_model_does_not_serve_is_refused_not_scored_empty(
+    model: Path, tmp_path: Path, command: str,
+) -> None:
+    # the key is the file stem, "other": the worker would dead-letter every record unrouted
+    data = series_csv(tmp_path / "other.csv")
+    out = tmp_path / ("scores.csv" if command == "score" else "report")
+    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(out)] + (["--no-progress"] if command == "score"
+                                                       else []))
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert "serves keys known, not other" in line and "--key" in line
+    assert not out.exists()
+
+
+def test_the_same_file_named_with_key_scores_every_window(model: Path, tmp_path: Path) -> None:
+    data = series_csv(tmp_path / "other.csv")
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["score", "--model", str(model.parent), "--data", str(data),
+                                 "--key", "known", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 40 - WINDOW + 1
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate"])
+def test_a_file_shorter_than_one_window_says_so(
+    model: Path, tmp_path: Path, command: str,
+) -> None:
+    data = series_csv(tmp_path / "known.csv", rows=WINDOW - 1)
+    out = tmp_path / ("scores.csv" if command == "score" else "report")
+    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(out)] + (["--no-progress"] if command == "score"
+                                                       else []))
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"{WINDOW - 1} record(s)" in line and f"needs {WINDOW}" in line
+
+
+def test_records_as_json_lines_score_like_the_csv(model: Path, tmp_path: Path) -> None:
+    # the worker's input: one JSON record (or list of one key's records) per message
+    import json
+
+    frame = pd.read_csv(series_csv(tmp_path / "known.csv"))
+    lines = [json.dumps({"kind": "series", "series": "known",
+                         "timestamp": t.replace(" ", "T"), "value": v})
+             for t, v in zip(frame["timestamp"], frame["value"], strict=True)]
+    (tmp_path / "known.jsonl").write_text("\n".join(lines) + "\n")
+    scored = {}
+    for name in ("known.csv", "known.jsonl"):
+        out = tmp_path / f"{name}.scores.csv"
+        result = runner.invoke(app, ["score", "--model", str(model.parent), "--data",
+                                     str(tmp_path / name), "--out", str(out), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        scored[name] = pd.read_csv(out)
+    assert len(scored["known.jsonl"]) == 40 - WINDOW + 1
+    pd.testing.assert_frame_equal(scored["known.jsonl"], scored["known.csv"])
+
+
+@pytest.mark.parametrize(("value", "refused"), [(1e30, True), (-1e19, True), (1e15, False)])
+def test_a_value_the_model_cannot_compute_with_is_named_not_a_traceback(
+    model: Path, tmp_path: Path, value: float, refused: bool,
+) -> None:
+    data = series_csv(tmp_path / "known.csv")
+    frame = pd.read_csv(data)
+    frame.loc[7, "value"] = value  # record 8; float32 squares overflow past about 1.8e19
+    frame.to_csv(data, index=False)
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["score", "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(out), "--no-progress"])
+    if not refused:
+        assert result.exit_code == 0, result.output
+        assert len(pd.read_csv(out)) == 40 - WINDOW + 1
+        return
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"record 8 (known at 2024-01-01T00:35:00): value {value:.4g} is too large" in line
+
+
+def test_a_long_key_is_cut_in_messages(tmp_path: Path) -> None:
+    import json
+
+    key = "k" * 5000  # over the schema's 256 characters
+    records = [{"kind": "series", "series": key, "timestamp": f"2024-01-01T00:0{i}:00",
+                "value": i} for i in range(5)]
+    (tmp_path / "long.json").write_text(json.dumps(records))
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "long.json"),
+                                 "--out", str(tmp_path / "registry"), "--no-progress"])
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert "record 1 (kkkk" in line and "at most 256 characters" in line and len(line) < 300
