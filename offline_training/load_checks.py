@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from offline_training.loaded_data import MissingPolicy
+from schemas.records import TIMESTAMP_MAX, TIMESTAMP_MIN
 from stream_detector.exceptions import DataError
 
 __all__ = [
@@ -129,12 +130,25 @@ def fill_missing(
 
 
 def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
-    """ISO 8601 text as naive UTC datetime64[ns]; names the first row that does not parse."""
+    """ISO 8601 text as naive UTC datetime64[ns]; names the first row that does not parse,
+    or that lies outside the records' time range (``schemas.records``: [1900, 2200) UTC),
+    before the cast to nanoseconds, which would wrap year 9999 round to 1815 silently."""
     parsed = pd.to_datetime(column, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where.at(row, name)}: {column.iloc[row]!r} is not an ISO 8601 timestamp")
+        raise DataError(
+            f"{where.at(row, name)}: {column.iloc[row]!r} is not an ISO 8601 timestamp; write "
+            "times as 2015-02-26 21:42:53 or 2015-02-26T21:42:53+01:00 (naive = UTC)"
+        )
+    low, high = pd.Timestamp(TIMESTAMP_MIN), pd.Timestamp(TIMESTAMP_MAX)
+    outside = ((parsed < low) | (parsed >= high)).to_numpy()
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise DataError(
+            f"{where.at(row, name)}: {column.iloc[row]!r} is out of range: timestamps must "
+            f"lie in [{low.date()}, {high.date()}) UTC; fix the time or drop the row"
+        )
     return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
 
 

@@ -471,3 +471,18 @@ def test_a_value_beyond_float32_is_named(tmp_path: Path, text: str) -> None:
         load(path)
     assert load(series_csv(tmp_path, "2015-01-01 00:00,1", "2015-01-01 00:05,3e38"))
 
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("9999-01-01 00:00:00", "is out of range"),  # cast to ns it wrapped to 1815, silently
+    ("2262-04-12", "is out of range"),
+    ("1850-01-01T00:00:00Z", "is out of range"),
+    ("1704067200", "is not an ISO 8601 timestamp; write times as 2015-02-26 21:42:53"),
+])
+def test_timestamps_outside_the_records_range_are_named_with_their_text(
+    tmp_path: Path, text: str, problem: str,
+) -> None:
+    path = series_csv(tmp_path, "2015-01-01 00:00,1", f"{text},2")
+    with pytest.raises(DataError, match=rf"row 2 \(line 3\), column 'timestamp': '{text}' "
+                                        f"{problem}"):
+        load(path)
