@@ -76,13 +76,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "without the anomaly-likelihood stage (likelihood_weight 0)": {"likelihood_weight": 0.0},
     "without the level-shift component (shift_weight 0)": {"shift_weight": 0.0},
     "without the seasonal components (AE z-score only)": {"season_weight": 0.0,
-                                                          "shift_weight": 0.0},
+                                                          "shift_weight": 0.0,
+                                                          "value_weight": 0.0},
     "seasonal baseline: mean of past days (season_alpha 0.5)": {"season_alpha": 0.5},
-    "plus a short-term-forecast residual component": {"value_weight": 0.8},
+    "without the short-term-forecast component (value_weight 0)": {"value_weight": 0.0},
+    "without the trust in the short-term-forecast component (value_gate 0)": {"value_gate": 0.0},
+    "short-term-forecast component without its slope (value_trend 0)": {"value_trend": 0.0},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }
-GENERATED_VARIANTS = ("default", "without the trust in the seasonal component (season_gate 0)",
+GENERATED_VARIANTS = ("default", "without the short-term-forecast component (value_weight 0)",
+                      "without the trust in the seasonal component (season_gate 0)",
                       "without the anomaly-likelihood stage (likelihood_weight 0)",
                       "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)")
 SERIES_SEEDS = range(10)

@@ -25,17 +25,20 @@ __all__ = ["DEFAULTS", "PARITY_RTOL", "TrainOptions", "TrainReport"]
 # scoring the newest 8 steps; its log score and the value's change from one season earlier
 # (a day: detection.season_rows of the training cadence) are z-scores against the key's own
 # history, the detection score is the larger (the seasonal one weighed 0.6; the anomaly
-# likelihood of the score itself weighed 1, like every z), alerting at
-# 5.5 sigma at most once a day (288 five-minute windows). The detection defaults hold for
-# every family on series and sales; events keep raw defaults. Series are scaled without a
-# log: on counts, log1p blows up the noise of the quiet hours (0 -> 1 -> 0 tweets) until it
-# drowns real spikes (NAB 41-50 with log1p, 61-63 without, over three seeds).
+# likelihood of the score itself weighed 1, like every z; the value's residual from a
+# short-term forecast, with its own trust: a one-step spike the others smooth over),
+# alerting at 5.5 sigma at most once a day (288 five-minute windows). The detection
+# defaults hold for every family on series and sales; events keep raw defaults. Series
+# are scaled without a log: on counts, log1p blows up the noise of the quiet hours
+# (0 -> 1 -> 0 tweets) until it drowns real spikes (NAB 41-50 with log1p, 61-63 without,
+# over three seeds).
 DEFAULTS: dict[str, Any] = {
     "family": "dense", "window": 24, "last": 8,
     "transform": {"series": "none", "sales": "log1p", "events": "none"},
     # durations, turned into windows with the learned cadence (offline_training/durations.py)
     "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6,
-                  "shift_weight": 1.0, "season_gate": 1.0, "likelihood_weight": 1.0},
+                  "shift_weight": 1.0, "season_gate": 1.0, "likelihood_weight": 1.0,
+                  "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation

@@ -17,23 +17,40 @@ often the key exceeds it. Nothing is tuned per series; the key's past decides::
 
     rate of |z| > 3     0.003   0.006   0.012   0.03
     trust (gate 1)      1       1       0.5     0.2
+
+The ``value`` component (the newest value against a short-term forecast, Holt's level and
+slope) sees what the others smooth over: one step of 8 noise sigmas is about 7 sigma of its
+residual, but 3-5 of the day-over-day difference and less of the AE's 8-step mean. It has
+a trust of its own (``value_gate``, :func:`value_trust`): bursty, heavy-tailed keys (tweet
+counts) exceed |z| > 3 in more separate *episodes* than Gaussian residuals do, and by much
+more when they do (their exceedances' mean log size), so both shrink its weight; a run of
+exceedances counts once, so one variance burst or level shift does not blind the key to the
+next spike (a step a square wave takes every day, which a forecast cannot know, is such
+a pattern too: the key learns it on its first day).
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from stream_detector.core.detection import DetectionParams, DetectorState
 
-__all__ = ["GAUSSIAN_RATE", "likelihood_z", "running_z", "season_trust", "value_components"]
+__all__ = ["GAUSSIAN_RATE", "gaussian_tail", "likelihood_z", "running_z", "season_trust",
+           "value_components", "value_trust"]
 
 _EPS: Final = 1e-12
+_NEVER: Final = -(2**62)
 _SHIFT_WARMUP: Final = 2  # the shift component's warm-up, in multiples of ``warmup``
 _LIK_SAMPLES: Final = 100  # the likelihood's warm-up, in half-lives of its short mean
 GAUSSIAN_RATE: Final = 0.0027  # P(|z| > 3) for a Gaussian: every key's prior exceedance rate
+_EPISODE_GAP: Final = 12  # windows: an exceedance this close to the last one is the same episode
+_TRUST_START: Final = 30  # windows: the value z before this (few observations) is not counted
+_RATE_PRIOR: Final = 100.0  # windows the prior rate counts as, while the key's own are fewer
+_TAIL_ALPHA: Final = 0.05  # weight of an episode in the mean log size of exceedances
 
 
 def season_trust(state: DetectorState, z_season: float, p: DetectionParams) -> float:
@@ -52,6 +69,63 @@ def season_trust(state: DetectorState, z_season: float, p: DetectionParams) -> f
     trust = min(1.0, p.gate_ref / max(state.season_rate, _EPS)) ** p.season_gate
     state.season_rate += p.gate_alpha * (float(abs(z_season) > p.gate_cut) - state.season_rate)
     return float(trust)
+
+
+@lru_cache(maxsize=8)
+def gaussian_tail(cut: float) -> float:
+    """E[log(|z| / cut) | |z| > cut] for a standard Gaussian z: how far past ``cut`` the
+    exceedances of Gaussian residuals go (log units; a trapezoid sum over cut..cut+12).
+
+    >>> round(gaussian_tail(3.0), 4)
+    0.0871
+    """
+    xs = [cut + 12.0 * i / 4000 for i in range(4001)]
+    ws = [math.exp(-0.5 * x * x) * (0.5 if i in (0, 4000) else 1.0) for i, x in enumerate(xs)]
+    return sum(w * math.log(x / cut) for w, x in zip(ws, xs, strict=True)) / sum(ws)
+
+
+def value_trust(state: DetectorState, z_value: float, index: int, p: DetectionParams
+                ) -> float:
+    """Weight factor (0, 1] of the ``value`` component from the key's history so far, then
+    ``z_value`` (the component's ``index``-th z) counted into it (updates ``state``).
+
+    ``(min(1, value_ref / rate) * min(1, exp(2 (tail0 - tail)))) ** value_gate``: ``rate``
+    is the share of windows that start an episode of |z| > ``gate_cut`` (an exceedance more
+    than :data:`_EPISODE_GAP` windows after the last one), a running mean from a prior of
+    :data:`GAUSSIAN_RATE` worth :data:`_RATE_PRIOR` windows, later exponentially weighted
+    (half-life ``gate_halflife``); ``tail`` is the exponentially weighted mean of
+    ``log(|z| / gate_cut)`` at episode starts and ``tail0`` its Gaussian value
+    (:func:`gaussian_tail`). Windows before :data:`_TRUST_START` (or the warm-up) are not
+    counted.
+
+    >>> from stream_detector.core.detection import DetectionParams, DetectorState
+    >>> p, s = DetectionParams(value_gate=1.0), DetectorState()
+    >>> value_trust(s, 30.0, 300, p)  # the prior: full trust; then an episode 10x past 3
+    1.0
+    >>> round(s.value_rate, 4), round(s.value_tail, 3)  # one in 400 windows, log size up
+    (0.0052, 0.198)
+    >>> round(value_trust(s, 3.5, 305, p), 2)  # the same episode, not counted again
+    0.77
+    >>> round(value_trust(s, 2.0, 306, p), 2), round(s.value_rate, 4)
+    (0.77, 0.0052)
+    """
+    if p.value_gate <= 0:
+        return 1.0
+    tail0 = gaussian_tail(p.gate_cut)
+    trust = min(1.0, p.value_ref / max(state.value_rate, _EPS)) * min(
+        1.0, math.exp(2.0 * (tail0 - state.value_tail)))
+    if index < min(_TRUST_START, p.warmup):
+        return float(trust ** p.value_gate)
+    exceeds = abs(z_value) > p.gate_cut
+    starts = exceeds and index - state.value_last > _EPISODE_GAP
+    if exceeds:
+        state.value_last = index
+    if starts:
+        state.value_tail += _TAIL_ALPHA * (math.log(abs(z_value) / p.gate_cut)
+                                           - state.value_tail)
+    a = max(p.gate_alpha, 1.0 / (index + _RATE_PRIOR))
+    state.value_rate += a * (float(starts) - state.value_rate)
+    return float(trust ** p.value_gate)
 
 
 def running_z(
@@ -102,8 +176,9 @@ def likelihood_z(state: DetectorState, z: float, p: DetectionParams) -> float:
 
 
 def value_components(state: DetectorState, value: float, index: int, p: DetectionParams
-                      ) -> float:
-    """The weighted ``value`` and ``season`` components of the newest value (updates state).
+                     ) -> tuple[float, float]:
+    """The weighted ``season`` and ``shift`` components of the newest value (the larger),
+    and the weighted ``value`` component (updates state).
 
     ``index`` counts the key's windows; the components count from the window they started at
     (a key state carried over from a model without them starts them fresh, with their own
@@ -115,28 +190,38 @@ def value_components(state: DetectorState, value: float, index: int, p: Detectio
     index -= state.value_start
     if index == 0:
         state.local = value
-    # value: the residual of a short-term forecast (the recent level), against its history
+    # value: the residual of a short-term forecast (recent level and slope), against its
+    # history
+    forecast = state.local + state.slope
     z_value, state.vmean, state.vvar = running_z(state.vmean, state.vvar, index,
-                                                 value - state.local, _EPS, p)
+                                                 value - forecast, _EPS, p)
     std = math.sqrt(state.vvar)
-    kept = value if index < p.warmup else state.local + state.vmean + max(
+    kept = value if index < p.warmup else forecast + state.vmean + max(
         -p.clip, min(p.clip, z_value)) * std  # a spike does not drag the level along
-    state.local += p.local_alpha * (kept - state.local)
-    best = p.value_weight * abs(z_value) if index >= p.warmup else 0.0  # own warm-up
+    local = forecast + p.local_alpha * (kept - forecast)
+    state.slope += p.value_trend * (local - state.local - state.slope)
+    state.local = local
+    point = 0.0
+    if p.value_weight > 0:
+        trust = value_trust(state, z_value, index, p) if index > 0 else 1.0
+        point = p.value_weight * trust * abs(z_value) if index >= p.warmup else 0.0  # own warm-up
+    best = 0.0
     if p.season > 0 and p.season_weight > 0:
         z_season, z_shift = _season_z(state, value, index, std, p)
         weight = p.season_weight
         if index - p.season >= p.warmup:  # the seasonal z is valid: weigh it, then count it
             weight *= season_trust(state, z_season, p)
-        best = max(best, weight * abs(z_season), p.shift_weight * abs(z_shift))
-    return best
+        best = max(weight * abs(z_season), p.shift_weight * abs(z_shift))
+    return best, point
 
 
 def _restart_values(state: DetectorState, index: int, p: DetectionParams) -> None:
     state.vmean = state.vvar = state.smean = state.svar = state.local = 0.0
     state.shift = state.shift_slow = state.shmean = state.shvar = 0.0
     state.shift_seen = 0
-    state.season_rate = GAUSSIAN_RATE
+    state.season_rate = state.value_rate = GAUSSIAN_RATE
+    state.slope, state.value_tail = 0.0, gaussian_tail(p.gate_cut)
+    state.value_last = _NEVER
     state.ring = array("f", bytes(4 * p.season)) if p.season > 0 else array("f")
     state.value_start = index
 

@@ -6,8 +6,10 @@ one, and a series drifts. So each key keeps running statistics of its own histor
 sits from the key's usual):
 
 - ``ae``: the log of the model's raw score (reconstruction error), one-sided (high = odd);
-- ``value``: the newest value minus a short-term forecast (its recent level), two-sided
-  (spikes and dips the AE smooths over);
+- ``value``: the newest value minus a short-term forecast (its recent level and slope),
+  two-sided (spikes and dips the AE smooths over), with a trust of its own
+  (``value_gate``); it joins the detection score after the likelihood stage, which looks
+  for runs, not single windows;
 - ``season``: the newest value minus the value one season earlier (``season`` windows ago,
   a day by default, see :func:`season_rows`), two-sided: level shifts, a missing daily peak,
   a flattened day, values that are normal for the series but not at that time of day;
@@ -53,6 +55,7 @@ from typing import Any, Final
 
 from stream_detector.core.components import (
     GAUSSIAN_RATE,
+    gaussian_tail,
     likelihood_z,
     running_z,
     value_components,
@@ -67,8 +70,10 @@ _START: Final = struct.Struct("<q")  # after the ring: the window value componen
 _SHIFT: Final = struct.Struct("<ddddq")  # after that: shift levels, mean, var, count
 _GATE: Final = struct.Struct("<d")  # after that: the seasonal exceedance rate (season_gate)
 _LIK: Final = struct.Struct("<dddq")  # after that: the likelihood's short mean, mean, var, count
+_POINT: Final = struct.Struct("<dddq")  # after that: value slope, rate, tail, last exceedance
 _EPS: Final = 1e-12
 _DAY_NS: Final = 86_400 * 10**9
+_NEVER: Final = -(2**62)
 MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
 
 
@@ -122,8 +127,14 @@ class DetectionParams:
     season_alpha
         Weight of the newest season in the seasonal baseline (an exponentially weighted
         mean per step of the season; 1: the value one season ago).
-    local_halflife
-        Half-life (windows) of the short-term level the ``value`` component forecasts with.
+    local_halflife, value_trend
+        Half-life (windows) of the short-term level the ``value`` component forecasts with,
+        and the smoothing of its slope (Holt's linear method; 0: the level alone).
+    value_gate, value_ref
+        Trust in the ``value`` component
+        (:func:`~stream_detector.core.components.value_trust`; 0 switches it off): its rate
+        of |z| > ``gate_cut`` episodes against ``value_ref`` and their size against Gaussian
+        ones.
     shift_halflife, shift_base
         Half-lives (windows) of the short- and the longer-term mean of seasonal differences;
         ``shift`` is their difference (the longer one follows weekly drift and trends).
@@ -164,6 +175,9 @@ class DetectionParams:
     likelihood_weight: float = 0.0
     likelihood_halflife: float = 10.0
     likelihood_base: float = 7.0
+    value_trend: float = 0.0
+    value_gate: float = 0.0
+    value_ref: float = 0.005
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -215,7 +229,8 @@ class DetectionParams:
 class DetectorState:
     """One key's detection history: 40 bytes with the AE component only, else 100 plus
     4 per seasonal step (plus 40 once the shift component, 48 once the seasonal trust has
-    started, 80 once the likelihood stage has)."""
+    started, 80 once the likelihood stage has, 112 once the value component's trust or
+    slope has)."""
 
     seen: int = 0
     last_alert: int = -(2**62)
@@ -240,6 +255,10 @@ class DetectorState:
     lik_mean: float = 0.0  # ... and the long-term mean and variance of that short mean
     lik_var: float = 0.0
     lik_seen: int = 0  # short means the long-term history has seen (0: fresh)
+    slope: float = 0.0  # value component: short-term slope of the values (``value_trend``)
+    value_rate: float = GAUSSIAN_RATE  # ... its share of windows starting |z| > gate_cut
+    value_tail: float = field(default_factory=lambda: gaussian_tail(3.0))  # ... their log size
+    value_last: int = _NEVER  # ... and the window it last exceeded gate_cut at
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
@@ -248,6 +267,9 @@ class DetectorState:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
+        point = self.value_last != _NEVER or self.slope != 0.0 or (
+            self.value_rate != GAUSSIAN_RATE)
+        lik = lik or point
         gated = self.season_rate != GAUSSIAN_RATE or lik
         tail = b"" if not (self.shift_seen or gated) else _SHIFT.pack(
             self.shift, self.shift_slow, self.shmean, self.shvar, self.shift_seen)
@@ -255,6 +277,8 @@ class DetectorState:
             tail += _GATE.pack(self.season_rate)
         if lik:
             tail += _LIK.pack(self.lik_short, self.lik_mean, self.lik_var, self.lik_seen)
+        if point:
+            tail += _POINT.pack(self.slope, self.value_rate, self.value_tail, self.value_last)
         return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
 
     @classmethod
@@ -269,8 +293,8 @@ class DetectorState:
         start = _STATE.size + _EXTRA.size
         end = start + 4 * n
         tails = len(data) - end - _START.size
-        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size,
-                     _SHIFT.size + _GATE.size + _LIK.size):
+        full = _SHIFT.size + _GATE.size + _LIK.size
+        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size, full, full + _POINT.size):
             (state.value_start,) = _START.unpack_from(data, end)
             if tails:  # written without it: the shift starts fresh
                 (state.shift, state.shift_slow, state.shmean, state.shvar,
@@ -281,6 +305,9 @@ class DetectorState:
             if tails > _SHIFT.size + _GATE.size:  # written without it: the stage starts fresh
                 (state.lik_short, state.lik_mean, state.lik_var,
                  state.lik_seen) = _LIK.unpack_from(data, at + _GATE.size)
+            if tails > full:  # written without it: the value component's trust starts fresh
+                (state.slope, state.value_rate, state.value_tail,
+                 state.value_last) = _POINT.unpack_from(data, end + _START.size + full)
         elif len(data) == end:  # written before value_start was kept: started at window 0
             state.value_start = 0
         else:
@@ -363,10 +390,13 @@ def _update(
         x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
         before = None if learn or index == 0 else replace(state, ring=array("f", state.ring))
         z, state.mean, state.var = running_z(state.mean, state.var, index, x, p.min_std, p)
+        point = 0.0
         if p.uses_value and not math.isnan(value):
-            z = max(z, value_components(state, value, index, p))
+            seasonal, point = value_components(state, value, index, p)
+            z = max(z, seasonal)
         if p.likelihood_weight > 0 and index >= p.warmup:
             z = max(z, p.likelihood_weight * likelihood_z(state, z, p))
+        z = max(z, point)
         if p.smooth > 0:
             z = state.level = z if index == 0 else state.level + p.smooth_alpha * (
                 z - state.level)
