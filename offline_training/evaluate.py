@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,7 @@ def _frame(rows: list[ScoreRow]) -> pd.DataFrame:
 
 def evaluate(
     model_dir: Path, data: Path, out: Path, labels: Path | None = None, key: str | None = None,
-    strict_time: bool = False,
+    strict_time: bool = False, missing: Literal["reject", "impute"] = "reject",
 ) -> Evaluation:
     """Score ``data`` with the model at ``model_dir``; write ``out/index.html`` (summary and
     plots, one page), ``out/report.json`` and the PNGs. Nothing is written unless every
@@ -63,7 +63,8 @@ def evaluate(
     windows = None
     if labels is not None and runtime.card.record_kind != "events":
         windows = windows_for(labels, data)  # a label file without this data fails first
-    source = load_source(data, kind=runtime.card.record_kind, key=key, strict_time=strict_time)
+    source = load_source(data, kind=runtime.card.record_kind, key=key, strict_time=strict_time,
+                         missing=missing)
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",

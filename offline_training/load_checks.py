@@ -114,8 +114,9 @@ def fill_missing(
     if policy == "reject":
         row, col = (int(i) for i in np.argwhere(mask)[0])
         raise DataError(
-            f"{where.at(row, names[col])}: value is missing, NaN or infinite; "
-            "fix it or load with missing='impute'"
+            f"{where.at(row, names[col])}: value is missing, NaN or infinite; fix or drop "
+            "the row, or fill such values from the one before with --missing impute "
+            "(Python: missing='impute')"
         )
     if policy != "impute":
         raise ValueError(f"missing must be 'reject' or 'impute', got {policy!r}")

@@ -154,7 +154,8 @@ def train(opts: TrainOptions) -> TrainReport:
     from stream_detector.files.history import load_source
 
     started = time.perf_counter()
-    source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time)
+    source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
+                         missing=opts.missing)
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)
@@ -195,7 +196,8 @@ def train(opts: TrainOptions) -> TrainReport:
     card = build_card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
                  detection, result, part)
     card = card.model_copy(update={"training": {
-        **card.training, **training_keys(records), "scoring": head.card_section()}})
+        **card.training, **training_keys(records), "scoring": head.card_section(),
+        "imputed": source.imputed}})
     write_card(staging, card)
     if factor > 0:  # log offset relative to the median training score (see detection.py)
         _, raw = _calibration_scores(staging, part, detection)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from offline_training.durations import DURATION_DEFAULTS
 from offline_training.trainer import TrainConfig, TrainResult
@@ -82,6 +82,7 @@ class TrainOptions:
     plots: bool = True
     nplm: dict[str, Any] = field(default_factory=dict)  # hybrid: offline_training.hybrid
     strict_time: bool = False  # refuse repeated/out-of-order times (default: flag them)
+    missing: Literal["reject", "impute"] = "reject"  # empty/NaN/inf values: refuse or fill in
     step: Callable[[str], None] = field(default=lambda _: None, repr=False)  # progress text
     # which keys the model serves in a worker: "trained" (the keys in the data), "all" (every
     # key of its kind) or "pattern:REGEX"; None: trained for series, all for sales and events

@@ -49,14 +49,17 @@ def summary_lines(report: Any, data: Path) -> list[str]:
              if th.method == "sigma" else f"{th.method} {th.value_param:g} of training scores")
     files = ", ".join(sorted(p.name for p in report.path.iterdir() if p.is_file()))
     entry = report.path.parent
+    imputed = int(training.get("imputed") or 0)
+    filled = f" ({imputed:,} missing values filled in)" if imputed else ""
+    impute = " --missing impute" if imputed else ""
     return [
         f"trained {card.name} v{card.version}: {_FAMILIES.get(card.family, card.family)}, "
-        f"window {card.window}, on {int(training.get('rows') or 0):,} records of {keys:,} "
+        f"window {card.window}, on {int(training.get('rows') or 0):,} records{filled} of {keys:,} "
         f"key(s){part} in {report.seconds:.1f} s ({len(result.history)} epochs on "
         f"{result.device}{best})",
         f"threshold: {th.default:.4g} ({scale}); {len(th.per_key)} per-key threshold(s)",
         f"saved: {report.path} ({_size(report.path)}: {files})",
-        f"next: stream-detector score --model {entry} --data {data} --out scores.csv",
+        f"next: stream-detector score --model {entry} --data {data}{impute} --out scores.csv",
     ]
 
 

@@ -26,6 +26,9 @@ ModelOption = Annotated[
 ]
 ScoredDataOption = Annotated[Path, typer.Option(help="file to score", callback=existing_input)]
 KeyOption = Annotated[str | None, typer.Option(help="series id (default: file stem)")]
+MissingOption = Annotated[Literal["reject", "impute"], typer.Option(
+    help="empty, NaN or infinite values: refuse the file (naming the row), or fill each in "
+         "from the value before it (its record flagged imputed, as producers mark them)")]
 StrictTimeOption = Annotated[bool, typer.Option(
     help="refuse repeated or out-of-order timestamps instead of keeping them in file order "
          "with the worker's flags")]
@@ -98,6 +101,7 @@ def train_command(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     strict_time: StrictTimeOption = False,
+    missing: MissingOption = "reject",
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
 ) -> None:
     from offline_training.train import train
@@ -116,7 +120,7 @@ def train_command(
             threshold_method=threshold_method, threshold_value=threshold_value,
             per_key_thresholds=per_key_thresholds, model_config=model_config, serves=serves,
             train=train_config, seed=seed, step=_step if progress else lambda _: None,
-            strict_time=strict_time,
+            strict_time=strict_time, missing=missing,
             **options,  # type: ignore[arg-type]
         )
         report = train(opts)
@@ -152,6 +156,7 @@ def score_command(
     ] = "auto",
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     strict_time: StrictTimeOption = False,
+    missing: MissingOption = "reject",
 ) -> None:
     import pandas as pd
 
@@ -161,14 +166,15 @@ def score_command(
     with one_line_errors():
         runtime = load_runtime(model, provider)
         source = load_source(data, kind=kind or runtime.card.record_kind, key=key,
-                             strict_time=strict_time)
+                             strict_time=strict_time, missing=missing)
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:
             rows = [r.as_tuple() for _, r in score_records(runtime, records, advance,
                                                                name=str(data))]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame.to_csv(out, index=False)
-    say(f"scored {len(frame):,} windows of {source.keys:,} key(s) with "
+    filled = f" ({source.imputed:,} missing values filled in)" if source.imputed else ""
+    say(f"scored {len(frame):,} windows{filled} of {source.keys:,} key(s) with "
          f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
          f"{int(frame['alert'].sum()):,} alerts -> {out}")
 
@@ -193,6 +199,7 @@ def evaluate_command(
                                       callback=new_folder)] = Path("reports/evaluation"),
     key: KeyOption = None,
     strict_time: StrictTimeOption = False,
+    missing: MissingOption = "reject",
 ) -> None:
     with one_line_errors():
         if labels is not None:
@@ -201,7 +208,8 @@ def evaluate_command(
             load_windows(labels)  # unreadable labels fail here, in < 1 s, before any work
         from offline_training.evaluate import evaluate
 
-        result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time)
+        result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time,
+                          missing=missing)
     for line in _evaluation_lines(result.metrics):
         say(line)
     say(f"report: {result.report}")

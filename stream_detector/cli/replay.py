@@ -61,6 +61,9 @@ def replay_command(
     ] = "key",
     kafka: KafkaOption = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    missing: Annotated[Literal["reject", "impute"], typer.Option(
+        help="empty, NaN or infinite values: refuse the file (naming the row), or fill each "
+             "in from the value before it and send it with imputed: true")] = "reject",
 ) -> None:
     from confluent_kafka import Producer
 
@@ -69,7 +72,8 @@ def replay_command(
     from stream_detector.files.history import load_source
 
     with one_line_errors():
-        source = load_source(file, kind=kind, key=key, order=order, limit=limit)
+        source = load_source(file, kind=kind, key=key, order=order, limit=limit,
+                             missing=missing)
         settings = settings_for(kafka_url=kafka)
         topic = topic or settings.input_topic
         require_kafka(settings)  # refused, wrong credentials or TLS: one line, in seconds

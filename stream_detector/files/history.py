@@ -24,7 +24,7 @@ Records are built one chunk at a time from the loaders' compact arrays, never al
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Literal, Protocol, runtime_checkable
 
@@ -231,6 +231,7 @@ class RecordSource:
     records: Iterator[AnyRecord] = field(repr=False)
     path: Path
     keys: int
+    imputed: int = 0  # values the loader filled in (``missing="impute"``)
 
 
 def _select(
@@ -302,13 +303,17 @@ def load_source(
     order: Order = "key",
     limit: int | None = None,
     strict_time: bool = False,
+    missing: Literal["reject", "impute"] = "reject",
 ) -> RecordSource:
     """Read a history file and prepare its records: the one path replay, ``score`` and
     ``train`` share, so they all see the same records (and timestamp texts).
 
     Records keep the file's order within a key; repeated and out-of-order timestamps are
     accepted (the pipeline flags them, see ``stream_detector.core.timing``) unless
-    ``strict_time``, which refuses them with the rows named."""
+    ``strict_time``, which refuses them with the rows named. Empty, NaN or infinite values
+    refuse the file (the row named) unless ``missing="impute"``: each is filled in from the
+    value before it and its record sent with ``imputed: true`` (``RecordSource.imputed``
+    counts them)."""
     try:
         from offline_training import loaders
     except ImportError:  # the worker image carries stream_detector without the training side
@@ -316,6 +321,9 @@ def load_source(
             "reading history files needs offline_training, which this installation lacks; "
             "run it where the full stream-detector package is installed"
         ) from None
-    options = {"strict_time": True} if strict_time else {}
+    options: dict[str, object] = {"strict_time": True} if strict_time else {}
+    if missing != "reject":
+        options["missing"] = missing
     data = loaders.load(Path(path), kind, **options)
-    return records_from(data, path, kind=kind, key=key, order=order, limit=limit)
+    source = records_from(data, path, kind=kind, key=key, order=order, limit=limit)
+    return replace(source, imputed=int(getattr(data, "imputed", 0)))

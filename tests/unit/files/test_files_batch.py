@@ -130,3 +130,30 @@ def test_a_long_key_is_cut_in_messages(tmp_path: Path) -> None:
     assert result.exit_code == 1
     line = one_error_line(result.output)
     assert "record 1 (kkkk" in line and "at most 256 characters" in line and len(line) < 300
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate"])
+def test_missing_values_are_refused_naming_the_option_or_filled_in_and_flagged(
+    model: Path, tmp_path: Path, command: str,
+) -> None:
+    data = series_csv(tmp_path / "known.csv")
+    text = data.read_text().splitlines()
+    text[11] = text[11].split(",")[0] + ",NaN"  # row 11 (line 12)
+    text[20] = text[20].split(",")[0] + ","  # row 20 (line 21): empty
+    data.write_text("\n".join(text) + "\n")
+    out = tmp_path / ("scores.csv" if command == "score" else "report")
+    args = [command, "--model", str(model.parent), "--data", str(data), "--out", str(out)]
+    args += ["--no-progress"] if command == "score" else []
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1
+    line = one_error_line(refused.output)
+    assert "row 11 (line 12), column 'value'" in line and "--missing impute" in line
+    if command == "score":  # evaluate reads the file through the same load_source
+        filled = runner.invoke(app, [*args, "--missing", "impute"])
+        assert filled.exit_code == 0, filled.output
+        assert "windows (2 missing values filled in)" in filled.output
+        frame = pd.read_csv(out, keep_default_na=False)
+        assert len(frame) == 40 - WINDOW + 1
+        # windows holding an imputed record carry the flag, as the worker's events do
+        flagged = frame.loc[frame["flags"].str.contains("imputed"), "timestamp"].tolist()
+        assert len(flagged) == 2 * WINDOW and flagged[0] == "2024-01-01T00:50:00"

@@ -119,3 +119,24 @@ def test_too_little_data_to_train_is_one_clear_error_line(tmp_path: Path) -> Non
     assert result.exit_code == 1, result.output
     assert "gives 2 window(s) of 1 record(s); training needs at least 3" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_missing_values_are_filled_in_on_request_and_said(tmp_path: Path) -> None:
+    series = make_series(SeriesConfig(rows=400), seed=1, key="gaps")
+    data = write_series_csv(tmp_path / "gaps.csv", series)
+    lines = data.read_text().splitlines()
+    for row in (5, 50, 51):
+        lines[row] = lines[row].split(",")[0] + ","
+    data.write_text("\n".join(lines) + "\n")
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1",
+            "--no-progress"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and "--missing impute" in refused.output
+    result = runner.invoke(app, [*args, "--missing", "impute"])
+    assert result.exit_code == 0, result.output
+    said = result.output.strip().splitlines()
+    assert "on 400 records (3 missing values filled in) of 1 key(s)" in said[-4]
+    assert said[-1].endswith(f"--data {data} --missing impute --out scores.csv")
+    card = ModelCard.model_validate_json(
+        (tmp_path / "r" / "gaps" / "1" / "card.json").read_text())
+    assert card.training["imputed"] == 3
