@@ -37,6 +37,7 @@ __all__ = [
     "SALES_COLUMNS",
     "SERIES_COLUMNS",
     "SERIES_KEY",
+    "check_text",
     "csv_delimiter",
     "csv_header",
     "events_from_frame",
@@ -45,6 +46,7 @@ __all__ = [
     "load_panel",
     "load_series",
     "panel_from_frame",
+    "read_parquet",
     "read_table",
     "require_columns",
     "series_from_frame",
@@ -59,6 +61,38 @@ PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 _DELIMITERS = (",", ";", "\t", "|")
 # a decimal comma: "1,5", "-0,25" (files that separate columns with ';' or tabs)
 _DECIMAL_COMMA = r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*"
+
+
+# Leading bytes of files that are not CSV text, and what to do with each.
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed; decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed; decompress it first (bunzip2)"),
+    (b"\xfd7zXZ", "xz-compressed; decompress it first (unxz)"),
+    (b"(\xb5/\xfd", "zstd-compressed; decompress it first (unzstd)"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?); export the sheet as CSV (UTF-8)"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook; export the sheet as CSV (UTF-8)"),
+    (b"\x89HDF", "an HDF5 file; name it .h5 to read its feature vectors"),
+    (b"PAR1", "a Parquet file; name it .parquet"),
+)
+
+
+def check_text(path: Path) -> None:
+    """Refuse a binary file given where CSV text is read, naming what it looks like.
+
+    Raises
+    ------
+    DataError
+        The file starts with a compressed, spreadsheet, HDF5 or Parquet signature, or holds
+        NUL bytes in its first 4 KiB (text files never do).
+    """
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            raise DataError(f"{path}: not CSV text but {what}")
+    if b"\x00" in head:
+        raise DataError(f"{path}: not CSV text (binary bytes in its first 4 KiB); expected a "
+                        "CSV, Parquet (.parquet), HDF5 (.h5) or JSON (.json, .jsonl) file")
 
 
 def csv_delimiter(path: Path) -> str:
@@ -118,10 +152,11 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
     """
     check_size(path, max_bytes)
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        frame = pd.read_parquet(path)
+        frame = read_parquet(path)
         frame.columns = [str(c).strip() for c in frame.columns]
         where = Where(path)
     else:
+        check_text(path)
         delimiter = csv_delimiter(path)
         try:
             header = _check_csv_shape(path, delimiter)
@@ -136,6 +171,21 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
     if frame.empty:
         raise DataError(f"{path}: no data rows after the header")
     return frame, where
+
+
+def read_parquet(path: Path, schema_only: bool = False) -> pd.DataFrame:
+    """A Parquet file as a frame (``schema_only``: no rows, its columns only); a file that
+    is not Parquet, or is damaged, is a DataError naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if schema_only:
+            return pd.DataFrame(columns=list(pq.read_schema(path).names))
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc}); check that it is "
+                        "complete, or save it again") from exc
 
 
 def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: Where) -> None:

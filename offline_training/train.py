@@ -99,12 +99,20 @@ def _windows(
     return np.concatenate(parts)
 
 
-def _enough_windows(n: int, window: int, opts: TrainOptions) -> None:
-    """The trainer's minimum (two windows to fit beside the validation part), as a DataError."""
+def _enough_windows(n: int, window: int, opts: TrainOptions, kind: str) -> None:
+    """The trainer's minimum as a DataError: two windows to fit beside the validation part,
+    and, when errors are normalised by their spread (:func:`_scoring_head`), two steps of
+    validation windows to measure that spread on."""
     from offline_training.trainer import validation_size
 
-    if n - validation_size(n, opts.train) < 2:
-        need = next(k for k in range(n + 1, n + 10_000) if k - validation_size(k, opts.train) >= 2)
+    spread = (opts.error_norm or DEFAULTS["error_norm"].get(kind, "none")) == "spread"
+
+    def enough(k: int) -> bool:
+        held = validation_size(k, opts.train)
+        return k - held >= 2 and (not spread or held * window >= 2)
+
+    if not enough(n):
+        need = next(k for k in range(n + 1, n + 10_000) if enough(k))
         raise DataError(
             f"{opts.data}: the training part gives {n} window(s) of {window} record(s); "
             f"training needs at least {need}: train on more rows (--train-fraction) or a "
@@ -167,7 +175,7 @@ def train(opts: TrainOptions) -> TrainReport:
     transform = opts.transform or DEFAULTS["transform"].get(source.kind, "none")
     scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")
     windows = _windows(values, scaler, window, opts.stride)
-    _enough_windows(len(windows), window, opts)
+    _enough_windows(len(windows), window, opts, source.kind)
 
     family = _ae_family(opts.family, source.kind)
     model = build_model(family, window, len(features), opts.model_config, seed=opts.seed)

@@ -507,3 +507,39 @@ def test_a_series_column_splits_a_table_into_its_series(tmp_path: Path, name: st
                   "timestamp,value,series\n2024-01-01,1,A\n2024-01-02,2,\n")
     with pytest.raises(DataError, match=r"row 2 \(line 3\), column 'series': the series id"):
         load(blank)
+
+
+@pytest.mark.parametrize(("head", "what"), [
+    (b"\x1f\x8b\x08\x00", "gzip-compressed; decompress it first"),
+    (b"PK\x03\x04\x14\x00", "a ZIP archive \\(an Excel .xlsx workbook\\?\\)"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file; name it .h5"),
+    (b"timestamp,value\n2015-01-01,\x00\x01", "not CSV text \\(binary bytes"),
+])
+def test_a_binary_file_given_as_csv_is_named_for_what_it_is(
+    tmp_path: Path, head: bytes, what: str,
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(head + b"\x00" * 64)
+    for call in (lambda: load(path), lambda: load(path, "series"), lambda: infer_kind(path)):
+        with pytest.raises(DataError, match=f"data.csv: .*{what}"):
+            call()
+
+
+def test_a_damaged_parquet_file_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.parquet"
+    pd.DataFrame({"timestamp": ["2015-01-01"], "value": [1.0]}).to_parquet(path)
+    path.write_bytes(path.read_bytes()[:-20])  # cut short, as an interrupted copy leaves it
+    for call in (lambda: load(path), lambda: load(path, "series"), lambda: infer_kind(path)):
+        with pytest.raises(DataError, match="s.parquet: not a readable Parquet file"):
+            call()
+
+
+def test_hdf5_given_for_series_says_what_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "e.h5"
+    with h5py.File(path, "w") as handle:
+        handle["x"] = np.zeros((4, 2))
+    with pytest.raises(DataError, match="HDF5 files hold feature vectors \\(events\\), not "
+                                        "series records"):
+        load(path, "series")
+    assert isinstance(load(path), EventData)
+
