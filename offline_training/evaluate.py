@@ -33,6 +33,7 @@ from offline_training.nab import score_corpus, window_indices, windows_for
 from stream_detector.core.detection import DetectionParams
 from stream_detector.files.batch import COLUMNS, ScoreRow, load_runtime, score_records
 from stream_detector.files.history import load_source
+from stream_detector.files.time_report import time_report
 
 __all__ = ["Evaluation", "evaluate", "windows_for"]
 
@@ -44,6 +45,7 @@ class Evaluation:
     metrics: dict[str, Any]
     report: Path
     plots: list[Path] = field(default_factory=list)
+    time_line: str = ""  # what the time policy flagged (time_report), "" when nothing
 
 
 def _frame(rows: list[ScoreRow]) -> pd.DataFrame:
@@ -67,6 +69,7 @@ def evaluate(
                          missing=missing)
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
+    time_line = time_report(records, runtime.time).line()
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
                                "data": str(data), "windows": len(frame),
                                "alerts": int(frame["alert"].sum()),
@@ -90,7 +93,7 @@ def evaluate(
         (staging / "index.html").write_text(render_index(title, metrics, timeline, pngs))
         out.mkdir(parents=True, exist_ok=True)
         made = [shutil.move(str(p), out / p.name) for p in sorted(staging.iterdir())]
-    return Evaluation(metrics, out / "index.html", [Path(p) for p in made])
+    return Evaluation(metrics, out / "index.html", [Path(p) for p in made], time_line)
 
 
 def _with_windows(

@@ -151,7 +151,9 @@ def train(opts: TrainOptions) -> TrainReport:
     from offline_training.models import build_model, config_dict, make_time_weights
     from offline_training.trainer import fit
     from stream_detector.core.registry import publish_version
+    from stream_detector.core.timing import TimePolicy
     from stream_detector.files.history import load_source
+    from stream_detector.files.time_report import time_report
 
     started = time.perf_counter()
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
@@ -198,6 +200,8 @@ def train(opts: TrainOptions) -> TrainReport:
     card = card.model_copy(update={"training": {
         **card.training, **training_keys(records), "scoring": head.card_section(),
         "imputed": source.imputed}})
+    timing = time_report(records, TimePolicy.from_cadence(card.time.cadence_s if card.time
+                                                          else None)).line()
     write_card(staging, card)
     if factor > 0:  # log offset relative to the median training score (see detection.py)
         _, raw = _calibration_scores(staging, part, detection)
@@ -214,7 +218,7 @@ def train(opts: TrainOptions) -> TrainReport:
     plots = _plots(staging, result, by_key, thresholds.default, normalised) if opts.plots else []
     publish_version(staging, final)  # one rename: workers never see a half-written version
     plots = [final / p.name for p in plots]
-    return TrainReport(final, card, result, time.perf_counter() - started, plots)
+    return TrainReport(final, card, result, time.perf_counter() - started, plots, timing)
 
 
 def _scoring_head(

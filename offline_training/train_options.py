@@ -98,3 +98,4 @@ class TrainReport:
     result: TrainResult
     seconds: float
     plots: list[Path] = field(default_factory=list)
+    time_line: str = ""  # what the time policy flagged in the data (files.time_report)

@@ -33,7 +33,8 @@ def _size(path: Path) -> str:
 
 
 def summary_lines(report: Any, data: Path) -> list[str]:
-    """Four lines: what was trained on what, the threshold, where it went, what to run next.
+    """Four lines: what was trained on what, the threshold, where it went, what to run next;
+    before them, what the time policy flagged in the data, if anything.
 
     ``report`` is an :class:`offline_training.train_options.TrainReport`.
     """
@@ -52,7 +53,8 @@ def summary_lines(report: Any, data: Path) -> list[str]:
     imputed = int(training.get("imputed") or 0)
     filled = f" ({imputed:,} missing values filled in)" if imputed else ""
     impute = " --missing impute" if imputed else ""
-    return [
+    timing = [report.time_line] if getattr(report, "time_line", "") else []
+    return [*timing,
         f"trained {card.name} v{card.version}: {_FAMILIES.get(card.family, card.family)}, "
         f"window {card.window}, on {int(training.get('rows') or 0):,} records{filled} of {keys:,} "
         f"key(s){part} in {report.seconds:.1f} s ({len(result.history)} epochs on "

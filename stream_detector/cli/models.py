@@ -162,6 +162,7 @@ def score_command(
 
     from stream_detector.files.batch import COLUMNS, load_runtime, score_records
     from stream_detector.files.history import load_source
+    from stream_detector.files.time_report import time_report
 
     with one_line_errors():
         runtime = load_runtime(model, provider)
@@ -173,10 +174,13 @@ def score_command(
                                                                name=str(data))]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame.to_csv(out, index=False)
+        timing = time_report(records, runtime.time).line()
     filled = f" ({source.imputed:,} missing values filled in)" if source.imputed else ""
     say(f"scored {len(frame):,} windows{filled} of {source.keys:,} key(s) with "
          f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
          f"{int(frame['alert'].sum()):,} alerts -> {out}")
+    if timing:
+        say(timing)
 
 
 @app.command(
@@ -210,8 +214,9 @@ def evaluate_command(
 
         result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time,
                           missing=missing)
-    for line in _evaluation_lines(result.metrics):
-        say(line)
+    for line in _evaluation_lines(result.metrics) + [result.time_line]:
+        if line:
+            say(line)
     say(f"report: {result.report}")
 
 

@@ -157,3 +157,19 @@ def test_missing_values_are_refused_naming_the_option_or_filled_in_and_flagged(
         # windows holding an imputed record carry the flag, as the worker's events do
         flagged = frame.loc[frame["flags"].str.contains("imputed"), "timestamp"].tolist()
         assert len(flagged) == 2 * WINDOW and flagged[0] == "2024-01-01T00:50:00"
+
+
+def test_score_says_what_the_time_policy_flagged(model: Path, tmp_path: Path) -> None:
+    data = series_csv(tmp_path / "known.csv")
+    frame = pd.read_csv(data)
+    frame.iloc[[10, 11]] = frame.iloc[[11, 10]].to_numpy()  # two rows swapped: one is late
+    frame.loc[30, "timestamp"] = frame.loc[29, "timestamp"]  # one time repeated
+    frame.to_csv(data, index=False)
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["score", "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    said = result.output.strip().splitlines()
+    assert said[0].startswith("scored 37 windows of 1 key(s)")
+    assert said[1].startswith("time: records kept in file order and flagged as a worker "
+                              "flags them: 1 repeated, 1 late (earlier than one before)")
