@@ -37,7 +37,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from stream_detector.core.detection import DetectionParams, DetectorState
+    from stream_detector.core.detection import DetectionParams
+    from stream_detector.core.detector_state import DetectorState
 
 __all__ = ["GAUSSIAN_RATE", "gaussian_tail", "likelihood_z", "running_z", "season_trust",
            "value_components", "value_trust"]

@@ -17,7 +17,7 @@ from typing import Final, Protocol
 
 from schemas.events import SourceRef
 from schemas.records import MAX_RECORDS_PER_MESSAGE
-from stream_detector.core.detection import DetectorState
+from stream_detector.core.detector_state import DetectorState
 from stream_detector.core.hybrid import SampleRing
 from stream_detector.core.windowing import WindowState
 
