@@ -81,7 +81,8 @@ def numeric_column(column: pd.Series, where: Where, name: object) -> np.ndarray:
     unparsed = np.flatnonzero(np.isnan(values))  # few rows: check their text one by one
     for row in unparsed:
         if not _is_missing_token(column.iloc[row]):
-            raise DataError(f"{where.at(int(row), name)}: {column.iloc[row]!r} is not a number")
+            raise DataError(f"{where.at(int(row), name)}: {_plain(column.iloc[row])!r} is not a "
+                            "number")
     finite = np.isfinite(values)
     huge = np.flatnonzero(finite & (np.abs(values, where=finite, out=np.zeros_like(values))
                                     > MAX_VALUE))
@@ -134,13 +135,16 @@ def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
     """ISO 8601 text as naive UTC datetime64[ns]; names the first row that does not parse,
     or that lies outside the records' time range (``schemas.records``: [1900, 2200) UTC),
     before the cast to nanoseconds, which would wrap year 9999 round to 1815 silently."""
-    parsed = pd.to_datetime(column, format="ISO8601", errors="coerce", utc=True)
+    text = column
+    if pd.api.types.infer_dtype(column, skipna=False) != "string":  # JSON numbers: as text,
+        text = column.map(_plain).astype(str)  # never silently read as epochs by pandas
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{where.at(row, name)}: {column.iloc[row]!r} is not an ISO 8601 timestamp; write "
-            "times as 2015-02-26 21:42:53 or 2015-02-26T21:42:53+01:00 (naive = UTC)"
+            f"{where.at(row, name)}: {_plain(column.iloc[row])!r} is not an ISO 8601 timestamp; "
+            "write times as 2015-02-26 21:42:53 or 2015-02-26T21:42:53+01:00 (naive = UTC)"
         )
     low, high = pd.Timestamp(TIMESTAMP_MIN), pd.Timestamp(TIMESTAMP_MAX)
     outside = ((parsed < low) | (parsed >= high)).to_numpy()
@@ -151,6 +155,11 @@ def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
             f"lie in [{low.date()}, {high.date()}) UTC; fix the time or drop the row"
         )
     return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+
+
+def _plain(value: object) -> object:
+    """A cell as the user wrote it: numpy scalars as Python ones (``1``, not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def time_order(

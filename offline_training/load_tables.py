@@ -203,16 +203,50 @@ def require_columns(found: list[str], required: tuple[str, ...], name: object) -
         )
 
 
+IMPUTED = "imputed"  # the records' flag: the producer filled this value in
+_TRUTH = {"true": True, "1": True, "1.0": True, "yes": True,
+          "false": False, "0": False, "0.0": False, "no": False}
+
+
+def given_imputed(frame: pd.DataFrame, where: Where) -> np.ndarray | None:
+    """(n,) bool of an ``imputed`` column (the records' flag: true/false, 1/0, blank =
+    false), or None without one; anything else is a DataError naming the row."""
+    if IMPUTED not in frame.columns:
+        return None
+    flags = np.zeros(len(frame), dtype=bool)
+    for row, value in enumerate(frame[IMPUTED].tolist()):
+        if isinstance(value, bool | np.bool_):
+            flags[row] = bool(value)
+            continue
+        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else (
+            str(value).strip().lower())
+        if text and text not in _TRUTH:
+            raise DataError(f"{where.at(row, IMPUTED)}: {value!r} is not true or false")
+        flags[row] = _TRUTH.get(text, False)
+    return flags
+
+
+def _with_given(mask: np.ndarray | None, given: np.ndarray | None) -> np.ndarray | None:
+    """The loader's imputed mask (n, 1) joined with the file's own flags (n,)."""
+    if given is None or not given.any():
+        return mask
+    flags = given.reshape(-1, 1)
+    return flags if mask is None else mask | flags
+
+
 def series_from_frame(
     frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool,
     strict_time: bool = False,
 ) -> SeriesData:
-    """One ``timestamp,value`` series, in time order, with the missing-value policy applied."""
+    """One ``timestamp,value`` series, in time order, with the missing-value policy applied;
+    rows an ``imputed`` column marks keep the mark (:func:`given_imputed`)."""
     _require_columns(frame, SERIES_COLUMNS, where)
     stamps = parse_timestamps(frame["timestamp"], where, "timestamp")
     values = numeric_column(frame["value"], where, "value").reshape(-1, 1)
+    given = given_imputed(frame, where)
     order = time_order(stamps, np.arange(len(stamps)), where, "timestamp", sort, strict_time)
     values, mask = fill_missing(values[order], ["value"], where, missing)
+    mask = _with_given(mask, None if given is None else given[order])
     return SeriesData(key, stamps[order], values, where.path, mask)
 
 
@@ -249,11 +283,13 @@ def keyed(
     time_col, value_col = columns
     stamps = parse_timestamps(frame[time_col], where, time_col)
     values = numeric_column(frame[value_col], where, value_col)
+    given = given_imputed(frame, where)
     series: dict[str, SeriesData] = {}
     for key, found in keys.groupby(keys, sort=False).indices.items():
         rows = np.asarray(found)
         order = rows[time_order(stamps[rows], rows, where, time_col, sort, strict_time)]
         filled, mask = fill_missing(values[order].reshape(-1, 1), [value_col], where, missing)
+        mask = _with_given(mask, None if given is None else given[order])
         series[str(key)] = SeriesData(str(key), stamps[order], filled, None, mask, [value_col])
     return PanelData(series, where.path)
 

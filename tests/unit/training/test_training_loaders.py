@@ -543,3 +543,38 @@ def test_hdf5_given_for_series_says_what_it_holds(tmp_path: Path) -> None:
         load(path, "series")
     assert isinstance(load(path), EventData)
 
+
+
+def test_json_records_kind_and_version_are_checked_as_a_worker_checks_them(
+    tmp_path: Path,
+) -> None:
+    def refused(records: list[dict[str, object]], message: str) -> None:
+        with pytest.raises(DataError, match=message):
+            load(write(tmp_path, "r.json", json.dumps(records)))
+
+    # each silently loaded before (the kind and version fields were dropped unread)
+    refused([dict(POINTS[0], kind="metrics")], r"record 1: kind 'metrics' is not one of "
+                                               "series, sales, events")
+    refused([POINTS[0], dict(POINTS[1], schema_version=2)],
+            r"record 2: schema_version 2 is not 1")
+    sales = {"kind": "sales", "date": "2015-01-01", "store": 1, "item": 7, "sales": 1.0}
+    refused([*POINTS, sales], r"record 5 is sales, earlier ones series; one file holds")
+    # numbers where text belongs are shown as written, not as numpy reprs
+    refused([dict(POINTS[0], timestamp=1420070400)], r"record 1, column 'timestamp': "
+                                                     r"1420070400 is not an ISO 8601")
+
+
+def test_records_marked_imputed_keep_the_mark(tmp_path: Path) -> None:
+    marked = [dict(p, imputed=i == 2) for i, p in enumerate(POINTS)]
+    data = load(write(tmp_path, "r.json", json.dumps(marked)))
+    assert isinstance(data, SeriesData) and data.imputed_mask is not None
+    assert data.imputed_mask[:, 0].tolist() == [False, False, True, False]
+    csv = series_csv(tmp_path, "2015-01-01 00:00,1", "2015-01-01 00:05,2")
+    csv.write_text("timestamp,value,imputed\n2015-01-01,1,false\n2015-01-02,2,true\n"
+                   "2015-01-03,,\n")
+    filled = load(csv, missing="impute")
+    assert filled.imputed_mask[:, 0].tolist() == [False, True, True]  # type: ignore[union-attr]
+    csv.write_text("timestamp,value,imputed\n2015-01-01,1,maybe\n")
+    with pytest.raises(DataError, match=r"row 1 \(line 2\), column 'imputed': 'maybe' is not "
+                                        "true or false"):
+        load(csv)
