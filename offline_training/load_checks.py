@@ -18,10 +18,12 @@ from schemas.records import TIMESTAMP_MAX, TIMESTAMP_MIN
 from stream_detector.exceptions import DataError
 
 __all__ = [
+    "KNOWN_COLUMNS",
     "MAX_FILE_BYTES",
     "MAX_JSON_BYTES",
     "MAX_VALUE",
     "Where",
+    "canonical_columns",
     "check_size",
     "fill_missing",
     "key_part",
@@ -57,6 +59,27 @@ class Where:
         if column is not None:
             text += f", column {str(column)!r}"
         return text
+
+
+# Column names the loaders look for (records' fields); matched without regard to case.
+KNOWN_COLUMNS = ("timestamp", "value", "date", "store", "item", "sales", "series", "label",
+                 "imputed")
+
+
+def canonical_columns(names: list[str]) -> list[str]:
+    """Stripped names, with ``Timestamp``/``VALUE``-style spellings of :data:`KNOWN_COLUMNS`
+    lower-cased (spreadsheet exports capitalise headers), unless that would make two
+    columns alike or the exact name is there too.
+
+    >>> canonical_columns([" Timestamp", "Value", "CPU"])
+    ['timestamp', 'value', 'CPU']
+    >>> canonical_columns(["Value", "value"])
+    ['Value', 'value']
+    """
+    stripped = [str(n).strip() for n in names]
+    lowered = [n.lower() for n in stripped]
+    return [low if low in KNOWN_COLUMNS and n != low and low not in stripped
+            and lowered.count(low) == 1 else n for n, low in zip(stripped, lowered, strict=True)]
 
 
 def check_size(path: Path, max_bytes: int) -> None:

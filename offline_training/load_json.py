@@ -15,7 +15,13 @@ from typing import Any, get_args
 import numpy as np
 import pandas as pd
 
-from offline_training.load_checks import MAX_JSON_BYTES, Where, check_size, fill_missing
+from offline_training.load_checks import (
+    MAX_JSON_BYTES,
+    Where,
+    canonical_columns,
+    check_size,
+    fill_missing,
+)
 from offline_training.load_tables import (
     events_from_frame,
     kind_from_columns,
@@ -200,6 +206,7 @@ def _records_frame(records: list[Any], path: Path) -> pd.DataFrame:
         if not isinstance(record, dict):
             raise DataError(f"{path}: record {i + 1} is {type(record).__name__}, not an object")
     frame = pd.DataFrame.from_records(records)
+    frame.columns = canonical_columns(list(frame.columns))
     if "features" in frame.columns:
         widths = frame["features"].map(lambda v: len(v) if isinstance(v, list) else -1)
         bad = np.flatnonzero(widths.to_numpy() != widths.iloc[0])

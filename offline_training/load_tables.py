@@ -16,6 +16,7 @@ import pandas as pd
 from offline_training.load_checks import (
     MAX_FILE_BYTES,
     Where,
+    canonical_columns,
     check_size,
     fill_missing,
     key_part,
@@ -153,7 +154,7 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
     check_size(path, max_bytes)
     if path.suffix.lower() in PARQUET_SUFFIXES:
         frame = read_parquet(path)
-        frame.columns = [str(c).strip() for c in frame.columns]
+        frame.columns = canonical_columns(list(frame.columns))
         where = Where(path)
     else:
         check_text(path)
@@ -164,7 +165,7 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                             sep=delimiter, encoding="utf-8-sig")
-        frame.columns = header
+        frame.columns = canonical_columns(header)
         if delimiter != ",":
             frame = _decimal_commas(frame)
         where = Where(path, header_lines=1)
@@ -181,7 +182,7 @@ def read_parquet(path: Path, schema_only: bool = False) -> pd.DataFrame:
 
     try:
         if schema_only:
-            return pd.DataFrame(columns=list(pq.read_schema(path).names))
+            return pd.DataFrame(columns=canonical_columns(list(pq.read_schema(path).names)))
         return pd.read_parquet(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc}); check that it is "
@@ -351,7 +352,7 @@ def csv_header(path: Path) -> list[str]:
     """The stripped column names of a CSV file's first line (for guessing its kind)."""
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         reader = csv.reader(handle, delimiter=csv_delimiter(path))
-        return [h.strip() for h in next(reader, [])]
+        return canonical_columns(next(reader, []))
 
 
 def load_series(

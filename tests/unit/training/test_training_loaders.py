@@ -578,3 +578,19 @@ def test_records_marked_imputed_keep_the_mark(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"row 1 \(line 2\), column 'imputed': 'maybe' is not "
                                         "true or false"):
         load(csv)
+
+
+@pytest.mark.parametrize("name", ["caps.csv", "caps.parquet", "caps.json"])
+def test_capitalised_column_names_are_read(tmp_path: Path, name: str) -> None:
+    # spreadsheet exports: "Timestamp,Value" was "missing column(s) ['timestamp', 'value']"
+    frame = pd.DataFrame({"Timestamp": ["2015-01-01", "2015-01-02"], " VALUE ": [1.0, 2.0]})
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        frame.to_csv(path, index=False)
+    elif name.endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        path.write_text(frame.to_json(orient="records"))
+    assert infer_kind(path) == ("records_json" if name.endswith(".json") else "series")
+    data = load(path)
+    assert isinstance(data, SeriesData) and data.values[:, 0].tolist() == [1.0, 2.0]
