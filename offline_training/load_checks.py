@@ -91,9 +91,21 @@ def check_size(path: Path, max_bytes: int) -> None:
         raise DataError(f"{path}: file is empty; expected a header and data rows")
     if size > max_bytes:
         raise DataError(
-            f"{path}: {size} bytes exceeds the limit of {max_bytes}; split the file "
-            "or pass a larger max_bytes"
+            f"{path}: {_size(size)} exceeds the limit of {_size(max_bytes)} one file may hold "
+            "(it is read whole); split it, e.g. by key or by month (Python: pass a larger "
+            "max_bytes)"
         )
+
+
+def _size(n: int) -> str:
+    """Bytes as a user reads them.
+
+    >>> _size(10), _size(256 * 1024**2), _size(2 * 1024**3 + 1)
+    ('10 bytes', '256 MiB', '2.0 GiB')
+    """
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GiB"
+    return f"{n / 1024**2:.0f} MiB" if n >= 1024**2 else f"{n} bytes"
 
 
 def numeric_column(column: pd.Series, where: Where, name: object) -> np.ndarray:

@@ -173,3 +173,19 @@ def test_score_says_what_the_time_policy_flagged(model: Path, tmp_path: Path) ->
     assert said[0].startswith("scored 37 windows of 1 key(s)")
     assert said[1].startswith("time: records kept in file order and flagged as a worker "
                               "flags them: 1 repeated, 1 late (earlier than one before)")
+
+
+@pytest.mark.parametrize(("name", "size", "limit"), [("big.csv", 3 * 1024**3, "2.0 GiB"),
+                                                     ("big.jsonl", 300 * 1024**2, "256 MiB")])
+def test_a_file_over_the_size_bound_is_refused_before_reading(
+    model: Path, tmp_path: Path, name: str, size: int, limit: str,
+) -> None:
+    path = tmp_path / name
+    with path.open("wb") as handle:  # sparse: the size is claimed, no disk is used
+        handle.truncate(size)
+    for command in (["score", "--model", str(model.parent), "--no-progress"],
+                    ["train", "--out", str(tmp_path / "r"), "--no-progress"]):
+        result = runner.invoke(app, [*command, "--data", str(path)])
+        assert result.exit_code == 1
+        line = one_error_line(result.output)
+        assert f"exceeds the limit of {limit} one file may hold" in line and "split it" in line
