@@ -182,6 +182,7 @@ def train(opts: TrainOptions) -> TrainReport:
     from stream_detector.files.time_report import time_report
 
     started = time.perf_counter()
+    next_version(opts.out / model_name(opts), opts.version)  # a bad --version: now, not later
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
                          missing=opts.missing)
     records = list(source.records)

@@ -75,3 +75,14 @@ def test_train_until_takes_iso_times_with_offsets_and_says_what_is_wrong() -> No
     with pytest.raises(DataError, match="no record is that old; the data starts at "
                                         "2024-01-01T00:00:00"):
         split_records(records, None, "2023-12-31")
+
+
+@pytest.mark.parametrize("version", ["../v", "a/b", ".hidden", "v" * 200])
+def test_a_bad_version_is_refused_before_training(tmp_path: Path, version: str) -> None:
+    data = tmp_path / "s.csv"
+    data.write_text("timestamp,value\n2024-01-01T00:00:00,1\n")  # too short to train on:
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "r"),
+                                 "--version", version, "--no-progress"])  # the version first
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"--version {version!r}: use letters, digits" in result.output
+    assert not (tmp_path / "r").exists()
