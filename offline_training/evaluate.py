@@ -31,7 +31,13 @@ from offline_training.eval_report import (
 from offline_training.metrics import detection_metrics
 from offline_training.nab import score_corpus, window_indices, windows_for
 from stream_detector.core.detection import DetectionParams
-from stream_detector.files.batch import COLUMNS, ScoreRow, load_runtime, score_records
+from stream_detector.files.batch import (
+    COLUMNS,
+    ScoreRow,
+    load_runtime,
+    require_kind,
+    score_records,
+)
 from stream_detector.files.history import load_source
 from stream_detector.files.time_report import time_report
 
@@ -65,7 +71,8 @@ def evaluate(
     windows = None
     if labels is not None and runtime.card.record_kind != "events":
         windows = windows_for(labels, data)  # a label file without this data fails first
-    source = load_source(data, kind=runtime.card.record_kind, key=key, strict_time=strict_time,
+    source = load_source(data, kind=require_kind(runtime, data, None), key=key,
+                         strict_time=strict_time,
                          missing=missing)
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])

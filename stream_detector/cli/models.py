@@ -168,13 +168,13 @@ def score_command(
 ) -> None:
     import pandas as pd
 
-    from stream_detector.files.batch import COLUMNS, load_runtime, score_records
+    from stream_detector.files.batch import COLUMNS, load_runtime, require_kind, score_records
     from stream_detector.files.history import load_source
     from stream_detector.files.time_report import time_report
 
     with one_line_errors():
         runtime = load_runtime(model, provider)
-        source = load_source(data, kind=kind or runtime.card.record_kind, key=key,
+        source = load_source(data, kind=require_kind(runtime, data, kind), key=key,
                              strict_time=strict_time, missing=missing)
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:

@@ -189,3 +189,19 @@ def test_a_file_over_the_size_bound_is_refused_before_reading(
         assert result.exit_code == 1
         line = one_error_line(result.output)
         assert f"exceeds the limit of {limit} one file may hold" in line and "split it" in line
+
+
+def test_a_file_or_kind_the_model_does_not_read_is_named(model: Path, tmp_path: Path) -> None:
+    sales = tmp_path / "known.csv"
+    sales.write_text("date,store,item,sales\n" + "".join(
+        f"2017-01-{d:02d},1,7,{d}\n" for d in range(1, 20)))
+    base = ["score", "--model", str(model.parent), "--out", str(tmp_path / "s.csv"),
+            "--no-progress"]
+    result = runner.invoke(app, [*base, "--data", str(sales)])
+    assert result.exit_code == 1
+    assert "known.csv: holds sales rows (date, store, item, sales); model known reads series " \
+           "records (timestamp, value)" in one_error_line(result.output)
+    result = runner.invoke(app, [*base, "--data", str(series_csv(tmp_path / "known2.csv")),
+                                 "--kind", "events"])
+    assert result.exit_code == 1
+    assert "--kind events: model known reads series records" in one_error_line(result.output)
