@@ -167,12 +167,15 @@ def fill_missing(
 
 
 def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
-    """ISO 8601 text as naive UTC datetime64[ns]; names the first row that does not parse,
+    """ISO 8601 text (a trailing `` UTC`` read as ``+00:00``) as naive UTC datetime64[ns];
+    names the first row that does not parse,
     or that lies outside the records' time range (``schemas.records``: [1900, 2200) UTC),
     before the cast to nanoseconds, which would wrap year 9999 round to 1815 silently."""
     text = column
     if pd.api.types.infer_dtype(column, skipna=False) != "string":  # JSON numbers: as text,
         text = column.map(_plain).astype(str)  # never silently read as epochs by pandas
+    # "2015-02-26 21:42:53 UTC" (database and BigQuery exports) is that time at +00:00
+    text = text.str.replace(r"\s+(?:UTC|GMT)$", "+00:00", regex=True, case=False)
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():

@@ -594,3 +594,14 @@ def test_capitalised_column_names_are_read(tmp_path: Path, name: str) -> None:
     assert infer_kind(path) == ("records_json" if name.endswith(".json") else "series")
     data = load(path)
     assert isinstance(data, SeriesData) and data.values[:, 0].tolist() == [1.0, 2.0]
+
+
+def test_a_trailing_utc_is_read_as_utc(tmp_path: Path) -> None:
+    # database and BigQuery exports write "2015-01-01 00:05:00 UTC": refused before
+    path = series_csv(tmp_path, "2015-01-01 00:00:00 UTC,1", "2015-01-01 00:05:00 gmt,2",
+                      "2015-01-01 01:10:00+01:00,3")
+    data = load(path)
+    assert isinstance(data, SeriesData)
+    assert [str(t) for t in data.timestamps] == [
+        "2015-01-01T00:00:00.000000000", "2015-01-01T00:05:00.000000000",
+        "2015-01-01T00:10:00.000000000"]
