@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -167,10 +168,14 @@ def fill_missing(
 
 
 def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
-    """ISO 8601 text (a trailing `` UTC`` read as ``+00:00``) as naive UTC datetime64[ns];
-    names the first row that does not parse,
+    """ISO 8601 text (a trailing `` UTC`` read as ``+00:00``), or Unix epoch numbers
+    (:func:`_epoch_times`), as naive UTC datetime64[ns]; names the first row that does not
+    parse,
     or that lies outside the records' time range (``schemas.records``: [1900, 2200) UTC),
     before the cast to nanoseconds, which would wrap year 9999 round to 1815 silently."""
+    epochs = _epoch_times(column)
+    if epochs is not None:
+        return epochs
     text = column
     if pd.api.types.infer_dtype(column, skipna=False) != "string":  # JSON numbers: as text,
         text = column.map(_plain).astype(str)  # never silently read as epochs by pandas
@@ -189,10 +194,40 @@ def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
         raise DataError(
-            f"{where.at(row, name)}: {column.iloc[row]!r} is out of range: timestamps must "
+            f"{where.at(row, name)}: {_plain(column.iloc[row])!r} is out of range: timestamps must "
             f"lie in [{low.date()}, {high.date()}) UTC; fix the time or drop the row"
         )
     return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+
+
+# Unix epoch numbers by unit, and the magnitudes that mean [2001-09-09, 2286-11-20) in it:
+# the ranges do not overlap, so the unit follows from the numbers themselves.
+_EPOCH_UNITS: tuple[tuple[Literal["s", "ms", "us", "ns"], float], ...] = (
+    ("s", 1e9), ("ms", 1e12), ("us", 1e15), ("ns", 1e18))
+
+
+def _epoch_times(column: pd.Series) -> np.ndarray | None:
+    """A column of Unix epoch numbers (every value in one unit's range, see
+    :data:`_EPOCH_UNITS`: seconds from 2001 on, or ms, us, ns) as datetime64[ns]; None when
+    the column is anything else (then it is read as ISO 8601 text).
+
+    >>> _epoch_times(pd.Series(["1424986973", "1424987273"])).tolist()
+    [1424986973000000000, 1424987273000000000]
+    >>> _epoch_times(pd.Series([1424986973000])).tolist(), _epoch_times(pd.Series(["2015"]))
+    ([1424986973000000000], None)
+    """
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.isna().any():
+        return None
+    values = numbers.to_numpy(np.float64)
+    for unit, low in _EPOCH_UNITS:
+        if ((values >= low) & (values < 10 * low)).all():
+            whole = bool((values == np.round(values)).all())  # ints: exact, no float rounding
+            exact = numbers.astype("int64") if whole else numbers
+            stamps = pd.to_datetime(exact, unit=unit, utc=True)
+            out: np.ndarray = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+            return out
+    return None
 
 
 def _plain(value: object) -> object:

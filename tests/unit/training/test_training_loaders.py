@@ -477,7 +477,7 @@ def test_a_value_beyond_float32_is_named(tmp_path: Path, text: str) -> None:
     ("9999-01-01 00:00:00", "is out of range"),  # cast to ns it wrapped to 1815, silently
     ("2262-04-12", "is out of range"),
     ("1850-01-01T00:00:00Z", "is out of range"),
-    ("1704067200", "is not an ISO 8601 timestamp; write times as 2015-02-26 21:42:53"),
+    ("17040672", "is not an ISO 8601 timestamp; write times as 2015-02-26 21:42:53"),
 ])
 def test_timestamps_outside_the_records_range_are_named_with_their_text(
     tmp_path: Path, text: str, problem: str,
@@ -560,8 +560,8 @@ def test_json_records_kind_and_version_are_checked_as_a_worker_checks_them(
     sales = {"kind": "sales", "date": "2015-01-01", "store": 1, "item": 7, "sales": 1.0}
     refused([*POINTS, sales], r"record 5 is sales, earlier ones series; one file holds")
     # numbers where text belongs are shown as written, not as numpy reprs
-    refused([dict(POINTS[0], timestamp=1420070400)], r"record 1, column 'timestamp': "
-                                                     r"1420070400 is not an ISO 8601")
+    refused([dict(POINTS[0], timestamp=14200704)], r"record 1, column 'timestamp': "
+                                                   r"14200704 is out of range")
 
 
 def test_records_marked_imputed_keep_the_mark(tmp_path: Path) -> None:
@@ -605,3 +605,22 @@ def test_a_trailing_utc_is_read_as_utc(tmp_path: Path) -> None:
     assert [str(t) for t in data.timestamps] == [
         "2015-01-01T00:00:00.000000000", "2015-01-01T00:05:00.000000000",
         "2015-01-01T00:10:00.000000000"]
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("1420070400", "1420070700"),  # seconds
+    ("1420070400000", "1420070700000"),  # milliseconds (Kafka, JavaScript)
+    ("1420070400000000", "1420070700000000"),  # microseconds
+    ("1420070400.0", "1420070700.5"),  # fractional seconds
+])
+def test_epoch_numbers_are_read_in_the_unit_their_size_says(
+    tmp_path: Path, first: str, second: str,
+) -> None:
+    data = load(series_csv(tmp_path, f"{first},1", f"{second},2"))
+    assert isinstance(data, SeriesData)
+    assert str(data.timestamps[0]) == "2015-01-01T00:00:00.000000000"
+    assert str(data.timestamps[1]).startswith("2015-01-01T00:05:00")
+    records = [dict(POINTS[0], timestamp=int(float(first)))]  # JSON numbers too
+    assert str(load(write(tmp_path, "e.json", json.dumps(records))).timestamps[0]) == (  # type: ignore[union-attr]
+        "2015-01-01T00:00:00.000000000")
+
