@@ -31,6 +31,7 @@ from offline_training.eval_report import (
 from offline_training.metrics import detection_metrics
 from offline_training.nab import score_corpus, window_indices, windows_for
 from stream_detector.core.detection import DetectionParams
+from stream_detector.exceptions import DataError
 from stream_detector.files.batch import (
     COLUMNS,
     ScoreRow,
@@ -81,7 +82,13 @@ def evaluate(
                                "data": str(data), "windows": len(frame),
                                "alerts": int(frame["alert"].sum()),
                                "keys": int(frame["key"].nunique())}
-    score_name = plots.score_label(DetectionParams.from_card(runtime.card.detection).normalise)
+    params = DetectionParams.from_card(runtime.card.detection)
+    if frame["warm_up"].all():
+        raise DataError(
+            f"{data}: all {len(frame):,} windows are in the detector's warm-up (the first "
+            f"{params.warmup:,} windows of each key, which never alert); evaluate a file "
+            "with more records per key")
+    score_name = plots.score_label(params.normalise)
     with tempfile.TemporaryDirectory(prefix="sd-evaluate-") as tmp:
         staging = Path(tmp)
         scored = frame[~frame["warm_up"]]

@@ -205,3 +205,19 @@ def test_a_file_or_kind_the_model_does_not_read_is_named(model: Path, tmp_path: 
                                  "--kind", "events"])
     assert result.exit_code == 1
     assert "--kind events: model known reads series records" in one_error_line(result.output)
+
+
+def test_evaluate_of_a_file_all_in_warm_up_says_so(tmp_path: Path) -> None:
+    # before: an empty histogram on a log scale (a matplotlib UserWarning) and a report of
+    # nothing; the tiny model warms up over its first 50 windows
+    entry = write_registry_model(tmp_path / "registry" / "known" / "1",
+                                 window_mean_model(WINDOW, 1), name="known", window=WINDOW,
+                                 serves={"keys": ["known"]}, detection={"warmup": 50})
+    data = series_csv(tmp_path / "known.csv")
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", "--model", str(entry.parent), "--data", str(data),
+                                 "--out", str(out)])
+    assert result.exit_code == 1
+    assert "all 37 windows are in the detector's warm-up (the first 50 windows of each key" \
+        in one_error_line(result.output)
+    assert not out.exists()
