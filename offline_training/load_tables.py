@@ -1,13 +1,13 @@
 """CSV and Parquet tables: series (``timestamp,value``), sales panels and feature vectors.
 
-CSV is read as text and its shape checked here (header, row widths, blank lines, encoding)
-so that each bad value can be reported with its row and line. The frame converters also
-serve JSON lists of records, which become the same frames.
+CSV is read as text, its layout and shape checked first (:mod:`.load_csv`: preamble,
+separator, header, row widths, blank lines, encoding) so that each bad value can be reported
+with its row and line. The frame converters also serve JSON lists of records, which become
+the same frames.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from offline_training.load_checks import (
     parse_timestamps,
     time_order,
 )
+from offline_training.load_csv import check_csv_shape, check_text, csv_layout, decimal_commas
 from offline_training.loaded_data import (
     EventData,
     Kind,
@@ -38,9 +39,6 @@ __all__ = [
     "SALES_COLUMNS",
     "SERIES_COLUMNS",
     "SERIES_KEY",
-    "check_text",
-    "csv_delimiter",
-    "csv_header",
     "events_from_frame",
     "keyed",
     "kind_from_columns",
@@ -59,97 +57,13 @@ SALES_COLUMNS = ("date", "store", "item", "sales")
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
-_DELIMITERS = (",", ";", "\t", "|")
-# a decimal comma: "1,5", "-0,25" (files that separate columns with ';' or tabs)
-_DECIMAL_COMMA = r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*"
-
-
-# Leading bytes of files that are not CSV text, and what to do with each.
-_NOT_TEXT = (
-    (b"\x1f\x8b", "gzip-compressed; decompress it first (gunzip)"),
-    (b"BZh", "bzip2-compressed; decompress it first (bunzip2)"),
-    (b"\xfd7zXZ", "xz-compressed; decompress it first (unxz)"),
-    (b"(\xb5/\xfd", "zstd-compressed; decompress it first (unzstd)"),
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?); export the sheet as CSV (UTF-8)"),
-    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook; export the sheet as CSV (UTF-8)"),
-    (b"\x89HDF", "an HDF5 file; name it .h5 to read its feature vectors"),
-    (b"PAR1", "a Parquet file; name it .parquet"),
-)
-
-
-def check_text(path: Path) -> None:
-    """Refuse a binary file given where CSV text is read, naming what it looks like.
-
-    Raises
-    ------
-    DataError
-        The file starts with a compressed, spreadsheet, HDF5 or Parquet signature, or holds
-        NUL bytes in its first 4 KiB (text files never do).
-    """
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    for magic, what in _NOT_TEXT:
-        if head.startswith(magic):
-            raise DataError(f"{path}: not CSV text but {what}")
-    if b"\x00" in head:
-        raise DataError(f"{path}: not CSV text (binary bytes in its first 4 KiB); expected a "
-                        "CSV, Parquet (.parquet), HDF5 (.h5) or JSON (.json, .jsonl) file")
-
-
-def csv_delimiter(path: Path) -> str:
-    """The column separator of a CSV file: whichever of ``, ; tab |`` its header line holds
-    most (``,`` when it holds none: a one-column file). Headers rarely hold decimal commas,
-    so ``date;value`` files with ``1,5`` values are read right."""
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        header = handle.readline()
-    counts = {d: header.count(d) for d in _DELIMITERS}
-    best = max(_DELIMITERS, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
-def _check_csv_shape(path: Path, delimiter: str) -> list[str]:
-    """Return the header; reject ragged rows and interior blank lines with their line."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        if not header or not any(h.strip() for h in header):
-            raise DataError(f"{path}: line 1: no header; expected column names")
-        names = [h.strip() for h in header]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise DataError(f"{path}: line 1: column(s) {repeated} appear twice; rename them")
-        blank_line: int | None = None
-        for row in reader:
-            if not row:
-                blank_line = blank_line or reader.line_num
-                continue
-            if blank_line is not None:
-                raise DataError(f"{path}: line {blank_line} is blank; remove blank lines")
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}: row {reader.line_num - 1} (line {reader.line_num}): "
-                    f"{len(row)} fields, the header has {len(header)} (columns separated by "
-                    f"{delimiter!r}, as its header line reads); fix the row width"
-                )
-    return names
-
-
-def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns whose every comma-holding value is a decimal comma (``1,5``) get points."""
-    for column in frame.columns:
-        text = frame[column]
-        commas = text.str.contains(",", regex=False)
-        if commas.any() and text[commas].str.fullmatch(_DECIMAL_COMMA).all():
-            frame[column] = text.str.replace(",", ".", regex=False)
-    return frame
-
-
 def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
     """Read CSV (all fields as text, checked by the caller) or Parquet.
 
-    CSV: a UTF-8 byte-order mark (spreadsheet exports) is dropped; the delimiter is read
-    from the header line (:func:`csv_delimiter`); with a delimiter other than ``,``,
-    decimal commas become points.
+    CSV: a UTF-8 byte-order mark (spreadsheet exports) is dropped, and so are an Excel
+    ``sep=`` line and ``#`` comment lines before the header; the delimiter is read from the
+    header line (:func:`csv_layout`); with a delimiter other than ``,``, decimal commas
+    become points.
     """
     check_size(path, max_bytes)
     if path.suffix.lower() in PARQUET_SUFFIXES:
@@ -158,17 +72,17 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
         where = Where(path)
     else:
         check_text(path)
-        delimiter = csv_delimiter(path)
+        skip, delimiter = csv_layout(path)
         try:
-            header = _check_csv_shape(path, delimiter)
+            header = check_csv_shape(path, skip, delimiter)
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            sep=delimiter, encoding="utf-8-sig")
+                            sep=delimiter, encoding="utf-8-sig", skiprows=skip)
         frame.columns = canonical_columns(header)
         if delimiter != ",":
-            frame = _decimal_commas(frame)
-        where = Where(path, header_lines=1)
+            frame = decimal_commas(frame)
+        where = Where(path, header_lines=1 + skip)
     if frame.empty:
         raise DataError(f"{path}: no data rows after the header")
     return frame, where
@@ -346,13 +260,6 @@ def kind_from_columns(columns: list[str], name: object = "the file") -> Kind:
                                        -len(set(req) - set(columns))))
         require_columns(columns, closest, name)
     return "events"
-
-
-def csv_header(path: Path) -> list[str]:
-    """The stripped column names of a CSV file's first line (for guessing its kind)."""
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.reader(handle, delimiter=csv_delimiter(path))
-        return canonical_columns(next(reader, []))
 
 
 def load_series(

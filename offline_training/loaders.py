@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from offline_training.load_checks import MAX_FILE_BYTES, MAX_JSON_BYTES, check_size
+from offline_training.load_csv import check_text, csv_header
 from offline_training.load_hdf5 import H5_SUFFIXES, load_hdf5_events
 from offline_training.load_json import (
     JSON_LINES_SUFFIXES,
@@ -23,8 +24,6 @@ from offline_training.load_json import (
 )
 from offline_training.load_tables import (
     PARQUET_SUFFIXES,
-    check_text,
-    csv_header,
     events_from_frame,
     kind_from_columns,
     load_panel,

@@ -101,6 +101,8 @@ def require_kind(model: ModelRuntime, data: Path, kind: RecordKind | None) -> Re
     from offline_training.loaders import infer_kind  # lazily: the worker image lacks it
 
     found = infer_kind(data)
+    if found == "events" and data.suffix.lower() not in {".h5", ".hdf5", ".hdf"}:
+        return wanted  # a table without time columns: the loader names what is missing
     if found in _KIND_WORDS and found != wanted:
         raise DataError(f"{data}: holds {_KIND_WORDS[found]}; model {model.name} reads "
                         f"{_KIND_WORDS[wanted]}: score it with a model trained on such a file")

@@ -205,6 +205,12 @@ def test_a_file_or_kind_the_model_does_not_read_is_named(model: Path, tmp_path: 
                                  "--kind", "events"])
     assert result.exit_code == 1
     assert "--kind events: model known reads series records" in one_error_line(result.output)
+    # a table without time columns is no evidence of events: the missing columns are named
+    odd = tmp_path / "odd.csv"
+    odd.write_text("host,cpu\nweb-1,0.5\n")
+    result = runner.invoke(app, [*base, "--data", str(odd)])
+    assert "missing column(s) ['timestamp', 'value']; found ['host', 'cpu']" in \
+        one_error_line(result.output)
 
 
 def test_evaluate_of_a_file_all_in_warm_up_says_so(tmp_path: Path) -> None:

@@ -624,3 +624,18 @@ def test_epoch_numbers_are_read_in_the_unit_their_size_says(
     assert str(load(write(tmp_path, "e.json", json.dumps(records))).timestamps[0]) == (  # type: ignore[union-attr]
         "2015-01-01T00:00:00.000000000")
 
+
+
+@pytest.mark.parametrize(("preamble", "sep"), [
+    ("sep=;\n", ";"),  # Excel's European CSV export names its separator first
+    ("# exported by grafana 2024-01-02\n# host: web-1\n", ","),
+])
+def test_lines_before_the_header_are_skipped(tmp_path: Path, preamble: str, sep: str) -> None:
+    rows = f"timestamp{sep}value\n2015-01-01 00:00{sep}1\n2015-01-01 00:05{sep}x\n"
+    path = write(tmp_path, "p.csv", preamble + rows)
+    assert infer_kind(path) == "series"
+    line = preamble.count("\n") + 3
+    with pytest.raises(DataError, match=rf"row 2 \(line {line}\), column 'value': 'x' is not"):
+        load(path)  # locations still point at the file's lines
+    path.write_text(preamble + rows.replace("x", "2"))
+    assert load(path).values[:, 0].tolist() == [1.0, 2.0]  # type: ignore[union-attr]
