@@ -133,10 +133,14 @@ def decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_header(path: Path) -> list[str]:
-    """The stripped column names of a CSV file's first line (for guessing its kind)."""
+    """The column names of a CSV file's header line (for guessing its kind); a header that
+    is not UTF-8 is a DataError, as the rows would be (never names with U+FFFD in them)."""
     skip, delimiter = csv_layout(path)
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        for _ in range(skip):
-            next(reader, None)
-        return canonical_columns(next(reader, []))
+        try:
+            for _ in range(skip):
+                next(reader, None)
+            return canonical_columns(next(reader, []))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc

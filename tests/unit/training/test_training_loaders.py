@@ -639,3 +639,11 @@ def test_lines_before_the_header_are_skipped(tmp_path: Path, preamble: str, sep:
         load(path)  # locations still point at the file's lines
     path.write_text(preamble + rows.replace("x", "2"))
     assert load(path).values[:, 0].tolist() == [1.0, 2.0]  # type: ignore[union-attr]
+
+
+def test_a_header_that_is_not_utf8_says_so_not_a_mangled_column(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_bytes(b"timestamp,valu\xe9\n2015-01-01,1\n")  # Latin-1 export
+    for call in (lambda: infer_kind(path), lambda: load(path), lambda: load(path, "series")):
+        with pytest.raises(DataError, match=r"l.csv: not UTF-8 text .*; save it as UTF-8"):
+            call()
