@@ -31,7 +31,14 @@ from offline_training.eval_report import (
 from offline_training.metrics import detection_metrics
 from offline_training.nab import score_corpus, window_indices, windows_for
 from stream_detector.core.detection import DetectionParams
-from stream_detector.files.batch import COLUMNS, ScoreRow, load_runtime, score_records
+from stream_detector.exceptions import DataError
+from stream_detector.files.batch import (
+    COLUMNS,
+    ScoreRow,
+    load_runtime,
+    require_kind,
+    score_records,
+)
 from stream_detector.files.history import load_source
 from stream_detector.files.time_report import time_report
 
@@ -65,7 +72,8 @@ def evaluate(
     windows = None
     if labels is not None and runtime.card.record_kind != "events":
         windows = windows_for(labels, data)  # a label file without this data fails first
-    source = load_source(data, kind=runtime.card.record_kind, key=key, strict_time=strict_time,
+    source = load_source(data, kind=require_kind(runtime, data, None), key=key,
+                         strict_time=strict_time,
                          missing=missing)
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
@@ -74,7 +82,13 @@ def evaluate(
                                "data": str(data), "windows": len(frame),
                                "alerts": int(frame["alert"].sum()),
                                "keys": int(frame["key"].nunique())}
-    score_name = plots.score_label(DetectionParams.from_card(runtime.card.detection).normalise)
+    params = DetectionParams.from_card(runtime.card.detection)
+    if frame["warm_up"].all():
+        raise DataError(
+            f"{data}: all {len(frame):,} windows are in the detector's warm-up (the first "
+            f"{params.warmup:,} windows of each key, which never alert); evaluate a file "
+            "with more records per key")
+    score_name = plots.score_label(params.normalise)
     with tempfile.TemporaryDirectory(prefix="sd-evaluate-") as tmp:
         staging = Path(tmp)
         scored = frame[~frame["warm_up"]]

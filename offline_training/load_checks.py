@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -18,10 +19,12 @@ from schemas.records import TIMESTAMP_MAX, TIMESTAMP_MIN
 from stream_detector.exceptions import DataError
 
 __all__ = [
+    "KNOWN_COLUMNS",
     "MAX_FILE_BYTES",
     "MAX_JSON_BYTES",
     "MAX_VALUE",
     "Where",
+    "canonical_columns",
     "check_size",
     "fill_missing",
     "key_part",
@@ -59,6 +62,27 @@ class Where:
         return text
 
 
+# Column names the loaders look for (records' fields); matched without regard to case.
+KNOWN_COLUMNS = ("timestamp", "value", "date", "store", "item", "sales", "series", "label",
+                 "imputed")
+
+
+def canonical_columns(names: list[str]) -> list[str]:
+    """Stripped names, with ``Timestamp``/``VALUE``-style spellings of :data:`KNOWN_COLUMNS`
+    lower-cased (spreadsheet exports capitalise headers), unless that would make two
+    columns alike or the exact name is there too.
+
+    >>> canonical_columns([" Timestamp", "Value", "CPU"])
+    ['timestamp', 'value', 'CPU']
+    >>> canonical_columns(["Value", "value"])
+    ['Value', 'value']
+    """
+    stripped = [str(n).strip() for n in names]
+    lowered = [n.lower() for n in stripped]
+    return [low if low in KNOWN_COLUMNS and n != low and low not in stripped
+            and lowered.count(low) == 1 else n for n, low in zip(stripped, lowered, strict=True)]
+
+
 def check_size(path: Path, max_bytes: int) -> None:
     """Reject a missing or empty file, and one over ``max_bytes``, before reading it."""
     if not path.is_file():
@@ -68,9 +92,21 @@ def check_size(path: Path, max_bytes: int) -> None:
         raise DataError(f"{path}: file is empty; expected a header and data rows")
     if size > max_bytes:
         raise DataError(
-            f"{path}: {size} bytes exceeds the limit of {max_bytes}; split the file "
-            "or pass a larger max_bytes"
+            f"{path}: {_size(size)} exceeds the limit of {_size(max_bytes)} one file may hold "
+            "(it is read whole); split it, e.g. by key or by month (Python: pass a larger "
+            "max_bytes)"
         )
+
+
+def _size(n: int) -> str:
+    """Bytes as a user reads them.
+
+    >>> _size(10), _size(256 * 1024**2), _size(2 * 1024**3 + 1)
+    ('10 bytes', '256 MiB', '2.0 GiB')
+    """
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GiB"
+    return f"{n / 1024**2:.0f} MiB" if n >= 1024**2 else f"{n} bytes"
 
 
 def numeric_column(column: pd.Series, where: Where, name: object) -> np.ndarray:
@@ -81,7 +117,8 @@ def numeric_column(column: pd.Series, where: Where, name: object) -> np.ndarray:
     unparsed = np.flatnonzero(np.isnan(values))  # few rows: check their text one by one
     for row in unparsed:
         if not _is_missing_token(column.iloc[row]):
-            raise DataError(f"{where.at(int(row), name)}: {column.iloc[row]!r} is not a number")
+            raise DataError(f"{where.at(int(row), name)}: {_plain(column.iloc[row])!r} is not a "
+                            "number")
     finite = np.isfinite(values)
     huge = np.flatnonzero(finite & (np.abs(values, where=finite, out=np.zeros_like(values))
                                     > MAX_VALUE))
@@ -131,26 +168,71 @@ def fill_missing(
 
 
 def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
-    """ISO 8601 text as naive UTC datetime64[ns]; names the first row that does not parse,
+    """ISO 8601 text (a trailing `` UTC`` read as ``+00:00``), or Unix epoch numbers
+    (:func:`_epoch_times`), as naive UTC datetime64[ns]; names the first row that does not
+    parse,
     or that lies outside the records' time range (``schemas.records``: [1900, 2200) UTC),
     before the cast to nanoseconds, which would wrap year 9999 round to 1815 silently."""
-    parsed = pd.to_datetime(column, format="ISO8601", errors="coerce", utc=True)
+    epochs = _epoch_times(column)
+    if epochs is not None:
+        return epochs
+    text = column
+    if pd.api.types.infer_dtype(column, skipna=False) != "string":  # JSON numbers: as text,
+        text = column.map(_plain).astype(str)  # never silently read as epochs by pandas
+    # "2015-02-26 21:42:53 UTC" (database and BigQuery exports) is that time at +00:00
+    text = text.str.replace(r"\s+(?:UTC|GMT)$", "+00:00", regex=True, case=False)
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{where.at(row, name)}: {column.iloc[row]!r} is not an ISO 8601 timestamp; write "
-            "times as 2015-02-26 21:42:53 or 2015-02-26T21:42:53+01:00 (naive = UTC)"
+            f"{where.at(row, name)}: {_plain(column.iloc[row])!r} is not an ISO 8601 timestamp; "
+            "write times as 2015-02-26 21:42:53 or 2015-02-26T21:42:53+01:00 (naive = UTC)"
         )
     low, high = pd.Timestamp(TIMESTAMP_MIN), pd.Timestamp(TIMESTAMP_MAX)
     outside = ((parsed < low) | (parsed >= high)).to_numpy()
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
         raise DataError(
-            f"{where.at(row, name)}: {column.iloc[row]!r} is out of range: timestamps must "
+            f"{where.at(row, name)}: {_plain(column.iloc[row])!r} is out of range: timestamps must "
             f"lie in [{low.date()}, {high.date()}) UTC; fix the time or drop the row"
         )
     return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+
+
+# Unix epoch numbers by unit, and the magnitudes that mean [2001-09-09, 2286-11-20) in it:
+# the ranges do not overlap, so the unit follows from the numbers themselves.
+_EPOCH_UNITS: tuple[tuple[Literal["s", "ms", "us", "ns"], float], ...] = (
+    ("s", 1e9), ("ms", 1e12), ("us", 1e15), ("ns", 1e18))
+
+
+def _epoch_times(column: pd.Series) -> np.ndarray | None:
+    """A column of Unix epoch numbers (every value in one unit's range, see
+    :data:`_EPOCH_UNITS`: seconds from 2001 on, or ms, us, ns) as datetime64[ns]; None when
+    the column is anything else (then it is read as ISO 8601 text).
+
+    >>> _epoch_times(pd.Series(["1424986973", "1424987273"])).tolist()
+    [1424986973000000000, 1424987273000000000]
+    >>> _epoch_times(pd.Series([1424986973000])).tolist(), _epoch_times(pd.Series(["2015"]))
+    ([1424986973000000000], None)
+    """
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.isna().any():
+        return None
+    values = numbers.to_numpy(np.float64)
+    for unit, low in _EPOCH_UNITS:
+        if ((values >= low) & (values < 10 * low)).all():
+            whole = bool((values == np.round(values)).all())  # ints: exact, no float rounding
+            exact = numbers.astype("int64") if whole else numbers
+            stamps = pd.to_datetime(exact, unit=unit, utc=True)
+            out: np.ndarray = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+            return out
+    return None
+
+
+def _plain(value: object) -> object:
+    """A cell as the user wrote it: numpy scalars as Python ones (``1``, not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def time_order(

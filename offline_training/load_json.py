@@ -10,12 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
-from offline_training.load_checks import MAX_JSON_BYTES, Where, check_size, fill_missing
+from offline_training.load_checks import (
+    MAX_JSON_BYTES,
+    Where,
+    canonical_columns,
+    check_size,
+    fill_missing,
+)
 from offline_training.load_tables import (
     events_from_frame,
     kind_from_columns,
@@ -23,7 +29,12 @@ from offline_training.load_tables import (
     series_table,
 )
 from offline_training.loaded_data import EventData, LoadedData, MissingPolicy
+from schemas.kinds import RECORD_KINDS
+from schemas.records import SeriesPoint
 from stream_detector.exceptions import DataError
+
+# the record version this package reads: the one home is the records' schema_version field
+SCHEMA_VERSION: int = get_args(SeriesPoint.model_fields["schema_version"].annotation)[0]
 
 __all__ = [
     "JSON_LINES_SUFFIXES",
@@ -195,6 +206,7 @@ def _records_frame(records: list[Any], path: Path) -> pd.DataFrame:
         if not isinstance(record, dict):
             raise DataError(f"{path}: record {i + 1} is {type(record).__name__}, not an object")
     frame = pd.DataFrame.from_records(records)
+    frame.columns = canonical_columns(list(frame.columns))
     if "features" in frame.columns:
         widths = frame["features"].map(lambda v: len(v) if isinstance(v, list) else -1)
         bad = np.flatnonzero(widths.to_numpy() != widths.iloc[0])
@@ -208,6 +220,31 @@ def _records_frame(records: list[Any], path: Path) -> pd.DataFrame:
             **({"label": frame["label"]} if "label" in frame.columns else {})
         )
     return frame
+
+
+def _check_kinds(records: list[Any], path: Path) -> None:
+    """The wire fields the frame drops, checked as a worker checks them: ``kind`` from the
+    closed list and one kind per file, ``schema_version`` the current one (else a worker
+    dead-letters the record as ``unknown_kind`` / ``schema_version``)."""
+    seen: dict[str, int] = {}
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            continue  # named by _records_frame
+        kind = record.get("kind")
+        if kind is not None and kind not in RECORD_KINDS:
+            raise DataError(f"{path}: record {i + 1}: kind {kind!r} is not one of "
+                            f"{', '.join(RECORD_KINDS)} (a worker dead-letters it as "
+                            "unknown_kind)")
+        version = record.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise DataError(f"{path}: record {i + 1}: schema_version {version!r} is not "
+                            f"{SCHEMA_VERSION}, the version this stream-detector reads")
+        if kind is not None:
+            seen.setdefault(kind, i)
+    if len(seen) > 1:
+        (first, _), (other, at) = list(seen.items())[:2]  # in file order
+        raise DataError(f"{path}: record {at + 1} is {other}, earlier ones {first}; one file "
+                        "holds records of one kind")
 
 
 def load_records_json(
@@ -229,13 +266,15 @@ def load_records_json(
     records = _read_records(path, max_bytes)
     if not records:
         raise DataError(f"{path}: expected a non-empty JSON list of records")
-    frame = _records_frame(records, path).drop(columns=["kind", "schema_version", "imputed"],
+    _check_kinds(records, path)
+    # "imputed" stays: the series and sales converters keep the producer's flag
+    frame = _records_frame(records, path).drop(columns=["kind", "schema_version"],
                                                errors="ignore")
     where = Where(path, unit="record")
     kind = kind_from_columns(list(frame.columns), path)
     if kind == "sales":
         return panel_from_frame(frame, where, missing, sort, strict_time)
     if kind != "series":
-        extra = [c for c in ("source", "event_id", "timestamp") if c in frame.columns]
+        extra = [c for c in ("source", "event_id", "timestamp", "imputed") if c in frame.columns]
         return events_from_frame(frame.drop(columns=extra), where, "label", missing)
     return series_table(frame, where, path.stem, missing, sort, strict_time)

@@ -1,13 +1,13 @@
 """CSV and Parquet tables: series (``timestamp,value``), sales panels and feature vectors.
 
-CSV is read as text and its shape checked here (header, row widths, blank lines, encoding)
-so that each bad value can be reported with its row and line. The frame converters also
-serve JSON lists of records, which become the same frames.
+CSV is read as text, its layout and shape checked first (:mod:`.load_csv`: preamble,
+separator, header, row widths, blank lines, encoding) so that each bad value can be reported
+with its row and line. The frame converters also serve JSON lists of records, which become
+the same frames.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import pandas as pd
 from offline_training.load_checks import (
     MAX_FILE_BYTES,
     Where,
+    canonical_columns,
     check_size,
     fill_missing,
     key_part,
@@ -23,6 +24,7 @@ from offline_training.load_checks import (
     parse_timestamps,
     time_order,
 )
+from offline_training.load_csv import check_csv_shape, check_text, csv_layout, decimal_commas
 from offline_training.loaded_data import (
     EventData,
     Kind,
@@ -37,14 +39,13 @@ __all__ = [
     "SALES_COLUMNS",
     "SERIES_COLUMNS",
     "SERIES_KEY",
-    "csv_delimiter",
-    "csv_header",
     "events_from_frame",
     "keyed",
     "kind_from_columns",
     "load_panel",
     "load_series",
     "panel_from_frame",
+    "read_parquet",
     "read_table",
     "require_columns",
     "series_from_frame",
@@ -56,86 +57,50 @@ SALES_COLUMNS = ("date", "store", "item", "sales")
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
-_DELIMITERS = (",", ";", "\t", "|")
-# a decimal comma: "1,5", "-0,25" (files that separate columns with ';' or tabs)
-_DECIMAL_COMMA = r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*"
-
-
-def csv_delimiter(path: Path) -> str:
-    """The column separator of a CSV file: whichever of ``, ; tab |`` its header line holds
-    most (``,`` when it holds none: a one-column file). Headers rarely hold decimal commas,
-    so ``date;value`` files with ``1,5`` values are read right."""
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        header = handle.readline()
-    counts = {d: header.count(d) for d in _DELIMITERS}
-    best = max(_DELIMITERS, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
-def _check_csv_shape(path: Path, delimiter: str) -> list[str]:
-    """Return the header; reject ragged rows and interior blank lines with their line."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        if not header or not any(h.strip() for h in header):
-            raise DataError(f"{path}: line 1: no header; expected column names")
-        names = [h.strip() for h in header]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise DataError(f"{path}: line 1: column(s) {repeated} appear twice; rename them")
-        blank_line: int | None = None
-        for row in reader:
-            if not row:
-                blank_line = blank_line or reader.line_num
-                continue
-            if blank_line is not None:
-                raise DataError(f"{path}: line {blank_line} is blank; remove blank lines")
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}: row {reader.line_num - 1} (line {reader.line_num}): "
-                    f"{len(row)} fields, the header has {len(header)} (columns separated by "
-                    f"{delimiter!r}, as its header line reads); fix the row width"
-                )
-    return names
-
-
-def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns whose every comma-holding value is a decimal comma (``1,5``) get points."""
-    for column in frame.columns:
-        text = frame[column]
-        commas = text.str.contains(",", regex=False)
-        if commas.any() and text[commas].str.fullmatch(_DECIMAL_COMMA).all():
-            frame[column] = text.str.replace(",", ".", regex=False)
-    return frame
-
-
 def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
     """Read CSV (all fields as text, checked by the caller) or Parquet.
 
-    CSV: a UTF-8 byte-order mark (spreadsheet exports) is dropped; the delimiter is read
-    from the header line (:func:`csv_delimiter`); with a delimiter other than ``,``,
-    decimal commas become points.
+    CSV: a UTF-8 byte-order mark (spreadsheet exports) is dropped, and so are an Excel
+    ``sep=`` line and ``#`` comment lines before the header; the delimiter is read from the
+    header line (:func:`csv_layout`); with a delimiter other than ``,``, decimal commas
+    become points.
     """
     check_size(path, max_bytes)
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        frame = pd.read_parquet(path)
-        frame.columns = [str(c).strip() for c in frame.columns]
+        frame = read_parquet(path)
+        frame.columns = canonical_columns(list(frame.columns))
         where = Where(path)
     else:
-        delimiter = csv_delimiter(path)
+        check_text(path)
+        skip, delimiter = csv_layout(path)
         try:
-            header = _check_csv_shape(path, delimiter)
+            header = check_csv_shape(path, skip, delimiter)
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            sep=delimiter, encoding="utf-8-sig")
-        frame.columns = header
+                            sep=delimiter, encoding="utf-8-sig", skiprows=skip)
+        frame.columns = canonical_columns(header)
         if delimiter != ",":
-            frame = _decimal_commas(frame)
-        where = Where(path, header_lines=1)
+            frame = decimal_commas(frame)
+        where = Where(path, header_lines=1 + skip)
     if frame.empty:
         raise DataError(f"{path}: no data rows after the header")
     return frame, where
+
+
+def read_parquet(path: Path, schema_only: bool = False) -> pd.DataFrame:
+    """A Parquet file as a frame (``schema_only``: no rows, its columns only); a file that
+    is not Parquet, or is damaged, is a DataError naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if schema_only:
+            return pd.DataFrame(columns=canonical_columns(list(pq.read_schema(path).names)))
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc}); check that it is "
+                        "complete, or save it again") from exc
 
 
 def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: Where) -> None:
@@ -153,16 +118,50 @@ def require_columns(found: list[str], required: tuple[str, ...], name: object) -
         )
 
 
+IMPUTED = "imputed"  # the records' flag: the producer filled this value in
+_TRUTH = {"true": True, "1": True, "1.0": True, "yes": True,
+          "false": False, "0": False, "0.0": False, "no": False}
+
+
+def given_imputed(frame: pd.DataFrame, where: Where) -> np.ndarray | None:
+    """(n,) bool of an ``imputed`` column (the records' flag: true/false, 1/0, blank =
+    false), or None without one; anything else is a DataError naming the row."""
+    if IMPUTED not in frame.columns:
+        return None
+    flags = np.zeros(len(frame), dtype=bool)
+    for row, value in enumerate(frame[IMPUTED].tolist()):
+        if isinstance(value, bool | np.bool_):
+            flags[row] = bool(value)
+            continue
+        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else (
+            str(value).strip().lower())
+        if text and text not in _TRUTH:
+            raise DataError(f"{where.at(row, IMPUTED)}: {value!r} is not true or false")
+        flags[row] = _TRUTH.get(text, False)
+    return flags
+
+
+def _with_given(mask: np.ndarray | None, given: np.ndarray | None) -> np.ndarray | None:
+    """The loader's imputed mask (n, 1) joined with the file's own flags (n,)."""
+    if given is None or not given.any():
+        return mask
+    flags = given.reshape(-1, 1)
+    return flags if mask is None else mask | flags
+
+
 def series_from_frame(
     frame: pd.DataFrame, where: Where, key: str, missing: MissingPolicy, sort: bool,
     strict_time: bool = False,
 ) -> SeriesData:
-    """One ``timestamp,value`` series, in time order, with the missing-value policy applied."""
+    """One ``timestamp,value`` series, in time order, with the missing-value policy applied;
+    rows an ``imputed`` column marks keep the mark (:func:`given_imputed`)."""
     _require_columns(frame, SERIES_COLUMNS, where)
     stamps = parse_timestamps(frame["timestamp"], where, "timestamp")
     values = numeric_column(frame["value"], where, "value").reshape(-1, 1)
+    given = given_imputed(frame, where)
     order = time_order(stamps, np.arange(len(stamps)), where, "timestamp", sort, strict_time)
     values, mask = fill_missing(values[order], ["value"], where, missing)
+    mask = _with_given(mask, None if given is None else given[order])
     return SeriesData(key, stamps[order], values, where.path, mask)
 
 
@@ -199,11 +198,13 @@ def keyed(
     time_col, value_col = columns
     stamps = parse_timestamps(frame[time_col], where, time_col)
     values = numeric_column(frame[value_col], where, value_col)
+    given = given_imputed(frame, where)
     series: dict[str, SeriesData] = {}
     for key, found in keys.groupby(keys, sort=False).indices.items():
         rows = np.asarray(found)
         order = rows[time_order(stamps[rows], rows, where, time_col, sort, strict_time)]
         filled, mask = fill_missing(values[order].reshape(-1, 1), [value_col], where, missing)
+        mask = _with_given(mask, None if given is None else given[order])
         series[str(key)] = SeriesData(str(key), stamps[order], filled, None, mask, [value_col])
     return PanelData(series, where.path)
 
@@ -259,13 +260,6 @@ def kind_from_columns(columns: list[str], name: object = "the file") -> Kind:
                                        -len(set(req) - set(columns))))
         require_columns(columns, closest, name)
     return "events"
-
-
-def csv_header(path: Path) -> list[str]:
-    """The stripped column names of a CSV file's first line (for guessing its kind)."""
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.reader(handle, delimiter=csv_delimiter(path))
-        return [h.strip() for h in next(reader, [])]
 
 
 def load_series(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from offline_training.load_checks import MAX_FILE_BYTES, MAX_JSON_BYTES, check_size
+from offline_training.load_csv import check_text, csv_header
 from offline_training.load_hdf5 import H5_SUFFIXES, load_hdf5_events
 from offline_training.load_json import (
     JSON_LINES_SUFFIXES,
@@ -23,15 +24,16 @@ from offline_training.load_json import (
 )
 from offline_training.load_tables import (
     PARQUET_SUFFIXES,
-    csv_header,
     events_from_frame,
     kind_from_columns,
     load_panel,
     load_series,
+    read_parquet,
     read_table,
 )
 from offline_training.loaded_data import EventData, Kind, LoadedData, MissingPolicy
 from schemas.kinds import RECORD_KINDS
+from stream_detector.exceptions import DataError
 
 __all__ = ["infer_kind", "load", "load_events"]
 
@@ -78,10 +80,10 @@ def infer_kind(path: str | Path) -> Kind:
         # one object: a single record (as one Kafka message holds), else the seeds' document
         return "records_json" if _RECORD_FIELDS & set(_top_keys(head)) else "seed_json"
     if suffix in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
-
-        return kind_from_columns(list(pq.read_schema(path).names), path)
+        check_size(path, MAX_FILE_BYTES)
+        return kind_from_columns(list(read_parquet(path, schema_only=True).columns), path)
     check_size(path, MAX_FILE_BYTES)
+    check_text(path)
     return kind_from_columns(csv_header(path), path)
 
 
@@ -101,9 +103,12 @@ def load(path: str | Path, kind: Kind | None = None, **options: Any) -> LoadedDa
     A JSON file's own shape picks its loader even when ``kind`` names a record kind
     (``score`` passes the model's): records in JSON are never read as a CSV table.
     """
-    json_file = Path(path).suffix.lower() in JSON_LINES_SUFFIXES | {".json"}
-    if json_file and kind in RECORD_KINDS:
+    suffix = Path(path).suffix.lower()
+    if suffix in JSON_LINES_SUFFIXES | {".json"} and kind in RECORD_KINDS:
         kind = None
+    if suffix in H5_SUFFIXES and kind not in (None, "events"):
+        raise DataError(f"{path}: HDF5 files hold feature vectors (events), not {kind} "
+                        f"records; give {kind} history as CSV, Parquet or JSON")
     chosen = kind or infer_kind(path)
     if chosen == "series":
         return load_series(path, **options)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from offline_training.trainer import TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
 from schemas.kinds import CalibrationMethod
-from schemas.records import Record
+from schemas.records import Record, parse_iso8601
 from stream_detector.core.detection import DetectionParams
 from stream_detector.core.scoring import signed_log1p
 from stream_detector.exceptions import DataError
@@ -48,7 +49,14 @@ def split_records(
     records: Sequence[Record], fraction: float | None, until: str | None
 ) -> list[Record]:
     """The training part: per key, the first ``fraction`` of its records or those up to
-    ``until`` (a causal split: a model never sees the future it will score)."""
+    ``until`` (ISO 8601, naive = UTC; a causal split: a model never sees the future it will
+    score).
+
+    Raises
+    ------
+    DataError
+        ``fraction`` outside (0, 1], ``until`` not ISO 8601, or no record up to ``until``.
+    """
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise DataError(f"--train-fraction must be in (0, 1], got {fraction}")
     by_key: dict[str, list[Record]] = {}
@@ -56,8 +64,18 @@ def split_records(
         by_key.setdefault(r.key, []).append(r)
     part: list[Record] = []
     if until is not None:
-        limit = int(np.datetime64(until, "ns").astype(np.int64))
-        return [r for r in records if r.epoch_ns <= limit]
+        try:
+            limit = parse_iso8601(until) - datetime(1970, 1, 1, tzinfo=UTC)
+        except ValueError:
+            raise DataError(f"--train-until {until!r} is not an ISO 8601 time; give e.g. "
+                            "2015-03-01 or 2015-03-01T12:00:00+01:00") from None
+        limit_ns = limit // timedelta(microseconds=1) * 1000
+        chosen = [r for r in records if r.epoch_ns <= limit_ns]
+        if records and not chosen:
+            first = min(records, key=lambda r: r.epoch_ns)
+            raise DataError(f"--train-until {until}: no record is that old; the data starts at "
+                            f"{first.timestamp_text}")
+        return chosen
     for rows in by_key.values():
         part.extend(rows[: max(1, int(len(rows) * (fraction or 1.0)))])
     return part
@@ -99,12 +117,20 @@ def _windows(
     return np.concatenate(parts)
 
 
-def _enough_windows(n: int, window: int, opts: TrainOptions) -> None:
-    """The trainer's minimum (two windows to fit beside the validation part), as a DataError."""
+def _enough_windows(n: int, window: int, opts: TrainOptions, kind: str) -> None:
+    """The trainer's minimum as a DataError: two windows to fit beside the validation part,
+    and, when errors are normalised by their spread (:func:`_scoring_head`), two steps of
+    validation windows to measure that spread on."""
     from offline_training.trainer import validation_size
 
-    if n - validation_size(n, opts.train) < 2:
-        need = next(k for k in range(n + 1, n + 10_000) if k - validation_size(k, opts.train) >= 2)
+    spread = (opts.error_norm or DEFAULTS["error_norm"].get(kind, "none")) == "spread"
+
+    def enough(k: int) -> bool:
+        held = validation_size(k, opts.train)
+        return k - held >= 2 and (not spread or held * window >= 2)
+
+    if not enough(n):
+        need = next(k for k in range(n + 1, n + 10_000) if enough(k))
         raise DataError(
             f"{opts.data}: the training part gives {n} window(s) of {window} record(s); "
             f"training needs at least {need}: train on more rows (--train-fraction) or a "
@@ -156,6 +182,7 @@ def train(opts: TrainOptions) -> TrainReport:
     from stream_detector.files.time_report import time_report
 
     started = time.perf_counter()
+    next_version(opts.out / model_name(opts), opts.version)  # a bad --version: now, not later
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
                          missing=opts.missing)
     records = list(source.records)
@@ -167,7 +194,7 @@ def train(opts: TrainOptions) -> TrainReport:
     transform = opts.transform or DEFAULTS["transform"].get(source.kind, "none")
     scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")
     windows = _windows(values, scaler, window, opts.stride)
-    _enough_windows(len(windows), window, opts)
+    _enough_windows(len(windows), window, opts, source.kind)
 
     family = _ae_family(opts.family, source.kind)
     model = build_model(family, window, len(features), opts.model_config, seed=opts.seed)

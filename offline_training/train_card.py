@@ -21,11 +21,12 @@ import numpy as np
 from offline_training.durations import detection_windows
 from offline_training.train_options import DEFAULTS, TrainOptions
 from offline_training.trainer import TrainResult
-from schemas.card import ModelCard
+from schemas.card import NAME_PATTERN, ModelCard
 from schemas.records import Record
 from stream_detector.core.detection import season_rows
 from stream_detector.core.registry import sha256_file
 from stream_detector.core.timing import cadence_s
+from stream_detector.exceptions import DataError
 
 __all__ = ["build_card", "detection_section", "feature_names", "library_versions",
            "model_name", "next_version", "serves_section", "time_section", "write_card"]
@@ -44,8 +45,17 @@ def model_name(opts: TrainOptions) -> str:
 
 def next_version(root: Path, requested: str | None) -> str:
     """``requested``, or one more than the largest numeric version folder under ``root``
-    (``"1"`` when there is none or ``root`` does not exist)."""
+    (``"1"`` when there is none or ``root`` does not exist).
+
+    Raises
+    ------
+    DataError
+        ``requested`` is not a version a card can hold (``schemas.card.NAME_PATTERN``).
+    """
     if requested:
+        if not re.fullmatch(NAME_PATTERN, requested):
+            raise DataError(f"--version {requested!r}: use letters, digits, '.', '_' and '-' "
+                            "(at most 128, first a letter or digit), e.g. 2 or 2026-12-01")
         return requested
     existing = [int(p.name) for p in root.glob("*") if p.name.isdigit()] if root.is_dir() else []
     return str(max(existing, default=0) + 1)

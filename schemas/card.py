@@ -33,6 +33,7 @@ __all__ = [
     "ModelCard",
     "NPLMCard",
     "MAX_NPLM_REFERENCE",
+    "NAME_PATTERN",
     "ScalerCard",
     "ScalerParams",
     "ServesCard",
@@ -48,7 +49,9 @@ MAX_NPLM_REFERENCE = 5000
 """Largest NPLM reference sample a card may hold (it is read into every worker)."""
 
 # Names and versions become directory names and Redis key parts: keep them boring.
-_NAME = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""What a model name or version may be (``train`` checks ``--version`` against it first)."""
+_NAME = Annotated[str, Field(pattern=NAME_PATTERN)]
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 

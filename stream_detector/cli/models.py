@@ -6,9 +6,8 @@ image, which has neither, still runs every other command.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -34,18 +33,6 @@ StrictTimeOption = Annotated[bool, typer.Option(
          "with the worker's flags")]
 
 
-def _config_file(path: Path | None) -> dict[str, object]:
-    if path is None:
-        return {}
-    import yaml
-
-    text = path.read_text()
-    loaded = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
-    if not isinstance(loaded, dict):
-        raise typer.BadParameter(f"{path} must hold a mapping of options")
-    return loaded
-
-
 @app.command(
     "train",
     help=(
@@ -60,6 +47,7 @@ def _config_file(path: Path | None) -> dict[str, object]:
     ),
 )
 def train_command(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="CSV, Parquet, HDF5, JSON or JSON lines history",
                                        callback=existing_input)],
     out: Annotated[Path, typer.Option(help="registry root: OUT/<name>/<version>/",
@@ -105,27 +93,47 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary instead")] = False,
 ) -> None:
     from offline_training.train import train
+    from offline_training.train_config import checked_options, read_config
     from offline_training.train_options import TrainOptions
     from offline_training.train_summary import dumps, summary_lines
     from offline_training.trainer import TrainConfig
 
     with one_line_errors():
-        options = _config_file(config)
-        model_config = dict(options.pop("model_config", {}) or {})  # type: ignore[call-overload]
-        train_config = TrainConfig(max_epochs=epochs, device=device, seed=seed,
-                                   progress=progress, **options.pop("train", {}) or {})  # type: ignore[arg-type]
-        opts = TrainOptions(
-            data=data, out=out, family=model, kind=kind, key=key, name=name, version=version,
-            window=window, train_fraction=train_fraction, train_until=train_until,
-            threshold_method=threshold_method, threshold_value=threshold_value,
-            per_key_thresholds=per_key_thresholds, model_config=model_config, serves=serves,
-            train=train_config, seed=seed, step=_step if progress else lambda _: None,
-            strict_time=strict_time, missing=missing,
-            **options,  # type: ignore[arg-type]
-        )
+        in_file, train_in_file = (checked_options(read_config(config), config)
+                                  if config is not None else ({}, {}))
+        # a flag given on the command line, then the config file, then the flag's default
+        flags: dict[str, tuple[str, Any]] = {
+            "family": ("model", model), "kind": ("kind", kind), "key": ("key", key),
+            "name": ("name", name), "version": ("version", version),
+            "window": ("window", window), "train_fraction": ("train_fraction", train_fraction),
+            "train_until": ("train_until", train_until),
+            "threshold_method": ("threshold_method", threshold_method),
+            "threshold_value": ("threshold_value", threshold_value),
+            "per_key_thresholds": ("per_key_thresholds", per_key_thresholds),
+            "serves": ("serves", serves), "seed": ("seed", seed),
+            "strict_time": ("strict_time", strict_time), "missing": ("missing", missing)}
+        chosen = _merged(ctx, flags, in_file)
+        train_flags = {"max_epochs": ("epochs", epochs), "device": ("device", device),
+                       "seed": ("seed", chosen["seed"]), "progress": ("progress", progress)}
+        train_config = TrainConfig(**_merged(ctx, train_flags, train_in_file))
+        opts = TrainOptions(data=data, out=out, train=train_config,
+                            step=_step if progress else lambda _: None, **chosen)
         report = train(opts)
     for line in [dumps(report)] if as_json else summary_lines(report, data):
         say(line)
+
+
+def _merged(ctx: typer.Context, flags: dict[str, tuple[str, Any]],
+            in_file: dict[str, Any]) -> dict[str, Any]:
+    """Each field's flag value, unless the flag was left at its default and ``in_file``
+    (the config file) sets the field."""
+    merged = {field: value for field, (_, value) in flags.items()}
+    for field, value in in_file.items():
+        flag = flags.get(field)
+        source = ctx.get_parameter_source(flag[0]) if flag is not None else None
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # not given: the file's
+            merged[field] = value
+    return merged
 
 
 def _step(text: str) -> None:
@@ -160,13 +168,13 @@ def score_command(
 ) -> None:
     import pandas as pd
 
-    from stream_detector.files.batch import COLUMNS, load_runtime, score_records
+    from stream_detector.files.batch import COLUMNS, load_runtime, require_kind, score_records
     from stream_detector.files.history import load_source
     from stream_detector.files.time_report import time_report
 
     with one_line_errors():
         runtime = load_runtime(model, provider)
-        source = load_source(data, kind=kind or runtime.card.record_kind, key=key,
+        source = load_source(data, kind=require_kind(runtime, data, kind), key=key,
                              strict_time=strict_time, missing=missing)
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:

@@ -32,6 +32,7 @@ __all__ = [
     "COLUMNS",
     "MAX_SCALED",
     "ScoreRow",
+    "require_kind",
     "require_scorable",
     "require_served",
     "score_file",
@@ -76,6 +77,36 @@ def _row(s: Scored, names: Sequence[str]) -> ScoreRow:
                     s.raw_score, s.threshold.value, s.event is not None, s.decision.warm_up,
                     s.pending.window.late, text, event.event_id if event else "", p_value,
                     ";".join(flag_names(s.pending.window.flags)))
+
+
+_KIND_WORDS = {"series": "series records (timestamp, value)",
+               "sales": "sales rows (date, store, item, sales)",
+               "events": "feature vectors (events)"}
+
+
+def require_kind(model: ModelRuntime, data: Path, kind: RecordKind | None) -> RecordKind:
+    """The record kind to read ``data`` as: the model's. A ``kind`` asked for that is not
+    the model's, or a table whose columns make it another kind, is refused (its records
+    would all be unrouted, or fail on the wrong columns).
+
+    Raises
+    ------
+    DataError
+        Naming the kinds and what to do.
+    """
+    wanted = model.card.record_kind
+    if kind is not None and kind != wanted:
+        raise DataError(f"--kind {kind}: model {model.name} reads {_KIND_WORDS[wanted]}; "
+                        f"leave --kind out, or score with a model trained on {kind}")
+    from offline_training.loaders import infer_kind  # lazily: the worker image lacks it
+
+    found = infer_kind(data)
+    if found == "events" and data.suffix.lower() not in {".h5", ".hdf5", ".hdf"}:
+        return wanted  # a table without time columns: the loader names what is missing
+    if found in _KIND_WORDS and found != wanted:
+        raise DataError(f"{data}: holds {_KIND_WORDS[found]}; model {model.name} reads "
+                        f"{_KIND_WORDS[wanted]}: score it with a model trained on such a file")
+    return wanted
 
 
 def require_served(model: ModelRuntime, records: Sequence[Record], name: str) -> None:
@@ -186,6 +217,6 @@ def score_file(
     from stream_detector.files.history import load_source
 
     runtime = load_runtime(model_dir, provider)
-    source = load_source(data, kind=kind or runtime.card.record_kind, key=key)
+    source = load_source(data, kind=require_kind(runtime, data, kind), key=key)
     records = list(source.records)
     return [row for _, row in score_records(runtime, records, progress, name=str(data))]

@@ -173,3 +173,57 @@ def test_score_says_what_the_time_policy_flagged(model: Path, tmp_path: Path) ->
     assert said[0].startswith("scored 37 windows of 1 key(s)")
     assert said[1].startswith("time: records kept in file order and flagged as a worker "
                               "flags them: 1 repeated, 1 late (earlier than one before)")
+
+
+@pytest.mark.parametrize(("name", "size", "limit"), [("big.csv", 3 * 1024**3, "2.0 GiB"),
+                                                     ("big.jsonl", 300 * 1024**2, "256 MiB")])
+def test_a_file_over_the_size_bound_is_refused_before_reading(
+    model: Path, tmp_path: Path, name: str, size: int, limit: str,
+) -> None:
+    path = tmp_path / name
+    with path.open("wb") as handle:  # sparse: the size is claimed, no disk is used
+        handle.truncate(size)
+    for command in (["score", "--model", str(model.parent), "--no-progress"],
+                    ["train", "--out", str(tmp_path / "r"), "--no-progress"]):
+        result = runner.invoke(app, [*command, "--data", str(path)])
+        assert result.exit_code == 1
+        line = one_error_line(result.output)
+        assert f"exceeds the limit of {limit} one file may hold" in line and "split it" in line
+
+
+def test_a_file_or_kind_the_model_does_not_read_is_named(model: Path, tmp_path: Path) -> None:
+    sales = tmp_path / "known.csv"
+    sales.write_text("date,store,item,sales\n" + "".join(
+        f"2017-01-{d:02d},1,7,{d}\n" for d in range(1, 20)))
+    base = ["score", "--model", str(model.parent), "--out", str(tmp_path / "s.csv"),
+            "--no-progress"]
+    result = runner.invoke(app, [*base, "--data", str(sales)])
+    assert result.exit_code == 1
+    assert "known.csv: holds sales rows (date, store, item, sales); model known reads series " \
+           "records (timestamp, value)" in one_error_line(result.output)
+    result = runner.invoke(app, [*base, "--data", str(series_csv(tmp_path / "known2.csv")),
+                                 "--kind", "events"])
+    assert result.exit_code == 1
+    assert "--kind events: model known reads series records" in one_error_line(result.output)
+    # a table without time columns is no evidence of events: the missing columns are named
+    odd = tmp_path / "odd.csv"
+    odd.write_text("host,cpu\nweb-1,0.5\n")
+    result = runner.invoke(app, [*base, "--data", str(odd)])
+    assert "missing column(s) ['timestamp', 'value']; found ['host', 'cpu']" in \
+        one_error_line(result.output)
+
+
+def test_evaluate_of_a_file_all_in_warm_up_says_so(tmp_path: Path) -> None:
+    # before: an empty histogram on a log scale (a matplotlib UserWarning) and a report of
+    # nothing; the tiny model warms up over its first 50 windows
+    entry = write_registry_model(tmp_path / "registry" / "known" / "1",
+                                 window_mean_model(WINDOW, 1), name="known", window=WINDOW,
+                                 serves={"keys": ["known"]}, detection={"warmup": 50})
+    data = series_csv(tmp_path / "known.csv")
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", "--model", str(entry.parent), "--data", str(data),
+                                 "--out", str(out)])
+    assert result.exit_code == 1
+    assert "all 37 windows are in the detector's warm-up (the first 50 windows of each key" \
+        in one_error_line(result.output)
+    assert not out.exists()

@@ -117,8 +117,15 @@ def test_too_little_data_to_train_is_one_clear_error_line(tmp_path: Path) -> Non
     few.write_text("a,b\n1,2\n3,4\n")  # two feature vectors: two windows of one
     result = runner.invoke(app, ["train", "--data", str(few), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1, result.output
-    assert "gives 2 window(s) of 1 record(s); training needs at least 3" in result.output
+    # 11: 9 to fit, and 2 validation events to measure the error spread on (with 3, the
+    # number this said before, training ended in "ValueError: error_spread needs ...")
+    assert "gives 2 window(s) of 1 record(s); training needs at least 11" in result.output
     assert not (tmp_path / "r").exists()
+    enough = tmp_path / "enough.csv"
+    enough.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(11)))
+    result = runner.invoke(app, ["train", "--data", str(enough), "--out", str(tmp_path / "r"),
+                                 "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
 
 
 def test_missing_values_are_filled_in_on_request_and_said(tmp_path: Path) -> None:

@@ -477,7 +477,7 @@ def test_a_value_beyond_float32_is_named(tmp_path: Path, text: str) -> None:
     ("9999-01-01 00:00:00", "is out of range"),  # cast to ns it wrapped to 1815, silently
     ("2262-04-12", "is out of range"),
     ("1850-01-01T00:00:00Z", "is out of range"),
-    ("1704067200", "is not an ISO 8601 timestamp; write times as 2015-02-26 21:42:53"),
+    ("17040672", "is not an ISO 8601 timestamp; write times as 2015-02-26 21:42:53"),
 ])
 def test_timestamps_outside_the_records_range_are_named_with_their_text(
     tmp_path: Path, text: str, problem: str,
@@ -507,3 +507,135 @@ def test_a_series_column_splits_a_table_into_its_series(tmp_path: Path, name: st
                   "timestamp,value,series\n2024-01-01,1,A\n2024-01-02,2,\n")
     with pytest.raises(DataError, match=r"row 2 \(line 3\), column 'series': the series id"):
         load(blank)
+
+
+@pytest.mark.parametrize(("head", "what"), [
+    (b"\x1f\x8b\x08\x00", "gzip-compressed; decompress it first"),
+    (b"PK\x03\x04\x14\x00", "a ZIP archive \\(an Excel .xlsx workbook\\?\\)"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file; name it .h5"),
+    (b"timestamp,value\n2015-01-01,\x00\x01", "not CSV text \\(binary bytes"),
+])
+def test_a_binary_file_given_as_csv_is_named_for_what_it_is(
+    tmp_path: Path, head: bytes, what: str,
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(head + b"\x00" * 64)
+    for call in (lambda: load(path), lambda: load(path, "series"), lambda: infer_kind(path)):
+        with pytest.raises(DataError, match=f"data.csv: .*{what}"):
+            call()
+
+
+def test_a_damaged_parquet_file_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.parquet"
+    pd.DataFrame({"timestamp": ["2015-01-01"], "value": [1.0]}).to_parquet(path)
+    path.write_bytes(path.read_bytes()[:-20])  # cut short, as an interrupted copy leaves it
+    for call in (lambda: load(path), lambda: load(path, "series"), lambda: infer_kind(path)):
+        with pytest.raises(DataError, match="s.parquet: not a readable Parquet file"):
+            call()
+
+
+def test_hdf5_given_for_series_says_what_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "e.h5"
+    with h5py.File(path, "w") as handle:
+        handle["x"] = np.zeros((4, 2))
+    with pytest.raises(DataError, match="HDF5 files hold feature vectors \\(events\\), not "
+                                        "series records"):
+        load(path, "series")
+    assert isinstance(load(path), EventData)
+
+
+
+def test_json_records_kind_and_version_are_checked_as_a_worker_checks_them(
+    tmp_path: Path,
+) -> None:
+    def refused(records: list[dict[str, object]], message: str) -> None:
+        with pytest.raises(DataError, match=message):
+            load(write(tmp_path, "r.json", json.dumps(records)))
+
+    # each silently loaded before (the kind and version fields were dropped unread)
+    refused([dict(POINTS[0], kind="metrics")], r"record 1: kind 'metrics' is not one of "
+                                               "series, sales, events")
+    refused([POINTS[0], dict(POINTS[1], schema_version=2)],
+            r"record 2: schema_version 2 is not 1")
+    sales = {"kind": "sales", "date": "2015-01-01", "store": 1, "item": 7, "sales": 1.0}
+    refused([*POINTS, sales], r"record 5 is sales, earlier ones series; one file holds")
+    # numbers where text belongs are shown as written, not as numpy reprs
+    refused([dict(POINTS[0], timestamp=14200704)], r"record 1, column 'timestamp': "
+                                                   r"14200704 is out of range")
+
+
+def test_records_marked_imputed_keep_the_mark(tmp_path: Path) -> None:
+    marked = [dict(p, imputed=i == 2) for i, p in enumerate(POINTS)]
+    data = load(write(tmp_path, "r.json", json.dumps(marked)))
+    assert isinstance(data, SeriesData) and data.imputed_mask is not None
+    assert data.imputed_mask[:, 0].tolist() == [False, False, True, False]
+    csv = series_csv(tmp_path, "2015-01-01 00:00,1", "2015-01-01 00:05,2")
+    csv.write_text("timestamp,value,imputed\n2015-01-01,1,false\n2015-01-02,2,true\n"
+                   "2015-01-03,,\n")
+    filled = load(csv, missing="impute")
+    assert filled.imputed_mask[:, 0].tolist() == [False, True, True]  # type: ignore[union-attr]
+    csv.write_text("timestamp,value,imputed\n2015-01-01,1,maybe\n")
+    with pytest.raises(DataError, match=r"row 1 \(line 2\), column 'imputed': 'maybe' is not "
+                                        "true or false"):
+        load(csv)
+
+
+@pytest.mark.parametrize("name", ["caps.csv", "caps.parquet", "caps.json"])
+def test_capitalised_column_names_are_read(tmp_path: Path, name: str) -> None:
+    # spreadsheet exports: "Timestamp,Value" was "missing column(s) ['timestamp', 'value']"
+    frame = pd.DataFrame({"Timestamp": ["2015-01-01", "2015-01-02"], " VALUE ": [1.0, 2.0]})
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        frame.to_csv(path, index=False)
+    elif name.endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        path.write_text(frame.to_json(orient="records"))
+    assert infer_kind(path) == ("records_json" if name.endswith(".json") else "series")
+    data = load(path)
+    assert isinstance(data, SeriesData) and data.values[:, 0].tolist() == [1.0, 2.0]
+
+
+def test_a_trailing_utc_is_read_as_utc(tmp_path: Path) -> None:
+    # database and BigQuery exports write "2015-01-01 00:05:00 UTC": refused before
+    path = series_csv(tmp_path, "2015-01-01 00:00:00 UTC,1", "2015-01-01 00:05:00 gmt,2",
+                      "2015-01-01 01:10:00+01:00,3")
+    data = load(path)
+    assert isinstance(data, SeriesData)
+    assert [str(t) for t in data.timestamps] == [
+        "2015-01-01T00:00:00.000000000", "2015-01-01T00:05:00.000000000",
+        "2015-01-01T00:10:00.000000000"]
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("1420070400", "1420070700"),  # seconds
+    ("1420070400000", "1420070700000"),  # milliseconds (Kafka, JavaScript)
+    ("1420070400000000", "1420070700000000"),  # microseconds
+    ("1420070400.0", "1420070700.5"),  # fractional seconds
+])
+def test_epoch_numbers_are_read_in_the_unit_their_size_says(
+    tmp_path: Path, first: str, second: str,
+) -> None:
+    data = load(series_csv(tmp_path, f"{first},1", f"{second},2"))
+    assert isinstance(data, SeriesData)
+    assert str(data.timestamps[0]) == "2015-01-01T00:00:00.000000000"
+    assert str(data.timestamps[1]).startswith("2015-01-01T00:05:00")
+    records = [dict(POINTS[0], timestamp=int(float(first)))]  # JSON numbers too
+    assert str(load(write(tmp_path, "e.json", json.dumps(records))).timestamps[0]) == (  # type: ignore[union-attr]
+        "2015-01-01T00:00:00.000000000")
+
+
+
+@pytest.mark.parametrize(("preamble", "sep"), [
+    ("sep=;\n", ";"),  # Excel's European CSV export names its separator first
+    ("# exported by grafana 2024-01-02\n# host: web-1\n", ","),
+])
+def test_lines_before_the_header_are_skipped(tmp_path: Path, preamble: str, sep: str) -> None:
+    rows = f"timestamp{sep}value\n2015-01-01 00:00{sep}1\n2015-01-01 00:05{sep}x\n"
+    path = write(tmp_path, "p.csv", preamble + rows)
+    assert infer_kind(path) == "series"
+    line = preamble.count("\n") + 3
+    with pytest.raises(DataError, match=rf"row 2 \(line {line}\), column 'value': 'x' is not"):
+        load(path)  # locations still point at the file's lines
+    path.write_text(preamble + rows.replace("x", "2"))
+    assert load(path).values[:, 0].tolist() == [1.0, 2.0]  # type: ignore[union-attr]

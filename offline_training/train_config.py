@@ -1,0 +1,92 @@
+"""``train --config FILE``: a YAML or JSON mapping of :class:`TrainOptions` fields, checked.
+
+Every key is checked against the option it names, with its type, before anything is read
+or trained, so a typo (``windoww: 12``), a wrong type (``window: abc``) or a broken file is
+one line that names the file and the key, not a traceback minutes later. ``train:`` holds
+:class:`~offline_training.trainer.TrainConfig` fields (``lr``, ``batch_size``, ...) and
+``model_config:`` the model family's own options (checked by the family).
+
+Precedence: a flag given on the command line, then the file, then the flag's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from pydantic import TypeAdapter, ValidationError
+
+from offline_training.train_options import TrainOptions
+from offline_training.trainer import TrainConfig
+from stream_detector.exceptions import DataError
+
+__all__ = ["CONFIG_OPTIONS", "read_config", "checked_options"]
+
+# What a config file may not set: where the data and model go are flags, and the rest is
+# wiring (the train: section has its own checks; step is the progress callback).
+_NOT_IN_FILES = frozenset({"data", "out", "step", "train"})
+CONFIG_OPTIONS: frozenset[str] = frozenset(
+    f.name for f in dataclasses.fields(TrainOptions) if f.name not in _NOT_IN_FILES
+) | {"train"}
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The mapping in ``path`` (``.yaml``/``.yml`` as YAML, anything else as JSON).
+
+    Raises
+    ------
+    DataError
+        Unreadable text, a syntax error (with its line), or a document that is not a mapping.
+    """
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        doc = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'} "
+                        f"({' '.join(str(exc).split())}); fix the syntax") from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: must hold a mapping of options (name: value), "
+                        f"not a {type(doc).__name__}")
+    return doc
+
+
+def checked_options(doc: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(TrainOptions fields, TrainConfig fields) of a config document, each value checked
+    against its field's type.
+
+    Raises
+    ------
+    DataError
+        An unknown key (the known ones listed), or a value of the wrong type.
+    """
+    unknown = sorted(str(k) for k in doc if k not in CONFIG_OPTIONS)
+    if unknown:
+        raise DataError(f"{path}: unknown option(s) {unknown}; known: "
+                        f"{', '.join(sorted(CONFIG_OPTIONS))}")
+    train = doc.get("train") or {}
+    if not isinstance(train, dict):
+        raise DataError(f"{path}: train: must be a mapping of training settings")
+    known_train = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(str(k) for k in train if k not in known_train)
+    if unknown:
+        raise DataError(f"{path}: train: unknown setting(s) {unknown}; known: "
+                        f"{', '.join(sorted(known_train))}")
+    options = {k: _checked(TrainOptions, k, v, path, "") for k, v in doc.items() if k != "train"}
+    return options, {k: _checked(TrainConfig, k, v, path, "train.") for k, v in train.items()}
+
+
+def _checked(owner: type, name: str, value: Any, path: Path, prefix: str) -> Any:
+    hint = get_type_hints(owner)[name]
+    try:
+        return TypeAdapter(hint).validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise DataError(f"{path}: {prefix}{name}: {first['msg']} (got {value!r})") from None
