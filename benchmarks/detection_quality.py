@@ -77,11 +77,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "without the level-shift component (shift_weight 0)": {"shift_weight": 0.0},
     "without the seasonal components (AE z-score only)": {"season_weight": 0.0,
                                                           "shift_weight": 0.0,
-                                                          "value_weight": 0.0},
+                                                          "value_weight": 0.0,
+                                                          "burst_weight": 0.0},
     "seasonal baseline: mean of past days (season_alpha 0.5)": {"season_alpha": 0.5},
     "without the short-term-forecast component (value_weight 0)": {"value_weight": 0.0},
     "without the trust in the short-term-forecast component (value_gate 0)": {"value_gate": 0.0},
     "short-term-forecast component without its slope (value_trend 0)": {"value_trend": 0.0},
+    "without the variance-burst component (burst_weight 0)": {"burst_weight": 0.0},
+    "without the trust in the variance-burst component (burst_gate 0)": {"burst_gate": 0.0},
+    "level-shift baseline without slope or hold (shift_trend 0, shift_hold 0)": {
+        "shift_trend": 0.0, "shift_hold": 0.0},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }

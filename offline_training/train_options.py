@@ -26,7 +26,9 @@ __all__ = ["DEFAULTS", "PARITY_RTOL", "TrainOptions", "TrainReport"]
 # (a day: detection.season_rows of the training cadence) are z-scores against the key's own
 # history, the detection score is the larger (the seasonal one weighed 0.6; the anomaly
 # likelihood of the score itself weighed 1, like every z; the value's residual from a
-# short-term forecast, with its own trust: a one-step spike the others smooth over),
+# short-term forecast, with its own trust: a one-step spike the others smooth over; a
+# short-term mean of its square against its history, with the same trust: a variance
+# burst; the level-shift baseline follows a slope and holds still during a shift),
 # alerting at 5.5 sigma at most once a day (288 five-minute windows). The detection
 # defaults hold for every family on series and sales; events keep raw defaults. Series
 # are scaled without a log: on counts, log1p blows up the noise of the quiet hours
@@ -38,7 +40,9 @@ DEFAULTS: dict[str, Any] = {
     # durations, turned into windows with the learned cadence (offline_training/durations.py)
     "detection": {**DURATION_DEFAULTS, "offset_factor": 3.0, "season_weight": 0.6,
                   "shift_weight": 1.0, "season_gate": 1.0, "likelihood_weight": 1.0,
-                  "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0},
+                  "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0,
+                  "shift_trend": 0.015, "shift_hold": 3.0, "burst_weight": 1.0,
+                  "burst_gate": 1.0},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation

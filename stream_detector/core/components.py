@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from stream_detector.core.detection import DetectionParams
     from stream_detector.core.detector_state import DetectorState
 
-__all__ = ["GAUSSIAN_RATE", "gaussian_tail", "likelihood_z", "running_z", "season_trust",
-           "value_components", "value_trust"]
+__all__ = ["GAUSSIAN_RATE", "burst_z", "gaussian_tail", "likelihood_z", "running_z",
+           "season_trust", "value_components", "value_trust"]
 
 _EPS: Final = 1e-12
 _NEVER: Final = -(2**62)
@@ -52,6 +52,8 @@ _EPISODE_GAP: Final = 12  # windows: an exceedance this close to the last one is
 _TRUST_START: Final = 30  # windows: the value z before this (few observations) is not counted
 _RATE_PRIOR: Final = 100.0  # windows the prior rate counts as, while the key's own are fewer
 _TAIL_ALPHA: Final = 0.05  # weight of an episode in the mean log size of exceedances
+_BURST_CAP: Final = 36.0  # largest squared value z a window adds to the burst level (6 sigma)
+_BURST_FLOOR: Final = 1e-6  # smallest burst level whose log is taken
 
 
 def season_trust(state: DetectorState, z_season: float, p: DetectionParams) -> float:
@@ -112,21 +114,69 @@ def value_trust(state: DetectorState, z_value: float, index: int, p: DetectionPa
     """
     if p.value_gate <= 0:
         return 1.0
-    tail0 = gaussian_tail(p.gate_cut)
-    trust = min(1.0, p.value_ref / max(state.value_rate, _EPS)) * min(
-        1.0, math.exp(2.0 * (tail0 - state.value_tail)))
     if index < min(_TRUST_START, p.warmup):
-        return float(trust ** p.value_gate)
-    exceeds = abs(z_value) > p.gate_cut
-    starts = exceeds and index - state.value_last > _EPISODE_GAP
+        return _trust(state.value_rate, state.value_tail, p.value_gate, p)
+    trust, state.value_rate, state.value_tail, state.value_last = _episode_trust(
+        state.value_rate, state.value_tail, state.value_last, z_value, index, p.value_gate, p)
+    return trust
+
+
+def burst_z(state: DetectorState, z_value: float, p: DetectionParams) -> float:
+    """The ``burst`` component before its weight: a variance-change statistic (updates
+    ``state``).
+
+    ``level``, the exponentially weighted mean (half-life ``burst_halflife`` windows) of
+    ``min(z_value**2, 36)``, is about 1 on Gaussian residuals and several times that while
+    the noise is; ``log(level)`` is z-scored against its own history (like every component's,
+    after its own warm-up of ``warmup`` levels; before it, 0), one-sided (only more noise
+    counts), then weighed by a trust like :func:`value_trust` (``burst_gate``, ``value_ref``)
+    counted over its own z-scores. A lone spike adds at most ``36 * alpha`` to ``level``.
+
+    >>> from stream_detector.core.detection import DetectionParams, DetectorState
+    >>> import random
+    >>> p, s, rng = DetectionParams(warmup=50), DetectorState(), random.Random(0)
+    >>> quiet = [burst_z(s, rng.gauss(0, 1), p) for _ in range(400)]  # Gaussian residuals
+    >>> round(s.burst_level, 1), round(max(quiet), 1)
+    (0.9, 3.0)
+    >>> [round(burst_z(s, rng.gauss(0, 4), p)) for _ in range(12)]  # four times the noise
+    [0, 5, 5, 5, 6, 5, 7, 8, 8, 8, 9, 9]
+    """
+    n = state.burst_seen
+    state.burst_level += p.burst_alpha * (min(z_value * z_value, _BURST_CAP) - state.burst_level)
+    z, state.burst_mean, state.burst_var = running_z(
+        state.burst_mean, state.burst_var, n, math.log(max(state.burst_level, _BURST_FLOOR)),
+        p.min_std, p)
+    state.burst_seen = n + 1
+    if n < p.warmup:
+        return 0.0
+    z = max(z, 0.0)
+    if p.burst_gate <= 0:
+        return z
+    trust, state.burst_rate, state.burst_tail, state.burst_last = _episode_trust(
+        state.burst_rate, state.burst_tail, state.burst_last, z, n, p.burst_gate, p)
+    return trust * z
+
+
+def _trust(rate: float, tail: float, gate: float, p: DetectionParams) -> float:
+    """``(min(1, value_ref / rate) * min(1, exp(2 (tail0 - tail)))) ** gate``."""
+    trust = min(1.0, p.value_ref / max(rate, _EPS)) * min(
+        1.0, math.exp(2.0 * (gaussian_tail(p.gate_cut) - tail)))
+    return float(trust ** gate)
+
+
+def _episode_trust(rate: float, tail: float, last: int, z: float, index: int, gate: float,
+                   p: DetectionParams) -> tuple[float, float, float, int]:
+    """The trust from (rate, tail) so far, then ``z`` (the ``index``-th) counted into them:
+    ``(trust, rate, tail, last)``, ``last`` the index of the latest exceedance."""
+    trust = _trust(rate, tail, gate, p)
+    exceeds = abs(z) > p.gate_cut
+    starts = exceeds and index - last > _EPISODE_GAP
     if exceeds:
-        state.value_last = index
+        last = index
     if starts:
-        state.value_tail += _TAIL_ALPHA * (math.log(abs(z_value) / p.gate_cut)
-                                           - state.value_tail)
+        tail += _TAIL_ALPHA * (math.log(abs(z) / p.gate_cut) - tail)
     a = max(p.gate_alpha, 1.0 / (index + _RATE_PRIOR))
-    state.value_rate += a * (float(starts) - state.value_rate)
-    return float(trust ** p.value_gate)
+    return trust, rate + a * (float(starts) - rate), tail, last
 
 
 def running_z(
@@ -179,7 +229,7 @@ def likelihood_z(state: DetectorState, z: float, p: DetectionParams) -> float:
 def value_components(state: DetectorState, value: float, index: int, p: DetectionParams
                      ) -> tuple[float, float]:
     """The weighted ``season`` and ``shift`` components of the newest value (the larger),
-    and the weighted ``value`` component (updates state).
+    and the larger of the weighted ``value`` and ``burst`` components (updates state).
 
     ``index`` counts the key's windows; the components count from the window they started at
     (a key state carried over from a model without them starts them fresh, with their own
@@ -206,6 +256,8 @@ def value_components(state: DetectorState, value: float, index: int, p: Detectio
     if p.value_weight > 0:
         trust = value_trust(state, z_value, index, p) if index > 0 else 1.0
         point = p.value_weight * trust * abs(z_value) if index >= p.warmup else 0.0  # own warm-up
+    if p.burst_weight > 0 and index >= p.warmup:
+        point = max(point, p.burst_weight * burst_z(state, z_value, p))
     best = 0.0
     if p.season > 0 and p.season_weight > 0:
         z_season, z_shift = _season_z(state, value, index, std, p)
@@ -222,7 +274,10 @@ def _restart_values(state: DetectorState, index: int, p: DetectionParams) -> Non
     state.shift_seen = 0
     state.season_rate = state.value_rate = GAUSSIAN_RATE
     state.slope, state.value_tail = 0.0, gaussian_tail(p.gate_cut)
-    state.value_last = _NEVER
+    state.value_last = state.burst_last = _NEVER
+    state.shift_slope = state.burst_mean = state.burst_var = 0.0
+    state.burst_level, state.burst_seen, state.burst_rate = 1.0, 0, GAUSSIAN_RATE
+    state.burst_tail = gaussian_tail(p.gate_cut)
     state.ring = array("f", bytes(4 * p.season)) if p.season > 0 else array("f")
     state.value_start = index
 
@@ -260,8 +315,17 @@ def _shift_z(state: DetectorState, diff: float, floor: float, p: DetectionParams
     z, state.shmean, state.shvar = running_z(state.shmean, state.shvar, n,
                                              state.shift - state.shift_slow, max(floor, _EPS),
                                              p)
-    state.shift_slow += p.shift_base_alpha * (diff - state.shift_slow)
-    state.shift_seen = n + 1
     # an EW mean's history is strongly autocorrelated (few independent samples per
     # warm-up), so its spread is trusted only after twice the usual warm-up
-    return z if n >= _SHIFT_WARMUP * p.warmup else 0.0
+    ready = n >= _SHIFT_WARMUP * p.warmup
+    state.shift_seen = n + 1
+    if ready and 0 < p.shift_hold < abs(z):  # inside a shift: the baseline holds still
+        return z
+    if p.shift_trend > 0:  # Holt: the baseline follows the drift of a weekly pattern
+        before = state.shift_slow
+        state.shift_slow += state.shift_slope + p.shift_base_alpha * (
+            diff - state.shift_slow - state.shift_slope)
+        state.shift_slope += p.shift_trend * (state.shift_slow - before - state.shift_slope)
+    else:
+        state.shift_slow += p.shift_base_alpha * (diff - state.shift_slow)
+    return z if ready else 0.0

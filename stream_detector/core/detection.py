@@ -10,13 +10,18 @@ sits from the key's usual):
   two-sided (spikes and dips the AE smooths over), with a trust of its own
   (``value_gate``); it joins the detection score after the likelihood stage, which looks
   for runs, not single windows;
+- ``burst``: the log of a short-term mean of squared ``value`` z-scores, one-sided: a
+  stretch of several times the usual noise (a variance burst) whose single windows stay
+  under the threshold; with a trust like ``value``'s, and joining where it does;
 - ``season``: the newest value minus the value one season earlier (``season`` windows ago,
   a day by default, see :func:`season_rows`), two-sided: level shifts, a missing daily peak,
   a flattened day, values that are normal for the series but not at that time of day;
 - ``shift``: a short-term mean (half-life ``shift_halflife``) of that seasonal difference,
   two-sided: a level shift or a slow ramp too small per window for ``season`` but sustained
   (a CUSUM-like statistic on the seasonal residuals, z-scored against its own history, so a
-  series whose residuals wander anyway is not flagged).
+  series whose residuals wander anyway is not flagged). Its longer-term baseline can follow
+  a slope (``shift_trend``: a weekly pattern's day-over-day drift) and hold still during a
+  shift (``shift_hold``).
 
 How each is computed lives in :mod:`stream_detector.core.components`, with the *trust* in
 the seasonal component (``season_gate``): its weight shrinks on a key whose seasonal
@@ -126,6 +131,15 @@ class DetectionParams:
     shift_halflife, shift_base
         Half-lives (windows) of the short- and the longer-term mean of seasonal differences;
         ``shift`` is their difference (the longer one follows weekly drift and trends).
+    shift_trend, shift_hold
+        The longer-term mean's slope smoothing (Holt's linear method, so it follows the
+        day-over-day drift of a weekly pattern without lag; 0: no slope), and the |z| of
+        ``shift`` above which that mean and slope hold still (a level shift is not learnt
+        while it lasts; 0: never).
+    burst_weight, burst_halflife, burst_gate
+        The ``burst`` component (:func:`~stream_detector.core.components.burst_z`): weight
+        (0 switches it off), half-life (windows) of its short-term mean of squared ``value``
+        z-scores, and its trust (like ``value_gate``, with ``value_ref``; 0: none).
     season_gate, gate_ref, gate_cut, gate_halflife
         Trust in the ``season`` component (:func:`~stream_detector.core.components.season_trust`):
         its weight is scaled by ``min(1, gate_ref / rate) ** season_gate``, ``rate`` being
@@ -166,6 +180,11 @@ class DetectionParams:
     value_trend: float = 0.0
     value_gate: float = 0.0
     value_ref: float = 0.005
+    shift_trend: float = 0.0
+    shift_hold: float = 0.0
+    burst_weight: float = 0.0
+    burst_halflife: float = 12.0
+    burst_gate: float = 0.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -196,6 +215,10 @@ class DetectionParams:
         return float(1.0 - 0.5 ** (1.0 / self.shift_base))
 
     @property
+    def burst_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / self.burst_halflife))
+
+    @property
     def gate_alpha(self) -> float:
         return float(1.0 - 0.5 ** (1.0 / self.gate_halflife))
 
@@ -210,7 +233,8 @@ class DetectionParams:
     @property
     def uses_value(self) -> bool:
         """Whether :func:`decide` needs each window's newest value."""
-        return self.normalise and (self.value_weight > 0 or self.season_weight > 0)
+        return self.normalise and (self.value_weight > 0 or self.season_weight > 0
+                                   or self.burst_weight > 0)
 
 
 _HISTORY: Final = tuple(f.name for f in fields(DetectorState) if f.name not in (

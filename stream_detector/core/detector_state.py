@@ -15,6 +15,8 @@ so a model without it keeps its states' size and a state written before it still
     gate (8)    the seasonal exceedance rate                      once the seasonal trust has
     lik (32)    the likelihood's short mean, mean, var, count     once the likelihood has
     point (32)  value slope, rate, tail, last exceedance          once the value trust has
+    burst (64)  shift slope; burst level, mean, var, count, rate,  once the burst or the
+                tail, last exceedance                              shift's slope has
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ _SHIFT: Final = struct.Struct("<ddddq")  # after that: shift levels, mean, var, 
 _GATE: Final = struct.Struct("<d")  # after that: the seasonal exceedance rate (season_gate)
 _LIK: Final = struct.Struct("<dddq")  # after that: the likelihood's short mean, mean, var, count
 _POINT: Final = struct.Struct("<dddq")  # after that: value slope, rate, tail, last exceedance
+_BURST: Final = struct.Struct("<ddddqddq")  # after that: shift slope, burst level, mean, var,
+# count, rate, tail, last exceedance
 _NEVER: Final = -(2**62)  # ``value_last`` of a key that has never exceeded (a window long past)
 
 
@@ -43,7 +47,7 @@ class DetectorState:
     """One key's detection history: 40 bytes with the AE component only, else 100 plus
     4 per seasonal step (plus 40 once the shift component, 48 once the seasonal trust has
     started, 80 once the likelihood stage has, 112 once the value component's trust or
-    slope has)."""
+    slope has, 176 once the burst component or the shift's slope has)."""
 
     seen: int = 0
     last_alert: int = -(2**62)
@@ -72,6 +76,14 @@ class DetectorState:
     value_rate: float = GAUSSIAN_RATE  # ... its share of windows starting |z| > gate_cut
     value_tail: float = field(default_factory=lambda: gaussian_tail(3.0))  # ... their log size
     value_last: int = _NEVER  # ... and the window it last exceeded gate_cut at
+    shift_slope: float = 0.0  # shift component: slope of its longer-term mean (shift_trend)
+    burst_level: float = 1.0  # burst component: short-term mean of squared value z-scores
+    burst_mean: float = 0.0  # ... and the history of its log
+    burst_var: float = 0.0
+    burst_seen: int = 0  # ... levels that history has seen (0: fresh)
+    burst_rate: float = GAUSSIAN_RATE  # ... its trust: share of windows starting |z| > cut
+    burst_tail: float = field(default_factory=lambda: gaussian_tail(3.0))  # their log size
+    burst_last: int = _NEVER  # ... and the burst window it last exceeded gate_cut at
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
@@ -80,7 +92,8 @@ class DetectorState:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
-        point = self.value_last != _NEVER or self.slope != 0.0 or (
+        burst = self.burst_seen > 0 or self.shift_slope != 0.0
+        point = burst or self.value_last != _NEVER or self.slope != 0.0 or (
             self.value_rate != GAUSSIAN_RATE)
         lik = lik or point
         gated = self.season_rate != GAUSSIAN_RATE or lik
@@ -92,6 +105,10 @@ class DetectorState:
             tail += _LIK.pack(self.lik_short, self.lik_mean, self.lik_var, self.lik_seen)
         if point:
             tail += _POINT.pack(self.slope, self.value_rate, self.value_tail, self.value_last)
+        if burst:
+            tail += _BURST.pack(self.shift_slope, self.burst_level, self.burst_mean,
+                                self.burst_var, self.burst_seen, self.burst_rate,
+                                self.burst_tail, self.burst_last)
         return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
 
     @classmethod
@@ -107,7 +124,8 @@ class DetectorState:
         end = start + 4 * n
         tails = len(data) - end - _START.size
         full = _SHIFT.size + _GATE.size + _LIK.size
-        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size, full, full + _POINT.size):
+        point = full + _POINT.size
+        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size, full, point, point + _BURST.size):
             (state.value_start,) = _START.unpack_from(data, end)
             if tails:  # written without it: the shift starts fresh
                 (state.shift, state.shift_slow, state.shmean, state.shvar,
@@ -121,6 +139,10 @@ class DetectorState:
             if tails > full:  # written without it: the value component's trust starts fresh
                 (state.slope, state.value_rate, state.value_tail,
                  state.value_last) = _POINT.unpack_from(data, end + _START.size + full)
+            if tails > point:  # written without it: the burst and the shift's slope start fresh
+                (state.shift_slope, state.burst_level, state.burst_mean, state.burst_var,
+                 state.burst_seen, state.burst_rate, state.burst_tail,
+                 state.burst_last) = _BURST.unpack_from(data, end + _START.size + point)
         elif len(data) == end:  # written before value_start was kept: started at window 0
             state.value_start = 0
         else:
