@@ -178,6 +178,7 @@ def train(opts: TrainOptions) -> TrainReport:
     from offline_training.trainer import fit
     from stream_detector.core.registry import publish_version
     from stream_detector.core.timing import TimePolicy
+    from stream_detector.files.batch import require_memory
     from stream_detector.files.history import load_source
     from stream_detector.files.time_report import time_report
 
@@ -185,6 +186,7 @@ def train(opts: TrainOptions) -> TrainReport:
     next_version(opts.out / model_name(opts), opts.version)  # a bad --version: now, not later
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
                          missing=opts.missing)
+    require_memory(source.total, str(opts.data))  # records, then windows and the model
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)

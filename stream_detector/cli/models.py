@@ -168,7 +168,13 @@ def score_command(
 ) -> None:
     import pandas as pd
 
-    from stream_detector.files.batch import COLUMNS, load_runtime, require_kind, score_records
+    from stream_detector.files.batch import (
+        COLUMNS,
+        load_runtime,
+        require_kind,
+        require_memory,
+        score_records,
+    )
     from stream_detector.files.history import load_source
     from stream_detector.files.time_report import time_report
 
@@ -176,6 +182,7 @@ def score_command(
         runtime = load_runtime(model, provider)
         source = load_source(data, kind=require_kind(runtime, data, kind), key=key,
                              strict_time=strict_time, missing=missing)
+        require_memory(source.total, str(data))
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:
             rows = [r.as_tuple() for _, r in score_records(runtime, records, advance,

@@ -227,3 +227,25 @@ def test_evaluate_of_a_file_all_in_warm_up_says_so(tmp_path: Path) -> None:
     assert "all 37 windows are in the detector's warm-up (the first 50 windows of each key" \
         in one_error_line(result.output)
     assert not out.exists()
+
+
+def test_more_records_than_memory_holds_are_refused_before_building_them(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream_detector.files import batch
+
+    # the kernel would kill the process instead, without a word: 300,000 records took
+    # 600 MB; here 40 records against 50 KB free
+    monkeypatch.setattr(batch, "available_memory", lambda: 50_000)
+    data = series_csv(tmp_path / "known.csv")
+    for command in (["score", "--no-progress", "--out", str(tmp_path / "s.csv")],
+                    ["evaluate", "--out", str(tmp_path / "report")]):
+        result = runner.invoke(app, [command[0], "--model", str(model.parent), "--data",
+                                     str(data), *command[1:]])
+        assert result.exit_code == 1
+        assert "known.csv: 40 records need about 0.1 MB of memory here and 0.1 MB is free; " \
+               "split the file" in one_error_line(result.output)
+    batch.require_memory(25, "f.csv", available=50_000)  # fits: no error
+    with pytest.raises(batch.DataError, match="f.csv: 26 records need about"):
+        batch.require_memory(26, "f.csv", available=50_000)
+    assert batch.available_memory is not None
