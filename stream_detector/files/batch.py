@@ -184,7 +184,8 @@ MAX_SCALED = 1e18
 
 
 def require_scorable(model: ModelRuntime, records: Sequence[Record], name: str) -> None:
-    """Refuse values the model cannot compute with: beyond float32, or so far from the
+    """Refuse records of another width than the model's features, and values the model
+    cannot compute with: beyond float32, or so far from the
     training data's scale (``card.scaler``) that its squared errors overflow float32. The
     worker dead-letters such a record as ``unprocessable``; offline, the file is refused
     with the record named instead of ending in non-finite scores.
@@ -195,7 +196,13 @@ def require_scorable(model: ModelRuntime, records: Sequence[Record], name: str) 
         The first such record: its number in ``name`` (1-based), key, time and value.
     """
     width = model.card.n_features
-    rows = [i for i, r in enumerate(records) if len(r.values) == width]  # others: wrong_width
+    rows = [i for i, r in enumerate(records) if len(r.values) == width]
+    if len(rows) < len(records):  # a worker dead-letters these as wrong_width
+        at = next(i for i, r in enumerate(records) if len(r.values) != width)
+        names = ", ".join(model.card.features[:5]) + (", ..." if width > 5 else "")
+        raise DataError(f"{name}: record {at + 1} has {len(records[at].values)} value(s); "
+                        f"model {model.name} takes {width} ({names}): score a file with the "
+                        "columns it was trained on")
     if not rows:
         return
     values = np.array([records[i].values for i in rows], dtype=np.float64)  # (n, features)

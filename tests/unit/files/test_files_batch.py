@@ -249,3 +249,19 @@ def test_more_records_than_memory_holds_are_refused_before_building_them(
     with pytest.raises(batch.DataError, match="f.csv: 26 records need about"):
         batch.require_memory(26, "f.csv", available=50_000)
     assert batch.available_memory is not None
+
+
+def test_feature_vectors_of_another_width_than_the_models_are_named(tmp_path: Path) -> None:
+    from model_fixtures import energy_model
+
+    # before: "ValueError: expected (n, 3) values, got (1, 2)" from the window state
+    entry = write_registry_model(tmp_path / "registry" / "ev" / "1", energy_model(3),
+                                 name="ev", window=1, features=["f0", "f1", "f2"],
+                                 record_kind="events")
+    data = tmp_path / "two.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    result = runner.invoke(app, ["score", "--model", str(entry.parent), "--data", str(data),
+                                 "--out", str(tmp_path / "s.csv"), "--no-progress"])
+    assert result.exit_code == 1
+    assert "two.csv: record 1 has 2 value(s); model ev takes 3 (f0, f1, f2)" in \
+        one_error_line(result.output)
