@@ -37,7 +37,7 @@ from offline_training.trainer import TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
 from schemas.kinds import CalibrationMethod
-from schemas.records import Record, parse_iso8601
+from schemas.records import MAX_WINDOW_LENGTH, Record, parse_iso8601
 from stream_detector.core.detection import DetectionParams
 from stream_detector.core.scoring import signed_log1p
 from stream_detector.exceptions import DataError
@@ -184,6 +184,9 @@ def train(opts: TrainOptions) -> TrainReport:
 
     started = time.perf_counter()
     next_version(opts.out / model_name(opts), opts.version)  # a bad --version: now, not later
+    if opts.window is not None and not 1 <= opts.window <= MAX_WINDOW_LENGTH:
+        raise DataError(f"--window {opts.window}: must be 1 to {MAX_WINDOW_LENGTH:,} records "
+                        "(the most a worker keeps per key)")
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
                          missing=opts.missing)
     require_memory(source.total, str(opts.data))  # records, then windows and the model
