@@ -13,7 +13,6 @@ import typer
 from rich.markup import escape
 
 from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind
-from schemas.records import MAX_WINDOW_LENGTH
 from stream_detector.cli.checks import existing_input, fraction, model_path, new_file, new_folder
 from stream_detector.cli.common import app, err_console, one_line_errors, records_progress, say
 from stream_detector.constants import ProviderPreference
@@ -60,8 +59,7 @@ def train_command(
     key: KeyOption = None,
     name: Annotated[str | None, typer.Option(help="model name (default: file stem)")] = None,
     version: Annotated[str | None, typer.Option(help="version (default: next number)")] = None,
-    window: Annotated[int | None, typer.Option(min=1, max=MAX_WINDOW_LENGTH,
-                                               help="window length")] = None,
+    window: Annotated[int | None, typer.Option(min=1, help="window length")] = None,
     train_fraction: Annotated[
         float | None,
         typer.Option(callback=fraction, help="train on the first fraction of each key (causal)"),

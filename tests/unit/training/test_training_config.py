@@ -95,12 +95,10 @@ def test_a_window_over_the_workers_bound_is_refused_first(tmp_path: Path, where:
     data.write_text("timestamp,value\n" + "".join(
         f"2024-01-01T00:00:{s:02d},{s}\n" for s in range(60)))
     args = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--no-progress"]
-    if where == "flag":
-        args += ["--window", "5000"]
-        expected = "Invalid value for '--window': Input should be less than or equal to 4096"
-    else:
-        args += ["--config", str(config(tmp_path, "window: 5000\n"))]
-        expected = "--window 5000: must be 1 to 4,096 records"
+    # checked in train(), not by the flag: --help must not import the schemas (pydantic)
+    args += (["--window", "5000"] if where == "flag"
+             else ["--config", str(config(tmp_path, "window: 5000\n"))])
+    expected = "--window 5000: must be 1 to 4,096 records"
     result = runner.invoke(app, args)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert expected in " ".join(result.output.split()), result.output
