@@ -178,6 +178,9 @@ def score_command(
     from stream_detector.files.history import load_source
     from stream_detector.files.time_report import time_report
 
+    if out.exists() and out.samefile(data):
+        raise typer.BadParameter(f"{out} is the --data file: the scores would overwrite it; "
+                                 "give another file name", param_hint="'--out'")
     with one_line_errors():
         runtime = load_runtime(model, provider)
         source = load_source(data, kind=require_kind(runtime, data, kind), key=key,

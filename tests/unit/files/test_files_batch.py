@@ -265,3 +265,14 @@ def test_feature_vectors_of_another_width_than_the_models_are_named(tmp_path: Pa
     assert result.exit_code == 1
     assert "two.csv: record 1 has 2 value(s); model ev takes 3 (f0, f1, f2)" in \
         one_error_line(result.output)
+
+
+def test_scores_never_overwrite_the_data_file(model: Path, tmp_path: Path) -> None:
+    data = series_csv(tmp_path / "known.csv")
+    before = data.read_bytes()
+    result = runner.invoke(app, ["score", "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(tmp_path / "." / "known.csv"), "--no-progress"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.replace("│", " ").split())  # CliRunner: click's box
+    assert "is the --data file: the scores would overwrite it" in said
+    assert data.read_bytes() == before  # before: replaced by the scores, without a word
