@@ -79,7 +79,7 @@ def evaluate(
     require_memory(source.total, str(data))
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
-    time_line = time_report(records, runtime.time).line()
+    time_line = time_report(records, runtime.time, source.ignored).line()
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
                                "data": str(data), "windows": len(frame),
                                "alerts": int(frame["alert"].sum()),

@@ -192,7 +192,7 @@ def score_command(
                                                                name=str(data))]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame.to_csv(out, index=False)
-        timing = time_report(records, runtime.time).line()
+        timing = time_report(records, runtime.time, source.ignored).line()
     filled = f" ({source.imputed:,} missing values filled in)" if source.imputed else ""
     say(f"scored {len(frame):,} windows{filled} of {source.keys:,} key(s) with "
          f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "

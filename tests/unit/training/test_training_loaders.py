@@ -658,3 +658,11 @@ def test_time_options_do_not_break_feature_vectors(tmp_path: Path) -> None:
     seed = write(tmp_path, "seed.json", json.dumps({"numeric_data": [1, 2, 3]}))
     for path in (h5, write(tmp_path, "e.csv", "a,b\n1,2\n3,4\n"), seed):
         assert isinstance(load(path, strict_time=True, sort=True), EventData)
+
+
+def test_columns_left_unread_are_listed(tmp_path: Path) -> None:
+    path = write(tmp_path, "h.csv", "timestamp,host,value,imputed\n2015-01-01,a,1,false\n")
+    assert load(path).ignored == ("host",)  # type: ignore[union-attr]
+    keyed = write(tmp_path, "k.csv", "timestamp,series,value,note\n2015-01-01,a,1,x\n"
+                                     "2015-01-01,b,2,y\n")
+    assert load(keyed).ignored == ("note",)  # type: ignore[union-attr]
