@@ -39,18 +39,22 @@ def one_error_line(output: str) -> str:
     return lines[0]
 
 
+def _refused(command: str, model: Path, data: Path, out: Path) -> str:
+    """``command`` (score or evaluate) on ``data``: exit 1 and its one error line."""
+    extra = ["--no-progress"] if command == "score" else []
+    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(out), *extra])
+    assert result.exit_code == 1
+    return one_error_line(result.output)
+
+
 @pytest.mark.parametrize("command", ["score", "evaluate"])
 def test_a_file_of_a_key_the_model_does_not_serve_is_refused_not_scored_empty(
     model: Path, tmp_path: Path, command: str,
 ) -> None:
     # the key is the file stem, "other": the worker would dead-letter every record unrouted
-    data = series_csv(tmp_path / "other.csv")
     out = tmp_path / ("scores.csv" if command == "score" else "report")
-    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
-                                 "--out", str(out)] + (["--no-progress"] if command == "score"
-                                                       else []))
-    assert result.exit_code == 1
-    line = one_error_line(result.output)
+    line = _refused(command, model, series_csv(tmp_path / "other.csv"), out)
     assert "serves keys known, not other" in line and "--key" in line
     assert not out.exists()
 
@@ -68,13 +72,8 @@ def test_the_same_file_named_with_key_scores_every_window(model: Path, tmp_path:
 def test_a_file_shorter_than_one_window_says_so(
     model: Path, tmp_path: Path, command: str,
 ) -> None:
-    data = series_csv(tmp_path / "known.csv", rows=WINDOW - 1)
     out = tmp_path / ("scores.csv" if command == "score" else "report")
-    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
-                                 "--out", str(out)] + (["--no-progress"] if command == "score"
-                                                       else []))
-    assert result.exit_code == 1
-    line = one_error_line(result.output)
+    line = _refused(command, model, series_csv(tmp_path / "known.csv", rows=WINDOW - 1), out)
     assert f"{WINDOW - 1} record(s)" in line and f"needs {WINDOW}" in line
 
 
