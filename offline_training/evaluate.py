@@ -37,6 +37,7 @@ from stream_detector.files.batch import (
     ScoreRow,
     load_runtime,
     require_kind,
+    require_memory,
     score_records,
 )
 from stream_detector.files.history import load_source
@@ -75,9 +76,10 @@ def evaluate(
     source = load_source(data, kind=require_kind(runtime, data, None), key=key,
                          strict_time=strict_time,
                          missing=missing)
+    require_memory(source.total, str(data))
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
-    time_line = time_report(records, runtime.time).line()
+    time_line = time_report(records, runtime.time, source.ignored).line()
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
                                "data": str(data), "windows": len(frame),
                                "alerts": int(frame["alert"].sum()),

@@ -8,6 +8,7 @@ the same frames.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -175,14 +176,18 @@ def series_table(
     """A ``timestamp,value`` table; with a ``series`` column (the records' key field), one
     series per id: a :class:`PanelData` when it holds several ids, else the one series named
     by its id. Without that column the table is one series named ``key``."""
+    ignored = tuple(str(c) for c in frame.columns
+                    if c not in (*SERIES_COLUMNS, SERIES_KEY, IMPUTED))
     if SERIES_KEY not in frame.columns:
-        return series_from_frame(frame, where, key, missing, sort, strict_time)
+        return replace(series_from_frame(frame, where, key, missing, sort, strict_time),
+                       ignored=ignored)
     _require_columns(frame, SERIES_COLUMNS, where)
     keys = key_part(frame[SERIES_KEY], where, SERIES_KEY)  # a blank id is named here
     if keys.nunique() == 1:
-        return series_from_frame(frame, where, str(frame[SERIES_KEY].iloc[0]).strip(), missing,
-                                 sort, strict_time)
-    return keyed(frame, where, keys, SERIES_COLUMNS, missing, sort, strict_time)
+        return replace(series_from_frame(frame, where, str(frame[SERIES_KEY].iloc[0]).strip(),
+                                         missing, sort, strict_time), ignored=ignored)
+    return replace(keyed(frame, where, keys, SERIES_COLUMNS, missing, sort, strict_time),
+                   ignored=ignored)
 
 
 def keyed(

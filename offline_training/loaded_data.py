@@ -37,6 +37,7 @@ class SeriesData:
     source: Path | None = None
     imputed_mask: np.ndarray | None = None  # bool (n, 1); True where a value was filled in
     names: list[str] = field(default_factory=lambda: ["value"])
+    ignored: tuple[str, ...] = ()  # the file's columns not read (e.g. "host")
 
     @property
     def imputed(self) -> int:
@@ -50,6 +51,7 @@ class PanelData:
 
     series: dict[str, SeriesData]
     source: Path | None = None
+    ignored: tuple[str, ...] = ()  # the file's columns not read
 
     @property
     def imputed(self) -> int:

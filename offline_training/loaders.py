@@ -37,6 +37,8 @@ from stream_detector.exceptions import DataError
 
 __all__ = ["infer_kind", "load", "load_events"]
 
+# options of the loaders of timed rows, which feature-vector loaders do not take
+_TIME_OPTIONS = frozenset({"strict_time", "sort"})
 # fields that make a JSON object a record (schemas.records), not the seeds' document
 _RECORD_FIELDS = frozenset({"kind", "series", "timestamp", "date", "features"})
 
@@ -101,7 +103,8 @@ def load(path: str | Path, kind: Kind | None = None, **options: Any) -> LoadedDa
     """Load any supported file; ``kind`` overrides inference, ``options`` go to the loader.
 
     A JSON file's own shape picks its loader even when ``kind`` names a record kind
-    (``score`` passes the model's): records in JSON are never read as a CSV table.
+    (``score`` passes the model's): records in JSON are never read as a CSV table. Feature
+    vectors have no times, so ``strict_time`` and ``sort`` do not apply to them.
     """
     suffix = Path(path).suffix.lower()
     if suffix in JSON_LINES_SUFFIXES | {".json"} and kind in RECORD_KINDS:
@@ -110,6 +113,8 @@ def load(path: str | Path, kind: Kind | None = None, **options: Any) -> LoadedDa
         raise DataError(f"{path}: HDF5 files hold feature vectors (events), not {kind} "
                         f"records; give {kind} history as CSV, Parquet or JSON")
     chosen = kind or infer_kind(path)
+    if chosen in ("events", "seed_json"):  # rows without time: the time options do not apply
+        options = {k: v for k, v in options.items() if k not in _TIME_OPTIONS}
     if chosen == "series":
         return load_series(path, **options)
     if chosen == "sales":

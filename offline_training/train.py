@@ -37,7 +37,7 @@ from offline_training.trainer import TrainResult
 from schemas.card import ModelCard
 from schemas.events import SourceRef, ThresholdSource
 from schemas.kinds import CalibrationMethod
-from schemas.records import Record, parse_iso8601
+from schemas.records import MAX_WINDOW_LENGTH, Record, parse_iso8601
 from stream_detector.core.detection import DetectionParams
 from stream_detector.core.scoring import signed_log1p
 from stream_detector.exceptions import DataError
@@ -178,13 +178,18 @@ def train(opts: TrainOptions) -> TrainReport:
     from offline_training.trainer import fit
     from stream_detector.core.registry import publish_version
     from stream_detector.core.timing import TimePolicy
+    from stream_detector.files.batch import require_memory
     from stream_detector.files.history import load_source
     from stream_detector.files.time_report import time_report
 
     started = time.perf_counter()
     next_version(opts.out / model_name(opts), opts.version)  # a bad --version: now, not later
+    if opts.window is not None and not 1 <= opts.window <= MAX_WINDOW_LENGTH:
+        raise DataError(f"--window {opts.window}: must be 1 to {MAX_WINDOW_LENGTH:,} records "
+                        "(the most a worker keeps per key)")
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
                          missing=opts.missing)
+    require_memory(source.total, str(opts.data))  # records, then windows and the model
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)
@@ -228,7 +233,7 @@ def train(opts: TrainOptions) -> TrainReport:
         **card.training, **training_keys(records), "scoring": head.card_section(),
         "imputed": source.imputed}})
     timing = time_report(records, TimePolicy.from_cadence(card.time.cadence_s if card.time
-                                                          else None)).line()
+                                                          else None), source.ignored).line()
     write_card(staging, card)
     if factor > 0:  # log offset relative to the median training score (see detection.py)
         _, raw = _calibration_scores(staging, part, detection)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,9 @@ def summary_lines(report: Any, data: Path) -> list[str]:
         f"{result.device}{best})",
         f"threshold: {th.default:.4g} ({scale}); {len(th.per_key)} per-key threshold(s)",
         f"saved: {report.path} ({_size(report.path)}: {files})",
-        f"next: stream-detector score --model {entry} --data {data}{impute} --out scores.csv",
+        # quoted for the shell: the line is there to be copied
+        f"next: stream-detector score --model {shlex.quote(str(entry))} --data "
+        f"{shlex.quote(str(data))}{impute} --out scores.csv",
     ]
 
 

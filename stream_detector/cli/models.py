@@ -168,21 +168,31 @@ def score_command(
 ) -> None:
     import pandas as pd
 
-    from stream_detector.files.batch import COLUMNS, load_runtime, require_kind, score_records
+    from stream_detector.files.batch import (
+        COLUMNS,
+        load_runtime,
+        require_kind,
+        require_memory,
+        score_records,
+    )
     from stream_detector.files.history import load_source
     from stream_detector.files.time_report import time_report
 
+    if out.exists() and out.samefile(data):
+        raise typer.BadParameter(f"{out} is the --data file: the scores would overwrite it; "
+                                 "give another file name", param_hint="'--out'")
     with one_line_errors():
         runtime = load_runtime(model, provider)
         source = load_source(data, kind=require_kind(runtime, data, kind), key=key,
                              strict_time=strict_time, missing=missing)
+        require_memory(source.total, str(data))
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:
             rows = [r.as_tuple() for _, r in score_records(runtime, records, advance,
                                                                name=str(data))]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame.to_csv(out, index=False)
-        timing = time_report(records, runtime.time).line()
+        timing = time_report(records, runtime.time, source.ignored).line()
     filled = f" ({source.imputed:,} missing values filled in)" if source.imputed else ""
     say(f"scored {len(frame):,} windows{filled} of {source.keys:,} key(s) with "
          f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "

@@ -232,6 +232,7 @@ class RecordSource:
     path: Path
     keys: int
     imputed: int = 0  # values the loader filled in (``missing="impute"``)
+    ignored: tuple[str, ...] = ()  # the file's columns no record carries (e.g. "host")
 
 
 def _select(
@@ -326,4 +327,5 @@ def load_source(
         options["missing"] = missing
     data = loaders.load(Path(path), kind, **options)
     source = records_from(data, path, kind=kind, key=key, order=order, limit=limit)
-    return replace(source, imputed=int(getattr(data, "imputed", 0)))
+    return replace(source, imputed=int(getattr(data, "imputed", 0)),
+                   ignored=tuple(getattr(data, "ignored", ())))

@@ -40,6 +40,7 @@ class TimeReport:
     flagged: dict[str, int] = field(default_factory=dict)
     cadence_s: float | None = None
     expected_s: float | None = None  # the policy's (the model's) cadence, when known
+    ignored: tuple[str, ...] = ()  # the file's columns not read: one may name the series
 
     def line(self) -> str:
         """One line for the console; "" when nothing is flagged and the cadences agree.
@@ -59,6 +60,10 @@ class TimeReport:
             if {"repeated", "late"} & self.flagged.keys():
                 parts.append("sort the file, or pass --strict-time to refuse repeated and "
                              "late times")
+            if "repeated" in self.flagged and self.ignored:
+                shown = ", ".join(repr(c) for c in self.ignored[:3])
+                parts.append(f"if column {shown} names each row's series, call it 'series' "
+                             "(each id is then its own series)")
         if self.cadence_s and self.expected_s and "late" not in self.flagged and not (
                 0.5 <= self.cadence_s / self.expected_s <= 2.0):  # disorder: no cadence
             parts.append(f"the file's records are {_duration(self.cadence_s)} apart, the "
@@ -67,8 +72,10 @@ class TimeReport:
         return f"time: {'; '.join(parts)}" if parts else ""
 
 
-def time_report(records: Sequence[Record], policy: TimePolicy) -> TimeReport:
-    """Judge each key's records in file order with ``policy`` (a fresh watermark per key)."""
+def time_report(records: Sequence[Record], policy: TimePolicy,
+                ignored: Sequence[str] = ()) -> TimeReport:
+    """Judge each key's records in file order with ``policy`` (a fresh watermark per key);
+    ``ignored``: the file's columns the records do not carry (``RecordSource.ignored``)."""
     times: dict[str, list[int]] = {}
     for r in records:
         times.setdefault(r.key, []).append(r.epoch_ns)
@@ -79,7 +86,8 @@ def time_report(records: Sequence[Record], policy: TimePolicy) -> TimeReport:
         for bit, name in _ORDER:
             counts[name] += int(np.count_nonzero(flags & bit))
     expected = policy.cadence_ns / _NS if policy.cadence_ns else None
-    return TimeReport({k: n for k, n in counts.items() if n}, cadence_s(arrays), expected)
+    return TimeReport({k: n for k, n in counts.items() if n}, cadence_s(arrays), expected,
+                      tuple(ignored))
 
 
 def _duration(seconds: float) -> str:

@@ -39,18 +39,22 @@ def one_error_line(output: str) -> str:
     return lines[0]
 
 
+def _refused(command: str, model: Path, data: Path, out: Path) -> str:
+    """``command`` (score or evaluate) on ``data``: exit 1 and its one error line."""
+    extra = ["--no-progress"] if command == "score" else []
+    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(out), *extra])
+    assert result.exit_code == 1
+    return one_error_line(result.output)
+
+
 @pytest.mark.parametrize("command", ["score", "evaluate"])
 def test_a_file_of_a_key_the_model_does_not_serve_is_refused_not_scored_empty(
     model: Path, tmp_path: Path, command: str,
 ) -> None:
     # the key is the file stem, "other": the worker would dead-letter every record unrouted
-    data = series_csv(tmp_path / "other.csv")
     out = tmp_path / ("scores.csv" if command == "score" else "report")
-    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
-                                 "--out", str(out)] + (["--no-progress"] if command == "score"
-                                                       else []))
-    assert result.exit_code == 1
-    line = one_error_line(result.output)
+    line = _refused(command, model, series_csv(tmp_path / "other.csv"), out)
     assert "serves keys known, not other" in line and "--key" in line
     assert not out.exists()
 
@@ -68,13 +72,8 @@ def test_the_same_file_named_with_key_scores_every_window(model: Path, tmp_path:
 def test_a_file_shorter_than_one_window_says_so(
     model: Path, tmp_path: Path, command: str,
 ) -> None:
-    data = series_csv(tmp_path / "known.csv", rows=WINDOW - 1)
     out = tmp_path / ("scores.csv" if command == "score" else "report")
-    result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
-                                 "--out", str(out)] + (["--no-progress"] if command == "score"
-                                                       else []))
-    assert result.exit_code == 1
-    line = one_error_line(result.output)
+    line = _refused(command, model, series_csv(tmp_path / "known.csv", rows=WINDOW - 1), out)
     assert f"{WINDOW - 1} record(s)" in line and f"needs {WINDOW}" in line
 
 
@@ -227,3 +226,52 @@ def test_evaluate_of_a_file_all_in_warm_up_says_so(tmp_path: Path) -> None:
     assert "all 37 windows are in the detector's warm-up (the first 50 windows of each key" \
         in one_error_line(result.output)
     assert not out.exists()
+
+
+def test_more_records_than_memory_holds_are_refused_before_building_them(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream_detector.files import batch
+
+    # the kernel would kill the process instead, without a word: 300,000 records took
+    # 600 MB; here 40 records against 50 KB free
+    monkeypatch.setattr(batch, "available_memory", lambda: 50_000)
+    data = series_csv(tmp_path / "known.csv")
+    for command in (["score", "--no-progress", "--out", str(tmp_path / "s.csv")],
+                    ["evaluate", "--out", str(tmp_path / "report")]):
+        result = runner.invoke(app, [command[0], "--model", str(model.parent), "--data",
+                                     str(data), *command[1:]])
+        assert result.exit_code == 1
+        assert "known.csv: 40 records need about 0.1 MB of memory here and 0.1 MB is free; " \
+               "split the file" in one_error_line(result.output)
+    batch.require_memory(25, "f.csv", available=50_000)  # fits: no error
+    with pytest.raises(batch.DataError, match="f.csv: 26 records need about"):
+        batch.require_memory(26, "f.csv", available=50_000)
+    assert batch.available_memory is not None
+
+
+def test_feature_vectors_of_another_width_than_the_models_are_named(tmp_path: Path) -> None:
+    from model_fixtures import energy_model
+
+    # before: "ValueError: expected (n, 3) values, got (1, 2)" from the window state
+    entry = write_registry_model(tmp_path / "registry" / "ev" / "1", energy_model(3),
+                                 name="ev", window=1, features=["f0", "f1", "f2"],
+                                 record_kind="events")
+    data = tmp_path / "two.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    result = runner.invoke(app, ["score", "--model", str(entry.parent), "--data", str(data),
+                                 "--out", str(tmp_path / "s.csv"), "--no-progress"])
+    assert result.exit_code == 1
+    assert "two.csv: record 1 has 2 value(s); model ev takes 3 (f0, f1, f2)" in \
+        one_error_line(result.output)
+
+
+def test_scores_never_overwrite_the_data_file(model: Path, tmp_path: Path) -> None:
+    data = series_csv(tmp_path / "known.csv")
+    before = data.read_bytes()
+    result = runner.invoke(app, ["score", "--model", str(model.parent), "--data", str(data),
+                                 "--out", str(tmp_path / "." / "known.csv"), "--no-progress"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.replace("│", " ").split())  # CliRunner: click's box
+    assert "is the --data file: the scores would overwrite it" in said
+    assert data.read_bytes() == before  # before: replaced by the scores, without a word

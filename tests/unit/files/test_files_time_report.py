@@ -47,3 +47,14 @@ def test_a_file_at_another_cadence_than_the_models_says_both() -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(module).failed == 0
+
+
+def test_repeated_times_with_a_column_left_unread_name_it_as_the_likely_key() -> None:
+    # two hosts interleaved in a timestamp,host,value file read as one series: every time
+    # twice; the hint names the column that would split them
+    records = points("a", [0, 0, 5, 5, 10, 10])
+    line = time_report(records, FIVE_MIN, ignored=("host", "note")).line()
+    assert "3 repeated" in line
+    assert line.endswith("if column 'host', 'note' names each row's series, call it 'series' "
+                         "(each id is then its own series)")
+    assert "call it" not in time_report(points("a", [0, 5, 10]), FIVE_MIN, ("host",)).line()

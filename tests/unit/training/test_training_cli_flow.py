@@ -147,3 +147,16 @@ def test_missing_values_are_filled_in_on_request_and_said(tmp_path: Path) -> Non
     card = ModelCard.model_validate_json(
         (tmp_path / "r" / "gaps" / "1" / "card.json").read_text())
     assert card.training["imputed"] == 3
+
+
+def test_the_next_line_can_be_pasted_into_a_shell(tmp_path: Path) -> None:
+    import shlex
+
+    series = make_series(SeriesConfig(rows=400), seed=2, key="x")
+    data = write_series_csv(tmp_path / "my data é.csv", series)  # a spreadsheet's file name
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "r s"),
+                                 "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    words = shlex.split(result.output.strip().splitlines()[-1].removeprefix("next: "))
+    assert words == ["stream-detector", "score", "--model", str(tmp_path / "r s" / "my-data"),
+                     "--data", str(data), "--out", "scores.csv"]

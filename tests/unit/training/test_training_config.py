@@ -86,3 +86,19 @@ def test_a_bad_version_is_refused_before_training(tmp_path: Path, version: str) 
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"--version {version!r}: use letters, digits" in result.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("where", ["flag", "file"])
+def test_a_window_over_the_workers_bound_is_refused_first(tmp_path: Path, where: str) -> None:
+    # before: trained up to the windowing, then "ValueError: window must be in 1..4096"
+    data = tmp_path / "s.csv"
+    data.write_text("timestamp,value\n" + "".join(
+        f"2024-01-01T00:00:{s:02d},{s}\n" for s in range(60)))
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--no-progress"]
+    # checked in train(), not by the flag: --help must not import the schemas (pydantic)
+    args += (["--window", "5000"] if where == "flag"
+             else ["--config", str(config(tmp_path, "window: 5000\n"))])
+    expected = "--window 5000: must be 1 to 4,096 records"
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert expected in " ".join(result.output.split()), result.output

@@ -647,3 +647,22 @@ def test_a_header_that_is_not_utf8_says_so_not_a_mangled_column(tmp_path: Path) 
     for call in (lambda: infer_kind(path), lambda: load(path), lambda: load(path, "series")):
         with pytest.raises(DataError, match=r"l.csv: not UTF-8 text .*; save it as UTF-8"):
             call()
+
+
+def test_time_options_do_not_break_feature_vectors(tmp_path: Path) -> None:
+    # `train --strict-time` on an events file ended in "TypeError: load_events() got an
+    # unexpected keyword argument 'strict_time'"
+    h5 = tmp_path / "e.h5"
+    with h5py.File(h5, "w") as handle:
+        handle["x"] = np.zeros((4, 2))
+    seed = write(tmp_path, "seed.json", json.dumps({"numeric_data": [1, 2, 3]}))
+    for path in (h5, write(tmp_path, "e.csv", "a,b\n1,2\n3,4\n"), seed):
+        assert isinstance(load(path, strict_time=True, sort=True), EventData)
+
+
+def test_columns_left_unread_are_listed(tmp_path: Path) -> None:
+    path = write(tmp_path, "h.csv", "timestamp,host,value,imputed\n2015-01-01,a,1,false\n")
+    assert load(path).ignored == ("host",)  # type: ignore[union-attr]
+    keyed = write(tmp_path, "k.csv", "timestamp,series,value,note\n2015-01-01,a,1,x\n"
+                                     "2015-01-01,b,2,y\n")
+    assert load(keyed).ignored == ("note",)  # type: ignore[union-attr]
