@@ -324,7 +324,7 @@ def _demo_ablation(ablation: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _seed_range(text: str) -> range:
+def seed_range(text: str) -> range:
     """``"10-29"`` -> ``range(10, 30)``; a single ``"12"`` -> ``range(12, 13)``."""
     first, _, last = text.partition("-")
     lo, hi = int(first), int(last or first)
@@ -341,7 +341,7 @@ def main() -> None:
                                            "heldout"),
                         default=None,
                         help="one part only (the other's figures are kept from the last run)")
-    parser.add_argument("--unseen-seeds", type=_seed_range, default=UNSEEN_SEEDS,
+    parser.add_argument("--unseen-seeds", type=seed_range, default=UNSEEN_SEEDS,
                         metavar="FIRST-LAST",
                         help="series seeds for the unseen-seed check (default 10-29)")
     args = parser.parse_args()

@@ -8,7 +8,7 @@ import argparse
 
 import pytest
 
-from benchmarks.detection_quality import SALES_SEEDS, SERIES_SEEDS, _seed_range, markdown
+from benchmarks.detection_quality import SALES_SEEDS, SERIES_SEEDS, markdown, seed_range
 
 
 def test_demo_rows_name_the_seeds_and_each_sales_seeds_precision() -> None:
@@ -45,7 +45,7 @@ def test_the_unseen_seeds_get_a_row_under_the_tuned_ones() -> None:
 
 
 def test_seed_ranges_are_inclusive_and_refuse_empty_ones() -> None:
-    assert _seed_range("10-29") == range(10, 30)
-    assert _seed_range("12") == range(12, 13)
+    assert seed_range("10-29") == range(10, 30)
+    assert seed_range("12") == range(12, 13)
     with pytest.raises(argparse.ArgumentTypeError):
-        _seed_range("29-10")
+        seed_range("29-10")
