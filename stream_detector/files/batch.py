@@ -196,24 +196,24 @@ def require_scorable(model: ModelRuntime, records: Sequence[Record], name: str) 
         The first such record: its number in ``name`` (1-based), key, time and value.
     """
     width = model.card.n_features
-    rows = [i for i, r in enumerate(records) if len(r.values) == width]
-    if len(rows) < len(records):  # a worker dead-letters these as wrong_width
-        at = next(i for i, r in enumerate(records) if len(r.values) != width)
+    at = next((i for i, r in enumerate(records) if len(r.values) != width), None)
+    if at is not None:  # a worker dead-letters such a record as wrong_width
         names = ", ".join(model.card.features[:5]) + (", ..." if width > 5 else "")
         raise DataError(f"{name}: record {at + 1} has {len(records[at].values)} value(s); "
                         f"model {model.name} takes {width} ({names}): score a file with the "
                         "columns it was trained on")
-    if not rows:
+    if not records:
         return
-    values = np.array([records[i].values for i in rows], dtype=np.float64)  # (n, features)
+    values = np.array([r.values for r in records], dtype=np.float64)  # (n, features)
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = model.scale.transform(values[:, None, :], [records[i].key for i in rows])
-    bad = np.flatnonzero(~(np.abs(scaled.reshape(len(rows), -1)) <= MAX_SCALED).all(axis=1))
+        scaled = model.scale.transform(values[:, None, :], [r.key for r in records])
+    bad = np.flatnonzero(~(np.abs(scaled.reshape(len(records), -1)) <= MAX_SCALED).all(axis=1))
     if bad.size:
-        record = records[rows[int(bad[0])]]
+        first = int(bad[0])
+        record = records[first]
         shown = ", ".join(f"{v:.4g}" for v in record.values[:3])
         raise DataError(
-            f"{name}: record {rows[int(bad[0])] + 1} ({shown_key(record.key)} at "
+            f"{name}: record {first + 1} ({shown_key(record.key)} at "
             f"{record.timestamp_text}): value {shown} is too large for model {model.name} "
             "(its float32 errors would overflow; a worker dead-letters such a record as "
             "unprocessable); check the value's unit, or drop the row"
