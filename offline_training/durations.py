@@ -1,17 +1,20 @@
 """Detection settings as durations: the same defaults for 1-minute, 5-minute, hourly and
 daily data.
 
-The detector counts in windows (``stream_detector.core.detection``: half-life, warm-up and quiet
-period after an alert). Written as window counts, one default cannot fit every cadence: 288
-windows is a day of 5-minute data but ten months of daily sales, during which a key could
-not alert. So ``train`` keeps these settings as durations and turns them into windows with
-the cadence it learned (stored in the card's ``time`` section), within floors that keep the
-key's history statistically meaningful on slow data::
+The detector counts in windows (``stream_detector.core.detection``: half-life, warm-up, quiet
+period after an alert and the half-life of the bar a page sets). Written as window counts,
+one default cannot fit every cadence: 288 windows is a day of 5-minute data but ten months
+of daily sales, during which a key could not alert. So ``train`` keeps these settings as
+durations and turns them into windows with the cadence it learned (stored in the card's
+``time`` section), within floors that keep the key's history statistically meaningful on
+slow data::
 
     setting    duration   floor    1-min   5-min   hourly   daily
     halflife   1 day      30         1440     288       30      30
     warmup     1 day      30         1440     288       30      30
     suppress   1 day       1         1440     288       24       1
+    habituate_halflife
+               2.5 days    1         3600     720       60       3
 
 The card's ``detection`` section holds the resulting window counts (what the worker reads)
 and the durations they came from (``*_s``). A window count given explicitly (``--config``
@@ -27,9 +30,11 @@ __all__ = ["DURATION_DEFAULTS", "FLOORS", "FALLBACK_WINDOWS", "detection_windows
 
 DAY: Final = 86_400.0
 DURATION_DEFAULTS: Final[dict[str, float]] = {"halflife_s": DAY, "warmup_s": DAY,
-                                              "suppress_s": DAY}
-FLOORS: Final[dict[str, int]] = {"halflife": 30, "warmup": 30, "suppress": 1}
-FALLBACK_WINDOWS: Final = 288  # no cadence known: the old window-count defaults
+                                              "suppress_s": DAY,
+                                              "habituate_halflife_s": 2.5 * DAY}
+FLOORS: Final[dict[str, int]] = {"halflife": 30, "warmup": 30, "suppress": 1,
+                                 "habituate_halflife": 1}
+FALLBACK_WINDOWS: Final = 288  # no cadence known: a day is the old window-count default
 
 
 def detection_windows(
@@ -43,6 +48,8 @@ def detection_windows(
     288
     >>> detection_windows({"warmup_s": 86_400.0, "warmup": 50}, 300.0)["warmup"]
     50
+    >>> detection_windows({"habituate_halflife_s": 216_000.0}, None)["habituate_halflife"]
+    720
     """
     out = dict(section)
     step = cadence_s * stride if cadence_s and cadence_s > 0 else None
@@ -50,6 +57,7 @@ def detection_windows(
         seconds = out.get(f"{name}_s")
         if seconds is None or name in section:
             continue
-        windows = FALLBACK_WINDOWS if step is None else math.ceil(float(seconds) / step)
+        windows = (round(FALLBACK_WINDOWS * float(seconds) / DAY) if step is None
+                   else math.ceil(float(seconds) / step))
         out[name] = max(floor, windows)
     return out

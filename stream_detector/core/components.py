@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from stream_detector.core.detection import DetectionParams
     from stream_detector.core.detector_state import DetectorState
 
-__all__ = ["GAUSSIAN_RATE", "burst_z", "gaussian_tail", "likelihood_z", "running_z",
-           "season_trust", "value_components", "value_trust"]
+__all__ = ["GAUSSIAN_RATE", "burst_z", "gaussian_tail", "habituation_bar", "likelihood_z",
+           "running_z", "season_trust", "value_components", "value_trust"]
 
 _EPS: Final = 1e-12
 _NEVER: Final = -(2**62)
@@ -119,6 +119,37 @@ def value_trust(state: DetectorState, z_value: float, index: int, p: DetectionPa
     trust, state.value_rate, state.value_tail, state.value_last = _episode_trust(
         state.value_rate, state.value_tail, state.value_last, z_value, index, p.value_gate, p)
     return trust
+
+
+def habituation_bar(state: DetectorState, p: DetectionParams) -> float:
+    """The detection score the key's next page must reach besides the threshold (0: none):
+    ``habituate * (1 - trust) * z_last * 0.5 ** (age / habituate_halflife)``.
+
+    ``z_last`` is the detection score of the key's last page (``state.alert_z``), ``age``
+    the windows since it and ``trust`` the ``value`` component's trust as it stands
+    (:func:`value_trust`, not updated here). On a key whose values burst often and far
+    (tweet counts: trust 0.1-0.4) an incident is followed by more bursts of its size, so a
+    new page needs about as large a score as the last one, the bar halving every
+    ``habituate_halflife`` windows; on a key whose residuals look Gaussian (trust near
+    1) the bar stays far below the threshold. No bar without the ``value`` component's
+    trust or a page so far.
+
+    >>> from stream_detector.core.detection import DetectionParams, DetectorState
+    >>> p = DetectionParams(value_gate=1.0, habituate=2.0, habituate_halflife=20)
+    >>> busy = DetectorState(seen=21, last_alert=0, alert_z=12.0, value_start=0,
+    ...                      value_rate=0.02, value_tail=0.5)  # trust 0.25 * 0.44 = 0.11
+    >>> round(habituation_bar(busy, p), 1)  # 2 * 0.89 * 12 * 0.5 ** (20 / 20)
+    10.7
+    >>> calm = DetectorState(seen=21, last_alert=0, alert_z=12.0, value_start=0)
+    >>> habituation_bar(calm, p)  # prior rate and tail: full trust, no bar
+    0.0
+    """
+    if p.habituate <= 0 or p.value_gate <= 0 or state.value_start < 0 or not state.alert_z:
+        return 0.0
+    trust = _trust(state.value_rate, state.value_tail, p.value_gate, p)
+    age = state.seen - 1 - state.last_alert
+    return float(p.habituate * (1.0 - trust) * state.alert_z
+                 * 0.5 ** (age / max(p.habituate_halflife, _EPS)))
 
 
 def burst_z(state: DetectorState, z_value: float, p: DetectionParams) -> float:

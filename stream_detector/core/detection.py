@@ -31,7 +31,10 @@ so one threshold keeps meaning "rare for this key".
 The *detection score* is the largest weighted component (``ae`` weighs 1), optionally
 smoothed over a short half-life, and the threshold (from Redis, per model version and key)
 applies to it. After an alert the key stays quiet for ``suppress`` windows, so one incident
-pages once, at its start. A key may alert only after ``warmup`` windows; during the warm-up
+pages once, at its start; on a key whose values burst often and far, the next page also
+needs a score near the last page's (``habituate``, a bar that halves every
+``habituate_halflife`` windows), since such an incident is followed by more bursts of its
+size. A key may alert only after ``warmup`` windows; during the warm-up
 its statistics are plain running means (every observation weighs the same), afterwards
 exponentially weighted (``halflife``) and winsorised at ``clip`` deviations, so one burst
 does not blind the key to the next.
@@ -59,7 +62,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
-from stream_detector.core.components import likelihood_z, running_z, value_components
+from stream_detector.core.components import (
+    habituation_bar,
+    likelihood_z,
+    running_z,
+    value_components,
+)
 from stream_detector.core.detector_state import DetectorState
 
 __all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts_of", "decide",
@@ -136,6 +144,11 @@ class DetectionParams:
         day-over-day drift of a weekly pattern without lag; 0: no slope), and the |z| of
         ``shift`` above which that mean and slope hold still (a level shift is not learnt
         while it lasts; 0: never).
+    habituate, habituate_halflife
+        The bar a key's last page sets for its next
+        (:func:`~stream_detector.core.components.habituation_bar`): ``habituate`` times
+        (1 - the ``value`` component's trust) times the last page's detection score, halving
+        every ``habituate_halflife`` windows; 0 switches it off.
     burst_weight, burst_halflife, burst_gate
         The ``burst`` component (:func:`~stream_detector.core.components.burst_z`): weight
         (0 switches it off), half-life (windows) of its short-term mean of squared ``value``
@@ -185,6 +198,8 @@ class DetectionParams:
     burst_weight: float = 0.0
     burst_halflife: float = 12.0
     burst_gate: float = 0.0
+    habituate: float = 0.0
+    habituate_halflife: float = 720.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -238,7 +253,7 @@ class DetectionParams:
 
 
 _HISTORY: Final = tuple(f.name for f in fields(DetectorState) if f.name not in (
-    "seen", "last_alert", "last_z"))
+    "seen", "last_alert", "last_z", "alert_z"))
 
 
 @dataclass(frozen=True)
@@ -267,7 +282,7 @@ def decide(
     z = _update(state, raw_score, p, value, learn)
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
-    alert = over and page(state, p)
+    alert = over and z >= habituation_bar(state, p) and page(state, p)
     return Decision(alert=alert, detection_score=z, warm_up=warm_up,
                     suppressed=over and not alert)
 
@@ -293,7 +308,8 @@ def alerts_of(
         index = state.seen
         z = _update(state, raw, p, nan if values is None else values[i],
                     True if learn is None else learn[i])
-        if z >= threshold and index >= p.warmup and page(state, p):
+        if z >= threshold and index >= p.warmup and z >= habituation_bar(state, p) and page(
+                state, p):
             out.append((i, z))
     return out
 
@@ -330,10 +346,13 @@ def _update(
 def page(state: DetectorState, p: DetectionParams) -> bool:
     """Claim an alert for the key's newest window (already counted by :func:`decide`):
     False within ``suppress`` windows of its last alert, else True, starting a new quiet
-    period. Every stage that alerts (the AE's :func:`decide`, a hybrid's NPLM test) asks
+    period (and, with ``habituate``, keeping the window's detection score as the bar's
+    base). Every stage that alerts (the AE's :func:`decide`, a hybrid's NPLM test) asks
     here, so one incident pages once whichever stage saw it."""
     index = state.seen - 1
     if index - state.last_alert < p.suppress:
         return False
     state.last_alert = index
+    if p.habituate > 0 and state.value_start >= 0:
+        state.alert_z = state.last_z
     return True
