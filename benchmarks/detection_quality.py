@@ -91,6 +91,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "level-shift baseline without slope or hold (shift_trend 0, shift_hold 0)": {
         "shift_trend": 0.0, "shift_hold": 0.0},
     "without habituation after a page (habituate 0)": {"habituate": 0.0},
+    "forecast residual's exceedances fade like the rest of its spread (value_excess 1)": {
+        "value_excess": 1.0},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }

@@ -101,8 +101,8 @@ def test_alerts_of_and_decide_agree_and_the_bar_survives_a_restart() -> None:
 def test_older_states_load_without_a_bar_and_keys_without_it_keep_their_size() -> None:
     values, raw = _key(2, bursty=True)
     with_bar, without = DetectorState(), DetectorState()
-    for state, h in ((with_bar, 1.75), (without, 0.0)):  # with the burst's tail in both
-        p = replace(_params(h), burst_weight=1.0, burst_gate=1.0)
+    for state, h in ((with_bar, 1.75), (without, 0.0)):  # the tails before it in both
+        p = replace(_params(h), burst_weight=1.0, burst_gate=1.0, value_excess=0.4)
         alerts_of(state, list(raw), 5.5, p, list(values))
     assert with_bar.alert_z > 0 and without.alert_z == 0.0
     data = with_bar.to_bytes()
