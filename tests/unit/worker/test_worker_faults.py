@@ -183,19 +183,15 @@ def window_ends(events: list[bytes]) -> list[str]:
     return sorted(json.loads(e)["window_end"] for e in events)
 
 
-@pytest.mark.parametrize("parts", [False, True])
 @pytest.mark.parametrize("flush", [True, False])
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_fault_at_any_stage_dead_letters_only_the_failing_record(
-    fault: str, flush: bool, parts: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fault: str, flush: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clean, clean_events, _ = make_runtime(tmp_path / "clean")
     asyncio.run(clean.process(batch(poison=False)))
     expected = window_ends(clean_events)
     rt, events, dead = make_runtime(tmp_path / "faulty")
-    if parts:  # parts of 3 windows scored in the ONNX thread while later messages parse
-        monkeypatch.setattr(worker_mod, "PART_WINDOWS", 3)
-        rt.scoring.s_per_window = 1.0
     FAULTS[fault](monkeypatch)
     # an earlier, unflushed batch must survive the rollback without sending twice
     first = batch(poison=True)
