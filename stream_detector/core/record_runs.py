@@ -175,7 +175,8 @@ def _fast(raw: bytes) -> RecordRun | None:
     # a list of records: msgspec's typed rows (a lone record is as fast through orjson)
     wire = decode_series(raw) if raw[:1] == b"[" else None
     if wire is not None:
-        run = _series_wire(wire)
+        # no row can say "imputed" unless its bytes do (a key written with escapes has \)
+        run = _series_wire(wire, b'"imputed"' in raw or b"\\" in raw)
         if run is not None:
             return run
     try:
@@ -303,8 +304,9 @@ def _series(rows: list[Any]) -> RecordRun | None:
                      None if exact else _imputed(rows))
 
 
-def _series_wire(rows: list[SeriesWire]) -> RecordRun | None:
-    """The run of series rows msgspec decoded and type-checked (:mod:`.series_wire`)."""
+def _series_wire(rows: list[SeriesWire], flagged: bool) -> RecordRun | None:
+    """The run of series rows msgspec decoded and type-checked (:mod:`.series_wire`);
+    ``flagged``: some row may carry an ``imputed`` field."""
     if not rows or len(rows) > MAX_RECORDS_PER_MESSAGE:
         return None
     keys = [r.series for r in rows]
@@ -314,9 +316,9 @@ def _series_wire(rows: list[SeriesWire]) -> RecordRun | None:
     values, ns = _numbers([r.value for r in rows]), _times(texts)
     if values is None or ns is None:
         return None
-    imputed = [r.imputed for r in rows]
+    imputed = [r.imputed for r in rows] if flagged else None
     return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
-                     imputed if True in imputed else None)
+                     imputed if imputed is not None and True in imputed else None)
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:

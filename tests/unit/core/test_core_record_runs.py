@@ -158,7 +158,8 @@ _ROW = '{{"kind": "series", "series": "k", "timestamp": "2015-02-26T21:42:{s:02d
     '"value": 3', '"value": 1e400', '"value": 1180591620717411303424', '"value": true',
     '"value": 1, "value": 2', '"value": 1, "schema_version": 1.0',
     '"value": 1, "schema_version": 1', '"value": 1, "imputed": 1', '"value": 1, "imputed": true',
-    '"value": "1"', '"value": -0.0, "kind": "sales"', '"value": 1e39'])
+    '"value": "1"', '"value": -0.0, "kind": "sales"', '"value": 1e39',
+    '"value": 1, "imp\\u0075ted": true', '"value": 1, "imp\\u0075ted": false'])
 @pytest.mark.parametrize("n", [1, 3, 25])
 def test_series_lists_msgspec_accepts_or_leaves_to_the_reference_read_alike(
     rest: str, n: int
