@@ -90,6 +90,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "without the trust in the variance-burst component (burst_gate 0)": {"burst_gate": 0.0},
     "level-shift baseline without slope or hold (shift_trend 0, shift_hold 0)": {
         "shift_trend": 0.0, "shift_hold": 0.0},
+    "forecast residual's exceedances fade like the rest of its spread (value_excess 1)": {
+        "value_excess": 1.0},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }

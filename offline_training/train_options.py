@@ -28,7 +28,9 @@ __all__ = ["DEFAULTS", "PARITY_RTOL", "TrainOptions", "TrainReport"]
 # likelihood of the score itself weighed 1, like every z; the value's residual from a
 # short-term forecast, with its own trust: a one-step spike the others smooth over; a
 # short-term mean of its square against its history, with the same trust: a variance
-# burst; the level-shift baseline follows a slope and holds still during a shift),
+# burst; the level-shift baseline follows a slope and holds still during a shift; the
+# variance the forecast residual's exceedances add fades in 0.4 of the half-life, so an
+# anomaly does not widen the key's spread for days),
 # alerting at 5.5 sigma at most once a day (288 five-minute windows). The detection
 # defaults hold for every family on series and sales; events keep raw defaults. Series
 # are scaled without a log: on counts, log1p blows up the noise of the quiet hours
@@ -42,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
                   "shift_weight": 1.0, "season_gate": 1.0, "likelihood_weight": 1.0,
                   "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0,
                   "shift_trend": 0.015, "shift_hold": 3.0, "burst_weight": 1.0,
-                  "burst_gate": 1.0},
+                  "burst_gate": 1.0, "value_excess": 0.4},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation

@@ -140,6 +140,11 @@ class DetectionParams:
         The ``burst`` component (:func:`~stream_detector.core.components.burst_z`): weight
         (0 switches it off), half-life (windows) of its short-term mean of squared ``value``
         z-scores, and its trust (like ``value_gate``, with ``value_ref``; 0: none).
+    value_excess
+        Half-life, as a share of ``halflife``, of the part of the ``value`` residual's
+        variance that its exceedances (|z| > ``gate_cut``) added
+        (:func:`~stream_detector.core.components.residual_z`): below 1 the spread an anomaly
+        widened comes back faster than the key's noise level changes; 1: as the rest.
     season_gate, gate_ref, gate_cut, gate_halflife
         Trust in the ``season`` component (:func:`~stream_detector.core.components.season_trust`):
         its weight is scaled by ``min(1, gate_ref / rate) ** season_gate``, ``rate`` being
@@ -185,6 +190,7 @@ class DetectionParams:
     burst_weight: float = 0.0
     burst_halflife: float = 12.0
     burst_gate: float = 0.0
+    value_excess: float = 1.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -213,6 +219,10 @@ class DetectionParams:
     @property
     def shift_base_alpha(self) -> float:
         return float(1.0 - 0.5 ** (1.0 / self.shift_base))
+
+    @property
+    def value_excess_alpha(self) -> float:
+        return float(1.0 - 0.5 ** (1.0 / max(self.value_excess * self.halflife, _EPS)))
 
     @property
     def burst_alpha(self) -> float:

@@ -17,6 +17,7 @@ so a model without it keeps its states' size and a state written before it still
     point (32)  value slope, rate, tail, last exceedance          once the value trust has
     burst (64)  shift slope; burst level, mean, var, count, rate,  once the burst or the
                 tail, last exceedance                              shift's slope has
+    excess (8)  the value residual's variance from exceedances     once it is non-zero
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _LIK: Final = struct.Struct("<dddq")  # after that: the likelihood's short mean,
 _POINT: Final = struct.Struct("<dddq")  # after that: value slope, rate, tail, last exceedance
 _BURST: Final = struct.Struct("<ddddqddq")  # after that: shift slope, burst level, mean, var,
 # count, rate, tail, last exceedance
+_EXCESS: Final = struct.Struct("<d")  # after that: the value variance exceedances added
 _NEVER: Final = -(2**62)  # ``value_last`` of a key that has never exceeded (a window long past)
 
 
@@ -47,7 +49,8 @@ class DetectorState:
     """One key's detection history: 40 bytes with the AE component only, else 100 plus
     4 per seasonal step (plus 40 once the shift component, 48 once the seasonal trust has
     started, 80 once the likelihood stage has, 112 once the value component's trust or
-    slope has, 176 once the burst component or the shift's slope has)."""
+    slope has, 176 once the burst component or the shift's slope has, 184 once the value
+    residual's exceedances have added variance: ``value_excess``)."""
 
     seen: int = 0
     last_alert: int = -(2**62)
@@ -84,6 +87,7 @@ class DetectorState:
     burst_rate: float = GAUSSIAN_RATE  # ... its trust: share of windows starting |z| > cut
     burst_tail: float = field(default_factory=lambda: gaussian_tail(3.0))  # their log size
     burst_last: int = _NEVER  # ... and the burst window it last exceeded gate_cut at
+    vexcess: float = 0.0  # value component: the variance its exceedances added (value_excess)
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
@@ -92,7 +96,8 @@ class DetectorState:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
-        burst = self.burst_seen > 0 or self.shift_slope != 0.0
+        excess = self.vexcess != 0.0
+        burst = excess or self.burst_seen > 0 or self.shift_slope != 0.0
         point = burst or self.value_last != _NEVER or self.slope != 0.0 or (
             self.value_rate != GAUSSIAN_RATE)
         lik = lik or point
@@ -109,6 +114,8 @@ class DetectorState:
             tail += _BURST.pack(self.shift_slope, self.burst_level, self.burst_mean,
                                 self.burst_var, self.burst_seen, self.burst_rate,
                                 self.burst_tail, self.burst_last)
+        if excess:
+            tail += _EXCESS.pack(self.vexcess)
         return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
 
     @classmethod
@@ -125,7 +132,9 @@ class DetectorState:
         tails = len(data) - end - _START.size
         full = _SHIFT.size + _GATE.size + _LIK.size
         point = full + _POINT.size
-        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size, full, point, point + _BURST.size):
+        burst = point + _BURST.size
+        if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size, full, point, burst,
+                     burst + _EXCESS.size):
             (state.value_start,) = _START.unpack_from(data, end)
             if tails:  # written without it: the shift starts fresh
                 (state.shift, state.shift_slow, state.shmean, state.shvar,
@@ -143,6 +152,8 @@ class DetectorState:
                 (state.shift_slope, state.burst_level, state.burst_mean, state.burst_var,
                  state.burst_seen, state.burst_rate, state.burst_tail,
                  state.burst_last) = _BURST.unpack_from(data, end + _START.size + point)
+            if tails > burst:  # written without it: no excess (the spread as it was)
+                (state.vexcess,) = _EXCESS.unpack_from(data, end + _START.size + burst)
         elif len(data) == end:  # written before value_start was kept: started at window 0
             state.value_start = 0
         else:

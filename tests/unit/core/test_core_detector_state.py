@@ -18,6 +18,8 @@ RING = array("f", [1.0, 2.0, 3.0])
     (DetectorState(seen=5, ring=RING, value_start=2, season_rate=0.01), 112 + 48),
     (DetectorState(seen=5, ring=RING, value_start=2, lik_seen=4), 112 + 80),
     (DetectorState(seen=5, ring=RING, value_start=2, value_last=9), 112 + 112),
+    (DetectorState(seen=5, ring=RING, value_start=2, burst_seen=3), 112 + 176),
+    (DetectorState(seen=5, ring=RING, value_start=2, vexcess=0.5), 112 + 184),
 ])
 def test_each_part_adds_its_tail_only_once_started_and_round_trips(
         state: DetectorState, size: int) -> None:
@@ -31,7 +33,9 @@ def test_every_field_survives_the_longest_layout() -> None:
                       smean=.6, svar=.7, level=.8, local=.9, ring=RING, value_start=1,
                       shift=1.1, shift_slow=1.2, shmean=1.3, shvar=1.4, shift_seen=5,
                       season_rate=.02, lik_short=1.5, lik_mean=1.6, lik_var=1.7, lik_seen=6,
-                      slope=1.8, value_rate=.03, value_tail=.4, value_last=4)
+                      slope=1.8, value_rate=.03, value_tail=.4, value_last=4,
+                      shift_slope=1.9, burst_level=2.1, burst_mean=2.2, burst_var=2.3,
+                      burst_seen=8, burst_rate=.04, burst_tail=.5, burst_last=6, vexcess=2.4)
     assert DetectorState.from_bytes(a.to_bytes()) == a
 
 
