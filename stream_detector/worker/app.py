@@ -106,6 +106,10 @@ def _faust_app(settings: Settings, partitions: int) -> faust.App:
         web_port=settings.web_port,
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
+        # the consumer fetches ahead while the agent scores: 100-record messages 375k ->
+        # 415-465k records/s (a worker on 2 cores, issue #13)
+        stream_buffer_maxsize=settings.consumer_buffer,
+        consumer_max_fetch_size=settings.fetch_bytes,
         consumer_group_instance_id=settings.group_instance_id,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
