@@ -267,6 +267,17 @@ def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
     return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
 
 
+def _floats(values: list[float]) -> npt.NDArray[np.float32] | None:
+    """:func:`_numbers` of values already known to be floats (msgspec's rows)."""
+    if len(values) <= _SMALL:
+        return _numbers(values)
+    x = np.array(values, dtype=np.float64)
+    largest = float(np.abs(x).max())  # NaN when any is NaN
+    if not math.isfinite(largest):
+        return None
+    return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
+
+
 def _float32(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     with np.errstate(over="ignore"):  # beyond float32's range: inf, as a window's store gives
         return x.astype(np.float32)
@@ -313,7 +324,7 @@ def _series_wire(rows: list[SeriesWire], flagged: bool) -> RecordRun | None:
     if not _one_key(keys):
         return None
     texts = [r.timestamp for r in rows]
-    values, ns = _numbers([r.value for r in rows]), _times(texts)
+    values, ns = _floats([r.value for r in rows]), _times(texts)
     if values is None or ns is None:
         return None
     imputed = [r.imputed for r in rows] if flagged else None
