@@ -175,8 +175,7 @@ def _fast(raw: bytes) -> RecordRun | None:
     # a list of records: msgspec's typed rows (a lone record is as fast through orjson)
     wire = decode_series(raw) if raw[:1] == b"[" else None
     if wire is not None:
-        # no row can say "imputed" unless its bytes do (a key written with escapes has \)
-        run = _series_wire(wire, b'"imputed"' in raw or b"\\" in raw)
+        run = _series_wire(wire)
         if run is not None:
             return run
     try:
@@ -315,9 +314,8 @@ def _series(rows: list[Any]) -> RecordRun | None:
                      None if exact else _imputed(rows))
 
 
-def _series_wire(rows: list[SeriesWire], flagged: bool) -> RecordRun | None:
-    """The run of series rows msgspec decoded and type-checked (:mod:`.series_wire`);
-    ``flagged``: some row may carry an ``imputed`` field."""
+def _series_wire(rows: list[SeriesWire]) -> RecordRun | None:
+    """The run of series rows msgspec decoded and type-checked (:mod:`.series_wire`)."""
     if not rows or len(rows) > MAX_RECORDS_PER_MESSAGE:
         return None
     keys = [r.series for r in rows]
@@ -327,9 +325,9 @@ def _series_wire(rows: list[SeriesWire], flagged: bool) -> RecordRun | None:
     values, ns = _floats([r.value for r in rows]), _times(texts)
     if values is None or ns is None:
         return None
-    imputed = [r.imputed for r in rows] if flagged else None
+    imputed = [r.imputed for r in rows]  # 1 us for 100 rows: less than searching the bytes
     return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
-                     imputed if imputed is not None and True in imputed else None)
+                     imputed if True in imputed else None)
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:
