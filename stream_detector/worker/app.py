@@ -43,7 +43,7 @@ from stream_detector.worker.shutdown import ShutdownDeadline
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics
 
-__all__ = ["create_app", "run_worker"]
+__all__ = ["create_app", "faust_app", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         faust_raw_decode.install()  # raw messages to events without the codec registry
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    app = _faust_app(settings, partitions)
+    app = faust_app(settings, partitions)
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
     dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
@@ -93,7 +93,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     return app
 
 
-def _faust_app(settings: Settings, partitions: int) -> faust.App:
+def faust_app(settings: Settings, partitions: int) -> faust.App:
     """The Faust app: broker, web server, state folder and consumer group settings."""
     return faust.App(
         settings.app_id,
