@@ -57,6 +57,10 @@ ROOT = Path(__file__).resolve().parents[1]
 AAPL = ROOT.parent / "shared" / "data" / "nab" / "data" / "realTweets" / "Twitter_volume_AAPL.csv"
 WINDOW = 24
 BATCHED_FACTOR = 25  # 100 records a message are consumed far faster: time more of them
+# the least records a throughput phase times, quick mode included: a worker's rate is read
+# from its metrics every 50 ms, so a phase of half a second (250,000 records of 100 a
+# message, as quick runs had) moved its ratio by 0.1 from run to run
+SINGLE_MIN, BATCHED_MIN = 30_000, 1_000_000
 # (records/s, records a message), in this order; single-record phases last (see latency)
 LATENCY_PHASES = ((5_000.0, 10), (5_000.0, 1), (20_000.0, 10), (50_000.0, 10), (20_000.0, 1),
                   (50_000.0, 1))
@@ -122,7 +126,8 @@ def throughput(kafka_url: str, redis_url: str, tmp: Path, n: int, timeout: float
     bootstrap = _bootstrap(kafka_url)
     model = write_registry_model(tmp / "mean", window_mean_model(WINDOW, 1), name="mean",
                                  window=WINDOW, threshold=1e30, detection=QUIET)
-    shapes = {"single": (n, 1), "batched_100": (BATCHED_FACTOR * n, 100)}
+    shapes = {"single": (max(n, SINGLE_MIN), 1),
+              "batched_100": (max(BATCHED_FACTOR * n, BATCHED_MIN), 100)}
     topics = {}
     for label, (count, per) in shapes.items():
         topics[label] = f"{label}-{uuid.uuid4().hex[:6]}"

@@ -111,6 +111,17 @@ class Settings(BaseSettings):
     batch_wait: float = Field(
         0.005, gt=0, le=10, description="seconds the worker waits to fill a batch"
     )
+    consumer_buffer: int = Field(
+        16384, ge=64, le=1 << 20,
+        description="messages Faust's consumer may hold ahead of the scoring agent (Faust's "
+        "stream_buffer_maxsize, default there 4096): it fetches while the agent scores; "
+        "memory up to this many messages",
+    )
+    fetch_bytes: int = Field(
+        8 << 20, ge=1 << 20, le=256 << 20,
+        description="bytes one fetch request may bring per partition (Faust's "
+        "consumer_max_fetch_size, default there 1 MiB); at least one message's bound",
+    )
     intra_op_threads: int = Field(
         -1, ge=-1, description="ONNX Runtime threads per operator (0: one per core; -1: the "
         "faster of 1 and one per core, timed on this machine at model load)",

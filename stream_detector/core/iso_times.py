@@ -45,6 +45,12 @@ _LAYOUTS: Final = frozenset(
     {_DATE.encode()}
     | {f"{_DATE}{sep}{t}{z}".encode() for sep in "T " for t in _TIMES for z in ("", "Z")}
 )
+# each layout with its separator: the record dtype whose field ``t`` is the clock time
+_LAYOUT_DTYPES: Final = {
+    layout + b"|": np.dtype([("t", f"S{len(layout) - layout.endswith(b'Z')}"),
+                             ("rest", f"S{1 + layout.endswith(b'Z')}")])
+    for layout in _LAYOUTS
+}
 _US: Final = timedelta(microseconds=1)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _RANGE_US: Final = ((TIMESTAMP_MIN - _EPOCH) // _US, (TIMESTAMP_MAX - _EPOCH) // _US)
@@ -58,24 +64,23 @@ def epoch_ns_many(texts: Sequence[Any]) -> list[int] | None:
     n = len(texts)
     if n < _MIN_TEXTS:
         return None
-    try:
-        raw = "".join(texts).encode("ascii")  # TypeError: not all str
+    try:  # each text followed by a separator no layout holds: one pass checks every length
+        raw = "|".join(texts).encode("ascii") + b"|"  # TypeError: not all str
     except (TypeError, UnicodeEncodeError):
         return None
     width = len(texts[0])
-    layout = raw[:width].translate(_DIGITS_AS_ZERO)
-    if layout not in _LAYOUTS or raw.translate(_DIGITS_AS_ZERO) != layout * n:
+    layout = raw[: width + 1].translate(_DIGITS_AS_ZERO)
+    if layout[:-1] not in _LAYOUTS or raw.translate(_DIGITS_AS_ZERO) != layout * n:
         return None
-    if list(map(len, texts)).count(width) != n:  # one text longer, another shorter
-        return None
-    chars = np.frombuffer(raw, np.uint8).reshape(n, width)
-    if layout.endswith(b"Z"):  # numpy warns on zones: read the same clock time without it
-        chars, width = chars[:, :-1].copy(), width - 1
+    # the clock time without the separator (and without a trailing Z: numpy warns on
+    # zones, and Z is UTC, as naive times are), as a strided view of the bytes
+    times = np.frombuffer(raw, _LAYOUT_DTYPES[layout])["t"]
     try:
-        us = chars.view(f"S{width}").ravel().astype("datetime64[us]").view(np.int64)
+        us = times.astype("datetime64[us]").view(np.int64)
     except ValueError:  # a day, hour, minute or second that does not exist
         return None
     lo, hi = _RANGE_US
-    if np.minimum.reduce(us) < lo or np.maximum.reduce(us) >= hi:
+    if us.min() < lo or us.max() >= hi:
         return None
-    return (us * 1000).tolist()
+    out: list[int] = (us * 1000).tolist()
+    return out

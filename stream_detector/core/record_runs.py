@@ -48,6 +48,7 @@ from schemas.records import (
     parse_message,
 )
 from stream_detector.core.iso_times import epoch_ns_many
+from stream_detector.core.series_wire import SeriesWire, decode_series
 
 __all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
 
@@ -171,6 +172,12 @@ def check_widths(records: Sequence[Record], widths: Mapping[str, int]) -> None:
 
 
 def _fast(raw: bytes) -> RecordRun | None:
+    # a list of records: msgspec's typed rows (a lone record is as fast through orjson)
+    wire = decode_series(raw) if raw[:1] == b"[" else None
+    if wire is not None:
+        run = _series_wire(wire)
+        if run is not None:
+            return run
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -259,6 +266,17 @@ def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
     return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
 
 
+def _floats(values: list[float]) -> npt.NDArray[np.float32] | None:
+    """:func:`_numbers` of values already known to be floats (msgspec's rows)."""
+    if len(values) <= _SMALL:
+        return _numbers(values)
+    x = np.array(values, dtype=np.float64)
+    largest = float(np.abs(x).max())  # NaN when any is NaN
+    if not math.isfinite(largest):
+        return None
+    return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
+
+
 def _float32(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     with np.errstate(over="ignore"):  # beyond float32's range: inf, as a window's store gives
         return x.astype(np.float32)
@@ -294,6 +312,22 @@ def _series(rows: list[Any]) -> RecordRun | None:
         return None
     return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
                      None if exact else _imputed(rows))
+
+
+def _series_wire(rows: list[SeriesWire]) -> RecordRun | None:
+    """The run of series rows msgspec decoded and type-checked (:mod:`.series_wire`)."""
+    if not rows or len(rows) > MAX_RECORDS_PER_MESSAGE:
+        return None
+    keys = [r.series for r in rows]
+    if not _one_key(keys):
+        return None
+    texts = [r.timestamp for r in rows]
+    values, ns = _floats([r.value for r in rows]), _times(texts)
+    if values is None or ns is None:
+        return None
+    imputed = [r.imputed for r in rows]  # 1 us for 100 rows: less than searching the bytes
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
+                     imputed if True in imputed else None)
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:

@@ -107,7 +107,7 @@ def load_model(
     *,
     preference: ProviderPreference | str = "auto",
     intra_op_threads: int = 0,
-    max_batch: int = 1024,
+    max_batch: int | None = None,
 ) -> LoadedModel:
     """Load ``model_dir/{card.json,model.onnx}`` after checking the card's sha256.
 
@@ -264,11 +264,11 @@ class ModelRegistry:
         *,
         preference: ProviderPreference | str = "auto",
         intra_op_threads: int = 0,
-        max_batch: int = 1024,
+        max_batch: int | None = None,
     ) -> None:
         self.root = Path(root)
         self.name = name
-        self._load_kwargs = {"intra_op_threads": intra_op_threads, "max_batch": max_batch}
+        self._threads, self._max_batch = intra_op_threads, max_batch
         self._preference = preference
         self.current: LoadedModel | None = None
         self._current_version: ModelVersion | None = None
@@ -345,7 +345,8 @@ class ModelRegistry:
     def _load(
         self, version: ModelVersion, check: Callable[[ModelCard], None] | None = None
     ) -> LoadedModel:
-        loaded = load_model(version.path, preference=self._preference, **self._load_kwargs)
+        loaded = load_model(version.path, preference=self._preference,
+                            intra_op_threads=self._threads, max_batch=self._max_batch)
         if check is not None:
             check(loaded.card)
         self.current, self._current_version = loaded, version

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ from stream_detector.core.providers import CPU, QUIET, select_providers
 from stream_detector.exceptions import ConfigurationError, ModelCardError
 
 __all__ = [
+    "BATCH_BYTES",
     "make_session",
     "ScaleTable",
     "ScoreBatch",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float32]
+BATCH_BYTES: Final = 1 << 20  # float32 input one ONNX Runtime call takes, by default
+_MIN_BATCH: Final = 64
+_F32: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,12 @@ class Scorer:
         (:data:`~stream_detector.core.ort_threads.AUTO`) times 1 thread against one per core
         on this machine and keeps the faster (``threads`` says which).
     max_batch
-        Larger batches are split, bounding memory (GPU memory in particular).
+        Larger batches are split, bounding memory (GPU memory in particular); default
+        (None): as many windows as :data:`BATCH_BYTES` of float32 input holds (10,922
+        windows of 24 x 1, 5,242 of 50 x 1, 64 at least). One call per batch matters:
+        cutting 13,700 windows of 24 into calls of 1,024 and joining their outputs took
+        2.45 ms against 1.43 in one call (2 cores; ONNX Runtime's own time is flat from a
+        few hundred windows on).
     """
 
     def __init__(
@@ -78,8 +87,10 @@ class Scorer:
         preference: ProviderPreference | str = "auto",
         providers: Sequence[str] | None = None,
         intra_op_threads: int = 0,
-        max_batch: int = 1024,
+        max_batch: int | None = None,
     ) -> None:
+        if max_batch is None:
+            max_batch = max(_MIN_BATCH, BATCH_BYTES // (_F32 * window * features))
         if max_batch < 1:
             raise ConfigurationError(f"max_batch must be >= 1, got {max_batch}")
         self.window = window

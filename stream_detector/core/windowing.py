@@ -244,16 +244,17 @@ class WindowState:
                        into: WindowRows | None = None) -> WindowRun:
         #   held (h = filled)      new (n)
         #   [ ..........][ r0 r1 ... r(n-1) ]      global index of held[0] = count - h
-        w, n, c0, h = self.window, len(values), self.count, self.filled
-        oldest = self._oldest()
-        rows = np.concatenate([self._buf[oldest : oldest + h], values], dtype=np.float32)
-        all_ts = (self._ts[oldest:] + self._ts[:oldest])[:h] + ts
-        all_text = (self._text[oldest:] + self._text[:oldest])[:h] + list(texts)
+        w, n, c0, step = self.window, len(values), self.count, self.stride
+        h, oldest = (w, c0 % w) if c0 >= w else (c0, 0)
+        rows = np.concatenate((self._buf[oldest : oldest + h], values), dtype=np.float32)
+        held_ts, held_text = self._held_lists(h, oldest)
+        all_ts = held_ts + ts
+        all_text = held_text + (texts if type(texts) is list else list(texts))
         # windows end at global index g when g + 1 >= w and (g + 1 - w) % stride == 0
         first_end = max(c0, w - 1)
-        first_end += (-(first_end + 1 - w)) % self.stride
-        ends = np.arange(first_end, c0 + n, self.stride)
-        m, step = len(ends), self.stride
+        first_end += (-(first_end + 1 - w)) % step
+        stop = c0 + n
+        m = len(range(first_end, stop, step))
         s0 = first_end + 1 - w - (c0 - h)  # the first window's first row in ``rows``
         if not m:  # no window ends in this run
             win_values = np.empty((0, w, self.features), dtype=np.float32)
@@ -264,57 +265,70 @@ class WindowState:
             win_values = view.copy() if into is None else into.take(m)
             if into is not None:
                 win_values[...] = view
-        held = (self._run_flags(np.asarray(flags, dtype=np.int64), ends) if any(flags)
-                else self._held_flags(ends + 1 - w))
+        lo = first_end + 1 - w  # the first window's first record (global index)
+        held: list[int] | None
+        if any(flags):
+            held = self._run_flags(np.asarray(flags, dtype=np.int64),
+                                   np.arange(first_end, stop, step))
+        else:
+            held = self._held_flags(lo, m)
         # the windows' first and last records as slices (empty when m == 0)
         first = slice(s0, s0 + (m - 1) * step + 1, step)
         last = slice(s0 + w - 1, s0 + w + (m - 1) * step, step)
         run = WindowRun(
             values=win_values, start_ns=all_ts[first], end_ns=all_ts[last],
             start_text=all_text[first], end_text=all_text[last],
-            late=[bool(f & LATE) for f in held] if any(held) else [False] * m,
-            seq=(ends + 1).tolist(), flags=held,
+            late=[bool(f & LATE) for f in held] if held is not None else [False] * m,
+            seq=list(range(first_end + 1, stop + 1, step)),
+            flags=held if held is not None else [0] * m,
         )
         self._store_tail(values, ts, texts)
-        self.count = c0 + n
+        self.count = stop
         return run
+
+    def _held_lists(self, h: int, oldest: int) -> tuple[list[int], list[str]]:
+        """The held records' times and texts, oldest first (new lists)."""
+        if oldest:
+            return (self._ts[oldest:] + self._ts[:oldest],
+                    self._text[oldest:] + self._text[:oldest])
+        return self._ts[:h], self._text[:h]
 
     def _run_flags(self, flags: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
                    ) -> list[int]:
         """Each window's flags (as :meth:`_window_flags`), updating the flag bookkeeping
         for the new records ``count .. count + n - 1``."""
-        c0 = self.count
+        c0, m = self.count, len(ends)
         first = ends + 1 - self.window
         if not flags.any():  # the usual run: no new flag, only older ones may still be held
-            return self._held_flags(first)
+            held = self._held_flags(int(first[0]), m) if m else None
+            return held if held is not None else [0] * m
         glob = np.arange(c0, c0 + len(flags))
-        held = np.zeros(len(ends), dtype=np.int64)
+        out = np.zeros(m, dtype=np.int64)
         for i, bit in enumerate(_BITS):
             has = (flags & bit) != 0
             last = np.maximum.accumulate(np.maximum(np.where(has, glob, -1), self._last[i]))
             at_end = last[ends - c0]
             # a gap lies before its record: the window spans it only past its first record
-            held |= np.where(at_end > first if bit == GAP else at_end >= first, bit, 0)
+            out |= np.where(at_end > first if bit == GAP else at_end >= first, bit, 0)
             self._last[i] = int(last[-1])
             self.counts[i] += int(has.sum())
-        return [int(f) for f in held.tolist()]
+        return [int(f) for f in out.tolist()]
 
-    def _held_flags(self, first: npt.NDArray[np.int64]) -> list[int]:
-        """:meth:`_run_flags` for new records without flags: each window (first record
-        ``first``) holds a bit when the bit's last flagged record lies inside it; the
+    def _held_flags(self, lo: int, m: int) -> list[int] | None:
+        """:meth:`_run_flags` for new records without flags, for the ``m`` windows whose
+        first records are ``lo``, ``lo + stride``, ...: each holds a bit when the bit's last
+        flagged record lies inside it; None when none holds any (the usual run). The
         bookkeeping does not change."""
-        held = [0] * len(first)
-        if not held:
-            return held
-        lo = int(first[0])  # windows come in order: the first one reaches back furthest
         out: npt.NDArray[np.int64] | None = None
+        first: npt.NDArray[np.int64] | None = None
         for i, bit in enumerate(_BITS):
             last = self._last[i]
             if last > lo or (last == lo and bit != GAP):  # some window spans it
+                if first is None:  # windows in order: the first one reaches back furthest
+                    first = lo + self.stride * np.arange(m)
                 mask = last > first if bit == GAP else last >= first
-                out = (out if out is not None else np.zeros(len(first), np.int64)) | (
-                    mask * bit)
-        return held if out is None else [int(f) for f in out.tolist()]
+                out = (out if out is not None else np.zeros(m, np.int64)) | (mask * bit)
+        return None if out is None else [int(f) for f in out.tolist()]
 
     def _store_tail(
         self, values: npt.NDArray[np.float32], ts: list[int], texts: Sequence[str]
@@ -327,12 +341,12 @@ class WindowState:
         split = min(k, w - start)
         tail, buf = values[n - k :], self._buf
         buf[start : start + split] = buf[start + w : start + w + split] = tail[:split]
-        buf[: k - split] = buf[w : w + k - split] = tail[split:]
-        tail_ts, tail_text = ts[n - k :], list(texts[n - k :])
-        self._ts[start : start + split] = tail_ts[:split]
-        self._text[start : start + split] = tail_text[:split]
-        self._ts[: k - split] = tail_ts[split:]
-        self._text[: k - split] = tail_text[split:]
+        self._ts[start : start + split] = ts[n - k : n - k + split]
+        self._text[start : start + split] = texts[n - k : n - k + split]
+        if split < k:
+            buf[: k - split] = buf[w : w + k - split] = tail[split:]
+            self._ts[: k - split] = ts[n - k + split :]
+            self._text[: k - split] = texts[n - k + split :]
 
     @property
     def filled(self) -> int:

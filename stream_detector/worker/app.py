@@ -43,7 +43,7 @@ from stream_detector.worker.shutdown import ShutdownDeadline
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics
 
-__all__ = ["create_app", "run_worker"]
+__all__ = ["create_app", "faust_app", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         faust_raw_decode.install()  # raw messages to events without the codec registry
     partitions = ensure_topics(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    app = _faust_app(settings, partitions)
+    app = faust_app(settings, partitions)
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
     output = app.topic(settings.output_topic, value_serializer="raw", key_serializer="raw")
     dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
@@ -93,7 +93,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     return app
 
 
-def _faust_app(settings: Settings, partitions: int) -> faust.App:
+def faust_app(settings: Settings, partitions: int) -> faust.App:
     """The Faust app: broker, web server, state folder and consumer group settings."""
     return faust.App(
         settings.app_id,
@@ -106,6 +106,10 @@ def _faust_app(settings: Settings, partitions: int) -> faust.App:
         web_port=settings.web_port,
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
+        # the consumer fetches ahead while the agent scores: 100-record messages 375k ->
+        # 415-465k records/s (a worker on 2 cores, issue #13)
+        stream_buffer_maxsize=settings.consumer_buffer,
+        consumer_max_fetch_size=settings.fetch_bytes,
         consumer_group_instance_id=settings.group_instance_id,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,

@@ -149,3 +149,33 @@ def test_long_messages_read_at_once_equal_the_reference(stamp: str) -> None:
     _assert_same(json.dumps(recs).encode())
     recs[41]["timestamp"] = "2015-02-30"  # one bad: the reference's dead letter
     _assert_same(json.dumps(recs).encode())
+
+
+_ROW = '{{"kind": "series", "series": "k", "timestamp": "2015-02-26T21:42:{s:02d}", {rest}}}'
+
+
+@pytest.mark.parametrize("rest", [
+    '"value": 3', '"value": 1e400', '"value": 1180591620717411303424', '"value": true',
+    '"value": 1, "value": 2', '"value": 1, "schema_version": 1.0',
+    '"value": 1, "schema_version": 1', '"value": 1, "imputed": 1', '"value": 1, "imputed": true',
+    '"value": "1"', '"value": -0.0, "kind": "sales"', '"value": 1e39',
+    '"value": 1, "imp\\u0075ted": true', '"value": 1, "imp\\u0075ted": false'])
+@pytest.mark.parametrize("n", [1, 3, 25])
+def test_series_lists_msgspec_accepts_or_leaves_to_the_reference_read_alike(
+    rest: str, n: int
+) -> None:
+    rows = [_ROW.format(s=s, rest='"value": 1.5') for s in range(n)]
+    rows[n // 2] = _ROW.format(s=n // 2, rest=rest)
+    _assert_same(("[" + ", ".join(rows) + "]").encode())
+
+
+def test_series_lists_are_read_without_orjsons_dicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stream_detector.core.record_runs as record_runs
+
+    def no_orjson(raw: bytes) -> Any:
+        raise AssertionError("orjson read a plain series list")
+    monkeypatch.setattr(record_runs.orjson, "loads", no_orjson)
+    raw = ("[" + ", ".join(_ROW.format(s=s, rest='"value": 2, "imputed": true')
+                           for s in range(30)) + "]").encode()
+    (run,) = parse_run(raw, WIDTHS)
+    assert run.key == "k" and run.values.shape == (30, 1) and run.imputed == [True] * 30

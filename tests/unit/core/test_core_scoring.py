@@ -21,6 +21,7 @@ from stream_detector.core import registry as registry_module
 from stream_detector.core.providers import CPU, select_providers
 from stream_detector.core.registry import ModelRegistry, load_model, read_card
 from stream_detector.core.scoring import (
+    BATCH_BYTES,
     ScaleTable,
     Scorer,
     apply_scaler,
@@ -162,6 +163,18 @@ def test_chunking_gives_the_same_result() -> None:
     chunked = Scorer(tiny_onnx(), window=4, features=2, preference="cpu", max_batch=3).score(x)
     np.testing.assert_array_equal(whole.scores, chunked.scores)
     np.testing.assert_array_equal(whole.errors, chunked.errors)
+
+
+def test_the_default_call_size_is_a_megabyte_of_input_windows() -> None:
+    """A batch of small windows is one ONNX Runtime call (not calls of 1,024 joined);
+    large windows are cut so that a call takes about BATCH_BYTES of input, 64 at least."""
+    small = Scorer(tiny_onnx(), window=4, features=2, preference="cpu")
+    assert small.max_batch == BATCH_BYTES // (4 * 4 * 2) > 1024
+    x = np.random.default_rng(2).normal(size=(small.max_batch + 5, 4, 2)).astype(np.float32)
+    whole, cut = small.score(x), small.score(x[:-5])
+    np.testing.assert_array_equal(whole.scores[:-5], cut.scores)
+    assert Scorer(tiny_onnx(), window=4, features=2, preference="cpu",
+                  max_batch=3).max_batch == 3
 
 
 def test_empty_batch_and_float64_input() -> None:

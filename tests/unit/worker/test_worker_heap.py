@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-from stream_detector.worker.heap import freeze_startup_heap
+from stream_detector.worker.heap import GC_THRESHOLDS, freeze_startup_heap
 
 
 class Node:
@@ -15,8 +15,10 @@ class Node:
 
 def test_freezing_moves_live_objects_out_of_every_collection_and_keeps_them() -> None:
     long_lived = [Node() for _ in range(1000)]
+    thresholds = gc.get_threshold()
     try:
         frozen = freeze_startup_heap()
+        assert gc.get_threshold() == GC_THRESHOLDS != thresholds  # a larger young generation
         assert frozen == gc.get_freeze_count() and frozen >= 1000
         tracked = {id(o) for o in gc.get_objects()}
         assert not any(id(n) in tracked for n in long_lived)  # the collector skips them
@@ -28,4 +30,5 @@ def test_freezing_moves_live_objects_out_of_every_collection_and_keeps_them() ->
         assert all(n.peer is None for n in long_lived)  # frozen objects stay usable
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
     assert gc.get_freeze_count() == 0

@@ -1,0 +1,60 @@
+"""Series messages decoded by msgspec straight into typed rows (the worker's commonest input).
+
+:func:`~stream_detector.core.record_runs.parse_run` reads a message with orjson into dicts
+and then checks every row's fields and types in Python. For series records (the kind most
+feeds carry, and the one whose messages hold the most records) msgspec decodes the JSON
+into :class:`SeriesWire` rows and checks the fields while it decodes: exactly these fields
+(unknown ones refused), ``kind`` the literal ``"series"``, strings where strings belong,
+``value`` a JSON number (never a bool; an integer becomes its float),
+``schema_version`` 1, ``imputed`` a bool. What it cannot see (the key's length, one key a
+message, the timestamps, finite values) the caller checks over the columns.
+
+It only ever *accepts*: anything msgspec refuses (another kind, an odd field, a number out
+of float range, text that is not JSON) goes on to the general path, which gives the
+message its runs or its dead letter, so the reasons and texts stay the reference's.
+
+Measured on 100-record series messages (2 shared cores): decoding about 18-20 us a
+message against 26 for orjson's dicts, and the columns 5 us against 14 (field checks
+included).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import msgspec
+
+__all__ = ["SeriesWire", "decode_series"]
+
+
+class SeriesWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One series record as sent (``schemas.records.SeriesPoint``'s fields, unchecked
+    beyond their JSON types). ``gc=False``: rows hold only strings and numbers, so the
+    cyclic collector need not track them."""
+
+    kind: Literal["series"]
+    series: str
+    timestamp: str
+    value: float
+    schema_version: Literal[1] = 1
+    imputed: bool = False
+
+
+_DECODER: Final = msgspec.json.Decoder(list[SeriesWire] | SeriesWire)
+
+
+def decode_series(raw: bytes) -> list[SeriesWire] | None:
+    """The message's series rows (one record or a list of them), or None when it is not
+    plainly series records of these fields and JSON types (the general path decides).
+
+    >>> decode_series(b'{"kind": "series", "series": "a", "timestamp": "2015-01-01", '
+    ...               b'"value": 3}')[0].value
+    3.0
+    >>> decode_series(b'[{"kind": "sales", "date": "2015-01-01"}]') is None
+    True
+    """
+    try:
+        rows = _DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return rows if type(rows) is list else [rows]  # type: ignore[list-item]
