@@ -8,6 +8,7 @@ into a :class:`Scored` value (see :mod:`stream_detector.core.pipeline`).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -80,15 +81,23 @@ class Pending:
 
 
 class PendingRun:
-    """Completed windows of one key from one run of records, waiting for their scores."""
+    """Completed windows of one key from one run of records, waiting for their scores.
+
+    The run's records come from one message (``source``) or, with ``parts``, from several
+    messages of the key in a row: ``(first, ends, sources)``, the key's record count before
+    the run, each message's cumulative record count within the run and its source; a
+    window belongs to the message holding its newest record.
+    """
 
     __slots__ = ("model", "key", "state", "windows", "source", "imputed", "values", "block",
-                 "slot")
+                 "slot", "parts")
 
     def __init__(self, model: ModelRuntime, key: str, state: KeyState, windows: WindowRun,
-                 source: SourceRef, imputed: bool = False) -> None:
+                 source: SourceRef, imputed: bool = False,
+                 parts: tuple[int, list[int], list[SourceRef]] | None = None) -> None:
         self.model, self.key, self.state = model, key, state
         self.windows, self.source, self.imputed = windows, source, imputed
+        self.parts = parts
         self.values = windows.values  # (m, window, features): what scoring gathers
         self.block: RowBlock | None = None  # the rows ingest wrote them in, if it did
         self.slot = -1
@@ -96,8 +105,15 @@ class PendingRun:
 
     def item(self, j: int) -> Pending:
         """Window ``j`` of the run as a :class:`Pending` item."""
-        return Pending(self.model, self.key, self.state, self.windows.window(j), self.source,
-                       self.imputed)
+        return Pending(self.model, self.key, self.state, self.windows.window(j),
+                       self.source_of(j), self.imputed)
+
+    def source_of(self, j: int) -> SourceRef:
+        """The message that completed window ``j``."""
+        if self.parts is None:
+            return self.source
+        first, ends, sources = self.parts
+        return sources[bisect_left(ends, self.windows.seq[j] - first)]
 
     @classmethod
     def of(cls, item: Pending) -> PendingRun:

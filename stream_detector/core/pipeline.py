@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import Record
 from stream_detector.core.decisions import decide_runs
@@ -143,6 +145,45 @@ class Pipeline:
         if not windows.seq:
             return []
         return [PendingRun(model, run.key, state, windows, source)]
+
+    def ingest_group(
+        self, runs: Sequence[RecordRun], sources: Sequence[SourceRef]
+    ) -> list[PendingRun] | None:
+        """:meth:`ingest_run` of several whole messages of one key, in order (``runs[i]``
+        is all of the message at ``sources[i]``; one topic partition), in one step.
+
+        Only the plain case is taken: no record applied before, none imputed, every time a
+        plain step (:func:`~stream_detector.core.timing.plain_steps`). Otherwise None, with
+        nothing changed: the caller then ingests the messages one by one. Either way the
+        key's windows, state and events are the same; a window's event names the message
+        holding its newest record (:meth:`PendingRun.source_of`).
+        """
+        head, last = runs[0], sources[-1]
+        model = self.router.route(head.kind, head.key)
+        if model is None or any(r.imputed is not None for r in runs):
+            return None
+        tag = source_tag(last)
+        state = self._state(model, head.key)
+        if state.applied(position_of(sources[0].offset, 0), tag):
+            return None  # a replay: its applied prefix is skipped message by message
+        ns = [t for r in runs for t in r.epoch_ns]
+        if not plain_steps(state.window.clock, ns, model.time, min_run=1):
+            return None
+        ends, at = [], 0
+        for r in runs:
+            at += len(r.texts)
+            ends.append(at)
+        first = state.window.count
+        windows = state.window.extend_run(
+            np.concatenate([r.values for r in runs]), ns, [t for r in runs for t in r.texts],
+            [0] * at, rows=model.rows)
+        state.last_position = position_of(last.offset, len(runs[-1].texts) - 1)
+        state.last_source = tag
+        self.store.put(model.name, head.key, state, last)
+        if not windows.seq:
+            return []
+        return [PendingRun(model, head.key, state, windows, last,
+                           parts=(first, ends, list(sources)))]
 
     def _judge(
         self, model: ModelRuntime, state: KeyState, run: RecordRun, source: SourceRef,

@@ -34,6 +34,7 @@ from stream_detector.core.record_runs import RecordRun, parse_run, slice_runs
 from stream_detector.core.scoring import ScoreBatch
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.delivery import Deliveries, Send, deliver
+from stream_detector.worker.key_groups import Parsed, key_groups
 from stream_detector.worker.messages import BatchResult, Message
 from stream_detector.worker.metrics import BatchCounts, WorkerMetrics
 from stream_detector.worker.table_store import Blob, TableStore
@@ -170,26 +171,43 @@ class WorkerRuntime:
 
     def ingest(self, messages: Sequence[Message], result: BatchResult,
                counts: BatchCounts) -> list[PendingRun]:
-        """Parse and window a batch; bad input is dead-lettered, any other error raised."""
-        pending: list[PendingRun] = []
-        records = counts.records
+        """Parse and window a batch; bad input is dead-lettered, any other error raised.
+
+        A key's whole messages of the batch are windowed together (:mod:`.key_groups`)."""
+        parsed: list[Parsed | None] = []
         for msg in messages:
             source = msg.source
             self._stage = "parse"
             try:
-                runs = self._parse(msg, counts)
+                parsed.append((msg, source, self._parse(msg, counts)))
             except RecordError as exc:
                 result.dead.append(DeadLetter.for_message(
                     msg.value or b"", exc.reason, exc.message, source))
+                parsed.append(None)
+        self._stage = "window"
+        groups = key_groups(parsed)
+        done = [False] * len(parsed)
+        pending: list[PendingRun] = []
+        for i, entry in enumerate(parsed):
+            if entry is None or done[i]:
                 continue
-            self._stage = "window"
-            index = msg.first_record
-            for run in runs:
-                n = len(run.texts)
-                pending += self.pipeline.ingest_run(run, source, index)
-                index += n
-                result.records += n
-                records[run.kind] = records.get(run.kind, 0) + n
+            members = groups.get(i, [i])
+            group = [e for k in members if (e := parsed[k]) is not None]
+            got = None if len(group) == 1 else self.pipeline.ingest_group(
+                [runs[0] for _, _, runs in group], [source for _, source, _ in group])
+            if got is not None:
+                pending += got
+            for k in members:
+                done[k] = True
+            for msg, source, runs in group:
+                index = msg.first_record
+                for run in runs:
+                    n = len(run.texts)
+                    if got is None:  # alone, or its group not plain: message by message
+                        pending += self.pipeline.ingest_run(run, source, index)
+                    index += n
+                    result.records += n
+                    counts.records[run.kind] = counts.records.get(run.kind, 0) + n
         self._drain_flags(messages, result, counts)
         return pending
 
