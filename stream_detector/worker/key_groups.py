@@ -26,9 +26,11 @@ Parsed = tuple[Message, SourceRef, list[RecordRun]]  # a message, its source and
 
 def key_groups(parsed: Sequence[Parsed | None]) -> dict[int, list[int]]:
     """Groups of two or more whole messages (one run each, not a slice of a message) of
-    one record kind, key, topic and partition: the index of each group's first message ->
-    the indices of all its messages, in batch order. ``None`` entries (messages that
-    became dead letters) belong to no group.
+    one record kind and key, all from one topic partition: the index of each group's first
+    message -> the indices of all its messages, in batch order. A key whose messages of the
+    batch come from several partitions (a producer that does not key by it) or that also
+    has other messages (slices, several runs) is not grouped: its records keep the batch's
+    order. ``None`` entries (messages that became dead letters) belong to no group.
 
     >>> import numpy as np
     >>> def entry(key, offset):
@@ -36,14 +38,21 @@ def key_groups(parsed: Sequence[Parsed | None]) -> dict[int, list[int]]:
     ...     return Message(b"", "in", 0, offset), None, [run]
     >>> key_groups([entry("a", 0), entry("b", 1), None, entry("a", 3), entry("c", 4)])
     {0: [0, 3]}
+    >>> other = (Message(b"", "in", 1, 5), None, entry("a", 5)[2])  # a in another partition
+    >>> key_groups([entry("a", 0), entry("a", 3), other])
+    {}
     """
-    by_key: dict[tuple[str, str, str, int | None], list[int]] = {}
+    by_key: dict[tuple[str, str], list[int]] = {}
+    where: dict[tuple[str, str], tuple[str, int | None] | None] = {}
     for i, entry in enumerate(parsed):
         if entry is None:
             continue
         msg, _, runs = entry
-        if len(runs) != 1 or msg.first_record or msg.stop_record is not None:
-            continue
-        run = runs[0]
-        by_key.setdefault((run.kind, run.key, msg.topic, msg.partition), []).append(i)
-    return {members[0]: members for members in by_key.values() if len(members) > 1}
+        for run in runs:
+            k = (run.kind, run.key)
+            part = (msg.topic, msg.partition)
+            whole = len(runs) == 1 and not msg.first_record and msg.stop_record is None
+            where[k] = part if whole and where.get(k, part) == part else None
+            by_key.setdefault(k, []).append(i)
+    return {members[0]: members for k, members in by_key.items()
+            if len(members) > 1 and where[k] is not None}
