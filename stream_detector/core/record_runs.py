@@ -254,22 +254,17 @@ def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
     types = list(map(type, values))  # counted in C
     if types.count(float) + types.count(int) != len(values):
         return None
+    return _floats(values)
+
+
+def _floats(values: list[float]) -> npt.NDArray[np.float32] | None:
+    """:func:`_numbers` of values already known to be ints or floats (msgspec's rows
+    are floats): float32, None when any is not finite."""
     if len(values) <= _SMALL:  # numpy's per-call cost dominates short lists
         if not all(-_F32_MAX <= v <= _F32_MAX for v in values):
             return None if not all(map(math.isfinite, values)) else _float32(
                 np.array(values, dtype=np.float64))
         return np.array(values, dtype=np.float32)
-    x = np.array(values, dtype=np.float64)
-    largest = float(np.abs(x).max())  # NaN when any is NaN
-    if not math.isfinite(largest):
-        return None
-    return x.astype(np.float32) if largest <= _F32_MAX else _float32(x)
-
-
-def _floats(values: list[float]) -> npt.NDArray[np.float32] | None:
-    """:func:`_numbers` of values already known to be floats (msgspec's rows)."""
-    if len(values) <= _SMALL:
-        return _numbers(values)
     x = np.array(values, dtype=np.float64)
     largest = float(np.abs(x).max())  # NaN when any is NaN
     if not math.isfinite(largest):
