@@ -360,8 +360,8 @@ class WindowState:
     def to_bytes(self) -> bytes:
         """Compact binary form: header + float32 values + int64 times + timestamp texts."""
         n, start = self.filled, self._oldest()
-        times = (self._ts[start:] + self._ts[:start])[:n]
-        text = "\n".join((self._text[start:] + self._text[:start])[:n]).encode("utf-8")
+        times, texts = self._held_lists(n, start)
+        text = "\n".join(texts).encode("utf-8")
         clock = self.clock
         header = _HEADER2.pack(
             _MAGIC2, self.window, self.features, self.stride, self.count,
