@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from schemas.events import AnomalyEvent, SourceRef
 from schemas.records import Record
@@ -166,9 +167,13 @@ class Pipeline:
         state = self._state(model, head.key)
         if state.applied(position_of(sources[0].offset, 0), tag):
             return None  # a replay: its applied prefix is skipped message by message
-        ns = [t for r in runs for t in r.epoch_ns]
-        if not plain_steps(state.window.clock, ns, model.time, min_run=1):
+        arrays = [a for r in runs if (a := r.ns_array) is not None]
+        times: Sequence[int] | npt.NDArray[np.int64] = (
+            np.concatenate(arrays) if len(arrays) == len(runs)
+            else [t for r in runs for t in r.epoch_ns])
+        if not plain_steps(state.window.clock, times, model.time, min_run=1):
             return None
+        ns = [t for r in runs for t in r.epoch_ns]
         ends, at = [], 0
         for r in runs:
             at += len(r.texts)
@@ -191,7 +196,8 @@ class Pipeline:
     ) -> tuple[list[int] | None, list[int]]:
         """Each record's timing flags, in order; the indices kept (None: all of them)."""
         clock, policy = state.window.clock, model.time
-        if run.imputed is None and plain_steps(clock, run.epoch_ns, policy):
+        times = run.epoch_ns if run.ns_array is None else run.ns_array
+        if run.imputed is None and plain_steps(clock, times, policy):
             return None, [0] * len(run.epoch_ns)  # no record flagged, none refused
         flags: list[int] = []
         keep: list[int] | None = None

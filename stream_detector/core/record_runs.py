@@ -47,7 +47,7 @@ from schemas.records import (
     in_time_range,
     parse_message,
 )
-from stream_detector.core.iso_times import epoch_ns_many
+from stream_detector.core.iso_times import epoch_ns_array, epoch_ns_many
 from stream_detector.core.series_wire import SeriesWire, decode_series
 
 __all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
@@ -66,7 +66,10 @@ class RecordRun(NamedTuple):
 
     ``values`` is ``(n, features)`` float32 (the records' feature vectors, in order),
     ``epoch_ns`` their timestamps in nanoseconds since the Unix epoch (naive = UTC),
-    ``texts`` the timestamps as sent, ``imputed`` each record's flag (None: none is).
+    ``texts`` the timestamps as sent, ``imputed`` each record's flag (None: none is),
+    ``ns_array`` the same times as an int64 array ``(n,)`` when they were read at once
+    (:func:`~stream_detector.core.iso_times.epoch_ns_array`; None otherwise): the time
+    check over a message uses it instead of converting the list again.
     """
 
     kind: RecordKind
@@ -75,6 +78,7 @@ class RecordRun(NamedTuple):
     epoch_ns: list[int]
     texts: list[str]
     imputed: list[bool] | None = None
+    ns_array: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:  # records, not fields
         return len(self.texts)
@@ -86,14 +90,16 @@ class RecordRun(NamedTuple):
     def part(self, start: int, stop: int) -> RecordRun:
         """Records ``start .. stop - 1`` of the run."""
         imputed = None if self.imputed is None else self.imputed[start:stop]
+        ns = None if self.ns_array is None else self.ns_array[start:stop]
         return RecordRun(self.kind, self.key, self.values[start:stop],
-                         self.epoch_ns[start:stop], self.texts[start:stop], imputed)
+                         self.epoch_ns[start:stop], self.texts[start:stop], imputed, ns)
 
     def take(self, keep: list[int]) -> RecordRun:
         """The records at the indices ``keep`` (in order)."""
         imputed = None if self.imputed is None else [self.imputed[i] for i in keep]
+        ns = None if self.ns_array is None else self.ns_array[keep]
         return RecordRun(self.kind, self.key, self.values[keep], [self.epoch_ns[i] for i in keep],
-                         [self.texts[i] for i in keep], imputed)
+                         [self.texts[i] for i in keep], imputed, ns)
 
 
 def slice_runs(runs: Sequence[RecordRun], first: int, stop: int | None) -> list[RecordRun]:
@@ -223,11 +229,23 @@ def _imputed(rows: list[Any]) -> list[bool] | None:
     return flags if any(flags) else None
 
 
+def _timed(texts: list[Any]) -> tuple[list[int], npt.NDArray[np.int64] | None] | None:
+    """:func:`_times` and, when they were read at once, the same times as an array."""
+    many = epoch_ns_array(texts)  # the common layouts, all at once
+    if many is not None:
+        return many.tolist(), many
+    ns = _times_each(texts)
+    return None if ns is None else (ns, None)
+
+
 def _times(texts: list[Any]) -> list[int] | None:
     """Epoch nanoseconds of ISO 8601 texts, as ``Record.epoch_ns``; None if any is bad."""
     many = epoch_ns_many(texts)  # the common layouts, all at once
-    if many is not None:
-        return many
+    return many if many is not None else _times_each(texts)
+
+
+def _times_each(texts: list[Any]) -> list[int] | None:
+    """:func:`_times` text by text (``datetime.fromisoformat``, naive = UTC)."""
     out = []
     fromiso, naive, micro = datetime.fromisoformat, _NAIVE_EPOCH, _US
     lo, hi = _NAIVE_RANGE
@@ -302,11 +320,11 @@ def _series(rows: list[Any]) -> RecordRun | None:
         return None
     if kinds.count("series") != len(rows) or not _one_key(keys):
         return None
-    values, ns = _numbers(values_in), _times(texts)
+    values, ns = _numbers(values_in), _timed(texts)
     if values is None or ns is None:
         return None
-    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
-                     None if exact else _imputed(rows))
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns[0], texts,
+                     None if exact else _imputed(rows), ns[1])
 
 
 def _series_wire(rows: list[SeriesWire]) -> RecordRun | None:
@@ -317,12 +335,12 @@ def _series_wire(rows: list[SeriesWire]) -> RecordRun | None:
     if not _one_key(keys):
         return None
     texts = [r.timestamp for r in rows]
-    values, ns = _floats([r.value for r in rows]), _times(texts)
+    values, ns = _floats([r.value for r in rows]), _timed(texts)
     if values is None or ns is None:
         return None
     imputed = [r.imputed for r in rows]  # 1 us for 100 rows: less than searching the bytes
-    return RecordRun("series", keys[0], values.reshape(-1, 1), ns, texts,
-                     imputed if True in imputed else None)
+    return RecordRun("series", keys[0], values.reshape(-1, 1), ns[0], texts,
+                     imputed if True in imputed else None, ns[1])
 
 
 def _series_point(r: dict[str, Any]) -> RecordRun | None:
@@ -353,11 +371,11 @@ def _sales(rows: list[Any]) -> RecordRun | None:
         if (list(map(type, ids)).count(int) != n or ids.count(ids[0]) != n
                 or not 0 <= ids[0] <= MAX_ID):
             return None
-    values, ns = _numbers(sales), _times(texts)
+    values, ns = _numbers(sales), _timed(texts)
     if values is None or ns is None:
         return None
-    return RecordRun("sales", f"{stores[0]}/{items[0]}", values.reshape(-1, 1), ns, texts,
-                     None if exact else _imputed(rows))
+    return RecordRun("sales", f"{stores[0]}/{items[0]}", values.reshape(-1, 1), ns[0], texts,
+                     None if exact else _imputed(rows), ns[1])
 
 
 def _events(rows: list[Any]) -> RecordRun | None:
@@ -374,10 +392,11 @@ def _events(rows: list[Any]) -> RecordRun | None:
     if not 1 <= width <= MAX_FEATURES or any(
             type(f) is not list or len(f) != width for f in features):
         return None
-    flat, ns = _numbers([v for f in features for v in f]), _times(texts)
+    flat, ns = _numbers([v for f in features for v in f]), _timed(texts)
     if flat is None or ns is None:
         return None
-    return RecordRun("events", keys[0], flat.reshape(-1, width), ns, texts, _imputed(rows))
+    return RecordRun("events", keys[0], flat.reshape(-1, width), ns[0], texts, _imputed(rows),
+                     ns[1])
 
 
 _KINDS: Final[dict[RecordKind, Callable[[list[Any]], RecordRun | None]]] = {

@@ -185,9 +185,10 @@ def observe(w: Watermark, t: int, p: TimePolicy) -> int:
     return flags
 
 
-def plain_steps(w: Watermark, times: Sequence[int], p: TimePolicy,
+def plain_steps(w: Watermark, times: Sequence[int] | npt.NDArray[np.int64], p: TimePolicy,
                 min_run: int = _PLAIN_MIN) -> bool:
-    """Whether every one of ``times`` (in arrival order) is a plain step: strictly after
+    """Whether every one of ``times`` (in arrival order; a list or an int64 array ``(n,)``,
+    nanoseconds) is a plain step: strictly after
     the one before (the first: after the watermark), by at most ``p.plain_step_ns``, with
     no ahead run open. Then :func:`observe` would flag none of them and only move the
     watermark to the last one, which this does (and returns True); otherwise nothing
@@ -200,14 +201,15 @@ def plain_steps(w: Watermark, times: Sequence[int], p: TimePolicy,
     >>> plain_steps(w, [15_000] + list(range(15_300, 30_000, 300)), TimePolicy(300))
     False
     """
-    if len(times) < min_run or not times or w.ahead or w.newest_ns == NO_TIME:
+    n = len(times)
+    if n < min_run or n == 0 or w.ahead or w.newest_ns == NO_TIME:
         return False
-    t = np.empty(len(times) + 1, dtype=np.int64)
+    t = np.empty(n + 1, dtype=np.int64)  # from a list: ~6 of its ~15 us for 100 times
     t[0], t[1:] = w.newest_ns, times
     steps = t[1:] - t[:-1]
     if np.minimum.reduce(steps) <= 0 or np.maximum.reduce(steps) > p.plain_step_ns:
         return False
-    w.newest_ns = times[-1]
+    w.newest_ns = int(times[-1])
     return True
 
 

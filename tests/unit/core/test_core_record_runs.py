@@ -42,6 +42,8 @@ def _assert_same(raw: bytes) -> None:
         assert (g.kind, g.key, g.epoch_ns, g.texts, g.imputed) == (
             w.kind, w.key, w.epoch_ns, w.texts, w.imputed), raw
         assert g.values.dtype == np.float32 and np.array_equal(g.values, w.values), raw
+        if g.ns_array is not None:  # the times read at once, also as an array: the same
+            assert g.ns_array.dtype == np.int64 and g.ns_array.tolist() == g.epoch_ns, raw
 
 
 _TIMES = st.sampled_from([
@@ -122,6 +124,9 @@ def test_a_long_run_of_one_key_is_one_run_with_arrays() -> None:
     assert run.key == "AAPL" and run.values.shape == (50, 1) and len(run) == 50
     assert run.epoch_ns[1] - run.epoch_ns[0] == 1_000_000_000
     assert run.tail(48).texts == ["2015-02-26T21:42:48", "2015-02-26T21:42:49"]
+    assert run.ns_array is not None and run.ns_array.tolist() == run.epoch_ns
+    assert run.tail(48).ns_array.tolist() == run.epoch_ns[48:]  # type: ignore[union-attr]
+    assert run.take([0, 49]).ns_array.tolist() == [run.epoch_ns[0], run.epoch_ns[49]]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("field", ["value", "series", "timestamp", "kind"])

@@ -271,10 +271,15 @@ def test_plain_steps_is_observe_when_it_says_so_and_changes_nothing_otherwise(
     times = [int(t) for t in np.cumsum(steps) + (start or 0)]
     before = Watermark(fast.newest_ns, fast.ahead, fast.ahead_ns)
     flags = [observe(one, t, p) for t in times]
+    from_array = Watermark(fast.newest_ns, fast.ahead, fast.ahead_ns)
     took = plain_steps(fast, times, p)
     if took:
         assert flags == [0] * len(times) and fast == one
     else:
         assert fast == before
+    # the same times as the int64 array a message's bulk parse gives: same answer and
+    # watermark, which stays a Python int (it is serialised with the key's state)
+    assert plain_steps(from_array, np.array(times, dtype=np.int64), p) == took
+    assert from_array == fast and type(from_array.newest_ns) is int
     if not odd and start is not None and not ahead and len(times) >= 48:
         assert took  # every step plain: the fast path takes the run
