@@ -6,7 +6,7 @@ as one pydantic object per record, so :func:`parse_run` reads a message with orj
 a :class:`RecordRun` (key, kind, ``(n, features)`` float32 values, epoch nanoseconds,
 timestamp texts), checking every rule of the record schemas over the run: rows' types and
 key counts are counted in C, columns taken with ``itemgetter``, a long message's
-timestamps read at once (:func:`~stream_detector.core.iso_times.epoch_ns_many`).
+timestamps read at once (:func:`~stream_detector.core.iso_times.epoch_ns_array`).
 
 It only *accepts* what it has checked: whenever a message is not plainly valid (any doubt:
 wrong type, unknown field, bad timestamp, mixed keys, bounds), it hands the message to
@@ -47,7 +47,7 @@ from schemas.records import (
     in_time_range,
     parse_message,
 )
-from stream_detector.core.iso_times import epoch_ns_array, epoch_ns_many
+from stream_detector.core.iso_times import epoch_ns_array
 from stream_detector.core.series_wire import SeriesWire, decode_series
 
 __all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
@@ -230,7 +230,8 @@ def _imputed(rows: list[Any]) -> list[bool] | None:
 
 
 def _timed(texts: list[Any]) -> tuple[list[int], npt.NDArray[np.int64] | None] | None:
-    """:func:`_times` and, when they were read at once, the same times as an array."""
+    """Epoch nanoseconds of ISO 8601 texts (``Record.epoch_ns`` of each; None if any is
+    bad) and, when they were read at once, the same times as an array."""
     many = epoch_ns_array(texts)  # the common layouts, all at once
     if many is not None:
         return many.tolist(), many
@@ -238,14 +239,9 @@ def _timed(texts: list[Any]) -> tuple[list[int], npt.NDArray[np.int64] | None] |
     return None if ns is None else (ns, None)
 
 
-def _times(texts: list[Any]) -> list[int] | None:
-    """Epoch nanoseconds of ISO 8601 texts, as ``Record.epoch_ns``; None if any is bad."""
-    many = epoch_ns_many(texts)  # the common layouts, all at once
-    return many if many is not None else _times_each(texts)
-
-
 def _times_each(texts: list[Any]) -> list[int] | None:
-    """:func:`_times` text by text (``datetime.fromisoformat``, naive = UTC)."""
+    """Epoch nanoseconds of ISO 8601 texts, as ``Record.epoch_ns``, text by text
+    (``datetime.fromisoformat``, naive = UTC); None if any is bad."""
     out = []
     fromiso, naive, micro = datetime.fromisoformat, _NAIVE_EPOCH, _US
     lo, hi = _NAIVE_RANGE
@@ -349,7 +345,7 @@ def _series_point(r: dict[str, Any]) -> RecordRun | None:
             or (type(value) is not float and type(value) is not int)
             or not -_F32_MAX <= value <= _F32_MAX):
         return None  # the general path decides (a huge value is valid, an odd key not)
-    ns = _times([text])
+    ns = _times_each([text])  # one text: numpy would not pay
     if ns is None:
         return None
     return RecordRun("series", key, np.array([[value]], dtype=np.float32), ns, [text])
