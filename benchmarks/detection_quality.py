@@ -91,12 +91,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "level-shift baseline without slope or hold (shift_trend 0, shift_hold 0)": {
         "shift_trend": 0.0, "shift_hold": 0.0},
     "without habituation after a page (habituate 0)": {"habituate": 0.0},
+    "without confirmation by the window before (confirm 0)": {"confirm": 0.0},
     "forecast residual's exceedances fade like the rest of its spread (value_excess 1)": {
         "value_excess": 1.0},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }
 GENERATED_VARIANTS = ("default", "without habituation after a page (habituate 0)",
+                      "without confirmation by the window before (confirm 0)",
                       "without the short-term-forecast component (value_weight 0)",
                       "without the trust in the seasonal component (season_gate 0)",
                       "without the anomaly-likelihood stage (likelihood_weight 0)",

@@ -19,6 +19,11 @@ slow data::
 The card's ``detection`` section holds the resulting window counts (what the worker reads)
 and the durations they came from (``*_s``). A window count given explicitly (``--config``
 ``detection: {warmup: 50}``) wins over the duration.
+
+``confirm`` (a window pages only when the key's previous window was high too) holds at
+steps of up to ``confirm_step_s`` (default :data:`CONFIRM_STEP_S`, 15 minutes) and is set
+to 0 at slower ones: a one-window blip of 5-minute counts is usually noise, but an hour or
+a day that stands out is an incident on its own.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-__all__ = ["DURATION_DEFAULTS", "FLOORS", "FALLBACK_WINDOWS", "detection_windows"]
+__all__ = ["CONFIRM_STEP_S", "DURATION_DEFAULTS", "FLOORS", "FALLBACK_WINDOWS",
+           "detection_windows"]
 
 DAY: Final = 86_400.0
 DURATION_DEFAULTS: Final[dict[str, float]] = {"halflife_s": DAY, "warmup_s": DAY,
@@ -35,6 +41,7 @@ DURATION_DEFAULTS: Final[dict[str, float]] = {"halflife_s": DAY, "warmup_s": DAY
 FLOORS: Final[dict[str, int]] = {"halflife": 30, "warmup": 30, "suppress": 1,
                                  "habituate_halflife": 1}
 FALLBACK_WINDOWS: Final = 288  # no cadence known: a day is the old window-count default
+CONFIRM_STEP_S: Final = 900.0  # longest step at which ``confirm`` holds (15 minutes)
 
 
 def detection_windows(
@@ -50,6 +57,8 @@ def detection_windows(
     50
     >>> detection_windows({"habituate_halflife_s": 216_000.0}, None)["habituate_halflife"]
     720
+    >>> [detection_windows({"confirm": 0.75}, s)["confirm"] for s in (300.0, 3600.0, None)]
+    [0.75, 0.0, 0.75]
     """
     out = dict(section)
     step = cadence_s * stride if cadence_s and cadence_s > 0 else None
@@ -60,4 +69,7 @@ def detection_windows(
         windows = (round(FALLBACK_WINDOWS * float(seconds) / DAY) if step is None
                    else math.ceil(float(seconds) / step))
         out[name] = max(floor, windows)
+    if out.get("confirm") and step is not None and step > float(
+            out.get("confirm_step_s", CONFIRM_STEP_S)):
+        out["confirm"] = 0.0  # an hour or a day that stands out is an incident on its own
     return out

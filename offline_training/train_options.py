@@ -32,7 +32,10 @@ __all__ = ["DEFAULTS", "PARITY_RTOL", "TrainOptions", "TrainReport"]
 # variance the forecast residual's exceedances add fades in 0.4 of the half-life, so an
 # anomaly does not widen the key's spread for days), alerting at 5.5 sigma at most once a
 # day (288 five-minute windows) and, on a key whose values burst often and far, only at a
-# score near its last page's (a bar that halves every 2.5 days). The detection defaults
+# score near its last page's (a bar that halves every 2.5 days), and at steps of up to 15
+# minutes only when the window before was high too (0.75 of the threshold) or the
+# short-term forecast alone sees a spike (realTweets 112 -> 105 false positives, one-window
+# AE blips). The detection defaults
 # hold for every family on series and sales; events keep raw defaults. Series are scaled
 # without a log: on counts, log1p blows up the noise of the quiet hours (0 -> 1 -> 0
 # tweets) until it drowns real spikes (NAB 41-50 with log1p, 61-63 without, over three
@@ -45,7 +48,8 @@ DEFAULTS: dict[str, Any] = {
                   "shift_weight": 1.0, "season_gate": 1.0, "likelihood_weight": 1.0,
                   "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0,
                   "shift_trend": 0.015, "shift_hold": 3.0, "burst_weight": 1.0,
-                  "burst_gate": 1.0, "value_excess": 0.4, "habituate": 1.5},
+                  "burst_gate": 1.0, "value_excess": 0.4, "habituate": 1.5,
+                  "confirm": 0.75},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation

@@ -34,8 +34,10 @@ applies to it. After an alert the key stays quiet for ``suppress`` windows, so o
 pages once, at its start; on a key whose values burst often and far, the next page also
 needs a score near the last page's (``habituate``, a bar that halves every
 ``habituate_halflife`` windows), since such an incident is followed by more bursts of its
-size. A key may alert only after ``warmup`` windows; during the warm-up
-its statistics are plain running means (every observation weighs the same), afterwards
+size. With ``confirm`` a window pages only when the key's previous window was high too
+(``confirm`` x threshold) or the short-term forecast alone sees a spike, so a one-window
+blip of the AE does not page. A key may alert only after ``warmup`` windows; during the
+warm-up its statistics are plain running means (every observation weighs the same), afterwards
 exponentially weighted (``halflife``) and winsorised at ``clip`` deviations, so one burst
 does not blind the key to the next.
 
@@ -158,6 +160,14 @@ class DetectionParams:
         variance that its exceedances (|z| > ``gate_cut``) added
         (:func:`~stream_detector.core.components.residual_z`): below 1 the spread an anomaly
         widened comes back faster than the key's noise level changes; 1: as the rest.
+    confirm
+        Share of the threshold the key's previous window's detection score must reach for a
+        window over the threshold to page (0: off): a one-window blip of the AE or the
+        seasonal components does not page, the excursion's second window does; a window
+        whose ``value`` or ``burst`` component alone reaches the threshold (a one-window
+        spike the short-term forecast sees) pages at once. Training sets it only at steps
+        of up to 15 minutes (:data:`offline_training.durations.CONFIRM_STEP_S`): an hourly
+        or daily window is an incident on its own.
     season_gate, gate_ref, gate_cut, gate_halflife
         Trust in the ``season`` component (:func:`~stream_detector.core.components.season_trust`):
         its weight is scaled by ``min(1, gate_ref / rate) ** season_gate``, ``rate`` being
@@ -206,6 +216,7 @@ class DetectionParams:
     habituate: float = 0.0
     habituate_halflife: float = 720.0
     value_excess: float = 1.0
+    confirm: float = 0.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -289,10 +300,12 @@ def decide(
     may still alert; its event carries the ``gap`` quality flag.
     """
     index = state.seen
-    z = _update(state, raw_score, p, value, learn)
+    before = state.last_z  # the key's previous window's detection score
+    z, point = _update(state, raw_score, p, value, learn)
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
-    alert = over and z >= habituation_bar(state, p) and page(state, p)
+    alert = (over and _confirmed(before, point, threshold, p)
+             and z >= habituation_bar(state, p) and page(state, p))
     return Decision(alert=alert, detection_score=z, warm_up=warm_up,
                     suppressed=over and not alert)
 
@@ -316,27 +329,38 @@ def alerts_of(
     nan = math.nan
     for i, raw in enumerate(raw_scores):
         index = state.seen
-        z = _update(state, raw, p, nan if values is None else values[i],
-                    True if learn is None else learn[i])
-        if z >= threshold and index >= p.warmup and z >= habituation_bar(state, p) and page(
+        before = state.last_z
+        z, point = _update(state, raw, p, nan if values is None else values[i],
+                           True if learn is None else learn[i])
+        if z >= threshold and index >= p.warmup and _confirmed(
+                before, point, threshold, p) and z >= habituation_bar(state, p) and page(
                 state, p):
             out.append((i, z))
     return out
 
 
+def _confirmed(before: float, point: float, threshold: float, p: DetectionParams) -> bool:
+    """Whether a window over the threshold may page by ``confirm``: the key's previous
+    window scored ``confirm`` x threshold too (``before``), or the ``value`` / ``burst``
+    component alone (``point``) reaches the threshold (a one-window spike); always with
+    ``confirm`` 0."""
+    return p.confirm <= 0 or before >= p.confirm * threshold or point >= threshold
+
+
 def _update(
     state: DetectorState, raw_score: float, p: DetectionParams, value: float, learn: bool
-) -> float:
-    """Count the score into the key's history; return its detection score (z)."""
+) -> tuple[float, float]:
+    """Count the score into the key's history; return its detection score (z) and the
+    weighted ``value`` / ``burst`` component (0 without them)."""
     index = state.seen
     state.seen += 1
+    point = 0.0
     if not p.normalise:
         z = raw_score
     else:
         x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
         before = None if learn or index == 0 else replace(state, ring=array("f", state.ring))
         z, state.mean, state.var = running_z(state.mean, state.var, index, x, p.min_std, p)
-        point = 0.0
         if p.uses_value and not math.isnan(value):
             seasonal, point = value_components(state, value, index, p)
             z = max(z, seasonal)
@@ -350,7 +374,7 @@ def _update(
             for name in _HISTORY:
                 setattr(state, name, getattr(before, name))
     state.last_z = z
-    return z
+    return z, point
 
 
 def page(state: DetectorState, p: DetectionParams) -> bool:
