@@ -114,6 +114,9 @@ def alerts_command(
         topic = topic or settings.output_topic
         if settings.namespace and group == _DEFAULT_GROUP:  # teams on one Kafka: own groups
             group = f"{settings.namespace}.{group}"
+        from stream_detector.alerts.sinks.registry import sink_factory
+
+        sink_factory(sink)  # a typo is refused with --dry-run too, not only at the real run
         send = _sink("dry-run" if dry_run else sink, settings, webhook, timeout, retries)
         tracker = IncidentTracker(suppress, min_severity, time.monotonic)
         store = _incident_store(settings, group, tracker) if state else None

@@ -39,7 +39,7 @@ thresholds_app = typer.Typer(
         "MODEL is what score, worker and evaluate take: a model folder (registry/NAME/VERSION),"
         " a registry entry (registry/NAME: its newest version), or a name with --version."
         " Values are on the model's score scale: z-scores for the default models, which alert"
-        " at 4.5 sigma.\n\n"
+        " at 5.5 sigma.\n\n"
         "Examples:\n\n"
         "  stream-detector thresholds publish --model registry/Twitter_volume_AAPL\n\n"
         "  stream-detector thresholds set registry/Twitter_volume_AAPL Twitter_volume_AAPL 5.0"
@@ -176,7 +176,7 @@ def thresholds_set(
     """Set one key's threshold (KEY '*' sets the model default); workers see it within 1 s.
 
     The value is on the scale of the model's score: z-scores for models with normalised
-    detection (the default models alert at 4.5 sigma), raw scores otherwise; ``thresholds
+    detection (the default models alert at 5.5 sigma), raw scores otherwise; ``thresholds
     get`` shows the current one. A key neither the card nor Redis knows is refused (a typo
     would never apply) unless ``--new-key``.
 

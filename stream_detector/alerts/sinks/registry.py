@@ -14,7 +14,7 @@ from stream_detector.alerts.sinks import dry_run, webhook
 from stream_detector.alerts.sinks.base import Sink, SinkConfig, SinkFactory
 from stream_detector.exceptions import ConfigurationError
 
-__all__ = ["SINKS", "build_sink"]
+__all__ = ["SINKS", "build_sink", "sink_factory"]
 
 SINKS: Final[Mapping[str, SinkFactory]] = MappingProxyType({
     "webhook": webhook.build,
@@ -30,7 +30,12 @@ def build_sink(name: str, config: SinkConfig) -> Sink:
     ConfigurationError
         ``name`` is not registered, or the sink refuses ``config`` (no URL, a bad URL).
     """
+    return sink_factory(name)(config)
+
+
+def sink_factory(name: str) -> SinkFactory:
+    """The factory registered as ``name``; :class:`ConfigurationError` when none is."""
     factory = SINKS.get(name)
     if factory is None:
         raise ConfigurationError(f"no alert sink {name!r}; choose one of {', '.join(SINKS)}")
-    return factory(config)
+    return factory

@@ -87,6 +87,9 @@ CASES = {
                              "kafka://127.0.0.1:{port}"], "cannot reach Kafka"),
     "alerts, broker down": (["alerts", "--dry-run", "--no-state", "--kafka",
                              "kafka://127.0.0.1:{port}"], "cannot reach Kafka"),
+    "alerts, unknown sink under --dry-run": (
+        ["alerts", "--dry-run", "--no-state", "--sink", "slack", "--kafka",
+         "kafka://127.0.0.1:{port}"], "no alert sink 'slack'; choose one of webhook, dry-run"),
     "demo, broker down": (["demo", "--kafka", "kafka://127.0.0.1:{port}", "--out",
                            "{tmp}/demo"], "cannot reach Kafka"),
 }

@@ -90,11 +90,15 @@ def test_a_name_needs_a_version() -> None:
 
 
 def test_help_gives_thresholds_on_the_default_models_scale() -> None:
-    """The default models alert at 4.5 sigma: an example of 0.42 would silence nothing."""
+    """The help names the sigma training gives the default models (an example of 0.42
+    would silence nothing)."""
+    from offline_training.train_options import DEFAULTS
+
+    sigma = DEFAULTS["threshold_value"]["sigma"]
     for args in (["thresholds", "--help"], ["thresholds", "set", "--help"]):
         text = runner.invoke(app, args, env={"COLUMNS": "200"}).output
         assert "Twitter_volume_AAPL 5.0" in text and "0.42" not in text
-        assert "4.5 sigma" in text
+        assert f"alert at {sigma:g} sigma" in text
 
 
 def test_threshold_values_must_be_finite() -> None:
