@@ -251,7 +251,7 @@ def _prepare(
     logs = opts.out / "logs"
     trainer = None
     if plan.command is not None:
-        step(f"training a {data.kind} model in the background (log: {logs / 'train.log'})")
+        step(f"training the {data.kind} model in the background (log: {logs / 'train.log'})")
         trainer = _start_training(plan, logs / "train.log", stack)
     else:
         step(f"model: {plan.entry} (cached: same data and options)")
