@@ -85,6 +85,8 @@ def canonical_columns(names: list[str]) -> list[str]:
 
 def check_size(path: Path, max_bytes: int) -> None:
     """Reject a missing or empty file, and one over ``max_bytes``, before reading it."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give one data file (CSV, JSON or JSON lines)")
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
     size = path.stat().st_size

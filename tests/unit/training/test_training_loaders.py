@@ -135,6 +135,8 @@ def test_size_bound_and_missing_file(tmp_path: Path) -> None:
         load_series(path, max_bytes=10)
     with pytest.raises(DataError, match="no such file"):
         load_series(tmp_path / "absent.csv")
+    with pytest.raises(DataError, match="is a folder; give one data file"):
+        load_series(tmp_path)  # a folder that exists is not "no such file"
 
 
 def test_impute_fills_forward_then_backward_and_counts(tmp_path: Path) -> None:
