@@ -77,6 +77,9 @@ def replay_command(
         settings = settings_for(kafka_url=kafka)
         topic = topic or settings.input_topic
         require_kafka(settings)  # refused, wrong credentials or TLS: one line, in seconds
+        from stream_detector.worker.topics import create_missing
+
+        create_missing(settings, [topic])  # as a worker would: its partitions, not the broker's
         producer = Producer(replaying.producer_config(settings.confluent_config()))
         partitions = replaying.check_topic(producer, topic, settings.bootstrap_servers)
         stream = replaying.messages(source.records, batch)
@@ -85,7 +88,7 @@ def replay_command(
     say(
         f"sent {stats.records:,} {source.kind} records of {source.keys:,} key(s) in "
         f"{stats.messages:,} messages ({stats.bytes / 1e6:.1f} MB) to {topic} "
-        f"({partitions} partitions) in {stats.seconds:.2f} s: "
+        f"({partitions} partition{'' if partitions == 1 else 's'}) in {stats.seconds:.2f} s: "
         f"{stats.records_per_second:,.0f} records/s"
     )
 

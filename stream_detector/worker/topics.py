@@ -1,4 +1,5 @@
-"""Topic set-up for a worker: create what is missing, learn the input's partition count.
+"""Topic set-up: create what is missing (a worker's topics; a replay's), learn the input's
+partition count.
 
 The key-state table must have exactly as many partitions as the input topic (Faust
 restores changelog partition ``p`` on the worker that owns input partition ``p``).
@@ -7,16 +8,20 @@ restores changelog partition ``p`` on the worker that owns input partition ``p``
 from __future__ import annotations
 
 import logging
+import re
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from stream_detector.connectivity import check_kafka
 from stream_detector.exceptions import ConfigurationError
 from stream_detector.settings import Settings
 
-__all__ = ["ensure_topics"]
+__all__ = ["create_missing", "ensure_topics"]
 
 log = logging.getLogger(__name__)
+
+_LEGAL: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's Topic.validate
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
@@ -29,25 +34,12 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
     ConfigurationError
         A topic cannot be created.
     """
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import AdminClient
 
     check_kafka(settings, timeout)  # wrong credentials or TLS: one clear line, in seconds
-    admin = AdminClient(settings.confluent_config())
     names = [settings.input_topic, settings.output_topic, settings.dead_letter_topic]
-    metadata = admin.list_topics(timeout=timeout)
-    missing = [n for n in names if n not in metadata.topics]
-    if missing:
-        futures = admin.create_topics(
-            [NewTopic(n, settings.topic_partitions, 1) for n in missing],
-            operation_timeout=timeout,
-        )
-        for name, future in futures.items():
-            try:
-                future.result(timeout=timeout)
-                log.info("created topic %s (%d partitions)", name, settings.topic_partitions)
-            except Exception as exc:  # noqa: BLE001 - a racing worker may have created it
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise ConfigurationError(f"cannot create topic {name}: {exc}") from exc
+    create_missing(settings, names, timeout)
+    admin = AdminClient(settings.confluent_config())
     # a freshly created topic reaches the metadata of every broker a moment later
     deadline = time.monotonic() + timeout
     while True:
@@ -57,3 +49,38 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
         if time.monotonic() > deadline:
             raise ConfigurationError(f"input topic {settings.input_topic} has no partitions")
         time.sleep(0.2)
+
+
+def create_missing(settings: Settings, names: Sequence[str], timeout: float = 30.0) -> list[str]:
+    """Create those of ``names`` the cluster lacks, with ``settings.topic_partitions``
+    partitions each (a broker's auto-creation would give its ``num.partitions``, often 1,
+    and a worker cannot spread one partition); return the names it created.
+
+    Raises
+    ------
+    ConfigurationError
+        A name Kafka would refuse (letters, digits, ``.``, ``_`` and ``-``, up to 249), or a
+        topic the cluster will not create (permissions, policy).
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    for name in names:
+        if not _LEGAL.fullmatch(name) or name in (".", ".."):
+            raise ConfigurationError(
+                f"topic name {name!r} is not valid: Kafka allows letters, digits, '.', '_' "
+                "and '-', up to 249 characters")
+    admin = AdminClient(settings.confluent_config())
+    metadata = admin.list_topics(timeout=timeout)
+    missing = [n for n in names if n not in metadata.topics]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(n, settings.topic_partitions, 1) for n in missing], operation_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            log.info("created topic %s (%d partitions)", name, settings.topic_partitions)
+        except Exception as exc:  # noqa: BLE001 - a racing worker may have created it
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise ConfigurationError(f"cannot create topic {name}: {exc}") from exc
+    return missing

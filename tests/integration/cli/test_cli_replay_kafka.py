@@ -167,16 +167,33 @@ def test_nab_aapl_first_rows(kafka_broker: ServiceHandle, topic: str, nab_dir: P
     assert records[0].value == float(first[1])
 
 
-def test_missing_topic_is_one_clear_line(kafka_broker: ServiceHandle, tmp_path: Path) -> None:
+def test_a_name_kafka_refuses_is_one_clear_line(kafka_broker: ServiceHandle,
+                                                tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text("timestamp,value\n2015-02-26 21:42:53,1\n")
-    # the test broker auto-creates topics; a name Kafka rejects shows the failure path
     result = runner.invoke(
         app, ["replay", str(path), "-t", "bad topic!", "--kafka", kafka_broker.url]
     )
     assert result.exit_code == 1
-    assert "topic 'bad topic!' is not available" in result.output
+    assert "topic name 'bad topic!' is not valid: Kafka allows letters" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_new_topic_gets_the_workers_partition_count(kafka_broker: ServiceHandle,
+                                                      tmp_path: Path) -> None:
+    """Not the broker's auto-creation (num.partitions=1 here): a worker could not spread
+    a one-partition topic over replicas."""
+    from stream_detector.settings import Settings
+
+    want = Settings().topic_partitions
+    assert want != 1  # else the test would not tell the two apart
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,value\n2015-02-26 21:42:53,1\n")
+    name = f"fresh-{uuid.uuid4().hex[:10]}"
+    result = replay(str(path), "-t", name, "--kafka", kafka_broker.url)
+    assert f"to {name} ({want} partitions)" in result.output
+    admin = AdminClient({"bootstrap.servers": kafka_broker.url.split("://", 1)[1]})
+    assert len(admin.list_topics(name, timeout=10).topics[name].partitions) == want
 
 
 def test_broker_rejections_fail_the_replay_with_the_reason(
