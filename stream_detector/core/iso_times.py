@@ -2,7 +2,7 @@
 
 ``Record.epoch_ns`` reads each record's timestamp with ``datetime.fromisoformat`` (naive =
 UTC) and :func:`schemas.records.in_time_range` bounds it; about 0.4 us a record in Python.
-:func:`epoch_ns_many` gives the same integers for a whole message in a few numpy calls when
+:func:`epoch_ns_array` gives the same integers for a whole message in a few numpy calls when
 every text is in one of the common layouts below, and None otherwise (any other layout, an
 offset other than ``Z``, a date or time that does not exist, a time out of range): the
 caller then applies the per-record rule, which decides (and words the dead letter).
@@ -19,9 +19,9 @@ numpy reads these exactly as ``datetime.fromisoformat`` does and, like it, refus
 hour, minute or second that does not exist (``2015-02-29``, ``24:00:00``, ``:60``); a
 property test compares both on random and odd texts.
 
->>> epoch_ns_many(["1970-01-02", "2015-02-26"] * 10)[:3]
+>>> epoch_ns_array(["1970-01-02", "2015-02-26"] * 10)[:3].tolist()
 [86400000000000, 1424908800000000000, 86400000000000]
->>> epoch_ns_many(["1970-01-01T00:00:01Z"] * 19 + ["1970-01-01T00:00:01"]) is None  # 2 layouts
+>>> epoch_ns_array(["1970-01-01T00:00:01Z"] * 19 + ["1970-01-01T00:00:01"]) is None  # 2 layouts
 True
 """
 
@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from schemas.records import TIMESTAMP_MAX, TIMESTAMP_MIN
 
-__all__ = ["epoch_ns_array", "epoch_ns_many"]
+__all__ = ["epoch_ns_array"]
 
 _MIN_TEXTS: Final = 20  # fewer: the per-record rule is as fast as numpy's calls
 _DIGITS_AS_ZERO: Final = bytes(48 if 48 <= i <= 57 else i for i in range(256))
@@ -59,18 +59,12 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _RANGE_US: Final = ((TIMESTAMP_MIN - _EPOCH) // _US, (TIMESTAMP_MAX - _EPOCH) // _US)
 
 
-def epoch_ns_many(texts: Sequence[Any]) -> list[int] | None:
-    """Nanoseconds since the Unix epoch of ``texts`` (``Record.epoch_ns`` of each), or None
-    when any is not a str in one layout shared by all (see the module docstring), not a
-    real date and time, or outside ``[TIMESTAMP_MIN, TIMESTAMP_MAX)``; also None for fewer
-    than 20 texts (cheaper one by one)."""
-    ns = epoch_ns_array(texts)
-    return None if ns is None else ns.tolist()
-
-
 def epoch_ns_array(texts: Sequence[Any]) -> npt.NDArray[np.int64] | None:
-    """:func:`epoch_ns_many` as an int64 array ``(len(texts),)``: for callers that go on
-    with numpy (a time check over the message) as well as with the list."""
+    """Nanoseconds since the Unix epoch of ``texts`` (``Record.epoch_ns`` of each), as an
+    int64 array ``(len(texts),)``, or None when any is not a str in one layout shared by all
+    (see the module docstring), not a real date and time, or outside
+    ``[TIMESTAMP_MIN, TIMESTAMP_MAX)``; also None for fewer than 20 texts (cheaper one by
+    one)."""
     n = len(texts)
     if n < _MIN_TEXTS:
         return None

@@ -1,16 +1,17 @@
-"""epoch_ns_many reads a message's timestamps as the per-record rule does, or defers to it."""
+"""epoch_ns_array reads a message's timestamps as the per-record rule does, or defers to it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.records import in_time_range
-from stream_detector.core.iso_times import epoch_ns_many
+from stream_detector.core.iso_times import epoch_ns_array
 
 _US = timedelta(microseconds=1)
 
@@ -69,29 +70,29 @@ def _texts(draw: Any) -> list[Any]:
 @settings(max_examples=400, deadline=None)
 @given(texts=_texts())
 def test_equals_the_per_record_rule_or_defers(texts: list[Any]) -> None:
-    got = epoch_ns_many(texts)
+    got = epoch_ns_array(texts)
     if got is not None:
-        assert got == _per_record(texts), texts
+        assert got.dtype == np.int64 and got.tolist() == _per_record(texts), texts
 
 
 @pytest.mark.parametrize("layout", _LAYOUTS)
 def test_common_layouts_are_read_at_once(layout: str) -> None:
     start = datetime(2015, 2, 26, 21, 42, 53, 123456)
     texts = [(start + timedelta(seconds=7 * i)).strftime(layout) for i in range(50)]
-    got = epoch_ns_many(texts)
-    assert got is not None and got == _per_record(texts)
+    got = epoch_ns_array(texts)
+    assert got is not None and got.tolist() == _per_record(texts)
 
 
 @pytest.mark.parametrize("odd", ["2015-02-29T00:00:00", "2200-01-01T00:00:00",
                                  "2015-02-26T21:42:5", "2015-02-26T21:42:530"])
 def test_one_odd_text_defers_the_whole_message(odd: str) -> None:
     texts = ["2015-02-26T21:42:53"] * 29 + [odd]
-    assert epoch_ns_many(texts[:-1]) is not None and epoch_ns_many(texts) is None
+    assert epoch_ns_array(texts[:-1]) is not None and epoch_ns_array(texts) is None
 
 
 def test_texts_of_other_lengths_do_not_pass_as_one_layout() -> None:
     # joined, these read as two valid timestamps; one by one neither is one
     texts = ["2015-02-26T21:42:53"] * 30
-    assert epoch_ns_many(texts) is not None
+    assert epoch_ns_array(texts) is not None
     texts[3:5] = ["2015-02-26T21:42:532", "015-02-26T21:42:53"]
-    assert epoch_ns_many(texts) is None
+    assert epoch_ns_array(texts) is None
