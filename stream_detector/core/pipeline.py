@@ -167,13 +167,12 @@ class Pipeline:
         state = self._state(model, head.key)
         if state.applied(position_of(sources[0].offset, 0), tag):
             return None  # a replay: its applied prefix is skipped message by message
+        ns = [t for r in runs for t in r.epoch_ns]
         arrays = [a for r in runs if (a := r.ns_array) is not None]
         times: Sequence[int] | npt.NDArray[np.int64] = (
-            np.concatenate(arrays) if len(arrays) == len(runs)
-            else [t for r in runs for t in r.epoch_ns])
+            np.concatenate(arrays) if len(arrays) == len(runs) else ns)
         if not plain_steps(state.window.clock, times, model.time, min_run=1):
             return None
-        ns = [t for r in runs for t in r.epoch_ns]
         ends, at = [], 0
         for r in runs:
             at += len(r.texts)
