@@ -91,6 +91,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "level-shift baseline without slope or hold (shift_trend 0, shift_hold 0)": {
         "shift_trend": 0.0, "shift_hold": 0.0},
     "without habituation after a page (habituate 0)": {"habituate": 0.0},
+    "AE-led pages habituate like the rest (habituate_ae 0)": {"habituate_ae": 0.0},
     "without confirmation by the window before (confirm 0)": {"confirm": 0.0},
     "forecast residual's exceedances fade like the rest of its spread (value_excess 1)": {
         "value_excess": 1.0},
@@ -98,6 +99,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
 }
 GENERATED_VARIANTS = ("default", "without habituation after a page (habituate 0)",
+                      "AE-led pages habituate like the rest (habituate_ae 0)",
                       "without confirmation by the window before (confirm 0)",
                       "without the short-term-forecast component (value_weight 0)",
                       "without the trust in the seasonal component (season_gate 0)",

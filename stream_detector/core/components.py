@@ -123,7 +123,7 @@ def value_trust(state: DetectorState, z_value: float, index: int, p: DetectionPa
     return trust
 
 
-def habituation_bar(state: DetectorState, p: DetectionParams) -> float:
+def habituation_bar(state: DetectorState, p: DetectionParams, ae_led: bool = False) -> float:
     """The detection score the key's next page must reach besides the threshold (0: none):
     ``habituate * (1 - trust) * z_last * 0.5 ** (age / habituate_halflife)``.
 
@@ -150,7 +150,8 @@ def habituation_bar(state: DetectorState, p: DetectionParams) -> float:
         return 0.0
     trust = _trust(state.value_rate, state.value_tail, p.value_gate, p)
     age = state.seen - 1 - state.last_alert
-    return float(p.habituate * (1.0 - trust) * state.alert_z
+    factor = p.habituate_ae if ae_led and p.habituate_ae > 0 else p.habituate
+    return float(factor * (1.0 - trust) * state.alert_z
                  * 0.5 ** (age / max(p.habituate_halflife, _EPS)))
 
 

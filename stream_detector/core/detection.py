@@ -34,11 +34,13 @@ applies to it. After an alert the key stays quiet for ``suppress`` windows, so o
 pages once, at its start; on a key whose values burst often and far, the next page also
 needs a score near the last page's (``habituate``, a bar that halves every
 ``habituate_halflife`` windows), since such an incident is followed by more bursts of its
-size. With ``confirm`` a window pages only when the key's previous window was high too
-(``confirm`` x threshold) or the short-term forecast alone sees a spike, so a one-window
-blip of the AE does not page. A key may alert only after ``warmup`` windows; during the
-warm-up its statistics are plain running means (every observation weighs the same), afterwards
-exponentially weighted (``halflife``) and winsorised at ``clip`` deviations, so one burst
+size (``habituate_ae`` when the AE component leads the window: its isolated excursions are
+heavy-tailed on such keys). With ``confirm`` a window pages only when the key's previous
+window was high too (``confirm`` x threshold) or the short-term forecast alone sees a
+spike, so a one-window blip of the AE does not page. A key may alert only after
+``warmup`` windows; during the warm-up its statistics are plain running means (every
+observation weighs the same), afterwards exponentially weighted (``halflife``) and
+winsorised at ``clip`` deviations, so one burst
 does not blind the key to the next.
 
 The same :class:`DetectorState` (its fields and bytes in
@@ -155,6 +157,9 @@ class DetectionParams:
         The ``burst`` component (:func:`~stream_detector.core.components.burst_z`): weight
         (0 switches it off), half-life (windows) of its short-term mean of squared ``value``
         z-scores, and its trust (like ``value_gate``, with ``value_ref``; 0: none).
+    habituate_ae
+        ``habituate`` for a window whose detection score is the ``ae`` component's (a
+        reconstruction-error excursion, heavy-tailed on bursty keys; 0: ``habituate``).
     value_excess
         Half-life, as a share of ``halflife``, of the part of the ``value`` residual's
         variance that its exceedances (|z| > ``gate_cut``) added
@@ -215,6 +220,7 @@ class DetectionParams:
     burst_gate: float = 0.0
     habituate: float = 0.0
     habituate_halflife: float = 720.0
+    habituate_ae: float = 0.0
     value_excess: float = 1.0
     confirm: float = 0.0
 
@@ -301,11 +307,11 @@ def decide(
     """
     index = state.seen
     before = state.last_z  # the key's previous window's detection score
-    z, point = _update(state, raw_score, p, value, learn)
+    z, point, ae = _update(state, raw_score, p, value, learn)
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
     alert = (over and _confirmed(before, point, threshold, p)
-             and z >= habituation_bar(state, p) and page(state, p))
+             and z >= habituation_bar(state, p, ae >= z) and page(state, p))
     return Decision(alert=alert, detection_score=z, warm_up=warm_up,
                     suppressed=over and not alert)
 
@@ -330,11 +336,11 @@ def alerts_of(
     for i, raw in enumerate(raw_scores):
         index = state.seen
         before = state.last_z
-        z, point = _update(state, raw, p, nan if values is None else values[i],
-                           True if learn is None else learn[i])
+        z, point, ae = _update(state, raw, p, nan if values is None else values[i],
+                               True if learn is None else learn[i])
         if z >= threshold and index >= p.warmup and _confirmed(
-                before, point, threshold, p) and z >= habituation_bar(state, p) and page(
-                state, p):
+                before, point, threshold, p) and z >= habituation_bar(
+                state, p, ae >= z) and page(state, p):
             out.append((i, z))
     return out
 
@@ -349,18 +355,21 @@ def _confirmed(before: float, point: float, threshold: float, p: DetectionParams
 
 def _update(
     state: DetectorState, raw_score: float, p: DetectionParams, value: float, learn: bool
-) -> tuple[float, float]:
-    """Count the score into the key's history; return its detection score (z) and the
-    weighted ``value`` / ``burst`` component (0 without them)."""
+) -> tuple[float, float, float]:
+    """Count the score into the key's history; return its detection score (z), the
+    weighted ``value`` / ``burst`` component (0 without them) and the ``ae`` component
+    (-inf without normalising)."""
     index = state.seen
     state.seen += 1
     point = 0.0
+    ae = -math.inf
     if not p.normalise:
         z = raw_score
     else:
         x = math.log(max(raw_score, 0.0) + p.offset + _EPS)
         before = None if learn or index == 0 else replace(state, ring=array("f", state.ring))
         z, state.mean, state.var = running_z(state.mean, state.var, index, x, p.min_std, p)
+        ae = z
         if p.uses_value and not math.isnan(value):
             seasonal, point = value_components(state, value, index, p)
             z = max(z, seasonal)
@@ -374,7 +383,7 @@ def _update(
             for name in _HISTORY:
                 setattr(state, name, getattr(before, name))
     state.last_z = z
-    return z, point
+    return z, point, ae
 
 
 def page(state: DetectorState, p: DetectionParams) -> bool:

@@ -22,7 +22,7 @@ _DETECTION = {"halflife": 288, "warmup": 288, "suppress": 36, "offset": 5.0, "se
               "season_weight": 0.6, "shift_weight": 1.0, "season_gate": 1.0,
               "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0, "shift_trend": 0.015,
               "shift_hold": 3.0, "burst_weight": 1.0, "burst_gate": 1.0, "value_excess": 0.4,
-              "habituate": 1.5, "habituate_halflife": 720}
+              "habituate": 1.5, "habituate_ae": 1.75, "habituate_halflife": 720}
 
 
 def _records() -> list[SeriesPoint]:
@@ -53,7 +53,8 @@ def _rescored(model: Path, records: list[SeriesPoint], overrides: dict[str, Any]
                                        {"suppress": 288}, {"value_gate": 0.0},
                                        {"value_weight": 0.0}, {"burst_weight": 0.0},
                                        {"shift_trend": 0.0, "shift_hold": 0.0},
-                                       {"habituate": 0.0}, {"value_excess": 1.0}])
+                                       {"habituate": 0.0}, {"habituate_ae": 0.0},
+                                       {"value_excess": 1.0}])
 def test_replay_equals_scoring_again_with_the_settings(
     model: Path, overrides: dict[str, Any]
 ) -> None:

@@ -167,7 +167,7 @@ def test_alerts_of_takes_decides_decisions_keeping_only_the_alerts(
                         season=7, season_weight=1.0, value_weight=0.5, value_trend=0.3,
                         value_gate=1.0, shift_trend=0.1, shift_hold=2.0, burst_weight=0.5,
                         burst_halflife=2, burst_gate=1.0, value_excess=0.5, habituate=1.5,
-                        habituate_halflife=4, shift_weight=1.0, shift_halflife=2,
+                        habituate_ae=2.0, habituate_halflife=4, shift_weight=1.0, shift_halflife=2,
                         shift_base=4, season_gate=1.0,
                         gate_halflife=3, likelihood_weight=1.0, likelihood_halflife=2,
                         likelihood_base=0.5)
