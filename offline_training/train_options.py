@@ -36,7 +36,7 @@ __all__ = ["DEFAULTS", "PARITY_RTOL", "TrainOptions", "TrainReport"]
 # minutes only when the window before was high too (0.75 of the threshold) or the
 # short-term forecast alone sees a spike (realTweets 112 -> 105 false positives, one-window
 # AE blips); a page the AE component leads habituates at 1.75 instead of 1.5 (realTweets
-# 105 -> 94: isolated AE excursions days after a larger page). The detection defaults
+# 105 -> 94: AE excursions a few days after the key's page before). The detection defaults
 # hold for every family on series and sales; events keep raw defaults. Series are scaled
 # without a log: on counts, log1p blows up the noise of the quiet hours (0 -> 1 -> 0
 # tweets) until it drowns real spikes (NAB 41-50 with log1p, 61-63 without, over three
