@@ -50,7 +50,8 @@ from schemas.records import (
 from stream_detector.core.iso_times import epoch_ns_array
 from stream_detector.core.series_wire import SeriesWire, decode_series
 
-__all__ = ["RecordRun", "check_widths", "parse_run", "runs_of", "slice_runs"]
+__all__ = ["RecordRun", "check_widths", "one_key", "parse_run", "runs_of", "series_columns",
+           "slice_runs", "to_float32"]
 
 # Record.epoch_ns's arithmetic: naive times are UTC, integer microseconds then ns
 _UTC_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -181,7 +182,7 @@ def _fast(raw: bytes) -> RecordRun | None:
     # a list of records: msgspec's typed rows (a lone record is as fast through orjson)
     wire = decode_series(raw) if raw[:1] == b"[" else None
     if wire is not None:
-        run = _series_wire(wire)
+        run = series_columns(wire)
         if run is not None:
             return run
     try:
@@ -268,10 +269,10 @@ def _numbers(values: list[Any]) -> npt.NDArray[np.float32] | None:
     types = list(map(type, values))  # counted in C
     if types.count(float) + types.count(int) != len(values):
         return None
-    return _floats(values)
+    return to_float32(values)
 
 
-def _floats(values: list[float]) -> npt.NDArray[np.float32] | None:
+def to_float32(values: list[float]) -> npt.NDArray[np.float32] | None:
     """:func:`_numbers` of values already known to be ints or floats (msgspec's rows
     are floats): float32, None when any is not finite."""
     if len(values) <= _SMALL:  # numpy's per-call cost dominates short lists
@@ -291,7 +292,8 @@ def _float32(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         return x.astype(np.float32)
 
 
-def _one_key(keys: list[Any]) -> bool:
+def one_key(keys: list[Any]) -> bool:
+    """Whether ``keys`` (one per record, at least one) are one valid key, repeated."""
     head = keys[0]
     return (type(head) is str and 1 <= len(head) <= MAX_KEY_LENGTH
             and keys.count(head) == len(keys))
@@ -314,7 +316,7 @@ def _series(rows: list[Any]) -> RecordRun | None:
         kinds, values_in = _column(rows, "kind"), _column(rows, "value")
     except KeyError:  # rows of as many keys as the fields, but other ones
         return None
-    if kinds.count("series") != len(rows) or not _one_key(keys):
+    if kinds.count("series") != len(rows) or not one_key(keys):
         return None
     values, ns = _numbers(values_in), _timed(texts)
     if values is None or ns is None:
@@ -323,15 +325,15 @@ def _series(rows: list[Any]) -> RecordRun | None:
                      None if exact else _imputed(rows), ns[1])
 
 
-def _series_wire(rows: list[SeriesWire]) -> RecordRun | None:
+def series_columns(rows: list[SeriesWire]) -> RecordRun | None:
     """The run of series rows msgspec decoded and type-checked (:mod:`.series_wire`)."""
     if not rows or len(rows) > MAX_RECORDS_PER_MESSAGE:
         return None
     keys = [r.series for r in rows]
-    if not _one_key(keys):
+    if not one_key(keys):
         return None
     texts = [r.timestamp for r in rows]
-    values, ns = _floats([r.value for r in rows]), _timed(texts)
+    values, ns = to_float32([r.value for r in rows]), _timed(texts)
     if values is None or ns is None:
         return None
     imputed = [r.imputed for r in rows]  # 1 us for 100 rows: less than searching the bytes
@@ -379,7 +381,7 @@ def _events(rows: list[Any]) -> RecordRun | None:
         return None
     keys, texts = [r["source"] for r in rows], [r["timestamp"] for r in rows]
     features = [r["features"] for r in rows]
-    if [r["kind"] for r in rows].count("events") != len(rows) or not _one_key(keys):
+    if [r["kind"] for r in rows].count("events") != len(rows) or not one_key(keys):
         return None
     if any(type(r.get("event_id", "")) is not str or len(r.get("event_id", "")) > MAX_KEY_LENGTH
            for r in rows):

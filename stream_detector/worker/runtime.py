@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from schemas.events import AnomalyEvent, DeadLetter
 from schemas.records import RecordError
+from stream_detector.core.batch_runs import series_runs
 from stream_detector.core.events import event_json
 from stream_detector.core.model_runtime import ModelRuntime, Pending, PendingRun
 from stream_detector.core.pipeline import Pipeline
@@ -151,10 +152,17 @@ class WorkerRuntime:
     def _kind_widths(models: Sequence[ModelRuntime]) -> dict[str, int]:
         return {m.card.record_kind: m.card.n_features for m in models}
 
-    def _parse(self, msg: Message, counts: BatchCounts | None = None) -> list[RecordRun]:
-        if msg.value is None:
+    def _parse(self, msg: Message, counts: BatchCounts | None = None,
+               read: RecordRun | None = None) -> list[RecordRun]:
+        """The message's runs (``read``: its one run, read with its batch: see
+        :mod:`~stream_detector.core.batch_runs`); a bad message raises its dead letter's
+        :class:`RecordError`."""
+        if read is not None:
+            runs = [read]
+        elif msg.value is None:
             raise RecordError("malformed_json", "message has no value (a tombstone?)")
-        runs = parse_run(msg.value, self._widths)
+        else:
+            runs = parse_run(msg.value, self._widths)
         if msg.first_record or msg.stop_record is not None:
             runs = slice_runs(runs, msg.first_record, msg.stop_record)
         head = runs[0] if runs else None  # one key per message (parse_message checks)
@@ -175,11 +183,12 @@ class WorkerRuntime:
 
         A key's whole messages of the batch are windowed together (:mod:`.key_groups`)."""
         parsed: list[Parsed | None] = []
-        for msg in messages:
+        self._stage = "parse"
+        read = series_runs([m.value for m in messages], self._widths)  # lists of series
+        for msg, run in zip(messages, read, strict=True):
             source = msg.source
-            self._stage = "parse"
             try:
-                parsed.append((msg, source, self._parse(msg, counts)))
+                parsed.append((msg, source, self._parse(msg, counts, run)))
             except RecordError as exc:
                 result.dead.append(DeadLetter.for_message(
                     msg.value or b"", exc.reason, exc.message, source))
@@ -260,7 +269,7 @@ class WorkerRuntime:
         pending = self.ingest(messages, result, counts)
         alerts: list[tuple[Pending, AnomalyEvent]] = []
         if pending:
-            result.windows = sum(len(p.windows.seq) for p in pending)
+            result.windows = sum(len(p.windows) for p in pending)
             self._stage = "score"
             batches = await self._score(pending, result.windows)
             self.metrics.batch_size.observe(result.windows)
@@ -304,7 +313,7 @@ class WorkerRuntime:
     @staticmethod
     def _count_windows(pending: Sequence[PendingRun], windows: dict[str, int]) -> None:
         for p in pending:
-            windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows.seq)
+            windows[p.model.name] = windows.get(p.model.name, 0) + len(p.windows)
 
     def _outgoing(
         self, alerts: list[tuple[Pending, AnomalyEvent]], result: BatchResult,
