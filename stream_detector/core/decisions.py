@@ -60,11 +60,11 @@ def decide_runs(
             if model.hybrid is None:
                 _decide_plain(batch, run, row, detected_at, keep, decided)
             else:
-                for j in range(len(run.windows.seq)):
+                for j in range(len(run.windows)):
                     s = _decide_one(batch, run, row + j, j, detected_at)
                     decided.add(s, keep)
             by_run[id(run)] = decided
-            row += len(run.windows.seq)
+            row += len(run.windows)
     # the detection history of a key must see its scores in arrival order
     for run in pending:
         out.extend(by_run[id(run)])
@@ -75,7 +75,7 @@ def _decide_plain(batch: _ModelBatch, run: PendingRun, row: int, detected_at: st
                   keep: bool, out: Decided) -> None:
     """A model without an NPLM stage: the run's decisions first, in order, then its
     events, their top cells found in one vectorised pass (:func:`top_cells_rows`)."""
-    model, n = batch.model, len(run.windows.seq)
+    model, n = batch.model, len(run.windows)
     raws = batch.scores.scores[row : row + n].tolist()
     threshold = model.thresholds(run.key)
     detector = run.state.detector

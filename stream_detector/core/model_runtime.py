@@ -113,7 +113,7 @@ class PendingRun:
         if self.parts is None:
             return self.source
         first, ends, sources = self.parts
-        return sources[bisect_left(ends, self.windows.seq[j] - first)]
+        return sources[bisect_left(ends, self.windows.window(j).seq - first)]
 
     @classmethod
     def of(cls, item: Pending) -> PendingRun:
@@ -192,4 +192,4 @@ def window_keys(model: ModelRuntime, runs: Sequence[PendingRun]) -> list[str]:
     """Each window's key, as the scaler needs them (an empty list when it does not)."""
     if model.scale.identity or not model.scale.per_key:
         return []  # not read (ScaleTable.transform broadcasts the one row)
-    return [r.key for r in runs for _ in range(len(r.windows.seq))]
+    return [r.key for r in runs for _ in range(len(r.windows))]

@@ -143,7 +143,7 @@ class Pipeline:
         state.last_position = position_of(source.offset, first_index + n - 1)
         state.last_source = tag
         self.store.put(model.name, run.key, state, source)
-        if not windows.seq:
+        if not len(windows):
             return []
         return [PendingRun(model, run.key, state, windows, source)]
 
@@ -184,7 +184,7 @@ class Pipeline:
         state.last_position = position_of(last.offset, len(runs[-1].texts) - 1)
         state.last_source = tag
         self.store.put(model.name, head.key, state, last)
-        if not windows.seq:
+        if not len(windows):
             return []
         return [PendingRun(model, head.key, state, windows, last,
                            parts=(first, ends, list(sources)))]

@@ -69,7 +69,7 @@ _HEADER2: Final = struct.Struct("<4sIIIqqqq5q5qI")
 _NO_POLICY: Final = TimePolicy()
 _VECTOR_MIN: Final = 8  # shorter runs are cheaper record by record
 _BITS: Final = (LATE, REPEATED, SKEWED, IMPUTED, GAP)  # GAP last: it lies *between* records
-_NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], [], [], [], [], [])
+_NO_WINDOWS: Final = WindowRun(np.empty((0, 1, 1), dtype=np.float32), [], [], ([], []))
 
 
 class WindowState:
@@ -229,8 +229,7 @@ class WindowState:
             if win is None:
                 return _NO_WINDOWS
             one = win.values[None] if rows is None or rows.open is None else rows.open
-            return WindowRun(one, [win.start_ns], [win.end_ns], [win.start_text],
-                             [win.end_text], [win.late], [win.seq], [win.flags])
+            return WindowRun.of([win], self.features, self.window, values=one)
         if n < _VECTOR_MIN:
             out = [self.push(values[i], timestamps_ns[i], texts[i], flags=flags[i])
                    for i in range(n)]
@@ -247,9 +246,7 @@ class WindowState:
         w, n, c0, step = self.window, len(values), self.count, self.stride
         h, oldest = (w, c0 % w) if c0 >= w else (c0, 0)
         rows = np.concatenate((self._buf[oldest : oldest + h], values), dtype=np.float32)
-        held_ts, held_text = self._held_lists(h, oldest)
-        all_ts = held_ts + ts
-        all_text = held_text + (texts if type(texts) is list else list(texts))
+        held = self._held_lists(h, oldest)  # the windows' first records may be there
         # windows end at global index g when g + 1 >= w and (g + 1 - w) % stride == 0
         first_end = max(c0, w - 1)
         first_end += (-(first_end + 1 - w)) % step
@@ -266,22 +263,16 @@ class WindowState:
             if into is not None:
                 win_values[...] = view
         lo = first_end + 1 - w  # the first window's first record (global index)
-        held: list[int] | None
+        window_flags: list[int] | None
         if any(flags):
-            held = self._run_flags(np.asarray(flags, dtype=np.int64),
-                                   np.arange(first_end, stop, step))
+            window_flags = self._run_flags(np.asarray(flags, dtype=np.int64),
+                                           np.arange(first_end, stop, step))
         else:
-            held = self._held_flags(lo, m)
-        # the windows' first and last records as slices (empty when m == 0)
-        first = slice(s0, s0 + (m - 1) * step + 1, step)
-        last = slice(s0 + w - 1, s0 + w + (m - 1) * step, step)
-        run = WindowRun(
-            values=win_values, start_ns=all_ts[first], end_ns=all_ts[last],
-            start_text=all_text[first], end_text=all_text[last],
-            late=[bool(f & LATE) for f in held] if held is not None else [False] * m,
-            seq=list(range(first_end + 1, stop + 1, step)),
-            flags=held if held is not None else [0] * m,
-        )
+            window_flags = self._held_flags(lo, m)
+        # window k: records s0 + k * step .. + w - 1 of held + new (times, texts: on demand)
+        run = WindowRun(win_values, range(first_end + 1, stop + 1, step),
+                        window_flags if window_flags is not None else [0] * m,
+                        (ts, texts), s0, step, w, held)
         self._store_tail(values, ts, texts)
         self.count = stop
         return run
