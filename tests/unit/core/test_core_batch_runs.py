@@ -81,15 +81,24 @@ def test_one_message_in_another_layout_reads_each_message_alone_alike() -> None:
 def test_what_it_does_not_take_is_left_to_parse_run_with_its_dead_letter() -> None:
     mixed = json.loads(_series("a", 4, _LAYOUTS[0]))
     mixed[2]["series"] = "b"
-    lone = json.dumps(json.loads(_series("a", 1, _LAYOUTS[0]))[0]).encode()
     bad_time = _series("a", 30, "2015-02-30T00:00:{s:02d}")
-    raws: list[bytes | None] = [json.dumps(mixed).encode(), lone, None, b"[", b"[]",
-                                bad_time, _series("ok", 25, _LAYOUTS[0])]
+    raws: list[bytes | None] = [json.dumps(mixed).encode(), b" []", None, b"[", b"[]",
+                                b'{"kind": "sales"}', bad_time, _series("ok", 25, _LAYOUTS[0])]
     got = _check(raws)
-    assert [r is None for r in got] == [True, True, True, True, True, True, False]
+    assert [r is None for r in got] == [True] * 7 + [False]
     for raw in (json.dumps(mixed).encode(), bad_time):
         with pytest.raises(RecordError):
             parse_run(raw, WIDTHS)
+
+
+def test_lone_records_of_a_batch_are_read_together() -> None:
+    # one record a message (no list): the commonest feed; 40 of them share one read
+    raws: list[bytes | None] = [
+        json.dumps(json.loads(_series(k, 1, _LAYOUTS[1], i))[0]).encode()
+        for i, k in enumerate("ab" * 20)]
+    got = _check(raws)
+    assert all(r is not None and len(r) == 1 for r in got)
+    assert got[0] is not None and got[0].ns_array is not None  # from the shared read
 
 
 def test_a_series_model_of_other_width_takes_none_and_imputed_flags_carry() -> None:

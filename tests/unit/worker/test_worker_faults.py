@@ -112,6 +112,14 @@ def fault_parse(mp: pytest.MonkeyPatch) -> None:
             raise RuntimeError("injected parse fault")
         return real(raw, *a, **k)
     mp.setattr(worker_mod, "parse_run", parse)
+    real_batch = worker_mod.series_runs
+
+    def parse_batch(raws: list[bytes | None], *a: Any, **k: Any) -> Any:
+        # read with its batch (series lists and lone records): the whole batch's read fails
+        if any(raw is not None and str(POISON).encode() in raw for raw in raws):
+            raise RuntimeError("injected parse fault")
+        return real_batch(raws, *a, **k)
+    mp.setattr(worker_mod, "series_runs", parse_batch)
 
 
 def fault_window(mp: pytest.MonkeyPatch) -> None:
