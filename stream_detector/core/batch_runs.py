@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final, NamedTuple
 
-from schemas.records import MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
+from schemas.records import MAX_KEY_LENGTH, MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
 from stream_detector.core.iso_times import epoch_ns_array
 from stream_detector.core.record_runs import RecordRun, one_key, series_columns, to_float32
 from stream_detector.core.series_wire import SeriesWire, decode_series
@@ -78,12 +78,20 @@ def series_runs(raws: Sequence[bytes | None],
         if raw is None or raw[:1] not in _JSON_OPENERS or len(raw) > MAX_MESSAGE_BYTES:
             continue
         rows = decode_series(raw)
-        if not rows or len(rows) > MAX_RECORDS_PER_MESSAGE or not one_key(
-                [r.series for r in rows]):
+        if not rows:
             continue
         start = len(texts)
-        texts += [r.timestamp for r in rows]
-        values += [r.value for r in rows]
+        if len(rows) == 1:  # one record: no comprehensions (each a call in Python 3.11)
+            row = rows[0]
+            if not 1 <= len(row.series) <= MAX_KEY_LENGTH:
+                continue
+            texts.append(row.timestamp)
+            values.append(row.value)
+        elif len(rows) <= MAX_RECORDS_PER_MESSAGE and one_key([r.series for r in rows]):
+            texts += [r.timestamp for r in rows]
+            values += [r.value for r in rows]
+        else:
+            continue
         accepted.append(_Accepted(i, rows, start, len(texts)))
     if not accepted:
         return out
@@ -92,11 +100,14 @@ def series_runs(raws: Sequence[bytes | None],
         for a in accepted:
             out[a.at] = series_columns(a.rows)
         return out
-    ns_list = ns.tolist()
+    ns_list, column = ns.tolist(), floats.reshape(-1, 1)
     for a in accepted:
         lo, hi, rows = a.start, a.stop, a.rows
-        imputed = [r.imputed for r in rows]
-        out[a.at] = RecordRun("series", rows[0].series, floats[lo:hi].reshape(-1, 1),
-                                 ns_list[lo:hi], texts[lo:hi],
-                                 imputed if True in imputed else None, ns[lo:hi])
+        if hi - lo == 1:
+            imputed = [True] if rows[0].imputed else None
+        else:
+            flags = [r.imputed for r in rows]
+            imputed = flags if True in flags else None
+        out[a.at] = RecordRun("series", rows[0].series, column[lo:hi], ns_list[lo:hi],
+                              texts[lo:hi], imputed, ns[lo:hi])
     return out
