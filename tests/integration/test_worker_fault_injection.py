@@ -42,6 +42,12 @@ def parse(raw, *a, **k):
         raise RuntimeError("injected parse fault")
     return real_parse(raw, *a, **k)
 worker_mod.parse_run = parse
+real_batch = worker_mod.series_runs
+def parse_batch(raws, *a, **k):  # the batch's shared read fails: the batch is split
+    if any(raw is not None and b"601.0" in raw for raw in raws):
+        raise RuntimeError("injected parse fault")
+    return real_batch(raws, *a, **k)
+worker_mod.series_runs = parse_batch
 
 poisoned = set()
 real_extend = WindowState.extend_run
