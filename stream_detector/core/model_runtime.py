@@ -94,7 +94,7 @@ class PendingRun:
 
     def __init__(self, model: ModelRuntime, key: str, state: KeyState, windows: WindowRun,
                  source: SourceRef, imputed: bool = False,
-                 parts: tuple[int, list[int], list[SourceRef]] | None = None) -> None:
+                 parts: tuple[int, list[int], Sequence[SourceRef]] | None = None) -> None:
         self.model, self.key, self.state = model, key, state
         self.windows, self.source, self.imputed = windows, source, imputed
         self.parts = parts

@@ -187,7 +187,7 @@ class Pipeline:
         if not len(windows):
             return []
         return [PendingRun(model, head.key, state, windows, last,
-                           parts=(first, ends, list(sources)))]
+                           parts=(first, ends, sources))]
 
     def _judge(
         self, model: ModelRuntime, state: KeyState, run: RecordRun, source: SourceRef,

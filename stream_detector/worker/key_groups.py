@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from schemas.events import SourceRef
 from stream_detector.core.record_runs import RecordRun
 from stream_detector.worker.messages import Message
 
 __all__ = ["Parsed", "key_groups"]
 
-Parsed = tuple[Message, SourceRef, list[RecordRun]]  # a message, its source and its runs
+Parsed = tuple[Message, list[RecordRun]]  # a message and its runs
 
 
 def key_groups(parsed: Sequence[Parsed | None]) -> dict[int, list[int]]:
@@ -35,10 +34,10 @@ def key_groups(parsed: Sequence[Parsed | None]) -> dict[int, list[int]]:
     >>> import numpy as np
     >>> def entry(key, offset):
     ...     run = RecordRun("series", key, np.zeros((1, 1), np.float32), [0], ["t"])
-    ...     return Message(b"", "in", 0, offset), None, [run]
+    ...     return Message(b"", "in", 0, offset), [run]
     >>> key_groups([entry("a", 0), entry("b", 1), None, entry("a", 3), entry("c", 4)])
     {0: [0, 3]}
-    >>> other = (Message(b"", "in", 1, 5), None, entry("a", 5)[2])  # a in another partition
+    >>> other = (Message(b"", "in", 1, 5), entry("a", 5)[1])  # a in another partition
     >>> key_groups([entry("a", 0), entry("a", 3), other])
     {}
     """
@@ -47,7 +46,7 @@ def key_groups(parsed: Sequence[Parsed | None]) -> dict[int, list[int]]:
     for i, entry in enumerate(parsed):
         if entry is None:
             continue
-        msg, _, runs = entry
+        msg, runs = entry
         for run in runs:
             k = (run.kind, run.key)
             part = (msg.topic, msg.partition)

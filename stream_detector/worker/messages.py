@@ -3,11 +3,13 @@ Faust's events) and what a batch produced."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import overload
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
 
-__all__ = ["BatchResult", "Message"]
+__all__ = ["BatchResult", "Message", "MessageSources"]
 
 
 @dataclass
@@ -46,3 +48,36 @@ class Message:
 
     def records_slice(self, first: int, stop: int) -> Message:
         return replace(self, first_record=first, stop_record=stop)
+
+
+class MessageSources(Sequence[SourceRef]):
+    """The :attr:`Message.source` of each of ``messages``, each built when first read.
+
+    A :class:`~schemas.events.SourceRef` is a validated pydantic model (~2 us to build); a
+    key's messages windowed together need only the first's and the last's, and the one
+    behind an alerting window (:meth:`~stream_detector.core.model_runtime.PendingRun.source_of`).
+    """
+
+    __slots__ = ("_messages", "_made")
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self._messages = messages
+        self._made: dict[int, SourceRef] = {}
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @overload
+    def __getitem__(self, i: int) -> SourceRef: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[SourceRef]: ...
+
+    def __getitem__(self, i: int | slice) -> SourceRef | list[SourceRef]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        k = i + len(self) if i < 0 else i
+        made = self._made.get(k)
+        if made is None:
+            made = self._made[k] = self._messages[k].source  # IndexError as a list's
+        return made

@@ -36,7 +36,7 @@ from stream_detector.core.scoring import ScoreBatch
 from stream_detector.core.timing import flag_names
 from stream_detector.worker.delivery import Deliveries, Send, deliver
 from stream_detector.worker.key_groups import Parsed, key_groups
-from stream_detector.worker.messages import BatchResult, Message
+from stream_detector.worker.messages import BatchResult, Message, MessageSources
 from stream_detector.worker.metrics import BatchCounts, WorkerMetrics
 from stream_detector.worker.table_store import Blob, TableStore
 
@@ -186,12 +186,11 @@ class WorkerRuntime:
         self._stage = "parse"
         read = series_runs([m.value for m in messages], self._widths)  # lists of series
         for msg, run in zip(messages, read, strict=True):
-            source = msg.source
             try:
-                parsed.append((msg, source, self._parse(msg, counts, run)))
+                parsed.append((msg, self._parse(msg, counts, run)))
             except RecordError as exc:
                 result.dead.append(DeadLetter.for_message(
-                    msg.value or b"", exc.reason, exc.message, source))
+                    msg.value or b"", exc.reason, exc.message, msg.source))
                 parsed.append(None)
         self._stage = "window"
         groups = key_groups(parsed)
@@ -203,16 +202,17 @@ class WorkerRuntime:
             members = groups.get(i, [i])
             group = [e for k in members if (e := parsed[k]) is not None]
             got = None if len(group) == 1 else self.pipeline.ingest_group(
-                [runs[0] for _, _, runs in group], [source for _, source, _ in group])
+                [runs[0] for _, runs in group], MessageSources([m for m, _ in group]))
             if got is not None:
                 pending += got
             for k in members:
                 done[k] = True
-            for msg, source, runs in group:
+            for msg, runs in group:
                 index = msg.first_record
+                source = msg.source if got is None else None
                 for run in runs:
                     n = len(run.texts)
-                    if got is None:  # alone, or its group not plain: message by message
+                    if source is not None:  # alone, or its group not plain: one by one
                         pending += self.pipeline.ingest_run(run, source, index)
                     index += n
                     result.records += n
