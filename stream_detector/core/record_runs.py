@@ -6,7 +6,9 @@ as one pydantic object per record, so :func:`parse_run` reads a message with orj
 a :class:`RecordRun` (key, kind, ``(n, features)`` float32 values, epoch nanoseconds,
 timestamp texts), checking every rule of the record schemas over the run: rows' types and
 key counts are counted in C, columns taken with ``itemgetter``, a long message's
-timestamps read at once (:func:`~stream_detector.core.iso_times.epoch_ns_array`).
+timestamps read at once (:func:`~stream_detector.core.iso_times.epoch_ns_array`). The
+worker reads series messages with their batch first (:mod:`.batch_runs`, built on the
+helpers here) and comes here for the rest.
 
 It only *accepts* what it has checked: whenever a message is not plainly valid (any doubt:
 wrong type, unknown field, bad timestamp, mixed keys, bounds), it hands the message to

@@ -2,8 +2,10 @@
 
 One batch (up to ``batch_max`` events, or whatever arrived within ``batch_wait``):
 
-1. each message is parsed; a bad one becomes a dead letter with its reason and bytes, and
-   so does one whose key no loaded model serves (reason ``unrouted``, also counted);
+1. each message is parsed (series records, in lists or alone, are read with their batch:
+   :mod:`~stream_detector.core.batch_runs`); a bad one becomes a dead letter with its reason
+   and bytes, and so does one whose key no loaded model serves (reason ``unrouted``, also
+   counted);
 2. records join their keys' windows (:meth:`Pipeline.ingest`);
 3. ready windows of every key are scored together (on the loop, or in a worker thread when
    predicted slow: ONNX Runtime releases the GIL);
