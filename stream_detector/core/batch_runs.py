@@ -15,8 +15,11 @@ flags; a unit test compares them on random batches).
 It only *accepts*: a message that is not plainly series records of one key (another kind, a
 field msgspec refuses, mixed keys, bounds) gets None, and the caller reads it with
 ``parse_run``, which gives its run or its dead letter. When the joined timestamps are not in
-one shared layout (or a value is not finite), each accepted message's columns are read
-alone instead, as ``parse_run`` would.
+one shared layout, they are read once per layout (two producers that stamp differently
+share a batch: 256 lone records, half of them with a trailing Z, 43,600 -> 36,100
+instructions a message against ~22,500 in one layout; one of them with a Z: 42,600 ->
+39,200); what still fails (a bad date, a value not finite) is read one message at a time,
+as ``parse_run`` would.
 
 Measured (2 shared cores): 64 messages of 100 records, the columns of a message in 29.5 us
 against 50.8 us one message at a time, msgspec's decode (23 us) aside. Instructions of the
@@ -38,6 +41,7 @@ __all__ = ["series_runs"]
 
 _SERIES_WIDTH: Final = 1
 _JSON_OPENERS: Final = (b"[", b"{")  # a list of records or one record
+_DIGITS_AS_ZERO: Final = str.maketrans("123456789", "000000000")
 
 
 class _Accepted(NamedTuple):
@@ -93,13 +97,26 @@ def series_runs(raws: Sequence[bytes | None],
         else:
             continue
         accepted.append(_Accepted(i, rows, start, len(texts)))
-    if not accepted:
-        return out
+    if accepted:
+        _read(accepted, texts, values, out, by_layout=True)
+    return out
+
+
+def _read(accepted: list[_Accepted], texts: list[str], values: list[float],
+          out: list[RecordRun | None], by_layout: bool) -> None:
+    """The accepted messages' runs into ``out``: their joined columns read at once; when
+    that fails, per timestamp layout (``by_layout``: producers that stamp differently
+    share a batch), and else one message at a time."""
     ns, floats = epoch_ns_array(texts), to_float32(values)
-    if ns is None or floats is None:  # some message differs: each one read alone
-        for a in accepted:
+    if ns is None or floats is None:
+        groups = _layouts(accepted, texts) if by_layout else []
+        if len(groups) > 1:
+            for group in groups:
+                _read(*_joined(group, texts, values), out, by_layout=False)
+            return
+        for a in accepted:  # each one read alone
             out[a.at] = series_columns(a.rows)
-        return out
+        return
     ns_list, column = ns.tolist(), floats.reshape(-1, 1)
     for a in accepted:
         lo, hi, rows = a.start, a.stop, a.rows
@@ -110,4 +127,25 @@ def series_runs(raws: Sequence[bytes | None],
             imputed = flags if True in flags else None
         out[a.at] = RecordRun("series", rows[0].series, column[lo:hi], ns_list[lo:hi],
                               texts[lo:hi], imputed, ns[lo:hi])
-    return out
+
+
+def _layouts(accepted: list[_Accepted], texts: list[str]) -> list[list[_Accepted]]:
+    """The messages grouped by the layout of their first timestamp (digits as 0)."""
+    groups: dict[str, list[_Accepted]] = {}
+    for a in accepted:
+        groups.setdefault(texts[a.start].translate(_DIGITS_AS_ZERO), []).append(a)
+    return list(groups.values())
+
+
+def _joined(group: list[_Accepted], texts: list[str], values: list[float],
+            ) -> tuple[list[_Accepted], list[str], list[float]]:
+    """``group``'s columns joined anew, and the messages placed in them."""
+    placed: list[_Accepted] = []
+    g_texts: list[str] = []
+    g_values: list[float] = []
+    for a in group:
+        start = len(g_texts)
+        g_texts += texts[a.start:a.stop]
+        g_values += values[a.start:a.stop]
+        placed.append(_Accepted(a.at, a.rows, start, len(g_texts)))
+    return placed, g_texts, g_values
