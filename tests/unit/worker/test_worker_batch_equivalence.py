@@ -115,6 +115,32 @@ def _feed(draw: Any) -> list[bytes | None]:
     return out
 
 
+def _check_windows(feed: list[bytes | None], stride: int, events: list[str],
+                   dead: list[str]) -> None:
+    """Each event names a window the records say exists: per key, the records of the
+    messages not dead-lettered, in order; the event's window ends at a record ``e`` with
+    ``(e + 1 - 4) % stride == 0``, its window_start and window_end are the texts of records
+    ``e - 3`` and ``e``, its source the message of record ``e``, and it is imputed when one
+    of the four records is (an oracle independent of the windows' bookkeeping)."""
+    refused = {json.loads(d)["offset"] for d in dead}
+    records: dict[str, list[tuple[str, int, bool]]] = {}
+    for offset, raw in enumerate(feed):
+        if offset in refused or raw is None:
+            continue
+        doc = json.loads(raw.decode("utf-8-sig"))
+        for r in doc if isinstance(doc, list) else [doc]:
+            records.setdefault(r["series"], []).append(
+                (r["timestamp"], offset, r.get("imputed", False)))
+    for text in events:
+        event = json.loads(text)
+        rows = records[event["key"]]
+        assert any(
+            rows[e][:2] == (event["window_end"], event["source"]["offset"])
+            and rows[e - 3][0] == event["window_start"]
+            and any(row[2] for row in rows[e - 3 : e + 1]) == event["quality"]["imputed"]
+            for e in range(3, len(rows), 1) if (e + 1 - 4) % stride == 0), event
+
+
 def _outputs(feed: list[bytes | None], stride: int, cuts: list[int],
              restarts: set[int]) -> tuple[list[str], list[str]]:
     """Events (less ``detected_at``) and dead letters (less ``at``), canonical JSON, sorted:
@@ -167,3 +193,4 @@ def test_batches_give_the_events_and_dead_letters_of_one_message_a_batch(
     alone = _outputs(feed, stride, list(range(len(feed))), restarts)
     together = _outputs(feed, stride, cuts, restarts)
     assert together == alone
+    _check_windows(feed, stride, *together)
