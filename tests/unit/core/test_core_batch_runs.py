@@ -158,3 +158,21 @@ def test_odd_records_in_a_batch_give_parse_runs_runs(batch: list[bytes | None]) 
     for raw in batch:  # and parse_run itself still gives the reference's runs or errors
         if raw is not None:
             _assert_same(raw)
+
+
+def test_lone_records_in_two_layouts_are_read_once_per_layout() -> None:
+    # two producers, one stamping with a trailing Z: each layout's 20 lone records share a
+    # read (their runs carry the times as an array), none is read alone (which gives a lone
+    # record no array); a message with a bad date still goes alone, to parse_run's letter
+    raws: list[bytes | None] = [
+        json.dumps(json.loads(_series(f"k{i % 3}", 1, _LAYOUTS[0 if i % 2 else 1], i))[0])
+        .encode() for i in range(40)]
+    got = _check(raws)
+    assert all(r is not None and r.ns_array is not None for r in got)
+    # a date that does not exist, in the Z layout: that layout's messages are read one at
+    # a time (as parse_run would), the other layout's still share their read
+    bad = json.dumps(json.loads(_series("a", 1, "2015-02-30 00:00:{s:02d}Z"))[0]).encode()
+    got = _check([*raws, bad])
+    assert got[-1] is None
+    assert all(r is not None and r.ns_array is not None for r in got[1:-1:2])
+    assert all(r is not None and r.ns_array is None for r in got[:-1:2])
