@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from model_fixtures import window_mean_model, write_registry_model
-from test_worker_faults import _delivered, _Table
+from test_worker_faults import _Table, collecting_senders
 
 from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.registry import load_model
@@ -146,17 +146,7 @@ def _outputs(feed: list[bytes | None], stride: int, cuts: list[int],
     """Events (less ``detected_at``) and dead letters (less ``at``), canonical JSON, sorted:
     the feed processed in batches ending before each of ``cuts``, with a new runtime over
     the same table at each of ``restarts``."""
-    events: list[bytes] = []
-    dead: list[bytes] = []
-
-    async def send_event(key: bytes, value: bytes) -> asyncio.Future[None]:
-        events.append(value)
-        return _delivered()
-
-    async def send_dead(key: bytes, value: bytes) -> asyncio.Future[None]:
-        dead.append(value)
-        return _delivered()
-
+    send_event, send_dead, events, dead = collecting_senders()
     table = _Table()
 
     def runtime() -> WorkerRuntime:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,12 @@ def tiny_model(tmp_path: Path) -> ModelRuntime:
     return ModelRuntime(loaded, ThresholdCache(loaded.card, client=None).lookup)  # type: ignore[arg-type]
 
 
-def make_runtime(tmp_path: Path) -> tuple[WorkerRuntime, list[bytes], list[bytes]]:
-    model = tiny_model(tmp_path)
+Sender = Callable[[bytes, bytes], Awaitable[asyncio.Future[None]]]
+
+
+def collecting_senders() -> tuple[Sender, Sender, list[bytes], list[bytes]]:
+    """An event sender and a dead-letter sender that keep what they are given (delivered
+    at once), and the two lists they append to."""
     events: list[bytes] = []
     dead: list[bytes] = []
 
@@ -68,6 +72,12 @@ def make_runtime(tmp_path: Path) -> tuple[WorkerRuntime, list[bytes], list[bytes
         dead.append(value)
         return _delivered()
 
+    return send_event, send_dead, events, dead
+
+
+def make_runtime(tmp_path: Path) -> tuple[WorkerRuntime, list[bytes], list[bytes]]:
+    model = tiny_model(tmp_path)
+    send_event, send_dead, events, dead = collecting_senders()
     rt = WorkerRuntime([model], TableStore(_Table()), WorkerMetrics(), send_event, send_dead)
     return rt, events, dead
 
