@@ -44,10 +44,10 @@ class WindowRun:
 
     ``values`` is ``(m, window, features)`` float32, one row per completed window in order;
     ``flags`` holds each window's timing flags, ``len(run)`` is ``m``. The windows' first
-    and last records (times, texts) and their ``seq`` and ``late`` are read from the run's
-    records only when asked for (:meth:`window`, or the list properties): the worker scores
-    and decides a message's windows without those lists, which only an alert's event needs
-    (building them took ~5% of a worker's instructions at 100 records a message).
+    and last records (times, texts) are read from the run's records only when a window is
+    asked for (:meth:`window`): the worker scores and decides a message's windows without
+    them, and only an alert's event needs them (building them as lists for every window
+    took ~5% of a worker's instructions at 100 records a message).
 
     Parameters
     ----------
@@ -62,46 +62,36 @@ class WindowRun:
     first, step, span
         Window ``i`` holds records ``first + i * step`` to ``first + i * step + span - 1``
         of ``held + records``.
-    late
-        Each window's late flag; None: the late bit of its ``flags``
-        (:data:`~stream_detector.core.timing.LATE`).
+
+    A window's ``late`` is the late bit of its flags
+    (:data:`~stream_detector.core.timing.LATE`), as :class:`WindowState` sets it.
     """
 
-    __slots__ = ("values", "flags", "_seq", "_held", "_records", "_first", "_step", "_span",
-                 "_late")
+    __slots__ = ("values", "flags", "_seq", "_held", "_records", "_first", "_step", "_span")
 
     def __init__(
         self, values: npt.NDArray[np.float32], seq: Sequence[int], flags: Sequence[int],
         records: tuple[Sequence[int], Sequence[str]], first: int = 0, step: int = 1,
         span: int = 1, held: tuple[Sequence[int], Sequence[str]] = ((), ()),
-        late: Sequence[bool] | None = None,
     ) -> None:
         self.values, self.flags, self._seq = values, flags, seq
         self._records, self._held = records, held
-        self._first, self._step, self._span, self._late = first, step, span, late
+        self._first, self._step, self._span = first, step, span
 
     @classmethod
     def of(cls, windows: Sequence[Window], features: int, length: int,
            into: npt.NDArray[np.float32] | None = None,
            values: npt.NDArray[np.float32] | None = None) -> WindowRun:
-        """The run holding ``windows`` (each ``(length, features)``); their values are
-        copied into ``into`` ``(len(windows), length, features)`` when given, or are
-        ``values`` (already that array) when given."""
-        if values is not None:
-            pass
-        elif into is not None:
-            values = np.stack([w.values for w in windows], out=into)
-        elif len(windows) == 1:
-            values = windows[0].values[None]  # a view: one window needs no copy
-        elif windows:
-            values = np.stack([w.values for w in windows])
-        else:
-            values = np.empty((0, length, features), dtype=np.float32)
+        """The run holding ``windows`` (each ``(length, features)``): ``values`` when given
+        (already their ``(len(windows), length, features)`` array), else their values
+        copied into ``into`` (that shape) when given, else stacked."""
+        if values is None:
+            values = _stacked(windows, features, length, into)
         # record 2i is window i's first, 2i + 1 its last
         times = [t for w in windows for t in (w.start_ns, w.end_ns)]
         texts = [t for w in windows for t in (w.start_text, w.end_text)]
         return cls(values, [w.seq for w in windows], [w.flags for w in windows],
-                   (times, texts), 0, 2, 2, late=[w.late for w in windows])
+                   (times, texts), 0, 2, 2)
 
     def __len__(self) -> int:  # windows, not fields
         return len(self._seq)
@@ -119,43 +109,21 @@ class WindowRun:
         start, start_text = self._record(a)
         end, end_text = self._record(a + self._span - 1)
         flags = self.flags[i]
-        late = bool(flags & LATE) if self._late is None else self._late[i]
-        return Window(self.values[i], start, end, start_text, end_text, late, self._seq[i],
-                      flags)
+        return Window(self.values[i], start, end, start_text, end_text, bool(flags & LATE),
+                      self._seq[i], flags)
 
-    def _ends(self, last: bool) -> list[tuple[int, str]]:
-        off = self._span - 1 if last else 0
-        return [self._record(self._first + i * self._step + off) for i in range(len(self))]
 
-    @property
-    def start_ns(self) -> list[int]:
-        """Each window's first record's time (ns)."""
-        return [t for t, _ in self._ends(False)]
-
-    @property
-    def end_ns(self) -> list[int]:
-        """Each window's last record's time (ns)."""
-        return [t for t, _ in self._ends(True)]
-
-    @property
-    def start_text(self) -> list[str]:
-        """Each window's first record's timestamp as sent."""
-        return [t for _, t in self._ends(False)]
-
-    @property
-    def end_text(self) -> list[str]:
-        """Each window's last record's timestamp as sent."""
-        return [t for _, t in self._ends(True)]
-
-    @property
-    def seq(self) -> list[int]:
-        """Each window's record count of the key when it completed."""
-        return list(self._seq)
-
-    @property
-    def late(self) -> list[bool]:
-        """Each window's late flag."""
-        return [bool(f & LATE) for f in self.flags] if self._late is None else list(self._late)
+def _stacked(windows: Sequence[Window], features: int, length: int,
+             into: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32]:
+    """The windows' values as one ``(len(windows), length, features)`` array (in ``into``
+    when given; a view of the one window's values when alone)."""
+    if into is not None:
+        return np.stack([w.values for w in windows], out=into)
+    if len(windows) == 1:
+        return windows[0].values[None]  # a view: one window needs no copy
+    if windows:
+        return np.stack([w.values for w in windows])
+    return np.empty((0, length, features), dtype=np.float32)
 
 
 def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:

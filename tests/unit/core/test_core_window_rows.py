@@ -35,9 +35,9 @@ class Run:
         self.slot = -1
 
 
-def _meta(run: WindowRun) -> tuple[list[Any], ...]:
-    return (run.start_ns, run.end_ns, run.start_text, run.end_text, run.late, run.seq,
-            list(run.flags))
+def _meta(run: WindowRun) -> list[tuple[Any, ...]]:
+    """Each window's start/end times and texts, late, seq and flags."""
+    return [tuple(run.window(i))[1:] for i in range(len(run))]
 
 
 @settings(max_examples=200, deadline=None)

@@ -62,7 +62,9 @@ def test_long_run_takes_the_vector_path_and_keeps_restorable_state() -> None:
                            list(range(2, 12)), [f"t{i}" for i in range(2, 12)], [0] * 10)
     assert [w.ravel().tolist() for w in run.values] == [
         [0.0, 1.0, 2.0], [2.0, 3.0, 4.0], [4.0, 5.0, 6.0], [6.0, 7.0, 8.0], [8.0, 9.0, 10.0]]
-    assert run.start_text == ["t0", "t2", "t4", "t6", "t8"] and run.seq == [3, 5, 7, 9, 11]
+    windows = [run.window(i) for i in range(len(run))]
+    assert [w.start_text for w in windows] == ["t0", "t2", "t4", "t6", "t8"]
+    assert [w.seq for w in windows] == [3, 5, 7, 9, 11]
     back = WindowState.from_bytes(state.to_bytes())
     nxt = back.push([12.0], 12, "t12")
     assert nxt is not None and nxt.values.ravel().tolist() == [10.0, 11.0, 12.0]
