@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from test_core_habituation import _alerts
 
 from stream_detector.core.components import habituation_bar
-from stream_detector.core.detection import DetectionParams, DetectorState, alerts_of, decide
+from stream_detector.core.detection import DetectionParams, DetectorState, alerts_of
 
 ROWS = 96  # windows a day (15-minute windows), short to keep the test quick
 BIG, FOLLOW_UP = 5 * ROWS + 10, (6 * ROWS + 40, 7 * ROWS + 50)
@@ -43,12 +44,6 @@ def _key(seed: int, follow_up: str) -> tuple[np.ndarray, np.ndarray]:
         else:
             values[at] = values[at - 1] + 15 * 5 * 10
     return values, raw
-
-
-def _alerts(values: np.ndarray, raw: np.ndarray, p: DetectionParams) -> list[int]:
-    s = DetectorState()
-    return [i for i, (v, r) in enumerate(zip(values, raw, strict=True))
-            if decide(s, float(r), 5.5, p, float(v)).alert]
 
 
 def test_ae_led_follow_ups_need_more_while_value_led_ones_page_as_before() -> None:
