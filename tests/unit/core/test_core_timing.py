@@ -283,3 +283,27 @@ def test_plain_steps_is_observe_when_it_says_so_and_changes_nothing_otherwise(
     assert from_array == fast and type(from_array.newest_ns) is int
     if not odd and start is not None and not ahead and len(times) >= 48:
         assert took  # every step plain: the fast path takes the run
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.integers(-50, 400), min_size=1, max_size=3),
+       start=st.sampled_from([0, 10_000]))
+def test_plain_steps_on_short_runs_matches_observe_for_lists_and_arrays(
+    steps: list[int], start: int
+) -> None:
+    """Runs of 1-3 records (a key's messages grouped: ``min_run=1``), the first step alone
+    out of range included: list and array answers agree with record-by-record observe."""
+    from stream_detector.core.timing import plain_steps
+
+    p = TimePolicy.from_cadence(300.0)
+    times = [int(t) for t in np.cumsum(steps) + start]
+    one = Watermark(start)
+    flags = [observe(one, t, p) for t in times]
+    for given_times in (times, np.array(times, dtype=np.int64)):
+        w = Watermark(start)
+        took = plain_steps(w, given_times, p, min_run=1)
+        assert took == (all(0 < s <= p.plain_step_ns for s in steps))
+        if took:
+            assert flags == [0] * len(times) and w == one
+        else:
+            assert w == Watermark(start)
