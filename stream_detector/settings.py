@@ -122,6 +122,13 @@ class Settings(BaseSettings):
         description="bytes one fetch request may bring per partition (Faust's "
         "consumer_max_fetch_size, default there 1 MiB); at least one message's bound",
     )
+    fetch_max_wait: float = Field(
+        0.02, gt=0, le=1.5,
+        description="seconds a fetch request may wait at the broker for new records (Kafka's "
+        "fetch.max.wait.ms; Faust fixes 1.5 s): while one waits, partitions with records "
+        "buffered are not fetched, so their records can wait this long (a start-up patch, "
+        "stream_detector/worker/faust_fetch_wait.py); an idle worker fetches this often",
+    )
     intra_op_threads: int = Field(
         -1, ge=-1, description="ONNX Runtime threads per operator (0: one per core; -1: the "
         "faster of 1 and one per core, timed on this machine at model load)",

@@ -29,7 +29,7 @@ from stream_detector.connectivity import check_redis
 from stream_detector.exceptions import ConnectionFailed
 from stream_detector.logs import RepeatFilter, logging_config
 from stream_detector.settings import Settings, get_settings
-from stream_detector.worker import faust_patch, faust_raw_decode
+from stream_detector.worker import faust_fetch_wait, faust_patch, faust_raw_decode
 from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import health_document
 from stream_detector.worker.heap import freeze_startup_heap
@@ -61,6 +61,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     """
     _check_redis(settings)
     faust_patch.install_rebalance_fixes()  # no records skipped around a rebalance (#12)
+    faust_fetch_wait.install(settings.fetch_max_wait)  # no 1.5 s fetch stalls (#13)
     if settings.fast_delivery:
         faust_patch.install()  # message delivery without four asyncio tasks per message
         faust_raw_decode.install()  # raw messages to events without the codec registry

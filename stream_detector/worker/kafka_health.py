@@ -11,8 +11,9 @@ the one source of the figure for ``/health``, ``/metrics`` and the console summa
 the consumer is not healthy (no broker connection, or no fetch response for
 :data:`STALE_FETCH_SECONDS`) the high watermarks are stale, so the lag is None (unknown).
 ``seconds_since_fetch`` is ``now - newest fetch response`` over assigned input partitions;
-the consumer fetches every ``fetch_max_wait_ms`` (1.5 s in Faust) even when idle, so a value
-well above that means the broker is not answering.
+the consumer fetches at least every ``fetch_max_wait`` (a setting, 0.02 s by default; Faust's
+own 1.5 s without the start-up patch) even when idle, so a value well above that means the
+broker is not answering.
 """
 
 from __future__ import annotations
