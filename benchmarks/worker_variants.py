@@ -8,7 +8,8 @@ Variants (process-level patches; nothing in ``stream_detector`` is edited):
 - ``baseline``: no change;
 - ``linger20``: Faust producer ``producer_linger_ms=20`` instead of the worker's 1 (fewer,
   larger produce requests for the per-batch changelog writes);
-- ``fetchwait10``: aiokafka ``fetch_max_wait_ms=10`` instead of the 1500 Faust hard-codes;
+- ``fetchwait1500``: the fetch wait Faust hard-codes (1.5 s) instead of the worker's
+  ``fetch_max_wait`` setting (0.02 s): the worker before that setting;
 - ``nochangelog``: key states kept in memory only, never sent to the changelog (an upper
   bound on what cheaper state persistence could gain; NOT crash-safe);
 - ``quietlog``: no Faust terminal spinner (with a log level of WARNING or above it sets the
@@ -22,7 +23,7 @@ from typing import Any
 
 __all__ = ["VARIANTS", "apply"]
 
-VARIANTS = ("baseline", "linger20", "fetchwait10", "nochangelog", "quietlog", "nofaustpatch")
+VARIANTS = ("baseline", "linger20", "fetchwait1500", "nochangelog", "quietlog", "nofaustpatch")
 
 
 def _linger() -> None:
@@ -39,16 +40,9 @@ def _linger() -> None:
 
 
 def _fetch_wait() -> None:
-    import aiokafka
+    import os
 
-    init = aiokafka.AIOKafkaConsumer.__init__
-
-    def patched(self: Any, *args: Any, **kwargs: Any) -> None:
-        if "fetch_max_wait_ms" in kwargs:
-            kwargs["fetch_max_wait_ms"] = 10
-        init(self, *args, **kwargs)
-
-    aiokafka.AIOKafkaConsumer.__init__ = patched  # type: ignore[method-assign]
+    os.environ["STREAM_DETECTOR_FETCH_MAX_WAIT"] = "1.5"  # read when the CLI builds Settings
 
 
 def _no_changelog() -> None:
@@ -84,7 +78,7 @@ def _no_faust_patch() -> None:
 
 def apply(variant: str) -> None:
     """Apply ``variant``'s patch to this process."""
-    patches = {"baseline": lambda: None, "linger20": _linger, "fetchwait10": _fetch_wait,
+    patches = {"baseline": lambda: None, "linger20": _linger, "fetchwait1500": _fetch_wait,
                "nochangelog": _no_changelog, "quietlog": _quiet_log,
                "nofaustpatch": _no_faust_patch}
     if variant not in patches:
