@@ -19,3 +19,14 @@ def test_baseline_changes_nothing() -> None:
     apply("baseline")
     assert faust.App is before
     assert VARIANTS[0] == "baseline"
+
+
+def test_fetchwait1500_gives_the_worker_faust_s_own_fetch_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream_detector.settings import Settings
+
+    monkeypatch.setenv("STREAM_DETECTOR_FETCH_MAX_WAIT", "0.02")  # undone after the test
+    assert Settings().fetch_max_wait == 0.02
+    apply("fetchwait1500")
+    assert Settings().fetch_max_wait == 1.5
