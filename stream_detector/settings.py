@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_detector.constants import (
@@ -24,7 +24,7 @@ from stream_detector.constants import (
 )
 from stream_detector.exceptions import ConfigurationError
 
-__all__ = ["Settings", "get_settings", "kafka_bootstrap_servers"]
+__all__ = ["Settings", "get_settings", "invalid_settings", "kafka_bootstrap_servers"]
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -309,8 +309,37 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment.
+
+    Raises :class:`~stream_detector.exceptions.ConfigurationError` (one line naming the
+    variables, never their values: some are secrets) when a variable holds an invalid value.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(invalid_settings(exc)) from None
+
+
+def invalid_settings(exc: ValidationError) -> str:
+    """One line for every invalid setting of ``exc``: its variable and what is wrong, never
+    its value (passwords and webhook URLs are settings too).
+
+    >>> try:
+    ...     Settings(batch_wait="soon")
+    ... except ValidationError as exc:
+    ...     print(invalid_settings(exc))
+    STREAM_DETECTOR_BATCH_WAIT: input should be a valid number, unable to parse string as a number
+    """
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in error["loc"])
+        what = str(error["msg"])
+        if error["type"] == "value_error":  # a validator's own words, as it wrote them
+            what = what.removeprefix("Value error, ")
+        else:  # pydantic's: "Input should be ..."
+            what = what[:1].lower() + what[1:]
+        parts.append(f"STREAM_DETECTOR_{field.upper()}: {what}" if field else what)
+    return "; ".join(parts)
 
 
 def markdown_table() -> str:

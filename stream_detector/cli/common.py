@@ -83,7 +83,7 @@ def settings_for(**overrides: str | None) -> Settings:
     """Process settings, with command-line URLs (``--kafka``, ``--redis``) on top."""
     from pydantic import ValidationError
 
-    from stream_detector.settings import Settings, get_settings
+    from stream_detector.settings import Settings, get_settings, invalid_settings
 
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if not given:
@@ -91,7 +91,7 @@ def settings_for(**overrides: str | None) -> Settings:
     try:  # the constructor, not model_validate: the environment still fills the other fields
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigurationError(exc.errors(include_url=False)[0]["msg"]) from None
+        raise ConfigurationError(invalid_settings(exc)) from None
 
 
 KafkaOption = Annotated[

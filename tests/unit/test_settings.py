@@ -93,3 +93,38 @@ def test_a_namespace_prefixes_topics_app_id_and_redis_keys_once() -> None:
     assert team.redis_prefix == "sd:team-a:"
     assert hash_name("nab", "3", team.namespace) == "sd:team-a:threshold:nab:3"
     assert change_channel(team.namespace) == "sd:team-a:thresholds:changed"
+
+
+def test_an_invalid_variable_is_named_with_what_is_wrong_never_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream_detector.settings import get_settings
+
+    monkeypatch.setenv("STREAM_DETECTOR_BATCH_WAIT", "abc123xyz")
+    monkeypatch.setenv("STREAM_DETECTOR_FETCH_MAX_WAIT", "7.25")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError) as info:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    text = str(info.value)
+    assert text.startswith("STREAM_DETECTOR_BATCH_WAIT: input should be a valid number")
+    assert "STREAM_DETECTOR_FETCH_MAX_WAIT: input should be less than or equal to 1.5" in text
+    assert "abc123xyz" not in text and "7.25" not in text and "\n" not in text
+
+
+def test_the_command_line_says_it_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    # services status reads the settings (its cache folder) before anything else
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STREAM_DETECTOR_SESSION_TIMEOUT": "soon"}
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_detector", "services", "status"], env=env,
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: STREAM_DETECTOR_SESSION_TIMEOUT: input should be a valid number, unable to "
+        "parse string as a number"]
