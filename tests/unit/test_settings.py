@@ -114,7 +114,7 @@ def test_an_invalid_variable_is_named_with_what_is_wrong_never_its_value(
     assert "abc123xyz" not in text and "7.25" not in text and "\n" not in text
 
 
-def test_the_command_line_says_it_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+def test_the_command_line_says_it_in_one_line_without_a_traceback() -> None:
     # services status reads the settings (its cache folder) before anything else
     import os
     import subprocess
@@ -123,7 +123,8 @@ def test_the_command_line_says_it_in_one_line_without_a_traceback(tmp_path: Path
     env = {**os.environ, "STREAM_DETECTOR_SESSION_TIMEOUT": "soon"}
     done = subprocess.run(
         [sys.executable, "-m", "stream_detector", "services", "status"], env=env,
-        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+        capture_output=True, text=True, timeout=120, check=False,
+        cwd=Path(__file__).resolve().parents[2])  # this checkout's package, whatever the venv
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "error: STREAM_DETECTOR_SESSION_TIMEOUT: input should be a valid number, unable to "
