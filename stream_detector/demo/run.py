@@ -88,14 +88,14 @@ def interrupts_handled() -> Iterator[None]:
 def _settings(kafka: str | None, redis: str | None, **more: Any) -> Any:
     from pydantic import ValidationError
 
-    from stream_detector.settings import Settings
+    from stream_detector.settings import Settings, invalid_settings
 
     given = {k: v for k, v in {"kafka_url": kafka, "redis_url": redis, **more}.items()
              if v is not None}
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigurationError(exc.errors(include_url=False)[0]["msg"]) from None
+        raise ConfigurationError(invalid_settings(exc)) from None
 
 
 def _services(opts: DemoOptions, stack: contextlib.ExitStack, step: Step) -> tuple[str, str]:
