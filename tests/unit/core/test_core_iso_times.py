@@ -96,3 +96,17 @@ def test_texts_of_other_lengths_do_not_pass_as_one_layout() -> None:
     assert epoch_ns_array(texts) is not None
     texts[3:5] = ["2015-02-26T21:42:532", "015-02-26T21:42:53"]
     assert epoch_ns_array(texts) is None
+
+
+@pytest.mark.parametrize("day", [
+    "1900-02-28", "1900-02-29", "1900-03-01", "2000-02-29", "2100-02-29", "2016-02-29",
+    "2015-02-29", "2015-12-31", "1999-12-31", "2199-12-31", "1900-01-01", "1899-12-31",
+    "2200-01-01", "2015-04-30", "2015-04-31", "2015-06-31", "2015-11-31", "2015-07-31",
+])
+@pytest.mark.parametrize("clock", ["", "T23:59:59", " 00:00:00.999", "T12:30:01.000001Z"])
+def test_calendar_edges_read_as_the_per_record_rule(day: str, clock: str) -> None:
+    # century years are leap years only every 400 years; months of 30 days; the range's ends
+    texts = ["2015-03-01" + clock] * 24 + [day + clock]
+    got = epoch_ns_array(texts)
+    want = _per_record(texts)
+    assert (got.tolist() if got is not None else None) == want
