@@ -35,7 +35,7 @@ from typing import Final, NamedTuple
 from schemas.records import MAX_KEY_LENGTH, MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
 from stream_detector.core.iso_times import epoch_ns_array
 from stream_detector.core.record_runs import RecordRun, one_key, series_columns, to_float32
-from stream_detector.core.series_wire import SeriesWire, decode_series
+from stream_detector.core.series_wire import PlainSeriesWire, SeriesWire, decode_series
 
 __all__ = ["series_runs"]
 
@@ -46,7 +46,7 @@ _DIGITS_AS_ZERO: Final = str.maketrans("123456789", "000000000")
 
 class _Accepted(NamedTuple):
     at: int  # its place in the batch
-    rows: list[SeriesWire]
+    rows: list[SeriesWire] | list[PlainSeriesWire]
     start: int  # its records in the joined columns: start .. stop - 1
     stop: int
 
@@ -122,7 +122,9 @@ def _read(accepted: list[_Accepted], texts: list[str], values: list[float],
     ns_list, column = ns.tolist(), floats.reshape(-1, 1)
     for a in accepted:
         lo, hi, rows = a.start, a.stop, a.rows
-        if hi - lo == 1:
+        if type(rows[0]) is PlainSeriesWire:  # rows without the field: none is imputed
+            imputed = None
+        elif hi - lo == 1:
             imputed = [True] if rows[0].imputed else None
         else:
             flags = [r.imputed for r in rows]

@@ -15,6 +15,7 @@ from test_core_record_runs import WIDTHS, _assert_same, _message
 from schemas.records import RecordError
 from stream_detector.core.batch_runs import series_runs
 from stream_detector.core.record_runs import RecordRun, parse_run
+from stream_detector.core.series_wire import decode_series
 
 _LAYOUTS = ["2015-02-26T21:{m:02d}:{s:02d}", "2015-02-26 21:{m:02d}:{s:02d}Z",
             "2015-02-{d:02d}", "2015-02-26T21:{m:02d}:{s:02d}.250000"]
@@ -176,3 +177,30 @@ def test_lone_records_in_two_layouts_are_read_once_per_layout() -> None:
     assert got[-1] is None
     assert all(r is not None and r.ns_array is not None for r in got[1:-1:2])
     assert all(r is not None and r.ns_array is None for r in got[:-1:2])
+
+
+def test_rows_of_the_four_fields_and_rows_with_optional_ones_give_the_same_runs() -> None:
+    # plain rows decode as PlainSeriesWire (no imputed field read); a message with any
+    # optional field is decoded in full, its flags kept; both give parse_run's runs
+    plain = _series("a", 40, _LAYOUTS[0])
+    assert {type(r).__name__ for r in decode_series(plain) or []} == {"PlainSeriesWire"}
+    recs = json.loads(_series("b", 40, _LAYOUTS[0]))
+    recs[7]["imputed"] = True
+    recs[9]["schema_version"] = 1
+    full = json.dumps(recs).encode()
+    assert {type(r).__name__ for r in decode_series(full) or []} == {"SeriesWire"}
+    got = _check([plain, full, _series("c", 40, _LAYOUTS[0], imputed=False)])
+    assert got[0] is not None and got[0].imputed is None
+    assert got[1] is not None and got[1].imputed == [i == 7 for i in range(40)]
+    assert got[2] is not None and got[2].imputed is None
+
+
+@pytest.mark.parametrize("raw", [
+    b'[{"kind": "series", "series": "a", "timestamp": "2015-01-01", "value": true}]',
+    b'[{"kind": "series", "series": "a", "timestamp": "2015-01-01", "value": 1, "x": 2}]',
+    b'[{"kind": "series", "series": "a", "timestamp": "2015-01-01", "value": 1',
+    b'[{"kind": "series", "series": "a", "timestamp": "2015-01-01", "value": 1,'
+    b' "imputed": "yes"}]',
+])
+def test_rows_neither_decoder_takes_are_left_to_the_general_path(raw: bytes) -> None:
+    assert decode_series(raw) is None
