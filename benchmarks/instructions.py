@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import shutil
@@ -94,7 +95,7 @@ def run_step(per_message: int, records: int, batch: int, warm: int, stage: str,
                 taken += (await step.process(part, flush=(i // batch) % 4 == 3)).records
         return taken
 
-    inline = runtime.INLINE_SCORE_S
+    inline, thresholds = runtime.INLINE_SCORE_S, gc.get_threshold()
     runtime.INLINE_SCORE_S = float("inf")  # every batch scored on the loop: no thread hand-off
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -102,8 +103,10 @@ def run_step(per_message: int, records: int, batch: int, warm: int, stage: str,
                                              name="mean", window=WINDOW, threshold=1e30,
                                              detection=QUIET)
             return asyncio.run(go(model_dir))
-    finally:
+    finally:  # the caller's process as it was (the heap freeze and thresholds too)
         runtime.INLINE_SCORE_S = inline
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def count(args: argparse.Namespace, counted: bool) -> int:
