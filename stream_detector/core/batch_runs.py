@@ -35,7 +35,12 @@ from typing import Final, NamedTuple
 from schemas.records import MAX_KEY_LENGTH, MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
 from stream_detector.core.iso_times import epoch_ns_array
 from stream_detector.core.record_runs import RecordRun, one_key, series_columns, to_float32
-from stream_detector.core.series_wire import PlainSeriesWire, SeriesWire, decode_series
+from stream_detector.core.series_wire import (
+    PlainSeriesWire,
+    SeriesWire,
+    decode_series,
+    imputed_flags,
+)
 
 __all__ = ["series_runs"]
 
@@ -122,15 +127,8 @@ def _read(accepted: list[_Accepted], texts: list[str], values: list[float],
     ns_list, column = ns.tolist(), floats.reshape(-1, 1)
     for a in accepted:
         lo, hi, rows = a.start, a.stop, a.rows
-        if type(rows[0]) is PlainSeriesWire:  # rows without the field: none is imputed
-            imputed = None
-        elif hi - lo == 1:
-            imputed = [True] if rows[0].imputed else None
-        else:
-            flags = [r.imputed for r in rows]
-            imputed = flags if True in flags else None
         out[a.at] = RecordRun("series", rows[0].series, column[lo:hi], ns_list[lo:hi],
-                              texts[lo:hi], imputed, ns[lo:hi])
+                              texts[lo:hi], imputed_flags(rows), ns[lo:hi])
 
 
 def _layouts(accepted: list[_Accepted], texts: list[str]) -> list[list[_Accepted]]:
