@@ -102,7 +102,7 @@ def _month_tables() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """For each year of ``[TIMESTAMP_MIN, TIMESTAMP_MAX)`` and month 0-12 (0 unused), at
     ``(year - first year) * 13 + month``: days from 1970-01-01 to the month's first day,
     and the month's length (0 for month 0)."""
-    first, stop = TIMESTAMP_MIN.year, TIMESTAMP_MAX.year
+    first, stop = _YEARS
     starts = np.zeros((stop - first, 13), np.int64)
     lengths = np.zeros((stop - first, 13), np.int64)
     for year in range(first, stop):
