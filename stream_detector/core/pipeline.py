@@ -167,20 +167,24 @@ class Pipeline:
         state = self._state(model, head.key)
         if state.applied(position_of(sources[0].offset, 0), tag):
             return None  # a replay: its applied prefix is skipped message by message
-        ns = [t for r in runs for t in r.epoch_ns]
+        # the runs' columns joined by list concatenation (a C copy; a comprehension over
+        # the records cost ~5% of the batch step at 100 records a message, py-spy)
+        ns: list[int] = []
+        texts: list[str] = []
+        ends: list[int] = []
+        for r in runs:
+            ns += r.epoch_ns
+            texts += r.texts
+            ends.append(len(texts))
         arrays = [a for r in runs if (a := r.ns_array) is not None]
         times: Sequence[int] | npt.NDArray[np.int64] = (
             np.concatenate(arrays) if len(arrays) == len(runs) else ns)
         if not plain_steps(state.window.clock, times, model.time, min_run=1):
             return None
-        ends, at = [], 0
-        for r in runs:
-            at += len(r.texts)
-            ends.append(at)
         first = state.window.count
         windows = state.window.extend_run(
-            np.concatenate([r.values for r in runs]), ns, [t for r in runs for t in r.texts],
-            [0] * at, rows=model.rows)
+            np.concatenate([r.values for r in runs]), ns, texts, [0] * len(texts),
+            rows=model.rows)
         state.last_position = position_of(last.offset, len(runs[-1].texts) - 1)
         state.last_source = tag
         self.store.put(model.name, head.key, state, last)
