@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -69,6 +70,16 @@ class Child:
                 return int(r.status), bytes(r.read())
         except urllib.error.HTTPError as e:
             return int(e.code), bytes(e.read())
+
+    def metric(self, name: str) -> float:
+        """The sum of a worker's samples called ``name``, from ``/metrics?name[]=name``:
+        only that sample rendered (a whole exposition, polled every 50 ms, took ~7% of
+        the worker's event loop at 100 records a message, py-spy; one sample a few
+        percent of that)."""
+        from benchmarks.report import prometheus_value
+
+        query = urllib.parse.urlencode({"name[]": name})
+        return prometheus_value(self.get(f"/metrics?{query}")[1].decode(), name)
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:

@@ -32,7 +32,7 @@ from benchmarks.e2e_support import (
     wait_for,
     worker,
 )
-from benchmarks.report import histogram_from_prometheus, percentiles, prometheus_value
+from benchmarks.report import histogram_from_prometheus, percentiles
 
 __all__ = ["keeping_up", "latency", "limits"]
 
@@ -50,7 +50,7 @@ KEPT_UP = 0.95  # consumed while produced, of what was produced (see keeping_up)
 
 
 def _records_in(w: Child) -> float:
-    return prometheus_value(w.get("/metrics")[1].decode(), "stream_detector_records_in_total")
+    return w.metric("stream_detector_records_in_total")
 
 
 def _drained(w: Child, total: int) -> bool:

@@ -50,7 +50,7 @@ from benchmarks.e2e_support import (
     wait_for,
     worker,
 )
-from benchmarks.report import prometheus_value, write_results
+from benchmarks.report import write_results
 from benchmarks.scale_figures import (
     PER_MESSAGE,
     WINDOW,
@@ -90,7 +90,7 @@ def _proc_bytes(c: Child, field: str) -> int:
 
 
 def _metric(c: Child, name: str) -> float:
-    return prometheus_value(c.get("/metrics")[1].decode(), name)
+    return c.metric(name)
 
 
 def _wait_assigned(workers: Sequence[Child], timeout: float) -> None:

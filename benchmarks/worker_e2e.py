@@ -96,7 +96,7 @@ def _metrics(w: Child) -> str:
 def consume_rate(w: Child, n: int, timeout: float) -> dict[str, Any]:
     """Records/s of a worker from its first counted record to its n-th (metrics polls)."""
     def count() -> float:
-        return prometheus_value(_metrics(w), "stream_detector_records_in_total")
+        return w.metric("stream_detector_records_in_total")
 
     def started() -> tuple[float, float] | None:
         c = count()

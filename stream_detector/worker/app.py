@@ -220,7 +220,11 @@ def _add_pages(
 
     @app.page("/metrics")
     async def prometheus(web: View, request: Request) -> Response:
-        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+        # Prometheus' filter, repeatable: ?name[]=a&name[]=b renders these samples only
+        # (aiohttp's query is a multidict; Faust types it as a Mapping, without getall)
+        getall = getattr(request.query, "getall", None)
+        names: list[str] = getall("name[]", []) if getall is not None else []
+        return web.bytes(metrics.render(names), content_type="text/plain; version=0.0.4")
 
 
 class _Worker(faust.Worker):

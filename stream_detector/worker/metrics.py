@@ -5,6 +5,7 @@ Served by the worker's web server at ``/metrics``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -78,9 +79,21 @@ class WorkerMetrics:
                                    "ONNX Runtime execution provider in use (value 1)",
                                    ["provider"], registry=r)
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition of this registry."""
-        return generate_latest(self.registry)
+    def render(self, names: Sequence[str] = ()) -> bytes:
+        """The Prometheus text exposition of this registry; with ``names`` (sample names,
+        e.g. ``stream_detector_records_in_total``) only those samples, as Prometheus'
+        ``name[]`` scrape parameter asks (prometheus_client's ``restricted_registry``).
+
+        A whole rendering takes about 0.9 ms on a slow 2-core host; polled 20 times a
+        second (the throughput benchmark) it took ~4% of the worker's event loop, where one
+        counter costs a few percent of that.
+
+        >>> m = WorkerMetrics(); m.records_in.labels(kind="series").inc(3)
+        >>> m.render(["stream_detector_records_in_total"]).decode().splitlines()[-1]
+        'stream_detector_records_in_total{kind="series"} 3.0'
+        """
+        return generate_latest(self.registry.restricted_registry(names) if names
+                               else self.registry)
 
 
 @dataclass(slots=True)

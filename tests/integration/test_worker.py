@@ -85,6 +85,9 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
         dead = consume(kafka_broker, worker.topics["dead"], len(BAD), 30)
         status, health = worker.get("/health")
         metrics = worker.get("/metrics")[1].decode()
+        # Prometheus' name[] filter: only the samples asked for (the benchmarks poll this)
+        only = worker.get("/metrics?name%5B%5D=stream_detector_records_in_total"
+                          "&name%5B%5D=stream_detector_degraded")[1].decode()
 
     logs = [json.loads(line) for line in worker.log.read_text().splitlines()
             if line.startswith("{")]
@@ -106,3 +109,8 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
     assert 'stream_detector_invalid_records_total{reason="oversize"} 1.0' in metrics
     assert 'stream_detector_windows_scored_total{model="tiny"}' in metrics
     assert 'stream_detector_provider_info{provider="CPUExecutionProvider"} 1.0' in metrics
+    samples = [line for line in only.splitlines() if not line.startswith("#")]
+    assert {line.partition("{")[0].partition(" ")[0] for line in samples} == {
+        "stream_detector_records_in_total", "stream_detector_degraded"}
+    whole = {line.rpartition(" ")[0] for line in metrics.splitlines()}
+    assert {line.rpartition(" ")[0] for line in samples} <= whole  # its series, no others
