@@ -43,7 +43,7 @@ from stream_detector.core.model_runtime import (
 from stream_detector.core.record_runs import RecordRun, runs_of
 from stream_detector.core.routing import Router
 from stream_detector.core.scoring import ScoreBatch
-from stream_detector.core.timing import IMPUTED, count_flags, observe, plain_steps
+from stream_detector.core.timing import FEW_STEPS, IMPUTED, count_flags, observe, plain_steps
 from stream_detector.core.windowing import WindowState
 
 __all__ = ["Pipeline"]
@@ -177,8 +177,8 @@ class Pipeline:
             texts += r.texts
             ends.append(len(texts))
         arrays = [a for r in runs if (a := r.ns_array) is not None]
-        times: Sequence[int] | npt.NDArray[np.int64] = (
-            np.concatenate(arrays) if len(arrays) == len(runs) else ns)
+        times: Sequence[int] | npt.NDArray[np.int64] = (  # a few times: the list
+            np.concatenate(arrays) if len(arrays) == len(runs) and len(ns) > FEW_STEPS else ns)
         if not plain_steps(state.window.clock, times, model.time, min_run=1):
             return None
         first = state.window.count

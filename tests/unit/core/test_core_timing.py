@@ -285,17 +285,20 @@ def test_plain_steps_is_observe_when_it_says_so_and_changes_nothing_otherwise(
         assert took  # every step plain: the fast path takes the run
 
 
-@settings(max_examples=200, deadline=None)
-@given(steps=st.lists(st.integers(-50, 400), min_size=1, max_size=3),
-       start=st.sampled_from([0, 10_000]))
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(st.integers(-50, 400), min_size=1, max_size=20),
+       start=st.sampled_from([0, 10_000]), short_step=st.booleans())
 def test_plain_steps_on_short_runs_matches_observe_for_lists_and_arrays(
-    steps: list[int], start: int
+    steps: list[int], start: int, short_step: bool
 ) -> None:
-    """Runs of 1-3 records (a key's messages grouped: ``min_run=1``), the first step alone
-    out of range included: list and array answers agree with record-by-record observe."""
-    from stream_detector.core.timing import plain_steps
+    """Runs of 1-20 records (a key's messages grouped: ``min_run=1``; lists of up to
+    FEW_STEPS are checked in Python, longer ones and arrays by numpy), the first step
+    alone out of range included: list and array answers agree with record-by-record
+    observe, with steps over the plain step (``short_step``) and without."""
+    from stream_detector.core.timing import FEW_STEPS, plain_steps
 
-    p = TimePolicy.from_cadence(300.0)
+    assert 3 < FEW_STEPS < 20  # both paths drawn
+    p = TimePolicy(300) if short_step else TimePolicy.from_cadence(300.0)
     times = [int(t) for t in np.cumsum(steps) + start]
     one = Watermark(start)
     flags = [observe(one, t, p) for t in times]
