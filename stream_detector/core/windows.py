@@ -11,7 +11,7 @@ Window ``i`` holds records ``i*stride .. i*stride + window - 1``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,8 @@ from schemas.records import MAX_FEATURES, MAX_WINDOW_LENGTH
 from stream_detector.core.timing import LATE
 
 __all__ = ["Window", "WindowRun", "check_bounds", "sliding_windows"]
+
+_FEW_WINDOWS: Final = 8  # up to this many, copied one by one (np.stack's Python costs more)
 
 
 class Window(NamedTuple):
@@ -117,13 +119,14 @@ def _stacked(windows: Sequence[Window], features: int, length: int,
              into: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32]:
     """The windows' values as one ``(len(windows), length, features)`` array (in ``into``
     when given; a view of the one window's values when alone)."""
-    if into is not None:
-        return np.stack([w.values for w in windows], out=into)
-    if len(windows) == 1:
+    if into is None and len(windows) == 1:
         return windows[0].values[None]  # a view: one window needs no copy
-    if windows:
-        return np.stack([w.values for w in windows])
-    return np.empty((0, length, features), dtype=np.float32)
+    if len(windows) <= _FEW_WINDOWS:  # a few: one assignment each beats np.stack's calls
+        out = np.empty((len(windows), length, features), np.float32) if into is None else into
+        for k, w in enumerate(windows):
+            out[k] = w.values
+        return out
+    return np.stack([w.values for w in windows], out=into)
 
 
 def sliding_windows(values: npt.ArrayLike, window: int, stride: int = 1) -> npt.NDArray[np.float32]:
