@@ -73,9 +73,9 @@ class Child:
 
     def metric(self, name: str) -> float:
         """The sum of a worker's samples called ``name``, from ``/metrics?name[]=name``:
-        only that sample rendered (a whole exposition, polled every 50 ms, took ~7% of
-        the worker's event loop at 100 records a message, py-spy; one sample a few
-        percent of that)."""
+        only that sample rendered. Polled every 50 ms at 100 records a message (py-spy),
+        the whole page took 6.7-6.9% of the worker's event loop, this one sample 3.6%
+        (aiohttp's handling of the request, mostly)."""
         from benchmarks.report import prometheus_value
 
         query = urllib.parse.urlencode({"name[]": name})
