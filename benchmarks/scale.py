@@ -89,10 +89,6 @@ def _proc_bytes(c: Child, field: str) -> int:
     return proc_status_bytes(Path(f"/proc/{c.proc.pid}/status").read_text(), field)
 
 
-def _metric(c: Child, name: str) -> float:
-    return c.metric(name)
-
-
 def _wait_assigned(workers: Sequence[Child], timeout: float) -> None:
     """Until every worker holds its share of the input partitions, twice in a row (the
     gauge is refreshed every second), so no rebalance falls in the timed records."""
@@ -100,7 +96,7 @@ def _wait_assigned(workers: Sequence[Child], timeout: float) -> None:
     seen: list[bool] = []
 
     def settled() -> bool:
-        got = [_metric(w, "stream_detector_kafka_assigned_partitions") for w in workers]
+        got = [w.metric("stream_detector_kafka_assigned_partitions") for w in workers]
         seen.append(all(g == share for g in got))
         return len(seen) >= 2 and seen[-1] and seen[-2]
 
@@ -173,14 +169,14 @@ def _follow(workers: Sequence[Child], changelog: _Changelog, p: Plan,
         for w in workers:
             w.check()
         t0 = time.monotonic()
-        count = sum(_metric(w, name) for w in workers)
+        count = sum(w.metric(name) for w in workers)
         samples.append(((t0 + time.monotonic()) / 2, count))
         if count >= p.warm_records and "start" not in marks:
             marks["start"], cpu = changelog.ends(), [_cpu_seconds(workers)]
         time.sleep(0.05)
     marks["end"], cpu = changelog.ends(), [*cpu, _cpu_seconds(workers)]
     return {"samples": samples, "marks": marks, "cpu_seconds": cpu[-1] - cpu[0],
-            "per_worker": [_metric(w, name) for w in workers]}
+            "per_worker": [w.metric(name) for w in workers]}
 
 
 def _read_back(changelog: _Changelog, marks: dict[str, dict[int, int]]) -> dict[str, Any]:
