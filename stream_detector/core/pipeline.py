@@ -176,9 +176,11 @@ class Pipeline:
             ns += r.epoch_ns
             texts += r.texts
             ends.append(len(texts))
-        arrays = [a for r in runs if (a := r.ns_array) is not None]
-        times: Sequence[int] | npt.NDArray[np.int64] = (  # a few times: the list
-            np.concatenate(arrays) if len(arrays) == len(runs) and len(ns) > FEW_STEPS else ns)
+        times: Sequence[int] | npt.NDArray[np.int64] = ns  # a few times: the list
+        if len(ns) > FEW_STEPS:  # many: the runs' int64 arrays joined, when each has one
+            arrays = [a for r in runs if (a := r.ns_array) is not None]
+            if len(arrays) == len(runs):
+                times = np.concatenate(arrays)
         if not plain_steps(state.window.clock, times, model.time, min_run=1):
             return None
         first = state.window.count
