@@ -42,16 +42,24 @@ _PROTOCOL_HINTS = ("incorrect security.protocol", "connecting to a SSL listener"
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages.
+    """The URL without its password, for messages; text before an ``@`` that does not
+    parse as a URL's ``user:password`` (no scheme, a ``/`` in the password) is hidden
+    whole, scheme aside.
 
     >>> safe_url("rediss://app:s3cret@db:6380/0")
     'rediss://app:***@db:6380/0'
+    >>> safe_url("app:s3cret@db:6379"), safe_url("redis://app:s3/cret@db")
+    ('***@db:6379', 'redis://***@db')
     """
     parts = urlsplit(url)
-    if parts.password is None:
+    if parts.password is not None and f":{parts.password}@" in parts.netloc:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    if "@" not in url:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    head, _, host = url.rpartition("@")
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}{sep}***@{host}" if sep else f"***@{host}"
 
 
 class _Reports(logging.Handler):

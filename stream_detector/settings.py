@@ -232,7 +232,10 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, v: str) -> str:
         scheme = urlsplit(v).scheme
         if scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError(f"Redis URL must start with redis://, rediss:// or unix://, got {v!r}")
+            from stream_detector.connectivity import safe_url
+
+            raise ValueError("Redis URL must start with redis://, rediss:// or unix://, got "
+                             f"{safe_url(v)!r}")  # never its password (invalid_settings)
         return v
 
     # --- derived client configurations -------------------------------------------------

@@ -84,3 +84,6 @@ def test_redis_errors_become_one_line(settings: Settings, error: Exception, expe
 def test_urls_lose_their_password() -> None:
     assert safe_url("rediss://app:s3cret@db:6380/0") == "rediss://app:***@db:6380/0"
     assert safe_url("redis://db:6379/0") == "redis://db:6379/0"
+    assert safe_url("app:s3cret@db:6379") == "***@db:6379"  # no scheme: not a URL's userinfo
+    assert safe_url("rediss://app:s3/cret@db:6380/0") == "rediss://***@db:6380/0"
+    assert safe_url("redis://a@b:c@db") == "redis://a@b:***@db"

@@ -26,6 +26,19 @@ def test_rejects_bad_urls() -> None:
         kafka_bootstrap_servers("kafka://,")
 
 
+@pytest.mark.parametrize("url", [
+    "http://app:hunter2@cache:6379/0", "app:hunter2@cache:6379", "ftp://app:hun/ter2@cache",
+    "app:hunter2@", "kafka://app:hunter2@", "redis//app:hunter2@cache"])
+def test_a_refused_redis_url_is_named_without_its_password(url: str) -> None:
+    from stream_detector.cli.common import settings_for
+
+    with pytest.raises(ConfigurationError) as refused:  # what the CLI prints
+        settings_for(redis_url=url)
+    said = str(refused.value)
+    assert "must start with redis://" in said and "***@" in said
+    assert "hunter2" not in said and "hun/ter2" not in said
+
+
 def test_sasl_ssl_options_reach_confluent_config_and_secret_stays_hidden(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
