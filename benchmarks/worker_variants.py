@@ -73,7 +73,7 @@ def _quiet_log() -> None:
 def _no_faust_patch() -> None:
     from stream_detector.worker import faust_patch
 
-    faust_patch.install = lambda: False  # type: ignore[assignment]  # Faust as upstream
+    faust_patch.install = lambda: False  # Faust as upstream
 
 
 def apply(variant: str) -> None:
