@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from stream_detector.exceptions import ConnectionFailed
 
@@ -42,20 +42,30 @@ _PROTOCOL_HINTS = ("incorrect security.protocol", "connecting to a SSL listener"
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages; text before an ``@`` that does not
+    """The URL without its password, for messages: the one in its userinfo and a
+    ``password`` query parameter (redis-py reads both). Text before an ``@`` that does not
     parse as a URL's ``user:password`` (no scheme, a ``/`` in the password) is hidden
-    whole, scheme aside.
+    whole, scheme aside; an ``@`` in the path of a URL with no host (``unix:///...``) is
+    the path's.
 
     >>> safe_url("rediss://app:s3cret@db:6380/0")
     'rediss://app:***@db:6380/0'
     >>> safe_url("app:s3cret@db:6379"), safe_url("redis://app:s3/cret@db")
     ('***@db:6379', 'redis://***@db')
+    >>> safe_url("unix:///run/redis@a.sock?db=0&password=s3cret")
+    'unix:///run/redis@a.sock?db=0&password=***'
     """
     parts = urlsplit(url)
+    if "password=" in parts.query:
+        query = "&".join(f"{k}=***" if k == "password" else f"{k}={v}"
+                         for k, v in parse_qsl(parts.query, keep_blank_values=True))
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)  # urlunsplit drops unix:'s //
+        parts = urlsplit(url)
     if parts.password is not None and f":{parts.password}@" in parts.netloc:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
         return urlunsplit(parts._replace(netloc=netloc))
-    if "@" not in url:
+    if "@" not in url or (parts.scheme and "@" not in parts.netloc and url.startswith(
+            f"{parts.scheme}:///")):
         return url
     head, _, host = url.rpartition("@")
     scheme, sep, _ = head.partition("://")

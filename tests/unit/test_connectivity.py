@@ -87,3 +87,8 @@ def test_urls_lose_their_password() -> None:
     assert safe_url("app:s3cret@db:6379") == "***@db:6379"  # no scheme: not a URL's userinfo
     assert safe_url("rediss://app:s3/cret@db:6380/0") == "rediss://***@db:6380/0"
     assert safe_url("redis://a@b:c@db") == "redis://a@b:***@db"
+    assert safe_url("redis://db:6379/0?password=s3cret") == "redis://db:6379/0?password=***"
+    assert safe_url("rediss://u:s3cret@db/0?password=s3cret&db=1") == (
+        "rediss://u:***@db/0?password=***&db=1")
+    assert safe_url("unix:///run/redis@main.sock") == "unix:///run/redis@main.sock"  # a path
+    assert safe_url("unix://app@/run/redis.sock") == "unix://***@/run/redis.sock"
