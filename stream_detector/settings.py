@@ -38,16 +38,52 @@ def _default_cache_dir() -> Path:
 def kafka_bootstrap_servers(url: str) -> str:
     """Turn ``kafka://h1:9092,h2:9092`` (or a bare ``h:p`` list) into ``h1:9092,h2:9092``.
 
+    Brokers are separated by ``,`` or ``;``; a broker without a port gets the client's
+    default (9092); IPv6 addresses go in brackets (``[::1]:9092``).
+
+    Raises:
+        ConfigurationError: no broker named, a scheme other than ``kafka://``, a port that
+            is not a number from 1 to 65535, a path or blank inside a broker's address, or
+            credentials in the URL (``user:password@``: those belong in the SASL settings,
+            and the message never repeats them).
+
     >>> kafka_bootstrap_servers("kafka://127.0.0.1:9092")
     '127.0.0.1:9092'
     >>> kafka_bootstrap_servers("kafka://a:1;b:2")
     'a:1,b:2'
     """
-    rest = url.split("://", 1)[1] if "://" in url else url
-    hosts = [h.strip() for h in rest.replace(";", ",").split(",") if h.strip()]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        rest = url
+    elif scheme.lower() != "kafka":
+        raise ConfigurationError(f"Kafka URL must start with kafka://, not {scheme}://; "
+                                 "use kafka://HOST:PORT[,HOST:PORT]")
+    hosts = [h.strip().rstrip("/") for h in rest.replace(";", ",").split(",") if h.strip()]
     if not hosts:
         raise ConfigurationError(f"Kafka URL {url!r} names no broker; use kafka://HOST:PORT")
-    return ",".join(h.rstrip("/") for h in hosts)
+    for host in hosts:
+        _check_broker(host)
+    return ",".join(hosts)
+
+
+def _check_broker(host: str) -> None:
+    if "@" in host:
+        raise ConfigurationError(
+            "Kafka URL carries credentials (user:password@); set them in "
+            "STREAM_DETECTOR_KAFKA_SASL_USERNAME and STREAM_DETECTOR_KAFKA_SASL_PASSWORD "
+            "with STREAM_DETECTOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL instead")
+    if host.startswith("["):  # [IPv6]:port
+        name, bracket, after = host[1:].partition("]")
+        port = after.removeprefix(":")
+        bad = not (bracket and name) or after[:1] not in ("", ":") or after == ":"
+    else:
+        name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+        bad = not name or ":" in name or bool(colon and not port)
+    bad = bad or any(c in name for c in "/ \t?#[]") or (
+        port != "" and not (port.isdigit() and 0 < int(port) < 65536))
+    if bad:
+        raise ConfigurationError(f"Kafka broker {host!r} is not HOST:PORT (port 1-65535); "
+                                 "use kafka://HOST:PORT[,HOST:PORT]")
 
 
 class Settings(BaseSettings):

@@ -39,6 +39,41 @@ def test_a_refused_redis_url_is_named_without_its_password(url: str) -> None:
     assert "hunter2" not in said and "hun/ter2" not in said
 
 
+@pytest.mark.parametrize(("url", "servers"), [
+    ("kafka://a:1", "a:1"), ("a:1,b", "a:1,b"), ("KAFKA://h:9092/", "h:9092"),
+    ("kafka://[::1]:9092; [fe80::2]", "[::1]:9092,[fe80::2]"),
+])
+def test_kafka_urls_name_brokers_with_optional_ports(url: str, servers: str) -> None:
+    assert Settings(kafka_url=url).bootstrap_servers == servers
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://h:9092", "must start with kafka://, not http://"),
+    ("redis://cache:6379/0", "must start with kafka://, not redis://"),
+    ("kafka://h:abc", "'h:abc' is not HOST:PORT"), ("kafka://h:0", "'h:0'"),
+    ("kafka://h:65536", "'h:65536'"), ("kafka://h:", "'h:'"),
+    ("kafka://a:1,h:9092/topic", "'h:9092/topic'"), ("kafka://h q:1", "'h q:1'"),
+    ("::1:9092", "'::1:9092'"), ("[::1:9092", "'[::1:9092'"), ("[::1]9092", "'[::1]9092'"),
+])
+def test_a_malformed_kafka_url_is_refused_naming_the_fault(url: str, says: str) -> None:
+    from stream_detector.cli.common import settings_for
+
+    with pytest.raises(ConfigurationError, match="STREAM_DETECTOR_KAFKA_URL") as refused:
+        settings_for(kafka_url=url)
+    assert says in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["kafka://app:hunter2@b1:9093", "b0:1,app:hunter2@b1:9093",
+                                 "kafka://b0:1;hunter2@b1"])
+def test_credentials_in_the_kafka_url_are_refused_without_repeating_them(url: str) -> None:
+    from stream_detector.cli.common import settings_for
+
+    with pytest.raises(ConfigurationError) as refused:  # what the CLI prints
+        settings_for(kafka_url=url)
+    said = str(refused.value)
+    assert "KAFKA_SASL_PASSWORD" in said and "hunter2" not in said and "b1" not in said
+
+
 def test_sasl_ssl_options_reach_confluent_config_and_secret_stays_hidden(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
