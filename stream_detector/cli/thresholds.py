@@ -20,6 +20,7 @@ from stream_detector.cli.common import (
     RedisOption,
     app,
     console,
+    err_console,
     fail,
     one_line_errors,
     say,
@@ -267,9 +268,16 @@ def thresholds_publish(
     model: Annotated[Path, typer.Option(
         "--model", "-m", help="model folder, or registry/NAME (its newest version)")],
     version: VersionOption = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="also drop the thresholds keys were given since (thresholds set, the "
+        "explorer): Redis then holds exactly the card's")] = False,
     redis: RedisOption = None,
 ) -> None:
     """Copy a model card's calibrated thresholds (default and per key) into Redis.
+
+    A key given a threshold of its own since (``thresholds set``, the explorer) keeps it,
+    ahead of the published default: the command names such keys, and ``--replace`` drops
+    them.
 
     Example: ``stream-detector thresholds publish --model registry/Twitter_volume_AAPL``
     """
@@ -278,9 +286,27 @@ def thresholds_publish(
         if card is None:
             raise ConfigurationError(f"{model} is not a model folder or registry entry")
         with _threshold_store(redis) as store:
-            count = store.publish_from_card(card)
+            count = store.publish_from_card(card, replace=replace)
+            kept = {} if replace else store.kept(card)
     say(f"published {count} threshold(s) of {card.name} {card.version} "
          f"(default {card.thresholds.default!r})")
+    if kept:
+        _warn_kept(model, kept)
+
+
+def _warn_kept(model: Path, kept: dict[str, ThresholdEntry]) -> None:
+    """One line naming the keys whose own thresholds outrank the default just published."""
+    shown = [f"{k} {e.value!r} ({e.method}, set {e.set_at} by {e.set_by or 'unknown'})"
+             for k, e in sorted(kept.items())[:3]]
+    more = f" and {len(kept) - 3} more" if len(kept) > 3 else ""
+    example = next(iter(sorted(kept)))
+    err_console.print(
+        f"[yellow]warning:[/] {len(kept)} key(s) keep a threshold of their own in Redis, which "
+        f"workers apply instead of the default: {escape('; '.join(shown))}{more}. Drop them "
+        f"with `stream-detector thresholds publish --model {escape(str(model))} --replace`, "
+        "or one with "
+        f"`stream-detector thresholds delete {escape(str(model))} {escape(example)}`",
+        highlight=False, markup=True, soft_wrap=True)
 
 
 @thresholds_app.command("delete")

@@ -233,13 +233,33 @@ class ThresholdStore:
         removed, _ = pipe.execute()
         return bool(removed)
 
-    def publish_from_card(self, card: ModelCard, *, set_by: str = "model-card") -> int:
-        """Write the card's calibrated default and per-key thresholds; returns the count."""
+    def publish_from_card(self, card: ModelCard, *, set_by: str = "model-card",
+                          replace: bool = False) -> int:
+        """Write the card's calibrated default and per-key thresholds; returns the count.
+
+        Keys given a threshold of their own since (``thresholds set``, the explorer) keep
+        it, ahead of the published default (:meth:`kept` lists them), unless ``replace``:
+        then the version's hash is rewritten in the same transaction, holding exactly the
+        card's thresholds, and workers reload it whole."""
         th = card.thresholds
         values = {DEFAULT_KEY: th.default, **th.per_key}
         entries = {
             k: ThresholdEntry(value=v, method=th.method, set_at=card.created_at, set_by=set_by)
             for k, v in values.items()
         }
-        self.set_many(card.name, card.version, entries)
+        if not replace:
+            self.set_many(card.name, card.version, entries)
+            return len(entries)
+        name = self._hash(card.name, card.version)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(name)
+        pipe.hset(name, mapping={k: e.to_json() for k, e in entries.items()})
+        pipe.publish(self.channel, change_message(card.name, card.version, None))
+        pipe.execute()
         return len(entries)
+
+    def kept(self, card: ModelCard) -> dict[str, ThresholdEntry]:
+        """Entries of the card's version in Redis for keys the card does not calibrate:
+        thresholds set since, which a worker applies ahead of the card's default."""
+        ours = {DEFAULT_KEY, *card.thresholds.per_key}
+        return {k: e for k, e in self.list(card.name, card.version).items() if k not in ours}

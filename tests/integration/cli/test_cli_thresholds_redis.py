@@ -171,3 +171,43 @@ async def test_namespaces_keep_two_deployments_apart(
 
 def cache_value(cache: ThresholdCache) -> float:
     return cache.lookup("Twitter_volume_AAPL").value
+
+
+@pytest.mark.asyncio
+async def test_publish_names_keys_set_since_and_replace_drops_them(
+    redis_server: ServiceHandle, redis_client: Any, model_dir: Path
+) -> None:
+    """A key set by hand outranks the default a later publish writes: publish says so (the
+    Tour run twice kept its step-4 override), and --replace leaves exactly the card's."""
+    cli(redis_server, "publish", "--model", str(model_dir))
+    cli(redis_server, "set", str(model_dir), "Twitter_volume_GOOG", "2.0", "--new-key",
+        "--by", "alice")
+    cli(redis_server, "set", str(model_dir), "Twitter_volume_AAPL", "4.0")  # the card's key
+    out = cli(redis_server, "publish", "--model", str(model_dir))
+    warned = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1, out
+    assert "1 key(s)" in warned[0] and "Twitter_volume_GOOG 2.0 (manual" in warned[0]
+    assert "by alice" in warned[0] and "--replace" in warned[0]
+    assert "Twitter_volume_AAPL" not in warned[0]  # publish rewrote the card's own key
+    assert json.loads(redis_client.hget("sd:threshold:nab-dense:3", "Twitter_volume_GOOG"))[
+        "value"] == 2.0
+
+    cache = ThresholdCache.from_url(ModelCard.model_validate(CARD), redis_server.url)
+    await cache.start()
+    try:
+        assert cache.lookup("Twitter_volume_GOOG").value == 2.0
+        out = await asyncio.to_thread(cli, redis_server, "publish", "--model", str(model_dir),
+                                      "--replace")
+        assert "published 3 threshold(s)" in out and "warning" not in out
+        done = time.monotonic()
+        while cache.lookup("Twitter_volume_GOOG").value != 0.5 and time.monotonic() - done < 1:
+            await asyncio.sleep(0.01)
+        seen = cache.lookup("Twitter_volume_GOOG")
+        assert (seen.value, seen.source.scope) == (0.5, "default")  # the worker heard it
+    finally:
+        await cache.stop()
+        await cache.client.aclose()
+    listed = json.loads(cli(redis_server, "list", str(model_dir), "--json"))
+    assert {k: e["value"] for k, e in listed.items()} == {
+        "*": 0.5, "Twitter_volume_AAPL": 0.7, "Twitter_volume_FB": 0.9}
+    assert "warning" not in cli(redis_server, "publish", "--model", str(model_dir))
