@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stream_detector.cli.common import app, console, err_console, say
+
+if TYPE_CHECKING:
+    from stream_detector.services.process import ServiceHandle
 
 __all__ = ["services_app"]
 
@@ -43,6 +46,8 @@ def services_start(cache_dir: CacheOption = None) -> None:
     cache = _cache_dir(cache_dir)
     handles = {k: h for k, h in load_state(cache).items() if handle_ready(h)}
     data_root = cache / "services"
+    kept = [name for name, folder in (("kafka", "kafka/data"), ("redis", "redis/appendonlydir"))
+            if name not in handles and (data_root / folder).is_dir()]
     if "redis" not in handles:
         handles["redis"] = RedisServer().start(
             data_dir=data_root / "redis", port=6379, attached=False
@@ -55,6 +60,10 @@ def services_start(cache_dir: CacheOption = None) -> None:
     save_state(cache, handles)
     for name in ("kafka", "redis"):
         console.print(f"{name}: {handles[name].url}  (pid {handles[name].pid})")
+    if kept:  # a worker resumes its key states, a key its threshold set by hand
+        console.print(f"kept from earlier runs in {data_root}: topics, consumer offsets, worker "
+                      "key states and thresholds (`stream-detector services stop --wipe` "
+                      "starts the next run empty)", soft_wrap=True, highlight=False)
     console.print(
         f"export STREAM_DETECTOR_KAFKA_URL={handles['kafka'].url} "
         f"STREAM_DETECTOR_REDIS_URL={handles['redis'].url}",
@@ -64,11 +73,17 @@ def services_start(cache_dir: CacheOption = None) -> None:
 
 
 @services_app.command("stop")
-def services_stop(cache_dir: CacheOption = None) -> None:
+def services_stop(
+    cache_dir: CacheOption = None,
+    wipe: Annotated[bool, typer.Option(
+        "--wipe", help="also delete their data (topics, consumer offsets, worker key states, "
+        "thresholds): the next start is empty")] = False,
+) -> None:
     """Stop the services that ``services start`` started (and nothing else: a recorded pid
-    that now belongs to another process is left alone).
+    that now belongs to another process is left alone). Their data stays for the next
+    start unless ``--wipe``.
 
-    Example: ``stream-detector services stop``
+    Example: ``stream-detector services stop --wipe``
     """
     from stream_detector.services.local import clear_state, load_state
     from stream_detector.services.process import is_alive, owns, stop_handle
@@ -85,9 +100,25 @@ def services_stop(cache_dir: CacheOption = None) -> None:
             say(f"{name}: left alone: pid {handle.pid} is no longer the {name} that "
                  "`services start` started")
     clear_state(cache)
-    if not state:
+    if not state and not wipe:
         say(f"nothing to stop: no services of `stream-detector services start` are recorded "
             f"in {cache} (a different STREAM_DETECTOR_CACHE_DIR or --cache-dir?)")
+    if wipe:
+        _wipe(cache / "services", [h for h in state.values() if is_alive(h.pid) and owns(h)])
+
+
+def _wipe(data_root: Path, running: list[ServiceHandle]) -> None:
+    """Delete the services' data folders, unless one of them still runs."""
+    import shutil
+
+    if running:
+        err_console.print(f"error: not wiped: {', '.join(h.name for h in running)} still "
+                          f"running; its data stays in {data_root}", highlight=False,
+                          markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    for name in ("kafka", "redis"):
+        shutil.rmtree(data_root / name, ignore_errors=True)
+    say(f"wiped {data_root}: the next `services start` is empty")
 
 
 @services_app.command("status")
