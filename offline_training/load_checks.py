@@ -187,8 +187,11 @@ def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        numeric = not pd.to_numeric(column, errors="coerce").isna().any()
+        said = (f"is neither an ISO 8601 timestamp nor {_EPOCH_READ} to 2200" if numeric
+                else "is not an ISO 8601 timestamp")
         raise DataError(
-            f"{where.at(row, name)}: {_plain(column.iloc[row])!r} is not an ISO 8601 timestamp; "
+            f"{where.at(row, name)}: {_plain(column.iloc[row])!r} {said}; "
             "write times as 2015-02-26 21:42:53 or 2015-02-26T21:42:53+01:00 (naive = UTC)"
         )
     low, high = pd.Timestamp(TIMESTAMP_MIN), pd.Timestamp(TIMESTAMP_MAX)
@@ -202,28 +205,33 @@ def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
     return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
 
 
-# Unix epoch numbers by unit, and the magnitudes that mean [2001-09-09, 2286-11-20) in it:
-# the ranges do not overlap, so the unit follows from the numbers themselves.
-_EPOCH_UNITS: tuple[tuple[Literal["s", "ms", "us", "ns"], float], ...] = (
-    ("s", 1e9), ("ms", 1e12), ("us", 1e15), ("ns", 1e18))
+# Unix epoch numbers by unit, each read from 1e8 seconds (1973-03-03) in that unit up to the
+# records' end (TIMESTAMP_MAX, 2200): the spans leave a gap of more than 10x between units,
+# so the unit follows from the numbers themselves; below 1e8 s are counters and YYYYMMDD dates.
+_EPOCH_UNITS: tuple[tuple[Literal["s", "ms", "us", "ns"], int], ...] = (
+    ("s", 1), ("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000))
+_EPOCH_LOW_S = 100_000_000
+_EPOCH_READ = "Unix epoch seconds, ms, us or ns, one unit a column, from 1973-03-03"
 
 
 def _epoch_times(column: pd.Series) -> np.ndarray | None:
-    """A column of Unix epoch numbers (every value in one unit's range, see
-    :data:`_EPOCH_UNITS`: seconds from 2001 on, or ms, us, ns) as datetime64[ns]; None when
-    the column is anything else (then it is read as ISO 8601 text).
+    """A column of Unix epoch numbers (every value in one unit's span, see
+    :data:`_EPOCH_UNITS`: from 1973-03-03 to 2200 in seconds, ms, us or ns) as
+    datetime64[ns]; None when the column is anything else (then it is read as ISO 8601
+    text).
 
     >>> _epoch_times(pd.Series(["1424986973", "1424987273"])).tolist()
     [1424986973000000000, 1424987273000000000]
-    >>> _epoch_times(pd.Series([1424986973000])).tolist(), _epoch_times(pd.Series(["2015"]))
-    ([1424986973000000000], None)
+    >>> _epoch_times(pd.Series([915148800000])).tolist(), _epoch_times(pd.Series(["2015"]))
+    ([915148800000000000], None)
     """
     numbers = pd.to_numeric(column, errors="coerce")
     if numbers.isna().any():
         return None
     values = numbers.to_numpy(np.float64)
-    for unit, low in _EPOCH_UNITS:
-        if ((values >= low) & (values < 10 * low)).all():
+    high_s = int(TIMESTAMP_MAX.timestamp())
+    for unit, scale in _EPOCH_UNITS:
+        if ((values >= _EPOCH_LOW_S * scale) & (values < high_s * scale)).all():
             whole = bool((values == np.round(values)).all())  # ints: exact, no float rounding
             exact = numbers.astype("int64") if whole else numbers
             stamps = pd.to_datetime(exact, unit=unit, utc=True)

@@ -627,6 +627,31 @@ def test_epoch_numbers_are_read_in_the_unit_their_size_says(
         "2015-01-01T00:00:00.000000000")
 
 
+@pytest.mark.parametrize(("first", "read"), [
+    ("915148800", "1999-01-01T00:00:00"), ("915148800000", "1999-01-01T00:00:00"),
+    ("100000000", "1973-03-03T09:46:40"), ("7258117800", "2199-12-31T23:50:00"),
+])
+def test_epoch_numbers_from_1973_to_2200_are_read(tmp_path: Path, first: str, read: str) -> None:
+    data = load(series_csv(tmp_path, f"{first},1"))
+    assert str(data.timestamps[0]).startswith(read)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("numbers", [
+    ("9500000000", "9500000300"),  # seconds of 2271: read as 1686 before (ns wrapped)
+    ("9500000000000", "9500000300000"),  # the same in ms
+    ("0", "1"),  # a row counter
+    ("1420070400", "1420070700000"),  # seconds, then milliseconds
+])
+def test_numbers_that_are_no_epoch_time_are_refused_saying_what_is_read(
+    tmp_path: Path, numbers: tuple[str, str],
+) -> None:
+    path = series_csv(tmp_path, f"{numbers[0]},1", f"{numbers[1]},2")
+    with pytest.raises(DataError, match=r"column 'timestamp': '\d+' is neither an ISO 8601 "
+                                        r"timestamp nor Unix epoch seconds, ms, us or ns, one "
+                                        r"unit a column, from 1973-03-03 to 2200"):
+        load(path)
+
+
 
 @pytest.mark.parametrize(("preamble", "sep"), [
     ("sep=;\n", ";"),  # Excel's European CSV export names its separator first
