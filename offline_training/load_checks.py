@@ -7,6 +7,7 @@ reading of "row" finds the culprit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,7 +87,8 @@ def canonical_columns(names: list[str]) -> list[str]:
 def check_size(path: Path, max_bytes: int) -> None:
     """Reject a missing or empty file, and one over ``max_bytes``, before reading it."""
     if path.is_dir():
-        raise DataError(f"{path} is a folder; give one data file (CSV, JSON or JSON lines)")
+        raise DataError(f"{path} is a folder; give one data file (CSV, Parquet, HDF5, JSON or "
+                        "JSON lines)")
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
     size = path.stat().st_size
@@ -119,8 +121,11 @@ def numeric_column(column: pd.Series, where: Where, name: object) -> np.ndarray:
     unparsed = np.flatnonzero(np.isnan(values))  # few rows: check their text one by one
     for row in unparsed:
         if not _is_missing_token(column.iloc[row]):
-            raise DataError(f"{where.at(int(row), name)}: {_plain(column.iloc[row])!r} is not a "
-                            "number")
+            text = _plain(column.iloc[row])
+            comma = ("; write numbers with a decimal point and no thousands separators (a "
+                     "decimal comma is read in files separated by ; or tab)"
+                     if re.fullmatch(r"\s*[-+]?[\d.,]*\d,\d[\d.,]*\s*", str(text)) else "")
+            raise DataError(f"{where.at(int(row), name)}: {text!r} is not a number{comma}")
     finite = np.isfinite(values)
     huge = np.flatnonzero(finite & (np.abs(values, where=finite, out=np.zeros_like(values))
                                     > MAX_VALUE))

@@ -47,14 +47,20 @@ def check_text(path: Path) -> None:
     Raises
     ------
     DataError
-        The file starts with a compressed, spreadsheet, HDF5 or Parquet signature, or holds
-        NUL bytes in its first 4 KiB (text files never do).
+        The file starts with a compressed, spreadsheet, HDF5 or Parquet signature, is UTF-16
+        text (a byte-order mark, or NUL in every other byte), or holds NUL bytes in its first
+        4 KiB (UTF-8 text files never do).
     """
     with path.open("rb") as handle:
         head = handle.read(4096)
     for magic, what in _NOT_TEXT:
         if head.startswith(magic):
             raise DataError(f"{path}: not CSV text but {what}")
+    sample = head[:64] if len(head) % 2 == 0 else head[:63]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+            len(sample) >= 8 and 0 in sample and (not any(sample[1::2]) or not any(sample[::2]))):
+        raise DataError(f"{path}: not UTF-8 text but UTF-16 (as Excel's \"Unicode text\" "
+                        "export writes); save it as \"CSV UTF-8\"")
     if b"\x00" in head:
         raise DataError(f"{path}: not CSV text (binary bytes in its first 4 KiB); expected a "
                         "CSV, Parquet (.parquet), HDF5 (.h5) or JSON (.json, .jsonl) file")

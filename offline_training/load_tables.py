@@ -8,6 +8,7 @@ the same frames.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,15 +109,30 @@ def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: Wher
     require_columns(list(frame.columns), required, where.name)
 
 
-def require_columns(found: list[str], required: tuple[str, ...], name: object) -> None:
+def require_columns(found: list[str], required: tuple[str, ...], name: object,
+                    hint: str = "") -> None:
     """The one missing-columns check (every command, every format): names what is missing,
-    what was found and what was expected."""
+    what was found and what was expected, and says when the "columns" are a first row of
+    data (a file without its header line); ``hint`` ends the message."""
     missing = [c for c in required if c not in found]
     if missing:
+        if headerless(found):
+            hint = (f"; its first line looks like data, not column names; add a header "
+                    f"line {','.join(required)}")
         raise DataError(
             f"{name}: missing column(s) {missing}; found {list(found)}, "
-            f"expected {list(required)}"
+            f"expected {list(required)}{hint}"
         )
+
+
+def headerless(columns: list[str]) -> bool:
+    """Whether every column name starts like a number or a date (``2014-04-01 00:00:00``,
+    ``19.76``, pandas' ``19.76.1`` for a repeat): the file's first line is data.
+
+    >>> headerless(["2014-04-01 00:00:00", "19.76"]), headerless(["timestamp", "1st_jet"])
+    (True, False)
+    """
+    return bool(columns) and all(re.match(r"[+-]?\.?\d", str(c).strip()) for c in columns)
 
 
 IMPUTED = "imputed"  # the records' flag: the producer filled this value in
@@ -244,26 +260,40 @@ def events_from_frame(
 
 
 _TIME_COLUMNS = frozenset({"timestamp", "date", "time", "datetime"})
+_RECORD_ONLY = frozenset({"value", "store", "item", "sales"})  # record fields, not features
 
 
 def kind_from_columns(columns: list[str], name: object = "the file") -> Kind:
     """Sales if the sales columns are all there, else series if those are, else events.
 
-    A table with a time column (``timestamp``, ``date``, ...) is a series or a sales panel
-    with columns missing, not feature vectors: it gets the missing-columns message of the
-    kind it is closest to, the same message ``score`` gives.
+    A table with a time column (``timestamp``, ``date``, ...) or a column only records have
+    (``value``, ``store``, ``item``, ``sales``) is a series or a sales panel with columns
+    missing, not feature vectors: it gets the missing-columns message of the kind it is
+    closest to, the one ``score`` gives, and how to read it otherwise. So does a file whose
+    first line is data (no header: feature vectors need their names too).
+
+    Raises:
+        DataError: columns missing, as above.
     """
     if set(SALES_COLUMNS) <= set(columns):
         return "sales"
     if set(SERIES_COLUMNS) <= set(columns):
         return "series"
-    if _TIME_COLUMNS & set(columns):
+    if headerless(columns):
+        raise DataError(f"{name}: its first line {list(columns)} looks like data, not column "
+                        "names; add a header line: timestamp,value (a series), "
+                        "date,store,item,sales (sales), or the features' names (events)")
+    if (_TIME_COLUMNS | _RECORD_ONLY) & set(columns):
         # the larger share of its columns present, then the fewer missing ("time,count":
         # a series with other names, not a sales panel missing four columns)
         closest = max((SALES_COLUMNS, SERIES_COLUMNS),
                       key=lambda req: (len(set(req) & set(columns)) / len(req),
                                        -len(set(req) - set(columns))))
-        require_columns(columns, closest, name)
+        hint = ("; read as a sales panel: one series needs the columns timestamp,value"
+                if closest == SALES_COLUMNS else "; rename its columns to timestamp,value"
+                if _TIME_COLUMNS & set(columns) else "; add a timestamp column")
+        require_columns(columns, closest, name,
+                        hint + " (feature vectors without times: --kind events)")
     return "events"
 
 

@@ -448,6 +448,31 @@ def test_duplicates_at_several_times_are_all_counted(tmp_path: Path) -> None:
         load_series(path, strict_time=True)
 
 
+def test_a_value_column_without_times_is_a_series_missing_them_not_events(
+    tmp_path: Path,
+) -> None:
+    # it was trained as a one-feature events model (window 1, times 1970-01-01 + row s)
+    path = write(tmp_path, "v.csv", "value\n" + "".join(f"{i % 5}\n" for i in range(40)))
+    with pytest.raises(DataError, match=r"missing column\(s\) \['timestamp'\]; found "
+                                        r"\['value'\].*add a timestamp column .*--kind events"):
+        load(path)
+    assert load(path, "events").names == ["value"]  # type: ignore[union-attr]  # when asked
+    with pytest.raises(DataError, match=r"read as a sales panel: one series needs the "
+                                        r"columns timestamp,value"):
+        load(write(tmp_path, "d.csv", "date,sales\n2015-01-01,3\n"))
+
+
+@pytest.mark.parametrize("kind", [None, "series"])
+@pytest.mark.parametrize("first", ["2014-04-01 00:00:00,19.76", "1.5,2.5,3", "-1,.5"])
+def test_a_file_without_its_header_line_is_told_so(
+    tmp_path: Path, kind: str | None, first: str,
+) -> None:
+    path = write(tmp_path, "h.csv", f"{first}\n{first}\n")
+    said = r"its first line .*looks like data, not column names; add a header line"
+    with pytest.raises(DataError, match=said):
+        load(path, kind)  # type: ignore[arg-type]  # train guesses the kind; score gives it
+
+
 def test_infer_kind_from_extension_columns_and_json_shape(tmp_path: Path) -> None:
     assert infer_kind(series_csv(tmp_path, "2015-01-01,1")) == "series"
     assert infer_kind(write(tmp_path, "p.csv", "date,store,item,sales\n")) == "sales"
@@ -516,6 +541,9 @@ def test_a_series_column_splits_a_table_into_its_series(tmp_path: Path, name: st
     (b"PK\x03\x04\x14\x00", "a ZIP archive \\(an Excel .xlsx workbook\\?\\)"),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file; name it .h5"),
     (b"timestamp,value\n2015-01-01,\x00\x01", "not CSV text \\(binary bytes"),
+    *[("timestamp,value\r\n2015-01-01,1\r\n".encode(codec),  # Excel's "Unicode text"
+       "not UTF-8 text but UTF-16 .*; save it as \"CSV UTF-8\"")
+      for codec in ("utf-16", "utf-16-le", "utf-16-be")],
 ])
 def test_a_binary_file_given_as_csv_is_named_for_what_it_is(
     tmp_path: Path, head: bytes, what: str,
@@ -693,3 +721,17 @@ def test_columns_left_unread_are_listed(tmp_path: Path) -> None:
     keyed = write(tmp_path, "k.csv", "timestamp,series,value,note\n2015-01-01,a,1,x\n"
                                      "2015-01-01,b,2,y\n")
     assert load(keyed).ignored == ("note",)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("text", "comma"), [
+    ('"19,76"', True), ('"1,234.5"', True), ('"-1.234,5"', True), ("19x", False),
+])
+def test_a_comma_in_a_number_of_a_comma_separated_file_is_explained(
+    tmp_path: Path, text: str, comma: bool,
+) -> None:
+    path = series_csv(tmp_path, "2015-01-01 00:00,1", f"2015-01-01 00:05,{text}")
+    with pytest.raises(DataError, match=r"row 2 \(line 3\), column 'value': '.*' is not a "
+                                        r"number") as refused:
+        load(path)
+    assert ("a decimal comma is read in files separated by ; or tab" in str(refused.value)) \
+        is comma
