@@ -33,12 +33,14 @@ def worker(
     Example: ``stream-detector worker --model registry/nab --input records --output anomalies``
     """
     from stream_detector.cli.checks import model_path, require_kafka
+    from stream_detector.worker.topics import check_topic_roles
 
     with one_line_errors():
         for path in model:
             check_param(model_path, path, "--model")
         settings = settings_for(input_topic=input_topic, output_topic=output_topic,
                              dead_letter_topic=dead_letter, kafka_url=kafka, redis_url=redis)
+        check_topic_roles(settings)  # before any network: a loop is refused at once
         require_kafka(settings)  # Redis may be down: the worker then starts degraded
     from stream_detector.worker.app import run_worker
 

@@ -17,11 +17,37 @@ from stream_detector.connectivity import check_kafka
 from stream_detector.exceptions import ConfigurationError
 from stream_detector.settings import Settings
 
-__all__ = ["create_missing", "ensure_topics"]
+__all__ = ["check_topic_roles", "create_missing", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
 _LEGAL: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's Topic.validate
+
+
+_CLASHES: Final = {  # two roles on one topic, and what would go wrong
+    ("input", "output"): "the worker would read its anomaly events back as records",
+    ("input", "dead-letter"): "a bad record's dead letter would be consumed again, forever",
+    ("output", "dead-letter"): "consumers of anomaly events would get dead letters",
+}
+
+
+def check_topic_roles(settings: Settings) -> None:
+    """Refuse a worker whose input, output and dead-letter topics are not three topics.
+
+    Raises
+    ------
+    ConfigurationError
+        Two roles name one topic (the message says what would go wrong and which settings
+        and flags name them).
+    """
+    roles = {"input": settings.input_topic, "output": settings.output_topic,
+             "dead-letter": settings.dead_letter_topic}
+    for (a, b), why in _CLASHES.items():
+        if roles[a] == roles[b]:
+            raise ConfigurationError(
+                f"the {a} and {b} topics are both {roles[a]!r}: {why}; give each its own "
+                "(--input/--output/--dead-letter, or STREAM_DETECTOR_INPUT_TOPIC, "
+                "_OUTPUT_TOPIC, _DEAD_LETTER_TOPIC)")
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
@@ -32,10 +58,11 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
     ConnectionFailed
         Kafka refuses these settings (credentials, TLS, protocol) or does not answer.
     ConfigurationError
-        A topic cannot be created.
+        Two roles share a topic (:func:`check_topic_roles`), or a topic cannot be created.
     """
     from confluent_kafka.admin import AdminClient
 
+    check_topic_roles(settings)
     check_kafka(settings, timeout)  # wrong credentials or TLS: one clear line, in seconds
     names = [settings.input_topic, settings.output_topic, settings.dead_letter_topic]
     create_missing(settings, names, timeout)

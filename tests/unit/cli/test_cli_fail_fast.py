@@ -79,6 +79,18 @@ CASES = {
          "--out", "{tmp}/ev"], "cannot read label windows"),
     "unknown command": (["nosuch"], "No such command"),
     "worker, model missing": (["worker", "--model", "{tmp}/none"], "does not exist"),
+    # a dead letter's topic read as input looped one bad message into thousands
+    "worker, dead letters into its input": (
+        ["worker", "--model", "{model}", "--input", "loop", "--dead-letter", "loop",
+         "--kafka", "kafka://127.0.0.1:{port}"],
+        "the input and dead-letter topics are both 'loop': a bad record's dead letter would "
+        "be consumed again, forever"),
+    "worker, events into its input": (
+        ["worker", "--model", "{model}", "--input", "t", "--output", "t", "--kafka",
+         "kafka://127.0.0.1:{port}"], "the input and output topics are both 't'"),
+    "worker, events and dead letters in one topic": (
+        ["worker", "--model", "{model}", "--output", "o", "--dead-letter", "o", "--kafka",
+         "kafka://127.0.0.1:{port}"], "the output and dead-letter topics are both 'o'"),
     "ui, model missing": (["ui", "--model", "{tmp}/none", "--kafka",
                            "kafka://127.0.0.1:{port}"], "--model: {tmp}/none does not exist"),
     "wrong --kind": (["replay", "{data}", "--kind", "serie"],
