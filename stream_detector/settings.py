@@ -28,6 +28,7 @@ __all__ = ["Settings", "get_settings", "invalid_settings", "kafka_bootstrap_serv
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _NAMESPACED = ("input_topic", "output_topic", "dead_letter_topic", "app_id")
 
 
@@ -139,7 +140,8 @@ class Settings(BaseSettings):
 
     # --- Worker ------------------------------------------------------------------------
     app_id: str = Field(
-        "stream-detector", description="Faust app id: consumer group and changelog prefix"
+        "stream-detector", pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Faust app id: consumer group and changelog prefix"
     )
     batch_max: int = Field(
         1024, ge=1, le=65536, description="most events the worker scores in one batch"
@@ -225,7 +227,8 @@ class Settings(BaseSettings):
         default_factory=_default_cache_dir,
         description="downloads and local services (Kafka jars, broker data)",
     )
-    log_level: str = Field("INFO", description="logging level")
+    log_level: LogLevel = Field("INFO", description="logging level: DEBUG, INFO, WARNING, "
+                                "ERROR or CRITICAL")
     log_format: Literal["text", "json"] = Field(
         "text", description="worker log lines: text, or one JSON object per line"
     )
@@ -254,6 +257,21 @@ class Settings(BaseSettings):
         """Prefix of every Redis key and channel of this deployment (``sd:`` or ``sd:NS:``)."""
         return redis_prefix(self.namespace)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_session(self) -> Settings:
+        if self.heartbeat_interval * 3 > self.session_timeout:  # Kafka's consumer guidance
+            raise ValueError(
+                f"STREAM_DETECTOR_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g} s) must be "
+                "at most a third of STREAM_DETECTOR_SESSION_TIMEOUT "
+                f"({self.session_timeout:g} s), or the group drops the worker between "
+                "heartbeats")
+        return self
+
     @field_validator("kafka_url")
     @classmethod
     def _check_kafka_url(cls, v: str) -> str:
@@ -272,6 +290,17 @@ class Settings(BaseSettings):
 
             raise ValueError("Redis URL must start with redis://, rediss:// or unix://, got "
                              f"{safe_url(v)!r}")  # never its password (invalid_settings)
+        parts = urlsplit(v)
+        try:
+            port = parts.port  # ValueError: not a number, or out of range
+        except ValueError:
+            port = 0
+        db = parts.path.strip("/") if scheme != "unix" else "0"
+        if port == 0 or not (db == "" or db.isdigit()):
+            from stream_detector.connectivity import safe_url
+
+            raise ValueError(f"Redis URL {safe_url(v)!r} needs a port from 1 to 65535 (or none) "
+                             "and a database number: redis://HOST:PORT/DB")
         return v
 
     # --- derived client configurations -------------------------------------------------

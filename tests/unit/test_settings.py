@@ -177,3 +177,38 @@ def test_the_command_line_says_it_in_one_line_without_a_traceback() -> None:
     assert done.stderr.strip().splitlines() == [
         "error: STREAM_DETECTOR_SESSION_TIMEOUT: input should be a valid number, unable to "
         "parse string as a number"]
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://127.0.0.1:99999/0"}, "port from 1 to 65535"),
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://h:abc/0"}, "redis://HOST:PORT/DB"),
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://h:0/0"}, "port from 1 to 65535"),
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://u:hunter2@h:6379/abc"}, "'redis://u:***@h:6379/abc'"),
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://h:6379/0/extra"}, "a database number"),
+    ({"STREAM_DETECTOR_LOG_LEVEL": "LOUD"}, "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+    ({"STREAM_DETECTOR_APP_ID": "bad id!"}, "STREAM_DETECTOR_APP_ID"),
+    ({"STREAM_DETECTOR_HEARTBEAT_INTERVAL": "30"},
+     "STREAM_DETECTOR_HEARTBEAT_INTERVAL (30 s) must be at most a third of "
+     "STREAM_DETECTOR_SESSION_TIMEOUT (8 s)"),
+])
+def test_settings_that_could_only_fail_later_are_one_line_now(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], said: str,
+) -> None:
+    from stream_detector.cli.common import settings_for
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as refused:  # tracebacks or a churning group before
+        settings_for()
+    assert said in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["redis://h", "redis://h:6379", "redis://h:6379/", "rediss://h/2",
+                                 "unix:///run/redis.sock?db=1"])
+def test_redis_urls_without_a_port_or_database_still_work(url: str) -> None:
+    assert Settings(redis_url=url).redis_url == url
+
+
+def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_DETECTOR_LOG_LEVEL", " debug")
+    assert Settings().log_level == "DEBUG"
