@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from stream_detector.connectivity import safe_url
-from stream_detector.exceptions import ServiceError
+from stream_detector.exceptions import ConfigurationError, ServiceError
 
 if TYPE_CHECKING:
     from stream_detector.settings import Settings
@@ -31,7 +31,9 @@ __all__ = [
     "new_folder",
     "require_kafka",
     "require_redis",
+    "require_worker_host",
     "safe_url",
+    "writable_folder",
 ]
 
 
@@ -140,13 +142,75 @@ def _refused(servers: str, timeout: float) -> str | None:
 
     reason = "no servers"
     for server in servers.split(","):
-        host, _, port = server.strip().rpartition(":")
+        host, port = _host_port(server.strip())
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            with socket.create_connection((host, port), timeout=timeout):
                 return None
         except (OSError, ValueError) as exc:
             reason = f"{server}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
     return reason
+
+
+def _host_port(server: str, default: int = 9092) -> tuple[str, int]:
+    """(host, port) of a checked broker address (``settings.kafka_bootstrap_servers``):
+    ``h:p``, ``[v6]:p``, or a host alone on Kafka's default port.
+
+    >>> _host_port("b1:9093"), _host_port("[::1]:9092"), _host_port("b2"), _host_port("[::1]")
+    (('b1', 9093), ('::1', 9092), ('b2', 9092), ('::1', 9092))
+    """
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default
+    host, colon, port = server.rpartition(":")
+    return (host, int(port)) if colon else (server, default)
+
+
+def require_worker_host(settings: Settings) -> None:
+    """What a worker needs of its own machine: a state folder it can write and a web port
+    free on ``web_host`` (metrics, health). Run after the broker check: it creates the
+    state folder.
+
+    Raises
+    ------
+    ConfigurationError
+        Either is missing; the message names the setting to change.
+    """
+    import socket
+
+    writable_folder(settings.state_dir, "STREAM_DETECTOR_STATE_DIR")
+    if settings.web_port == 0:  # any free port
+        return
+    where = f"{settings.web_host}:{settings.web_port}"
+    try:
+        family = socket.getaddrinfo(settings.web_host, settings.web_port,
+                                    type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            sock.bind((settings.web_host, settings.web_port))
+    except OSError as exc:  # in use, not an address of this machine, or no such host
+        raise ConfigurationError(
+            f"the worker cannot listen on {where} ({exc.strerror or exc}): another worker "
+            "on this machine? set STREAM_DETECTOR_WEB_PORT (0: any free port) or "
+            "STREAM_DETECTOR_WEB_HOST") from None
+
+
+def writable_folder(path: Path, setting: str) -> None:
+    """Create ``path`` if absent and check that files can be written in it.
+
+    Raises
+    ------
+    ConfigurationError
+        It is a file, or cannot be created or written (names ``setting``).
+    """
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(f"{setting}: cannot write in {path} ({exc.strerror or exc}); "
+                                 "give a folder this user can write") from None
 
 
 def require_redis(settings: Settings, timeout: float = 3.0) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stream_detector.cli.common import app, console, err_console, say
+from stream_detector.cli.common import app, console, err_console, one_line_errors, say
 
 if TYPE_CHECKING:
     from stream_detector.services.process import ServiceHandle
@@ -39,11 +39,14 @@ def services_start(cache_dir: CacheOption = None) -> None:
 
     Example: ``stream-detector services start``
     """
+    from stream_detector.cli.checks import writable_folder
     from stream_detector.services.kafka import KafkaBroker
     from stream_detector.services.local import handle_ready, load_state, save_state
     from stream_detector.services.redis import RedisServer
 
     cache = _cache_dir(cache_dir)
+    with one_line_errors():
+        writable_folder(cache / "services", "STREAM_DETECTOR_CACHE_DIR (--cache-dir)")
     handles = {k: h for k, h in load_state(cache).items() if handle_ready(h)}
     data_root = cache / "services"
     kept = [name for name, folder in (("kafka", "kafka/data"), ("redis", "redis/appendonlydir"))

@@ -32,7 +32,7 @@ def worker(
 
     Example: ``stream-detector worker --model registry/nab --input records --output anomalies``
     """
-    from stream_detector.cli.checks import model_path, require_kafka
+    from stream_detector.cli.checks import model_path, require_kafka, require_worker_host
     from stream_detector.worker.topics import check_topic_roles
 
     with one_line_errors():
@@ -42,6 +42,7 @@ def worker(
                              dead_letter_topic=dead_letter, kafka_url=kafka, redis_url=redis)
         check_topic_roles(settings)  # before any network: a loop is refused at once
         require_kafka(settings)  # Redis may be down: the worker then starts degraded
+        require_worker_host(settings)
     from stream_detector.worker.app import run_worker
 
     run_worker(model, settings)
