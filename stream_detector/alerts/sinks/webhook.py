@@ -6,12 +6,13 @@ nothing here ever prints the whole URL: :func:`mask_url` keeps the scheme and ho
 
 from __future__ import annotations
 
+import base64
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from stream_detector.alerts.formats import Payload, payload_bytes
 from stream_detector.alerts.sinks.base import SinkConfig, SinkError
@@ -66,6 +67,25 @@ def webhook_problem(url: str) -> str | None:
     return None
 
 
+def _without_userinfo(url: str) -> tuple[str, str | None]:
+    """The URL without ``user:password@``, and those as an HTTP Basic ``Authorization``
+    value (RFC 7617; urllib would take them for part of the host name), or None.
+
+    >>> _without_userinfo("https://bot:s%40cret@h.example:8443/hook?x=1")
+    ('https://h.example:8443/hook?x=1', 'Basic Ym90OnNAY3JldA==')
+    >>> _without_userinfo("http://127.0.0.1:9000/hook")
+    ('http://127.0.0.1:9000/hook', None)
+    """
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return (urlunsplit(parts._replace(netloc=host)),
+            "Basic " + base64.b64encode(pair).decode("ascii"))
+
+
 class _Retryable(Exception):
     """A failure worth another try: 5xx, 429, timeouts, refused or reset connections."""
 
@@ -109,7 +129,7 @@ class Webhook:
         if problem is not None:
             raise ConfigurationError(f"webhook URL {problem}; give the full URL, e.g. "
                                      "https://hooks.slack.com/services/T0/B0/XXXX")
-        self._url = url
+        self._url, self._auth = _without_userinfo(url.strip())
         self.target = mask_url(url)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._sleep, self._open = sleep, opener
@@ -134,9 +154,11 @@ class Webhook:
             "check that it is up (offsets are not committed: the events will be retried)")
 
     def _send(self, body: bytes) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+        if self._auth is not None:
+            headers["Authorization"] = self._auth
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            self._url, data=body, method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT})
+            self._url, data=body, method="POST", headers=headers)
         try:
             with self._open(request, self.timeout) as response:
                 response.read()

@@ -120,3 +120,33 @@ def test_build_takes_url_timeout_and_retries_and_needs_a_url() -> None:
     assert (hook.target, hook.timeout, hook.retries) == ("https://hooks.example.com/***", 3.0, 1)
     with pytest.raises(ConfigurationError, match="STREAM_DETECTOR_ALERT_WEBHOOK_URL"):
         build(SinkConfig(None, print))
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_to_a_real_server() -> None:
+    """urllib took ``user:pw@`` for part of the host name: 'Name or service not known'."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers.get("Authorization"), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        sink = Webhook(f"http://bot:s%40cr3t@127.0.0.1:{port}/hook/T?x=1", retries=0)
+        assert "s3cr" not in repr(sink) and "bot" not in repr(sink)
+        sink({"text": "hi"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("/hook/T?x=1", "Basic Ym90OnNAY3IzdA==", b'{"text":"hi"}')]
