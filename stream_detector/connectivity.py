@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
 
 from stream_detector.exceptions import ConnectionFailed
 
@@ -201,7 +201,16 @@ def _admin_client(settings: Settings, reports: _Reports) -> Any:
         return AdminClient(conf)
     except KafkaException as exc:  # a rejected configuration, e.g. an unreadable key file
         reason = exc.args[0].str()
+        for option, setting in _FILE_OPTIONS.items():
+            if f"{option} failed" in reason:  # which file: by the setting that names it
+                reason = (f"{_ENV}{setting} ({getattr(settings, setting.lower())}) is not a "
+                          f"usable PEM file: {reason.rpartition(': ')[2]}")
+                break
         raise ConnectionFailed(f"Kafka client configuration rejected: {reason}") from None
+
+
+_FILE_OPTIONS = {"ssl.certificate.location": "KAFKA_SSL_CERTFILE",
+                 "ssl.key.location": "KAFKA_SSL_KEYFILE", "ssl.ca.location": "KAFKA_SSL_CAFILE"}
 
 
 def _wait_for_brokers(admin: Any, settings: Settings, reports: _Reports, timeout: float) -> int:
@@ -248,11 +257,22 @@ def _redis_diagnosis(settings: Settings, exc: BaseException) -> tuple[str, bool]
 
 def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None:  # noqa: C901
     from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     where = f"Redis at {safe_url(settings.redis_url)}"
     text = str(exc)
-    user = settings.redis_username or "default"
-    tls = urlsplit(settings.redis_url).scheme == "rediss"
+    parts = urlsplit(settings.redis_url)
+    user = settings.redis_username or unquote(parts.username or "") or "default"
+    tls = parts.scheme == "rediss"
+    ca = settings.redis_ssl_ca_certs
+    if tls and ca is not None and "No such file" in text and not ca.is_file():
+        return (f"{_ENV}REDIS_SSL_CA_CERTS names no file ({ca}); give the CA bundle that "
+                "signed the Redis server's certificate")
+    if (tls and isinstance(exc, RedisConnectionError | RedisTimeoutError)
+            and _speaks_resp(parts)):
+        return (f"{where} serves plain Redis, not TLS, on that port; use a redis:// URL in "
+                f"{_ENV}REDIS_URL, or the server's TLS port")
     if isinstance(exc, AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
         if "HELLO must be called" in text or "NOAUTH" in text:
             return (f"{where} requires authentication; set {_ENV}REDIS_USERNAME and "
@@ -263,8 +283,8 @@ def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None
         return (f"{where}: user {user!r} lacks a permission ({text.rstrip('.')}); grant it "
                 "the sd:* keys and channels, e.g. ACL SETUSER NAME ~sd:* &sd:* +@all -@dangerous")
     if "CERTIFICATE_VERIFY_FAILED" in text:
-        ca = settings.redis_ssl_ca_certs or "the system's CA bundle"
-        return (f"{where} presented a TLS certificate that {ca} does not trust; set "
+        trusted = settings.redis_ssl_ca_certs or "the system's CA bundle"
+        return (f"{where} presented a TLS certificate that {trusted} does not trust; set "
                 f"{_ENV}REDIS_SSL_CA_CERTS to the CA that issued it")
     if tls and ("WRONG_VERSION_NUMBER" in text or "wrong version number" in text):
         return (f"{where} does not speak TLS on that port; use a redis:// URL in "
@@ -275,6 +295,18 @@ def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None
     if isinstance(exc, ResponseError):
         return f"{where} refused a command ({text.rstrip('.')})"
     return None
+
+
+def _speaks_resp(parts: SplitResult, timeout: float = 1.0) -> bool:
+    """Whether the Redis URL's server answers a plaintext PING (a RESP reply, ``+``/``-``):
+    asked only after a TLS connection to it failed."""
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379),
+                                      timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16)[:1] in (b"+", b"-")
+    except (OSError, ValueError):
+        return False
 
 
 def check_redis(settings: Settings, timeout: float = 5.0) -> None:

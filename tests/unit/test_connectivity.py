@@ -1,11 +1,15 @@
 """What a refused connection is called: librdkafka's reports and redis-py's errors, as they
 came from the real broker and redis-server of tests/integration/test_secure_refusals.py,
-turned into one line that names the problem and the setting (pure, no network)."""
+turned into one line that names the problem and the setting (no broker or server: a
+loopback socket at most)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from stream_detector.connectivity import describe_redis_error, diagnose_kafka, safe_url
 from stream_detector.settings import Settings
@@ -75,10 +79,39 @@ PLAIN_REDIS = Settings(redis_url="redis://db:6380/0")
      "lacks a permission"),
     (PLAIN_REDIS, ConnectionError("Error 111 connecting to db:6380. Connection refused."),
      "cannot reach Redis at redis://db:6380/0 (Error 111"),
+    # the user named in the URL, not 'default'; a CA file that is not there, by its setting
+    (Settings(redis_url="redis://bob:s3cret@db:6380/0"), AuthenticationError("WRONGPASS"),
+     "rejected user 'bob'"),
+    (REDIS, ConnectionError("Error 2 connecting to db:6380. No such file or directory."),
+     "STREAM_DETECTOR_REDIS_SSL_CA_CERTS names no file (/etc/ca.pem)"),
 ])
 def test_redis_errors_become_one_line(settings: Settings, error: Exception, expected: str) -> None:
     said = describe_redis_error(settings, error)
     assert expected in said and "s3cret" not in said and "\n" not in said
+
+
+def test_tls_to_a_plain_redis_server_is_named_as_such() -> None:
+    """A rediss:// URL on a plain server's port timed out as 'cannot reach ... start it'."""
+    import socket
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def answer() -> None:  # one plaintext PING, as redis-server answers it
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"+PONG\r\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        settings = Settings(redis_url=f"rediss://127.0.0.1:{port}/0")
+        said = describe_redis_error(settings, RedisTimeout("Timeout connecting to server"))
+    assert said == (f"Redis at rediss://127.0.0.1:{port}/0 serves plain Redis, not TLS, on that "
+                    "port; use a redis:// URL in STREAM_DETECTOR_REDIS_URL, or the server's TLS "
+                    "port")
 
 
 def test_urls_lose_their_password() -> None:
@@ -92,3 +125,22 @@ def test_urls_lose_their_password() -> None:
         "rediss://u:***@db/0?password=***&db=1")
     assert safe_url("unix:///run/redis@main.sock") == "unix:///run/redis@main.sock"  # a path
     assert safe_url("unix://app@/run/redis.sock") == "unix://***@/run/redis.sock"
+
+
+@pytest.mark.parametrize(("files", "setting"), [
+    ({"kafka_ssl_certfile": "bad.pem", "kafka_ssl_keyfile": "bad.pem"}, "KAFKA_SSL_CERTFILE"),
+    ({"kafka_ssl_cafile": "bad.pem"}, "KAFKA_SSL_CAFILE"),
+])
+def test_a_file_librdkafka_cannot_read_is_named_by_its_setting(
+    tmp_path: Path, files: dict[str, str], setting: str,
+) -> None:
+    """Before: 'Failed to create admin client: ssl.certificate.location failed: ...PEM lib'."""
+    from stream_detector.connectivity import check_kafka
+    from stream_detector.exceptions import ConnectionFailed
+
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    settings = Settings(kafka_url="kafka://127.0.0.1:1", kafka_security_protocol="SSL",
+                        **{k: str(tmp_path / v) for k, v in files.items()})
+    with pytest.raises(ConnectionFailed, match=rf"STREAM_DETECTOR_{setting} \({tmp_path}/bad.pem\) "
+                                               "is not a usable PEM file"):
+        check_kafka(settings, timeout=2)
