@@ -170,6 +170,11 @@ def _ratio(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
 
 
+def _events(n: int) -> str:
+    """``1 event``, ``6 events``, ``1,024 events``."""
+    return f"{n:,} event{'' if n == 1 else 's'}"
+
+
 def _quality_lines(q: Quality | None, kind: str = "series",
                    auc: float | None = None) -> list[str]:
     if q is None:
@@ -184,7 +189,7 @@ def _quality_lines(q: Quality | None, kind: str = "series",
             "events detected)",
         ]
     return [
-        f"precision: {_ratio(q.precision)} ({q.true_positives} of {q.events} events inside a "
+        f"precision: {_ratio(q.precision)} ({q.true_positives} of {_events(q.events)} inside a "
         "labelled window)",
         f"recall: {_ratio(q.recall)} ({q.detected} of {q.windows} labelled windows detected)",
     ]
@@ -212,7 +217,7 @@ def summary_lines(s: DemoSummary) -> list[str]:
     lat = s.latency
     latency = (
         f"latency: p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms, max {lat.max:.1f} ms "
-        f"(record produced -> anomaly event, {lat.count} events)"
+        f"(record produced -> anomaly event, {_events(lat.count)})"
         if lat.count else "latency: n/a (no anomaly events)"
     )
     seconds = s.processed_seconds
@@ -221,7 +226,7 @@ def summary_lines(s: DemoSummary) -> list[str]:
         f"records: {s.records:,} {s.kind} records of {s.keys:,} key(s) replayed in "
         f"{s.replay_seconds:.1f} s",
         f"windows: {s.windows:,} scored by the worker",
-        f"anomalies: {s.anomalies:,} events (the offline pipeline finds "
+        f"anomalies: {_events(s.anomalies)} (the offline pipeline finds "
         f"{s.offline_anomalies:,}: {same})",
         *_quality_lines(s.quality, s.kind, s.roc_auc),
         f"throughput: {throughput:,.0f} records/s through Kafka and the worker in "

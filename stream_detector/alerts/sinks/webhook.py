@@ -86,6 +86,10 @@ def _without_userinfo(url: str) -> tuple[str, str | None]:
             "Basic " + base64.b64encode(pair).decode("ascii"))
 
 
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
 class _Retryable(Exception):
     """A failure worth another try: 5xx, 429, timeouts, refused or reset connections."""
 
@@ -150,7 +154,7 @@ class Webhook:
             except _Retryable as exc:
                 last = str(exc)
         raise WebhookError(
-            f"webhook {self.target} failed {self.retries + 1} times, last: {last}; "
+            f"webhook {self.target} failed {_times(self.retries + 1)}, last: {last}; "
             "check that it is up (offsets are not committed: the events will be retried)")
 
     def _send(self, body: bytes) -> None:

@@ -138,3 +138,14 @@ def test_the_demo_says_it_leaves_given_services_up(tmp_path: Path) -> None:
     assert stopping_line(after, done=True) == "the worker and the local Kafka are stopped"
     assert stopping_line(DemoOptions(out=tmp_path, kafka="kafka://h:1", redis="redis://h:2/0"),
                          done=True) == "the worker is stopped (the given Kafka and Redis stay up)"
+
+
+def test_one_event_is_not_one_events(run: DemoRun) -> None:
+    from dataclasses import replace
+
+    one = replace(run.summary, anomalies=1, offline_anomalies=1,
+                  latency=latency_stats([5.0]))
+    lines = summary_lines(one)
+    assert any(line.startswith("anomalies: 1 event (") for line in lines), lines
+    assert any("anomaly event, 1 event)" in line for line in lines), lines
+    assert not any("1 events" in line for line in lines)
