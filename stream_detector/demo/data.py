@@ -145,8 +145,17 @@ def _generate(kind: RecordKind, folder: Path) -> tuple[Path, _Labels, dict[str, 
 
 
 def prepare_data(opts: DemoOptions) -> DemoData:
-    """The demo's data: ``--data`` as given, else generated once under ``--out/data``."""
-    if opts.data is not None:
+    """The demo's data: ``--data`` as given, else generated once under ``--out/data``.
+
+    Raises
+    ------
+    DataError
+        ``--data`` cannot be read as records of ``opts.kind`` (checked before anything starts).
+    """
+    if opts.data is not None:  # read once now: a bad file is refused before any service starts
+        from stream_detector.files.history import load_source
+
+        load_source(opts.data, kind=opts.kind, limit=1)
         return DemoData(opts.data, opts.kind, None, sha256_file(opts.data))
     folder = opts.out / "data" / opts.kind
     labels_path = folder / "labels.json"

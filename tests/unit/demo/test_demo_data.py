@@ -60,6 +60,19 @@ def test_given_data_has_no_labels(tmp_path: Path) -> None:
     assert quality_of(data, [("mine", "2020-01-01T00:00:00")]) is None
 
 
+def test_given_data_that_cannot_be_read_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    """The demo started Kafka and Redis (~10 s) and then failed in the training child."""
+    from stream_detector.exceptions import DataError
+
+    path = tmp_path / "mine.csv"
+    path.write_text("2020-01-01 00:00:00,1\n2020-01-01 00:05:00,2\n")
+    with pytest.raises(DataError, match="looks like data, not column names"):
+        prepare_data(DemoOptions(data=path, out=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_model_is_cached_by_data_and_options(tmp_path: Path) -> None:
     opts = DemoOptions(kind="series", out=tmp_path)
     data = prepare_data(opts)
