@@ -76,7 +76,14 @@ async def _serve(app: Any, host: str, port: int, ready: Callable[[str], None]) -
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # in use, not this machine's address, or no such host name
+        await runner.cleanup()
+        raise ServiceError(
+            f"the explorer cannot listen on {host}:{port} ({exc.strerror or exc}); set "
+            "--port or STREAM_DETECTOR_UI_PORT (0: any free port), or "
+            "STREAM_DETECTOR_UI_HOST") from None
     bound = runner.addresses[0][1] if runner.addresses else port
     shown = f"[{host}]" if ":" in host else host
     ready(f"http://{shown}:{bound}/")

@@ -108,3 +108,24 @@ def test_a_namespace_prefixes_the_topics_and_the_threshold_keys() -> None:
     assert explorer.store is not None and explorer.store.namespace == "team-a"
     _, bare = build_explorer(settings, UiOptions(records_topic=""))
     assert bare.records_topic is None
+
+
+@pytest.mark.asyncio
+async def test_a_port_in_use_is_one_error_naming_the_settings() -> None:
+    """aiohttp's OSError came out of `ui` as a traceback."""
+    import socket
+
+    from aiohttp import web
+
+    from stream_detector.exceptions import ServiceError
+    from stream_detector.ui.run import _serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        urls: list[str] = []
+        with pytest.raises(ServiceError, match=rf"cannot listen on 127.0.0.1:{port} \(.*\); "
+                                               r"set --port or STREAM_DETECTOR_UI_PORT"):
+            await _serve(web.Application(), "127.0.0.1", port, urls.append)
+        assert urls == []  # no URL printed for a page that is not served
