@@ -195,6 +195,11 @@ def thresholds_set(
             _check_key(ref, key, store, new_key)
             entry = store.set(ref.name, ref.version, key, value, method=method, set_by=by)
     say(f"{ref.name} {ref.version} " + _entry_text(key, entry, entry.value, "set"))
+    if value <= 0:  # scores are errors (>= 0) or z-scores centred on 0
+        err_console.print(
+            f"[yellow]warning:[/] a threshold of {value!r} is not above 0: most windows score "
+            "above it, so nearly every one alerts (the default models alert at 5.5)",
+            highlight=False, markup=True, soft_wrap=True)
 
 
 @thresholds_app.command("get")

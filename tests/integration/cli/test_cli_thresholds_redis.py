@@ -211,3 +211,17 @@ async def test_publish_names_keys_set_since_and_replace_drops_them(
     assert {k: e["value"] for k, e in listed.items()} == {
         "*": 0.5, "Twitter_volume_AAPL": 0.7, "Twitter_volume_FB": 0.9}
     assert "warning" not in cli(redis_server, "publish", "--model", str(model_dir))
+
+
+def test_a_threshold_not_above_zero_is_set_with_a_warning(
+    redis_server: ServiceHandle, redis_client: Any, model_dir: Path
+) -> None:
+    """A -3 set by hand made a worker alert on every window, with nothing said."""
+    for value, warned in (("-3", True), ("0", True), ("0.5", False)):
+        result = runner.invoke(app, ["thresholds", "set", str(model_dir), "Twitter_volume_AAPL",
+                                     "--redis", redis_server.url, "--", value])
+        assert result.exit_code == 0, result.output
+        out = result.output
+        assert ("warning: a threshold of" in out and "nearly every one alerts" in out) is warned
+        stored = json.loads(redis_client.hget("sd:threshold:nab-dense:3", "Twitter_volume_AAPL"))
+        assert stored["value"] == float(value)  # set all the same: z-scores may be negative
