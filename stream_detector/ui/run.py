@@ -18,7 +18,7 @@ from stream_detector.ui.follow import Follower
 from stream_detector.ui.server import Explorer, make_app
 from stream_detector.ui.state import ExplorerState
 
-__all__ = ["UiOptions", "build_explorer", "check_kafka", "load_cards", "serve"]
+__all__ = ["UiOptions", "build_explorer", "check_kafka", "load_cards", "serve", "serve_app"]
 
 _QUIET = logging.getLogger("stream_detector.ui.kafka")
 _QUIET.addHandler(logging.NullHandler())
@@ -70,7 +70,15 @@ def build_explorer(settings: Settings, opts: UiOptions) -> tuple[Explorer, Follo
     return explorer, follower
 
 
-async def _serve(app: Any, host: str, port: int, ready: Callable[[str], None]) -> None:
+async def serve_app(app: Any, host: str, port: int, ready: Callable[[str], None]) -> None:
+    """Serve ``app`` on ``host``:``port`` (0: any free port) until cancelled; ``ready`` gets
+    the URL once bound.
+
+    Raises
+    ------
+    ServiceError
+        The address cannot be bound (in use, not this machine's, no such host).
+    """
     from aiohttp import web
 
     runner = web.AppRunner(app, access_log=None)
@@ -119,6 +127,6 @@ def serve(settings: Settings, opts: UiOptions, ready: Callable[[str], None]) -> 
     port = settings.ui_port if opts.port is None else opts.port
     follower.start()
     try:
-        asyncio.run(_serve(make_app(explorer), settings.ui_host, port, ready))
+        asyncio.run(serve_app(make_app(explorer), settings.ui_host, port, ready))
     finally:
         follower.stop()

@@ -118,7 +118,7 @@ async def test_a_port_in_use_is_one_error_naming_the_settings() -> None:
     from aiohttp import web
 
     from stream_detector.exceptions import ServiceError
-    from stream_detector.ui.run import _serve
+    from stream_detector.ui.run import serve_app
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -127,5 +127,5 @@ async def test_a_port_in_use_is_one_error_naming_the_settings() -> None:
         urls: list[str] = []
         with pytest.raises(ServiceError, match=rf"cannot listen on 127.0.0.1:{port} \(.*\); "
                                                r"set --port or STREAM_DETECTOR_UI_PORT"):
-            await _serve(web.Application(), "127.0.0.1", port, urls.append)
+            await serve_app(web.Application(), "127.0.0.1", port, urls.append)
         assert urls == []  # no URL printed for a page that is not served
