@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sleepers import sleeper
+from typer.testing import Result
 
 from stream_detector.services.local import clear_state, handle_ready, load_state, save_state
 from stream_detector.services.process import ServiceHandle, is_alive, start_ticks
@@ -61,24 +62,26 @@ def _data(root: Path) -> list[Path]:
     return folders
 
 
-def test_services_stop_wipe_deletes_the_data_of_what_it_stopped(tmp_path: Path) -> None:
+def _stop_wipe(root: Path, name: str, pid: int) -> Result:
+    """``services stop --wipe`` with ``name`` recorded as the process ``pid``."""
     from typer.testing import CliRunner
 
     from stream_detector.cli.main import app
 
+    save_state(root, {name: ServiceHandle(name, f"{name}://127.0.0.1:1", pid, 1,
+                                          str(root / "ours"), "", start_ticks(pid))})
+    return CliRunner().invoke(app, ["services", "stop", "--wipe", "--cache-dir", str(root)])
+
+
+def test_services_stop_wipe_deletes_the_data_of_what_it_stopped(tmp_path: Path) -> None:
     folders, ours = _data(tmp_path), sleeper(tmp_path / "ours")
     try:
-        save_state(tmp_path, {"redis": ServiceHandle(
-            "redis", "redis://127.0.0.1:1/0", ours.pid, 1, str(tmp_path / "ours"), "",
-            start_ticks(ours.pid))})
-        result = CliRunner().invoke(app, ["services", "stop", "--wipe", "--cache-dir",
-                                          str(tmp_path)])
+        result = _stop_wipe(tmp_path, "redis", ours.pid)
         assert result.exit_code == 0, result.output
         assert "redis: stopped" in result.output and "wiped" in result.output
         assert not any(f.exists() for f in folders) and ours.wait(timeout=10) is not None
-        again = CliRunner().invoke(app, ["services", "stop", "--wipe", "--cache-dir",
-                                         str(tmp_path)])  # nothing recorded: wiping is enough
-        assert again.exit_code == 0 and "nothing to stop" not in again.output
+        again = _stop_wipe(tmp_path, "redis", ours.pid)  # not running: wiping is enough
+        assert again.exit_code == 0 and "wiped" in again.output
     finally:
         ours.kill()
         ours.wait()
@@ -87,19 +90,12 @@ def test_services_stop_wipe_deletes_the_data_of_what_it_stopped(tmp_path: Path) 
 def test_services_stop_wipe_keeps_the_data_of_a_service_still_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from typer.testing import CliRunner
-
-    from stream_detector.cli.main import app
     from stream_detector.services import process
 
     folders, ours = _data(tmp_path), sleeper(tmp_path / "ours")
     monkeypatch.setattr(process, "stop_handle", lambda handle: None)  # a stop that failed
     try:
-        save_state(tmp_path, {"kafka": ServiceHandle(
-            "kafka", "kafka://127.0.0.1:2", ours.pid, 2, str(tmp_path / "ours"), "",
-            start_ticks(ours.pid))})
-        result = CliRunner().invoke(app, ["services", "stop", "--wipe", "--cache-dir",
-                                          str(tmp_path)])
+        result = _stop_wipe(tmp_path, "kafka", ours.pid)
         assert result.exit_code == 1
         assert "not wiped: kafka still running" in result.output
         assert all(f.exists() for f in folders) and ours.poll() is None
