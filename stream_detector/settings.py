@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -53,6 +53,8 @@ def kafka_bootstrap_servers(url: str) -> str:
     >>> kafka_bootstrap_servers("kafka://a:1;b:2")
     'a:1,b:2'
     """
+    if "@" in url:  # before any split: a password may hold , ; or ://
+        _refuse_credentials()
     scheme, sep, rest = url.partition("://")
     if not sep:
         rest = url
@@ -67,12 +69,14 @@ def kafka_bootstrap_servers(url: str) -> str:
     return ",".join(hosts)
 
 
+def _refuse_credentials() -> NoReturn:
+    raise ConfigurationError(
+        "Kafka URL carries credentials (user:password@); set them in "
+        "STREAM_DETECTOR_KAFKA_SASL_USERNAME and STREAM_DETECTOR_KAFKA_SASL_PASSWORD "
+        "with STREAM_DETECTOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL instead")
+
+
 def _check_broker(host: str) -> None:
-    if "@" in host:
-        raise ConfigurationError(
-            "Kafka URL carries credentials (user:password@); set them in "
-            "STREAM_DETECTOR_KAFKA_SASL_USERNAME and STREAM_DETECTOR_KAFKA_SASL_PASSWORD "
-            "with STREAM_DETECTOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL instead")
     if host.startswith("["):  # [IPv6]:port
         name, bracket, after = host[1:].partition("]")
         port = after.removeprefix(":")
@@ -81,10 +85,24 @@ def _check_broker(host: str) -> None:
         name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
         bad = not name or ":" in name or bool(colon and not port)
     bad = bad or any(c in name for c in "/ \t?#[]") or (
-        port != "" and not (port.isdigit() and 0 < int(port) < 65536))
+        port != "" and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536))
     if bad:
         raise ConfigurationError(f"Kafka broker {host!r} is not HOST:PORT (port 1-65535); "
                                  "use kafka://HOST:PORT[,HOST:PORT]")
+
+
+def _pool_refuses(url: str) -> bool:
+    """Whether redis-py refuses the URL's options (``?db=x``, ``?socket_timeout=abc``, an
+    unknown ``?ssl_cert_reqs=``) when it builds a connection (no network: nothing connects)."""
+    import redis
+
+    try:
+        pool = redis.ConnectionPool.from_url(url)
+        pool.make_connection()
+    except (ValueError, TypeError, redis.RedisError):
+        return True
+    pool.disconnect()
+    return False
 
 
 class Settings(BaseSettings):
@@ -296,11 +314,12 @@ class Settings(BaseSettings):
         except ValueError:
             port = 0
         db = parts.path.strip("/") if scheme != "unix" else "0"
-        if port == 0 or not (db == "" or db.isdigit()):
+        if port == 0 or not (db == "" or (db.isascii() and db.isdigit())) or _pool_refuses(v):
             from stream_detector.connectivity import safe_url
 
-            raise ValueError(f"Redis URL {safe_url(v)!r} needs a port from 1 to 65535 (or none) "
-                             "and a database number: redis://HOST:PORT/DB")
+            raise ValueError(f"Redis URL {safe_url(v)!r} needs a port from 1 to 65535 (or none), "
+                             "a database number and options redis-py reads: "
+                             "redis://HOST:PORT/DB[?OPTION=VALUE]")
         return v
 
     # --- derived client configurations -------------------------------------------------

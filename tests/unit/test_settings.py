@@ -54,6 +54,7 @@ def test_kafka_urls_name_brokers_with_optional_ports(url: str, servers: str) -> 
     ("kafka://h:65536", "'h:65536'"), ("kafka://h:", "'h:'"),
     ("kafka://a:1,h:9092/topic", "'h:9092/topic'"), ("kafka://h q:1", "'h q:1'"),
     ("::1:9092", "'::1:9092'"), ("[::1:9092", "'[::1:9092'"), ("[::1]9092", "'[::1]9092'"),
+    ("kafka://h:\u00b2", "is not HOST:PORT"), ("kafka://h:\uff19\uff10", "is not HOST:PORT"),
 ])
 def test_a_malformed_kafka_url_is_refused_naming_the_fault(url: str, says: str) -> None:
     from stream_detector.cli.common import settings_for
@@ -64,7 +65,8 @@ def test_a_malformed_kafka_url_is_refused_naming_the_fault(url: str, says: str) 
 
 
 @pytest.mark.parametrize("url", ["kafka://app:hunter2@b1:9093", "b0:1,app:hunter2@b1:9093",
-                                 "kafka://b0:1;hunter2@b1"])
+                                 "kafka://b0:1;hunter2@b1", "kafka://app:hunter2,b1@b2:9092",
+                                 "kafka://app:hunter2;b1@b2:9092", "app:hunter2://b1@b2"])
 def test_credentials_in_the_kafka_url_are_refused_without_repeating_them(url: str) -> None:
     from stream_detector.cli.common import settings_for
 
@@ -185,6 +187,11 @@ def test_the_command_line_says_it_in_one_line_without_a_traceback() -> None:
     ({"STREAM_DETECTOR_REDIS_URL": "redis://h:0/0"}, "port from 1 to 65535"),
     ({"STREAM_DETECTOR_REDIS_URL": "redis://u:hunter2@h:6379/abc"}, "'redis://u:***@h:6379/abc'"),
     ({"STREAM_DETECTOR_REDIS_URL": "redis://h:6379/0/extra"}, "a database number"),
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://h:6379/\u00b2"}, "a database number"),
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://u:hunter2@h:6379/0?db=x"}, "options redis-py reads"),
+    ({"STREAM_DETECTOR_REDIS_URL": "redis://h/0?socket_timeout=abc"}, "options redis-py reads"),
+    ({"STREAM_DETECTOR_REDIS_URL": "rediss://h/0?ssl_cert_reqs=bogus"}, "options redis-py reads"),
+    ({"STREAM_DETECTOR_REDIS_URL": "unix:///tmp/r.sock?db=abc"}, "options redis-py reads"),
     ({"STREAM_DETECTOR_LOG_LEVEL": "LOUD"}, "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
     ({"STREAM_DETECTOR_APP_ID": "bad id!"}, "STREAM_DETECTOR_APP_ID"),
     ({"STREAM_DETECTOR_HEARTBEAT_INTERVAL": "30"},
