@@ -263,7 +263,10 @@ def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None
     where = f"Redis at {safe_url(settings.redis_url)}"
     text = str(exc)
     parts = urlsplit(settings.redis_url)
-    user = settings.redis_username or unquote(parts.username or "") or "default"
+    # the user redis-py sends: the URL's (its userinfo, then ?username=) override the setting
+    query = dict(parse_qsl(parts.query))
+    user = (unquote(parts.username or "") or query.get("username") or settings.redis_username
+            or "default")
     tls = parts.scheme == "rediss"
     ca = settings.redis_ssl_ca_certs
     if tls and ca is not None and "No such file" in text and not ca.is_file():

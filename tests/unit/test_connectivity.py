@@ -82,6 +82,10 @@ PLAIN_REDIS = Settings(redis_url="redis://db:6380/0")
     # the user named in the URL, not 'default'; a CA file that is not there, by its setting
     (Settings(redis_url="redis://bob:s3cret@db:6380/0"), AuthenticationError("WRONGPASS"),
      "rejected user 'bob'"),
+    (Settings(redis_url="redis://alice:s3cret@db:6380/0", redis_username="dave"),
+     AuthenticationError("WRONGPASS"), "rejected user 'alice'"),  # redis-py sends the URL's
+    (Settings(redis_url="redis://db:6380/0?username=carol&password=s3cret"),
+     AuthenticationError("WRONGPASS"), "rejected user 'carol'"),
     (REDIS, ConnectionError("Error 2 connecting to db:6380. No such file or directory."),
      "STREAM_DETECTOR_REDIS_SSL_CA_CERTS names no file (/etc/ca.pem)"),
 ])
