@@ -98,7 +98,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
     """The Faust app: broker, web server, state folder and consumer group settings."""
     return faust.App(
         settings.app_id,
-        broker=settings.kafka_url,
+        broker=f"kafka://{settings.bootstrap_servers}",  # the brokers the other clients use
         broker_credentials=settings.faust_broker_credentials(),
         store="memory://",
         topic_partitions=partitions,
