@@ -55,6 +55,7 @@ def services_start(cache_dir: CacheOption = None) -> None:
         handles["redis"] = RedisServer().start(
             data_dir=data_root / "redis", port=6379, attached=False
         )
+        save_state(cache, handles)  # recorded now: if Kafka fails, `stop` (or a rerun) finds it
     if "kafka" not in handles:
         with console.status("starting Kafka (first run fetches about 50 MB of jars)..."):
             handles["kafka"] = KafkaBroker(cache).start(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import redis
 from typer.testing import CliRunner
 
@@ -58,3 +59,26 @@ def test_a_restart_says_what_it_kept_and_wipe_starts_empty(tmp_path: Path) -> No
         client.close()
     finally:
         services(tmp_path, "stop", "--wipe")
+
+
+def test_a_kafka_that_fails_to_start_leaves_its_redis_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis started first and was recorded only once Kafka had started too: every failed
+    start left a redis-server that `services stop` could not find."""
+    from stream_detector.exceptions import ServiceError
+    from stream_detector.services.local import load_state
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ServiceError("fetching Kafka jars with Maven failed")
+
+    monkeypatch.setattr(KafkaBroker, "start", broken)
+    try:
+        failed = runner.invoke(app, ["services", "start", "--cache-dir", str(tmp_path)])
+        assert failed.exit_code != 0
+        recorded = load_state(tmp_path)
+        assert list(recorded) == ["redis"]
+        assert redis.Redis.from_url(recorded["redis"].url).ping()
+    finally:
+        stopped = services(tmp_path, "stop")
+    assert "redis: stopped" in stopped
