@@ -7,6 +7,7 @@ import difflib
 import json
 import math
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,21 +297,22 @@ def thresholds_publish(
     say(f"published {count} threshold(s) of {card.name} {card.version} "
          f"(default {card.thresholds.default!r})")
     if kept:
-        _warn_kept(model, kept)
+        _warn_kept(model, version, kept)
 
 
-def _warn_kept(model: Path, kept: dict[str, ThresholdEntry]) -> None:
+def _warn_kept(model: Path, version: str | None, kept: dict[str, ThresholdEntry]) -> None:
     """One line naming the keys whose own thresholds outrank the default just published."""
     shown = [f"{k} {e.value!r} ({e.method}, set {e.set_at} by {e.set_by or 'unknown'})"
              for k, e in sorted(kept.items())[:3]]
     more = f" and {len(kept) - 3} more" if len(kept) > 3 else ""
     example = next(iter(sorted(kept)))
+    where = shlex.quote(str(model)) + (f" --version {shlex.quote(version)}" if version else "")
     err_console.print(
         f"[yellow]warning:[/] {len(kept)} key(s) keep a threshold of their own in Redis, which "
         f"workers apply instead of the default: {escape('; '.join(shown))}{more}. Drop them "
-        f"with `stream-detector thresholds publish --model {escape(str(model))} --replace`, "
+        f"with `stream-detector thresholds publish --model {escape(where)} --replace`, "
         "or one with "
-        f"`stream-detector thresholds delete {escape(str(model))} {escape(example)}`",
+        f"`stream-detector thresholds delete {escape(where)} {escape(shlex.quote(example))}`",
         highlight=False, markup=True, soft_wrap=True)
 
 

@@ -225,3 +225,21 @@ def test_a_threshold_not_above_zero_is_set_with_a_warning(
         assert ("warning: a threshold of" in out and "nearly every one alerts" in out) is warned
         stored = json.loads(redis_client.hget("sd:threshold:nab-dense:3", "Twitter_volume_AAPL"))
         assert stored["value"] == float(value)  # set all the same: z-scores may be negative
+
+
+def test_the_kept_keys_warning_suggests_commands_for_the_version_published(
+    redis_server: ServiceHandle, tmp_path: Path
+) -> None:
+    """Its suggestions named the registry entry alone: run, they acted on the newest version."""
+    for version in ("1", "2"):
+        folder = tmp_path / "registry" / "nab-dense" / version
+        folder.mkdir(parents=True)
+        card = card_dict(version=version, thresholds={"method": "sigma", "value_param": 5.5,
+                                                      "default": 5.5, "per_key": {}})
+        (folder / "card.json").write_text(json.dumps(card))
+        (folder / "model.onnx").write_bytes(b"")
+    entry = str(tmp_path / "registry" / "nab-dense")
+    cli(redis_server, "set", entry, "store 1/item 2", "4.0", "--version", "1", "--new-key")
+    out = cli(redis_server, "publish", "--model", entry, "--version", "1")
+    assert f"thresholds publish --model {entry} --version 1 --replace`" in out
+    assert f"thresholds delete {entry} --version 1 'store 1/item 2'`" in out  # pastes as is
