@@ -266,6 +266,8 @@ class Settings(BaseSettings):
             return data
         prefix = f"{data['namespace']}."
         for name in _NAMESPACED:
+            if data.get(name) == "":  # given empty: refused as it is, not made the default
+                continue
             value = str(data.get(name) or cls.model_fields[name].default)
             data[name] = value if value.startswith(prefix) else prefix + value
         return data

@@ -175,6 +175,7 @@ def require_worker_host(settings: Settings) -> None:
     ConfigurationError
         Either is missing; the message names the setting to change.
     """
+    import errno
     import socket
 
     writable_folder(settings.state_dir, "STREAM_DETECTOR_STATE_DIR")
@@ -188,10 +189,11 @@ def require_worker_host(settings: Settings) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
             sock.bind((settings.web_host, settings.web_port))
     except OSError as exc:  # in use, not an address of this machine, or no such host
+        hint = ("another worker on this machine? set STREAM_DETECTOR_WEB_PORT (0: any free "
+                "port)" if exc.errno == errno.EADDRINUSE else "set STREAM_DETECTOR_WEB_HOST to "
+                "an address of this machine (127.0.0.1, or 0.0.0.0 for all)")
         raise ConfigurationError(
-            f"the worker cannot listen on {where} ({exc.strerror or exc}): another worker "
-            "on this machine? set STREAM_DETECTOR_WEB_PORT (0: any free port) or "
-            "STREAM_DETECTOR_WEB_HOST") from None
+            f"the worker cannot listen on {where} ({exc.strerror or exc}): {hint}") from None
 
 
 def writable_folder(path: Path, setting: str) -> None:

@@ -219,3 +219,10 @@ def test_redis_urls_without_a_port_or_database_still_work(url: str) -> None:
 def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAM_DETECTOR_LOG_LEVEL", " debug")
     assert Settings().log_level == "DEBUG"
+
+
+def test_a_topic_given_empty_stays_empty_under_a_namespace() -> None:
+    """It became the namespaced default topic (ns.records) while, without a namespace, the
+    same empty name is refused when the worker creates its topics."""
+    settings = Settings(namespace="ns", input_topic="", output_topic="out")
+    assert (settings.input_topic, settings.output_topic) == ("", "ns.out")

@@ -41,9 +41,11 @@ def test_a_web_port_in_use_or_a_host_that_is_not_here_names_the_settings(
             checks.require_worker_host(Settings(state_dir=tmp_path, web_port=port))
     checks.require_worker_host(Settings(state_dir=tmp_path, web_port=port))  # free again
     for host in ("nosuchhost.invalid", "192.0.2.1"):  # no such name; not this machine's
-        with pytest.raises(ConfigurationError, match="STREAM_DETECTOR_WEB_HOST"):
+        with pytest.raises(ConfigurationError, match="set STREAM_DETECTOR_WEB_HOST to an "
+                                                     "address of this machine") as refused:
             checks.require_worker_host(Settings(state_dir=tmp_path, web_host=host,
                                                 web_port=port))
+        assert "another worker" not in str(refused.value)
 
 
 def test_a_broker_without_a_port_is_tried_on_kafkas_default() -> None:
