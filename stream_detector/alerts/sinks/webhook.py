@@ -64,6 +64,11 @@ def webhook_problem(url: str) -> str | None:
         return f"has scheme {parts.scheme[:10]!r}, not http or https"
     if not parts.hostname:
         return f"names no host ({parts.scheme}://?/...)"
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        return ("has a port that is not a number (in a user:password@, write / # ? as "
+                "%2F %23 %3F)")
     return None
 
 
@@ -97,8 +102,19 @@ class _Retryable(Exception):
 Opener = Callable[[urllib.request.Request, float], Any]
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a new target: urllib would re-send the post as a GET
+    without its body, with the Authorization header, to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+_OPENER: Final = urllib.request.build_opener(_NoRedirect)
+
+
 def _urlopen(request: urllib.request.Request, timeout: float) -> Any:
-    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - scheme checked
+    return _OPENER.open(request, timeout=timeout)
 
 
 class Webhook:
@@ -170,6 +186,11 @@ class Webhook:
             exc.close()  # it holds the response's socket
             if exc.code >= 500 or exc.code == 429:
                 raise _Retryable(f"HTTP {exc.code} {exc.reason}") from None
+            if 300 <= exc.code < 400:
+                raise WebhookError(
+                    f"webhook {self.target} answered HTTP {exc.code} {exc.reason}, a redirect: "
+                    "not followed (the post and its credentials go nowhere else); give the "
+                    "URL it redirects to") from None
             raise WebhookError(
                 f"webhook {self.target} rejected the post: HTTP {exc.code} {exc.reason}; "
                 "check the URL and that it accepts Slack-style JSON") from None

@@ -150,3 +150,51 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_to_a_real_server() -> Non
         server.shutdown()
         server.server_close()
     assert seen == [("/hook/T?x=1", "Basic Ym90OnNAY3IzdA==", b'{"text":"hi"}')]
+
+
+def test_a_redirect_is_not_followed_with_the_credentials() -> None:
+    """urllib re-sent the post as a bodiless GET, Authorization included, to the target."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    reached: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            reached.append(self.headers.get("Authorization") or "")
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Moved(Elsewhere):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_address[1]}/landing")
+            self.end_headers()
+
+    moved = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    for server in (other, moved):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sink = Webhook(f"http://bot:s3cr3t@127.0.0.1:{moved.server_address[1]}/hook", retries=0)
+        with pytest.raises(WebhookError, match="HTTP 302 Found, a redirect: not followed") as info:
+            sink({"text": "hi"})
+        assert "s3cr3t" not in str(info.value)
+    finally:
+        for server in (other, moved):
+            server.shutdown()
+            server.server_close()
+    assert reached == []
+
+
+def test_an_unencoded_slash_in_the_password_is_refused_without_it() -> None:
+    with pytest.raises(ConfigurationError, match="port that is not a number") as info:
+        Webhook("http://bot:s3/cr3t@127.0.0.1:18801/hook")
+    assert "cr3t" not in str(info.value) and "s3" not in str(info.value)
