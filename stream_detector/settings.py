@@ -228,12 +228,14 @@ class Settings(BaseSettings):
         "worker exits without committing (records since the last commit are replayed on "
         "restart). Keep it below the orchestrator's grace period (Kubernetes: 30 s)",
     )
-    web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
+    web_host: str = Field("127.0.0.1", min_length=1,
+                          description="address the worker's HTTP server binds")
     provider: ProviderPreference = Field(
         "auto", description="ONNX Runtime execution provider: auto, cpu, cuda or tensorrt"
     )
     web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (metrics, health)")
-    ui_host: str = Field("127.0.0.1", description="address `stream-detector ui` binds")
+    ui_host: str = Field("127.0.0.1", min_length=1,
+                         description="address `stream-detector ui` binds")
     ui_port: int = Field(6068, ge=0, le=65535, description="port of `stream-detector ui`")
     ui_points_per_key: int = Field(
         4096, ge=16, le=1_000_000, description="observed values the explorer keeps per key"

@@ -226,3 +226,15 @@ def test_a_topic_given_empty_stays_empty_under_a_namespace() -> None:
     same empty name is refused when the worker creates its topics."""
     settings = Settings(namespace="ns", input_topic="", output_topic="out")
     assert (settings.input_topic, settings.output_topic) == ("", "ns.out")
+
+
+@pytest.mark.parametrize("name", ["STREAM_DETECTOR_UI_HOST", "STREAM_DETECTOR_WEB_HOST"])
+def test_an_empty_host_is_refused_not_every_interface(
+    monkeypatch: pytest.MonkeyPatch, name: str,
+) -> None:
+    """`ui` with an empty host listened on 0.0.0.0 and [::] (allow-writes included)."""
+    from stream_detector.cli.common import settings_for
+
+    monkeypatch.setenv(name, "")
+    with pytest.raises(ConfigurationError, match=name):
+        settings_for()
