@@ -129,10 +129,16 @@ def headerless(columns: list[str]) -> bool:
     """Whether every column name starts like a number or a date (``2014-04-01 00:00:00``,
     ``19.76``, pandas' ``19.76.1`` for a repeat): the file's first line is data.
 
-    >>> headerless(["2014-04-01 00:00:00", "19.76"]), headerless(["timestamp", "1st_jet"])
+    >>> headerless(["2014-04-01 00:00:00", "NaN"]), headerless(["timestamp", "1st_jet"])
     (True, False)
     """
-    return bool(columns) and all(re.match(r"[+-]?\.?\d", str(c).strip()) for c in columns)
+    return bool(columns) and all(re.match(r"[+-]?\.?\d", str(c).strip())
+                                 or str(c).strip().lower() in _MISSING_WORDS for c in columns)
+
+
+# what a first row of data holds where a number is missing (pandas' words); no header says these
+_MISSING_WORDS = frozenset({"nan", "-nan", "inf", "-inf", "+inf", "infinity", "-infinity",
+                            "null", "none", "n/a", "na", "#n/a"})
 
 
 IMPUTED = "imputed"  # the records' flag: the producer filled this value in

@@ -463,7 +463,8 @@ def test_a_value_column_without_times_is_a_series_missing_them_not_events(
 
 
 @pytest.mark.parametrize("kind", [None, "series"])
-@pytest.mark.parametrize("first", ["2014-04-01 00:00:00,19.76", "1.5,2.5,3", "-1,.5"])
+@pytest.mark.parametrize("first", ["2014-04-01 00:00:00,19.76", "1.5,2.5,3", "-1,.5",
+                                   "2015-02-26 21:42:53,nan", "NaN"])  # a missing first value
 def test_a_file_without_its_header_line_is_told_so(
     tmp_path: Path, kind: str | None, first: str,
 ) -> None:
