@@ -132,12 +132,14 @@ def _tail(line: str) -> str:
 
 def _speaks_tls(servers: str, timeout: float = 2.0) -> bool:
     """Whether the first bootstrap server completes a TLS handshake (nothing is sent after)."""
-    host, _, port = servers.split(",", 1)[0].rpartition(":")
+    from stream_detector.settings import broker_addresses
+
+    host, port = broker_addresses(servers)[0]
     probe = ssl.create_default_context()
     probe.check_hostname = False
     probe.verify_mode = ssl.CERT_NONE  # only asks "is this TLS?"; no data goes over it
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout) as sock, \
+        with socket.create_connection((host, port), timeout=timeout) as sock, \
                 probe.wrap_socket(sock, server_hostname=host):
             return True
     except (OSError, ValueError):

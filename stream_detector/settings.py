@@ -24,7 +24,8 @@ from stream_detector.constants import (
 )
 from stream_detector.exceptions import ConfigurationError
 
-__all__ = ["Settings", "get_settings", "invalid_settings", "kafka_bootstrap_servers"]
+__all__ = ["Settings", "broker_addresses", "get_settings", "invalid_settings",
+           "kafka_bootstrap_servers"]
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -76,7 +77,20 @@ def _refuse_credentials() -> NoReturn:
         "with STREAM_DETECTOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL instead")
 
 
-def _check_broker(host: str) -> None:
+def broker_addresses(servers: str) -> list[tuple[str, int]]:
+    """(host, port) of each broker of ``servers`` (:func:`kafka_bootstrap_servers`' form):
+    IPv6 hosts without their brackets, a broker without a port on Kafka's default, 9092.
+
+    Raises:
+        ConfigurationError: a broker is not ``HOST[:PORT]``, as in :func:`kafka_bootstrap_servers`.
+
+    >>> broker_addresses("b1:9093,[::1]:9092,b2,[::1]")
+    [('b1', 9093), ('::1', 9092), ('b2', 9092), ('::1', 9092)]
+    """
+    return [_check_broker(server) for server in servers.split(",")]
+
+
+def _check_broker(host: str) -> tuple[str, int]:
     if host.startswith("["):  # [IPv6]:port
         name, bracket, after = host[1:].partition("]")
         port = after.removeprefix(":")
@@ -89,6 +103,7 @@ def _check_broker(host: str) -> None:
     if bad:
         raise ConfigurationError(f"Kafka broker {host!r} is not HOST:PORT (port 1-65535); "
                                  "use kafka://HOST:PORT[,HOST:PORT]")
+    return name, int(port) if port else 9092
 
 
 def _pool_refuses(url: str) -> bool:

@@ -140,29 +140,17 @@ def _refused(servers: str, timeout: float) -> str | None:
     """Why no bootstrap server accepts a TCP connection, or None when one does."""
     import socket
 
+    from stream_detector.settings import broker_addresses
+
     reason = "no servers"
-    for server in servers.split(","):
-        host, port = _host_port(server.strip())
+    for (host, port), server in zip(broker_addresses(servers), servers.split(","),
+                                    strict=True):
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 return None
-        except (OSError, ValueError) as exc:
-            reason = f"{server}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+        except OSError as exc:
+            reason = f"{server}: {exc.strerror or exc}"
     return reason
-
-
-def _host_port(server: str, default: int = 9092) -> tuple[str, int]:
-    """(host, port) of a checked broker address (``settings.kafka_bootstrap_servers``):
-    ``h:p``, ``[v6]:p``, or a host alone on Kafka's default port.
-
-    >>> _host_port("b1:9093"), _host_port("[::1]:9092"), _host_port("b2"), _host_port("[::1]")
-    (('b1', 9093), ('::1', 9092), ('b2', 9092), ('::1', 9092))
-    """
-    if server.startswith("["):
-        host, _, rest = server[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default
-    host, colon, port = server.rpartition(":")
-    return (host, int(port)) if colon else (server, default)
 
 
 def require_worker_host(settings: Settings) -> None:

@@ -238,3 +238,13 @@ def test_an_empty_host_is_refused_not_every_interface(
     monkeypatch.setenv(name, "")
     with pytest.raises(ConfigurationError, match=name):
         settings_for()
+
+
+def test_settings_doctests() -> None:
+    """Broker lists: parsing and the addresses the connection checks dial."""
+    import doctest
+
+    import stream_detector.settings
+
+    result = doctest.testmod(stream_detector.settings)
+    assert result.failed == 0 and result.attempted >= 3

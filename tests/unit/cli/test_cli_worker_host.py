@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import socket
 from pathlib import Path
 
@@ -11,10 +10,6 @@ import pytest
 from stream_detector.cli import checks
 from stream_detector.exceptions import ConfigurationError
 from stream_detector.settings import Settings
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(checks).failed == 0
 
 
 def test_a_state_folder_that_cannot_be_written_names_the_setting(tmp_path: Path) -> None:
