@@ -108,7 +108,8 @@ def _check_broker(host: str) -> tuple[str, int]:
 
 def _pool_refuses(url: str) -> bool:
     """Whether redis-py refuses the URL's options (``?db=x``, ``?socket_timeout=abc``, an
-    unknown ``?ssl_cert_reqs=``) when it builds a connection (no network: nothing connects)."""
+    unknown ``?ssl_cert_reqs=``) when it builds a connection (no network: nothing connects).
+    Asked only of URLs with options: importing redis costs every command ~0.1 s at start."""
     import redis
 
     try:
@@ -333,7 +334,8 @@ class Settings(BaseSettings):
         except ValueError:
             port = 0
         db = parts.path.strip("/") if scheme != "unix" else "0"
-        if port == 0 or not (db == "" or (db.isascii() and db.isdigit())) or _pool_refuses(v):
+        if (port == 0 or not (db == "" or (db.isascii() and db.isdigit()))
+                or (parts.query and _pool_refuses(v))):  # options: redis-py's own reading
             from stream_detector.connectivity import safe_url
 
             raise ValueError(f"Redis URL {safe_url(v)!r} needs a port from 1 to 65535 (or none), "
