@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KafkaOption", "RedisOption", "app", "check_param", "console", "err_console", "fail",
     "one_line_errors", "records_progress", "require_given", "say", "settings_for", "usage_error",
+    "warn",
 ]
 
 app = typer.Typer(
@@ -66,6 +67,12 @@ def say(text: str) -> None:
 def fail(message: str) -> NoReturn:
     err_console.print(f"[red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def warn(message: str) -> None:
+    """One yellow ``warning:`` line on stderr (``message`` is rich markup: escape values)."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, markup=True,
+                      soft_wrap=True)
 
 
 @contextlib.contextmanager

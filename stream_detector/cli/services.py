@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
-from stream_detector.cli.common import app, console, err_console, one_line_errors, say
+from stream_detector.cli.common import app, console, err_console, fail, one_line_errors, say
 
 if TYPE_CHECKING:
     from stream_detector.services.process import ServiceHandle
@@ -45,10 +46,10 @@ def services_start(cache_dir: CacheOption = None) -> None:
     from stream_detector.services.redis import RedisServer
 
     cache = _cache_dir(cache_dir)
-    with one_line_errors():
-        writable_folder(cache / "services", "STREAM_DETECTOR_CACHE_DIR (--cache-dir)")
-    handles = {k: h for k, h in load_state(cache).items() if handle_ready(h)}
     data_root = cache / "services"
+    with one_line_errors():
+        writable_folder(data_root, "STREAM_DETECTOR_CACHE_DIR (--cache-dir)")
+    handles = {k: h for k, h in load_state(cache).items() if handle_ready(h)}
     kept = [name for name, folder in (("kafka", "kafka/data"), ("redis", "redis/appendonlydir"))
             if name not in handles and (data_root / folder).is_dir()]
     if "redis" not in handles:
@@ -116,10 +117,8 @@ def _wipe(data_root: Path, running: list[ServiceHandle]) -> None:
     import shutil
 
     if running:
-        err_console.print(f"error: not wiped: {', '.join(h.name for h in running)} still "
-                          f"running; its data stays in {data_root}", highlight=False,
-                          markup=False, soft_wrap=True)
-        raise typer.Exit(1)
+        fail(escape(f"not wiped: {', '.join(h.name for h in running)} still running; its "
+                    f"data stays in {data_root}"))
     for name in ("kafka", "redis"):
         shutil.rmtree(data_root / name, ignore_errors=True)
     say(f"wiped {data_root}: the next `services start` is empty")

@@ -21,11 +21,11 @@ from stream_detector.cli.common import (
     RedisOption,
     app,
     console,
-    err_console,
     fail,
     one_line_errors,
     say,
     settings_for,
+    warn,
 )
 from stream_detector.exceptions import ConfigurationError
 
@@ -197,10 +197,8 @@ def thresholds_set(
             entry = store.set(ref.name, ref.version, key, value, method=method, set_by=by)
     say(f"{ref.name} {ref.version} " + _entry_text(key, entry, entry.value, "set"))
     if value <= 0:  # scores are errors (>= 0) or z-scores centred on 0
-        err_console.print(
-            f"[yellow]warning:[/] a threshold of {value!r} is not above 0: most windows score "
-            "above it, so nearly every one alerts (the default models alert at 5.5)",
-            highlight=False, markup=True, soft_wrap=True)
+        warn(f"a threshold of {value!r} is not above 0: most windows score above it, so "
+             "nearly every one alerts (the default models alert at 5.5)")
 
 
 @thresholds_app.command("get")
@@ -307,13 +305,10 @@ def _warn_kept(model: Path, version: str | None, kept: dict[str, ThresholdEntry]
     more = f" and {len(kept) - 3} more" if len(kept) > 3 else ""
     example = next(iter(sorted(kept)))
     where = shlex.quote(str(model)) + (f" --version {shlex.quote(version)}" if version else "")
-    err_console.print(
-        f"[yellow]warning:[/] {len(kept)} key(s) keep a threshold of their own in Redis, which "
-        f"workers apply instead of the default: {escape('; '.join(shown))}{more}. Drop them "
-        f"with `stream-detector thresholds publish --model {escape(where)} --replace`, "
-        "or one with "
-        f"`stream-detector thresholds delete {escape(where)} {escape(shlex.quote(example))}`",
-        highlight=False, markup=True, soft_wrap=True)
+    warn(f"{len(kept)} key(s) keep a threshold of their own in Redis, which workers apply "
+         f"instead of the default: {escape('; '.join(shown))}{more}. Drop them with "
+         f"`stream-detector thresholds publish --model {escape(where)} --replace`, or one with "
+         f"`stream-detector thresholds delete {escape(where)} {escape(shlex.quote(example))}`")
 
 
 @thresholds_app.command("delete")
