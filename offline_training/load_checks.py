@@ -180,9 +180,10 @@ def parse_timestamps(column: pd.Series, where: Where, name: str) -> np.ndarray:
     parse,
     or that lies outside the records' time range (``schemas.records``: [1900, 2200) UTC),
     before the cast to nanoseconds, which would wrap year 9999 round to 1815 silently."""
-    epochs = _epoch_times(column)
+    epochs = _epoch_times(column, where, name)
     if epochs is not None:
         return epochs
+    _refuse_empty(column, where, name)
     text = column
     if pd.api.types.infer_dtype(column, skipna=False) != "string":  # JSON numbers: as text,
         text = column.map(_plain).astype(str)  # never silently read as epochs by pandas
@@ -219,30 +220,63 @@ _EPOCH_LOW_S = 100_000_000
 _EPOCH_READ = "Unix epoch seconds, ms, us or ns, one unit a column, from 1973-03-03"
 
 
-def _epoch_times(column: pd.Series) -> np.ndarray | None:
-    """A column of Unix epoch numbers (every value in one unit's span, see
+def _epoch_times(column: pd.Series, where: Where, name: str) -> np.ndarray | None:
+    """A column of Unix epoch numbers (most of its rows in one unit's span, see
     :data:`_EPOCH_UNITS`: from 1973-03-03 to 2200 in seconds, ms, us or ns) as
     datetime64[ns]; None when the column is anything else (then it is read as ISO 8601
     text).
 
-    >>> _epoch_times(pd.Series(["1424986973", "1424987273"])).tolist()
+    Raises DataError naming the first row that is not in that unit's span (empty, not a
+    number, or another unit): without that, one bad row far down made the whole column read
+    as ISO 8601 text and row 1 was blamed.
+
+    >>> at = Where(Path("f.csv"))
+    >>> _epoch_times(pd.Series(["1424986973", "1424987273"]), at, "t").tolist()
     [1424986973000000000, 1424987273000000000]
-    >>> _epoch_times(pd.Series([915148800000])).tolist(), _epoch_times(pd.Series(["2015"]))
-    ([915148800000000000], None)
+    >>> _epoch_times(pd.Series([915148800000]), at, "t").tolist()
+    [915148800000000000]
+    >>> _epoch_times(pd.Series(["2015"]), at, "t") is None
+    True
     """
     numbers = pd.to_numeric(column, errors="coerce")
-    if numbers.isna().any():
-        return None
     values = numbers.to_numpy(np.float64)
     high_s = int(TIMESTAMP_MAX.timestamp())
     for unit, scale in _EPOCH_UNITS:
-        if ((values >= _EPOCH_LOW_S * scale) & (values < high_s * scale)).all():
-            whole = bool((values == np.round(values)).all())  # ints: exact, no float rounding
-            exact = numbers.astype("int64") if whole else numbers
-            stamps = pd.to_datetime(exact, unit=unit, utc=True)
-            out: np.ndarray = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
-            return out
+        fits = (values >= _EPOCH_LOW_S * scale) & (values < high_s * scale)  # NaN: False
+        if 2 * int(fits.sum()) <= len(values):  # a majority, so a tie reads as ISO text
+            continue
+        if not fits.all():
+            row = int(np.flatnonzero(~fits)[0])
+            _refuse_empty(column.iloc[row:row + 1], where, name, offset=row)
+            said, other = _plain(column.iloc[row]), _UNIT_NAMES[unit]
+            if np.isnan(values[row]):  # text among numbers: one way of writing times a column
+                raise DataError(f"{where.at(row, name)}: {said!r} is not a number, while the "
+                                f"column's other rows are Unix epoch {other}; write every time "
+                                "of a column the same way")
+            raise DataError(
+                f"{where.at(row, name)}: {said!r} is neither an ISO 8601 timestamp nor "
+                f"{_EPOCH_READ} to 2200 (the column's other rows are Unix epoch {other}); "
+                "fix the time or drop the row"
+            )
+        whole = bool((values == np.round(values)).all())  # ints: exact, no float rounding
+        exact = numbers.astype("int64") if whole else numbers
+        stamps = pd.to_datetime(exact, unit=unit, utc=True)
+        out: np.ndarray = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+        return out
     return None
+
+
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds",
+               "ns": "nanoseconds"}
+
+
+def _refuse_empty(column: pd.Series, where: Where, name: str, offset: int = 0) -> None:
+    """Raise DataError naming the first empty cell (blank, NaN or null) of a time column."""
+    empty = column.isna().to_numpy() | (column.astype(str).str.strip() == "").to_numpy()
+    if empty.any():
+        row = offset + int(np.flatnonzero(empty)[0])
+        raise DataError(f"{where.at(row, name)}: the time is empty; every row needs one "
+                        "(or drop the row)")
 
 
 def _plain(value: object) -> object:
