@@ -30,13 +30,13 @@ __all__ = [
 app = typer.Typer(
     help=(
         "Real-time anomaly detection for live Kafka feeds.\n\n"
-        "Examples:\n\n"
-        "  stream-detector services start    # local Kafka + Redis\n\n"
+        "Examples:\n\n\b\n"
+        "  stream-detector services start    # local Kafka + Redis\n"
         "  stream-detector services status --json"
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 console = Console()
 err_console = Console(stderr=True)

@@ -20,9 +20,9 @@ __all__ = ["bench", "demo"]
         " data with labelled anomalies, a trained model (cached under --out), thresholds in"
         " Redis, the worker, a replay paced over --duration, live anomalies, a summary and an"
         " HTML report (its path is the last line).\n\n"
-        "Examples:\n\n"
-        "  stream-detector demo\n\n"
-        "  stream-detector demo --kind sales --duration 30\n\n"
+        "Examples:\n\n\b\n"
+        "  stream-detector demo\n"
+        "  stream-detector demo --kind sales --duration 30\n"
         "  stream-detector demo --kind events --kafka kafka://127.0.0.1:9092 "
         "--redis redis://127.0.0.1:6379/0"
     ),
@@ -77,7 +77,10 @@ def bench(
     """Run the benchmarks (scoring ceiling, worker end to end, latency); results go to
     benchmarks/results/ as JSON and Markdown, each figure a ratio to a baseline of the same run.
 
-    Example: ``stream-detector bench``
+    Example:
+
+    \b
+      stream-detector bench
     """
     import subprocess
     import sys

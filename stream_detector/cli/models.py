@@ -37,13 +37,13 @@ StrictTimeOption = Annotated[bool, typer.Option(
     "train",
     help=(
         "Train a model offline (PyTorch), export it to ONNX and register it with its card.\n\n"
-        "Examples:\n\n"
+        "Examples:\n\n\b\n"
         "  stream-detector train --data Twitter_volume_AAPL.csv --train-fraction 0.15 "
-        "--out registry\n\n"
-        "  stream-detector train --data sales.csv --model lstm --window 28 --out registry\n\n"
-        "  stream-detector train --data events.h5 --model events --config events.yaml\n\n"
-        "  stream-detector train --data events.h5 --model hybrid  (AE + NPLM p-values; NPLM "
-        "options under `nplm:` in --config)"
+        "--out registry\n"
+        "  stream-detector train --data sales.csv --model lstm --window 28 --out registry\n"
+        "  stream-detector train --data events.h5 --model events --config events.yaml\n"
+        "  stream-detector train --data events.h5 --model hybrid  # AE + NPLM p-values, NPLM "
+        "options under nplm: in --config"
     ),
 )
 def train_command(
@@ -145,7 +145,7 @@ def _step(text: str) -> None:
     help=(
         "Score a file offline through ONNX Runtime, with the worker's own pipeline: the "
         "`alert` column is the worker's alerting decision.\n\n"
-        "Example:\n\n"
+        "Example:\n\n\b\n"
         "  stream-detector score --model registry/Twitter_volume_AAPL --data "
         "Twitter_volume_AAPL.csv --out scores.csv"
     ),
@@ -205,7 +205,7 @@ def score_command(
     "evaluate",
     help=(
         "Score a labelled file and report detection quality (metrics, NAB score, plots).\n\n"
-        "Example:\n\n"
+        "Example:\n\n\b\n"
         "  stream-detector evaluate --model registry/Twitter_volume_AAPL --data "
         "Twitter_volume_AAPL.csv --labels combined_windows.json --out reports/aapl"
     ),

@@ -28,9 +28,9 @@ __all__ = ["replay_command"]
         " (murmur2).\n\n"
         "Timestamps are sent as ISO 8601 with a 'T' (2015-02-26T21:42:53); sales dates stay"
         " dates; event rows get epoch + row seconds and id STEM:ROW.\n\n"
-        "Examples:\n\n"
-        "  stream-detector replay Twitter_volume_AAPL.csv --topic records\n\n"
-        "  stream-detector replay train.csv --kind sales --batch 100 --topic sales\n\n"
+        "Examples:\n\n\b\n"
+        "  stream-detector replay Twitter_volume_AAPL.csv --topic records\n"
+        "  stream-detector replay train.csv --kind sales --batch 100 --topic sales\n"
         "  stream-detector replay events.h5 --key detector-a --rate 5000 --limit 100000"
     ),
 )

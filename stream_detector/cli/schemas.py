@@ -26,7 +26,10 @@ def schemas_export(
 ) -> None:
     """Write one JSON Schema file per contract, for producers in any language.
 
-    Example: ``stream-detector schemas export schemas-json/``
+    Example:
+
+    \b
+      stream-detector schemas export schemas-json/
     """
     from schemas.export import export_json_schemas
 

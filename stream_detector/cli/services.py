@@ -38,7 +38,10 @@ CacheOption = Annotated[
 def services_start(cache_dir: CacheOption = None) -> None:
     """Start Kafka and Redis in the background and print their URLs (idempotent).
 
-    Example: ``stream-detector services start``
+    Example:
+
+    \b
+      stream-detector services start
     """
     from stream_detector.cli.checks import writable_folder
     from stream_detector.services.kafka import KafkaBroker
@@ -88,7 +91,10 @@ def services_stop(
     that now belongs to another process is left alone). Their data stays for the next
     start unless ``--wipe``.
 
-    Example: ``stream-detector services stop --wipe``
+    Example:
+
+    \b
+      stream-detector services stop --wipe
     """
     from stream_detector.services.local import clear_state, load_state
     from stream_detector.services.process import is_alive, owns, stop_handle
@@ -133,7 +139,10 @@ def services_status(
 ) -> None:
     """Show whether the local services answer; exits 1 when either is down.
 
-    Example: ``stream-detector services status --json``
+    Example:
+
+    \b
+      stream-detector services status --json
     """
     from stream_detector.services.local import handle_ready, load_state
 

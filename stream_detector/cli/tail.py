@@ -27,9 +27,9 @@ __all__ = ["tail_command"]
         " severity, score vs threshold, observed vs expected, top contributor), or the raw"
         " JSON with --json. Reads without a consumer group's commits: it never moves what"
         " `alerts` has seen.\n\n"
-        "Examples:\n\n"
-        "  stream-detector tail\n\n"
-        "  stream-detector tail --from-beginning --exit-when-idle 5\n\n"
+        "Examples:\n\n\b\n"
+        "  stream-detector tail\n"
+        "  stream-detector tail --from-beginning --exit-when-idle 5\n"
         "  stream-detector tail --json | jq .severity"
     ),
 )

@@ -42,12 +42,12 @@ thresholds_app = typer.Typer(
         " a registry entry (registry/NAME: its newest version), or a name with --version."
         " Values are on the model's score scale: z-scores for the default models, which alert"
         " at 5.5 sigma.\n\n"
-        "Examples:\n\n"
-        "  stream-detector thresholds publish --model registry/Twitter_volume_AAPL\n\n"
+        "Examples:\n\n\b\n"
+        "  stream-detector thresholds publish --model registry/Twitter_volume_AAPL\n"
         "  stream-detector thresholds set registry/Twitter_volume_AAPL Twitter_volume_AAPL 5.0"
-        " --by alice\n\n"
-        "  stream-detector thresholds get nab Twitter_volume_AAPL --version 3\n\n"
-        "  stream-detector thresholds list nab --version 3 --json\n\n"
+        " --by alice\n"
+        "  stream-detector thresholds get nab Twitter_volume_AAPL --version 3\n"
+        "  stream-detector thresholds list nab --version 3 --json\n"
         "  stream-detector thresholds delete nab Twitter_volume_AAPL --version 3"
     ),
     no_args_is_help=True,
@@ -178,15 +178,15 @@ def thresholds_set(
     """Set one key's threshold (KEY '*' sets the model default); workers see it within 1 s.
 
     The value is on the scale of the model's score: z-scores for models with normalised
-    detection (the default models alert at 5.5 sigma), raw scores otherwise; ``thresholds
-    get`` shows the current one. A key neither the card nor Redis knows is refused (a typo
-    would never apply) unless ``--new-key``.
+    detection (the default models alert at 5.5 sigma), raw scores otherwise; 'thresholds
+    get' shows the current one. A key neither the card nor Redis knows is refused (a typo
+    would never apply) unless --new-key.
 
-    Example:
+    Examples (a negative VALUE goes after --):
 
-    ``stream-detector thresholds set registry/Twitter_volume_AAPL Twitter_volume_AAPL 5.0``
-
-    (a negative VALUE goes after ``--``: ``... set nab k -v 3 -- -0.5``)
+    \b
+      stream-detector thresholds set registry/Twitter_volume_AAPL Twitter_volume_AAPL 5.0
+      stream-detector thresholds set nab Twitter_volume_AAPL -v 3 -- -0.5
     """
     with one_line_errors():
         ref = _model(model, version)
@@ -215,7 +215,10 @@ def thresholds_get(
 
     Order: Redis per-key, Redis default, then the model card (when MODEL is a directory).
 
-    Example: ``stream-detector thresholds get nab Twitter_volume_AAPL --version 3 --json``
+    Example:
+
+    \b
+      stream-detector thresholds get nab Twitter_volume_AAPL --version 3 --json
     """
     with one_line_errors():
         ref = _model(model, version)
@@ -247,7 +250,10 @@ def thresholds_list(
 ) -> None:
     """List a model version's thresholds in Redis ('*' is the default).
 
-    Example: ``stream-detector thresholds list registry/Twitter_volume_AAPL``
+    Example:
+
+    \b
+      stream-detector thresholds list registry/Twitter_volume_AAPL
     """
     from rich.table import Table
 
@@ -279,11 +285,14 @@ def thresholds_publish(
 ) -> None:
     """Copy a model card's calibrated thresholds (default and per key) into Redis.
 
-    A key given a threshold of its own since (``thresholds set``, the explorer) keeps it,
-    ahead of the published default: the command names such keys, and ``--replace`` drops
+    A key given a threshold of its own since ('thresholds set', the explorer) keeps it,
+    ahead of the published default: the command names such keys, and --replace drops
     them.
 
-    Example: ``stream-detector thresholds publish --model registry/Twitter_volume_AAPL``
+    Example:
+
+    \b
+      stream-detector thresholds publish --model registry/Twitter_volume_AAPL
     """
     with one_line_errors():
         card = _model(str(model), version).card
@@ -320,7 +329,10 @@ def thresholds_delete(
 ) -> None:
     """Remove a key's own threshold (it falls back to the default). Exit 1 if it had none.
 
-    Example: ``stream-detector thresholds delete nab Twitter_volume_AAPL --version 3``
+    Example:
+
+    \b
+      stream-detector thresholds delete nab Twitter_volume_AAPL --version 3
     """
     with one_line_errors():
         ref = _model(model, version)

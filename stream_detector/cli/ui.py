@@ -27,9 +27,9 @@ from stream_detector.cli.common import (
         " keeps, binds the settings' ui_host (127.0.0.1 by default) and fetches nothing from"
         " the internet. Thresholds are read from Redis; setting them from the page needs"
         " --allow-writes.\n\n"
-        "Examples:\n\n"
-        "  stream-detector ui --model registry/nab\n\n"
-        "  stream-detector ui --events anomalies --records records --port 8080\n\n"
+        "Examples:\n\n\b\n"
+        "  stream-detector ui --model registry/nab\n"
+        "  stream-detector ui --events anomalies --records records --port 8080\n"
         "  stream-detector ui --model registry/nab --allow-writes"
     ),
 )

@@ -30,7 +30,10 @@ def worker(
 ) -> None:
     """Run the Faust scoring worker: windows per key, ONNX Runtime, Redis thresholds.
 
-    Example: ``stream-detector worker --model registry/nab --input records --output anomalies``
+    Example:
+
+    \b
+      stream-detector worker --model registry/nab --input records --output anomalies
     """
     from stream_detector.cli.checks import model_path, require_kafka, require_worker_host
     from stream_detector.worker.topics import check_topic_roles
