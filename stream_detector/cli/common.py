@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KafkaOption", "RedisOption", "app", "check_param", "console", "err_console", "fail",
-    "one_line_errors", "records_progress", "require_given", "say", "settings_for", "usage_error",
-    "warn",
+    "fitted_title", "one_line_errors", "records_progress", "require_given", "say",
+    "settings_for", "usage_error", "warn",
 ]
 
 app = typer.Typer(
@@ -120,11 +120,32 @@ def records_progress(title: str, total: int, enabled: bool) -> Iterator[Callable
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("records"), TimeElapsedColumn(), TimeRemainingColumn())
+    title, width = fitted_title(title, total, err_console.width)
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=width),
+               MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn(),
+               TimeRemainingColumn())
     with Progress(*columns, console=err_console, disable=not enabled, transient=False) as bar:
         task = bar.add_task(escape(title), total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def fitted_title(title: str, total: int, columns: int) -> tuple[str, int]:
+    """A progress line's title and bar width (characters) that fit ``columns``: the bar
+    shrinks from 40 to 10, then the title is cut with an ellipsis (rich would cut the counts
+    and times at the line's end instead).
+
+    >>> fitted_title("AAPL.csv -> records", 15902, 120)
+    ('AAPL.csv -> records', 40)
+    >>> fitted_title("Twitter_volume_AAPL.csv -> records", 158902, 80)
+    ('Twitter_volume_AAPL.csv -> rec…', 10)
+    >>> fitted_title("Twitter_volume_AAPL.csv -> records", 12, 80)
+    ('Twitter_volume_AAPL.csv -> records', 15)
+    """
+    # counts "n/total", " records", two clocks of 7 and the five column gaps
+    room = columns - (2 * len(str(total)) + 1) - len("records") - 2 * 7 - 5
+    if len(title) + 10 > room:
+        title = title[:max(7, room - 11)] + "\u2026"
+    return title, max(5, min(40, room - len(title)))
 
 
 def usage_error(exc: Exception) -> NoReturn:

@@ -81,3 +81,38 @@ def test_every_example_names_a_command_and_flags_it_has(name: str, command: Any)
             if word.startswith("-") and not re.fullmatch(r"-[\d.]+", word):
                 assert word.split("=")[0] in known, (
                     f"{example!r}: `{' '.join(used)}` has no {word}")
+
+
+@pytest.mark.parametrize("columns", [60, 80, 100, 200])
+@pytest.mark.parametrize("total", [12, 158_902, 10_000_000])
+def test_a_progress_line_keeps_its_counts_and_times_inside_the_terminal(
+    columns: int, total: int,
+) -> None:
+    """Replay's and score's progress line: rich cut its end (counts, times) at 80 columns
+    for a long file name; now the bar shrinks, then the title is cut."""
+    import io
+
+    from rich.console import Console
+
+    from stream_detector.cli import common
+
+    console = Console(width=columns, force_terminal=True, record=True, file=io.StringIO())
+    title = "Twitter_volume_AAPL.csv -> records"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(common, "err_console", console)
+        with common.records_progress(title, total, enabled=True) as advance:
+            advance(total // 3)
+    text = console.export_text().rstrip("\n").splitlines()[-1]
+    line = "Twitter" + text.rsplit("Twitter", 1)[-1]  # the last refresh of the live line
+    assert len(line) <= columns
+    assert f"{total // 3}/{total} records" in line, line
+    assert re.search(r"\d:\d\d:\d\d [-\d]:[-\d]{2}:[-\d]{2}$", line), line
+
+
+def test_common_doctests() -> None:
+    import doctest
+
+    from stream_detector.cli import common
+
+    result = doctest.testmod(common)
+    assert result.failed == 0 and result.attempted >= 3
