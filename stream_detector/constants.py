@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal, get_args
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ProviderPreference",
     "redis_prefix",
     "namespaced",
+    "topic_name_problem",
 ]
 
 APP_ID: Final = "stream-detector"
@@ -61,3 +63,19 @@ ProviderPreference = Literal["auto", "cpu", "cuda", "tensorrt"]
 choice of the ``provider`` setting, ``score --provider`` and ``core.providers.select_providers``,
 which implements each one."""
 PROVIDER_PREFERENCES: Final[tuple[ProviderPreference, ...]] = get_args(ProviderPreference)
+
+
+_TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka: common.internals.Topic
+
+
+def topic_name_problem(name: str) -> str | None:
+    """What Kafka would refuse in a topic name (letters, digits, ``.``, ``_`` and ``-``, 1 to
+    249 characters, not ``.`` or ``..``), or None for a legal name.
+
+    >>> topic_name_problem("team-a.records") is None, topic_name_problem("a b")
+    (True, "'a b' is not a Kafka topic name: use letters, digits, '.', '_' and '-', up to 249")
+    """
+    if _TOPIC.fullmatch(name) and name not in (".", ".."):
+        return None
+    return (f"{name[:60]!r}{'...' if len(name) > 60 else ''} is not a Kafka topic name: use "
+            "letters, digits, '.', '_' and '-', up to 249")

@@ -7,6 +7,7 @@ logs or reprs. Nothing else in the project reads the environment.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -21,6 +22,7 @@ from stream_detector.constants import (
     DEFAULT_OUTPUT_TOPIC,
     ProviderPreference,
     redis_prefix,
+    topic_name_problem,
 )
 from stream_detector.exceptions import ConfigurationError
 
@@ -295,6 +297,14 @@ class Settings(BaseSettings):
         """Prefix of every Redis key and channel of this deployment (``sd:`` or ``sd:NS:``)."""
         return redis_prefix(self.namespace)
 
+    @field_validator("input_topic", "output_topic", "dead_letter_topic")
+    @classmethod
+    def _kafka_topic(cls, v: str) -> str:
+        problem = topic_name_problem(v) if v else None  # empty: refused where it is used
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, v: Any) -> Any:
@@ -428,9 +438,10 @@ def get_settings() -> Settings:
         raise ConfigurationError(invalid_settings(exc)) from None
 
 
-def invalid_settings(exc: ValidationError) -> str:
-    """One line for every invalid setting of ``exc``: its variable and what is wrong, never
-    its value (passwords and webhook URLs are settings too).
+def invalid_settings(exc: ValidationError, flags: Mapping[str, str] | None = None) -> str:
+    """One line for every invalid setting of ``exc``: its variable (or ``flags[field]``, the
+    command-line flag that gave it) and what is wrong, never its value (passwords and
+    webhook URLs are settings too).
 
     >>> try:
     ...     Settings(batch_wait="soon")
@@ -446,7 +457,8 @@ def invalid_settings(exc: ValidationError) -> str:
             what = what.removeprefix("Value error, ")
         else:  # pydantic's: "Input should be ..."
             what = what[:1].lower() + what[1:]
-        parts.append(f"STREAM_DETECTOR_{field.upper()}: {what}" if field else what)
+        name = (flags or {}).get(field, f"STREAM_DETECTOR_{field.upper()}")
+        parts.append(f"{name}: {what}" if field else what)
     return "; ".join(parts)
 
 

@@ -8,7 +8,7 @@ imports every command module and holds the entry point. Nothing here imports a c
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from stream_detector.settings import Settings
 
 __all__ = [
-    "KafkaOption", "RedisOption", "app", "check_param", "console", "err_console", "fail",
-    "fitted_title", "one_line_errors", "records_progress", "require_given", "say",
-    "settings_for", "usage_error", "warn",
+    "KafkaOption", "RedisOption", "app", "check_param", "check_topic", "console",
+    "err_console", "fail", "fitted_title", "one_line_errors", "records_progress",
+    "require_given", "say", "settings_for", "usage_error", "warn",
 ]
 
 app = typer.Typer(
@@ -47,6 +47,16 @@ def check_param(check: Callable[[Path], Path | None], value: Path, flag: str) ->
         check(value)
     except typer.BadParameter as exc:
         raise ConfigurationError(f"invalid value for {flag}: {exc.message}") from None
+
+
+def check_topic(topic: str | None, flag: str) -> None:
+    """A topic given on the command line must be one Kafka accepts: one line naming the flag,
+    before any file is read or service reached (ConfigurationError)."""
+    from stream_detector.constants import topic_name_problem
+
+    problem = topic_name_problem(topic) if topic is not None else None
+    if problem:
+        raise ConfigurationError(f"{flag}: {problem}")
 
 
 def require_given(kafka: str | None, redis: str | None) -> None:
@@ -86,8 +96,15 @@ def one_line_errors() -> Iterator[None]:
         fail(escape(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
 
 
-def settings_for(**overrides: str | None) -> Settings:
-    """Process settings, with command-line URLs (``--kafka``, ``--redis``) on top."""
+# the flags that give a setting on most commands; others pass their own (settings_for)
+FLAGS = {"kafka_url": "--kafka", "redis_url": "--redis"}
+
+
+def settings_for(flags: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
+    """Process settings, with command-line values (``--kafka``, ``--redis``, topics) on top.
+
+    Raises ConfigurationError naming each invalid value by its flag (``flags``: field ->
+    flag, over :data:`FLAGS`) when the command line gave it, else by its variable."""
     from pydantic import ValidationError
 
     from stream_detector.settings import Settings, get_settings, invalid_settings
@@ -98,7 +115,9 @@ def settings_for(**overrides: str | None) -> Settings:
     try:  # the constructor, not model_validate: the environment still fills the other fields
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigurationError(invalid_settings(exc)) from None
+        named = {field: flag for field, flag in {**FLAGS, **(flags or {})}.items()
+                 if field in given}
+        raise ConfigurationError(invalid_settings(exc, named)) from None
 
 
 KafkaOption = Annotated[

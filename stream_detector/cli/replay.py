@@ -11,6 +11,7 @@ from schemas.kinds import RecordKind
 from stream_detector.cli.common import (
     KafkaOption,
     app,
+    check_topic,
     one_line_errors,
     records_progress,
     say,
@@ -72,6 +73,7 @@ def replay_command(
     from stream_detector.files.history import load_source
 
     with one_line_errors():
+        check_topic(topic, "--topic")
         source = load_source(file, kind=kind, key=key, order=order, limit=limit,
                              missing=missing)
         settings = settings_for(kafka_url=kafka)

@@ -11,6 +11,7 @@ import typer
 from stream_detector.cli.common import (
     KafkaOption,
     app,
+    check_topic,
     err_console,
     one_line_errors,
     say,
@@ -55,6 +56,7 @@ def tail_command(
     from stream_detector.worker.console import anomaly_line
 
     with one_line_errors():
+        check_topic(topic, "--topic")
         settings = settings_for(kafka_url=kafka)
         topic = topic or settings.output_topic
         require_kafka(settings)

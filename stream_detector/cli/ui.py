@@ -67,7 +67,8 @@ def ui_command(
         for path in model or []:  # before Kafka: a mistyped path is not silently no model
             check_param(model_path, path, "--model")
         # topics through the settings, so a namespace prefixes them as it does the worker's
-        settings = settings_for(kafka_url=kafka, redis_url=redis, output_topic=events,
+        settings = settings_for({"output_topic": "--events", "input_topic": "--records"},
+                                kafka_url=kafka, redis_url=redis, output_topic=events,
                              input_topic=records or None)
         opts = UiOptions(models=model or [], allow_writes=allow_writes, from_end=from_end,
                          port=port, records_topic="" if records == "" else None)

@@ -11,6 +11,9 @@ from stream_detector.cli.common import app, check_param, one_line_errors, settin
 
 __all__ = ["worker"]
 
+WORKER_FLAGS = {"input_topic": "--input", "output_topic": "--output",
+                "dead_letter_topic": "--dead-letter"}
+
 
 @app.command()
 def worker(
@@ -41,8 +44,9 @@ def worker(
     with one_line_errors():
         for path in model:
             check_param(model_path, path, "--model")
-        settings = settings_for(input_topic=input_topic, output_topic=output_topic,
-                             dead_letter_topic=dead_letter, kafka_url=kafka, redis_url=redis)
+        settings = settings_for(WORKER_FLAGS, input_topic=input_topic,
+                                output_topic=output_topic, dead_letter_topic=dead_letter,
+                                kafka_url=kafka, redis_url=redis)
         check_topic_roles(settings)  # before any network: a loop is refused at once
         require_kafka(settings)  # Redis may be down: the worker then starts degraded
         require_worker_host(settings)

@@ -95,7 +95,9 @@ def _settings(kafka: str | None, redis: str | None, **more: Any) -> Any:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigurationError(invalid_settings(exc)) from None
+        flags = {"kafka_url": "--kafka", "redis_url": "--redis"}
+        named = {field: flag for field, flag in flags.items() if field in given}
+        raise ConfigurationError(invalid_settings(exc, named)) from None
 
 
 def _services(opts: DemoOptions, stack: contextlib.ExitStack, step: Step) -> tuple[str, str]:

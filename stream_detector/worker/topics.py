@@ -8,21 +8,18 @@ restores changelog partition ``p`` on the worker that owns input partition ``p``
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
 from stream_detector.connectivity import check_kafka
+from stream_detector.constants import topic_name_problem
 from stream_detector.exceptions import ConfigurationError
 from stream_detector.settings import Settings
 
 __all__ = ["check_topic_roles", "create_missing", "ensure_topics"]
 
 log = logging.getLogger(__name__)
-
-_LEGAL: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's Topic.validate
-
 
 _CLASHES: Final = {  # two roles on one topic, and what would go wrong
     ("input", "output"): "the worker would read its anomaly events back as records",
@@ -92,10 +89,9 @@ def create_missing(settings: Settings, names: Sequence[str], timeout: float = 30
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     for name in names:
-        if not _LEGAL.fullmatch(name) or name in (".", ".."):
-            raise ConfigurationError(
-                f"topic name {name!r} is not valid: Kafka allows letters, digits, '.', '_' "
-                "and '-', up to 249 characters")
+        problem = topic_name_problem(name)
+        if problem:
+            raise ConfigurationError(f"topic {problem}")
     admin = AdminClient(settings.confluent_config())
     metadata = admin.list_topics(timeout=timeout)
     missing = [n for n in names if n not in metadata.topics]

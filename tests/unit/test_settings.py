@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from stream_detector.exceptions import ConfigurationError
-from stream_detector.settings import Settings, kafka_bootstrap_servers
+from stream_detector.settings import Settings, invalid_settings, kafka_bootstrap_servers
 
 
 def test_reads_urls_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,9 +59,12 @@ def test_kafka_urls_name_brokers_with_optional_ports(url: str, servers: str) -> 
 def test_a_malformed_kafka_url_is_refused_naming_the_fault(url: str, says: str) -> None:
     from stream_detector.cli.common import settings_for
 
-    with pytest.raises(ConfigurationError, match="STREAM_DETECTOR_KAFKA_URL") as refused:
+    with pytest.raises(ConfigurationError, match="^--kafka: ") as refused:  # the flag's value
         settings_for(kafka_url=url)
     assert says in str(refused.value)
+    with pytest.raises(ValidationError) as invalid:  # from the environment: the variable
+        Settings(kafka_url=url)
+    assert invalid_settings(invalid.value).startswith("STREAM_DETECTOR_KAFKA_URL: ")
 
 
 @pytest.mark.parametrize("url", ["kafka://app:hunter2@b1:9093", "b0:1,app:hunter2@b1:9093",
@@ -226,6 +229,25 @@ def test_a_topic_given_empty_stays_empty_under_a_namespace() -> None:
     same empty name is refused when the worker creates its topics."""
     settings = Settings(namespace="ns", input_topic="", output_topic="out")
     assert (settings.input_topic, settings.output_topic) == ("", "ns.out")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("input_topic", "a b"), ("output_topic", "alerts/prod"), ("dead_letter_topic", ".."),
+    ("output_topic", "x" * 250), ("input_topic", "caf\u00e9"),
+])
+def test_a_topic_kafka_would_refuse_is_refused_by_its_variable(field: str, value: str) -> None:
+    """`ui --events a/b` followed nothing, silently; the worker learnt it only from Kafka."""
+    with pytest.raises(ValidationError) as invalid:
+        Settings(**{field: value})
+    assert invalid_settings(invalid.value).startswith(
+        f"STREAM_DETECTOR_{field.upper()}: {value[:60]!r}")
+    assert "is not a Kafka topic name" in invalid_settings(invalid.value)
+
+
+def test_a_namespace_that_makes_a_topic_too_long_is_refused() -> None:
+    assert Settings(namespace="ns", input_topic="r" * 246).input_topic == "ns." + "r" * 246
+    with pytest.raises(ValidationError, match="is not a Kafka topic name"):
+        Settings(namespace="ns", input_topic="r" * 247)
 
 
 @pytest.mark.parametrize("name", ["STREAM_DETECTOR_UI_HOST", "STREAM_DETECTOR_WEB_HOST"])

@@ -175,7 +175,7 @@ def test_a_name_kafka_refuses_is_one_clear_line(kafka_broker: ServiceHandle,
         app, ["replay", str(path), "-t", "bad topic!", "--kafka", kafka_broker.url]
     )
     assert result.exit_code == 1
-    assert "topic name 'bad topic!' is not valid: Kafka allows letters" in result.output
+    assert "--topic: 'bad topic!' is not a Kafka topic name: use letters" in result.output
     assert "Traceback" not in result.output
 
 

@@ -102,6 +102,23 @@ CASES = {
     "alerts, unknown sink under --dry-run": (
         ["alerts", "--dry-run", "--no-state", "--sink", "slack", "--kafka",
          "kafka://127.0.0.1:{port}"], "no alert sink 'slack'; choose one of webhook, dry-run"),
+    # a bad value from a flag is named by the flag, not by the variable the user never set
+    "tail, credentials in --kafka": (["tail", "--kafka", "kafka://u:secret@127.0.0.1:9092"],
+                                     "--kafka: Kafka URL carries credentials"),
+    "alerts, bad port in --redis": (["alerts", "--dry-run", "--redis",
+                                     "redis://127.0.0.1:99999/0"], "--redis: "),
+    # a topic Kafka would refuse, before Kafka is reached (ui followed nothing, silently)
+    "worker, a space in --output": (
+        ["worker", "--model", "{model}", "--output", "a b", "--kafka",
+         "kafka://127.0.0.1:{port}"], "--output: 'a b' is not a Kafka topic name"),
+    "ui, a slash in --events": (["ui", "--events", "a/b", "--kafka", "kafka://127.0.0.1:{port}"],
+                                "--events: 'a/b' is not a Kafka topic name"),
+    "tail, a space in --topic": (["tail", "--topic", "a b", "--kafka",
+                                  "kafka://127.0.0.1:{port}"], "--topic: 'a b' is not a Kafka"),
+    "replay, a space in --topic": (["replay", "{data}", "--topic", "a b", "--kafka",
+                                    "kafka://127.0.0.1:{port}"], "--topic: 'a b' is not a Kafka"),
+    "demo, scheme of --redis": (["demo", "--redis", "http://127.0.0.1:6379", "--out",
+                                 "{tmp}/demo"], "--redis: "),
     "demo, broker down": (["demo", "--kafka", "kafka://127.0.0.1:{port}", "--out",
                            "{tmp}/demo"], "cannot reach Kafka"),
 }
