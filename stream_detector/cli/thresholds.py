@@ -299,10 +299,15 @@ def thresholds_publish(
         if card is None:
             raise ConfigurationError(f"{model} is not a model folder or registry entry")
         with _threshold_store(redis) as store:
+            dropped = store.kept(card) if replace else {}  # what the replace will drop
             count = store.publish_from_card(card, replace=replace)
             kept = {} if replace else store.kept(card)
+    gone = ""
+    if dropped:
+        names = ", ".join(sorted(dropped)[:3]) + (" ..." if len(dropped) > 3 else "")
+        gone = f"; dropped {len(dropped)} key threshold(s) set since: {names}"
     say(f"published {count} threshold(s) of {card.name} {card.version} "
-         f"(default {card.thresholds.default!r})")
+        f"(default {card.thresholds.default!r}){gone}")
     if kept:
         _warn_kept(model, version, kept)
 

@@ -199,6 +199,7 @@ async def test_publish_names_keys_set_since_and_replace_drops_them(
         out = await asyncio.to_thread(cli, redis_server, "publish", "--model", str(model_dir),
                                       "--replace")
         assert "published 3 threshold(s)" in out and "warning" not in out
+        assert "; dropped 1 key threshold(s) set since: Twitter_volume_GOOG" in out
         done = time.monotonic()
         while cache.lookup("Twitter_volume_GOOG").value != 0.5 and time.monotonic() - done < 1:
             await asyncio.sleep(0.01)
@@ -211,6 +212,7 @@ async def test_publish_names_keys_set_since_and_replace_drops_them(
     assert {k: e["value"] for k, e in listed.items()} == {
         "*": 0.5, "Twitter_volume_AAPL": 0.7, "Twitter_volume_FB": 0.9}
     assert "warning" not in cli(redis_server, "publish", "--model", str(model_dir))
+    assert "dropped" not in cli(redis_server, "publish", "--model", str(model_dir), "--replace")
 
 
 def test_a_threshold_not_above_zero_is_set_with_a_warning(
