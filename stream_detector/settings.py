@@ -297,6 +297,16 @@ class Settings(BaseSettings):
         """Prefix of every Redis key and channel of this deployment (``sd:`` or ``sd:NS:``)."""
         return redis_prefix(self.namespace)
 
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _absolute_cache(cls, v: Any) -> Any:
+        if isinstance(v, str | Path):
+            if not str(v).strip():  # Path("") is the current folder: never meant
+                raise ValueError("is empty; unset it for ~/.cache/stream-detector or give a "
+                                 "folder")
+            return Path(v).expanduser().absolute()
+        return v
+
     @field_validator("input_topic", "output_topic", "dead_letter_topic")
     @classmethod
     def _kafka_topic(cls, v: str) -> str:

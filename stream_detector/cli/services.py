@@ -25,7 +25,8 @@ app.add_typer(services_app, name="services")
 def _cache_dir(cache_dir: Path | None) -> Path:
     from stream_detector.settings import get_settings
 
-    return cache_dir or get_settings().cache_dir
+    # absolute: the services' pids, data and jars must not depend on where a later call runs
+    return (cache_dir or get_settings().cache_dir).expanduser().absolute()
 
 
 CacheOption = Annotated[

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import shutil
 import string
 import subprocess
@@ -67,7 +68,8 @@ class KafkaBroker:
         self, cache_dir: Path, recipe_dir: Path | None = None,
         security: BrokerSecurity | None = None,
     ) -> None:
-        self.cache_dir = Path(cache_dir)
+        # absolute: Maven resolves a relative -DoutputDirectory against the pom's folder
+        self.cache_dir = Path(cache_dir).expanduser().absolute()
         self.recipe_dir = recipe_dir or kafka_recipe_dir()
         self.security = security
         self.libs_dir = self.cache_dir / "kafka" / KAFKA_VERSION / "libs"
@@ -84,13 +86,14 @@ class KafkaBroker:
             )
         self.libs_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="libs-", dir=self.libs_dir.parent))
-        cmd = [mvn, "-q", "-B", "-f", str(self.recipe_dir / "pom.xml"),
+        cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(self.recipe_dir / "pom.xml"),
                f"-DoutputDirectory={tmp}", "dependency:copy-dependencies"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
             shutil.rmtree(tmp, ignore_errors=True)
-            output = (done.stdout + done.stderr)[-3000:]
-            raise ServiceError(f"fetching Kafka jars with Maven failed:\n{output}")
+            output = _ANSI.sub("", done.stdout + done.stderr).strip()[-3000:]
+            said = output or f"exit code {done.returncode}, and no Kafka jar arrived"
+            raise ServiceError(f"fetching Kafka jars with Maven failed:\n{said}")
         (tmp / ".complete").write_text(KAFKA_VERSION)
         shutil.rmtree(self.libs_dir, ignore_errors=True)
         tmp.rename(self.libs_dir)
@@ -162,6 +165,7 @@ class KafkaBroker:
                              start_ticks(proc.pid))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes Maven prints even with -B
 _QUIET = logging.getLogger("stream_detector.services.probe")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False

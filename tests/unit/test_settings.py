@@ -270,3 +270,17 @@ def test_settings_doctests() -> None:
 
     result = doctest.testmod(stream_detector.settings)
     assert result.failed == 0 and result.attempted >= 3
+
+
+def test_the_cache_folder_is_absolute_and_never_empty(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """A relative cache folder moved with the current folder (services started in one place
+    were not found from another); an empty one was the current folder."""
+    monkeypatch.chdir(tmp_path)
+    assert Settings(cache_dir="rel").cache_dir == tmp_path / "rel"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Settings(cache_dir="~/c").cache_dir == tmp_path / "home" / "c"
+    with pytest.raises(ValidationError) as invalid:
+        Settings(cache_dir=" ")
+    assert invalid_settings(invalid.value).startswith("STREAM_DETECTOR_CACHE_DIR: is empty")
