@@ -48,22 +48,44 @@ def check_text(path: Path) -> None:
     ------
     DataError
         The file starts with a compressed, spreadsheet, HDF5 or Parquet signature, is UTF-16
-        text (a byte-order mark, or NUL in every other byte), or holds NUL bytes in its first
-        4 KiB (UTF-8 text files never do).
+        or UTF-32 text (a byte-order mark, or NUL bytes around ASCII), or holds NUL bytes in
+        its first 4 KiB (UTF-8 text files never do).
     """
     with path.open("rb") as handle:
         head = handle.read(4096)
     for magic, what in _NOT_TEXT:
         if head.startswith(magic):
             raise DataError(f"{path}: not CSV text but {what}")
-    sample = head[:64] if len(head) % 2 == 0 else head[:63]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (
-            len(sample) >= 8 and 0 in sample and (not any(sample[1::2]) or not any(sample[::2]))):
-        raise DataError(f"{path}: not UTF-8 text but UTF-16 (as Excel's \"Unicode text\" "
-                        "export writes); save it as \"CSV UTF-8\"")
+    wide = _wide_unicode(head)
+    if wide:
+        excel = " (as Excel's \"Unicode text\" export writes)" if wide == "UTF-16" else ""
+        raise DataError(f"{path}: not UTF-8 text but {wide}{excel}; save it as UTF-8 (Excel: "
+                        "\"CSV UTF-8\")")
     if b"\x00" in head:
         raise DataError(f"{path}: not CSV text (binary bytes in its first 4 KiB); expected a "
                         "CSV, Parquet (.parquet), HDF5 (.h5) or JSON (.json, .jsonl) file")
+
+
+def _wide_unicode(head: bytes) -> str | None:
+    """"UTF-32" or "UTF-16" for text in those encodings (a byte-order mark, or ASCII with
+    its NUL bytes in place), else None.
+
+    >>> [_wide_unicode(t.encode(e)) for t, e in [("date,value", "utf-16"),
+    ...     ("date,value", "utf-32-le"), ("date,value", "utf-16-be"), ("date,value", "utf-8")]]
+    ['UTF-16', 'UTF-32', 'UTF-16', None]
+    """
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    for width, name in ((4, "UTF-32"), (2, "UTF-16")):
+        sample = head[:64 - 64 % width] if len(head) >= 64 else head[:len(head) - len(head) % width]
+        if len(sample) < 2 * width or 0 not in sample:
+            continue
+        lanes = [sample[i::width] for i in range(width)]
+        if sum(1 for lane in lanes if not any(lane)) == width - 1:  # one lane holds the text
+            return name
+    return None
 
 
 _SEP_LINE = re.compile(r"sep=(.)\s*")  # Excel's first line naming the separator

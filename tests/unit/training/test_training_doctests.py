@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["load_json", "metrics", "models", "nab", "scaling",
+MODULES = ["load_checks", "load_csv", "load_json", "metrics", "models", "nab", "scaling",
            "synthetic_events", "synthetic_heldout", "synthetic_metrics", "synthetic_series",
            "windows"]
 

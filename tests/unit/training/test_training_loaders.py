@@ -543,8 +543,11 @@ def test_a_series_column_splits_a_table_into_its_series(tmp_path: Path, name: st
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file; name it .h5"),
     (b"timestamp,value\n2015-01-01,\x00\x01", "not CSV text \\(binary bytes"),
     *[("timestamp,value\r\n2015-01-01,1\r\n".encode(codec),  # Excel's "Unicode text"
-       "not UTF-8 text but UTF-16 .*; save it as \"CSV UTF-8\"")
+       "not UTF-8 text but UTF-16 \\(as Excel's .*; save it as UTF-8 \\(Excel: \"CSV UTF-8\"\\)")
       for codec in ("utf-16", "utf-16-le", "utf-16-be")],
+    *[("timestamp,value\r\n2015-01-01,1\r\n".encode(codec),  # was called UTF-16
+       "not UTF-8 text but UTF-32; save it as UTF-8") for codec in ("utf-32", "utf-32-le",
+                                                                    "utf-32-be")],
 ])
 def test_a_binary_file_given_as_csv_is_named_for_what_it_is(
     tmp_path: Path, head: bytes, what: str,
