@@ -6,14 +6,22 @@ logs or reprs. Nothing else in the project reads the environment.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_detector.constants import (
@@ -25,6 +33,7 @@ from stream_detector.constants import (
     topic_name_problem,
 )
 from stream_detector.exceptions import ConfigurationError
+from stream_detector.service_urls import broker_addresses, kafka_bootstrap_servers, pool_refuses
 
 __all__ = ["Settings", "broker_addresses", "get_settings", "invalid_settings",
            "kafka_bootstrap_servers"]
@@ -33,94 +42,12 @@ KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _NAMESPACED = ("input_topic", "output_topic", "dead_letter_topic", "app_id")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_-]{0,40}")
+_APP_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "stream-detector"
-
-
-def kafka_bootstrap_servers(url: str) -> str:
-    """Turn ``kafka://h1:9092,h2:9092`` (or a bare ``h:p`` list) into ``h1:9092,h2:9092``.
-
-    Brokers are separated by ``,`` or ``;``; a broker without a port gets the client's
-    default (9092); IPv6 addresses go in brackets (``[::1]:9092``).
-
-    Raises:
-        ConfigurationError: no broker named, a scheme other than ``kafka://``, a port that
-            is not a number from 1 to 65535, a path or blank inside a broker's address, or
-            credentials in the URL (``user:password@``: those belong in the SASL settings,
-            and the message never repeats them).
-
-    >>> kafka_bootstrap_servers("kafka://127.0.0.1:9092")
-    '127.0.0.1:9092'
-    >>> kafka_bootstrap_servers("kafka://a:1;b:2")
-    'a:1,b:2'
-    """
-    if "@" in url:  # before any split: a password may hold , ; or ://
-        _refuse_credentials()
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        rest = url
-    elif scheme.lower() != "kafka":
-        raise ConfigurationError(f"Kafka URL must start with kafka://, not {scheme}://; "
-                                 "use kafka://HOST:PORT[,HOST:PORT]")
-    hosts = [h.strip().rstrip("/") for h in rest.replace(";", ",").split(",") if h.strip()]
-    if not hosts:
-        raise ConfigurationError(f"Kafka URL {url!r} names no broker; use kafka://HOST:PORT")
-    for host in hosts:
-        _check_broker(host)
-    return ",".join(hosts)
-
-
-def _refuse_credentials() -> NoReturn:
-    raise ConfigurationError(
-        "Kafka URL carries credentials (user:password@); set them in "
-        "STREAM_DETECTOR_KAFKA_SASL_USERNAME and STREAM_DETECTOR_KAFKA_SASL_PASSWORD "
-        "with STREAM_DETECTOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL instead")
-
-
-def broker_addresses(servers: str) -> list[tuple[str, int]]:
-    """(host, port) of each broker of ``servers`` (:func:`kafka_bootstrap_servers`' form):
-    IPv6 hosts without their brackets, a broker without a port on Kafka's default, 9092.
-
-    Raises:
-        ConfigurationError: a broker is not ``HOST[:PORT]``, as in :func:`kafka_bootstrap_servers`.
-
-    >>> broker_addresses("b1:9093,[::1]:9092,b2,[::1]")
-    [('b1', 9093), ('::1', 9092), ('b2', 9092), ('::1', 9092)]
-    """
-    return [_check_broker(server) for server in servers.split(",")]
-
-
-def _check_broker(host: str) -> tuple[str, int]:
-    if host.startswith("["):  # [IPv6]:port
-        name, bracket, after = host[1:].partition("]")
-        port = after.removeprefix(":")
-        bad = not (bracket and name) or after[:1] not in ("", ":") or after == ":"
-    else:
-        name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
-        bad = not name or ":" in name or bool(colon and not port)
-    bad = bad or any(c in name for c in "/ \t?#[]") or (
-        port != "" and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536))
-    if bad:
-        raise ConfigurationError(f"Kafka broker {host!r} is not HOST:PORT (port 1-65535); "
-                                 "use kafka://HOST:PORT[,HOST:PORT]")
-    return name, int(port) if port else 9092
-
-
-def _pool_refuses(url: str) -> bool:
-    """Whether redis-py refuses the URL's options (``?db=x``, ``?socket_timeout=abc``, an
-    unknown ``?ssl_cert_reqs=``) when it builds a connection (no network: nothing connects).
-    Asked only of URLs with options: importing redis costs every command ~0.1 s at start."""
-    import redis
-
-    try:
-        pool = redis.ConnectionPool.from_url(url)
-        pool.make_connection()
-    except (ValueError, TypeError, redis.RedisError):
-        return True
-    pool.disconnect()
-    return False
 
 
 class Settings(BaseSettings):
@@ -131,7 +58,7 @@ class Settings(BaseSettings):
     )
 
     namespace: str = Field(
-        "", pattern=r"^[A-Za-z0-9_-]{0,40}$",
+        "",
         description="deployment name: prefixes topics (NS.records), the app id, and Redis keys "
         "(sd:NS:...), so teams sharing Kafka and Redis never see each other's thresholds",
     )
@@ -176,7 +103,7 @@ class Settings(BaseSettings):
 
     # --- Worker ------------------------------------------------------------------------
     app_id: str = Field(
-        "stream-detector", pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        "stream-detector",
         description="Faust app id: consumer group and changelog prefix"
     )
     batch_max: int = Field(
@@ -284,6 +211,8 @@ class Settings(BaseSettings):
         """With a namespace, topic names and the app id get its prefix (once)."""
         if not isinstance(data, dict) or not data.get("namespace"):
             return data
+        if not _NAMESPACE.fullmatch(str(data["namespace"])):
+            return data  # refused on its own (_check_namespace), not in every prefixed name
         prefix = f"{data['namespace']}."
         for name in _NAMESPACED:
             if data.get(name) == "":  # given empty: refused as it is, not made the default
@@ -296,6 +225,26 @@ class Settings(BaseSettings):
     def redis_prefix(self) -> str:
         """Prefix of every Redis key and channel of this deployment (``sd:`` or ``sd:NS:``)."""
         return redis_prefix(self.namespace)
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, v: str) -> str:
+        if not _NAMESPACE.fullmatch(v):
+            raise ValueError(f"{v[:60]!r} is not a namespace: use up to 40 letters, digits, "
+                             "'_' and '-'")
+        return v
+
+    @field_validator("app_id")
+    @classmethod
+    def _check_app_id(cls, v: str, info: ValidationInfo) -> str:
+        if _APP_ID.fullmatch(v):
+            return v
+        namespace = info.data.get("namespace")
+        if namespace and len(v) > 200 and _APP_ID.fullmatch(v[:200]):
+            raise ValueError(f"with STREAM_DETECTOR_NAMESPACE {namespace!r} as its prefix "
+                             f"the app id is {len(v)} characters, over 200: shorten either")
+        raise ValueError(f"{v[:60]!r} is not an app id (Kafka's consumer group): use 1 to 200 "
+                         "letters, digits, '.', '_' and '-'")
 
     @field_validator("cache_dir", mode="before")
     @classmethod
@@ -355,7 +304,7 @@ class Settings(BaseSettings):
             port = 0
         db = parts.path.strip("/") if scheme != "unix" else "0"
         if (port == 0 or not (db == "" or (db.isascii() and db.isdigit()))
-                or (parts.query and _pool_refuses(v))):  # options: redis-py's own reading
+                or (parts.query and pool_refuses(v))):  # options: redis-py's own reading
             from stream_detector.connectivity import safe_url
 
             raise ValueError(f"Redis URL {safe_url(v)!r} needs a port from 1 to 65535 (or none), "

@@ -266,10 +266,12 @@ def test_settings_doctests() -> None:
     """Broker lists: parsing and the addresses the connection checks dial."""
     import doctest
 
+    import stream_detector.service_urls
     import stream_detector.settings
 
-    result = doctest.testmod(stream_detector.settings)
+    result = doctest.testmod(stream_detector.service_urls)
     assert result.failed == 0 and result.attempted >= 3
+    assert doctest.testmod(stream_detector.settings).failed == 0
 
 
 def test_the_cache_folder_is_absolute_and_never_empty(
@@ -284,3 +286,22 @@ def test_the_cache_folder_is_absolute_and_never_empty(
     with pytest.raises(ValidationError) as invalid:
         Settings(cache_dir=" ")
     assert invalid_settings(invalid.value).startswith("STREAM_DETECTOR_CACHE_DIR: is empty")
+
+
+def test_a_bad_namespace_is_one_error_not_one_per_prefixed_name() -> None:
+    with pytest.raises(ValidationError) as invalid:
+        Settings(namespace="team a")
+    assert invalid_settings(invalid.value) == (
+        "STREAM_DETECTOR_NAMESPACE: 'team a' is not a namespace: use up to 40 letters, "
+        "digits, '_' and '-'")
+
+
+def test_an_app_id_made_too_long_by_the_namespace_names_both() -> None:
+    assert Settings(namespace="n" * 40, app_id="a" * 159).app_id == "n" * 40 + "." + "a" * 159
+    with pytest.raises(ValidationError) as invalid:
+        Settings(namespace="n" * 40, app_id="a" * 160)
+    said = invalid_settings(invalid.value)
+    assert said.startswith("STREAM_DETECTOR_APP_ID: with STREAM_DETECTOR_NAMESPACE 'nnn")
+    assert "201 characters, over 200" in said
+    with pytest.raises(ValidationError, match="'a b' is not an app id"):
+        Settings(app_id="a b")
