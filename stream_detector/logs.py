@@ -12,14 +12,31 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["JsonFormatter", "RepeatFilter", "logging_config"]
+__all__ = ["JsonFormatter", "RepeatFilter", "logging_config", "printable"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# C0 and C1 controls, DEL, and the bidirectional overrides and isolates (Trojan Source,
+# CVE-2021-42574) that reorder what a terminal shows
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters as escapes (``\\n``, ``\\x1b``, ``\\u202e``): keys
+    and names come from Kafka messages, and a key holding a newline or an ANSI sequence
+    would otherwise forge log lines or recolour the reader's terminal.
+
+    >>> printable("web-1"), printable("evil\\n[INFO] fake \\x1b[31m"), printable("a\\u202eb")
+    ('web-1', 'evil\\\\n[INFO] fake \\\\x1b[31m', 'a\\\\u202eb')
+    """
+    if _UNPRINTABLE.search(text) is None:  # the usual case: one scan, no copy
+        return text
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class JsonFormatter(logging.Formatter):

@@ -21,6 +21,7 @@ from stream_detector.alerts.formats import Payload, render
 from stream_detector.alerts.incidents import IncidentTracker, Notice, parse_event
 from stream_detector.alerts.store import IncidentStore, persist
 from stream_detector.exceptions import InvalidRecord
+from stream_detector.logs import printable
 
 __all__ = [
     "AlertOptions",
@@ -82,11 +83,13 @@ def _post(notices: list[Notice], suppress: float, send: Callable[[Payload], None
         incident = notice.incident
         if notice.kind == "opened":
             stats.opened += 1
-            log(f"sent: incident opened for {incident.key} ({incident.first.event_id})")
+            log(f"sent: incident opened for {printable(incident.key)} "
+                f"({printable(incident.first.event_id)})")
         else:  # "sent", not "posted": a --dry-run sink prints and posts nothing
             stats.resolved += 1
             plural = "anomaly" if incident.count == 1 else "anomalies"
-            log(f"sent: incident of {incident.key} resolved after {incident.count} {plural}")
+            log(f"sent: incident of {printable(incident.key)} resolved after {incident.count} "
+                f"{plural}")
 
 
 def _handle(msg: _Message, tracker: IncidentTracker, send: Callable[[Payload], None],

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from schemas.events import AnomalyEvent
 from stream_detector.alerts.incidents import Incident, Notice
+from stream_detector.logs import printable
 
 __all__ = [
     "Payload",
@@ -34,12 +35,14 @@ Payload = dict[str, Any]
 
 
 def escape(text: str) -> str:
-    """Escape Slack's three control characters so keys cannot inject links or mentions.
+    """Escape Slack's three control characters so keys cannot inject links or mentions,
+    and control characters (:func:`~stream_detector.logs.printable`) so they cannot break
+    the post's lines.
 
-    >>> escape("a<b>&c")
-    'a&lt;b&gt;&amp;c'
+    >>> escape("a<b>&c"), escape("k\\n*fake*")
+    ('a&lt;b&gt;&amp;c', 'k\\\\n*fake*')
     """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _field(title: str, value: str) -> dict[str, str]:
@@ -86,7 +89,7 @@ def incident_payload(event: AnomalyEvent, suppress: float) -> Payload:
     ]
     if event.p_value is not None:
         fields.append(_field("p-value", f"{event.p_value:.3g}"))
-    header = f"Anomaly: {event.key}"
+    header = printable(f"Anomaly: {event.key}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:_HEADER_MAX]}},
         {"type": "section", "fields": fields},

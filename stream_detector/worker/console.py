@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from schemas.events import AnomalyEvent
 from stream_detector.core.thresholds import ThresholdEntry
+from stream_detector.logs import printable
 
 __all__ = [
     "AnomalyLines",
@@ -71,7 +72,7 @@ def when(event: AnomalyEvent) -> str:
 def anomaly_line(event: AnomalyEvent) -> str:
     """One line per anomaly event: key, window end, severity, score vs threshold, observed
     vs expected (first feature, original units) and the top contributor."""
-    parts = [f"anomaly {event.key} @ {when(event)} severity {event.severity:.0f} "
+    parts = [f"anomaly {printable(event.key)} @ {when(event)} severity {event.severity:.0f} "
              f"score {_num(event.score)} > {_num(event.threshold)}"]
     if event.p_value is not None:
         parts[0] += f" p={event.p_value:.2g}"
@@ -82,8 +83,8 @@ def anomaly_line(event: AnomalyEvent) -> str:
         parts.append(seen)
     if event.top_contributors:
         top = max(event.top_contributors, key=lambda c: c.error)
-        parts.append(f"top {top.name} t-{top.time_offset}")
-    parts.append(f"{event.model.name} v{event.model.version}")
+        parts.append(f"top {printable(top.name)} t-{top.time_offset}")
+    parts.append(printable(f"{event.model.name} v{event.model.version}"))
     return " | ".join(parts)
 
 

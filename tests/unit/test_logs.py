@@ -30,3 +30,12 @@ def test_text_format_keeps_fausts_own_logging() -> None:
     assert logging_config("text", "INFO") is None
     config = logging_config("json", "debug")
     assert config is not None and config["root"]["level"] == "DEBUG"
+
+
+def test_logs_doctests() -> None:
+    import doctest
+
+    from stream_detector import logs
+
+    result = doctest.testmod(logs)
+    assert result.failed == 0 and result.attempted >= 4

@@ -54,6 +54,17 @@ def at(seconds: int) -> str:
     return f"2015-02-26T21:{seconds // 60:02d}:{seconds % 60:02d}"
 
 
+def test_the_alerts_log_escapes_control_characters_of_keys() -> None:
+    clock = Clock()
+    consumer = FakeConsumer([event("k\n[INFO] fake", at(0)), event("z", at(60))], clock)
+    logs: list[str] = []
+    run_alerts(consumer, IncidentTracker(5.0, 0, clock), [].append,
+               AlertOptions("anomalies", max_seconds=60, exit_when_idle=3, tick=1.0),
+               logs.append, clock=clock)
+    assert any(line.startswith(r"sent: incident opened for k\n[INFO] fake (") for line in logs)
+    assert all("\n" not in line for line in logs), logs
+
+
 def test_loop_posts_once_per_incident_skips_garbage_and_commits_everything() -> None:
     clock = Clock()
     values = [event("a", at(0)), b"{oops", event("a", at(2)), event("a", at(0)),

@@ -40,6 +40,17 @@ def test_payload_without_p_value_omits_the_field_and_escapes_keys() -> None:
     assert "&lt;!channel&gt;&amp;x" in payload["text"]
 
 
+def test_control_characters_of_a_key_are_escaped_in_every_part_of_a_post() -> None:
+    payload = incident_payload(event("k\n*@here*\x1b[2J", "t"), 60)
+    texts: list[str] = []
+    json.loads(json.dumps(payload), object_hook=lambda d: texts.extend(
+        v for v in d.values() if isinstance(v, str)))
+    assert len(texts) >= 8
+    assert not any("k\n" in t or "\x1b" in t for t in texts), texts  # the fields' own \n stay
+    assert payload["blocks"][0]["text"]["text"] == r"Anomaly: k\n*@here*\x1b[2J"
+    assert payload["text"].startswith(r"Anomaly on k\n*@here*\x1b[2J: score")
+
+
 def test_resolution_payload_is_short() -> None:
     tracker = IncidentTracker(60, 0, FakeClock())
     (notice,) = tracker.observe(event("k", "t1"))

@@ -59,6 +59,19 @@ def test_an_anomaly_line_says_what_a_person_needs_in_one_line() -> None:
     assert "p=0.0012" in bare and "vs expected" not in bare and "top" not in bare
 
 
+def test_a_key_from_kafka_cannot_forge_log_lines_or_colour_the_terminal() -> None:
+    """Keys come from producers: a newline in one wrote a second, fake log line, and an ANSI
+    sequence recoloured the terminals of the worker's log, `tail` and `alerts`."""
+    evil = "evil\n[2026-12-02 00:00:00,000] [1] [INFO] FAKE \x1b[31mRED\u202e"
+    line = anomaly_line(event(key=evil, top_contributors=[
+        Contributor(name="f\r1", index=0, time_offset=0, error=1.0)]))
+    assert "\n" not in line and "\x1b" not in line and "\r" not in line
+    assert "\u202e" not in line
+    assert line.startswith(r"anomaly evil\n[2026-12-02 00:00:00,000] [1] [INFO] FAKE "
+                           r"\x1b[31mRED\u202e @ ")
+    assert r"top f\r1 t-0" in line
+
+
 def test_lines_are_capped_per_second_and_the_rest_counted() -> None:
     lines = AnomalyLines(per_second=3)
     assert [lines.admit(10.1) for _ in range(5)] == [True, True, True, False, False]
