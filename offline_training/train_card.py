@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from offline_training.durations import detection_windows
-from offline_training.train_options import DEFAULTS, TrainOptions
+from offline_training.train_options import DEFAULTS, EVENT_DETECTION, TrainOptions
 from offline_training.trainer import TrainResult
 from schemas.card import NAME_PATTERN, ModelCard
 from schemas.records import Record
@@ -159,10 +159,12 @@ def time_section(kind: str, records: Sequence[Record]) -> dict[str, float] | Non
 
 
 def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record]) -> dict[str, Any]:
-    """The card's detection section: the defaults (not for events) and the options, with
+    """The card's detection section: the defaults of the record kind and the options, with
     durations as windows at the data's cadence, and the season (windows per day, or week)
-    when the seasonal component is weighed in."""
-    base = dict(DEFAULTS["detection"]) if kind != "events" else {}
+    when the seasonal component is weighed in. Events are independent feature vectors:
+    each is judged on its own raw score (no per-key history, warm-up or quiet period), so
+    every event above the threshold alerts."""
+    base = dict(DEFAULTS["detection"] if kind != "events" else EVENT_DETECTION)
     base.update(opts.detection)
     time = time_section(kind, records)  # durations become windows at the data's cadence
     step_s = time["cadence_s"] * opts.stride if time else 0.0
