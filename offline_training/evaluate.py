@@ -74,8 +74,8 @@ def evaluate(
     if labels is not None and runtime.card.record_kind != "events":
         windows = windows_for(labels, data)  # a label file without this data fails first
     source = load_source(data, kind=require_kind(runtime, data, None), key=key,
-                         strict_time=strict_time,
-                         missing=missing)
+                         strict_time=strict_time, missing=missing,
+                         features=runtime.card.features)
     require_memory(source.total, str(data))
     records = list(source.records)
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])

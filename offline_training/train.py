@@ -194,7 +194,7 @@ def train(opts: TrainOptions) -> TrainReport:
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)
     values = _arrays(fit_part)
-    features = feature_names(source.kind, records)
+    features = list(source.names) or feature_names(source.kind, records)
     window = opts.window or (1 if source.kind == "events" else DEFAULTS["window"])
     transform = opts.transform or DEFAULTS["transform"].get(source.kind, "none")
     scaler = _scaler_card(values, opts.scaler, transform, per_key=source.kind == "sales")

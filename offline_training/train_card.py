@@ -174,8 +174,9 @@ def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record]) 
 
 
 def feature_names(kind: str, records: Sequence[Record]) -> list[str]:
-    """The card's feature names: ``value`` for series, ``sales`` for sales; for events the
-    57 synthetic event features when the width matches, else ``f0``, ``f1``, ..."""
+    """The card's feature names when the file named none: ``value`` for series, ``sales``
+    for sales; for events the 57 synthetic event features when the width matches, else
+    ``f0``, ``f1``, ... (a file's own names win: ``RecordSource.names``)."""
     if kind == "series":
         return ["value"]
     if kind == "sales":

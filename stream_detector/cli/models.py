@@ -184,7 +184,8 @@ def score_command(
     with one_line_errors():
         runtime = load_runtime(model, provider)
         source = load_source(data, kind=require_kind(runtime, data, kind), key=key,
-                             strict_time=strict_time, missing=missing)
+                             strict_time=strict_time, missing=missing,
+                             features=runtime.card.features)
         require_memory(source.total, str(data))
         records = list(source.records)
         with records_progress(f"scoring {data.name}", len(records), progress) as advance:

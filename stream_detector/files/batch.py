@@ -273,7 +273,8 @@ def score_file(
     from stream_detector.files.history import load_source
 
     runtime = load_runtime(model_dir, provider)
-    source = load_source(data, kind=require_kind(runtime, data, kind), key=key)
+    source = load_source(data, kind=require_kind(runtime, data, kind), key=key,
+                         features=runtime.card.features)
     require_memory(source.total, str(data))
     records = list(source.records)
     return [row for _, row in score_records(runtime, records, progress, name=str(data))]

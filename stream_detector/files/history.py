@@ -23,10 +23,10 @@ Records are built one chunk at a time from the loaders' compact arrays, never al
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import ValidationError
@@ -38,6 +38,7 @@ from stream_detector.exceptions import ConfigurationError, DataError
 __all__ = [
     "AnyRecord",
     "EventArrays",
+    "aligned_events",
     "Order",
     "PanelArrays",
     "RecordSource",
@@ -90,6 +91,9 @@ class EventArrays(Protocol):
 
     @property
     def features(self) -> np.ndarray: ...
+
+
+_Events = TypeVar("_Events", bound=EventArrays)
 
 
 # --- records from arrays (pure) ----------------------------------------------------------
@@ -233,6 +237,7 @@ class RecordSource:
     keys: int
     imputed: int = 0  # values the loader filled in (``missing="impute"``)
     ignored: tuple[str, ...] = ()  # the file's columns no record carries (e.g. "host")
+    names: tuple[str, ...] = ()  # events: the features' names, in the records' order
 
 
 def _select(
@@ -305,6 +310,7 @@ def load_source(
     limit: int | None = None,
     strict_time: bool = False,
     missing: Literal["reject", "impute"] = "reject",
+    features: Sequence[str] | None = None,
 ) -> RecordSource:
     """Read a history file and prepare its records: the one path replay, ``score`` and
     ``train`` share, so they all see the same records (and timestamp texts).
@@ -314,7 +320,11 @@ def load_source(
     ``strict_time``, which refuses them with the rows named. Empty, NaN or infinite values
     refuse the file (the row named) unless ``missing="impute"``: each is filled in from the
     value before it and its record sent with ``imputed: true`` (``RecordSource.imputed``
-    counts them)."""
+    counts them).
+
+    ``features`` (a model's feature names, for events): the file's columns are taken by
+    name in that order (:func:`aligned_events`), so a file with the model's columns in
+    another order scores right; DataError when its names are not the model's."""
     try:
         from offline_training import loaders
     except ImportError:  # the worker image carries stream_detector without the training side
@@ -326,6 +336,49 @@ def load_source(
     if missing != "reject":
         options["missing"] = missing
     data = loaders.load(Path(path), kind, **options)
+    names: tuple[str, ...] = ()
+    if isinstance(data, EventArrays):
+        names = tuple(getattr(data, "names", ()))
+        if features is not None and names:
+            data, names = aligned_events(data, names, tuple(features), path)
     source = records_from(data, path, kind=kind, key=key, order=order, limit=limit)
     return replace(source, imputed=int(getattr(data, "imputed", 0)),
-                   ignored=tuple(getattr(data, "ignored", ())))
+                   ignored=tuple(getattr(data, "ignored", ())), names=names)
+
+
+def _generic(names: Sequence[str]) -> bool:
+    """Names a file or card gives when it has none of its own: f0, f1, ..."""
+    return list(names) == [f"f{i}" for i in range(len(names))]
+
+
+def aligned_events(data: _Events, names: tuple[str, ...], wanted: tuple[str, ...],
+                   path: Path | str) -> tuple[_Events, tuple[str, ...]]:
+    """``data`` with its feature columns in the model's order ``wanted``, taken by name.
+
+    Unnamed columns (``f0, f1, ...`` on either side) are taken by position, as before
+    names were kept. Columns were always taken by position: a file with the model's
+    columns in another order was scored silently wrong, its contributors misnamed.
+
+    Raises
+    ------
+    DataError
+        The names differ from the model's (which are missing, which the model lacks).
+    """
+    if names == wanted or _generic(names) or _generic(wanted):
+        return data, names
+    if set(names) != set(wanted) or len(set(names)) != len(names):
+        missing = [n for n in wanted if n not in names][:5]
+        extra = [n for n in names if n not in wanted][:5]
+        said = "; ".join(part for part in (
+            f"missing {', '.join(map(repr, missing))}" if missing else "",
+            f"not the model's {', '.join(map(repr, extra))}" if extra else "",
+            "a name repeated" if len(set(names)) != len(names) else "") if part)
+        raise DataError(f"{path}: its columns are not the model's {len(wanted)} features "
+                        f"({said}); score a file with the columns the model was trained on "
+                        f"({', '.join(wanted[:4])}{', ...' if len(wanted) > 4 else ''})")
+    order = [names.index(n) for n in wanted]
+    mask = getattr(data, "imputed_mask", None)
+    moved: _Events = replace(data, features=data.features[:, order],  # type: ignore[type-var]
+                             names=list(wanted),
+                             imputed_mask=None if mask is None else mask[:, order])
+    return moved, wanted
