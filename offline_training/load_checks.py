@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from offline_training.loaded_data import MissingPolicy
-from schemas.records import TIMESTAMP_MAX, TIMESTAMP_MIN
+from schemas.records import FLOAT32_MAX, TIMESTAMP_MAX, TIMESTAMP_MIN
 from stream_detector.exceptions import DataError
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
 # Bounds keep a stray multi-GB file from exhausting memory; callers may raise them knowingly.
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_JSON_BYTES = 256 * 1024**2  # JSON is parsed whole, with Python objects per value
-MAX_VALUE = float(np.finfo(np.float32).max)  # larger finite values overflow float32
+MAX_VALUE = FLOAT32_MAX  # larger finite values overflow float32 (the worker: non_finite)
 _MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 
 

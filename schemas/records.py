@@ -38,6 +38,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from schemas.kinds import RECORD_KINDS
 
 __all__ = [
+    "FLOAT32_MAX",
     "MAX_FEATURES",
     "MAX_ID",
     "MAX_KEY_LENGTH",
@@ -65,6 +66,7 @@ MAX_MESSAGE_BYTES: Final = 1_048_576
 MAX_RECORDS_PER_MESSAGE: Final = 10_000
 MAX_WINDOW_LENGTH: Final = 4_096
 MAX_FEATURES: Final = 4_096
+FLOAT32_MAX: Final = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 MAX_KEY_LENGTH: Final = 256
 MIN_TIMESTAMP_LENGTH: Final = 4
 MAX_TIMESTAMP_LENGTH: Final = 64
@@ -158,6 +160,10 @@ def in_time_range(dt: datetime) -> bool:
 
 
 _Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
+# The models compute in float32: a value beyond its range is infinite there (NAN_INF's
+# non_finite), and `score` refuses it in a file; checked by pydantic's own bounds (no
+# Python call per feature).
+_Value = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 _Timestamp = Annotated[
     str,
     Field(min_length=MIN_TIMESTAMP_LENGTH, max_length=MAX_TIMESTAMP_LENGTH),
@@ -206,7 +212,7 @@ class SeriesPoint(_RecordBase):
     kind: Literal["series"]
     series: _Key
     timestamp: _Timestamp
-    value: float
+    value: _Value
 
     def _timestamp_text(self) -> str:
         return self.timestamp
@@ -229,7 +235,7 @@ class SalesRow(_RecordBase):
     date: _Timestamp
     store: Annotated[int, Field(ge=0, le=MAX_ID)]
     item: Annotated[int, Field(ge=0, le=MAX_ID)]
-    sales: float
+    sales: _Value
 
     def _timestamp_text(self) -> str:
         return self.date
@@ -252,7 +258,7 @@ class FeatureEvent(_RecordBase):
     source: _Key
     event_id: Annotated[str, Field(max_length=MAX_KEY_LENGTH)] = ""
     timestamp: _Timestamp
-    features: Annotated[list[float], Field(min_length=1, max_length=MAX_FEATURES)]
+    features: Annotated[list[_Value], Field(min_length=1, max_length=MAX_FEATURES)]
 
     def _timestamp_text(self) -> str:
         return self.timestamp
@@ -275,6 +281,13 @@ _ONE: Final[TypeAdapter[SeriesPoint | SalesRow | FeatureEvent]] = TypeAdapter(Re
 _MANY: Final[TypeAdapter[list[SeriesPoint | SalesRow | FeatureEvent]]] = TypeAdapter(list[Record])
 
 
+def _beyond_float32(error: ErrorDetails) -> bool:
+    """A value, sales figure or feature outside :data:`_Value`'s bounds."""
+    loc = error["loc"]
+    return (error["type"] in {"less_than_equal", "greater_than_equal"} and bool(loc)
+            and (loc[-1] in {"value", "sales"} or (len(loc) > 1 and loc[-2] == "features")))
+
+
 def _reason_for(error: ErrorDetails) -> Reason:
     kind = error["type"]
     loc = error["loc"]
@@ -282,7 +295,7 @@ def _reason_for(error: ErrorDetails) -> Reason:
         return "malformed_json"
     if kind in {"union_tag_invalid", "union_tag_not_found"}:
         return "unknown_kind"
-    if kind == "finite_number":
+    if kind == "finite_number" or _beyond_float32(error):
         return "non_finite"
     if kind == "timestamp_range":
         return "timestamp_range"
@@ -302,7 +315,11 @@ def _record_error(exc: ValidationError, many: bool) -> RecordError:
     if loc and loc[0] in RECORD_KINDS:
         loc.pop(0)  # the union tag adds nothing a reader needs
     field = ".".join(str(p) for p in loc)
-    text = f"{where}{field + ': ' if field else ''}{first['msg']}"
+    said = first["msg"]
+    if _beyond_float32(first):
+        said = (f"beyond the float32 range the models compute in (|x| <= {FLOAT32_MAX:.4g}); "
+                "check its unit")
+    text = f"{where}{field + ': ' if field else ''}{said}"
     if exc.error_count() > 1:
         text += f" (and {exc.error_count() - 1} more problems)"
     return RecordError(_reason_for(first), text)

@@ -110,6 +110,11 @@ def test_records_are_frozen() -> None:
         (dumps(SERIES).replace(b"104.0", b"1e400"), "non_finite"),
         (dumps(SALES).replace(b"13.0", b"-Infinity"), "non_finite"),
         (dumps(EVENT).replace(b"0.5]", b"NaN]"), "non_finite"),
+        # finite in float64, infinite in the models' float32: `score` refuses them in a file
+        (dumps(SERIES).replace(b"104.0", b"1e308"), "non_finite"),
+        (dumps(SERIES).replace(b"104.0", b"-1e39"), "non_finite"),
+        (dumps(SALES).replace(b"13.0", b"3.5e38"), "non_finite"),
+        (dumps(EVENT).replace(b"0.5]", b"1e39]"), "non_finite"),
         (dumps({**EVENT, "features": []}), "wrong_width"),
         (dumps({**EVENT, "features": [0.0] * 4097}), "wrong_width"),
         (dumps({**SERIES, "kind": "tweets"}), "unknown_kind"),
@@ -122,6 +127,16 @@ def test_records_are_frozen() -> None:
 def test_rejection_reasons(raw: bytes, reason: str) -> None:
     assert reason in REASONS
     assert reason_of(raw) == reason
+
+
+def test_a_value_beyond_float32_is_named_with_the_range_and_the_edge_is_kept() -> None:
+    with pytest.raises(records.RecordError, match=r"^non_finite: value: beyond the float32 "
+                                                  r"range the models compute in \(\|x\| <= "):
+        records.parse_message(dumps(SERIES).replace(b"104.0", b"1e308"))
+    edge = repr(records.FLOAT32_MAX).encode()
+    assert records.parse_message(dumps(SERIES).replace(b"104.0", edge))
+    with pytest.raises(records.RecordError, match="store: Input should be greater"):
+        records.parse_message(dumps({**SALES, "store": -1}))  # not a float32 matter
 
 
 def test_oversize_is_checked_before_parsing() -> None:
