@@ -16,6 +16,7 @@ partitions and no rebalance).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Sequence
@@ -143,9 +144,14 @@ def _add_agent(
                 console.on_batch(done.records, done.windows, done.events)
                 await acks.processed(events)
 
-    @app.timer(interval=settings.state_flush_interval)
+    # A task, not @app.timer: Faust's timers end at the stop signal, while its consumer then
+    # waits for every taken message to be acked (wait_empty); the last batches' events were
+    # held for a flush that never came, and a SIGTERM under load hung until the deadline.
+    @app.task
     async def flush_when_idle() -> None:
-        await acks.flush_idle()
+        while True:  # cancelled with the app's futures, after the consumer has stopped
+            await asyncio.sleep(settings.state_flush_interval)
+            await acks.flush_idle()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*args: Any, **kwargs: Any) -> None:
