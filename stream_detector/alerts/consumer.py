@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, Protocol
 from stream_detector.alerts.formats import Payload, render
 from stream_detector.alerts.incidents import IncidentTracker, Notice, parse_event
 from stream_detector.alerts.store import IncidentStore, persist
+from stream_detector.consumer_idle import ReadToEnd
 from stream_detector.exceptions import InvalidRecord
 from stream_detector.logs import printable
 
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 _PARTITION_EOF: Final = -191  # confluent_kafka.KafkaError._PARTITION_EOF
+_NO_TOPIC: Final = (3, -188)  # KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def consumer_config(base: dict[str, Any], group: str, from_beginning: bool) -> d
     """Consumer settings: own group, manual commits, where a new group starts."""
     return {**base, "group.id": group, "enable.auto.commit": False,
             "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.partition.eof": False}
+            "enable.partition.eof": True}  # for ReadToEnd (exit when idle)
 
 
 def _post(notices: list[Notice], suppress: float, send: Callable[[Payload], None],
@@ -108,7 +110,7 @@ def run_alerts(
     consumer: ConsumerLike, tracker: IncidentTracker, send: Callable[[Payload], None],
     opts: AlertOptions, log: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic, store: IncidentStore | None = None,
-    wall: Callable[[], float] = time.time,
+    wall: Callable[[], float] = time.time, idle: ReadToEnd | None = None,
 ) -> AlertStats:
     """Consume until ``max_seconds`` pass or, with ``exit_when_idle``, until no message has
     arrived for that many seconds (incidents still open stay open: with a store they resume
@@ -124,6 +126,9 @@ def run_alerts(
         Where incidents changed by a message go before its offset is committed.
     wall
         Wall-clock epoch seconds, saved with incident states.
+    idle
+        Counts ``exit_when_idle`` from the end of what the topic held (its ``assigned``
+        given to the subscription, ``enable.partition.eof`` set); None: from the start.
 
     Raises
     ------
@@ -136,18 +141,26 @@ def run_alerts(
         now = clock()
         if opts.max_seconds is not None and now - start >= opts.max_seconds:
             break
-        idle = now - last_message
-        if opts.exit_when_idle is not None and idle >= opts.exit_when_idle:
+        if opts.exit_when_idle is not None and (
+                idle.over(now, opts.exit_when_idle) if idle is not None
+                else now - last_message >= opts.exit_when_idle):
             break
         msg = consumer.poll(opts.tick)
         if msg is not None:
             error = msg.error()
             if error is None:
                 last_message = clock()
+                if idle is not None:
+                    idle.message(msg.partition() or 0, last_message)
                 _handle(msg, tracker, send, stats, log)
                 persist(tracker, store, wall(), log)
                 consumer.commit(message=msg, asynchronous=False)
-            elif error.code() != _PARTITION_EOF:
+            elif error.code() == _PARTITION_EOF:
+                if idle is not None:
+                    idle.at_end(msg.partition() or 0)
+            elif error.code() in _NO_TOPIC and idle is not None:
+                idle.no_topic()
+            else:
                 log(f"kafka: {error.str()}")
         if clock() >= next_tick:
             _post(tracker.tick(), tracker.suppress, send, stats, log)

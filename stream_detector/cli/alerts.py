@@ -108,6 +108,7 @@ def alerts_command(
     from stream_detector.alerts.consumer import AlertOptions, consumer_config, run_alerts
     from stream_detector.alerts.incidents import IncidentTracker
     from stream_detector.cli.checks import require_kafka
+    from stream_detector.consumer_idle import ReadToEnd
 
     with one_line_errors():
         settings = settings_for(kafka_url=kafka, redis_url=redis)
@@ -127,9 +128,10 @@ def alerts_command(
         consumer = Consumer(conf)
         _log(f"alerts: {topic} -> {send.target}, "
              f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}")
+        idle = ReadToEnd(time.monotonic())
         try:
-            consumer.subscribe([topic])
-            stats = run_alerts(consumer, tracker, send, opts, _log, store=store)
+            consumer.subscribe([topic], on_assign=idle.assigned)
+            stats = run_alerts(consumer, tracker, send, opts, _log, store=store, idle=idle)
         except KeyboardInterrupt:
             _log("interrupted: delivered offsets are committed; open incidents "
                  f"{'are kept in Redis' if store else 'are not resolved'}")

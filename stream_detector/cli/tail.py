@@ -17,6 +17,7 @@ from stream_detector.cli.common import (
     say,
     settings_for,
 )
+from stream_detector.consumer_idle import ReadToEnd
 
 __all__ = ["tail_command"]
 
@@ -48,7 +49,7 @@ def tail_command(
     limit: Annotated[int | None, typer.Option(min=1, help="stop after this many events")] = None,
     kafka: KafkaOption = None,
 ) -> None:
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaError
 
     from stream_detector.alerts.incidents import parse_event
     from stream_detector.cli.checks import require_kafka
@@ -62,18 +63,26 @@ def tail_command(
         require_kafka(settings)
         consumer = Consumer({
             **settings.confluent_config(), "group.id": f"stream-detector-tail-{uuid.uuid4().hex}",
-            "enable.auto.commit": False, "enable.partition.eof": False,
+            "enable.auto.commit": False, "enable.partition.eof": True,
             "auto.offset.reset": "earliest" if from_beginning else "latest"})
-    shown, last = 0, time.monotonic()
+    shown, idle = 0, ReadToEnd(time.monotonic())
     try:
-        consumer.subscribe([topic])
+        consumer.subscribe([topic], on_assign=idle.assigned)
         while limit is None or shown < limit:
-            if exit_when_idle is not None and time.monotonic() - last >= exit_when_idle:
+            if exit_when_idle is not None and idle.over(time.monotonic(), exit_when_idle):
                 break
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
+            msg = consumer.poll(min(0.5, exit_when_idle or 0.5))
+            if msg is None:
                 continue
-            last = time.monotonic()
+            error, partition = msg.error(), msg.partition() or 0
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    idle.at_end(partition)
+                elif error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                      KafkaError._UNKNOWN_TOPIC):
+                    idle.no_topic()
+                continue
+            idle.message(partition, time.monotonic())
             try:
                 event = parse_event(msg.value())
             except InvalidRecord as exc:

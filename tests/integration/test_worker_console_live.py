@@ -69,6 +69,10 @@ def test_the_worker_speaks_and_binds_loopback(
         tail = CliRunner().invoke(app, ["tail", "--topic", worker.topics["output"],
                                         "--kafka", kafka_broker.url, "--from-beginning",
                                         "--exit-when-idle", "3"])
+        # an idle time shorter than the first fetch: counted from the end of the topic
+        quick = [CliRunner().invoke(app, ["tail", "--topic", worker.topics["output"],
+                                          "--kafka", kafka_broker.url, "--from-beginning",
+                                          "--exit-when-idle", "0.1"]) for _ in range(3)]
         tail_json = CliRunner().invoke(app, ["tail", "--topic", worker.topics["output"],
                                              "--kafka", kafka_broker.url, "--from-beginning",
                                              "--json", "--limit", "1"])
@@ -85,6 +89,8 @@ def test_the_worker_speaks_and_binds_loopback(
                if "anomaly cpu @ " in x]
     assert [x for x in tail.output.splitlines() if x.startswith("anomaly")] == printed
     assert tail_json.exit_code == 0 and json.loads(tail_json.output)["key"] == "cpu"
+    for run in quick:  # it said "no anomaly events in ... from its start" 3 times of 4
+        assert [x for x in run.output.splitlines() if x.startswith("anomaly")] == printed
 
 
 def test_tail_of_a_topic_that_does_not_exist_says_so(kafka_broker: ServiceHandle) -> None:

@@ -65,6 +65,49 @@ def test_the_alerts_log_escapes_control_characters_of_keys() -> None:
     assert all("\n" not in line for line in logs), logs
 
 
+class _Eof:
+    def code(self) -> int:
+        return -191  # KafkaError._PARTITION_EOF
+
+
+class _EndOf:
+    """What librdkafka hands out when a partition has been read to its end."""
+
+    def error(self) -> _Eof:
+        return _Eof()
+
+    def partition(self) -> int:
+        return 0
+
+
+def test_the_idle_time_counts_from_the_end_of_the_topic_not_from_the_start() -> None:
+    """With --exit-when-idle shorter than the group join and first fetch, alerts stopped
+    before reading anything."""
+    from stream_detector.consumer_idle import ReadToEnd
+
+    clock = Clock()
+    consumer = FakeConsumer([event("a", at(0)), event("b", at(1))], clock)
+    slow = consumer.poll
+
+    def poll(timeout: float) -> Any:
+        if clock.now < 5.0:  # five seconds of joining and fetching
+            clock.now += timeout
+            return None
+        if consumer.queue:
+            return slow(timeout)
+        clock.now += timeout
+        return _EndOf()
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    idle = ReadToEnd(clock())
+    idle.assigned(None, [type("TP", (), {"partition": 0})()])
+    stats = run_alerts(consumer, IncidentTracker(5.0, 0, clock), [].append,
+                       AlertOptions("anomalies", exit_when_idle=1.0, tick=1.0), print,
+                       clock=clock, idle=idle)
+    assert stats.messages == 2 and consumer.committed == [0, 1]
+    assert clock.now < 10.0  # and it stopped soon after the end
+
+
 def test_loop_posts_once_per_incident_skips_garbage_and_commits_everything() -> None:
     clock = Clock()
     values = [event("a", at(0)), b"{oops", event("a", at(2)), event("a", at(0)),
