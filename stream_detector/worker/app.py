@@ -66,7 +66,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     if settings.fast_delivery:
         faust_patch.install()  # message delivery without four asyncio tasks per message
         faust_raw_decode.install()  # raw messages to events without the codec registry
-    partitions = ensure_topics(settings)
+    partitions = ensure_topics(settings, changelog=f"{settings.app_id}-{STATE_TABLE}-changelog")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust_app(settings, partitions)
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")

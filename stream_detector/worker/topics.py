@@ -47,15 +47,20 @@ def check_topic_roles(settings: Settings) -> None:
                 "_OUTPUT_TOPIC, _DEAD_LETTER_TOPIC)")
 
 
-def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
+def ensure_topics(settings: Settings, timeout: float = 30.0,
+                  changelog: str | None = None) -> int:
     """Create the input, output and dead-letter topics if absent; return input partitions.
+    An existing key-state ``changelog`` topic must have as many partitions as the input.
 
     Raises
     ------
     ConnectionFailed
         Kafka refuses these settings (credentials, TLS, protocol) or does not answer.
     ConfigurationError
-        Two roles share a topic (:func:`check_topic_roles`), or a topic cannot be created.
+        Two roles share a topic (:func:`check_topic_roles`), a topic cannot be created, or
+        the changelog's partitions differ from the input's: Faust then crashed at the first
+        state write to a partition the changelog lacks, after committing offsets of records
+        whose state was never written, and crashed again at every start.
     """
     from confluent_kafka.admin import AdminClient
 
@@ -67,12 +72,25 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
     # a freshly created topic reaches the metadata of every broker a moment later
     deadline = time.monotonic() + timeout
     while True:
-        topic: Any = admin.list_topics(timeout=timeout).topics.get(settings.input_topic)
+        listed = admin.list_topics(timeout=timeout).topics
+        topic: Any = listed.get(settings.input_topic)
         if topic is not None and topic.partitions and topic.error is None:
+            _check_changelog(listed.get(changelog) if changelog else None, changelog,
+                             len(topic.partitions), settings.input_topic)
             return len(topic.partitions)
         if time.monotonic() > deadline:
             raise ConfigurationError(f"input topic {settings.input_topic} has no partitions")
         time.sleep(0.2)
+
+
+def _check_changelog(topic: Any, name: str | None, partitions: int, source: str) -> None:
+    if topic is None or not topic.partitions or len(topic.partitions) == partitions:
+        return
+    raise ConfigurationError(
+        f"the key-state changelog {name} has {len(topic.partitions)} partitions but the input "
+        f"topic {source} has {partitions}: grow both to the same count (deploy/README.md, "
+        "\"Adding partitions\"); the worker does not start, so no offset moves past a "
+        "state it could not write")
 
 
 def create_missing(settings: Settings, names: Sequence[str], timeout: float = 30.0) -> list[str]:

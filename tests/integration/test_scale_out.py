@@ -4,6 +4,7 @@ together emit the anomaly set one offline pass computes."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,51 @@ def test_two_workers_emit_the_offline_anomaly_set(
 
     got = {(e["key"], e["window_end"]) for e in events}
     assert got == expected  # duplicates of at-least-once collapse by (key, window end)
+
+
+def test_an_input_grown_without_its_changelog_is_refused_before_any_offset_moves(
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, tmp_path: Path
+) -> None:
+    """Half of deploy/README.md's "Adding partitions" (the input grown, the changelog not):
+    every start crashed at the first state write to a partition the changelog lacks (a
+    Faust AssertionError, ~170 lines), after committing offsets of records whose state was
+    never written; the next starts skipped them."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    from worker_harness import bootstrap, spawn_worker, stop_worker
+
+    model = write_registry_model(
+        tmp_path / "registry" / "tiny" / "1", window_mean_model(8, 1, last_k=1),
+        window=8, features=["value"], threshold=4.0, detection=DETECTION)
+    topics = topic_names("grow")
+    record = json.dumps(series_records("host-0", 1, {}, seed=0)[0]).encode()
+    with run_worker(kafka_broker, redis_server, [model.parent.parent], tmp_path,
+                    topics=topics, partitions=2) as worker:
+        produce(kafka_broker, topics["input"], [(b"host-0", record)])
+        deadline = time.monotonic() + 60
+        while worker.metric("stream_detector_records_in_total") < 1:
+            assert time.monotonic() < deadline, "the record was never consumed"
+            time.sleep(0.1)
+    admin = AdminClient({"bootstrap.servers": bootstrap(kafka_broker)})
+    admin.create_partitions([NewPartitions(topics["input"], 4)])[topics["input"]].result(30)
+    produce(kafka_broker, topics["input"], [(f"k{i}".encode(), record) for i in range(40)])
+
+    again = spawn_worker(kafka_broker, redis_server, [model.parent.parent], tmp_path, topics,
+                         partitions=2)
+    try:
+        again.proc.wait(timeout=60)
+    finally:
+        stop_worker(again, kill=True)
+    log = again.log.read_text()
+    assert again.proc.returncode == 1, log[-3000:]
+    changelog = f"{topics['app_id']}-key-state-changelog"
+    assert (f"the key-state changelog {changelog} has 2 partitions but the input topic "
+            f"{topics['input']} has 4") in log
+    assert "Traceback" not in log.split("Kafka")[-1]  # one line, not Faust's crash dump
+    group = Consumer({"bootstrap.servers": bootstrap(kafka_broker),
+                      "group.id": topics["app_id"]})
+    try:
+        new = [TopicPartition(topics["input"], p) for p in (2, 3)]
+        assert [tp.offset for tp in group.committed(new, timeout=10)] == [-1001, -1001]
+    finally:
+        group.close()
