@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from offline_training.calibration import calibrate_per_key
+from offline_training.calibration import calibrate_per_key, check_method
 from offline_training.scaling import fit_scaler, fit_scaler_per_key
 from offline_training.train_card import (
     build_card,
@@ -31,7 +31,13 @@ from offline_training.train_card import (
     next_version,
     write_card,
 )
-from offline_training.train_options import DEFAULTS, PARITY_RTOL, TrainOptions, TrainReport
+from offline_training.train_options import (
+    DEFAULTS,
+    EVENT_DETECTION,
+    PARITY_RTOL,
+    TrainOptions,
+    TrainReport,
+)
 from offline_training.train_summary import training_keys
 from offline_training.trainer import TrainResult
 from schemas.card import ModelCard
@@ -171,6 +177,18 @@ def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[CalibrationMe
     return method, float(DEFAULTS["threshold_value"][method] if value is None else value)
 
 
+def _check_threshold_rule(opts: TrainOptions, kind: str) -> None:
+    """Refuse a threshold value its method cannot use (percentile 150, sigma 0, nan), as
+    one DataError before training: it crashed with a traceback after the whole fit."""
+    base = DEFAULTS["detection"] if kind != "events" else EVENT_DETECTION
+    normalised = DetectionParams.from_card({**base, **opts.detection}).normalise
+    method, value = _threshold_rule(opts, normalised)
+    try:
+        check_method(method, value)
+    except ValueError as exc:
+        raise DataError(f"--threshold-value {value:g} ({method}): {exc}") from None
+
+
 def train(opts: TrainOptions) -> TrainReport:
     """Train, export, calibrate and register one model; see the module docstring."""
     from offline_training.export import export_onnx, verify_parity
@@ -190,6 +208,7 @@ def train(opts: TrainOptions) -> TrainReport:
     source = load_source(opts.data, kind=opts.kind, key=opts.key, strict_time=opts.strict_time,
                          missing=opts.missing)
     require_memory(source.total, str(opts.data))  # records, then windows and the model
+    _check_threshold_rule(opts, source.kind)  # before training, not after it
     records = list(source.records)
     part = split_records(records, opts.train_fraction, opts.train_until)
     fit_part, reference_part = _hybrid_split(opts, part)

@@ -12,14 +12,18 @@ Precedence: a flag given on the command line, then the file, then the flag's def
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
+from offline_training.durations import DURATION_DEFAULTS
 from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
+from stream_detector.core.detection import DetectionParams
 from stream_detector.exceptions import DataError
 
 __all__ = ["CONFIG_OPTIONS", "read_config", "checked_options"]
@@ -80,7 +84,54 @@ def checked_options(doc: dict[str, Any], path: Path) -> tuple[dict[str, Any], di
         raise DataError(f"{path}: train: unknown setting(s) {unknown}; known: "
                         f"{', '.join(sorted(known_train))}")
     options = {k: _checked(TrainOptions, k, v, path, "") for k, v in doc.items() if k != "train"}
+    if "detection" in options:
+        options["detection"] = checked_detection(options["detection"], path)
     return options, {k: _checked(TrainConfig, k, v, path, "train.") for k, v in train.items()}
+
+
+# Settings of the detection section beyond DetectionParams' own fields: durations of the
+# window counts (offline_training/durations.py), and training-time factors.
+_DETECTION_EXTRA: dict[str, type] = {
+    **{name: float for name in DURATION_DEFAULTS}, "confirm_step_s": float,
+    "offset_factor": float}
+
+
+def checked_detection(section: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The ``detection:`` section of a config, each setting checked against its type in
+    :class:`~stream_detector.core.detection.DetectionParams` (or a duration in seconds) and
+    required to be finite and not negative.
+
+    Unchecked, ``suppress: "two weeks"`` trained a model whose scoring crashed (the worker
+    dead-lettered every record that would alert), ``normalise: maybe`` crashed training,
+    and a misspelt ``supress: 14`` was silently ignored.
+
+    Raises
+    ------
+    DataError
+        An unknown setting (the known ones listed), a value of the wrong type, or a
+        negative or non-finite number.
+    """
+    hints = {**get_type_hints(DetectionParams), **_DETECTION_EXTRA}
+    unknown = sorted(str(k) for k in section if k not in hints)
+    if unknown:
+        close = {k: difflib.get_close_matches(k, list(hints), n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {c[0]!r}?)" if c else "")
+                         for k, c in close.items())
+        raise DataError(f"{path}: detection: unknown setting(s) {said}; known: "
+                        f"{', '.join(sorted(hints))}")
+    checked: dict[str, Any] = {}
+    for name, value in section.items():
+        try:
+            checked[name] = TypeAdapter(hints[name]).validate_python(value, strict=isinstance(
+                value, str))
+        except ValidationError as exc:
+            msg = exc.errors(include_url=False)[0]["msg"]
+            raise DataError(f"{path}: detection.{name}: {msg} (got {value!r})") from None
+        number = checked[name]
+        if not isinstance(number, bool) and not (math.isfinite(number) and number >= 0):
+            raise DataError(f"{path}: detection.{name}: must be a finite number >= 0 "
+                            f"(got {value!r})")
+    return checked
 
 
 def _checked(owner: type, name: str, value: Any, path: Path, prefix: str) -> Any:

@@ -102,3 +102,50 @@ def test_a_window_over_the_workers_bound_is_refused_first(tmp_path: Path, where:
     result = runner.invoke(app, args)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert expected in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    # scoring such a model crashed (a worker dead-lettered every record that would alert)
+    ('detection: {suppress: "two weeks"}', r"detection.suppress: Input should be a valid "
+                                           r"integer \(got 'two weeks'\)"),
+    ("detection: {normalise: maybe}", "detection.normalise: Input should be a valid boolean"),
+    ("detection: {supress: 14}", r"detection: unknown setting\(s\) 'supress' \(did you mean "
+                                 r"'suppress'\?\); known: .*warmup"),
+    ("detection: {suppress: -1}", r"detection.suppress: must be a finite number >= 0"),
+    ("detection: {halflife: .nan}", r"detection.halflife: must be a finite number >= 0"),
+])
+def test_the_detection_section_is_checked_setting_by_setting(
+    tmp_path: Path, text: str, said: str,
+) -> None:
+    path = config(tmp_path, text)
+    with pytest.raises(DataError, match=said):
+        checked_options(read_config(path), path)
+
+
+def test_a_valid_detection_section_passes_with_its_types() -> None:
+    options, _ = checked_options({"detection": {"suppress": 14, "normalise": False,
+                                                "halflife_s": 3600, "offset_factor": 3}},
+                                 Path("c.yaml"))
+    assert options["detection"] == {"suppress": 14, "normalise": False, "halflife_s": 3600.0,
+                                    "offset_factor": 3.0}
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--threshold-method", "percentile", "--threshold-value", "150"],
+     "--threshold-value 150 (percentile): percentile must be in (0, 100)"),
+    (["--threshold-value", "0"], "--threshold-value 0 (sigma): sigma must be in (0, 100]"),
+    (["--threshold-method", "fpr", "--threshold-value", "nan"], "--threshold-value nan (fpr)"),
+])
+def test_a_threshold_value_its_method_cannot_use_is_refused_before_training(
+    tmp_path: Path, flags: list[str], said: str,
+) -> None:
+    """It crashed with a traceback, after the whole fit."""
+    data = tmp_path / "s.csv"
+    data.write_text("timestamp,value\n" + "".join(
+        f"2015-01-01 {i // 60:02d}:{i % 60:02d}:00,{i % 7}\n" for i in range(600)))
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "r"),
+                                 "--no-progress", *flags])
+    assert result.exit_code == 1, result.output
+    assert said in result.output and "Traceback" not in result.output
+    assert "epoch" not in result.output.lower()  # refused before any training
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("model.onnx"))
