@@ -46,7 +46,7 @@ def services_start(cache_dir: CacheOption = None) -> None:
     """
     from stream_detector.cli.checks import writable_folder
     from stream_detector.services.kafka import KafkaBroker
-    from stream_detector.services.local import handle_ready, load_state, save_state
+    from stream_detector.services.local import handle_ready, last_ports, load_state, save_state
     from stream_detector.services.redis import RedisServer
 
     cache = _cache_dir(cache_dir)
@@ -56,19 +56,23 @@ def services_start(cache_dir: CacheOption = None) -> None:
     handles = {k: h for k, h in load_state(cache).items() if handle_ready(h)}
     kept = [name for name, folder in (("kafka", "kafka/data"), ("redis", "redis/appendonlydir"))
             if name not in handles and (data_root / folder).is_dir()]
+    ports = last_ports(cache)
     if "redis" not in handles:
         handles["redis"] = RedisServer().start(
-            data_dir=data_root / "redis", port=6379, attached=False
+            data_dir=data_root / "redis", port=ports["redis"], attached=False
         )
         save_state(cache, handles)  # recorded now: if Kafka fails, `stop` (or a rerun) finds it
     if "kafka" not in handles:
         with console.status("starting Kafka (first run fetches about 50 MB of jars)..."):
             handles["kafka"] = KafkaBroker(cache).start(
-                data_dir=data_root / "kafka", port=9092, attached=False
+                data_dir=data_root / "kafka", port=ports["kafka"], attached=False
             )
     save_state(cache, handles)
     for name in ("kafka", "redis"):
-        console.print(f"{name}: {handles[name].url}  (pid {handles[name].pid})")
+        moved = (f"; port {ports[name]} was taken: run the export line below again"
+                 if handles[name].port != ports[name] else "")
+        console.print(f"{name}: {handles[name].url}  (pid {handles[name].pid}){moved}",
+                      soft_wrap=True, highlight=False)
     if kept:  # a worker resumes its key states, a key its threshold set by hand
         console.print(f"kept from earlier runs in {data_root}: topics, consumer offsets, worker "
                       "key states and thresholds (`stream-detector services stop --wipe` "

@@ -21,7 +21,10 @@ from stream_detector.services.kafka import KafkaBroker, kafka_ready
 from stream_detector.services.process import ServiceHandle, is_alive, stop_handle
 from stream_detector.services.redis import RedisServer, redis_ready
 
-__all__ = ["clear_state", "handle_ready", "load_state", "local_services", "save_state"]
+__all__ = ["DEFAULT_PORTS", "clear_state", "handle_ready", "last_ports", "load_state",
+           "local_services", "save_state"]
+
+DEFAULT_PORTS = {"kafka": 9092, "redis": 6379}
 
 
 def _state_path(cache_dir: Path) -> Path:
@@ -45,8 +48,29 @@ def save_state(cache_dir: Path, handles: dict[str, ServiceHandle]) -> None:
 
 
 def clear_state(cache_dir: Path) -> None:
-    """Forget the recorded services (after ``services stop``)."""
-    _state_path(cache_dir).unlink(missing_ok=True)
+    """Forget the recorded services (after ``services stop``); their ports are kept for the
+    next start (:func:`last_ports`)."""
+    path = _state_path(cache_dir)
+    if path.is_file():
+        ports = {name: h.port for name, h in load_state(cache_dir).items()}
+        (path.parent / "ports.json").write_text(json.dumps(ports))
+    path.unlink(missing_ok=True)
+
+
+def last_ports(cache_dir: Path) -> dict[str, int]:
+    """The ports the services had when last started from ``cache_dir``, else Kafka's and
+    Redis' own (9092, 6379): a stop and a start keep the URLs a shell exported and a running
+    worker reconnects to (each start took whatever port was free)."""
+    ports = dict(DEFAULT_PORTS)
+    saved = Path(cache_dir) / "services" / "ports.json"
+    state = load_state(cache_dir)
+    try:
+        ports.update({k: int(v) for k, v in json.loads(saved.read_text()).items()
+                      if k in ports} if saved.is_file() else {})
+    except (ValueError, TypeError, AttributeError):
+        pass  # a damaged note: the defaults
+    ports.update({name: h.port for name, h in state.items() if name in ports})
+    return ports
 
 
 def handle_ready(handle: ServiceHandle) -> bool:

@@ -45,6 +45,8 @@ def test_a_restart_says_what_it_kept_and_wipe_starts_empty(tmp_path: Path) -> No
 
         second = services(tmp_path, "start")
         assert "kept from earlier runs" in second and "--wipe" in second
+        # the same URLs: a shell's exported variables and a running worker still fit
+        assert second.strip().splitlines()[-1] == first.strip().splitlines()[-1]
         client = redis.Redis.from_url(redis_url(second))
         assert client.hget(KEY, "Twitter_volume_AAPL") is not None  # the AOF brought it back
         client.close()

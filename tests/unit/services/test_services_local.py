@@ -102,3 +102,20 @@ def test_services_stop_wipe_keeps_the_data_of_a_service_still_running(
     finally:
         ours.kill()
         ours.wait()
+
+
+def test_a_stopped_services_ports_are_kept_for_the_next_start(tmp_path: Path) -> None:
+    """Each start took whatever port was free: after a stop and a start the URLs a shell
+    had exported, and a running worker's, pointed at nothing."""
+    from stream_detector.services.local import clear_state, last_ports, save_state
+    from stream_detector.services.process import ServiceHandle
+
+    assert last_ports(tmp_path) == {"kafka": 9092, "redis": 6379}
+    handles = {name: ServiceHandle(name, f"{name}://127.0.0.1:{port}", 1, port, "d", "l")
+               for name, port in (("kafka", 37339), ("redis", 40001))}
+    save_state(tmp_path, handles)
+    assert last_ports(tmp_path) == {"kafka": 37339, "redis": 40001}
+    clear_state(tmp_path)
+    assert last_ports(tmp_path) == {"kafka": 37339, "redis": 40001}
+    (tmp_path / "services" / "ports.json").write_text("{not json")
+    assert last_ports(tmp_path) == {"kafka": 9092, "redis": 6379}
