@@ -12,9 +12,12 @@ slow data::
     setting    duration   floor    1-min   5-min   hourly   daily
     halflife   1 day      30         1440     288       30      30
     warmup     1 day      30         1440     288       30      30
-    suppress   1 day       1         1440     288       24       1
+    suppress   1 day      window     1440     288       24      24
     habituate_halflife
                2.5 days    1         3600     720       60       3
+
+(``window``: the windows one record stays in, 24 by default: a bad day is in the input of
+the next 24 daily windows, and with a 1-window quiet period it paged 16 days in a row.)
 
 The card's ``detection`` section holds the resulting window counts (what the worker reads)
 and the durations they came from (``*_s``). A window count given explicitly (``--config``
@@ -45,14 +48,21 @@ CONFIRM_STEP_S: Final = 900.0  # longest step at which ``confirm`` holds (15 min
 
 
 def detection_windows(
-    section: dict[str, Any], cadence_s: float | None, stride: int = 1
+    section: dict[str, Any], cadence_s: float | None, stride: int = 1, span: int = 1
 ) -> dict[str, Any]:
     """``section`` with every ``<name>_s`` duration turned into a ``<name>`` window count.
+
+    ``span``: the windows one record stays in (window / stride), the floor of a quiet
+    period from a duration: on daily sales a day's quiet period was 1 window while a bad
+    day stays in the next 24 windows' input, and one bad day paged 16 days in a row.
 
     >>> detection_windows({"warmup_s": 86_400.0}, 86_400.0)["warmup"]  # daily data
     30
     >>> detection_windows({"warmup_s": 86_400.0}, 300.0)["warmup"]  # 5-minute data
     288
+    >>> [detection_windows({"suppress_s": 86_400.0}, s, span=24)["suppress"]
+    ...  for s in (300.0, 86_400.0)]  # a day, at least the windows a record stays in
+    [288, 24]
     >>> detection_windows({"warmup_s": 86_400.0, "warmup": 50}, 300.0)["warmup"]
     50
     >>> detection_windows({"habituate_halflife_s": 216_000.0}, None)["habituate_halflife"]
@@ -68,7 +78,7 @@ def detection_windows(
             continue
         windows = (round(FALLBACK_WINDOWS * float(seconds) / DAY) if step is None
                    else math.ceil(float(seconds) / step))
-        out[name] = max(floor, windows)
+        out[name] = max(floor, span if name == "suppress" else 1, windows)
     if out.get("confirm") and step is not None and step > float(
             out.get("confirm_step_s", CONFIRM_STEP_S)):
         out["confirm"] = 0.0  # an hour or a day that stands out is an incident on its own

@@ -241,7 +241,7 @@ def train(opts: TrainOptions) -> TrainReport:
     sha = export_onnx(head, window, len(features), staging / "model.onnx")
     verify_parity(head, staging / "model.onnx", rtol=PARITY_RTOL)
 
-    detection = detection_section(opts, source.kind, part)
+    detection = detection_section(opts, source.kind, part, window)
     factor = float(detection.pop("offset_factor", 0.0))
     normalised = DetectionParams.from_card(detection).normalise
     method, value = _threshold_rule(opts, normalised)

@@ -158,7 +158,8 @@ def time_section(kind: str, records: Sequence[Record]) -> dict[str, float] | Non
     return None if cadence is None else {"cadence_s": cadence}
 
 
-def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record]) -> dict[str, Any]:
+def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record],
+                      window: int = 1) -> dict[str, Any]:
     """The card's detection section: the defaults of the record kind and the options, with
     durations as windows at the data's cadence, and the season (windows per day, or week)
     when the seasonal component is weighed in. Events are independent feature vectors:
@@ -170,7 +171,8 @@ def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record]) 
     step_s = time["cadence_s"] * opts.stride if time else 0.0
     if base.get("season_weight", 0) and "season" not in base:
         base["season"] = season_rows(step_s * 1e9)
-    return detection_windows(base, time["cadence_s"] if time else None, opts.stride)
+    return detection_windows(base, time["cadence_s"] if time else None, opts.stride,
+                             span=-(-window // opts.stride))
 
 
 def feature_names(kind: str, records: Sequence[Record]) -> list[str]:

@@ -7,9 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["load_checks", "load_csv", "load_json", "metrics", "models", "nab", "scaling",
-           "synthetic_events", "synthetic_heldout", "synthetic_metrics", "synthetic_series",
-           "windows"]
+MODULES = ["durations", "load_checks", "load_csv", "load_json", "metrics", "models", "nab",
+           "scaling", "synthetic_events", "synthetic_heldout", "synthetic_metrics",
+           "synthetic_series", "windows"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -22,6 +22,14 @@ from stream_detector.cli.main import app
 pytestmark = pytest.mark.slow
 
 
+def test_a_quiet_period_lasts_at_least_the_windows_a_record_stays_in() -> None:
+    day = {"suppress_s": 86_400.0, "warmup_s": 86_400.0}
+    assert detection_windows(day, 86_400.0, span=24)["suppress"] == 24
+    assert detection_windows(day, 86_400.0, span=24)["warmup"] == 30  # suppress only
+    assert detection_windows(day, 300.0, span=24)["suppress"] == 288
+    assert detection_windows({**day, "suppress": 3}, 86_400.0, span=24)["suppress"] == 3
+
+
 @pytest.mark.parametrize(("cadence", "expected"), [
     (60.0, {"halflife": 1440, "warmup": 1440, "suppress": 1440}),
     (300.0, {"halflife": 288, "warmup": 288, "suppress": 288}),
@@ -49,7 +57,9 @@ def test_a_x10_day_in_daily_sales_alerts(tmp_path: Path) -> None:
     card = ModelCard.model_validate_json((tmp_path / "r" / "sales" / "1" / "card.json")
                                          .read_text())
     assert card.time is not None and card.time.cadence_s == 86_400.0
-    assert (card.detection["warmup"], card.detection["suppress"]) == (30, 1)
+    # the quiet period covers the 24 windows the x10 day stays in (1 window paged for
+    # 16 days in a row after one bad day)
+    assert (card.detection["warmup"], card.detection["suppress"]) == (30, 24)
     out = tmp_path / "scores.csv"
     scored = runner.invoke(app, ["score", "--model", str(tmp_path / "r" / "sales"),
                                  "--data", str(data), "--out", str(out), "--no-progress"])
@@ -57,3 +67,6 @@ def test_a_x10_day_in_daily_sales_alerts(tmp_path: Path) -> None:
     frame = pd.read_csv(out)
     spike = frame[frame["timestamp"] == days[150].strftime("%Y-%m-%d")].iloc[0]
     assert not spike["warm_up"] and spike["alert"] and spike["score"] > spike["threshold"]
+    after = frame[(frame["timestamp"] > days[150].strftime("%Y-%m-%d"))
+                  & (frame["timestamp"] <= days[173].strftime("%Y-%m-%d"))]
+    assert not after["alert"].any()  # one bad day, one page
