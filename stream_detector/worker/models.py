@@ -20,12 +20,14 @@ from schemas.card import ModelCard
 from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.registry import ModelRegistry
 from stream_detector.core.routing import check_routes
+from stream_detector.core.thresholds import ThresholdEntry
 from stream_detector.exceptions import ConfigurationError, ModelCardError
+from stream_detector.logs import printable
 from stream_detector.settings import Settings
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.threshold_cache import ThresholdCache
 
-__all__ = ["ServedModels"]
+__all__ = ["ServedModels", "left_behind", "shown_entries"]
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +98,20 @@ class ServedModels:
                 loaded = registry.refresh(functools.partial(self._check_routes, i))
                 self._count_refused(registry)
                 if loaded is not None:
-                    old = self.caches[i]
+                    old, old_card = self.caches[i], self.runtimes[i].card
                     self._add(loaded, i)
                     await self.caches[i].start()
                     await old.stop()
+                    left = left_behind(old.entries, self.caches[i].entries)
+                    if left:
+                        log.warning(
+                            "thresholds set by hand on %s v%s do not apply to v%s, which "
+                            "uses %s: %s; set them for v%s with `stream-detector thresholds "
+                            "set %s KEY VALUE --version %s`", old_card.name, old_card.version,
+                            loaded.card.version,
+                            "Redis' values" if self.caches[i].entries else "its card's",
+                            printable(shown_entries(left)), loaded.card.version,
+                            loaded.card.name, loaded.card.version)
                     changed = True
             except Exception:  # noqa: BLE001 - polling must survive anything
                 log.exception("checking %s for new model versions failed; the current "
@@ -135,3 +147,26 @@ class ServedModels:
     @property
     def degraded(self) -> bool:
         return any(c.degraded for c in self.caches)
+
+
+def left_behind(old: dict[str, ThresholdEntry], new: dict[str, ThresholdEntry]
+                ) -> dict[str, ThresholdEntry]:
+    """The thresholds set by hand (``manual``) on the version a hot-swap replaced that the
+    new version lacks: without a word they stopped applying.
+
+    >>> hand = ThresholdEntry(value=3.0, set_by="operator")
+    >>> card = ThresholdEntry(value=5.5, method="sigma", set_by="model-card")
+    >>> sorted(left_behind({"*": hand, "a": card}, {}))
+    ['*']
+    >>> left_behind({"*": hand}, {"*": ThresholdEntry(value=4.0)})
+    {}
+    """
+    return {k: e for k, e in old.items() if e.method == "manual" and k not in new}
+
+
+def shown_entries(entries: dict[str, ThresholdEntry], most: int = 3) -> str:
+    """``KEY VALUE (by WHO)``, the first ``most`` of them, then how many more."""
+    shown = [f"{k} {e.value:g} (by {e.set_by or 'unknown'})"
+             for k, e in sorted(entries.items())[:most]]
+    more = f" and {len(entries) - most} more" if len(entries) > most else ""
+    return "; ".join(shown) + more

@@ -130,6 +130,28 @@ def test_compatible_hot_swap_keeps_windows_and_history(
         ("2", "000049"), ("2", "000059")]
 
 
+def test_a_hot_swap_says_which_hand_set_thresholds_stop_applying(
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, redis_client: Any, tmp_path: Path
+) -> None:
+    """An operator's threshold on v1 silently gave way to v2's card when v2 was published:
+    the only trace was 'thresholds: model card' in a later summary."""
+    from stream_detector.core.thresholds import ThresholdStore
+
+    registry = tmp_path / "registry" / "cpu"
+    raw_model(registry / "1", "1", name="cpu")
+    with run_worker(kafka_broker, redis_server, [registry], tmp_path,
+                    extra_env=FAST_POLL) as w:
+        ThresholdStore(redis_client).set("cpu", "1", "*", 3.0, set_by="operator")
+        raw_model(registry / "2", "2", name="cpu")
+        wait_version(w, "2")
+        wait_until(lambda: "do not apply to v2" in w.log.read_text())
+    line = next(x for x in w.log.read_text().splitlines() if "do not apply to v2" in x)
+    assert "thresholds set by hand on cpu v1 do not apply to v2, which uses its card's: " \
+        "* 3 (by operator); set them for v2 with `stream-detector thresholds set cpu KEY " \
+        "VALUE --version 2`" in line
+    assert "WARNING" in line
+
+
 def test_each_record_goes_to_exactly_one_model_or_to_the_dead_letters(
     kafka_broker: ServiceHandle, redis_server: ServiceHandle, tmp_path: Path
 ) -> None:
