@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from schemas.card import DEFAULT_KEY, ModelCard
 from schemas.events import ThresholdSource
@@ -100,6 +100,7 @@ class ThresholdCache:
         self._connected = False
         self._task: asyncio.Task[None] | None = None
         self._backoff = _MIN_BACKOFF
+        self._wrong_type = False  # the hash's key holds another type (said once)
         self._entries: dict[str, ThresholdEntry] = {}
         self._by_key: dict[str, ResolvedThreshold] = {}
         self._default: ResolvedThreshold | None = None
@@ -188,15 +189,33 @@ class ThresholdCache:
 
     # --- talking to Redis ----------------------------------------------------------------
     async def reload(self) -> None:
-        """Read the whole hash; raises ``RedisError`` when Redis cannot be reached."""
+        """Read the whole hash; raises ``RedisError`` when Redis cannot be reached.
+
+        A key that is not a hash (Redis answers WRONGTYPE) keeps the last values and says
+        so once: Redis is reachable, and reporting it unreachable sent operators to debug
+        the network."""
         had = bool(self._entries)
-        self.replace_all(decode_entries(await self.client.hgetall(self._hash)))
+        try:
+            raw = await self.client.hgetall(self._hash)
+        except ResponseError as exc:  # Redis answered: the data is wrong, not the network
+            self._last_contact = self._clock()
+            if not self._wrong_type:
+                log.warning("Redis key %s is not a hash of thresholds (%s); keeping the last "
+                            "known values; delete the key and run `stream-detector thresholds "
+                            "publish` for %s version %s", self._hash, exc, self.card.name,
+                            self.card.version)
+            self._wrong_type = True
+            return
+        self._wrong_type = False
+        self.replace_all(decode_entries(raw))
         self._last_contact = self._clock()
         if had and not self._entries:
-            log.warning("thresholds of %s %s are gone from Redis (restarted without "
-                        "persistence, or deleted); using the card's until they are published "
-                        "again (stream-detector thresholds publish)", self.card.name,
-                        self.card.version)
+            why = (f"malformed: none of its {len(raw)} field(s) is a threshold (see the "
+                   "warnings above)" if raw else
+                   "gone from Redis (restarted without persistence, or deleted)")
+            log.warning("thresholds of %s %s are %s; using the card's until they are "
+                        "published again (stream-detector thresholds publish)",
+                        self.card.name, self.card.version, why)
 
     async def _refetch(self, keys: list[str]) -> None:
         values = await self.client.hmget(self._hash, keys) if keys else []
@@ -211,7 +230,10 @@ class ThresholdCache:
         if keys is None:
             await self.reload()
         elif keys:
-            await self._refetch(keys)
+            try:
+                await self._refetch(keys)
+            except ResponseError:  # the key is not a hash: reload says so, once
+                await self.reload()
         line = threshold_changes(self.card.name, self.card.version, before, self._entries,
                                  values)
         if line is not None:  # an operator's `thresholds set` shows in the worker's console

@@ -94,3 +94,31 @@ async def test_cache_follows_store_within_a_second(store: ThresholdStore, redis_
     finally:
         await cache.stop()
         await cache.client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_bad_data_in_redis_is_said_as_bad_data_not_as_an_outage(
+    store: ThresholdStore, redis_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A threshold hash turned into a string made the worker report Redis unreachable
+    (/health degraded), and malformed entries were reported "gone from Redis"."""
+    store.publish_from_card(CARD)
+    cache = ThresholdCache(CARD, AsyncRedis.from_url(redis_url), poll_timeout=0.1)
+    await cache.start()
+    try:
+        store.client.hset("sd:threshold:itest:1", mapping={"*": "garbage", "1/7": "{"})
+        await cache.reload()
+        assert "thresholds of itest 1 are malformed: none of its 2 field(s) is a threshold" \
+            in caplog.text
+        store.client.delete("sd:threshold:itest:1")
+        store.client.set("sd:threshold:itest:1", "a string")
+        store.client.publish(REDIS_THRESHOLD_CHANNEL, "itest\t1\t1/7")
+        await asyncio.sleep(1.0)
+        assert "Redis key sd:threshold:itest:1 is not a hash of thresholds" in caplog.text
+        assert caplog.text.count("is not a hash of thresholds") == 1  # said once
+        assert "cannot reach Redis" not in caplog.text
+        assert not cache.degraded  # Redis answers: the network is fine
+    finally:
+        await cache.stop()
+        await cache.client.aclose()
+        store.client.delete("sd:threshold:itest:1")
