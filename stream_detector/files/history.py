@@ -204,6 +204,12 @@ def _event_records(
     data: EventArrays, source_key: str, stem: str, limit: int | None, source: str
 ) -> tuple[int, Iterator[FeatureEvent]]:
     rows = len(data.features) if limit is None else min(limit, len(data.features))
+    mask = getattr(data, "imputed_mask", None)  # (n, d): values ``impute`` filled in
+    filled = [False] * rows
+    if mask is not None:
+        per_row = np.asarray(np.asarray(mask, dtype=bool)[:rows].reshape(rows, -1).any(axis=1),
+                             dtype=bool)
+        filled = [bool(x) for x in per_row]
 
     def records() -> Iterator[FeatureEvent]:
         for start in range(0, rows, _CHUNK):
@@ -219,6 +225,7 @@ def _event_records(
                         event_id=f"{stem}:{i}",
                         timestamp=text,
                         features=vector,
+                        imputed=filled[i],  # as series and sales records are flagged
                     )
                 except ValidationError as exc:
                     raise _invalid(f"{source}: row {i + 1}", exc) from None

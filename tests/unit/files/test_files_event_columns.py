@@ -78,3 +78,11 @@ def test_unnamed_columns_are_taken_by_position(tmp_path: Path) -> None:
     assert [list(r.features) for r in by_name.records][0] == [2.0, 0.0, 1.0]
     data = type("D", (), {"features": np.zeros((1, 2))})()
     assert aligned_events(data, ("f0", "f1"), ("x", "y"), "h.h5")[1] == ("f0", "f1")
+
+
+def test_an_imputed_event_is_flagged_like_series_and_sales_records(tmp_path: Path) -> None:
+    """--missing impute filled an event's value in but never flagged the record."""
+    (tmp_path / "e.csv").write_text("a,b\n1,2\n,3\n4,5\n")
+    records = list(load_source(tmp_path / "e.csv", kind="events", missing="impute").records)
+    assert [r.imputed for r in records] == [False, True, False]
+    assert records[1].features == [1.0, 3.0]  # filled from the row before
