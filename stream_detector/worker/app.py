@@ -90,7 +90,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
 
     _add_agent(app, settings, source, models, runtime, console, state)
     _add_tasks(app, settings, models, runtime)
-    _add_summary(app, settings, models, console)
+    _add_summary(app, settings, models, console, metrics)
     _add_pages(app, models, metrics, state)
     return app
 
@@ -200,7 +200,8 @@ def _add_tasks(
 
 
 def _add_summary(
-    app: faust.App, settings: Settings, models: ServedModels, console: ConsoleReporter
+    app: faust.App, settings: Settings, models: ServedModels, console: ConsoleReporter,
+    metrics: WorkerMetrics,
 ) -> None:
     if settings.summary_interval <= 0:
         return
@@ -208,7 +209,8 @@ def _add_summary(
     @app.timer(interval=settings.summary_interval)
     async def summary() -> None:
         if models.started.is_set():
-            console.summary(kafka_status(app, settings.input_topic), models.caches)
+            console.summary(kafka_status(app, settings.input_topic), models.caches,
+                            metrics.dead_letters())
 
 
 def _add_pages(

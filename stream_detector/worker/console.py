@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas.events import AnomalyEvent
@@ -122,6 +122,7 @@ class SummaryCounter:
     anomalies: int = 0
     anomalies_total: int = 0
     since: float = 0.0
+    dead: dict[str, int] = field(default_factory=dict)  # dead letters by reason, so far
 
     def add(self, records: int, windows: int, anomalies: int) -> None:
         self.records += records
@@ -130,14 +131,21 @@ class SummaryCounter:
         self.anomalies_total += anomalies
 
     def line(self, now: float, lag: int | None, thresholds: str, suppressed: int = 0,
-             kafka_reachable: bool = True) -> str:
+             kafka_reachable: bool = True, dead: Mapping[str, int] | None = None) -> str:
         """The summary since the last call, and start a new period at ``now``; ``lag`` None
-        is shown as ``?`` (unknown), with ``(Kafka unreachable)`` when that is why."""
+        is shown as ``?`` (unknown), with ``(Kafka unreachable)`` when that is why;
+        ``dead``: records dead-lettered so far by reason (the period's are shown)."""
         seconds = max(now - self.since, 1e-9)
         text = (f"{self.records / seconds:,.0f} records/s, {self.windows / seconds:,.0f} "
                 f"windows/s, {self.anomalies:,} anomal{'y' if self.anomalies == 1 else 'ies'}"
                 f" ({self.anomalies_total:,} in all")
         text += f", {suppressed:,} not printed)" if suppressed else ")"
+        new = {r: n - self.dead.get(r, 0) for r, n in (dead or {}).items()
+               if n > self.dead.get(r, 0)}
+        if new:  # unrouted kinds and bad records were only in /metrics
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(new.items(), key=lambda x: -x[1]))
+            text += f", {sum(new.values()):,} dead-lettered ({reasons})"
+        self.dead = dict(dead or self.dead)
         text += f", consumer lag {lag_text(lag, kafka_reachable)} | thresholds: {thresholds}"
         self.records = self.windows = self.anomalies = 0
         self.since = now

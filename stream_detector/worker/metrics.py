@@ -79,6 +79,12 @@ class WorkerMetrics:
                                    "ONNX Runtime execution provider in use (value 1)",
                                    ["provider"], registry=r)
 
+    def dead_letters(self) -> dict[str, int]:
+        """Records dead-lettered so far, by reason (``stream_detector_invalid_records``)."""
+        return {sample.labels["reason"]: int(sample.value)
+                for metric in self.invalid_records.collect() for sample in metric.samples
+                if sample.name.endswith("_total")}
+
     def render(self, names: Sequence[str] = ()) -> bytes:
         """The Prometheus text exposition of this registry; with ``names`` (sample names,
         e.g. ``stream_detector_records_in_total``) only those samples, as Prometheus'

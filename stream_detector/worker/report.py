@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from schemas.events import AnomalyEvent
@@ -54,13 +54,16 @@ class ConsoleReporter:
                     log.info(anomaly_line(event), extra={"key": event.key,
                                                          "event_id": event.event_id})
 
-    def summary(self, kafka: KafkaStatus, caches: Sequence[Any]) -> str:
+    def summary(self, kafka: KafkaStatus, caches: Sequence[Any],
+                dead: Mapping[str, int] | None = None) -> str:
         """Log and return the periodic line (rates since the last one); the consumer lag
-        and Kafka's reachability come from ``kafka`` (the same view as ``/health``)."""
+        and Kafka's reachability come from ``kafka`` (the same view as ``/health``);
+        ``dead``: the records dead-lettered so far by reason (the period's are shown)."""
         sources = "; ".join(
             (f"{c.card.name}: " if len(caches) > 1 else "")
             + threshold_source(len(c.entries), c.age_seconds, c.degraded) for c in caches)
         line = self.counter.line(self._clock(), kafka.consumer_lag, sources or "none",
-                                 self.lines.take_suppressed(), kafka_reachable=kafka.connected)
+                                 self.lines.take_suppressed(), kafka_reachable=kafka.connected,
+                                 dead=dead)
         log.info(line)
         return line

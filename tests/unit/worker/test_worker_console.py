@@ -145,3 +145,22 @@ def test_summary_shows_lag_unknown_not_zero_while_kafka_is_unreachable() -> None
     assert reporter.summary(up, []).endswith("consumer lag 7 | thresholds: none")
     assert lag_text(0) == "0" and lag_text(None) == "?"
     assert (down.as_dict()["consumer_lag"], down.as_dict()["status"]) == (None, "degraded")
+
+
+def test_the_summary_counts_the_periods_dead_letters_by_reason() -> None:
+    """10,000 events no model served were dead-lettered with no console line at all:
+    only /metrics told."""
+    from stream_detector.worker.console import SummaryCounter
+    from stream_detector.worker.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    counter = SummaryCounter(since=0.0)
+    assert "dead-lettered" not in counter.line(10.0, 0, "redis", dead=metrics.dead_letters())
+    metrics.invalid_records.labels("unrouted").inc(10_000)
+    metrics.invalid_records.labels("wrong_type").inc(3)
+    line = counter.line(20.0, 0, "redis", dead=metrics.dead_letters())
+    assert ", 10,003 dead-lettered (unrouted 10,000, wrong_type 3), consumer lag 0" in line
+    assert "dead-lettered" not in counter.line(30.0, 0, "redis", dead=metrics.dead_letters())
+    metrics.invalid_records.labels("wrong_type").inc()
+    assert ", 1 dead-lettered (wrong_type 1)" in counter.line(40.0, 0, "redis",
+                                                             dead=metrics.dead_letters())
