@@ -62,6 +62,36 @@ def _frame(rows: list[ScoreRow]) -> pd.DataFrame:
     return frame
 
 
+def _report_folder(out: Path) -> list[Path]:
+    """The files of an earlier report in ``out`` (replaced by this one), or [] for a new or
+    empty folder.
+
+    Raises
+    ------
+    DataError
+        ``out`` holds anything else: evaluate replaced a folder's index.html and
+        report.json without a word (the data folder's too), and left an earlier run's plots
+        beside a report they contradict.
+    """
+    if not out.is_dir():
+        return []
+    files = sorted(out.iterdir())
+    ours = [p for p in files if p.is_file() and (p.name in {"index.html", "report.json"}
+                                                  or p.suffix == ".png")]
+    report = out / "report.json"
+    try:
+        earlier = {"model", "data", "windows"} <= set(json.loads(report.read_text()))
+    except (OSError, ValueError, TypeError):
+        earlier = False
+    if not files or (earlier and len(ours) == len(files)):
+        return ours
+    others = [p.name for p in files if p not in ours or not earlier]
+    shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+    raise DataError(f"--out {out} holds other files ({shown}); evaluate "
+                    "writes index.html, report.json and plots into a folder of its own: give "
+                    "a new or empty folder, or an earlier report's")
+
+
 def evaluate(
     model_dir: Path, data: Path, out: Path, labels: Path | None = None, key: str | None = None,
     strict_time: bool = False, missing: Literal["reject", "impute"] = "reject",
@@ -69,6 +99,7 @@ def evaluate(
     """Score ``data`` with the model at ``model_dir``; write ``out/index.html`` (summary and
     plots, one page), ``out/report.json`` and the PNGs. Nothing is written unless every
     step succeeds (the files are made in a temporary folder, then moved)."""
+    earlier = _report_folder(out)  # before any work: a folder of other files is refused
     runtime = load_runtime(model_dir, "auto")
     windows = None
     if labels is not None and runtime.card.record_kind != "events":
@@ -108,6 +139,8 @@ def evaluate(
         title = f"{metrics['model']} on {data.name}"
         (staging / "index.html").write_text(render_index(title, metrics, timeline, pngs))
         out.mkdir(parents=True, exist_ok=True)
+        for old in earlier:  # an earlier report's plots would contradict this one
+            old.unlink(missing_ok=True)
         made = [shutil.move(str(p), out / p.name) for p in sorted(staging.iterdir())]
     return Evaluation(metrics, out / "index.html", [Path(p) for p in made], time_line)
 

@@ -160,3 +160,28 @@ def test_the_next_line_can_be_pasted_into_a_shell(tmp_path: Path) -> None:
     words = shlex.split(result.output.strip().splitlines()[-1].removeprefix("next: "))
     assert words == ["stream-detector", "score", "--model", str(tmp_path / "r s" / "my-data"),
                      "--data", str(data), "--out", "scores.csv"]
+
+
+def test_evaluate_replaces_its_own_report_and_refuses_a_folder_of_other_files(
+    trained: tuple[Path, Path, Path],
+) -> None:
+    """It replaced a folder's index.html and report.json without a word (the data folder's
+    too), and left an earlier labelled run's plots beside a report without labels."""
+    tmp, data, labels = trained
+    out = tmp / "again"
+    base = ["evaluate", "--model", str(tmp / "registry" / "demo"), "--data", str(data),
+            "--out", str(out)]
+    assert runner.invoke(app, [*base, "--labels", str(labels)]).exit_code == 0
+    assert len(list(out.glob("*.png"))) == 3
+    unlabelled = runner.invoke(app, base)
+    assert unlabelled.exit_code == 0, unlabelled.output
+    assert [p.name for p in out.glob("*.png")] == ["score_distribution.png"]  # no stale plot
+
+    mine = tmp / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("<h1>my site</h1>")
+    (mine / "notes.txt").write_text("precious")
+    refused = runner.invoke(app, [*base[:-1], str(mine)])
+    assert refused.exit_code == 1
+    assert f"--out {mine} holds other files (" in refused.output
+    assert (mine / "index.html").read_text() == "<h1>my site</h1>"
