@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from schemas.records import MAX_MESSAGE_BYTES, MAX_RECORDS_PER_MESSAGE
 from stream_detector.exceptions import DataError, StreamDetectorError
@@ -192,6 +192,7 @@ class ReplayStats:
     delivered: int = 0
     failed: int = 0
     first_error: str | None = None
+    first_code: int | None = None  # confluent_kafka.KafkaError code of first_error
     seconds: float = 0.0
 
     @property
@@ -207,6 +208,7 @@ class ReplayStats:
         self.failed += 1
         if self.first_error is None:
             self.first_error = err.str() if hasattr(err, "str") else str(err)
+            self.first_code = err.code() if hasattr(err, "code") else None
 
 
 def _produce(producer: _Producer, topic: str, key: bytes, value: bytes, stats: ReplayStats) -> None:
@@ -245,6 +247,9 @@ def send(
     except StreamDetectorError:  # a bad record: what was sent before it still arrives
         producer.flush(flush_timeout)
         raise
+    purge = getattr(producer, "purge", None)
+    if stats.failed and stats.first_code in _UNREACHABLE and purge is not None:
+        purge()  # the queue would time out message by message: a minute more, no news
     unacknowledged = producer.flush(flush_timeout)
     stats.seconds = clock() - start
     _raise_on_loss(stats, topic, unacknowledged)
@@ -281,7 +286,18 @@ def _produce_all(
         on_progress(pending)
 
 
+# librdkafka's local errors when no broker takes the messages: _MSG_TIMED_OUT,
+# _TRANSPORT, _ALL_BROKERS_DOWN, _PURGE_QUEUE, _PURGE_INFLIGHT
+_UNREACHABLE: Final = frozenset({-192, -195, -187, -152, -151})
+
+
 def _raise_on_loss(stats: ReplayStats, topic: str, unacknowledged: int) -> None:
+    if stats.failed and stats.first_code in _UNREACHABLE:
+        raise ReplayError(
+            f"Kafka stopped taking messages to {topic!r} ({stats.first_error}): is the "
+            f"broker still running? The replay stopped with {stats.delivered:,} of "
+            f"{stats.messages:,} messages stored"
+        )
     if stats.failed:
         raise ReplayError(
             f"Kafka rejected {stats.failed} of {stats.messages} messages to {topic!r} "

@@ -213,3 +213,42 @@ def test_broker_rejections_fail_the_replay_with_the_reason(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Kafka rejected"), result.output
     assert "too large" in lines[0].lower()
+
+
+def test_a_broker_that_goes_away_mid_replay_is_said_so_within_the_delivery_timeout(
+    tmp_path: Path,
+) -> None:
+    """It was silent for ~80 s (30 s of message timeout, then a 60 s flush of a queue that
+    timed out message by message) and then blamed the broker: "Kafka rejected 9002 of
+    12051 messages"."""
+    import os
+    import subprocess
+    import sys
+
+    from stream_detector.services.kafka import KafkaBroker
+    from stream_detector.services.process import stop_handle
+    from stream_detector.settings import Settings
+
+    kafka = KafkaBroker(Settings().cache_dir).start(data_dir=tmp_path / "kafka")
+    path = write_series_csv(tmp_path / "s.csv", make_series(SeriesConfig(rows=20_000), seed=4))
+    repo = str(Path(__file__).resolve().parents[3])
+    replay = subprocess.Popen(  # noqa: S603 - our own interpreter
+        [sys.executable, "-m", "stream_detector", "replay", str(path), "-t", "gone",
+         "--rate", "500", "--kafka", kafka.url, "--no-progress"],
+        env={**os.environ, "PYTHONPATH": repo}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(6)
+        stop_handle(kafka)
+        started = time.monotonic()
+        output, _ = replay.communicate(timeout=120)
+        took = time.monotonic() - started
+    finally:
+        replay.kill()
+        stop_handle(kafka)
+    assert replay.returncode == 1, output
+    error = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert error and error[0].startswith("error: Kafka stopped taking messages to 'gone' ("), \
+        output
+    assert "is the broker still running? The replay stopped with" in error[0]
+    assert took < 50, f"said after {took:.0f} s"
