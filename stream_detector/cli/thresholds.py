@@ -261,6 +261,13 @@ def thresholds_list(
         ref = _model(model, version)
         with _threshold_store(redis) as store:
             entries = store.list(ref.name, ref.version)
+            named = not entries and ref.card is None and not as_json  # --json: {} for scripts
+            known = store.model_versions() if named else ()
+    if named:  # a name, not a folder: a typo printed an empty table, exit 0
+        shown = ", ".join(f"{n} {v}" for n, v in known[:5]) + (", ..." if len(known) > 5
+                                                                 else "")
+        fail(escape(f"no thresholds of {ref.name} {ref.version} in Redis; "
+                    + (f"those with some: {shown}" if known else "Redis holds none")))
     ordered = sorted(entries.items(), key=lambda kv: (kv[0] != _DEFAULT_KEY, kv[0]))
     if as_json:
         print(json.dumps({k: e.model_dump() for k, e in ordered}))

@@ -199,6 +199,19 @@ class ThresholdStore:
         """Every entry of a model version (``*`` is the default)."""
         return decode_entries(self.client.hgetall(self._hash(name, version)))
 
+    def model_versions(self, most: int = 1000) -> tuple[tuple[str, str], ...]:
+        """(name, version) of the model versions with thresholds in Redis, sorted (at most
+        ``most``, read with SCAN, which never blocks the server)."""
+        prefix = self._hash("", "")[:-1]  # "sd:threshold:" in the namespace
+        found = set()
+        for raw in self.client.scan_iter(match=f"{prefix}*", count=500):
+            name, _, version = (raw.decode() if isinstance(raw, bytes) else str(raw))[
+                len(prefix):].rpartition(":")
+            found.add((name, version))
+            if len(found) >= most:
+                break
+        return tuple(sorted(found))
+
     def set_many(self, name: str, version: str, entries: Mapping[str, ThresholdEntry]) -> None:
         """Write several entries and announce them in one transaction."""
         if not entries:

@@ -245,3 +245,15 @@ def test_the_kept_keys_warning_suggests_commands_for_the_version_published(
     out = cli(redis_server, "publish", "--model", entry, "--version", "1")
     assert f"thresholds publish --model {entry} --version 1 --replace`" in out
     assert f"thresholds delete {entry} --version 1 'store 1/item 2'`" in out  # pastes as is
+
+
+def test_listing_a_mistyped_name_fails_naming_the_models_redis_has(
+    redis_server: ServiceHandle, redis_client: Any, model_dir: Path
+) -> None:
+    """`thresholds list nosuchmodel --version 1` printed an empty table and exited 0."""
+    cli(redis_server, "publish", "--model", str(model_dir))
+    out = cli(redis_server, "list", "nab-dens", "--version", "3", code=1)
+    assert "error: no thresholds of nab-dens 3 in Redis; those with some: nab-dense 3" in out
+    assert json.loads(cli(redis_server, "list", "nab-dens", "--version", "3", "--json")) == {}
+    redis_client.delete("sd:threshold:nab-dense:3")  # a folder's model, nothing published:
+    assert "0 threshold(s)" in cli(redis_server, "list", str(model_dir))  # still a table
