@@ -131,10 +131,14 @@ def _event_traces(fig: go.Figure, run: DemoRun, key: str, row: int) -> None:
     import plotly.graph_objects as go
 
     true, false, _ = judge(run, key)
-    for events, name, marker in (
+    kinds: tuple[tuple[list[Any], str, dict[str, Any]], ...] = (
         (true, "true alert (in a labelled window)", {"color": "green", "size": 10}),
         (false, "false alert", {"color": "red", "size": 10, "symbol": "x"}),
-    ):
+    )
+    if run.data.labels is None:  # a user's file without labels: no alert is true or false
+        kinds = ((false, "alert (no labels to judge it)", {"color": "darkorange",
+                                                           "size": 10}),)
+    for events, name, marker in kinds:
         fig.add_trace(go.Scatter(
             x=[e.window_end for e in events], y=[e.observed[0] for e in events],
             mode="markers", name=name, showlegend=row == 1, marker=marker,

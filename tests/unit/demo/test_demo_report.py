@@ -149,3 +149,13 @@ def test_one_event_is_not_one_events(run: DemoRun) -> None:
     assert any(line.startswith("anomalies: 1 event (") for line in lines), lines
     assert any("anomaly event, 1 event)" in line for line in lines), lines
     assert not any("1 events" in line for line in lines)
+
+
+def test_without_labels_alerts_are_neither_true_nor_false(run: DemoRun, tmp_path: Path) -> None:
+    """`demo --data FILE` (no labels) drew every anomaly as a red "false alert"."""
+    import dataclasses
+
+    bare = dataclasses.replace(run, data=dataclasses.replace(run.data, labels=None))
+    text = write_report(bare, tmp_path / "bare.html").read_text()
+    assert "alert (no labels to judge it)" in text
+    assert "false alert" not in text and "true alert" not in text
