@@ -79,7 +79,7 @@ class FlushThenAck:
         self._clock = clock
         self._held: list[Any] = []
         self._stream: AckingStream | None = None
-        self._last_flush = clock()
+        self._last_flush = self._flush_started = clock()
         self._completing: asyncio.Task[None] | None = None
         self._next: asyncio.Future[None] | None = None  # a flush started by a completion
         self._generation = 0  # moves on at every drop: a completion in flight acks nothing
@@ -94,6 +94,12 @@ class FlushThenAck:
     def in_flight(self) -> bool:
         """Whether a flush is completing."""
         return self._completing is not None
+
+    def waiting_seconds(self) -> float:
+        """Seconds the flush in flight has waited for its outputs' delivery and state
+        writes (0 when none is in flight). Minutes mean nothing is acked or consumed: an
+        output or changelog topic that is gone, a broker refusing the writes."""
+        return self._clock() - self._flush_started if self._completing is not None else 0.0
 
     def attach(self, stream: AckingStream) -> None:
         """The stream whose events are held (the agent's, once it runs)."""
@@ -144,7 +150,7 @@ class FlushThenAck:
             raise RuntimeError("FlushThenAck.attach(stream) must come before events")
         completion = await self._start()
         events, self._held = self._held, []
-        self._last_flush = self._clock()
+        self._last_flush = self._flush_started = self._clock()
         self._completing = asyncio.ensure_future(
             self._complete(completion, events, self._stream, self._generation))
 

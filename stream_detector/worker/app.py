@@ -32,7 +32,7 @@ from stream_detector.logs import RepeatFilter, logging_config
 from stream_detector.settings import Settings, get_settings
 from stream_detector.worker import faust_fetch_wait, faust_patch, faust_raw_decode
 from stream_detector.worker.acks import FlushThenAck
-from stream_detector.worker.health import health_document
+from stream_detector.worker.health import DELIVERY_STALL_SECONDS, health_document
 from stream_detector.worker.heap import freeze_startup_heap
 from stream_detector.worker.kafka_health import kafka_status
 from stream_detector.worker.messages import Message
@@ -89,7 +89,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
 
     _add_agent(app, settings, source, models, runtime, console, state)
-    _add_tasks(app, settings, models, runtime)
+    _add_tasks(app, settings, models, runtime, state)
     _add_summary(app, settings, models, console, metrics)
     _add_pages(app, models, metrics, state)
     return app
@@ -126,6 +126,7 @@ def _add_agent(
     """The scoring agent, its idle flush and the rebalance hooks, over one
     :class:`FlushThenAck` (events acked only after their states are flushed)."""
     acks = FlushThenAck(runtime.start_flush, settings.state_flush_interval)  # see worker/acks.py
+    state["acks"] = acks  # /health: a flush waiting on its outputs
 
     @app.agent(source)
     async def score(stream: Any) -> None:  # faust.StreamT lacks noack_take in its stubs
@@ -175,7 +176,8 @@ def _check_redis(settings: Settings) -> None:
 
 
 def _add_tasks(
-    app: faust.App, settings: Settings, models: ServedModels, runtime: WorkerRuntime
+    app: faust.App, settings: Settings, models: ServedModels, runtime: WorkerRuntime,
+    state: dict[str, Any],
 ) -> None:
     @app.task
     async def start_thresholds() -> None:
@@ -190,7 +192,16 @@ def _add_tasks(
     async def gauges() -> None:
         m = runtime.metrics
         kafka = kafka_status(app, settings.input_topic)
-        m.degraded.set(1 if models.degraded or not kafka.healthy else 0)
+        acks = state.get("acks")
+        waiting = acks.waiting_seconds() if acks is not None else 0.0
+        stalled = waiting > DELIVERY_STALL_SECONDS
+        if stalled and not state.get("stalled"):  # once per stall, as /health turns degraded
+            log.warning("outputs of a state flush undelivered for %.0f s (an output or "
+                        "changelog topic gone? the broker refusing writes?): nothing is acked "
+                        "or consumed until they are", waiting)
+        state["stalled"] = stalled
+        m.outputs_undelivered_seconds.set(waiting)
+        m.degraded.set(1 if models.degraded or not kafka.healthy or stalled else 0)
         ages = [c.age_seconds for c in models.caches]
         m.threshold_cache_age.set(max(ages) if ages else 0.0)
         m.kafka_connected.set(1 if kafka.connected else 0)
@@ -219,7 +230,9 @@ def _add_pages(
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         kafka = kafka_status(app, models.settings.input_topic)
-        return web.json(health_document(models.runtimes, models.caches, kafka))
+        acks = state.get("acks")
+        waiting = acks.waiting_seconds() if acks is not None else 0.0
+        return web.json(health_document(models.runtimes, models.caches, kafka, waiting))
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:

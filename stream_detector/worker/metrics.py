@@ -72,6 +72,9 @@ class WorkerMetrics:
         self.kafka_consumer_lag = Gauge(
             "stream_detector_kafka_consumer_lag", "records behind the high watermark, summed "
             "over assigned input partitions", registry=r)
+        self.outputs_undelivered_seconds = Gauge(
+            "stream_detector_outputs_undelivered_seconds", "seconds the state flush in "
+            "flight has waited for its events' and key states' delivery", registry=r)
         self.kafka_seconds_since_fetch = Gauge(
             "stream_detector_kafka_seconds_since_fetch", "seconds since the consumer last "
             "received a fetch response", registry=r)

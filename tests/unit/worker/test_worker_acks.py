@@ -381,3 +381,30 @@ def test_a_completion_acks_in_slices_letting_batches_in_between() -> None:
         assert ACK_SLICE in batch_seen_at and 2 * ACK_SLICE in batch_seen_at
 
     asyncio.run(run())
+
+
+def test_a_flush_waiting_on_its_outputs_says_how_long() -> None:
+    """With the output topic deleted, deliveries never completed: nothing was acked or
+    consumed for minutes while /health said ok; waiting_seconds is what /health reads."""
+    from stream_detector.worker.health import DELIVERY_STALL_SECONDS, health_document
+    from stream_detector.worker.kafka_health import KafkaStatus
+
+    async def run() -> None:
+        journal, clock = Journal(), Clock()
+        journal.gate = asyncio.Event()
+        acks = acks_for(journal, clock)
+        assert acks.waiting_seconds() == 0.0
+        clock.now = 5.0
+        await acks.processed(["e1"])
+        clock.now = 50.0
+        assert acks.waiting_seconds() == 45.0
+        kafka = KafkaStatus(True, [0], 0, 0.1)
+        doc = health_document([], [], kafka, acks.waiting_seconds())
+        assert doc["status"] == "degraded" and doc["outputs"] == {
+            "status": "stalled", "undelivered_seconds": 45.0}
+        assert health_document([], [], kafka, DELIVERY_STALL_SECONDS - 1)["status"] == "ok"
+        journal.gate.set()
+        await acks.settled()
+        assert acks.waiting_seconds() == 0.0
+
+    asyncio.run(run())
