@@ -18,8 +18,11 @@ from stream_detector.cli.common import (
     settings_for,
 )
 from stream_detector.consumer_idle import ReadToEnd
+from stream_detector.logs import printable
 
 __all__ = ["tail_command"]
+
+_SHOWN_SKIPS = 3  # lines for messages that are not anomaly events; the rest are counted
 
 
 @app.command(
@@ -65,7 +68,7 @@ def tail_command(
             **settings.confluent_config(), "group.id": f"stream-detector-tail-{uuid.uuid4().hex}",
             "enable.auto.commit": False, "enable.partition.eof": True,
             "auto.offset.reset": "earliest" if from_beginning else "latest"})
-    shown, idle = 0, ReadToEnd(time.monotonic())
+    shown, skipped, idle = 0, 0, ReadToEnd(time.monotonic())
     try:
         consumer.subscribe([topic], on_assign=idle.assigned)
         while limit is None or shown < limit:
@@ -86,10 +89,21 @@ def tail_command(
             try:
                 event = parse_event(msg.value())
             except InvalidRecord as exc:
-                err_console.print(f"skipped offset {msg.offset()}: {exc}", markup=False)
+                skipped += 1
+                if skipped <= _SHOWN_SKIPS:
+                    err_console.print(f"skipped offset {msg.offset()}: {printable(str(exc))}",
+                                      markup=False, highlight=False, soft_wrap=True)
+                if skipped == _SHOWN_SKIPS and shown == 0:  # 800 such lines for a records topic
+                    err_console.print(f"{topic} does not hold anomaly events (a records "
+                                      "topic? tail reads the worker's --output); further "
+                                      "skipped messages are only counted", markup=False,
+                                      highlight=False, soft_wrap=True)
                 continue
             say(event.model_dump_json() if as_json else anomaly_line(event))
             shown += 1
+        if skipped > _SHOWN_SKIPS:
+            err_console.print(f"skipped {skipped:,} messages that are not anomaly events",
+                              markup=False, highlight=False)
         if shown == 0 and exit_when_idle is not None:
             err_console.print(_nothing_shown(consumer, topic, from_beginning, exit_when_idle),
                               markup=False, highlight=False, soft_wrap=True)

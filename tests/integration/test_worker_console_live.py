@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,20 @@ def test_tail_of_a_topic_that_does_not_exist_says_so(kafka_broker: ServiceHandle
     assert result.exit_code == 0, result.output
     assert "no anomaly events in no-such-anomalies since tail started (idle 1 s); " \
         "that topic does not exist: check --topic" in result.output
+
+
+def test_tail_of_a_records_topic_says_so_once_instead_of_a_line_per_record(
+    kafka_broker: ServiceHandle,
+) -> None:
+    """It printed one "skipped offset N" line per record (800 for a small replay)."""
+    topic = f"records-{uuid.uuid4().hex[:8]}"
+    produce(kafka_broker, topic, [(b"cpu", json.dumps({
+        "kind": "series", "series": "cpu", "value": 1.0,
+        "timestamp": f"2026-01-01T00:00:{i:02d}"}).encode()) for i in range(40)])
+    result = CliRunner().invoke(app, ["tail", "--topic", topic, "--kafka", kafka_broker.url,
+                                      "--from-beginning", "--exit-when-idle", "1"])
+    lines = result.output.strip().splitlines()
+    assert sum(line.startswith("skipped offset") for line in lines) == 3, result.output
+    assert f"{topic} does not hold anomaly events (a records topic?" in result.output
+    assert "skipped 40 messages that are not anomaly events" in result.output
+    assert len(lines) <= 7, result.output
