@@ -287,7 +287,8 @@ class ThresholdCache:
                 log.log(
                     logging.WARNING if first else logging.DEBUG,
                     "threshold cache cannot reach Redis (%s); keeping last known values",
-                    exc,
+                    str(exc) or f"{type(exc).__name__}: no answer within "
+                    f"{self.ping_timeout:g} s",  # a timeout says nothing of itself: "()"
                 )
                 await self._drop_connections()
             await asyncio.sleep(self._backoff)
