@@ -16,6 +16,7 @@ from schemas.kinds import CalibrationMethod, ModelFamily, RecordKind
 from stream_detector.cli.checks import existing_input, fraction, model_path, new_file, new_folder
 from stream_detector.cli.common import app, err_console, one_line_errors, records_progress, say
 from stream_detector.constants import ProviderPreference
+from stream_detector.logs import printable
 
 __all__ = ["evaluate_command", "score_command", "train_command"]
 
@@ -195,9 +196,16 @@ def score_command(
         frame.to_csv(out, index=False)
         timing = time_report(records, runtime.time, source.ignored).line()
     filled = f" ({source.imputed:,} missing values filled in)" if source.imputed else ""
-    say(f"scored {len(frame):,} windows{filled} of {source.keys:,} key(s) with "
-         f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
-         f"{int(frame['alert'].sum()):,} alerts -> {out}")
+    scored = int(frame["key"].nunique())
+    short = ""
+    if scored < source.keys:  # they were counted as scored keys, silently
+        keys = sorted({r.key for r in records} - set(frame["key"].astype(str)))
+        shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+        short = (f"; {len(keys):,} key(s) had fewer records than the window "
+                 f"({runtime.card.window}) and no window: {printable(shown)}")
+    say(f"scored {len(frame):,} windows{filled} of {scored:,} key(s) with "
+        f"{runtime.card.name} v{runtime.card.version} on {runtime.loaded.scorer.provider}: "
+        f"{int(frame['alert'].sum()):,} alerts -> {out}{short}")
     if timing:
         say(timing)
 

@@ -70,3 +70,25 @@ def test_a_x10_day_in_daily_sales_alerts(tmp_path: Path) -> None:
     after = frame[(frame["timestamp"] > days[150].strftime("%Y-%m-%d"))
                   & (frame["timestamp"] <= days[173].strftime("%Y-%m-%d"))]
     assert not after["alert"].any()  # one bad day, one page
+
+
+def test_score_says_which_keys_were_too_short_for_a_window(tmp_path: Path) -> None:
+    """"scored 377 windows of 2 key(s)": the second key had 10 days, no window, no word."""
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2017-01-01", periods=100, freq="D")
+    frame = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "store": 1, "item": 7,
+                          "sales": rng.poisson(20, len(days)).astype(float)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--data", str(tmp_path / "train.csv"), "--out",
+                                  str(tmp_path / "r"), "--epochs", "1", "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    short = frame.head(10).assign(item=8)
+    pd.concat([frame, short]).to_csv(tmp_path / "both.csv", index=False)
+    scored = runner.invoke(app, ["score", "--model", str(tmp_path / "r" / "train"), "--data",
+                                 str(tmp_path / "both.csv"), "--out", str(tmp_path / "s.csv"),
+                                 "--no-progress"])
+    assert scored.exit_code == 0, scored.output
+    assert " of 1 key(s) with train v1 " in scored.output
+    assert "; 1 key(s) had fewer records than the window (24) and no window: 1/8" in \
+        scored.output
