@@ -9,9 +9,13 @@ start: a short one ran out before the first fetch (or the group join) came back,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["ReadToEnd"]
+__all__ = ["PARTITION_EOF", "ReadToEnd"]
+
+PARTITION_EOF: Final = -191  # confluent_kafka.KafkaError._PARTITION_EOF
+# KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC: the topic does not exist
+_NO_TOPIC: Final = frozenset({3, -188})
 
 
 class ReadToEnd:
@@ -48,6 +52,17 @@ class ReadToEnd:
     def at_end(self, partition: int) -> None:
         self.ended.add(partition)
 
+    def error(self, code: int, partition: int) -> bool:
+        """Note a polled error event (``msg.error().code()``): a partition read to its end,
+        or a topic the broker does not know. False for any other error (the caller's)."""
+        if code == PARTITION_EOF:
+            self.at_end(partition)
+        elif code in _NO_TOPIC:
+            self.no_topic()
+        else:
+            return False
+        return True
+
     def message(self, partition: int, now: float) -> None:
         self.ended.discard(partition)
         self.last = now
@@ -55,5 +70,4 @@ class ReadToEnd:
     def over(self, now: float, seconds: float) -> bool:
         if self.partitions is None:
             return now - self.started >= seconds + self.GRACE
-        caught_up = self.partitions <= self.ended
-        return caught_up and now - max(self.last, self.started) >= seconds
+        return self.partitions <= self.ended and now - self.last >= seconds

@@ -15,12 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from stream_detector.alerts.formats import Payload, render
 from stream_detector.alerts.incidents import IncidentTracker, Notice, parse_event
 from stream_detector.alerts.store import IncidentStore, persist
-from stream_detector.consumer_idle import ReadToEnd
+from stream_detector.consumer_idle import PARTITION_EOF, ReadToEnd
 from stream_detector.exceptions import InvalidRecord
 from stream_detector.logs import printable
 
@@ -32,8 +32,6 @@ __all__ = [
     "run_alerts",
 ]
 
-_PARTITION_EOF: Final = -191  # confluent_kafka.KafkaError._PARTITION_EOF
-_NO_TOPIC: Final = (3, -188)  # KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC
 
 
 @dataclass(frozen=True)
@@ -155,12 +153,9 @@ def run_alerts(
                 _handle(msg, tracker, send, stats, log)
                 persist(tracker, store, wall(), log)
                 consumer.commit(message=msg, asynchronous=False)
-            elif error.code() == _PARTITION_EOF:
-                if idle is not None:
-                    idle.at_end(msg.partition() or 0)
-            elif error.code() in _NO_TOPIC and idle is not None:
-                idle.no_topic()
-            else:
+            elif idle is not None and idle.error(error.code(), msg.partition() or 0):
+                pass  # a partition's end, or no such topic: what exit_when_idle waits for
+            elif error.code() != PARTITION_EOF:
                 log(f"kafka: {error.str()}")
         if clock() >= next_tick:
             _post(tracker.tick(), tracker.suppress, send, stats, log)

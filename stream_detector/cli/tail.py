@@ -52,7 +52,7 @@ def tail_command(
     limit: Annotated[int | None, typer.Option(min=1, help="stop after this many events")] = None,
     kafka: KafkaOption = None,
 ) -> None:
-    from confluent_kafka import Consumer, KafkaError
+    from confluent_kafka import Consumer
 
     from stream_detector.alerts.incidents import parse_event
     from stream_detector.cli.checks import require_kafka
@@ -79,11 +79,7 @@ def tail_command(
                 continue
             error, partition = msg.error(), msg.partition() or 0
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    idle.at_end(partition)
-                elif error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART,
-                                      KafkaError._UNKNOWN_TOPIC):
-                    idle.no_topic()
+                idle.error(error.code(), partition)
                 continue
             idle.message(partition, time.monotonic())
             try:
