@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -35,8 +35,8 @@ from stream_detector.constants import (
 from stream_detector.exceptions import ConfigurationError
 from stream_detector.service_urls import broker_addresses, kafka_bootstrap_servers, pool_refuses
 
-__all__ = ["Settings", "broker_addresses", "get_settings", "invalid_settings",
-           "kafka_bootstrap_servers"]
+__all__ = ["URL_FLAGS", "Settings", "broker_addresses", "get_settings", "invalid_settings",
+           "kafka_bootstrap_servers", "settings_with"]
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -395,6 +395,24 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise ConfigurationError(invalid_settings(exc)) from None
+
+
+URL_FLAGS: Final = {"kafka_url": "--kafka", "redis_url": "--redis"}
+"""The flags that give the service URLs on every command that takes them."""
+
+
+def settings_with(overrides: Mapping[str, Any],
+                  flags: Mapping[str, str] = URL_FLAGS) -> Settings:
+    """The environment's settings with command-line values on top (None: not given).
+
+    Raises :class:`~stream_detector.exceptions.ConfigurationError` naming each invalid value
+    by the flag that gave it (``flags``: field -> flag), else by its variable."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:  # the constructor, not model_validate: the environment still fills the other fields
+        return Settings(**given)
+    except ValidationError as exc:
+        named = {field: flag for field, flag in flags.items() if field in given}
+        raise ConfigurationError(invalid_settings(exc, named)) from None
 
 
 def invalid_settings(exc: ValidationError, flags: Mapping[str, str] | None = None) -> str:

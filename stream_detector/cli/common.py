@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -96,28 +96,17 @@ def one_line_errors() -> Iterator[None]:
         fail(escape(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
 
 
-# the flags that give a setting on most commands; others pass their own (settings_for)
-FLAGS = {"kafka_url": "--kafka", "redis_url": "--redis"}
-
-
 def settings_for(flags: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
     """Process settings, with command-line values (``--kafka``, ``--redis``, topics) on top.
 
     Raises ConfigurationError naming each invalid value by its flag (``flags``: field ->
-    flag, over :data:`FLAGS`) when the command line gave it, else by its variable."""
-    from pydantic import ValidationError
+    flag, over :data:`~stream_detector.settings.URL_FLAGS`) when the command line gave it,
+    else by its variable."""
+    from stream_detector.settings import URL_FLAGS, get_settings, settings_with
 
-    from stream_detector.settings import Settings, get_settings, invalid_settings
-
-    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    if not given:
+    if all(v is None for v in overrides.values()):
         return get_settings()
-    try:  # the constructor, not model_validate: the environment still fills the other fields
-        return Settings(**given)
-    except ValidationError as exc:
-        named = {field: flag for field, flag in {**FLAGS, **(flags or {})}.items()
-                 if field in given}
-        raise ConfigurationError(invalid_settings(exc, named)) from None
+    return settings_with(overrides, {**URL_FLAGS, **(flags or {})})
 
 
 KafkaOption = Annotated[

@@ -33,7 +33,7 @@ from stream_detector.demo.live import (
     live_view,
 )
 from stream_detector.demo.summary import DemoSummary, latency_stats
-from stream_detector.exceptions import ConfigurationError, StreamDetectorError
+from stream_detector.exceptions import StreamDetectorError
 from stream_detector.services.process import die_with_parent, stop_handle
 
 __all__ = ["DemoRun", "interrupts_handled", "offline_scores", "run_demo", "stopping_line"]
@@ -86,18 +86,9 @@ def interrupts_handled() -> Iterator[None]:
 
 
 def _settings(kafka: str | None, redis: str | None, **more: Any) -> Any:
-    from pydantic import ValidationError
+    from stream_detector.settings import settings_with
 
-    from stream_detector.settings import Settings, invalid_settings
-
-    given = {k: v for k, v in {"kafka_url": kafka, "redis_url": redis, **more}.items()
-             if v is not None}
-    try:
-        return Settings(**given)
-    except ValidationError as exc:
-        flags = {"kafka_url": "--kafka", "redis_url": "--redis"}
-        named = {field: flag for field, flag in flags.items() if field in given}
-        raise ConfigurationError(invalid_settings(exc, named)) from None
+    return settings_with({"kafka_url": kafka, "redis_url": redis, **more})
 
 
 def _services(opts: DemoOptions, stack: contextlib.ExitStack, step: Step) -> tuple[str, str]:
