@@ -33,10 +33,10 @@ from offline_training.train_card import (
 )
 from offline_training.train_options import (
     DEFAULTS,
-    EVENT_DETECTION,
     PARITY_RTOL,
     TrainOptions,
     TrainReport,
+    detection_defaults,
 )
 from offline_training.train_summary import training_keys
 from offline_training.trainer import TrainResult
@@ -180,8 +180,8 @@ def _threshold_rule(opts: TrainOptions, normalised: bool) -> tuple[CalibrationMe
 def _check_threshold_rule(opts: TrainOptions, kind: str) -> None:
     """Refuse a threshold value its method cannot use (percentile 150, sigma 0, nan), as
     one DataError before training: it crashed with a traceback after the whole fit."""
-    base = DEFAULTS["detection"] if kind != "events" else EVENT_DETECTION
-    normalised = DetectionParams.from_card({**base, **opts.detection}).normalise
+    normalised = DetectionParams.from_card({**detection_defaults(kind),
+                                            **opts.detection}).normalise
     method, value = _threshold_rule(opts, normalised)
     try:
         check_method(method, value)

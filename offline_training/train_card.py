@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from offline_training.durations import detection_windows
-from offline_training.train_options import DEFAULTS, EVENT_DETECTION, TrainOptions
+from offline_training.train_options import TrainOptions, detection_defaults
 from offline_training.trainer import TrainResult
 from schemas.card import NAME_PATTERN, ModelCard
 from schemas.records import Record
@@ -165,8 +165,7 @@ def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record],
     when the seasonal component is weighed in. Events are independent feature vectors:
     each is judged on its own raw score (no per-key history, warm-up or quiet period), so
     every event above the threshold alerts."""
-    base = dict(DEFAULTS["detection"] if kind != "events" else EVENT_DETECTION)
-    base.update(opts.detection)
+    base = {**detection_defaults(kind), **opts.detection}
     time = time_section(kind, records)  # durations become windows at the data's cadence
     step_s = time["cadence_s"] * opts.stride if time else 0.0
     if base.get("season_weight", 0) and "season" not in base:

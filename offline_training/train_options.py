@@ -17,7 +17,8 @@ from offline_training.trainer import TrainConfig, TrainResult
 from schemas.card import ModelCard
 from schemas.kinds import CalibrationMethod, RecordKind
 
-__all__ = ["DEFAULTS", "EVENT_DETECTION", "PARITY_RTOL", "TrainOptions", "TrainReport"]
+__all__ = ["DEFAULTS", "EVENT_DETECTION", "PARITY_RTOL", "TrainOptions", "TrainReport",
+           "detection_defaults"]
 
 # The default model: what `train` builds without --model. Chosen on NAB realTweets and
 # the two artificial groups under the causal protocol (benchmarks/detection_quality.py), one
@@ -67,6 +68,12 @@ DEFAULTS: dict[str, Any] = {
 # anomalies (37 of 42 signal events scored above the threshold, 10 alerted). Each event is
 # now judged alone, on its raw score, against a percentile of the validation scores.
 EVENT_DETECTION: dict[str, Any] = {"normalise": False, "warmup": 0, "suppress": 0}
+
+
+def detection_defaults(kind: str) -> dict[str, Any]:
+    """The detection section a record kind starts from (a copy): events their own
+    (:data:`EVENT_DETECTION`), series and sales ``DEFAULTS["detection"]``."""
+    return dict(EVENT_DETECTION if kind == "events" else DEFAULTS["detection"])
 
 # Export parity of a trained model: 1e-5 absolute plus this share of its largest output.
 PARITY_RTOL = 1e-5
