@@ -192,8 +192,7 @@ def _add_tasks(
     async def gauges() -> None:
         m = runtime.metrics
         kafka = kafka_status(app, settings.input_topic)
-        acks = state.get("acks")
-        waiting = acks.waiting_seconds() if acks is not None else 0.0
+        waiting = _undelivered_seconds(state)
         stalled = waiting > DELIVERY_STALL_SECONDS
         if stalled and not state.get("stalled"):  # once per stall, as /health turns degraded
             log.warning("outputs of a state flush undelivered for %.0f s (an output or "
@@ -224,15 +223,20 @@ def _add_summary(
                             metrics.dead_letters())
 
 
+def _undelivered_seconds(state: dict[str, Any]) -> float:
+    """How long the agent's state flush in flight has waited (0 before the agent runs)."""
+    acks: FlushThenAck | None = state.get("acks")
+    return acks.waiting_seconds() if acks is not None else 0.0
+
+
 def _add_pages(
     app: faust.App, models: ServedModels, metrics: WorkerMetrics, state: dict[str, Any]
 ) -> None:
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         kafka = kafka_status(app, models.settings.input_topic)
-        acks = state.get("acks")
-        waiting = acks.waiting_seconds() if acks is not None else 0.0
-        return web.json(health_document(models.runtimes, models.caches, kafka, waiting))
+        return web.json(health_document(models.runtimes, models.caches, kafka,
+                                        _undelivered_seconds(state)))
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
