@@ -79,7 +79,8 @@ def _wide_unicode(head: bytes) -> str | None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16"
     for width, name in ((4, "UTF-32"), (2, "UTF-16")):
-        sample = head[:64 - 64 % width] if len(head) >= 64 else head[:len(head) - len(head) % width]
+        n = min(len(head), 64)
+        sample = head[:n - n % width]  # whole code units
         if len(sample) < 2 * width or 0 not in sample:
             continue
         lanes = [sample[i::width] for i in range(width)]

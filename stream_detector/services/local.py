@@ -63,13 +63,13 @@ def last_ports(cache_dir: Path) -> dict[str, int]:
     worker reconnects to (each start took whatever port was free)."""
     ports = dict(DEFAULT_PORTS)
     saved = Path(cache_dir) / "services" / "ports.json"
-    state = load_state(cache_dir)
-    try:
-        ports.update({k: int(v) for k, v in json.loads(saved.read_text()).items()
-                      if k in ports} if saved.is_file() else {})
-    except (ValueError, TypeError, AttributeError):
-        pass  # a damaged note: the defaults
-    ports.update({name: h.port for name, h in state.items() if name in ports})
+    if saved.is_file():
+        try:
+            ports.update({k: int(v) for k, v in json.loads(saved.read_text()).items()
+                          if k in ports})
+        except (ValueError, TypeError, AttributeError):
+            pass  # a damaged note: the defaults
+    ports.update({name: h.port for name, h in load_state(cache_dir).items() if name in ports})
     return ports
 
 
