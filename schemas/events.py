@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from time import time_ns
 from typing import Annotated, Final, Literal
@@ -27,6 +28,7 @@ __all__ = [
     "AnomalyEvent",
     "Contributor",
     "DeadLetter",
+    "MAX_DEAD_LETTER_KEY_AND_HEADERS",
     "MAX_DEAD_LETTER_ORIGINAL",
     "ModelRef",
     "Quality",
@@ -41,8 +43,10 @@ ThresholdScope = Literal["key", "default", "card_key", "card_default"]
 
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _EVENT_ID_LENGTH: Final = 32
-# A dead letter must fit in a Kafka message (1 MB by default) after base64 (4/3 larger).
+# A dead letter must fit in a Kafka message (1 MB by default) after base64 (4/3 larger):
+# the value's first 512 KiB, and its key and headers within 64 KiB together.
 MAX_DEAD_LETTER_ORIGINAL: Final = 512 * 1024
+MAX_DEAD_LETTER_KEY_AND_HEADERS: Final = 64 * 1024
 # ASCII unit separator: cannot occur in keys or ISO timestamps, so the joined text is
 # unambiguous ("a/b"+"c" and "a"+"b/c" hash differently).
 _SEP: Final = "\x1f"
@@ -204,7 +208,9 @@ class AnomalyEvent(_Frozen):
 
 
 class DeadLetter(_Frozen):
-    """A message the worker could not use, kept whole for inspection and replay."""
+    """A message the worker could not use, kept whole for inspection and replay: its value,
+    and its Kafka key and headers when it had them (``original_key`` and ``headers`` are
+    left out of the JSON when it had none, so such letters keep their earlier bytes)."""
 
     schema_version: Literal[1] = 1
     reason: str = Field(description="machine-readable code, e.g. malformed_json, non_finite")
@@ -214,7 +220,16 @@ class DeadLetter(_Frozen):
         "bytes when it was larger)"
     )
     original_size: int = Field(0, ge=0, description="size of the message value in bytes")
-    truncated: bool = Field(False, description="original holds only the value's first bytes")
+    truncated: bool = Field(
+        False, description="original holds only the value's first bytes, or the key's first "
+        "bytes, or not every header (beyond MAX_DEAD_LETTER_KEY_AND_HEADERS together)")
+    original_key: str | None = Field(
+        None, description="the message's Kafka key, base64-encoded; absent when it had none",
+        exclude_if=lambda value: value is None)
+    headers: list[tuple[str, str]] = Field(
+        default_factory=list, description="the message's Kafka headers in order, each "
+        "[name, base64-encoded value]; absent when it had none",
+        exclude_if=lambda value: not value)
     topic: str
     partition: int | None = None
     offset: int | None = None
@@ -227,20 +242,56 @@ class DeadLetter(_Frozen):
         reason: str,
         message: str,
         source: SourceRef,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
     ) -> DeadLetter:
-        """Wrap a rejected message value with why it was rejected."""
+        """Wrap a rejected message (value, Kafka key and headers) with why it was rejected.
+
+        The value keeps its first :data:`MAX_DEAD_LETTER_ORIGINAL` bytes; the key and then
+        the headers, in order, share :data:`MAX_DEAD_LETTER_KEY_AND_HEADERS` (a key longer
+        than that keeps its first bytes; headers beyond it are left out); ``truncated``
+        says when anything was cut. A header without a value is kept with an empty one.
+        """
         kept = raw[:MAX_DEAD_LETTER_ORIGINAL]
+        room = MAX_DEAD_LETTER_KEY_AND_HEADERS
+        kept_key = None if key is None else key[:room]
+        cut = len(kept) < len(raw) or (key is not None and len(key) > room)
+        room -= 0 if kept_key is None else len(kept_key)
+        pairs: list[tuple[str, str]] = []
+        for name, value in headers:
+            size = len(name.encode()) + len(value or b"")
+            if size > room:
+                cut = True
+                break
+            room -= size
+            pairs.append((name, _b64(value or b"")))
         return cls(
             reason=reason,
             message=message,
-            original=base64.b64encode(kept).decode("ascii"),
+            original=_b64(kept),
             original_size=len(raw),
-            truncated=len(kept) < len(raw),
+            truncated=cut,
+            original_key=None if kept_key is None else _b64(kept_key),
+            headers=pairs,
             topic=source.topic,
             partition=source.partition,
             offset=source.offset,
         )
 
+    def key_bytes(self) -> bytes | None:
+        """The rejected message's Kafka key as received (None: it had none)."""
+        if self.original_key is None:
+            return None
+        return base64.b64decode(self.original_key, validate=True)
+
+    def header_bytes(self) -> list[tuple[str, bytes]]:
+        """The rejected message's Kafka headers as received, in order."""
+        return [(name, base64.b64decode(value, validate=True)) for name, value in self.headers]
+
     def original_bytes(self) -> bytes:
         """The rejected message value exactly as received."""
         return base64.b64decode(self.original, validate=True)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -138,8 +138,8 @@ def _add_agent(
             async with acks.lock:
                 await acks.ready()  # a flush overdue: wait for it (see worker/acks.py)
                 done = await runtime.process([
-                    Message(e.value, e.message.topic, e.message.partition, e.message.offset,
-                            e.message.timestamp)
+                    Message(e.value, (m := e.message).topic, m.partition, m.offset,
+                            m.timestamp, key=m.key, headers=m.headers)
                     for e in events
                 ], flush=False)
                 console.on_batch(done.records, done.windows, done.events)

@@ -3,7 +3,7 @@ Faust's events) and what a batch produced."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import overload
 
@@ -28,6 +28,7 @@ class Message:
 
     ``first_record``/``stop_record`` select a slice of the message's records: fault
     isolation splits a failing multi-record message down to the record that fails.
+    ``key`` and ``headers`` (Kafka's, as received) go into the message's dead letter.
     """
 
     value: bytes | None
@@ -37,6 +38,8 @@ class Message:
     timestamp: float | None = None
     first_record: int = 0
     stop_record: int | None = None
+    key: bytes | None = None
+    headers: Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None
 
     @property
     def source(self) -> SourceRef:
@@ -45,6 +48,14 @@ class Message:
     @property
     def ident(self) -> tuple[str, int | None, int | None]:
         return (self.topic, self.partition, self.offset)
+
+    def dead_letter(self, reason: str, text: str) -> DeadLetter:
+        """This message's dead letter: its value, key and headers, ``reason`` (a machine-
+        readable code) and ``text`` (what was wrong, for people)."""
+        headers = self.headers
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else headers or ()
+        return DeadLetter.for_message(self.value or b"", reason, text, self.source,
+                                      self.key, pairs)
 
     def records_slice(self, first: int, stop: int) -> Message:
         return replace(self, first_record=first, stop_record=stop)

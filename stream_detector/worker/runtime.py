@@ -191,8 +191,7 @@ class WorkerRuntime:
             try:
                 parsed.append((msg, self._parse(msg, counts, run)))
             except RecordError as exc:
-                result.dead.append(DeadLetter.for_message(
-                    msg.value or b"", exc.reason, exc.message, msg.source))
+                result.dead.append(msg.dead_letter(exc.reason, exc.message))
                 parsed.append(None)
         self._stage = "window"
         groups = key_groups(parsed)
@@ -233,11 +232,12 @@ class WorkerRuntime:
                 counts.flags[name] = counts.flags.get(name, 0) + n
             pipe.flag_counts = {}
         if pipe.refused:
-            values = {m.ident: m.value for m in messages}
+            by_ident = {m.ident: m for m in messages}
             for source, index, reason, text in pipe.refused:
-                raw = values.get((source.topic, source.partition, source.offset)) or b""
-                result.dead.append(DeadLetter.for_message(
-                    raw, reason, f"record {index}: {text}", source))
+                msg = by_ident.get((source.topic, source.partition, source.offset))
+                text = f"record {index}: {text}"
+                result.dead.append(DeadLetter.for_message(b"", reason, text, source)
+                                   if msg is None else msg.dead_letter(reason, text))
             pipe.refused = []
 
     async def process(self, messages: Sequence[Message], flush: bool = True) -> BatchResult:
@@ -334,7 +334,8 @@ class WorkerRuntime:
             if quiet and (dead.topic, dead.partition, dead.offset) in quiet:
                 continue
             self.metrics.invalid_records.labels(dead.reason).inc()
-            outgoing.append((self.send_dead, b"", dead.model_dump_json().encode()))
+            outgoing.append((self.send_dead, dead.key_bytes() or b"",
+                             dead.model_dump_json().encode()))
         return outgoing
 
     async def _isolate(self, messages: Sequence[Message], delivered: bool) -> BatchResult:
@@ -395,11 +396,12 @@ class WorkerRuntime:
         text = (f"{stage} failed on {which}: {type(error).__name__}: {error}; the rest of "
                 "its batch was processed (a bug or a record the model cannot take: report "
                 "it with this dead letter)")
-        dead = DeadLetter.for_message(msg.value or b"", "unprocessable", text, msg.source)
+        dead = msg.dead_letter("unprocessable", text)
         log.error("dead-lettered %s at %s: %s", which, msg.source, text)
         result.dead.append(dead)
         self.metrics.invalid_records.labels(dead.reason).inc()
-        await deliver([(self.send_dead, b"", dead.model_dump_json().encode())])
+        await deliver([(self.send_dead, dead.key_bytes() or b"",
+                         dead.model_dump_json().encode())])
 
 
 def _timed_score(pending: Sequence[PendingRun]) -> tuple[list[ScoreBatch], float]:

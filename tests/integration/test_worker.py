@@ -8,6 +8,7 @@ dead-letter topic with its reason while the records around it are still scored.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
         assert e["model"]["version"] == "1" and e["source"]["offset"] is not None
     assert sorted(d["reason"] for d in dead) == sorted(BAD)
     assert all(d["original"] for d in dead)
+    assert all(d["original_key"] == base64.b64encode(b"cpu").decode() for d in dead)
     oversize = next(d for d in dead if d["reason"] == "oversize")
     assert oversize["truncated"] and oversize["original_size"] == len(BAD["oversize"])
     assert status == 200 and json.loads(health)["status"] == "ok"

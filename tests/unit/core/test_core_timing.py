@@ -151,22 +151,29 @@ def test_worker_counts_flags_and_dead_letters_skew_when_told(
     tmp_path: Path, dead_letter_skew: float
 ) -> None:
     dead: list[bytes] = []
+    dead_keys: list[bytes] = []
 
     async def send_event(key: bytes, value: bytes) -> asyncio.Future[None]:
         return _delivered()
 
     async def send_dead(key: bytes, value: bytes) -> asyncio.Future[None]:
         dead.append(value)
+        dead_keys.append(key)
         return _delivered()
 
     rt = WorkerRuntime([model(tmp_path, skew_dl=dead_letter_skew)], TableStore(_Table()),
                        WorkerMetrics(), send_event, send_dead)
-    msgs = [Message(json.dumps(r).encode(), "in", 0, i) for i, r in enumerate(skewed_feed())]
+    msgs = [Message(json.dumps(r).encode(), "in", 0, i, key=b"k",
+                    headers=[("trace", f"t{i}".encode())])
+            for i, r in enumerate(skewed_feed())]
     asyncio.run(rt.process(msgs))
     metrics = rt.metrics.render().decode()
     if dead_letter_skew:
         (letter,) = [DeadLetter.model_validate_json(d) for d in dead]
         assert (letter.reason, letter.offset) == ("clock_skew", 40)
+        # the refused record's own message: its Kafka key and headers, keyed as it was
+        assert letter.key_bytes() == b"k" and letter.header_bytes() == [("trace", b"t40")]
+        assert dead_keys == [b"k"]
     else:
         assert dead == []
     assert 'stream_detector_record_flags_total{flag="skewed"} 1.0' in metrics

@@ -13,7 +13,14 @@ from model_fixtures import card_dict
 from pydantic import ValidationError
 
 from schemas.card import ModelCard
-from schemas.events import AnomalyEvent, DeadLetter, SourceRef, event_id_for, utc_now_iso
+from schemas.events import (
+    MAX_DEAD_LETTER_KEY_AND_HEADERS,
+    AnomalyEvent,
+    DeadLetter,
+    SourceRef,
+    event_id_for,
+    utc_now_iso,
+)
 from schemas.export import SCHEMA_FILES, export_json_schemas
 
 CARD = card_dict(
@@ -151,6 +158,26 @@ def test_dead_letter_keeps_original_bytes() -> None:
     assert again.original_bytes() == raw
     assert again.reason == "malformed_json" and again.offset == 3 and again.partition is None
     assert again.at.endswith("Z")
+
+
+def test_dead_letter_keeps_key_and_headers_within_their_bound() -> None:
+    source = SourceRef(topic="t", offset=3)
+    letter = DeadLetter.for_message(b"v", "malformed_json", "bad", source, key=b"k\xff",
+                                    headers=[("a", b"1"), ("b", None)])
+    again = DeadLetter.model_validate_json(letter.model_dump_json())
+    assert again.key_bytes() == b"k\xff" and again.header_bytes() == [("a", b"1"), ("b", b"")]
+    assert not again.truncated
+    # without key and headers, the letter's JSON is what it was before they were kept
+    bare = json.loads(DeadLetter.for_message(b"v", "r", "m", source).model_dump_json())
+    assert "original_key" not in bare and "headers" not in bare
+    room = MAX_DEAD_LETTER_KEY_AND_HEADERS
+    long_key = DeadLetter.for_message(b"v", "r", "m", source, key=b"x" * (room + 5))
+    assert long_key.key_bytes() == b"x" * room and long_key.truncated
+    half = b"h" * (room // 2)  # the key, the first header fit; the second would not
+    many = DeadLetter.for_message(b"v", "r", "m", source, key=b"k",
+                                  headers=[("one", half), ("two", half), ("three", b"3")])
+    assert [name for name, _ in many.header_bytes()] == ["one"] and many.truncated
+    assert len(many.model_dump_json()) < 1_000_000
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ other record processed exactly as in a batch without the poison record.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -276,3 +277,36 @@ def test_out_of_range_timestamps_are_dead_lettered_and_the_batch_goes_on(tmp_pat
     assert [(d.reason, d.offset) for d in letters] == [("timestamp_range", i) for i in (3, 4, 5)]
     assert "[1900-01-01, 2200-01-01)" in letters[0].message
     assert len(events) == 8 and rt.metrics.batches_split._value.get() == 0  # noqa: SLF001
+
+
+def test_dead_letters_keep_the_message_key_and_headers_and_are_keyed_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead letter from the parse, from fault isolation or a message without key or
+    headers: the letter holds what the message had and goes out under the message's key."""
+    sent: list[tuple[bytes, bytes]] = []
+
+    async def send(key: bytes, value: bytes) -> asyncio.Future[None]:
+        sent.append((key, value))
+        return _delivered()
+
+    rt = WorkerRuntime([tiny_model(tmp_path)], TableStore(_Table()), WorkerMetrics(), send, send)
+    fault_score(monkeypatch)
+    msgs = batch(poison=True)
+    msgs[3] = Message(b'{"kind": "series", broken', "in", 0, 3, key=b"\x00bin\xff",
+                      headers=[("trace-id", b"abc"), ("empty", None), ("trace-id", b"d")])
+    msgs[14] = dataclasses.replace(msgs[14], key=b"k", headers={"origin": b"sensor-7"})
+    msgs[20] = Message(b"[]", "in", 0, 20)  # no key, no headers
+    asyncio.run(rt.process(msgs))
+    dead = {DeadLetter.model_validate_json(v).offset: (k, v) for k, v in sent
+            if b'"reason"' in v}
+    assert sorted(dead) == [3, 14, 20]
+    parse = DeadLetter.model_validate_json(dead[3][1])
+    assert parse.reason == "malformed_json" and dead[3][0] == b"\x00bin\xff"
+    assert parse.key_bytes() == b"\x00bin\xff" and not parse.truncated
+    assert parse.header_bytes() == [("trace-id", b"abc"), ("empty", b""), ("trace-id", b"d")]
+    poison = DeadLetter.model_validate_json(dead[14][1])
+    assert poison.reason == "unprocessable" and dead[14][0] == b"k"
+    assert poison.key_bytes() == b"k" and poison.header_bytes() == [("origin", b"sensor-7")]
+    bare = json.loads(dead[20][1])
+    assert dead[20][0] == b"" and "original_key" not in bare and "headers" not in bare
