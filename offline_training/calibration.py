@@ -30,7 +30,8 @@ import numpy.typing as npt
 
 from schemas.kinds import CALIBRATION_METHODS, CalibrationMethod
 
-__all__ = ["ThresholdResult", "calibrate", "calibrate_per_key", "check_method"]
+__all__ = ["ThresholdResult", "calibrate", "calibrate_per_key", "check_method",
+           "per_key_shortfall"]
 
 
 def check_method(method: str, value: float) -> float:
@@ -103,3 +104,22 @@ def calibrate_per_key(
             if np.isfinite(arr).sum() >= min_scores:
                 keys[key] = calibrate(arr, method, value)
     return ThresholdResult(method, value, default, keys)
+
+
+def per_key_shortfall(result: ThresholdResult, keys: int, zscores: bool,
+                      min_scores: int = 20) -> str:
+    """Why :func:`calibrate_per_key`, asked for per-key thresholds, gave fewer than
+    ``keys`` (one line for the train summary); "" when every key got one.
+
+    >>> per_key_shortfall(ThresholdResult("percentile", 99.5, 1.0, {"a": 2.0}), 3, False)
+    '--per-key-thresholds: 2 of 3 keys had under 20 training scores and use the default threshold'
+    """
+    if len(result.per_key) >= keys:
+        return ""
+    if zscores and result.method == "sigma":
+        return ("--per-key-thresholds: none stored: the scores are z-scores against each "
+                f"key's own history, so sigma {result.value_param:g} is the same for every "
+                "key (use --threshold-method percentile for thresholds that differ by key)")
+    short = keys - len(result.per_key)
+    return (f"--per-key-thresholds: {short} of {keys} key{'s' if keys != 1 else ''} had under "
+            f"{min_scores} training scores and use the default threshold")

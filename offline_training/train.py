@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from offline_training.calibration import calibrate_per_key, check_method
+from offline_training.calibration import calibrate_per_key, check_method, per_key_shortfall
 from offline_training.scaling import fit_scaler, fit_scaler_per_key
 from offline_training.train_card import (
     build_card,
@@ -269,7 +269,10 @@ def train(opts: TrainOptions) -> TrainReport:
     plots = _plots(staging, result, by_key, thresholds.default, normalised) if opts.plots else []
     publish_version(staging, final)  # one rename: workers never see a half-written version
     plots = [final / p.name for p in plots]
-    return TrainReport(final, card, result, time.perf_counter() - started, plots, timing)
+    shortfall = per_key_shortfall(thresholds, len(by_key), normalised) \
+        if opts.per_key_thresholds else ""
+    return TrainReport(final, card, result, time.perf_counter() - started, plots, timing,
+                       shortfall)
 
 
 def _scoring_head(

@@ -125,3 +125,4 @@ class TrainReport:
     seconds: float
     plots: list[Path] = field(default_factory=list)
     time_line: str = ""  # what the time policy flagged in the data (files.time_report)
+    per_key_line: str = ""  # why --per-key-thresholds stored fewer than the keys (or "")

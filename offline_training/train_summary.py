@@ -61,6 +61,7 @@ def summary_lines(report: Any, data: Path) -> list[str]:
         f"key(s){part} in {report.seconds:.1f} s ({len(result.history)} epochs on "
         f"{result.device}{best})",
         f"threshold: {th.default:.4g} ({scale}); {len(th.per_key)} per-key threshold(s)",
+        *([report.per_key_line] if getattr(report, "per_key_line", "") else []),
         f"saved: {report.path} ({_size(report.path)}: {files})",
         # quoted for the shell: the line is there to be copied
         f"next: stream-detector score --model {shlex.quote(str(entry))} --data "

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from offline_training.calibration import calibrate, calibrate_per_key
+from offline_training.calibration import calibrate, calibrate_per_key, per_key_shortfall
 
 
 @pytest.mark.parametrize(("method", "value"), [("percentile", 0), ("percentile", 100),
@@ -50,3 +50,17 @@ def test_sigma_on_z_scores_is_k_itself_whatever_the_calibration_part_held() -> N
     assert calibrate_per_key(spiky, "sigma", 4.5).default > 4.5  # raw scores: from the data
     with pytest.raises(ValueError):
         calibrate_per_key(spiky, "sigma", 0.0, zscores=True)
+
+
+def test_the_train_summary_says_why_per_key_thresholds_are_missing() -> None:
+    rng = np.random.default_rng(4)
+    scores = {"quiet": rng.normal(0, 1, 500), "loud": rng.normal(10, 1, 500), "few": [1.0] * 5}
+    some = calibrate_per_key(scores, "percentile", 95.0, per_key=True)
+    assert per_key_shortfall(some, len(scores), zscores=False) == (
+        "--per-key-thresholds: 1 of 3 keys had under 20 training scores and use the default "
+        "threshold")
+    zs = calibrate_per_key(scores, "sigma", 4.5, per_key=True, zscores=True)
+    line = per_key_shortfall(zs, len(scores), zscores=True)
+    assert "none stored" in line and "sigma 4.5 is the same for every key" in line
+    full = calibrate_per_key({"quiet": scores["quiet"]}, "percentile", 95.0, per_key=True)
+    assert per_key_shortfall(full, 1, zscores=False) == ""
