@@ -7,6 +7,8 @@ reading of "row" finds the culprit.
 
 from __future__ import annotations
 
+import bisect
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,9 @@ class Where:
     header_lines: int | None = None  # CSV: lines before the first data row
     unit: str = "row"
     dataset: str | None = None  # HDF5: the array inside the file
+    # CSV rows that span several lines (quoted line breaks): (first row index after such a
+    # row, lines the rows before it took beyond one each), in row order
+    extra_lines: tuple[tuple[int, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -57,7 +62,9 @@ class Where:
     def at(self, index: int, column: object | None = None) -> str:
         text = f"{self.name}: {self.unit} {index + 1}"
         if self.header_lines is not None:
-            text += f" (line {index + 1 + self.header_lines})"
+            before = bisect.bisect_right(self.extra_lines, (index, math.inf)) - 1
+            extra = self.extra_lines[before][1] if before >= 0 else 0
+            text += f" (line {index + 1 + self.header_lines + extra})"
         if column is not None:
             text += f", column {str(column)!r}"
         return text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -15,6 +16,7 @@ from offline_training.load_checks import canonical_columns
 from stream_detector.exceptions import DataError
 
 __all__ = [
+    "CsvShape",
     "check_csv_shape",
     "check_text",
     "csv_delimiter",
@@ -121,8 +123,18 @@ def csv_delimiter(path: Path) -> str:
     return csv_layout(path)[1]
 
 
-def check_csv_shape(path: Path, skip: int, delimiter: str) -> list[str]:
-    """Return the header; reject ragged rows and interior blank lines with their line."""
+class CsvShape(NamedTuple):
+    """A CSV file's header and where its rows span several lines (quoted line breaks)."""
+
+    header: list[str]
+    # (first data row, 0-based; lines the rows before it took beyond one each), a pair at
+    # each row after one that spans several lines: see :class:`~.load_checks.Where`
+    extra_lines: tuple[tuple[int, int], ...] = ()
+
+
+def check_csv_shape(path: Path, skip: int, delimiter: str) -> CsvShape:
+    """Return the header and where rows span several lines; reject ragged rows and
+    interior blank lines with their line."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         for _ in range(skip):
@@ -136,19 +148,27 @@ def check_csv_shape(path: Path, skip: int, delimiter: str) -> list[str]:
             raise DataError(f"{path}: line {skip + 1}: column(s) {repeated} appear twice; "
                             "rename them")
         blank_line: int | None = None
+        rows = extra = 0
+        extra_lines: list[tuple[int, int]] = []
+        ended = reader.line_num  # the last line read
         for row in reader:
+            start, ended = ended + 1, reader.line_num
             if not row:
-                blank_line = blank_line or reader.line_num
+                blank_line = blank_line or ended
                 continue
             if blank_line is not None:
                 raise DataError(f"{path}: line {blank_line} is blank; remove blank lines")
             if len(row) != len(header):
                 raise DataError(
-                    f"{path}: row {reader.line_num - 1 - skip} (line {reader.line_num}): "
+                    f"{path}: row {rows + 1} (line {start}): "
                     f"{len(row)} fields, the header has {len(header)} (columns separated by "
                     f"{delimiter!r}, as its header line reads); fix the row width"
                 )
-    return names
+            rows += 1
+            if ended > start:  # a quoted line break: later rows start further down
+                extra += ended - start
+                extra_lines.append((rows, extra))
+    return CsvShape(names, tuple(extra_lines))
 
 
 def decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:

@@ -76,7 +76,7 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
         check_text(path)
         skip, delimiter = csv_layout(path)
         try:
-            header = check_csv_shape(path, skip, delimiter)
+            header, extra_lines = check_csv_shape(path, skip, delimiter)
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
@@ -84,7 +84,7 @@ def read_table(path: Path, max_bytes: int) -> tuple[pd.DataFrame, Where]:
         frame.columns = canonical_columns(header)
         if delimiter != ",":
             frame = decimal_commas(frame)
-        where = Where(path, header_lines=1 + skip)
+        where = Where(path, header_lines=1 + skip, extra_lines=extra_lines)
     if frame.empty:
         raise DataError(f"{path}: no data rows after the header")
     return frame, where

@@ -93,6 +93,24 @@ def test_bad_series_rows_are_located(tmp_path: Path, rows: list[str], message: s
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("2015-01-01 00:15,abc,x", "row 4 (line 8), column 'value': 'abc' is not a number"),
+     ("2015-01-01 00:15,1", "row 4 (line 8): 2 fields, the header has 3")],
+)
+def test_rows_after_quoted_line_breaks_are_located_by_their_own_line(
+    tmp_path: Path, bad: str, message: str
+) -> None:
+    """A note with line breaks in quotes: rows are no longer one line each."""
+    path = write(tmp_path, "s.csv", "timestamp,value,note\n2015-01-01 00:00,1,\"a\nb\"\n"
+                 "2015-01-01 00:05,2,x\n2015-01-01 00:10,2,\"c\n\nd\"\n" + bad + "\n"
+                 "2015-01-01 00:20,2,x\n")
+    assert path.read_text().splitlines()[7] == bad  # line 8
+    with pytest.raises(DataError) as info:
+        load_series(path)
+    assert message in str(info.value)
+
+
 def test_repeated_header_names_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "s.csv", "timestamp,value,value\n2015-01-01,1,2\n")
     with pytest.raises(DataError, match=r"line 1: column\(s\) \['value'\] appear twice"):
