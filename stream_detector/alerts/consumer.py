@@ -36,12 +36,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AlertOptions:
-    """How long to run and how often to look for quiet incidents."""
+    """How long to run, how often to look for quiet incidents, and whether to commit (a
+    dry run reads from the group's committed offsets without moving them)."""
 
     topic: str
     max_seconds: float | None = None
     exit_when_idle: float | None = None
     tick: float = 1.0
+    commit: bool = True
 
 
 @dataclass
@@ -152,7 +154,8 @@ def run_alerts(
                     idle.message(msg.partition() or 0, last_message)
                 _handle(msg, tracker, send, stats, log)
                 persist(tracker, store, wall(), log)
-                consumer.commit(message=msg, asynchronous=False)
+                if opts.commit:
+                    consumer.commit(message=msg, asynchronous=False)
             elif idle is not None and idle.error(error.code(), msg.partition() or 0):
                 pass  # a partition's end, or no such topic: what exit_when_idle waits for
             elif error.code() != PARTITION_EOF:

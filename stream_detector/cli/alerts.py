@@ -81,7 +81,9 @@ def alerts_command(
     ] = "webhook",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print payloads on stdout instead of posting "
-                                             "(--sink dry-run)")
+                                             "(--sink dry-run); starts at the group's "
+                                             "offsets and open incidents, commits and "
+                                             "stores neither")
     ] = False,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning",
@@ -118,23 +120,30 @@ def alerts_command(
         from stream_detector.alerts.sinks.registry import sink_factory
 
         sink_factory(sink)  # a typo is refused with --dry-run too, not only at the real run
-        send = _sink("dry-run" if dry_run else sink, settings, webhook, timeout, retries)
+        preview = dry_run or sink == "dry-run"
+        send = _sink("dry-run" if preview else sink, settings, webhook, timeout, retries)
         tracker = IncidentTracker(suppress, min_severity, time.monotonic)
+        # a dry run starts where the group is (its offsets, its open incidents) and moves
+        # neither: the real run after it still pages everything the preview printed
         store = _incident_store(settings, group, tracker) if state else None
+        store = None if preview else store
         opts = AlertOptions(topic, max_seconds=max_seconds, exit_when_idle=exit_when_idle,
-                            tick=min(1.0, suppress / 4))
+                            tick=min(1.0, suppress / 4), commit=not preview)
         require_kafka(settings)  # one line now, not a hundred client errors and exit 0
         conf = consumer_config(settings.confluent_config(), group, from_beginning)
         consumer = Consumer(conf)
         _log(f"alerts: {topic} -> {send.target}, "
-             f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}")
+             f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}"
+             + ("; dry run: the group's offsets and open incidents are read, never written"
+                if preview else ""))
         idle = ReadToEnd(time.monotonic())
         try:
             consumer.subscribe([topic], on_assign=idle.assigned)
             stats = run_alerts(consumer, tracker, send, opts, _log, store=store, idle=idle)
         except KeyboardInterrupt:
-            _log("interrupted: delivered offsets are committed; open incidents "
-                 f"{'are kept in Redis' if store else 'are not resolved'}")
+            _log("interrupted: " + ("a dry run commits nothing" if preview else
+                                    "delivered offsets are committed")
+                 + f"; open incidents {'are kept in Redis' if store else 'are not resolved'}")
             raise typer.Exit(130) from None
         finally:
             consumer.close()

@@ -184,3 +184,24 @@ def test_redis_down_is_one_clear_line_and_no_state_runs_without_it(
     down = runner.invoke(app, args)
     assert down.exit_code == 1 and "--no-state" in down.output
     assert runner.invoke(app, [*args, "--no-state"]).exit_code == 0
+
+
+def test_a_dry_run_moves_neither_offsets_nor_incidents_so_the_real_run_pages_all(
+    kafka_broker: ServiceHandle, hook: Hook, topic: str, alerts: Any,
+) -> None:
+    """The Tour previews with --dry-run, then runs for real in the same (default) group."""
+    group = f"alerts-{uuid.uuid4().hex[:8]}"
+    produce(kafka_broker, topic, [(b"AAPL", event("AAPL", "2015-02-26T21:00:00")),
+                                  (b"GOOG", event("GOOG", "2015-02-26T21:00:00"))])
+    for _ in range(2):  # a second preview starts where the first did
+        preview = alerts(topic, group, "--dry-run", "--exit-when-idle", "4")
+        assert preview.exit_code == 0, preview.output
+        assert "dry run: the group's offsets and open incidents are read, never written" \
+            in preview.output
+        assert "2 incidents opened" in preview.output and hook.posts == []
+        assert "resumed" not in preview.output  # the preview stored none for the real run
+
+    real = alerts(topic, group, "--max-seconds", "8")
+    assert real.exit_code == 0, real.output
+    assert sorted(p["blocks"][0]["text"]["text"] for p in hook.posts) == [
+        "Anomaly: AAPL", "Anomaly: GOOG"]

@@ -150,6 +150,16 @@ def test_a_backlog_is_grouped_on_event_time_not_on_the_clock() -> None:
     assert clock.now < 40  # idle means no message for 2 s, open incident or not
 
 
+def test_a_run_told_not_to_commit_reads_all_and_commits_nothing() -> None:
+    clock = Clock()
+    consumer = FakeConsumer([event("a", at(0)), event("b", at(1))], clock)
+    posts: list[dict[str, Any]] = []
+    stats = run_alerts(consumer, IncidentTracker(5.0, 0, clock), posts.append,
+                       AlertOptions("anomalies", max_seconds=10, exit_when_idle=3, tick=1.0,
+                                    commit=False), print, clock=clock)
+    assert stats.messages == 2 and len(posts) == 2 and consumer.committed == []
+
+
 def test_failed_delivery_leaves_the_message_uncommitted() -> None:
     clock = Clock()
     consumer = FakeConsumer([event("a", "1")], clock)
