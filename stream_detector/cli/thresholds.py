@@ -284,7 +284,9 @@ def thresholds_list(
 def thresholds_publish(
     model: Annotated[Path, typer.Option(
         "--model", "-m", help="model folder, or registry/NAME (its newest version)")],
-    version: VersionOption = None,
+    version: Annotated[str | None, typer.Option(
+        "--version", "-v", help="which version of registry/NAME (its card holds the "
+        "thresholds: a bare name is not enough)")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="also drop the thresholds keys were given since (thresholds set, the "
         "explorer): Redis then holds exactly the card's")] = False,
@@ -304,7 +306,10 @@ def thresholds_publish(
     with one_line_errors():
         card = _model(str(model), version).card
         if card is None:
-            raise ConfigurationError(f"{model} is not a model folder or registry entry")
+            raise ConfigurationError(
+                f"{model} is not a model folder or registry entry: publish copies the "
+                "thresholds of a model card, so give its folder (registry/NAME, or "
+                "registry/NAME with --version)")
         with _threshold_store(redis) as store:
             dropped = store.kept(card) if replace else {}  # what the replace will drop
             count = store.publish_from_card(card, replace=replace)

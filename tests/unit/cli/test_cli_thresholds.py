@@ -89,6 +89,14 @@ def test_a_name_needs_a_version() -> None:
         one_error_line(result.output))
 
 
+def test_publish_of_a_bare_name_says_it_needs_the_models_folder() -> None:
+    result = runner.invoke(app, ["thresholds", "publish", "--model", "nab", "--version", "3"])
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert "nab is not a model folder or registry entry" in line
+    assert "give its folder (registry/NAME, or registry/NAME with --version)" in line
+
+
 def test_help_gives_thresholds_on_the_default_models_scale() -> None:
     """The help names the sigma training gives the default models (an example of 0.42
     would silence nothing)."""
