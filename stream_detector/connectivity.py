@@ -134,7 +134,11 @@ def _speaks_tls(servers: str, timeout: float = 2.0) -> bool:
     """Whether the first bootstrap server completes a TLS handshake (nothing is sent after)."""
     from stream_detector.settings import broker_addresses
 
-    host, port = broker_addresses(servers)[0]
+    return _tls_at(*broker_addresses(servers)[0], timeout)
+
+
+def _tls_at(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether ``host:port`` completes a TLS handshake (nothing is sent after)."""
     probe = ssl.create_default_context()
     probe.check_hostname = False
     probe.verify_mode = ssl.CERT_NONE  # only asks "is this TLS?"; no data goes over it
@@ -295,8 +299,12 @@ def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None
         return (f"{where} does not speak TLS on that port; use a redis:// URL in "
                 f"{_ENV}REDIS_URL, or its TLS port")
     if not tls and ("reset by peer" in text or "Connection closed by server" in text):
-        return (f"{where} closed the connection on the first command: it probably serves "
-                f"TLS; use a rediss:// URL in {_ENV}REDIS_URL")
+        if _tls_at(parts.hostname or "127.0.0.1", parts.port or 6379):
+            return (f"{where} closed the connection on the first command: it serves TLS; "
+                    f"use a rediss:// URL in {_ENV}REDIS_URL")
+        return (f"{where} closed the connection on the first command: what listens on "
+                "that port is not Redis (another service, such as a Kafka broker?); check "
+                f"the port in {_ENV}REDIS_URL")
     if isinstance(exc, ResponseError):
         return f"{where} refused a command ({text.rstrip('.')})"
     return None

@@ -48,7 +48,7 @@ REDIS_CASES = {
     "unknown CA": ({"REDIS_SSL_CA_CERTS": "{unknown_ca}"},
                    "presented a TLS certificate that {unknown_ca} does not trust"),
     "plaintext client on the TLS port": ({"REDIS_URL": "redis://127.0.0.1:{redis_port}/0"},
-                                         "it probably serves TLS; use a rediss:// URL"),
+                                         "it serves TLS; use a rediss:// URL"),
 }
 
 

@@ -73,8 +73,9 @@ PLAIN_REDIS = Settings(redis_url="redis://db:6380/0")
      "presented a TLS certificate that /etc/ca.pem does not trust"),
     (REDIS, ConnectionError("Error 1 connecting to db:6380. [SSL: WRONG_VERSION_NUMBER] wrong "
                             "version number"), "does not speak TLS on that port"),
+    # db:6380 is no TLS server either (the probe cannot reach it): not Redis at all
     (PLAIN_REDIS, ConnectionError("Error while reading from db:6380 : (104, 'Connection reset "
-                                  "by peer')"), "use a rediss:// URL"),
+                                  "by peer')"), "is not Redis (another service"),
     (REDIS, NoPermissionError("this user has no permissions to access one of the keys"),
      "lacks a permission"),
     (PLAIN_REDIS, ConnectionError("Error 111 connecting to db:6380. Connection refused."),
@@ -148,3 +149,34 @@ def test_a_file_librdkafka_cannot_read_is_named_by_its_setting(
     with pytest.raises(ConnectionFailed, match=rf"STREAM_DETECTOR_{setting} \({tmp_path}/bad.pem\) "
                                                "is not a usable PEM file"):
         check_kafka(settings, timeout=2)
+
+
+def test_a_plain_port_that_hangs_up_on_redis_is_not_called_tls() -> None:
+    """--redis at the Kafka broker's port: it closes the connection on PING, and it is
+    no TLS listener either (the unencrypted TLS case: tests/integration/test_secure_refusals)."""
+    import socket
+    import threading
+
+    import redis as redis_lib
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def hang_up() -> None:  # as a Kafka broker does on bytes that are no Kafka request
+            for _ in range(3):  # the client's command, then the TLS probe (and a spare)
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(64)
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0")
+        try:
+            redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
+        except redis_lib.RedisError as exc:
+            said = describe_redis_error(settings, exc)
+        else:
+            raise AssertionError("a server that hangs up answered PING")
+    assert "closed the connection on the first command: what listens on that port is not " \
+           "Redis" in said and "TLS" not in said
