@@ -40,7 +40,7 @@ from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.models import ServedModels
 from stream_detector.worker.report import ConsoleReporter
 from stream_detector.worker.runtime import WorkerRuntime
-from stream_detector.worker.shutdown import ShutdownDeadline
+from stream_detector.worker.shutdown import GroupWatch, ShutdownDeadline
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics
 
@@ -279,4 +279,7 @@ def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) ->
     )
     worker.spinner = None  # the terminal spinner puts the root logger at DEBUG: slow
     worker.deadline = ShutdownDeadline(settings.shutdown_timeout)
+    # aiokafka never restarts a failed group coordination: such a worker would idle forever
+    GroupWatch(lambda: kafka_status(app, settings.input_topic).coordination_failed,
+               settings.group_instance_id).start()
     worker.execute_from_commandline()

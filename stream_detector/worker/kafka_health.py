@@ -44,17 +44,21 @@ class KafkaStatus:
     seconds_since_fetch
         Seconds since the newest fetch response of an assigned input partition; None
         before the first one.
+    coordination_failed
+        Why aiokafka's group coordination task ended, when it has: the consumer then never
+        joins the group or consumes again (None while it runs, or before it starts).
     """
 
     connected: bool
     assigned_partitions: list[int]
     consumer_lag: int | None
     seconds_since_fetch: float | None
+    coordination_failed: str | None = None
 
     @property
     def healthy(self) -> bool:
-        """Connected, and (when partitions are assigned) fetching recently."""
-        if not self.connected:
+        """Connected, coordinating, and (when partitions are assigned) fetching recently."""
+        if not self.connected or self.coordination_failed is not None:
             return False
         if self.assigned_partitions and self.seconds_since_fetch is not None:
             return self.seconds_since_fetch <= STALE_FETCH_SECONDS
@@ -97,5 +101,23 @@ def kafka_status(app: Any, input_topic: str, now: float | None = None) -> KafkaS
     except Exception:  # noqa: BLE001 - a rebalance mid-read: report what is safe
         return UNKNOWN
     since = None if last_fetch is None else max(0.0, now - last_fetch)
-    status = KafkaStatus(connected, [tp.partition for tp in assigned], lag, since)
+    status = KafkaStatus(connected, [tp.partition for tp in assigned], lag, since,
+                         _coordination_failed(client))
     return status if status.healthy else replace(status, consumer_lag=None)
+
+
+def _coordination_failed(client: Any) -> str | None:
+    """The error that ended the aiokafka consumer's group coordination task, or None.
+
+    aiokafka never restarts that task: after an unexpected error in it (Faust's assignor
+    failing an assertion, as when two workers share a group instance id) the consumer stays
+    up without a group, fetching nothing, forever.
+    """
+    task = getattr(getattr(client, "_coordinator", None), "_coordination_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    error = task.exception()
+    if error is None:
+        return None
+    cause = error.__cause__ or error
+    return f"{type(cause).__name__}: {cause}".rstrip(": ")

@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["EXIT_CODE", "ShutdownDeadline"]
+__all__ = ["EXIT_CODE", "GroupWatch", "ShutdownDeadline", "exit_group_lost",
+           "group_lost_message"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,67 @@ def _exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def group_lost_message(failed: str, group_instance_id: str | None) -> str:
+    """The one log line of a worker whose consumer lost its group for good (aiokafka's
+    coordination task ended with ``failed``), naming the usual cause.
+
+    >>> group_lost_message("AssertionError", None)[:60]
+    'the consumer group coordination of this worker failed (Asser'
+    """
+    cause = (f"another worker uses the same STREAM_DETECTOR_GROUP_INSTANCE_ID "
+             f"({group_instance_id!r}), or it was restarted with another web host or port: "
+             "give each worker an id of its own" if group_instance_id else
+             "report it with this line")
+    return (f"the consumer group coordination of this worker failed ({failed}): it would "
+            f"never consume again; {cause}. Exiting (code {EXIT_CODE}) so that it is "
+            "restarted; records since the last commit are scored again")
+
+
+def exit_group_lost(failed: str, group_instance_id: str | None,
+                    exit_process: Callable[[int], None] = _exit_now) -> None:
+    """Log :func:`group_lost_message` and end the process with :data:`EXIT_CODE`.
+
+    Nothing is acked or committed after the coordination failed (commits need the group),
+    so at-least-once holds. Before this, such a worker stayed up for good, fetching nothing,
+    while its liveness probe (``/health``) answered 200.
+    """
+    log.error("%s", group_lost_message(failed, group_instance_id))
+    exit_process(EXIT_CODE)
+
+
+class GroupWatch:
+    """Every ``interval`` seconds, on a thread of its own, ask ``failed`` whether the
+    consumer's group coordination has failed (a reason, or None); on the first reason,
+    :func:`exit_group_lost`.
+
+    A thread, not an app timer: a worker whose coordination failed before its first
+    assignment never starts its app's timers and tasks.
+    """
+
+    def __init__(self, failed: Callable[[], str | None], group_instance_id: str | None,
+                 interval: float = 1.0,
+                 exit_process: Callable[[int], None] = _exit_now) -> None:
+        self._failed = failed
+        self._instance = group_instance_id
+        self._interval = interval
+        self._exit = exit_process
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="group-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            reason = self._failed()  # kafka_status never raises
+            if reason is not None:
+                exit_group_lost(reason, self._instance, self._exit)
+                return
 
 
 class ShutdownDeadline:

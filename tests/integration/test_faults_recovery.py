@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -407,3 +408,29 @@ def test_survivor_replays_its_never_committed_partition_after_a_rebalance(
     assert "anomaly cold-" not in before_revoke, "p1 was processed before the revoke: " + report
     assert set(got) == want, report
     assert state[p1] == (20 * len(queued), 20 * len(queued)), report  # p1 processed in full
+
+
+def test_a_second_worker_with_the_same_instance_id_exits_instead_of_idling(
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, model: Path, tmp_path: Path
+) -> None:
+    """Two workers given one STREAM_DETECTOR_GROUP_INSTANCE_ID: the newer one's group
+    coordination fails (Faust's assignor finds the other's URL in the stored assignment).
+    It stayed up for good, consuming nothing, while /health answered 200."""
+    topics = topic_names("dup")
+    first = start(kafka_broker, redis_server, model, tmp_path, topics, "dup")
+    first.wait_ready()
+    (tmp_path / "other").mkdir()
+    second = spawn_worker(kafka_broker, redis_server, [model], tmp_path / "other", topics,
+                          PARTITIONS, {"STREAM_DETECTOR_GROUP_INSTANCE_ID": "dup"})
+    try:
+        try:
+            code = second.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            code = None
+        log = second.log.read_text(errors="replace")
+        assert code == 1, log[-3000:]
+        (line,) = [x for x in log.splitlines() if "group coordination of this worker failed" in x]
+        assert "same STREAM_DETECTOR_GROUP_INSTANCE_ID ('dup')" in line and "[ERROR]" in line
+    finally:
+        stop_worker(second)
+        stop_worker(first)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from types import SimpleNamespace
+
+import pytest
 
 from stream_detector.settings import Settings
-from stream_detector.worker.shutdown import EXIT_CODE, ShutdownDeadline
+from stream_detector.worker.shutdown import EXIT_CODE, GroupWatch, ShutdownDeadline
 
 
 def test_deadline_exits_once_after_its_seconds_when_the_stop_overruns() -> None:
@@ -39,3 +44,69 @@ def test_cancelled_deadline_never_exits() -> None:
 
 def test_default_bound_fits_kubernetes_default_grace_period() -> None:
     assert Settings().shutdown_timeout < 30
+
+
+def test_a_failed_group_coordination_ends_the_worker_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiokafka's coordination task ended: the watch exits once, naming the instance id."""
+    answers = iter([None, None, "AssertionError", "AssertionError"])
+    codes: list[int] = []
+    done = threading.Event()
+
+    def exit_process(code: int) -> None:
+        codes.append(code)
+        done.set()
+
+    watch = GroupWatch(lambda: next(answers), "pod-7", interval=0.01, exit_process=exit_process)
+    with caplog.at_level(logging.ERROR):
+        watch.start()
+        assert done.wait(5)
+        time.sleep(0.1)
+    assert codes == [EXIT_CODE]
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert line.startswith("the consumer group coordination of this worker failed "
+                           "(AssertionError)")
+    assert "same STREAM_DETECTOR_GROUP_INSTANCE_ID ('pod-7')" in line
+
+
+def test_a_stopped_watch_never_exits() -> None:
+    codes: list[int] = []
+    watch = GroupWatch(lambda: "KafkaError", None, interval=0.05, exit_process=codes.append)
+    watch.stop()
+    watch.start()
+    time.sleep(0.2)
+    assert codes == []
+
+
+def test_kafka_status_reports_the_error_that_ended_the_coordination() -> None:
+    """What aiokafka does: its routine logs, then raises KafkaError from the cause."""
+    from aiokafka.errors import KafkaError
+
+    from stream_detector.worker.kafka_health import kafka_status
+
+    async def routine() -> None:
+        try:
+            raise AssertionError("metadata.url")
+        except AssertionError as exc:
+            raise KafkaError("Unexpected error during coordination") from exc
+
+    async def alive() -> None:
+        await asyncio.sleep(10)
+
+    async def statuses() -> tuple[str | None, str | None, bool, bool]:
+        failed, running = asyncio.create_task(routine()), asyncio.create_task(alive())
+        await asyncio.sleep(0.01)
+        out = []
+        for task in (failed, running):
+            client = SimpleNamespace(
+                _client=SimpleNamespace(_conns={1: SimpleNamespace(connected=lambda: True)}),
+                assignment=lambda: [], _coordinator=SimpleNamespace(_coordination_task=task))
+            app = SimpleNamespace(consumer=SimpleNamespace(
+                _thread=SimpleNamespace(_ensure_consumer=lambda c=client: c), _read_offset={}))
+            out.append(kafka_status(app, "in"))
+        running.cancel()
+        return (out[0].coordination_failed, out[1].coordination_failed, out[0].healthy,
+                out[1].healthy)
+
+    assert asyncio.run(statuses()) == ("AssertionError: metadata.url", None, False, True)
