@@ -341,10 +341,28 @@ def _normal_id(value: object) -> str | None:
     return str(int(number)) if number.is_integer() else text
 
 
-def key_part(column: pd.Series, where: Where, name: str) -> pd.Series:
-    """Normalised ids (see :func:`_normal_id`), computed once per distinct value."""
+def _text_id(value: object) -> str | None:
+    """A series id as the records carry it: text verbatim (``"000"``, ``"1e3"`` and
+    ``"NA"`` are ids of their own: store codes, zip codes, regions), around it no blanks;
+    a number (a numeric Parquet or JSON column) as :func:`_normal_id` writes it; None when
+    blank."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return _normal_id(value)
+
+
+def key_part(column: pd.Series, where: Where, name: str, numeric: bool = True) -> pd.Series:
+    """Ids computed once per distinct value: store and item numbers (``numeric``) as
+    :func:`_normal_id` writes them, series ids as :func:`_text_id` keeps them.
+
+    Raises
+    ------
+    DataError
+        An id is blank (named by its row).
+    """
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    ids = np.array([_normal_id(u) for u in uniques] + [None], dtype=object)  # -1 -> None
+    normal = _normal_id if numeric else _text_id
+    ids = np.array([normal(u) for u in uniques] + [None], dtype=object)  # -1 -> None
     parts = ids[codes]
     blank = np.flatnonzero(pd.isna(parts))
     if blank.size:

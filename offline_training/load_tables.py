@@ -204,10 +204,11 @@ def series_table(
         return replace(series_from_frame(frame, where, key, missing, sort, strict_time),
                        ignored=ignored)
     _require_columns(frame, SERIES_COLUMNS, where)
-    keys = key_part(frame[SERIES_KEY], where, SERIES_KEY)  # a blank id is named here
+    # ids verbatim, as the records carry them ("000" is not "0"); a blank one named here
+    keys = key_part(frame[SERIES_KEY], where, SERIES_KEY, numeric=False)
     if keys.nunique() == 1:
-        return replace(series_from_frame(frame, where, str(frame[SERIES_KEY].iloc[0]).strip(),
-                                         missing, sort, strict_time), ignored=ignored)
+        return replace(series_from_frame(frame, where, str(keys.iloc[0]), missing, sort,
+                                         strict_time), ignored=ignored)
     return replace(keyed(frame, where, keys, SERIES_COLUMNS, missing, sort, strict_time),
                    ignored=ignored)
 

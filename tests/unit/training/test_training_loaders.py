@@ -757,3 +757,27 @@ def test_a_comma_in_a_number_of_a_comma_separated_file_is_explained(
         load(path)
     assert ("a decimal comma is read in files separated by ; or tab" in str(refused.value)) \
         is comma
+
+
+IDS = ["000", "001", "01", "1", "1e3", "1_000", "NA", "None"]
+
+
+def test_series_ids_are_kept_as_written_in_csv_json_and_parquet(tmp_path: Path) -> None:
+    """Store and zip codes: "000" and "0", "01" and "1" are other series (the records keep
+    them so, and a model trained on "0" never served a producer's "000")."""
+    rows = [f"2015-01-01T00:0{i}:00,{i},{s}" for i in range(3) for s in IDS]
+    csv_panel = load(write(tmp_path, "ids.csv", "timestamp,value,series\n" + "\n".join(rows)))
+    points = [{"kind": "series", "series": s, "timestamp": f"2015-01-01T00:0{i}:00",
+               "value": i} for i in range(3) for s in IDS]
+    json_panel = load(write(tmp_path, "ids.jsonl", "\n".join(json.dumps(p) for p in points)))
+    for panel in (csv_panel, json_panel):
+        assert isinstance(panel, PanelData) and sorted(panel.series) == sorted(IDS)
+    # a numeric column names its ids as numbers: 1.0 is "1", as a sales row's store 1
+    frame = pd.DataFrame({"timestamp": [f"2015-01-01T00:0{i}:00" for i in range(3)] * 2,
+                          "value": range(6), "series": [1.0] * 3 + [2.0] * 3})
+    frame.to_parquet(tmp_path / "ids.parquet")
+    numeric = load(tmp_path / "ids.parquet")
+    assert isinstance(numeric, PanelData) and sorted(numeric.series) == ["1", "2"]
+    one = load(write(tmp_path, "one.csv", "timestamp,value,series\n"
+                     "2015-01-01T00:00:00,1, 007 \n2015-01-01T00:01:00,2,007\n"))
+    assert isinstance(one, SeriesData) and one.key == "007"  # blanks around it dropped
