@@ -55,6 +55,21 @@ class AlertJudgement:
     missed: list[tuple[str, str]] = field(default_factory=list)
     quiet: list[str] = field(default_factory=list)  # above threshold, no alert
 
+    def merged(self, other: AlertJudgement, key: str | None = None) -> AlertJudgement:
+        """This judgement and ``other``'s (a key's: its times and windows named
+        ``KEY @ TIME`` when ``key`` is given)."""
+        def named(items: list[str]) -> list[str]:
+            return [f"{key} @ {t}" for t in items] if key is not None else list(items)
+
+        def spans(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            return [(f"{key} @ {a}", b) for a, b in items] if key is not None else list(items)
+
+        return AlertJudgement(
+            self.true_alerts + named(other.true_alerts),
+            self.false_alerts + named(other.false_alerts),
+            self.detected + spans(other.detected), self.missed + spans(other.missed),
+            self.quiet + named(other.quiet))
+
     def summary(self) -> dict[str, Any]:
         alerts = len(self.true_alerts) + len(self.false_alerts)
         windows = len(self.detected) + len(self.missed)

@@ -10,6 +10,7 @@ missed windows shaded), ``report.json`` with the same numbers, and the plots as 
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import tempfile
@@ -28,6 +29,7 @@ from offline_training.eval_report import (
     rounded,
     timeline_html,
 )
+from offline_training.labels import Windows, key_windows, read_labels
 from offline_training.metrics import detection_metrics
 from offline_training.nab import score_corpus, window_indices, windows_for
 from stream_detector.core.detection import DetectionParams
@@ -43,7 +45,9 @@ from stream_detector.files.batch import (
 from stream_detector.files.history import load_source
 from stream_detector.files.time_report import time_report
 
-__all__ = ["Evaluation", "evaluate", "windows_for"]
+__all__ = ["MAX_TIMELINES", "Evaluation", "evaluate", "windows_for"]
+
+MAX_TIMELINES = 6  # labelled keys charted on the page (each chart holds its whole series)
 
 
 @dataclass
@@ -101,14 +105,17 @@ def evaluate(
     step succeeds (the files are made in a temporary folder, then moved)."""
     earlier = _report_folder(out)  # before any work: a folder of other files is refused
     runtime = load_runtime(model_dir, "auto")
-    windows = None
+    table = None
     if labels is not None and runtime.card.record_kind != "events":
-        windows = windows_for(labels, data)  # a label file without this data fails first
+        table = read_labels(labels)  # an unreadable label file fails before any work
     source = load_source(data, kind=require_kind(runtime, data, None), key=key,
                          strict_time=strict_time, missing=missing,
                          features=runtime.card.features)
     require_memory(source.total, str(data))
     records = list(source.records)
+    windows = None
+    if table is not None and labels is not None:
+        windows = key_windows(table, labels, data, sorted({r.key for r in records}))
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
     time_line = time_report(records, runtime.time, source.ignored).line()
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
@@ -130,7 +137,7 @@ def evaluate(
             staging / "score_distribution", formats=("png",), xlabel=score_name)
         timeline = ""
         if windows is not None:
-            judged, extra, timeline = _with_windows(frame, records, windows, data, staging,
+            judged, extra, timeline = _with_windows(frame, records, windows, staging,
                                                     score_name)
             pngs += extra.pop("_pngs")
             metrics.update(extra)
@@ -146,37 +153,61 @@ def evaluate(
 
 
 def _with_windows(
-    frame: pd.DataFrame, records: list[Any], windows: list[tuple[pd.Timestamp, pd.Timestamp]],
-    data: Path, out: Path, score_name: str,
+    frame: pd.DataFrame, records: list[Any], windows: dict[str, Windows], out: Path,
+    score_name: str,
 ) -> tuple[AlertJudgement, dict[str, Any], str]:
-    times = np.array([r.epoch_ns for r in records], dtype=np.int64).astype("datetime64[ns]")
-    values = pd.DataFrame({"time": times, "timestamp": [r.timestamp_text for r in records],
-                           "value": [r.values[0] for r in records]})
-    rows = window_indices(times, windows)
-    inside = np.zeros(len(times), bool)
-    for lo, hi in rows:
-        inside[lo : hi + 1] = True
-    alerts_at = set(frame.loc[frame["alert"], "timestamp"])
-    detections = values["timestamp"].isin(alerts_at).to_numpy()
-    nab = score_corpus({data.name: detections}, {data.name: rows})
-    judged = judge_alerts(frame, windows)
+    """Each labelled key judged against its own windows (alerts, NAB with each key as one
+    of NAB's files, window level); keys the labels do not name are left out."""
+    judged = AlertJudgement()
+    detections: dict[str, np.ndarray] = {}
+    rows_of: dict[str, list[tuple[int, int]]] = {}
+    labelled_rows: list[pd.DataFrame] = []
+    charts: list[str] = []
+    several = len(windows) > 1
+    for name, key_windows_ in windows.items():
+        mine = [r for r in records if r.key == name]
+        scored = frame[frame["key"] == name]
+        times = np.array([r.epoch_ns for r in mine], dtype=np.int64).astype("datetime64[ns]")
+        values = pd.DataFrame({"time": times, "timestamp": [r.timestamp_text for r in mine],
+                               "value": [r.values[0] for r in mine]})
+        rows = window_indices(times, key_windows_)
+        inside = np.zeros(len(times), bool)
+        for lo, hi in rows:
+            inside[lo : hi + 1] = True
+        alerts_at = set(scored.loc[scored["alert"], "timestamp"])
+        detections[name] = values["timestamp"].isin(alerts_at).to_numpy()
+        rows_of[name] = rows
+        one = judge_alerts(scored, key_windows_)
+        if len(charts) < MAX_TIMELINES:
+            chart = timeline_html(scored, values, one, key_windows_, score_name)
+            charts.append(f"<h2>{html.escape(name)}</h2>{chart}" if several else chart)
+        judged = judged.merged(one, name if several else None)
+        row_of = {t: i for i, t in enumerate(values["timestamp"])}
+        labelled_rows.append(scored.assign(
+            label=[int(inside[row_of[t]]) for t in scored["timestamp"]]))
+    nab = score_corpus(detections, rows_of)
     result: dict[str, Any] = {
         "alert_level": judged.summary(),
         "nab": {"standard_normalised": nab.normalized, "raw": nab.raw, "null": nab.null,
                 "perfect": nab.perfect},
     }
-    row_of = {t: i for i, t in enumerate(values["timestamp"])}
-    y = np.array([inside[row_of[t]] for t in frame["timestamp"]], dtype=int)
+    if several:
+        result["labelled_keys"] = len(windows)
+        if len(windows) > MAX_TIMELINES:
+            result["keys_charted"] = MAX_TIMELINES
+    labelled = pd.concat(labelled_rows) if labelled_rows else frame.iloc[:0].assign(label=0)
+    y = labelled["label"].to_numpy(dtype=int)
     pngs: list[Path] = []
     if 0 < y.sum() < len(y):
-        d = detection_metrics(y, frame["score"].to_numpy(), float(frame["threshold"].median()))
+        scores = labelled["score"].to_numpy()
+        d = detection_metrics(y, scores, float(labelled["threshold"].median()))
         result["window_level"] = {
             "windows_in_labelled_windows": int(y.sum()), "windows_above_threshold":
             int(d.tp + d.fp), "precision": d.precision, "recall": d.recall, "f1": d.f1,
             "roc_auc": d.roc_auc, "pr_auc": d.pr_auc}
-        pngs += plots.plot_roc(y, frame["score"].to_numpy(), out / "roc", formats=("png",))
+        pngs += plots.plot_roc(y, scores, out / "roc", formats=("png",))
         pngs += plots.plot_confusion_matrix(
             np.array([[d.tn, d.fp], [d.fn, d.tp]]), out / "window_confusion_matrix",
             formats=("png",), title="Windows: above threshold vs label")
     result["_pngs"] = pngs
-    return judged, result, timeline_html(frame, values, judged, windows, score_name)
+    return judged, result, "".join(charts)

@@ -223,7 +223,9 @@ def evaluate_command(
     model: ModelOption,
     data: ScoredDataOption,
     labels: Annotated[
-        Path | None, typer.Option(help="NAB-style windows JSON (combined_windows.json)",
+        Path | None, typer.Option(help="anomaly windows JSON: NAB's combined_windows.json, "
+                                  '{"KEY": [[start, end], ...]} per series of the file, '
+                                  "or the demo's labels.json",
                                   callback=existing_input)
     ] = None,
     out: Annotated[Path, typer.Option(help="folder for report.json and plots",
@@ -234,9 +236,9 @@ def evaluate_command(
 ) -> None:
     with one_line_errors():
         if labels is not None:
-            from offline_training.nab import load_windows
+            from offline_training.labels import read_labels
 
-            load_windows(labels)  # unreadable labels fail here, in < 1 s, before any work
+            read_labels(labels)  # unreadable labels fail here, in < 1 s, before any work
         from offline_training.evaluate import evaluate
 
         result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time,
