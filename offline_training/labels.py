@@ -84,8 +84,8 @@ def key_windows(table: dict[str, Windows], labels: Path, data: Path,
 
     Entries named by the keys themselves (or by a file of that name: NAB's
     ``realTweets/KEY.csv`` names series ``KEY`` of a file joining several) win; otherwise
-    the entry of ``data``'s file name (NAB's way), which needs a file of one series. Keys the labels do not name are left
-    out (not judged: no alert of theirs is called false).
+    the entry of ``data``'s file name (NAB's way), which needs a file of one series. Keys
+    the labels do not name are left out (not judged: no alert of theirs is called false).
 
     Raises
     ------

@@ -266,6 +266,8 @@ def _epoch_times(column: pd.Series, where: Where, name: str) -> np.ndarray | Non
                 "fix the time or drop the row"
             )
         whole = bool((values == np.round(values)).all())  # ints: exact, no float rounding
+        if whole:
+            _refuse_compact_dates(numbers.astype("int64"), unit, where, name)
         exact = numbers.astype("int64") if whole else numbers
         stamps = pd.to_datetime(exact, unit=unit, utc=True)
         out: np.ndarray = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
@@ -275,6 +277,33 @@ def _epoch_times(column: pd.Series, where: Where, name: str) -> np.ndarray | Non
 
 _UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds",
                "ns": "nanoseconds"}
+# dates written without separators that also fall in an epoch unit's span (as seconds
+# 2030-2039, as milliseconds 1976-2039): digits -> layout
+_COMPACT = {10: ("%Y%m%d%H", "YYYYMMDDHH"), 12: ("%Y%m%d%H%M", "YYYYMMDDHHMM")}
+
+
+def _refuse_compact_dates(numbers: pd.Series, unit: str, where: Where, name: str) -> None:
+    """Raise DataError when every number of an epoch column is a date written without
+    separators (``201404010000``: 2014-04-01 00:00, read as epoch milliseconds 1976-05-20):
+    such a file was scored with every time wrong and only a cadence warning.
+
+    >>> _refuse_compact_dates(pd.Series([1424986973, 1424987273]), "s", Where(Path("f")), "t")
+    """
+    digits = numbers.astype(str)
+    width = int(digits.str.len().iloc[0])
+    if width not in _COMPACT or not (digits.str.len() == width).all():
+        return
+    layout, spelled = _COMPACT[width]
+    dates = pd.to_datetime(digits, format=layout, errors="coerce")
+    if dates.isna().any() or not ((dates.dt.year >= 1900) & (dates.dt.year < 2200)).all():
+        return
+    first = _plain(numbers.iloc[0])
+    as_epoch = pd.Timestamp(int(numbers.iloc[0]), unit=unit)
+    raise DataError(
+        f"{where.at(0, name)}: {first} looks like a date written {spelled} "
+        f"({dates.iloc[0]:%Y-%m-%d %H:%M}), not Unix epoch {_UNIT_NAMES[unit]} "
+        f"({as_epoch:%Y-%m-%d %H:%M}), and so does every row; write the times as ISO 8601 "
+        f"({dates.iloc[0]:%Y-%m-%dT%H:%M:%S})")
 
 
 def _refuse_empty(column: pd.Series, where: Where, name: str, offset: int = 0) -> None:

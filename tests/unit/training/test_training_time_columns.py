@@ -89,3 +89,26 @@ def test_a_clean_epoch_column_still_reads(tmp_path: Path) -> None:
     path.write_text(rows(epochs(40)))
     data = load(path)
     assert str(data.timestamps[29]).startswith("2015-02-27T00:07:53")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("layout", "said"), [
+    ("%Y%m%d%H%M", "201404010000 looks like a date written YYYYMMDDHHMM (2014-04-01 00:00), "
+                   "not Unix epoch milliseconds (1976-05-20 01:33)"),
+    ("%Y%m%d%H", "2014040100 looks like a date written YYYYMMDDHH (2014-04-01 00:00), not "
+                 "Unix epoch seconds (2033-10-27 15:35)"),
+])
+def test_compact_dates_are_not_read_as_epoch_numbers(
+    tmp_path: Path, layout: str, said: str
+) -> None:
+    """A strftime export (201404010000) was read as epoch ms of 1976 and scored."""
+    import pandas as pd
+
+    stamps = pd.date_range("2014-04-01", periods=30, freq="h").strftime(layout)
+    path = tmp_path / "compact.csv"
+    path.write_text(rows(list(stamps)))
+    with pytest.raises(DataError, match="row 1 .*") as info:
+        load(path)
+    assert said in str(info.value) and "write the times as ISO 8601" in str(info.value)
+    # epoch milliseconds of the same width that are no such date still read
+    path.write_text(rows([str(978307200000 + 60_000 * i) for i in range(30)]))
+    assert str(load(path).timestamps[0]).startswith("2001-01-01T00:00")  # type: ignore[union-attr]
