@@ -167,6 +167,13 @@ class Settings(BaseSettings):
     rebalance_timeout: float = Field(
         20.0, ge=1, le=600, description="seconds a rebalance waits for members to rejoin"
     )
+    metadata_max_age: float = Field(
+        30.0, ge=1, le=3600, description="seconds between the consumer's topic metadata "
+        "refreshes: an input topic deleted, re-created or grown is noticed within this "
+        "(Kafka's default, 300 s, left a worker idle for five minutes); a worker whose input "
+        "topic's partition count changed exits with code 1 (its key states would go to the "
+        "wrong changelog partitions)",
+    )
     shutdown_timeout: float = Field(
         20.0, gt=0, le=600,
         description="seconds a worker may take to stop after SIGTERM/SIGINT; past it the "

@@ -34,13 +34,13 @@ from stream_detector.worker import faust_fetch_wait, faust_patch, faust_raw_deco
 from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import DELIVERY_STALL_SECONDS, health_document
 from stream_detector.worker.heap import freeze_startup_heap
-from stream_detector.worker.kafka_health import kafka_status
+from stream_detector.worker.kafka_health import kafka_status, topic_partitions
 from stream_detector.worker.messages import Message
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.models import ServedModels
 from stream_detector.worker.report import ConsoleReporter
 from stream_detector.worker.runtime import WorkerRuntime
-from stream_detector.worker.shutdown import GroupWatch, ShutdownDeadline
+from stream_detector.worker.shutdown import GroupWatch, ShutdownDeadline, exit_input_changed
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics
 
@@ -66,7 +66,8 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     if settings.fast_delivery:
         faust_patch.install()  # message delivery without four asyncio tasks per message
         faust_raw_decode.install()  # raw messages to events without the codec registry
-    partitions = ensure_topics(settings, changelog=f"{settings.app_id}-{STATE_TABLE}-changelog")
+    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    partitions = ensure_topics(settings, changelog=changelog)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust_app(settings, partitions)
     source = app.topic(settings.input_topic, value_serializer="raw", key_serializer="raw")
@@ -82,7 +83,8 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         send_event=lambda k, v: output.send(key=k, value=v),
         send_dead=lambda k, v: dead.send(key=k or None, value=v),
     )
-    state: dict[str, Any] = {"assigned": False}
+    state: dict[str, Any] = {"assigned": False, "partitions": partitions,
+                             "changelog": changelog}
     console = ConsoleReporter(settings.anomaly_lines_per_second)
     for r in models.runtimes:
         metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
@@ -116,6 +118,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
+        consumer_metadata_max_age_ms=int(settings.metadata_max_age * 1000),
     )
 
 
@@ -161,6 +164,10 @@ def _add_agent(
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: Any, **kwargs: Any) -> None:
+        now = topic_partitions(app, settings.input_topic)
+        if now is not None and now != state["partitions"]:  # its states would go astray
+            exit_input_changed(settings.input_topic, now, state["partitions"],
+                               state["changelog"])
         runtime.forget()
         state["assigned"] = True
 

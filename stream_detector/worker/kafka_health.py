@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
-__all__ = ["KafkaStatus", "STALE_FETCH_SECONDS", "kafka_status"]
+__all__ = ["KafkaStatus", "STALE_FETCH_SECONDS", "kafka_status", "topic_partitions"]
 
 STALE_FETCH_SECONDS: Final = 10.0
 """Without a fetch response for this long, an assigned worker reports itself degraded."""
@@ -121,3 +121,14 @@ def _coordination_failed(client: Any) -> str | None:
         return None
     cause = error.__cause__ or error
     return f"{type(cause).__name__}: {cause}".rstrip(": ")
+
+
+def topic_partitions(app: Any, topic: str) -> int | None:
+    """How many partitions ``topic`` has in the consumer's cluster metadata (no request to
+    the broker); None before the consumer has started or while the topic is unknown."""
+    try:
+        client = app.consumer._thread._ensure_consumer()  # the aiokafka consumer
+        found = client._client.cluster.partitions_for_topic(topic)
+    except Exception:  # noqa: BLE001 - not started yet: unknown
+        return None
+    return len(found) if found else None

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Final
 
 __all__ = ["EXIT_CODE", "GroupWatch", "ShutdownDeadline", "exit_group_lost",
-           "group_lost_message"]
+           "exit_input_changed", "group_lost_message"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,21 @@ def exit_group_lost(failed: str, group_instance_id: str | None,
     while its liveness probe (``/health``) answered 200.
     """
     log.error("%s", group_lost_message(failed, group_instance_id))
+    exit_process(EXIT_CODE)
+
+
+def exit_input_changed(topic: str, now: int, started: int, changelog: str,
+                       exit_process: Callable[[int], None] = _exit_now) -> None:
+    """Log one line and end the process with :data:`EXIT_CODE`: the input ``topic`` has
+    ``now`` partitions, the worker started with ``started`` (its key-state ``changelog``'s
+    count). Before, a worker whose input was deleted and re-created (by its own metadata
+    requests, with the broker's default partitions) went on writing key states to the
+    wrong changelog partitions; its restart then refused to start."""
+    log.error("the input topic %s now has %d partitions; this worker started with %d, as "
+              "its key-state changelog %s has: the topic was re-created or grown while it "
+              "ran. Exiting (code %d): give both topics the same count (deploy/README.md, "
+              "\"Adding partitions\") and start again; records since the last commit are "
+              "scored again", topic, now, started, changelog, EXIT_CODE)
     exit_process(EXIT_CODE)
 
 

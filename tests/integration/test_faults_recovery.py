@@ -434,3 +434,32 @@ def test_a_second_worker_with_the_same_instance_id_exits_instead_of_idling(
     finally:
         stop_worker(second)
         stop_worker(first)
+
+
+def test_a_worker_whose_input_topic_grows_under_it_exits_naming_both_counts(
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, model: Path, tmp_path: Path
+) -> None:
+    """The input topic re-created (by the worker's own metadata requests, with the
+    broker's default partitions) or grown while the worker ran: it wrote key states to
+    changelog partitions of another layout. It now stops at the rebalance that follows."""
+    from confluent_kafka.admin import AdminClient, NewPartitions
+
+    topics = topic_names("grown")
+    worker = start(kafka_broker, redis_server, model, tmp_path, topics, "grown",
+                   extra={"STREAM_DETECTOR_METADATA_MAX_AGE": "2"})
+    try:
+        worker.wait_ready()
+        admin = AdminClient({"bootstrap.servers": bootstrap(kafka_broker)})
+        for future in admin.create_partitions(
+                [NewPartitions(topics["input"], PARTITIONS + 2)]).values():
+            future.result(timeout=30)
+        try:
+            code = worker.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = None
+        log = worker.log.read_text(errors="replace")
+        assert code == 1, log[-3000:]
+        assert (f"the input topic {topics['input']} now has {PARTITIONS + 2} partitions; this "
+                f"worker started with {PARTITIONS}") in log
+    finally:
+        stop_worker(worker)

@@ -110,3 +110,31 @@ def test_kafka_status_reports_the_error_that_ended_the_coordination() -> None:
                 out[1].healthy)
 
     assert asyncio.run(statuses()) == ("AssertionError: metadata.url", None, False, True)
+
+
+def test_an_input_topic_changed_under_the_worker_ends_it_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Deleted and re-created by the worker's own metadata requests (1 partition, the
+    broker's default) while its changelog kept 4: states went to the wrong partitions."""
+    from stream_detector.worker.kafka_health import topic_partitions
+    from stream_detector.worker.shutdown import exit_input_changed
+
+    def app_with(partitions: set[int] | None) -> SimpleNamespace:
+        cluster = SimpleNamespace(partitions_for_topic=lambda topic: (
+            partitions if topic == "records" else None))
+        client = SimpleNamespace(_client=SimpleNamespace(cluster=cluster))
+        return SimpleNamespace(consumer=SimpleNamespace(
+            _thread=SimpleNamespace(_ensure_consumer=lambda: client)))
+
+    assert topic_partitions(app_with({0, 1, 2, 3}), "records") == 4
+    assert topic_partitions(app_with(None), "records") is None  # unknown: no verdict
+    assert topic_partitions(SimpleNamespace(), "records") is None  # not started
+    codes: list[int] = []
+    with caplog.at_level(logging.ERROR):
+        exit_input_changed("records", topic_partitions(app_with({0}), "records") or 0, 4,
+                           "app-key-state-changelog", codes.append)
+    assert codes == [EXIT_CODE]
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert line.startswith("the input topic records now has 1 partitions; this worker started "
+                           "with 4, as its key-state changelog app-key-state-changelog has")
