@@ -29,7 +29,8 @@ from stream_detector.exceptions import ConnectionFailed
 if TYPE_CHECKING:  # kept light: the CLI runs these checks before any heavy import
     from stream_detector.settings import Settings
 
-__all__ = ["check_kafka", "check_redis", "describe_redis_error", "diagnose_kafka", "safe_url"]
+__all__ = ["check_kafka", "check_redis", "describe_redis_error", "diagnose_kafka",
+           "redis_refusal", "safe_url"]
 
 _ENV = "STREAM_DETECTOR_"
 # librdkafka's log lines reach the check's handler here, and nowhere else
@@ -262,17 +263,13 @@ def _redis_diagnosis(settings: Settings, exc: BaseException) -> tuple[str, bool]
 
 
 def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None:  # noqa: C901
-    from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     where = f"Redis at {safe_url(settings.redis_url)}"
     text = str(exc)
     parts = urlsplit(settings.redis_url)
-    # the user redis-py sends: the URL's (its userinfo, then ?username=) override the setting
-    query = dict(parse_qsl(parts.query))
-    user = (unquote(parts.username or "") or query.get("username") or settings.redis_username
-            or "default")
     tls = parts.scheme == "rediss"
     ca = settings.redis_ssl_ca_certs
     if tls and ca is not None and "No such file" in text and not ca.is_file():
@@ -282,15 +279,9 @@ def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None
             and _speaks_resp(parts)):
         return (f"{where} serves plain Redis, not TLS, on that port; use a redis:// URL in "
                 f"{_ENV}REDIS_URL, or the server's TLS port")
-    if isinstance(exc, AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
-        if "HELLO must be called" in text or "NOAUTH" in text:
-            return (f"{where} requires authentication; set {_ENV}REDIS_USERNAME and "
-                    f"{_ENV}REDIS_PASSWORD")
-        return (f"{where} rejected user {user!r} (wrong password or disabled user); check "
-                f"{_ENV}REDIS_USERNAME and {_ENV}REDIS_PASSWORD")
-    if isinstance(exc, NoPermissionError) or "NOPERM" in text:
-        return (f"{where}: user {user!r} lacks a permission ({text.rstrip('.')}); grant it "
-                "the sd:* keys and channels, e.g. ACL SETUSER NAME ~sd:* &sd:* +@all -@dangerous")
+    refusal = redis_refusal(settings, exc)
+    if refusal is not None:
+        return refusal
     if "CERTIFICATE_VERIFY_FAILED" in text:
         trusted = settings.redis_ssl_ca_certs or "the system's CA bundle"
         return (f"{where} presented a TLS certificate that {trusted} does not trust; set "
@@ -308,6 +299,37 @@ def _redis_setting_problem(settings: Settings, exc: BaseException) -> str | None
     if isinstance(exc, ResponseError):
         return f"{where} refused a command ({text.rstrip('.')})"
     return None
+
+
+def redis_refusal(settings: Settings, exc: BaseException) -> str | None:
+    """One line when Redis answered but refused these credentials (authentication, ACL
+    permissions), naming the settings to change; None for any other error. Sends nothing
+    (safe on an event loop): the worker's threshold cache reports these as refusals, not as
+    Redis being unreachable."""
+    from redis.exceptions import AuthenticationError, NoPermissionError
+
+    where = f"Redis at {safe_url(settings.redis_url)}"
+    text = str(exc)
+    if isinstance(exc, AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text or (
+            "HELLO must be called" in text):
+        if "HELLO must be called" in text or "NOAUTH" in text:
+            return (f"{where} requires authentication; set {_ENV}REDIS_USERNAME and "
+                    f"{_ENV}REDIS_PASSWORD")
+        return (f"{where} rejected user {_redis_user(settings)!r} (wrong password or "
+                f"disabled user); check {_ENV}REDIS_USERNAME and {_ENV}REDIS_PASSWORD")
+    if isinstance(exc, NoPermissionError) or "NOPERM" in text:
+        return (f"{where}: user {_redis_user(settings)!r} lacks a permission "
+                f"({text.rstrip('.')}); grant it the sd:* keys and channels, e.g. ACL SETUSER "
+                "NAME ~sd:* &sd:* +@all -@dangerous")
+    return None
+
+
+def _redis_user(settings: Settings) -> str:
+    """The user redis-py sends: the URL's (its userinfo, then ?username=) override the
+    setting."""
+    parts = urlsplit(settings.redis_url)
+    return (unquote(parts.username or "") or dict(parse_qsl(parts.query)).get("username")
+            or settings.redis_username or "default")
 
 
 def _speaks_resp(parts: SplitResult, timeout: float = 1.0) -> bool:

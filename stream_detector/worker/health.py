@@ -3,7 +3,9 @@
 ::
 
     {"status": "ok" | "degraded",
-     "redis": "ok" | "unreachable",          # no answer within 1.5 s (crashed or frozen)
+     "redis": "ok" | "unreachable" | "refused",  # unreachable: no answer within 1.5 s
+                                                  # (crashed or frozen); refused: it
+                                                  # answered, refusing the credentials
      "outputs": {"status": "ok" | "stalled",  # events and key states not delivered for
                  "undelivered_seconds": float},  # over 30 s: nothing is acked or consumed
      "kafka": {"status": ..., "connected": bool, "assigned_partitions": [int],
@@ -44,10 +46,11 @@ def health_document(
     :data:`DELIVERY_STALL_SECONDS` the worker is degraded: with its output topic deleted it
     processed nothing for minutes while /health said ok and the lag 0."""
     redis_down = any(c.degraded for c in caches)
+    refused = any(c.degraded and c.refused for c in caches)  # answered, refused us
     stalled = undelivered_seconds > DELIVERY_STALL_SECONDS
     return {
         "status": "degraded" if redis_down or not kafka.healthy or stalled else "ok",
-        "redis": "unreachable" if redis_down else "ok",
+        "redis": "refused" if refused else "unreachable" if redis_down else "ok",
         "outputs": {"status": "stalled" if stalled else "ok",
                     "undelivered_seconds": round(undelivered_seconds, 1)},
         "kafka": kafka.as_dict(),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.card import ModelCard
+from stream_detector.connectivity import redis_refusal
 from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.registry import ModelRegistry
 from stream_detector.core.routing import check_routes
@@ -77,6 +78,7 @@ class ServedModels:
         cache = ThresholdCache.from_url(
             loaded.card, self.settings.redis_url, redis_kwargs=self.settings.redis_kwargs(),
             namespace=self.settings.namespace,
+            refusal=functools.partial(redis_refusal, self.settings),
         )
         runtime = ModelRuntime(loaded, cache.lookup, self.settings.dead_letter_skew)
         if index is None:

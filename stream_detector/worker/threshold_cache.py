@@ -85,8 +85,12 @@ class ThresholdCache:
         ping_timeout: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         namespace: str = "",
+        refusal: Callable[[BaseException], str | None] | None = None,
     ) -> None:
         self.card = card
+        # what Redis refused (credentials, ACL), as connectivity.redis_refusal words it
+        self._refusal = refusal
+        self.refused: str | None = None  # the last error's refusal, until a reconnect
         self.channel = change_channel(namespace)
         self.client = client
         self.resync_interval = resync_interval
@@ -246,6 +250,7 @@ class ThresholdCache:
             await self.reload()  # after subscribing: no change can slip in between
             self._connected = True
             self._backoff = _MIN_BACKOFF
+            self.refused = None
             next_resync = self._clock() + self.resync_interval
             while True:
                 message = await pubsub.get_message(
@@ -284,12 +289,18 @@ class ThresholdCache:
             except (RedisError, OSError) as exc:
                 # warn once per outage, not once per retry
                 first = self._backoff == _MIN_BACKOFF
-                log.log(
-                    logging.WARNING if first else logging.DEBUG,
-                    "threshold cache cannot reach Redis (%s); keeping last known values",
-                    str(exc) or f"{type(exc).__name__}: no answer within "
-                    f"{self.ping_timeout:g} s",  # a timeout says nothing of itself: "()"
-                )
+                refused = self._refusal(exc) if self._refusal is not None else None
+                if refused is not None:  # Redis answered: the credentials are the problem
+                    log.log(logging.WARNING if refused != self.refused else logging.DEBUG,
+                            "threshold cache: %s; keeping last known values", refused)
+                else:
+                    log.log(
+                        logging.WARNING if first else logging.DEBUG,
+                        "threshold cache cannot reach Redis (%s); keeping last known values",
+                        str(exc) or f"{type(exc).__name__}: no answer within "
+                        f"{self.ping_timeout:g} s",  # a timeout says nothing of itself: "()"
+                    )
+                self.refused = refused
                 await self._drop_connections()
             await asyncio.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, _MAX_BACKOFF)

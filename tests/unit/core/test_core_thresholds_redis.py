@@ -8,6 +8,7 @@ these tests skip rather than error.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -122,3 +123,52 @@ async def test_bad_data_in_redis_is_said_as_bad_data_not_as_an_outage(
         await cache.stop()
         await cache.client.aclose()
         store.client.delete("sd:threshold:itest:1")
+
+
+@pytest.mark.asyncio
+async def test_credentials_refused_under_a_running_cache_are_said_as_such(
+    store: ThresholdStore, redis_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis starting to require a password under a running worker was reported as
+    "cannot reach Redis" and /health "unreachable": Redis answered; the credentials are
+    the problem. Once they fit again, the cache is back by itself."""
+    from stream_detector.connectivity import redis_refusal
+    from stream_detector.settings import Settings
+    from stream_detector.worker.health import health_document
+    from stream_detector.worker.kafka_health import KafkaStatus
+
+    settings = Settings(redis_url=redis_url)
+    store.publish_from_card(CARD)
+    cache = ThresholdCache(CARD, AsyncRedis.from_url(redis_url, socket_timeout=2.0),
+                           poll_timeout=0.1, refusal=lambda exc: redis_refusal(settings, exc))
+    admin = store.client
+    await cache.start()
+    try:
+        await asyncio.sleep(0.5)
+        admin.config_set("requirepass", "s3cret")
+        admin.execute_command("AUTH", "s3cret")
+        admin.client_kill_filter(_type="pubsub")
+        admin.client_kill_filter(_type="normal", skipme=True)
+        for _ in range(50):
+            if cache.refused and cache.degraded:
+                break
+            await asyncio.sleep(0.1)
+        assert cache.refused == (f"Redis at {redis_url} requires authentication; set "
+                                 "STREAM_DETECTOR_REDIS_USERNAME and "
+                                 "STREAM_DETECTOR_REDIS_PASSWORD")
+        served = SimpleNamespace(name="itest", card=CARD, provider="CPUExecutionProvider")
+        health = health_document([served], [cache], KafkaStatus(True, [], 0, None))  # type: ignore[list-item]
+        assert (health["status"], health["redis"]) == ("degraded", "refused")
+        assert "threshold cache: Redis at" in caplog.text
+        assert "cannot reach Redis" not in caplog.text
+    finally:
+        admin.config_set("requirepass", "")
+    for _ in range(100):  # the backoff doubles up to its cap: back within seconds
+        if not cache.degraded:
+            break
+        await asyncio.sleep(0.1)
+    try:
+        assert not cache.degraded and cache.refused is None
+    finally:
+        await cache.stop()
+        await cache.client.aclose()
