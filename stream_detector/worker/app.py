@@ -41,6 +41,7 @@ from stream_detector.worker.models import ServedModels
 from stream_detector.worker.report import ConsoleReporter
 from stream_detector.worker.runtime import WorkerRuntime
 from stream_detector.worker.shutdown import GroupWatch, ShutdownDeadline, exit_input_changed
+from stream_detector.worker.stalls import StallGuard
 from stream_detector.worker.table_store import TableStore
 from stream_detector.worker.topics import ensure_topics
 
@@ -194,6 +195,13 @@ def _add_tasks(
     async def poll_models() -> None:
         if await models.refresh():
             runtime.set_models(models.runtimes)
+
+    stalls = runtime.stalls = StallGuard(settings.session_timeout,
+                                         confirm=3 * settings.heartbeat_interval + 1.0)
+
+    @app.timer(interval=0.25)
+    async def watch_stalls() -> None:  # a freeze longer than the session: see stalls.py
+        stalls.tick()
 
     @app.timer(interval=1.0)
     async def gauges() -> None:

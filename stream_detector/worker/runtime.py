@@ -40,6 +40,7 @@ from stream_detector.worker.delivery import Deliveries, Send, deliver
 from stream_detector.worker.key_groups import Parsed, key_groups
 from stream_detector.worker.messages import BatchResult, Message, MessageSources
 from stream_detector.worker.metrics import BatchCounts, WorkerMetrics
+from stream_detector.worker.stalls import StallGuard
 from stream_detector.worker.table_store import Blob, TableStore
 
 __all__ = ["WorkerRuntime"]
@@ -84,6 +85,7 @@ class WorkerRuntime:
         self._flushing: asyncio.Future[int] | None = None  # a flush's completion
         self._generation = 0  # moves on at every forget: flushes in flight are dropped
         self._stage = "parse"
+        self.stalls: StallGuard | None = None  # the app's: no write after a long freeze
 
     def set_models(self, models: Sequence[ModelRuntime]) -> None:
         self.pipeline.set_models(models)
@@ -119,7 +121,7 @@ class WorkerRuntime:
             return done
         self._unflushed.clear()  # replays after a failure start from this snapshot
         self._flushing = asyncio.ensure_future(
-            self._complete(self._out.take(), blobs, self._generation))
+            self._complete(self._out.take(), blobs, self._generation, time.monotonic()))
         return self._flushing
 
     async def flushed(self) -> None:
@@ -127,8 +129,14 @@ class WorkerRuntime:
         if self._flushing is not None:
             await asyncio.wait([self._flushing])
 
-    async def _complete(self, handed: Deliveries, blobs: list[Blob], generation: int) -> int:
+    async def _complete(self, handed: Deliveries, blobs: list[Blob], generation: int,
+                        taken: float) -> int:
         await handed.settle()
+        if self.stalls is not None and await self.stalls.settle(taken):
+            log.warning("a state flush taken before the freeze waited %.0f s for the group "
+                        "to confirm or revoke its partitions: %s", self.stalls.confirm,
+                        "revoked, not written" if generation != self._generation
+                        else "still owned, written")
         if generation != self._generation:
             return 0  # revoked meanwhile: not written; the records are replayed
         try:
