@@ -34,7 +34,11 @@ from stream_detector.worker import faust_fetch_wait, faust_patch, faust_raw_deco
 from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import DELIVERY_STALL_SECONDS, health_document
 from stream_detector.worker.heap import freeze_startup_heap
-from stream_detector.worker.kafka_health import kafka_status, topic_partitions
+from stream_detector.worker.kafka_health import (
+    group_membership,
+    kafka_status,
+    topic_partitions,
+)
 from stream_detector.worker.messages import Message
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.models import ServedModels
@@ -197,7 +201,8 @@ def _add_tasks(
             runtime.set_models(models.runtimes)
 
     stalls = runtime.stalls = StallGuard(settings.session_timeout,
-                                         confirm=3 * settings.heartbeat_interval + 1.0)
+                                         confirm=3 * settings.heartbeat_interval + 1.0,
+                                         membership=lambda: group_membership(app))
 
     @app.timer(interval=0.25)
     async def watch_stalls() -> None:  # a freeze longer than the session: see stalls.py

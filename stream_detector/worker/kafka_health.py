@@ -22,7 +22,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
-__all__ = ["KafkaStatus", "STALE_FETCH_SECONDS", "kafka_status", "topic_partitions"]
+__all__ = ["KafkaStatus", "STALE_FETCH_SECONDS", "group_membership", "kafka_status",
+           "topic_partitions"]
 
 STALE_FETCH_SECONDS: Final = 10.0
 """Without a fetch response for this long, an assigned worker reports itself degraded."""
@@ -132,3 +133,13 @@ def topic_partitions(app: Any, topic: str) -> int | None:
     except Exception:  # noqa: BLE001 - not started yet: unknown
         return None
     return len(found) if found else None
+
+
+def group_membership(app: Any) -> tuple[int, str] | None:
+    """The consumer's ``(generation, member id)`` in its group, as aiokafka holds them
+    (reset when a heartbeat finds the member evicted); None before the consumer starts."""
+    try:
+        coordinator = app.consumer._thread._ensure_consumer()._coordinator
+        return (int(coordinator.generation), str(coordinator.member_id))
+    except Exception:  # noqa: BLE001 - not started yet: unknown
+        return None

@@ -120,8 +120,9 @@ class WorkerRuntime:
             done.set_result(0)
             return done
         self._unflushed.clear()  # replays after a failure start from this snapshot
-        self._flushing = asyncio.ensure_future(
-            self._complete(self._out.take(), blobs, self._generation, time.monotonic()))
+        member = self.stalls.membership() if self.stalls is not None else None
+        self._flushing = asyncio.ensure_future(self._complete(
+            self._out.take(), blobs, self._generation, (time.monotonic(), member)))
         return self._flushing
 
     async def flushed(self) -> None:
@@ -130,13 +131,18 @@ class WorkerRuntime:
             await asyncio.wait([self._flushing])
 
     async def _complete(self, handed: Deliveries, blobs: list[Blob], generation: int,
-                        taken: float) -> int:
+                        taken: tuple[float, object]) -> int:
         await handed.settle()
-        if self.stalls is not None and await self.stalls.settle(taken):
+        stalls = self.stalls
+        if stalls is not None and await stalls.settle(taken[0]):
+            # evicted while frozen: the member was reset (or the partitions revoked)
+            kept = generation == self._generation and stalls.membership() == taken[1]
             log.warning("a state flush taken before the freeze waited %.0f s for the group "
-                        "to confirm or revoke its partitions: %s", self.stalls.confirm,
-                        "revoked, not written" if generation != self._generation
-                        else "still owned, written")
+                        "to confirm or revoke its partitions: %s", stalls.confirm,
+                        "still a member, written" if kept else
+                        "no longer the same member, not written (the records are replayed)")
+            if not kept:
+                return 0
         if generation != self._generation:
             return 0  # revoked meanwhile: not written; the records are replayed
         try:
