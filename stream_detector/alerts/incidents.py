@@ -25,7 +25,8 @@ arrive after the watermark has run ahead on another partition's. Two rules keep 
 grouped as it happened: a key's next event more than ``suppress`` after its last one
 resolves and reopens (a per-key rule, immune to other partitions), and the watermark closes
 a quiet incident only once its key has also received nothing for ``grace`` seconds of clock.
-An event whose ``window_end`` is not an ISO 8601 time counts at the tracker's "now".
+An event whose ``window_end`` is not an ISO 8601 time, or whose window holds a record stamped
+too far ahead (``quality.skewed``), counts at the tracker's "now".
 Duplicate ``event_id`` values (at-least-once delivery) are dropped; events below
 ``min_severity`` are ignored altogether (they neither open nor extend an incident).
 
@@ -134,7 +135,10 @@ class IncidentTracker:
     def _advance(self, event: AnomalyEvent) -> float:
         """The event's time; the watermark moves to it when it is newer than ``now()``."""
         now = self.now()
-        at = _event_seconds(event.window_end)
+        # a window ending at a record stamped too far ahead (quality.skewed: a producer's
+        # fast clock) has no time to trust: at "now", or its key's later events, hours or
+        # years "before" it, all joined its incident and were never paged
+        at = None if event.quality.skewed else _event_seconds(event.window_end)
         if at is None:
             at = now
         self._watermark, self._advanced_at = max(at, now), self._clock()

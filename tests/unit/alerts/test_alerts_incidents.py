@@ -172,3 +172,21 @@ def pd_seconds(text: str) -> float:
     from datetime import UTC, datetime
 
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_a_skewed_window_end_does_not_hold_its_key_incident_open_for_years(
+    clock: FakeClock,
+) -> None:
+    """One record stamped 2199 (a producer's fast clock): its event's window_end made every
+    later anomaly of the key fall "before" it, join its incident, and never be paged."""
+    from schemas.events import Quality
+
+    tracker = IncidentTracker(900, 0, clock)
+    tracker.observe(event("AAPL", "2015-02-26T21:00:00"))
+    skewed = event("AAPL", "2199-12-31T00:00:00").model_copy(
+        update={"quality": Quality(skewed=True)})
+    tracker.observe(skewed)  # counts at "now": it joins the open incident
+    assert tracker.now() < 4_000_000_000  # event time did not jump to 2199
+    later = tracker.observe(event("AAPL", "2015-02-27T09:00:00"))  # 12 hours on
+    assert [n.kind for n in later] == ["resolved", "opened"]
+    assert later[0].incident.count == 2
