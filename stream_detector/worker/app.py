@@ -260,7 +260,9 @@ def _add_pages(
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
-        ok = state["assigned"] and bool(models.runtimes)
+        # not while the key states are restored from the changelog: nothing is scored
+        ok = (state["assigned"] and bool(models.runtimes) and not app.in_recovery
+              and all(c.started for c in models.caches))
         return web.json({"ready": ok}, status=200 if ok else 503)
 
     @app.page("/metrics")

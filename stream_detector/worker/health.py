@@ -3,9 +3,10 @@
 ::
 
     {"status": "ok" | "degraded",
-     "redis": "ok" | "unreachable" | "refused",  # unreachable: no answer within 1.5 s
-                                                  # (crashed or frozen); refused: it
-                                                  # answered, refusing the credentials
+     "redis": "ok" | "unreachable" | "refused" | "starting",
+              # unreachable: no answer within 1.5 s (crashed or frozen); refused: it
+              # answered, refusing the credentials; starting: the threshold caches start
+              # once the partitions are assigned and their key states restored
      "outputs": {"status": "ok" | "stalled",  # events and key states not delivered for
                  "undelivered_seconds": float},  # over 30 s: nothing is acked or consumed
      "kafka": {"status": ..., "connected": bool, "assigned_partitions": [int],
@@ -50,7 +51,8 @@ def health_document(
     stalled = undelivered_seconds > DELIVERY_STALL_SECONDS
     return {
         "status": "degraded" if redis_down or not kafka.healthy or stalled else "ok",
-        "redis": "refused" if refused else "unreachable" if redis_down else "ok",
+        "redis": "refused" if refused else "unreachable" if redis_down else (
+            "starting" if not all(c.started for c in caches) else "ok"),
         "outputs": {"status": "stalled" if stalled else "ok",
                     "undelivered_seconds": round(undelivered_seconds, 1)},
         "kafka": kafka.as_dict(),

@@ -156,9 +156,16 @@ class ThresholdCache:
         return "redis+card" if self._by_key else "card"
 
     @property
+    def started(self) -> bool:
+        """Whether :meth:`start` has run (a worker starts its caches once its partitions
+        are assigned and restored; before, it reads nothing from Redis)."""
+        return self._task is not None
+
+    @property
     def degraded(self) -> bool:
-        """True while Redis is unreachable or silent: thresholds may be stale."""
-        return not self._connected or self.age_seconds > self.stale_after
+        """True while Redis is unreachable or silent, once started: thresholds may be
+        stale (before :meth:`start`, the worker scores nothing yet)."""
+        return self.started and (not self._connected or self.age_seconds > self.stale_after)
 
     # --- applying changes (pure) ---------------------------------------------------------
     def _resolve(self, key: str, entry: ThresholdEntry) -> ResolvedThreshold:

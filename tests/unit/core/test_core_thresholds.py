@@ -110,10 +110,19 @@ def test_lookup_order_key_then_default_then_card() -> None:
     assert set(cache.entries) == {"k"}
 
 
-def test_cache_is_degraded_until_redis_answers() -> None:
-    now = [100.0]
-    cache = ThresholdCache(CARD, client=None, clock=lambda: now[0])  # type: ignore[arg-type]
-    assert cache.degraded and cache.age_seconds == float("inf")
+@pytest.mark.asyncio
+async def test_cache_is_degraded_from_its_start_until_redis_answers() -> None:
+    """Before start (a worker restoring its key states) it is starting, not degraded:
+    /health said "redis: unreachable" while Redis was fine."""
+    server = FakeRedis()
+    server.down = True
+    cache = ThresholdCache(CARD, server, poll_timeout=0.05)  # type: ignore[arg-type]
+    assert not cache.started and not cache.degraded and cache.age_seconds == float("inf")
+    await cache.start()
+    try:
+        assert cache.started and cache.degraded
+    finally:
+        await cache.stop()
 
 
 # --- the listener, against an in-memory Redis ------------------------------------------
