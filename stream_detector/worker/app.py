@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         topic_partitions=partitions,
         web_host=settings.web_host,
         web_bind=settings.web_host,  # web_host only names the URL; web_bind is the listen address
-        web_port=settings.web_port,
+        web_port=_web_port(settings),  # Faust refuses 0: "any free port" is chosen here
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
         # the consumer fetches ahead while the agent scores: 100-record messages 375k ->
@@ -125,6 +126,17 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         broker_rebalance_timeout=settings.rebalance_timeout,
         consumer_metadata_max_age_ms=int(settings.metadata_max_age * 1000),
     )
+
+
+def _web_port(settings: Settings) -> int:
+    """``settings.web_port``, or for 0 a port free on ``web_host`` now (the start-up log
+    names it: /health, /ready and /metrics are found there)."""
+    if settings.web_port:
+        return settings.web_port
+    family = socket.getaddrinfo(settings.web_host, 0, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((settings.web_host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _add_agent(
@@ -193,6 +205,8 @@ def _add_tasks(
 ) -> None:
     @app.task
     async def start_thresholds() -> None:
+        log.info("web (health, ready, metrics): http://%s:%s/", settings.web_host,
+                 app.conf.web_port)
         await models.start()
 
     @app.timer(interval=settings.model_poll_interval)

@@ -47,3 +47,16 @@ def test_a_broker_without_a_port_is_tried_on_kafkas_default() -> None:
     # "kafka://127.0.0.1" printed "invalid literal for int() with base 10: '127.0.0.1'"
     reason = checks._refused("127.0.0.1", 0.5)  # 9092: a broker there, or nothing
     assert reason is None or reason.startswith("127.0.0.1: Connection refused")
+
+
+def test_web_port_0_is_a_free_port_chosen_at_start(tmp_path: Path) -> None:
+    """The worker's own hint says "0: any free port"; Faust refused 0 with a traceback."""
+    import socket
+
+    from stream_detector.worker.app import _web_port
+
+    port = _web_port(Settings(state_dir=tmp_path, web_port=0))
+    assert 0 < port < 65536
+    with socket.socket() as sock:  # free: the worker's web server can bind it
+        sock.bind(("127.0.0.1", port))
+    assert _web_port(Settings(state_dir=tmp_path, web_port=6123)) == 6123
