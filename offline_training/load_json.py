@@ -107,6 +107,13 @@ def _read_records(path: Path, max_bytes: int) -> list[Any]:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: not valid JSON ({exc}); fix the syntax") from exc
+        if isinstance(doc, dict) and len(doc) == 1:
+            (name, inner), = doc.items()
+            if isinstance(inner, list) and inner and all(isinstance(r, dict) for r in inner):
+                raise DataError(
+                    f"{path}: one JSON object holding a list of {len(inner):,} records under "
+                    f"{name!r}; give the list itself (a JSON array of records, or JSON lines: "
+                    "one record, or list of records, a line)")
         return doc if isinstance(doc, list) else [doc]
     records: list[Any] = []
     for number, line in enumerate(text.splitlines(), 1):

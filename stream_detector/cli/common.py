@@ -91,9 +91,28 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except StreamDetectorError as exc:
-        fail(escape(str(exc)))
+        fail(escape(shortened(str(exc))))
     except OSError as exc:
-        fail(escape(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")))
+        fail(escape(shortened(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))))
+
+
+MAX_ERROR_CHARS = 1000  # an error line quoting a whole cell (a 386 KB JSON value) was unreadable
+
+
+def shortened(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` within ``limit`` characters: its head and its tail (where the advice is),
+    with how much was left out between them.
+
+    >>> out = shortened("x" * 3000 + "; fix the row")
+    >>> len(out), out[708:744], out.endswith("x; fix the row")
+    (993, 'xx … (2,053 characters left out) … x', True)
+    """
+    if len(text) <= limit:
+        return text
+    tail = min(len(text) // 4, limit // 4, 300)
+    head = limit - tail - 40
+    cut = len(text) - head - tail
+    return f"{text[:head]} … ({cut:,} characters left out) … {text[-tail:]}"
 
 
 def settings_for(flags: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:

@@ -275,3 +275,22 @@ def test_scores_never_overwrite_the_data_file(model: Path, tmp_path: Path) -> No
     said = " ".join(result.output.replace("│", " ").split())  # CliRunner: click's box
     assert "is the --data file: the scores would overwrite it" in said
     assert data.read_bytes() == before  # before: replaced by the scores, without a word
+
+
+def test_a_huge_cell_or_a_wrapped_record_list_is_still_one_short_line(
+    model: Path, tmp_path: Path,
+) -> None:
+    """A 386 KB error line: a JSON file wrapping its records in {"records": [...]} was read as
+    one record whose 'records' cell the message quoted whole; so would any huge cell."""
+    import json
+
+    records = [{"kind": "series", "series": "known", "value": i,
+                "timestamp": f"2024-01-01T00:{i % 60:02d}:00"} for i in range(3000)]
+    (tmp_path / "wrapped.json").write_text(json.dumps({"records": records}))
+    line = _refused("score", model, tmp_path / "wrapped.json", tmp_path / "s.csv")
+    assert "one JSON object holding a list of 3,000 records under 'records'" in line
+    frame = pd.read_csv(series_csv(tmp_path / "known.csv"), dtype=str)
+    frame.loc[5, "value"] = "9" * 5000 + "x"  # not a number, and 5 KB of it
+    frame.to_csv(tmp_path / "known.csv", index=False)
+    line = _refused("score", model, tmp_path / "known.csv", tmp_path / "s.csv")
+    assert len(line) <= 1010 and "characters left out" in line and "row 6" in line
