@@ -233,41 +233,46 @@ def train(opts: TrainOptions) -> TrainReport:
         raise DataError(f"{final} exists: choose another --version")
     staging = opts.out / name / f".{version}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    last = opts.last if opts.last is not None else (
-        DEFAULTS["last"] if source.kind != "events" and window == DEFAULTS["window"] else None)
-    opts.last = last
-    weights = make_time_weights(window, last=last) if last else None
-    head = _scoring_head(model, source.kind, windows, opts, weights)
-    sha = export_onnx(head, window, len(features), staging / "model.onnx")
-    verify_parity(head, staging / "model.onnx", rtol=PARITY_RTOL)
+    try:  # a failed step leaves no half-written version behind
+        last = opts.last if opts.last is not None else (
+            DEFAULTS["last"] if source.kind != "events" and window == DEFAULTS["window"] else None)
+        opts.last = last
+        weights = make_time_weights(window, last=last) if last else None
+        head = _scoring_head(model, source.kind, windows, opts, weights)
+        sha = export_onnx(head, window, len(features), staging / "model.onnx")
+        verify_parity(head, staging / "model.onnx", rtol=PARITY_RTOL)
 
-    detection = detection_section(opts, source.kind, part, window)
-    factor = float(detection.pop("offset_factor", 0.0))
-    normalised = DetectionParams.from_card(detection).normalise
-    method, value = _threshold_rule(opts, normalised)
-    provisional = {"method": method, "value_param": value, "default": 0.0}
-    card = build_card(opts, name, version, source.kind, features, window, scaler, sha, provisional,
-                 detection, result, part)
-    card = card.model_copy(update={"training": {
-        **card.training, **training_keys(records), "scoring": head.card_section(),
-        "imputed": source.imputed}})
-    timing = time_report(records, TimePolicy.from_cadence(card.time.cadence_s if card.time
-                                                          else None), source.ignored).line()
-    write_card(staging, card)
-    if factor > 0:  # log offset relative to the median training score (see detection.py)
-        _, raw = _calibration_scores(staging, part, detection)
-        detection["offset"] = factor * float(np.median(raw)) if raw else 0.0
-    opts.step(f"calibrating the threshold ({method} {value:g}) on the training part's scores")
-    by_key, _ = _calibration_scores(staging, part, detection)
-    thresholds = calibrate_per_key(by_key, method, value, per_key=opts.per_key_thresholds,
-                                   zscores=normalised)
-    card = card.model_copy(update={"thresholds": card.thresholds.model_validate(
-        thresholds.to_card()), "detection": detection})
-    if opts.family == "hybrid":
-        card = _with_nplm(card, staging, reference_part, opts)
-    write_card(staging, card)
-    plots = _plots(staging, result, by_key, thresholds.default, normalised) if opts.plots else []
-    publish_version(staging, final)  # one rename: workers never see a half-written version
+        detection = detection_section(opts, source.kind, part, window)
+        factor = float(detection.pop("offset_factor", 0.0))
+        normalised = DetectionParams.from_card(detection).normalise
+        method, value = _threshold_rule(opts, normalised)
+        provisional = {"method": method, "value_param": value, "default": 0.0}
+        card = build_card(opts, name, version, source.kind, features, window, scaler, sha,
+                          provisional, detection, result, part)
+        card = card.model_copy(update={"training": {
+            **card.training, **training_keys(records), "scoring": head.card_section(),
+            "imputed": source.imputed}})
+        timing = time_report(records, TimePolicy.from_cadence(card.time.cadence_s if card.time
+                                                              else None), source.ignored).line()
+        write_card(staging, card)
+        if factor > 0:  # log offset relative to the median training score (see detection.py)
+            _, raw = _calibration_scores(staging, part, detection)
+            detection["offset"] = factor * float(np.median(raw)) if raw else 0.0
+        opts.step(f"calibrating the threshold ({method} {value:g}) on the training part's scores")
+        by_key, _ = _calibration_scores(staging, part, detection)
+        thresholds = calibrate_per_key(by_key, method, value, per_key=opts.per_key_thresholds,
+                                       zscores=normalised)
+        card = card.model_copy(update={"thresholds": card.thresholds.model_validate(
+            thresholds.to_card()), "detection": detection})
+        if opts.family == "hybrid":
+            card = _with_nplm(card, staging, reference_part, opts)
+        write_card(staging, card)
+        plots = (_plots(staging, result, by_key, thresholds.default, normalised)
+                 if opts.plots else [])
+        publish_version(staging, final)  # one rename: workers never see a half-written version
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     plots = [final / p.name for p in plots]
     shortfall = per_key_shortfall(thresholds, len(by_key), normalised) \
         if opts.per_key_thresholds else ""

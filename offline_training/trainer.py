@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from offline_training.models import ScoringHead
+from stream_detector.exceptions import ConfigurationError
 
 __all__ = [
     "TrainConfig",
@@ -150,6 +151,12 @@ def fit(model: nn.Module, train_windows: np.ndarray, config: TrainConfig) -> Tra
 
     Returns the loss history; the model ends on the best validation weights, on CPU or
     the training device (whichever it was trained on).
+
+    Raises
+    ------
+    ConfigurationError
+        A loss became NaN or infinite (the learning rate too high for the data): before,
+        the card refused the NaN history after the export, in a 60-line traceback.
     """
     _check(train_windows, config)
     if config.num_threads is not None:
@@ -172,6 +179,11 @@ def fit(model: nn.Module, train_windows: np.ndarray, config: TrainConfig) -> Tra
         for epoch in range(1, config.max_epochs + 1):
             loss = _epoch(model, opt, x_train, config, gen)
             val = _mean_loss(model, x_val, config.batch_size * 4)
+            if not (math.isfinite(loss) and math.isfinite(val)):
+                raise ConfigurationError(
+                    f"training diverged at epoch {epoch}: the loss is {loss:g} (training) and "
+                    f"{val:g} (validation); lower the learning rate (train.lr, now "
+                    f"{config.lr:g}), or check the data for values far larger than the rest")
             result.history.append({"epoch": epoch, "loss": loss, "val_loss": val})
             advance(epoch, loss, val)
             if val < best * (1.0 - config.min_delta):

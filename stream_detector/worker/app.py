@@ -113,7 +113,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         topic_partitions=partitions,
         web_host=settings.web_host,
         web_bind=settings.web_host,  # web_host only names the URL; web_bind is the listen address
-        web_port=_web_port(settings),  # Faust refuses 0: "any free port" is chosen here
+        web_port=web_port_now(settings),  # Faust refuses 0: "any free port" is chosen here
         datadir=str(settings.state_dir),
         producer_linger_ms=5,
         # the consumer fetches ahead while the agent scores: 100-record messages 375k ->
@@ -128,7 +128,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
     )
 
 
-def _web_port(settings: Settings) -> int:
+def web_port_now(settings: Settings) -> int:
     """``settings.web_port``, or for 0 a port free on ``web_host`` now (the start-up log
     names it: /health, /ready and /metrics are found there)."""
     if settings.web_port:

@@ -53,10 +53,10 @@ def test_web_port_0_is_a_free_port_chosen_at_start(tmp_path: Path) -> None:
     """The worker's own hint says "0: any free port"; Faust refused 0 with a traceback."""
     import socket
 
-    from stream_detector.worker.app import _web_port
+    from stream_detector.worker.app import web_port_now
 
-    port = _web_port(Settings(state_dir=tmp_path, web_port=0))
+    port = web_port_now(Settings(state_dir=tmp_path, web_port=0))
     assert 0 < port < 65536
     with socket.socket() as sock:  # free: the worker's web server can bind it
         sock.bind(("127.0.0.1", port))
-    assert _web_port(Settings(state_dir=tmp_path, web_port=6123)) == 6123
+    assert web_port_now(Settings(state_dir=tmp_path, web_port=6123)) == 6123

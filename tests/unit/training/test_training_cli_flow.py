@@ -185,3 +185,34 @@ def test_evaluate_replaces_its_own_report_and_refuses_a_folder_of_other_files(
     assert refused.exit_code == 1
     assert f"--out {mine} holds other files (" in refused.output
     assert (mine / "index.html").read_text() == "<h1>my site</h1>"
+
+
+def test_a_diverging_fit_is_one_line_and_a_failed_step_leaves_no_partial_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A learning rate of 1e9: the NaN loss history failed the card's validation after the
+    export, in a 60-line traceback, and left registry/NAME/.1.partial behind."""
+    data = write_series_csv(tmp_path / "s.csv", make_series(SeriesConfig(rows=400), seed=2,
+                                                            key="s"))
+    config = tmp_path / "lr.yaml"
+    config.write_text("train:\n  lr: 1.0e+9\n")
+    out = tmp_path / "registry"
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--config",
+                                 str(config), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.output.splitlines() if x.strip()][-1:]
+    assert line.startswith("error: training diverged at epoch 1: the loss is ")
+    assert "lower the learning rate (train.lr, now 1e+09)" in line
+    assert "Traceback" not in result.output
+    assert not list(out.rglob("*.partial"))
+
+    import stream_detector.core.registry as registry
+
+    def refuse(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(registry, "publish_version", refuse)
+    failed = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--epochs",
+                                 "1", "--no-progress"])
+    assert failed.exit_code == 1 and "disk full" in failed.output
+    assert list((out / "s").iterdir()) == []  # the staging folder went with the failure
