@@ -32,6 +32,8 @@ __all__ = [
     "run_alerts",
 ]
 
+_SHOWN_SKIPS = 3  # messages that are not anomaly events shown one by one; then counted
+
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,16 @@ def _handle(msg: _Message, tracker: IncidentTracker, send: Callable[[Payload], N
         event = parse_event(msg.value())
     except InvalidRecord as exc:
         stats.invalid += 1
-        log(f"skipped {msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc}")
+        n = stats.invalid
+        if n <= _SHOWN_SKIPS:
+            log(f"skipped {msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc}")
+            if n == _SHOWN_SKIPS and stats.messages == n:  # a records topic: 28,126 lines
+                log(f"{msg.topic()} does not hold anomaly events (a records topic? alerts "
+                    "reads the worker's --output); further skipped messages are counted, "
+                    "with a line at every power of ten")
+        elif str(n).rstrip("0") == "1":  # 10, 100, 1,000 ...
+            log(f"skipped {n:,} messages that are not anomaly events so far (the newest: "
+                f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc})")
         return
     _post(tracker.observe(event), tracker.suppress, send, stats, log)
 

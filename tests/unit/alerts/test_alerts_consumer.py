@@ -253,3 +253,19 @@ def test_an_unreachable_store_is_logged_and_alerting_goes_on() -> None:
                logs.append, clock=clock, store=FakeStore(consumer, fail=True))
     assert len(posts) == 2 and consumer.committed == [0]
     assert any("incident state not saved (ConnectionError: redis gone)" in x for x in logs)
+
+
+def test_a_records_topic_is_said_once_and_its_messages_counted() -> None:
+    """alerts pointed at the records topic printed 28,126 "skipped" lines."""
+    clock = Clock()
+    record = b'{"kind": "series", "series": "a", "timestamp": "2015-01-01T00:00:00", "value": 1}'
+    consumer = FakeConsumer([record] * 250, clock)
+    logs: list[str] = []
+    stats = run_alerts(consumer, IncidentTracker(5.0, 0, clock), [].append,
+                       AlertOptions("records", max_seconds=10_000, exit_when_idle=3, tick=1.0),
+                       logs.append, clock=clock)
+    assert stats.invalid == 250 and consumer.committed == list(range(250))
+    skipped = [line for line in logs if line.startswith("skipped")]
+    assert len(skipped) == 5  # the first 3, then at 10 and 100
+    assert skipped[-1].startswith("skipped 100 messages that are not anomaly events so far")
+    assert sum("does not hold anomaly events (a records topic?" in line for line in logs) == 1
