@@ -198,7 +198,7 @@ async def post_threshold(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(text="send application/json")
     try:
         body = await request.json()
-        changed = await asyncio.to_thread(set_threshold, ex.store, body)
+        changed = await asyncio.to_thread(set_threshold, ex.store, body, ex.models())
     except (ValueError, ConfigurationError) as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     return web.json_response(changed.as_json())

@@ -64,20 +64,49 @@ def thresholds_for(
     return out
 
 
-def set_threshold(store: ThresholdStore, body: Any) -> KeyThreshold:
-    """Set one key's threshold from a request body ``{"model", "version", "key", "value"}``.
+def set_threshold(store: ThresholdStore, body: Any,
+                  known: set[tuple[str, str]] | None = None) -> KeyThreshold:
+    """Set one key's threshold from a request body ``{"model", "version", "key", "value"}``
+    (model, version and key JSON strings, value a finite number).
+
+    ``known``: the (model, version) pairs the explorer shows (cards and events); another
+    pair is refused, as ``thresholds set`` refuses a key nobody knows: a typo was written
+    to Redis where no worker reads it.
 
     Raises :class:`~stream_detector.exceptions.ConfigurationError` with what to send when
-    the body is not that.
+    the body is not that, names the model default (``*``: set it with ``thresholds set``),
+    or an unknown model version.
     """
+    if not isinstance(body, dict):
+        raise ConfigurationError(_SHAPE)
+    name, version, key = (_text(body, f) for f in ("model", "version", "key"))
+    raw = body.get("value")
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigurationError(f"{_SHAPE}: value a number")
     try:
-        name, version, key = str(body["model"]), str(body["version"]), str(body["key"])
-        value = float(body["value"])
-    except (KeyError, TypeError, ValueError):
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{_SHAPE}: value a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{_SHAPE}: model, version and key non-empty, value finite")
+    if key == DEFAULT_KEY:
         raise ConfigurationError(
-            'send JSON {"model": NAME, "version": VERSION, "key": KEY, "value": NUMBER}'
-        ) from None
-    if not (name and version and key) or not math.isfinite(value):
-        raise ConfigurationError("model, version and key must be non-empty, value finite")
+            "the explorer sets keys' own thresholds; set the model default with "
+            f"`stream-detector thresholds set {name} '*' VALUE --version {version}`")
+    if known is not None and (name, version) not in known:
+        shown = ", ".join(f"{n} v{v}" for n, v in sorted(known)[:5]) or "none yet"
+        raise ConfigurationError(f"the explorer knows no model {name} version {version} "
+                                 f"(it shows {shown})")
     entry = store.set(name, version, key, value, set_by=SETTER)
     return KeyThreshold(name, version, entry.value, "key", entry.set_by, entry.set_at)
+
+
+_SHAPE = 'send JSON {"model": NAME, "version": VERSION, "key": KEY, "value": NUMBER}'
+
+
+def _text(body: dict[str, Any], field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{_SHAPE}: model, version and key non-empty strings, "
+                                 f"{field} was {value!r}")
+    return value

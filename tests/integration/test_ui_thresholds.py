@@ -72,7 +72,17 @@ async def test_bad_or_cross_origin_writes_are_refused(client: Any, redis_client:
     assert evil.status == 403
     form = await client.post("/api/thresholds", data={"model": "tiny"})
     assert form.status == 415
-    for bad in ({"model": "tiny"}, {**BODY, "value": "NaN"}, {**BODY, "key": ""}):
+    for bad in ({"model": "tiny"}, {**BODY, "value": "NaN"}, {**BODY, "key": ""},
+                {**BODY, "key": None}, {**BODY, "value": True}, [BODY]):
         r = await client.post("/api/thresholds", json=bad)
         assert r.status == 400 and "model" in await r.text()
+    # the model default is not a key ("*" came back as scope "key"); a model the explorer
+    # does not show is a typo no worker reads
+    star = await client.post("/api/thresholds", json={**BODY, "key": "*"})
+    assert star.status == 400 and "thresholds set tiny '*' VALUE --version 1" in await star.text()
+    typo = await client.post("/api/thresholds", json={**BODY, "model": "tinny"})
+    assert typo.status == 400 and "knows no model tinny version 1 (it shows tiny v1)" in (
+        await typo.text())
     assert ThresholdStore(redis_client).get("tiny", "1", "k1") is None
+    assert ThresholdStore(redis_client).get("tiny", "1", "*") is None
+    assert ThresholdStore(redis_client).get("tiny", "1", "None") is None
