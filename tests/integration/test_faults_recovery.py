@@ -410,6 +410,16 @@ def test_survivor_replays_its_never_committed_partition_after_a_rebalance(
     assert state[p1] == (20 * len(queued), 20 * len(queued)), report  # p1 processed in full
 
 
+def exited(worker: Worker, timeout: float) -> tuple[int | None, str]:
+    """The worker's exit code once it ends by itself within ``timeout`` s (None if it
+    runs on), and its log."""
+    try:
+        code: int | None = worker.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    return code, worker.log.read_text(errors="replace")
+
+
 def test_a_second_worker_with_the_same_instance_id_exits_instead_of_idling(
     kafka_broker: ServiceHandle, redis_server: ServiceHandle, model: Path, tmp_path: Path
 ) -> None:
@@ -423,11 +433,7 @@ def test_a_second_worker_with_the_same_instance_id_exits_instead_of_idling(
     second = spawn_worker(kafka_broker, redis_server, [model], tmp_path / "other", topics,
                           PARTITIONS, {"STREAM_DETECTOR_GROUP_INSTANCE_ID": "dup"})
     try:
-        try:
-            code = second.proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            code = None
-        log = second.log.read_text(errors="replace")
+        code, log = exited(second, 90)
         assert code == 1, log[-3000:]
         (line,) = [x for x in log.splitlines() if "group coordination of this worker failed" in x]
         assert "same STREAM_DETECTOR_GROUP_INSTANCE_ID ('dup')" in line and "[ERROR]" in line
@@ -453,11 +459,7 @@ def test_a_worker_whose_input_topic_grows_under_it_exits_naming_both_counts(
         for future in admin.create_partitions(
                 [NewPartitions(topics["input"], PARTITIONS + 2)]).values():
             future.result(timeout=30)
-        try:
-            code = worker.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            code = None
-        log = worker.log.read_text(errors="replace")
+        code, log = exited(worker, 60)
         assert code == 1, log[-3000:]
         assert (f"the input topic {topics['input']} now has {PARTITIONS + 2} partitions; this "
                 f"worker started with {PARTITIONS}") in log
