@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -136,6 +136,7 @@ def alerts_command(
              f"group {group}, suppress {suppress:g} s, min severity {min_severity:g}"
              + ("; dry run: the group's offsets and open incidents are read, never written"
                 if preview else ""))
+        _say_if_missing(consumer, topic)
         idle = ReadToEnd(time.monotonic())
         try:
             consumer.subscribe([topic], on_assign=idle.assigned)
@@ -151,6 +152,20 @@ def alerts_command(
          f"{tracker.duplicates} duplicates, {stats.opened} incidents opened, "
          f"{stats.resolved} resolved, {len(tracker.open_incidents)} still open"
          + (" (kept in Redis for the next run)" if store and tracker.open_incidents else ""))
+
+
+def _say_if_missing(consumer: Any, topic: str) -> None:
+    """One line when ``topic`` does not exist: alerts waits for it (the worker creates its
+    output topic when it starts), but a typo would wait silently for ever."""
+    from confluent_kafka import KafkaException
+
+    try:
+        known = consumer.list_topics(timeout=5.0).topics
+    except KafkaException:
+        return  # the broker was checked just before: the subscription says the rest
+    if topic not in known:
+        _log(f"{topic} does not exist (yet): alerts waits for it; if that is a typo, give "
+             "the worker's --output (STREAM_DETECTOR_OUTPUT_TOPIC) as --topic")
 
 
 def _sink(name: str, settings: Settings, webhook: str | None, timeout: float,

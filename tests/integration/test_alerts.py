@@ -205,3 +205,14 @@ def test_a_dry_run_moves_neither_offsets_nor_incidents_so_the_real_run_pages_all
     assert real.exit_code == 0, real.output
     assert sorted(p["blocks"][0]["text"]["text"] for p in hook.posts) == [
         "Anomaly: AAPL", "Anomaly: GOOG"]
+
+
+def test_a_topic_that_does_not_exist_is_said_at_the_start(
+    kafka_broker: ServiceHandle, alerts: Any,
+) -> None:
+    """tail said so; alerts waited without a word (a mistyped --topic waits for ever)."""
+    missing = f"no-such-{uuid.uuid4().hex[:8]}"
+    result = alerts(missing, f"alerts-{uuid.uuid4().hex[:8]}", "--exit-when-idle", "2",
+                    "--max-seconds", "10")
+    assert result.exit_code == 0, result.output
+    assert f"{missing} does not exist (yet): alerts waits for it" in result.output
