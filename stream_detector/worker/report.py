@@ -59,6 +59,7 @@ class ConsoleReporter:
         """Log and return the periodic line (rates since the last one); the consumer lag
         and Kafka's reachability come from ``kafka`` (the same view as ``/health``);
         ``dead``: the records dead-lettered so far by reason (the period's are shown)."""
+        unrouted = (dead or {}).get("unrouted", 0) - self.counter.dead.get("unrouted", 0)
         sources = "; ".join(
             (f"{c.card.name}: " if len(caches) > 1 else "")
             + threshold_source(len(c.entries), c.age_seconds, c.degraded) for c in caches)
@@ -66,4 +67,9 @@ class ConsoleReporter:
                                  self.lines.take_suppressed(), kafka_reachable=kafka.connected,
                                  dead=dead)
         log.info(line)
+        if unrouted > 0:  # events go missing for those keys: an INFO count was all there was
+            log.warning("%s record(s) of this period were dead-lettered as unrouted: no "
+                        "model this worker loaded serves their keys. Workers of one group "
+                        "must load the same models (--model); or train one that serves "
+                        "these keys", f"{unrouted:,}")
         return line

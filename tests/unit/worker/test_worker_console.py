@@ -164,3 +164,24 @@ def test_the_summary_counts_the_periods_dead_letters_by_reason() -> None:
     metrics.invalid_records.labels("wrong_type").inc()
     assert ", 1 dead-lettered (wrong_type 1)" in counter.line(40.0, 0, "redis",
                                                              dead=metrics.dead_letters())
+
+
+def test_unrouted_records_of_a_period_are_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Two workers of one group with other models: one dead-lettered its partitions
+    wholesale as unrouted (79,261 records) with an INFO count as the only line."""
+    from stream_detector.worker.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    up = KafkaStatus(connected=True, assigned_partitions=[0], consumer_lag=0,
+                     seconds_since_fetch=0.5)
+    reporter = ConsoleReporter(clock=lambda: 100.0)
+    with caplog.at_level(logging.INFO, logger=CONSOLE_LOGGER):
+        metrics.invalid_records.labels("wrong_type").inc(5)
+        reporter.summary(up, [], metrics.dead_letters())
+        assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+        metrics.invalid_records.labels("unrouted").inc(20_465)
+        reporter.summary(up, [], metrics.dead_letters())
+        reporter.summary(up, [], metrics.dead_letters())  # none new: no warning
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("20,465 record(s) of this period were dead-lettered as unrouted")
+    assert "Workers of one group must load the same models (--model)" in warning
