@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -290,7 +291,8 @@ def _add_pages(
 
 class _Worker(faust.Worker):
     """Faust's worker with repeated warnings and errors rate-limited in every log handler,
-    and a deadline on its stop (:class:`ShutdownDeadline`)."""
+    a deadline on its stop (:class:`ShutdownDeadline`), and SIGHUP stopping it as SIGTERM
+    does."""
 
     deadline: ShutdownDeadline | None = None
 
@@ -298,6 +300,12 @@ class _Worker(faust.Worker):
         if self.deadline is not None:
             self.deadline.start()
         super()._schedule_shutdown(signal)
+
+    def _install_signal_handlers_unix(self) -> None:
+        super()._install_signal_handlers_unix()
+        # the terminal that started the worker closed: stop as on SIGTERM (flush, commit,
+        # leave the group), not at once as SIGHUP's default did
+        self.loop.add_signal_handler(signal.SIGHUP, self._on_sigterm)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)

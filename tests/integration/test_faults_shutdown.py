@@ -79,14 +79,17 @@ def test_sigterm_with_kafka_down_exits_within_the_bound_and_loses_nothing(
     assert len(seen) == 6, events  # the 4 before the outage and the 2 after: none lost
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_under_load_stops_in_seconds_and_a_restart_repeats_nothing(
-    kafka_broker: ServiceHandle, redis_server: ServiceHandle, tmp_path: Path
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, tmp_path: Path,
+    sig: signal.Signals,
 ) -> None:
     """With records flowing, SIGTERM hung until the 20 s deadline (rc 1, "Kafka
     unreachable?"): Faust's timers end at the stop signal, so the events of the last
     batches, held for a state flush, were never acked while its consumer waited for them.
     Now the last flush runs, every taken record is acked and committed, and the next worker
-    starts where this one stopped: every anomaly once."""
+    starts where this one stopped: every anomaly once. SIGHUP (the terminal that started
+    the worker closed) ended it at once, as kill -9 did: it now stops the same way."""
     model = write_registry_model(tmp_path / "registry" / "cpu" / "1",
                                  window_mean_model(4, 1, last_k=1), name="cpu", window=4,
                                  features=["value"], threshold=5.0, detection=RAW)
@@ -102,13 +105,13 @@ def test_sigterm_under_load_stops_in_seconds_and_a_restart_repeats_nothing(
             assert time.monotonic() < deadline, "the worker consumed nothing"
             time.sleep(0.05)
         started = time.monotonic()
-        w.proc.send_signal(signal.SIGTERM)
+        w.proc.send_signal(sig)
         w.proc.wait(timeout=60)
         took = time.monotonic() - started
     finally:
         stop_worker(w, kill=True)
     log = w.log.read_text()
-    print(f"SIGTERM under load -> exit in {took:.1f} s (rc {w.proc.returncode})")
+    print(f"{sig.name} under load -> exit in {took:.1f} s (rc {w.proc.returncode})")
     assert w.proc.returncode == 0 and "did not stop within" not in log, log[-4000:]
     assert took < 10.0, log[-4000:]
 
