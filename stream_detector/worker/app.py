@@ -37,6 +37,7 @@ from stream_detector.worker.acks import FlushThenAck
 from stream_detector.worker.health import DELIVERY_STALL_SECONDS, health_document
 from stream_detector.worker.heap import freeze_startup_heap
 from stream_detector.worker.kafka_health import (
+    coordination_failed,
     group_membership,
     kafka_status,
     topic_partitions,
@@ -324,6 +325,5 @@ def run_worker(model_paths: Sequence[Path], settings: Settings | None = None) ->
     worker.spinner = None  # the terminal spinner puts the root logger at DEBUG: slow
     worker.deadline = ShutdownDeadline(settings.shutdown_timeout)
     # aiokafka never restarts a failed group coordination: such a worker would idle forever
-    GroupWatch(lambda: kafka_status(app, settings.input_topic).coordination_failed,
-               settings.group_instance_id).start()
+    GroupWatch(lambda: coordination_failed(app), settings.group_instance_id).start()
     worker.execute_from_commandline()

@@ -22,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
-__all__ = ["KafkaStatus", "STALE_FETCH_SECONDS", "group_membership", "kafka_status",
-           "topic_partitions"]
+__all__ = ["KafkaStatus", "STALE_FETCH_SECONDS", "coordination_failed", "group_membership",
+           "kafka_status", "topic_partitions"]
 
 STALE_FETCH_SECONDS: Final = 10.0
 """Without a fetch response for this long, an assigned worker reports itself degraded."""
@@ -80,11 +80,10 @@ def kafka_status(app: Any, input_topic: str, now: float | None = None) -> KafkaS
     Before the consumer has started (or if Faust's internals change shape) the answer is
     "not connected, nothing assigned".
     """
-    try:
-        consumer = app.consumer
-        client = consumer._thread._ensure_consumer()  # the aiokafka consumer
-    except Exception:  # noqa: BLE001 - not started yet: report that, do not fail /health
+    client = _aiokafka_consumer(app)
+    if client is None:  # not started yet: report that, do not fail /health
         return UNKNOWN
+    consumer = app.consumer
     now = time.time() if now is None else now
     try:
         connected = any(c.connected() for c in client._client._conns.values())
@@ -107,6 +106,22 @@ def kafka_status(app: Any, input_topic: str, now: float | None = None) -> KafkaS
     return status if status.healthy else replace(status, consumer_lag=None)
 
 
+def _aiokafka_consumer(app: Any) -> Any | None:
+    """The aiokafka consumer behind ``app``'s Faust consumer; None before it has started
+    (or if Faust's internals change shape)."""
+    try:
+        return app.consumer._thread._ensure_consumer()
+    except Exception:  # noqa: BLE001 - not started yet: unknown
+        return None
+
+
+def coordination_failed(app: Any) -> str | None:
+    """:attr:`KafkaStatus.coordination_failed` alone (what :class:`~.shutdown.GroupWatch`
+    polls every second, without the lag and fetch times)."""
+    client = _aiokafka_consumer(app)
+    return None if client is None else _coordination_failed(client)
+
+
 def _coordination_failed(client: Any) -> str | None:
     """The error that ended the aiokafka consumer's group coordination task, or None.
 
@@ -127,10 +142,10 @@ def _coordination_failed(client: Any) -> str | None:
 def topic_partitions(app: Any, topic: str) -> int | None:
     """How many partitions ``topic`` has in the consumer's cluster metadata (no request to
     the broker); None before the consumer has started or while the topic is unknown."""
+    client = _aiokafka_consumer(app)
     try:
-        client = app.consumer._thread._ensure_consumer()  # the aiokafka consumer
-        found = client._client.cluster.partitions_for_topic(topic)
-    except Exception:  # noqa: BLE001 - not started yet: unknown
+        found = None if client is None else client._client.cluster.partitions_for_topic(topic)
+    except Exception:  # noqa: BLE001 - metadata mid-update: unknown
         return None
     return len(found) if found else None
 
@@ -138,8 +153,7 @@ def topic_partitions(app: Any, topic: str) -> int | None:
 def group_membership(app: Any) -> tuple[int, str] | None:
     """The consumer's ``(generation, member id)`` in its group, as aiokafka holds them
     (reset when a heartbeat finds the member evicted); None before the consumer starts."""
-    try:
-        coordinator = app.consumer._thread._ensure_consumer()._coordinator
-        return (int(coordinator.generation), str(coordinator.member_id))
-    except Exception:  # noqa: BLE001 - not started yet: unknown
+    coordinator = getattr(_aiokafka_consumer(app), "_coordinator", None)
+    if coordinator is None:  # not started yet: unknown
         return None
+    return (int(coordinator.generation), str(coordinator.member_id))
