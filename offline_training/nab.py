@@ -48,7 +48,6 @@ __all__ = [
     "score_file",
     "sweep_scores",
     "window_indices",
-    "windows_for",
 ]
 
 PROBATION_PERCENT = 0.15
@@ -259,19 +258,3 @@ def load_windows(path: str | Path) -> dict[str, list[tuple[pd.Timestamp, pd.Time
                 f"{path}: windows of {name!r} must be [start, end] pairs ({exc})"
             ) from exc
     return result
-
-
-def windows_for(labels: Path, data: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """The label windows of ``data`` in a NAB-style JSON (keys like ``group/file.csv``).
-
-    Raises
-    ------
-    DataError
-        ``labels`` is unreadable or has no entry for ``data``'s file name.
-    """
-    table = load_windows(labels)
-    for name, windows in table.items():
-        if Path(name).name == data.name or name == data.stem:
-            return windows
-    raise DataError(f"{labels} has no windows for {data.name}; keys are e.g. "
-                    f"{', '.join(list(table)[:3])}")
