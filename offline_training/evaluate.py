@@ -31,7 +31,7 @@ from offline_training.eval_report import (
 )
 from offline_training.labels import Windows, key_windows, read_labels
 from offline_training.metrics import detection_metrics
-from offline_training.nab import score_corpus, window_indices, windows_for
+from offline_training.nab import score_corpus, window_indices
 from stream_detector.core.detection import DetectionParams
 from stream_detector.exceptions import DataError
 from stream_detector.files.batch import (
@@ -45,7 +45,7 @@ from stream_detector.files.batch import (
 from stream_detector.files.history import load_source
 from stream_detector.files.time_report import time_report
 
-__all__ = ["MAX_TIMELINES", "Evaluation", "evaluate", "windows_for"]
+__all__ = ["MAX_TIMELINES", "Evaluation", "evaluate"]
 
 MAX_TIMELINES = 6  # labelled keys charted on the page (each chart holds its whole series)
 
@@ -164,9 +164,13 @@ def _with_windows(
     labelled_rows: list[pd.DataFrame] = []
     charts: list[str] = []
     several = len(windows) > 1
+    records_of: dict[str, list[Any]] = {}
+    for r in records:  # grouped once: per key scans took keys x records (hours at 10k keys)
+        records_of.setdefault(r.key, []).append(r)
+    frames_of = dict(iter(frame.groupby("key", sort=False)))
     for name, key_windows_ in windows.items():
-        mine = [r for r in records if r.key == name]
-        scored = frame[frame["key"] == name]
+        mine = records_of.get(name, [])
+        scored = frames_of.get(name, frame.iloc[:0])
         times = np.array([r.epoch_ns for r in mine], dtype=np.int64).astype("datetime64[ns]")
         values = pd.DataFrame({"time": times, "timestamp": [r.timestamp_text for r in mine],
                                "value": [r.values[0] for r in mine]})
