@@ -128,7 +128,16 @@ class Settings(BaseSettings):
         description="seconds a fetch request may wait at the broker for new records (Kafka's "
         "fetch.max.wait.ms; Faust fixes 1.5 s): while one waits, partitions with records "
         "buffered are not fetched, so their records can wait this long (a start-up patch, "
-        "stream_detector/worker/faust_fetch_wait.py); an idle worker fetches this often",
+        "stream_detector/worker/faust_fetch_wait.py); an idle worker fetches this often; and the "
+        "longest records that trickle in wait for a fetch of fetch_min_bytes",
+    )
+    fetch_min_bytes: int = Field(
+        65536, ge=1, le=8 << 20,
+        description="bytes a fetch request asks the broker to gather before it answers, "
+        "waiting at most fetch_max_wait (Kafka's fetch.min.bytes; 1 in Faust and aiokafka): "
+        "under load, fewer and larger fetches (at 5,000 messages/s, 1 record each, "
+        "produce-to-event p99 133 -> 63 ms on 2 shared cores); records that trickle in wait "
+        "up to fetch_max_wait longer; 1: answer as soon as any record is there",
     )
     intra_op_threads: int = Field(
         -1, ge=-1, description="ONNX Runtime threads per operator (0: one per core; -1: the "

@@ -70,7 +70,8 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     """
     _check_redis(settings)
     faust_patch.install_rebalance_fixes()  # no records skipped around a rebalance (#12)
-    faust_fetch_wait.install(settings.fetch_max_wait)  # no 1.5 s fetch stalls (#13)
+    # no 1.5 s fetch stalls; fewer, fuller fetches under load (#13)
+    faust_fetch_wait.install(settings.fetch_max_wait, settings.fetch_min_bytes)
     if settings.fast_delivery:
         faust_patch.install()  # message delivery without four asyncio tasks per message
         faust_raw_decode.install()  # raw messages to events without the codec registry

@@ -27,9 +27,10 @@ class _Consumer:
 
     def __init__(self, **kwargs: Any) -> None:
         self._fetch_max_wait_ms = kwargs["fetch_max_wait_ms"]
+        self._fetch_min_bytes = kwargs.get("fetch_min_bytes", 1)  # aiokafka's default
 
 
-def _fetch_wait_ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+def _made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     import aiokafka
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -41,7 +42,11 @@ def _fetch_wait_ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
         patch.setattr(aiokafka, "AIOKafkaConsumer", _Consumer)
         made = AIOKafkaConsumerThread._create_worker_consumer(
             thread, app.transport)  # type: ignore[arg-type]
-    return int(made._fetch_max_wait_ms)
+    return made
+
+
+def _fetch_wait_ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    return int(_made(tmp_path, monkeypatch)._fetch_max_wait_ms)
 
 
 def test_the_worker_consumer_gets_the_setting_instead_of_faust_s_fixed_wait(
@@ -52,14 +57,44 @@ def test_the_worker_consumer_gets_the_setting_instead_of_faust_s_fixed_wait(
     assert faust_fetch_wait.install(0.05)
     assert faust_fetch_wait.installed() == 0.05
     assert _fetch_wait_ms(tmp_path / "b", monkeypatch) == 50
-    assert faust_fetch_wait.install(Settings().fetch_max_wait)  # again: the value changes
+    default = Settings()  # again: the value changes
+    assert faust_fetch_wait.install(default.fetch_max_wait, default.fetch_min_bytes)
     assert _fetch_wait_ms(tmp_path / "c", monkeypatch) == 20
+
+
+def test_the_worker_consumer_asks_for_the_setting_s_fetch_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if "upstream" not in faust_fetch_wait._state:  # not patched yet: aiokafka's 1 byte
+        assert _made(tmp_path / "a", monkeypatch)._fetch_min_bytes == 1
+    try:
+        assert faust_fetch_wait.install(0.05, 4096)
+        assert faust_fetch_wait.installed_min_bytes() == 4096
+        made = _made(tmp_path / "b", monkeypatch)
+        assert (made._fetch_min_bytes, made._fetch_max_wait_ms) == (4096, 50)
+        assert faust_fetch_wait.install(0.05)  # left out: one byte, as aiokafka
+        assert _made(tmp_path / "c", monkeypatch)._fetch_min_bytes == 1
+    finally:
+        default = Settings()
+        faust_fetch_wait.install(default.fetch_max_wait, default.fetch_min_bytes)
+    assert default.fetch_min_bytes == 65536
+    assert _made(tmp_path / "d", monkeypatch)._fetch_min_bytes == 65536
 
 
 @pytest.mark.parametrize("seconds", [0.0, -1.0, float("nan")])
 def test_a_wait_that_is_not_positive_is_refused(seconds: float) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         faust_fetch_wait.install(seconds)
+
+
+@pytest.mark.parametrize("min_bytes", [0, -1])
+def test_a_fetch_size_under_one_byte_is_refused(min_bytes: int) -> None:
+    with pytest.raises(ValueError, match="at least 1 byte"):
+        faust_fetch_wait.install(0.02, min_bytes)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        Settings(fetch_min_bytes=min_bytes)
 
 
 def test_the_setting_is_bounded_by_faust_s_own_wait() -> None:
