@@ -143,6 +143,13 @@ class Settings(BaseSettings):
         -1, ge=-1, description="ONNX Runtime threads per operator (0: one per core; -1: the "
         "faster of 1 and one per core, timed on this machine at model load)",
     )
+    state_cache_keys: int = Field(
+        100_000, ge=1, le=100_000_000,
+        description="key states held decoded in memory; beyond it, those updated longest ago "
+        "are dropped from memory after each state flush and decoded again from the table's "
+        "bytes when their key returns (100,000 keys, a window of 24: 4.7 KB a key all "
+        "decoded, 1.1 KB with 10,000 decoded)",
+    )
     state_flush_interval: float = Field(
         0.25, gt=0, le=30,
         description="seconds between changelog writes of key states (offsets commit after)",

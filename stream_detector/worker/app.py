@@ -88,7 +88,7 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
     metrics = WorkerMetrics()
     models = ServedModels(settings, model_paths, metrics)
     runtime = WorkerRuntime(
-        models.runtimes, TableStore(table), metrics,
+        models.runtimes, TableStore(table, settings.state_cache_keys), metrics,
         send_event=lambda k, v: output.send(key=k, value=v),
         send_dead=lambda k, v: dead.send(key=k or None, value=v),
     )
