@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 from benchmarks.bench_models import window_mean_model, write_registry_model
 from benchmarks.e2e_support import (
     Child,
+    child,
     create_topic,
     produce,
     series_messages,
@@ -34,7 +37,7 @@ from benchmarks.e2e_support import (
 )
 from benchmarks.report import histogram_from_prometheus, percentiles
 
-__all__ = ["keeping_up", "latency", "limits"]
+__all__ = ["keeping_up", "latency", "limits", "transport_floor"]
 
 WINDOW = 24
 KEYS = 100
@@ -97,6 +100,35 @@ def latency(kafka_url: str, redis_url: str, tmp: Path,
     out[0]["batch_size_histogram"] = histogram_from_prometheus(
         text, "stream_detector_batch_size")
     return out
+
+
+def transport_floor(kafka_url: str, tmp: Path, rate: float, per: int,
+                    seconds: float) -> dict[str, Any]:
+    """The latency of the producer and the broker alone at a phase's rate: the same paced
+    messages to a topic of their own, read by :mod:`benchmarks.latency_probe` (a plain
+    consumer that does nothing with them, in its own process) instead of a worker: on a
+    host whose cores the broker and the producer share with the worker, their share of a
+    worker's produce-to-event latency. Raises ``TimeoutError``
+    when the probe gets no assignment or no result in time."""
+    bootstrap = kafka_url.split("://", 1)[1]
+    topic = f"floor-{uuid.uuid4().hex[:6]}"
+    create_topic(bootstrap, topic)
+    n = int(rate * seconds) // (KEYS * per) * KEYS * per
+    messages = list(series_messages(n, KEYS, per, spike_every=SPIKE_EVERY))
+    out = tmp / f"{topic}.json"
+    ready = out.with_name(out.name + ".ready")
+    args = [sys.executable, "-m", "benchmarks.latency_probe", bootstrap, topic,
+            str(len(messages)), str(out)]
+    with child(args, dict(os.environ), tmp / f"{topic}.log") as probe:
+        wait_for(ready.exists, 60, "latency probe's assignment", probe.check, 0.05)
+        sent, took = produce(bootstrap, topic, messages, rate=rate / per,
+                             linger_ms=PRODUCER_LINGER_MS)
+        wait_for(out.exists, 60, "latency probe's result",
+                 lambda: out.exists() or probe.check(), 0.1)  # its exit once done is fine
+    lat = [float(v) for v in json.loads(out.read_text())]
+    return {"rate_target": rate, "per_message": per, "rate_achieved": sent * per / took,
+            "messages": sent, "received": len(lat),
+            "latency_ms": {**percentiles(lat, (50, 90, 99)), "max": max(lat, default=0.0)}}
 
 
 def _phase(bootstrap: str, topic: str, w: Child, rate: float, per: int, n: int, step: int,

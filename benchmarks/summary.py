@@ -8,6 +8,9 @@
 - ``batched_vs_plain_loop``: worker / the plain confluent-kafka loop, 100 a message;
 - ``latency_p99_ms_at_5k``: p99 produce-to-event latency at 5,000 records/s, 1% alerting
   (goal < 50; a value, not a ratio);
+- ``latency_floor_p99_ms_at_5k``: p99 produce-to-consume latency of the same paced messages
+  read by a plain consumer (:func:`benchmarks.latency.transport_floor`): the producer's and
+  the broker's share, no goal;
 - ``scoring_vs_ort_at_64`` / ``_at_1024``: the worst family's scoring stage / raw ONNX
   Runtime at that batch (goal >= 0.9 at 64 and above).
 """
@@ -53,6 +56,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
             (float(p["latency_ms"]["p99"]) for p in e2e.get("latency", [])
              if p.get("rate_target") == 5_000.0 and p.get("per_message") == 1
              and "latency_ms" in p), math.nan),
+        "latency_floor_p99_ms_at_5k": float(
+            e2e.get("latency_floor", {}).get("latency_ms", {}).get("p99", math.nan)),
     }
     rows = results.get("scoring_ceiling", {}).get("rows", [])
     for batch in (64, 1024):

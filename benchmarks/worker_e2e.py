@@ -41,7 +41,7 @@ from benchmarks.e2e_support import (
     wait_for,
     worker,
 )
-from benchmarks.latency import latency, limits
+from benchmarks.latency import latency, limits, transport_floor
 from benchmarks.peers import peer_rate
 from benchmarks.report import (
     histogram_from_prometheus,
@@ -52,7 +52,7 @@ from benchmarks.report import (
 )
 from benchmarks.worker_variants import VARIANTS
 
-__all__ = ["main", "run"]
+__all__ = ["floor_line", "main", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 AAPL = ROOT.parent / "shared" / "data" / "nab" / "data" / "realTweets" / "Twitter_volume_AAPL.csv"
@@ -67,6 +67,7 @@ QUICK_BATCHED_ROUNDS = 3  # quick mode: bare agent and worker, 100 a message (se
 # 1,000/s first: a lightly loaded worker, where fetch waits showed (faust_fetch_wait.py)
 LATENCY_PHASES = ((1_000.0, 1), (5_000.0, 10), (5_000.0, 1), (20_000.0, 10), (50_000.0, 10),
                   (20_000.0, 1), (50_000.0, 1))
+FLOOR_PHASE = (5_000.0, 1)  # the goal's phase, for the transport's own latency
 QUIET = {"normalise": False, "warmup": 0, "suppress": 1}  # with a huge threshold: no alerts
 ENTRY = ("-m", "stream_detector")
 
@@ -224,6 +225,25 @@ LABELS = {"bare_agent": "bare Faust agent (counts only)", "worker": "stream-dete
           "quix_dict": "quixstreams, per-record scoring, dict state"}
 
 
+def floor_line(floor: dict[str, Any] | None, phases: list[dict[str, Any]]) -> str:
+    """The transport's own latency beside the worker's, at the floor's phase."""
+    if not floor:
+        return ""
+    rate, per = floor["rate_target"], floor["per_message"]
+    mine = next((p["latency_ms"] for p in phases if "latency_ms" in p
+                 and (p["rate_target"], p["per_message"]) == (rate, per)), None)
+    lat = floor["latency_ms"]
+    worker = "" if mine is None else f"; the worker's: p50 {mine['p50']:,.0f}, p99 " \
+        f"{mine['p99']:,.0f}"
+    return (f"\n\nTransport floor at {rate:,.0f} records/s ({per} a message): the same paced "
+            f"messages read by a plain consumer that does nothing with them "
+            f"(benchmarks/latency_probe.py, {floor['received']:,} of {floor['messages']:,} "
+            f"messages, just before the worker's phases): p50 {lat['p50']:,.0f}, p99 "
+            f"{lat['p99']:,.0f} ms{worker}. That is the producer's and the broker's share on "
+            "this host, whose cores they share with the worker: a worker's latency holds a "
+            "share like it.")
+
+
 def _tables(res: dict[str, Any]) -> str:
     tp = res.get("throughput", {})
     rows: list[dict[str, Any]] = []
@@ -260,6 +280,7 @@ def _tables(res: dict[str, Any]) -> str:
                markdown_table(lat_rows, ["rate_target", "per_message", "rate_achieved",
                                          "sustained", "backlog", "events", "kept_up", "p50",
                                          "p90", "p99", "max", "note"]))
+        md += floor_line(res.get("latency_floor"), res["latency"])
         for per, lim in sorted(limits(res["latency"]).items()):
             md += (f"\n\n{per} record(s) a message: kept up at "
                    f"{_rate(lim['kept_up_at'])}, fell behind at {_rate(lim['falls_behind_at'])}"
@@ -314,6 +335,8 @@ def run(full: bool = False, out_dir: Path | None = None,
             _part(res, "aapl", aapl, kafka.url, redis.url, tmp, 5 if full else 2, timeout,
                   entry)
         if "latency" in parts:
+            _part(res, "latency_floor", transport_floor, kafka.url, tmp, *FLOOR_PHASE,
+                  seconds)
             _part(res, "latency", latency, kafka.url, redis.url, tmp, LATENCY_PHASES, seconds,
                   entry)
     md = _tables(res)

@@ -26,6 +26,8 @@ def test_ratios_take_each_baseline_of_the_same_run() -> None:
                          "latency_ms": {"p99": 80.0}},
                         {"rate_target": 5_000.0, "per_message": 1,
                          "latency_ms": {"p99": 12.0}}],
+            "latency_floor": {"rate_target": 5_000.0, "per_message": 1,
+                              "latency_ms": {"p99": 7.0}},
         },
         "scoring_ceiling": {"rows": [{"batch": 64, "ratio": 0.95}, {"batch": 64, "ratio": 0.91},
                                      {"batch": 1024, "ratio": 0.99}]},
@@ -35,6 +37,7 @@ def test_ratios_take_each_baseline_of_the_same_run() -> None:
     assert got["single_vs_quixstreams"] == 9_500.0 / 5_000.0  # the faster quixstreams peer
     assert got["batched_vs_plain_loop"] == 0.8
     assert got["latency_p99_ms_at_5k"] == 12.0
+    assert got["latency_floor_p99_ms_at_5k"] == 7.0  # the transport's own, never the worker's
     assert got["scoring_vs_ort_at_64"] == 0.91  # the worst family counts
     md = summary_markdown(got, "test")
     assert "met (>= 0.8)" in md and "met (< 50)" in md
