@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from model_fixtures import window_mean_model, write_registry_model
+from pipeline_fixtures import MemoryTable, series_records, tiny_runtime
 
 from schemas.events import SourceRef
-from schemas.records import parse_message
 from stream_detector.core.key_state import DictStore, KeyState, position_of
-from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.pipeline import Pipeline
-from stream_detector.core.registry import load_model
 from stream_detector.core.windowing import WindowState
 from stream_detector.worker.table_store import TableStore, table_key
-from stream_detector.worker.threshold_cache import ThresholdCache
-
-
-def runtime(tmp_path: Path) -> ModelRuntime:
-    model_dir = write_registry_model(
-        tmp_path / "m", window_mean_model(4, 1, last_k=1), window=4, features=["value"],
-        threshold=3.0, detection={"halflife": 10, "warmup": 6, "suppress": 3, "offset": 0.01},
-    )
-    loaded = load_model(model_dir, preference="cpu")
-    return ModelRuntime(loaded, ThresholdCache(loaded.card, client=None).lookup)  # type: ignore[arg-type]
-
-
-def records(key: str, values: list[float]) -> list[Any]:
-    return [parse_message(json.dumps({"kind": "series", "series": key, "value": v,
-                                      "timestamp": f"2026-01-01T00:00:{i:02d}"}).encode())[0]
-            for i, v in enumerate(values)]
-
 
 # the 30.0 completes the 8th window, after the warm-up (6 windows of 4 records)
 VALUES = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.1, 10.0, 10.2, 9.9, 30.0, 10.1]
@@ -50,9 +28,9 @@ def test_key_state_round_trips() -> None:
 
 
 def test_interleaved_keys_give_the_same_events_as_each_key_alone(tmp_path: Path) -> None:
-    rt = runtime(tmp_path)
+    rt = tiny_runtime(tmp_path)
     together = Pipeline([rt], DictStore())
-    a, b = records("a", VALUES), records("b", [2.0 * v + 5.0 for v in VALUES])
+    a, b = series_records("a", VALUES), series_records("b", [2.0 * v + 5.0 for v in VALUES])
     pending = []
     for i, (ra, rb) in enumerate(zip(a, b, strict=True)):
         pending += together.ingest([ra], SourceRef(topic="t", partition=0, offset=2 * i))
@@ -68,10 +46,10 @@ def test_interleaved_keys_give_the_same_events_as_each_key_alone(tmp_path: Path)
 
 
 def test_records_already_in_the_state_are_skipped_after_a_restart(tmp_path: Path) -> None:
-    rt = runtime(tmp_path)
+    rt = tiny_runtime(tmp_path)
     store = DictStore()
     first = Pipeline([rt], store)
-    recs = records("a", VALUES)
+    recs = series_records("a", VALUES)
     for i, r in enumerate(recs[:9]):
         first.ingest([r], SourceRef(topic="t", partition=0, offset=i))
     # restart: the state (bytes) survived, offsets 5..8 were not committed and come again
@@ -91,10 +69,10 @@ def test_records_of_another_topic_or_partition_are_never_skipped(
     tmp_path: Path, source: SourceRef,
 ) -> None:
     # an app id reused with a new input topic, or a repartitioned topic: offsets restart low
-    rt = runtime(tmp_path)
+    rt = tiny_runtime(tmp_path)
     store = DictStore()
     pipe = Pipeline([rt], store)
-    recs = records("a", VALUES)
+    recs = series_records("a", VALUES)
     for i, r in enumerate(recs[:6]):
         pipe.ingest([r], SourceRef(topic="t", partition=0, offset=1000 + i))
     saved = KeyState.from_bytes(store.states[("tiny", "a")].to_bytes())
@@ -108,22 +86,13 @@ def test_records_of_another_topic_or_partition_are_never_skipped(
     assert pipe.ingest([recs[-1]], source.model_copy(update={"offset": offset + 5})) == []
 
 
-class _Table:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.changelog: list[tuple[int | None, bytes, bytes]] = []
-
-    def send_changelog(self, partition: int | None, key: bytes, value: bytes) -> None:
-        self.changelog.append((partition, key, value))
-
-
 def test_table_store_writes_touched_states_to_the_source_partition_on_flush(
     tmp_path: Path,
 ) -> None:
-    table = _Table()
+    table = MemoryTable()
     store = TableStore(table)
-    pipe = Pipeline([runtime(tmp_path)], store)
-    for i, r in enumerate(records("a", VALUES[:5])):
+    pipe = Pipeline([tiny_runtime(tmp_path)], store)
+    for i, r in enumerate(series_records("a", VALUES[:5])):
         pipe.ingest([r], SourceRef(topic="t", partition=3, offset=i))
     assert table.changelog == []  # nothing persisted before the batch's output is delivered
     assert store.flush() == 1

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from model_fixtures import window_mean_model, write_registry_model
+from pipeline_fixtures import MemoryTable, series_records, tiny_runtime
 
 from schemas.events import SourceRef
-from schemas.records import parse_message
 from stream_detector.core.key_state import KeyState
-from stream_detector.core.model_runtime import ModelRuntime
 from stream_detector.core.pipeline import Pipeline
-from stream_detector.core.registry import load_model
 from stream_detector.core.windowing import WindowState
 from stream_detector.worker.table_store import TableStore, table_key
-from stream_detector.worker.threshold_cache import ThresholdCache
 
 SRC = SourceRef(topic="t", partition=0, offset=0)
-
-
-class _Table:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.changelog: list[tuple[int | None, bytes, bytes]] = []
-
-    def send_changelog(self, partition: int | None, key: bytes, value: bytes) -> None:
-        self.changelog.append((partition, key, value))
 
 
 def _state(value: float) -> KeyState:
@@ -42,7 +27,7 @@ def _live_keys(store: TableStore) -> list[str]:
 
 
 def test_states_beyond_the_bound_leave_memory_after_a_write_updated_longest_ago_first() -> None:
-    table = _Table()
+    table = MemoryTable()
     store = TableStore(table, max_live=2)
     for key in ("a", "b", "c"):
         store.put("m", key, _state(1.0), SRC)
@@ -56,7 +41,7 @@ def test_states_beyond_the_bound_leave_memory_after_a_write_updated_longest_ago_
 
 
 def test_states_changed_since_the_snapshot_in_flight_stay_in_memory() -> None:
-    table = _Table()
+    table = MemoryTable()
     store = TableStore(table, max_live=1)
     put = {key: _state(1.0) for key in ("a", "b", "c")}
     for key, state in put.items():
@@ -75,29 +60,14 @@ def test_states_changed_since_the_snapshot_in_flight_stay_in_memory() -> None:
 
 def test_a_bound_under_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        TableStore(_Table(), max_live=0)
-
-
-def _runtime(tmp_path: Path) -> ModelRuntime:
-    model_dir = write_registry_model(
-        tmp_path / "m", window_mean_model(4, 1, last_k=1), window=4, features=["value"],
-        threshold=3.0, detection={"halflife": 10, "warmup": 6, "suppress": 3, "offset": 0.01},
-    )
-    loaded = load_model(model_dir, preference="cpu")
-    return ModelRuntime(loaded, ThresholdCache(loaded.card, client=None).lookup)  # type: ignore[arg-type]
-
-
-def _records(key: str, values: list[float]) -> list[Any]:
-    return [parse_message(json.dumps({"kind": "series", "series": key, "value": v,
-                                      "timestamp": f"2026-01-01T00:{i:02d}:00"}).encode())[0]
-            for i, v in enumerate(values)]
+        TableStore(MemoryTable(), max_live=0)
 
 
 def _events(tmp_path: Path, max_live: int) -> list[tuple[str, str, float, bool]]:
-    store = TableStore(_Table(), max_live=max_live)
-    pipe = Pipeline([_runtime(tmp_path)], store)
+    store = TableStore(MemoryTable(), max_live=max_live)
+    pipe = Pipeline([tiny_runtime(tmp_path)], store)
     base = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.1, 10.0, 10.2, 9.9, 30.0, 10.1] * 3
-    series = {k: _records(k, [v * (1 + i) for v in base]) for i, k in enumerate("abcde")}
+    series = {k: series_records(k, [v * (1 + i) for v in base]) for i, k in enumerate("abcde")}
     out = []
     offset = 0
     for step in range(len(base)):
