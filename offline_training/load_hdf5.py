@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from offline_training.load_checks import Where, fill_missing
-from offline_training.load_tables import events_from_frame
+from offline_training.load_tables import SERIES_COLUMNS, events_from_frame, kind_from_columns
 from offline_training.loaded_data import EventData, MissingPolicy
 from stream_detector.exceptions import DataError
 
@@ -86,7 +86,22 @@ def _pandas_events(path: Path, key: str, missing: MissingPolicy) -> EventData:
     if not isinstance(frame, pd.DataFrame) or frame.empty:
         raise DataError(f"{path}: {key!r} holds no rows of a table; expected a DataFrame")
     frame.columns = [str(c) for c in frame.columns]
+    _refuse_records(path, key, frame)
     return events_from_frame(frame, Where(path, dataset=key), "label", missing)
+
+
+def _refuse_records(path: Path, key: str, frame: pd.DataFrame) -> None:
+    """A frame of records (a series or a sales panel), or with a column of times, is not
+    feature vectors: read as events, its times became a feature of a meaningless model."""
+    columns = list(frame.columns)
+    times = [c for c in columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    kind = kind_from_columns(columns, path) if set(SERIES_COLUMNS) <= set(columns) else None
+    if kind is None and not times:
+        return
+    what = f"the columns of a {kind} table" if kind else f"a column of times ({times[0]!r})"
+    raise DataError(f"{path}: {key!r} has {what}; an HDF5 file is read as feature vectors "
+                    "(events), so save a series or a sales panel as CSV or Parquet, or leave "
+                    "the times out of the features")
 
 
 def _h5_datasets(handle: h5py.File, ndim: int) -> list[str]:

@@ -68,6 +68,24 @@ def test_hdf5_fixed_with_mixed_dtypes_keeps_every_column_named_in_order(tmp_path
         assert load_events(path, dataset="/events").names == data.names
 
 
+def test_an_hdf5_frame_of_records_or_times_is_refused_not_trained_as_features(
+    tmp_path: Path,
+) -> None:
+    times = pd.date_range("2024-01-01", periods=50, freq="5min")
+    series = pd.DataFrame({"timestamp": times, "value": np.arange(50.0)})
+    series.to_hdf(tmp_path / "series.h5", key="data")
+    with pytest.raises(DataError, match="has the columns of a series table"):
+        load(tmp_path / "series.h5")  # train's path: it trained on the times as a feature
+    stamped = pd.DataFrame({"when": times, "pt": np.arange(50.0)})
+    stamped.to_hdf(tmp_path / "stamped.h5", key="data")
+    with pytest.raises(DataError, match=r"a column of times \('when'\)"):
+        load_events(tmp_path / "stamped.h5")
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "series.h5"),
+                                      "--out", str(tmp_path / "reg")])
+    assert result.exit_code == 1 and "save a series or a sales panel as CSV" in result.output
+    assert not (tmp_path / "reg").exists()
+
+
 def test_wrong_columns_get_one_message_from_every_command(tmp_path: Path) -> None:
     path = write(tmp_path, "w.csv", "date,value\n2020-01-01,1\n2020-01-02,2\n")
     message = ("missing column(s) ['timestamp']; found ['date', 'value'], "
