@@ -8,8 +8,11 @@ imports every command module and holds the entry point. Nothing here imports a c
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -23,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KafkaOption", "RedisOption", "app", "check_param", "check_topic", "console",
-    "err_console", "fail", "fitted_title", "one_line_errors", "records_progress",
+    "err_console", "fail", "fitted_title", "interrupt_flag", "one_line_errors",
+    "records_progress",
     "require_given", "say", "settings_for", "usage_error", "warn",
 ]
 
@@ -134,6 +138,25 @@ KafkaOption = Annotated[
 RedisOption = Annotated[
     str | None, typer.Option("--redis", help="Redis URL, redis://HOST:PORT/DB (default: settings)")
 ]
+
+
+@contextlib.contextmanager
+def interrupt_flag() -> Iterator[threading.Event]:
+    """Within the block, a first Ctrl-C (SIGINT) sets the yielded flag instead of raising,
+    so a loop can stop between steps (not inside a C call that cannot take the exception);
+    a second one raises ``KeyboardInterrupt`` as usual. The old handler comes back after."""
+    flag = threading.Event()
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    old = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 @contextlib.contextmanager

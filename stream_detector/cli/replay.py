@@ -12,6 +12,7 @@ from stream_detector.cli.common import (
     KafkaOption,
     app,
     check_topic,
+    interrupt_flag,
     one_line_errors,
     records_progress,
     say,
@@ -85,8 +86,15 @@ def replay_command(
         producer = Producer(replaying.producer_config(settings.confluent_config()))
         partitions = replaying.check_topic(producer, topic, settings.bootstrap_servers)
         stream = replaying.messages(source.records, batch)
-        with records_progress(f"{file.name} -> {topic}", source.total, progress) as advance:
-            stats = replaying.send(producer, topic, stream, rate=rate, on_progress=advance)
+        with interrupt_flag() as interrupted, \
+                records_progress(f"{file.name} -> {topic}", source.total, progress) as advance:
+            stats = replaying.send(producer, topic, stream, rate=rate, on_progress=advance,
+                                   stop=interrupted.is_set)
+    if stats.interrupted:
+        say(f"interrupted: sent {stats.records:,} of {source.total:,} records in "
+            f"{stats.messages:,} messages to {topic} ({stats.delivered:,} acknowledged); the "
+            "rest were not sent")
+        raise typer.Exit(130)
     say(
         f"sent {stats.records:,} {source.kind} records of {source.keys:,} key(s) in "
         f"{stats.messages:,} messages ({stats.bytes / 1e6:.1f} MB) to {topic} "

@@ -194,6 +194,7 @@ class ReplayStats:
     first_error: str | None = None
     first_code: int | None = None  # confluent_kafka.KafkaError code of first_error
     seconds: float = 0.0
+    interrupted: bool = False  # ``stop`` said so before the stream's end
 
     @property
     def records_per_second(self) -> float:
@@ -229,11 +230,15 @@ def send(
     on_progress: Callable[[int], None] | None = None,
     flush_timeout: float = 60.0,
     clock: Callable[[], float] = time.monotonic,
+    stop: Callable[[], bool] | None = None,
 ) -> ReplayStats:
     """Produce ``(key, value, records)`` messages; optionally pace at ``rate`` records/s.
 
     Stops at the first failed delivery report (the rest would most likely fail the same
-    way) and raises once the queue is drained.
+    way) and raises once the queue is drained. ``stop`` is asked before each message and
+    every 0.1 s of a paced wait: when it says so, no more are produced, those produced are
+    still delivered, and the stats say ``interrupted`` (a Ctrl-C, without raising inside
+    librdkafka's calls).
 
     Raises
     ------
@@ -243,7 +248,8 @@ def send(
     stats = ReplayStats()
     start = clock()
     try:
-        _produce_all(producer, topic, stream, stats, rate, on_progress, clock)
+        _produce_all(producer, topic, stream, stats, rate, on_progress, clock,
+                     stop or _never)
     except StreamDetectorError:  # a bad record: what was sent before it still arrives
         producer.flush(flush_timeout)
         raise
@@ -264,13 +270,17 @@ def _produce_all(
     rate: float | None,
     on_progress: Callable[[int], None] | None,
     clock: Callable[[], float],
+    stop: Callable[[], bool],
 ) -> None:
     start = clock()
     pending = 0
     for key, value, count in stream:
         if rate:
-            while (wait := start + stats.records / rate - clock()) > 0:
+            while (wait := start + stats.records / rate - clock()) > 0 and not stop():
                 producer.poll(min(wait, 0.1))  # sleep while serving delivery reports
+        if stop():
+            stats.interrupted = True
+            break
         _produce(producer, topic, key, value, stats)
         producer.poll(0)
         stats.records += count
@@ -284,6 +294,10 @@ def _produce_all(
             break
     if on_progress is not None and pending:
         on_progress(pending)
+
+
+def _never() -> bool:
+    return False
 
 
 # librdkafka's local errors when no broker takes the messages: _MSG_TIMED_OUT,

@@ -252,3 +252,36 @@ def test_a_broker_that_goes_away_mid_replay_is_said_so_within_the_delivery_timeo
         output
     assert "is the broker still running? The replay stopped with" in error[0]
     assert took < 50, f"said after {took:.0f} s"
+
+
+@pytest.mark.parametrize("progress", ["--no-progress", "--progress"])
+def test_ctrl_c_in_a_paced_replay_says_what_was_sent_and_exits_130(
+    kafka_broker: ServiceHandle, topic: str, tmp_path: Path, progress: str,
+) -> None:
+    """A Ctrl-C while librdkafka's poll slept raised inside it: a SystemError traceback
+    ("returned NULL without setting an exception"), or with the bar an exit that never
+    said how much had been sent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = write_series_csv(tmp_path / "s.csv", make_series(SeriesConfig(rows=2_000), seed=6))
+    repo = str(Path(__file__).resolve().parents[3])
+    replay = subprocess.Popen(  # noqa: S603 - our own interpreter
+        [sys.executable, "-m", "stream_detector", "replay", str(path), "-t", topic,
+         "--rate", "50", "--kafka", kafka_broker.url, progress],
+        env={**os.environ, "PYTHONPATH": repo}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(8)  # connected, and some records sent
+        replay.send_signal(signal.SIGINT)
+        output, _ = replay.communicate(timeout=60)
+    finally:
+        replay.kill()
+    assert replay.returncode == 130, output
+    assert "Traceback" not in output, output
+    line = next(x for x in output.splitlines() if x.startswith("interrupted: sent "))
+    sent = int(line.split()[2].replace(",", ""))
+    assert 0 < sent < 2_000 and f"of 2,000 records in {sent:,} messages" in line, line
+    assert len(consume_all(kafka_broker, topic, sent)) == sent  # what it said went out

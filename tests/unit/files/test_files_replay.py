@@ -278,6 +278,31 @@ def test_send_paces_records_per_second() -> None:
     assert stats.records_per_second == pytest.approx(10 / 0.08)
 
 
+def test_send_stops_when_told_and_still_delivers_what_it_produced() -> None:
+    producer = FakeProducer()
+    stats = send(producer, "t", stream(50), rate=100.0, clock=lambda: producer.now,
+                 stop=lambda: producer.now >= 0.05)  # asked in the paced wait too
+    assert stats.interrupted
+    assert (stats.messages, stats.records) == (3, 6)  # sent at 0, 20 and 40 ms
+    assert stats.delivered == 3 and producer.flushes == 1
+
+
+def test_interrupt_flag_turns_the_first_ctrl_c_into_a_flag_and_the_second_into_an_error(
+) -> None:
+    import os
+    import signal
+
+    from stream_detector.cli.common import interrupt_flag
+
+    before = signal.getsignal(signal.SIGINT)
+    with interrupt_flag() as flag:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert flag.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 class Meta:
     def __init__(self, topics: dict[str, Any]) -> None:
         self.topics = topics
