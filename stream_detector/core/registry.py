@@ -51,6 +51,7 @@ __all__ = [
     "read_card",
     "sha256_bytes",
     "sha256_file",
+    "validation_line",
 ]
 
 CARD_FILE: Final = "card.json"
@@ -90,7 +91,27 @@ def read_card(path: Path | str, max_bytes: int = MAX_CARD_BYTES) -> ModelCard:
     try:
         return ModelCard.model_validate_json(raw)
     except ValidationError as exc:
-        raise ModelCardError(f"model card {path} is invalid:\n{exc}") from exc
+        raise ModelCardError(f"model card {path} is invalid: {validation_line(exc)}") from exc
+
+
+def validation_line(exc: ValidationError, most: int = 3) -> str:
+    """A pydantic validation error in one line: each problem's field path and message
+    (the first ``most``), instead of pydantic's multi-line report with a documentation URL.
+
+    >>> from pydantic import BaseModel
+    >>> class Card(BaseModel):
+    ...     window: int
+    >>> try:
+    ...     Card.model_validate_json('{"window": "wide"}')
+    ... except ValidationError as e:
+    ...     print(validation_line(e))
+    window: Input should be a valid integer, unable to parse string as an integer
+    """
+    problems = exc.errors(include_url=False)
+    said = [f"{'.'.join(str(p) for p in e['loc']) or 'the file'}: {e['msg']}"
+            for e in problems[:most]]
+    more = f" (and {len(problems) - most} more)" if len(problems) > most else ""
+    return "; ".join(said) + more
 
 
 @dataclass(frozen=True)

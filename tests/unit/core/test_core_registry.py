@@ -102,3 +102,25 @@ def test_refresh_check_can_refuse_a_version(tmp_path: Path) -> None:
     assert registry.refresh(refuse) is None
     assert registry.current is not None and registry.current.card.version == "1"
     assert [v.version for v, _ in registry.refused] == ["2"]
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('{"broken', "the file: Invalid JSON: EOF while parsing"),
+    (None, "window: Input should be greater than"),
+])
+def test_an_invalid_card_is_one_line_naming_the_file_and_the_field(
+    tmp_path: Path, text: str | None, said: str,
+) -> None:
+    from stream_detector.core.registry import read_card
+
+    model = write_model(tmp_path / "tiny" / "1")
+    if text is None:
+        card = json.loads((model / "card.json").read_text())
+        card["window"] = 0
+        text = json.dumps(card)
+    (model / "card.json").write_text(text)
+    with pytest.raises(ModelCardError) as info:
+        read_card(model)
+    message = str(info.value)
+    assert "\n" not in message and "errors.pydantic.dev" not in message
+    assert message.startswith(f"model card {model / 'card.json'} is invalid: {said}"), message
