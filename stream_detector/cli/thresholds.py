@@ -196,9 +196,20 @@ def thresholds_set(
             _check_key(ref, key, store, new_key)
             entry = store.set(ref.name, ref.version, key, value, method=method, set_by=by)
     say(f"{ref.name} {ref.version} " + _entry_text(key, entry, entry.value, "set"))
-    if value <= 0:  # scores are errors (>= 0) or z-scores centred on 0
-        warn(f"a threshold of {value!r} is not above 0: most windows score above it, so "
-             "nearly every one alerts (the default models alert at 5.5)")
+    _warn_not_positive({key: value})
+
+
+def _warn_not_positive(values: dict[str, float]) -> None:
+    """A line for thresholds at or under 0: scores are errors (>= 0) or z-scores centred on
+    0, so nearly every window of such a key alerts."""
+    low = {k: v for k, v in values.items() if v <= 0}
+    if not low:
+        return
+    (key, value), *more = sorted(low.items())
+    who = "" if key == _DEFAULT_KEY and not more else \
+        f" ({', '.join(k for k in sorted(low)[:3])}{' ...' if len(low) > 3 else ''})"
+    warn(f"a threshold of {value!r}{who} is not above 0: most windows score above it, so "
+         "nearly every one alerts (the default models alert at 5.5)")
 
 
 @thresholds_app.command("get")
@@ -320,6 +331,7 @@ def thresholds_publish(
         gone = f"; dropped {len(dropped)} key threshold(s) set since: {names}"
     say(f"published {count} threshold(s) of {card.name} {card.version} "
         f"(default {card.thresholds.default!r}){gone}")
+    _warn_not_positive({_DEFAULT_KEY: card.thresholds.default, **card.thresholds.per_key})
     if kept:
         _warn_kept(model, version, kept)
 

@@ -229,6 +229,20 @@ def test_a_threshold_not_above_zero_is_set_with_a_warning(
         assert stored["value"] == float(value)  # set all the same: z-scores may be negative
 
 
+def test_publishing_a_card_with_a_threshold_not_above_zero_warns_as_set_does(
+    redis_server: ServiceHandle, model_dir: Path
+) -> None:
+    """An edited card's default of -1 was published without a word, where set warns."""
+    assert "warning" not in cli(redis_server, "publish", "--model", str(model_dir))
+    card = json.loads((model_dir / "card.json").read_text())
+    card["thresholds"]["default"] = -1.0
+    card["thresholds"]["per_key"]["Twitter_volume_FB"] = 0.0
+    (model_dir / "card.json").write_text(json.dumps(card))
+    out = cli(redis_server, "publish", "--model", str(model_dir))
+    assert "published 3 threshold(s)" in out
+    assert "warning: a threshold of -1.0 (*, Twitter_volume_FB) is not above 0" in out, out
+
+
 def test_the_kept_keys_warning_suggests_commands_for_the_version_published(
     redis_server: ServiceHandle, tmp_path: Path
 ) -> None:
