@@ -154,8 +154,9 @@ def _step(text: str) -> None:
 def score_command(
     model: ModelOption,
     data: ScoredDataOption,
-    out: Annotated[Path, typer.Option(help="CSV of every window's score (its folder must "
-                                           "exist)", callback=new_file)] = Path("scores.csv"),
+    out: Annotated[Path, typer.Option(help="every window's score: CSV, or Parquet when it "
+                                           "ends .parquet (its folder must exist)",
+                                      callback=new_file)] = Path("scores.csv"),
     kind: Annotated[
         RecordKind | None, typer.Option(help="record kind (default: the model's)")
     ] = None,
@@ -169,6 +170,7 @@ def score_command(
 ) -> None:
     import pandas as pd
 
+    from offline_training.load_tables import PARQUET_SUFFIXES
     from stream_detector.files.batch import (
         COLUMNS,
         load_runtime,
@@ -182,6 +184,11 @@ def score_command(
     if out.exists() and out.samefile(data):
         raise typer.BadParameter(f"{out} is the --data file: the scores would overwrite it; "
                                  "give another file name", param_hint="'--out'")
+    parquet = out.suffix.lower() in PARQUET_SUFFIXES
+    if not parquet and out.suffix.lower() not in {".csv", ".txt", ""}:
+        raise typer.BadParameter(f"{out.name}: the scores are written as CSV (.csv) or "
+                                 "Parquet (.parquet), not as its suffix says",
+                                 param_hint="'--out'")
     with one_line_errors():
         runtime = load_runtime(model, provider)
         source = load_source(data, kind=require_kind(runtime, data, kind), key=key,
@@ -193,7 +200,10 @@ def score_command(
             rows = [r.as_tuple() for _, r in score_records(runtime, records, advance,
                                                                name=str(data))]
         frame = pd.DataFrame(rows, columns=COLUMNS)
-        frame.to_csv(out, index=False)
+        if parquet:
+            frame.to_parquet(out, index=False)
+        else:
+            frame.to_csv(out, index=False)
         timing = time_report(records, runtime.time, source.ignored).line()
     filled = f" ({source.imputed:,} missing values filled in)" if source.imputed else ""
     scored = int(frame["key"].nunique())

@@ -76,6 +76,22 @@ def test_score_writes_every_window_with_the_alerting_decision(
     assert frame["alert"].sum() >= 1 and (frame["key"] == "demo").all()
 
 
+def test_score_writes_parquet_by_its_suffix_and_refuses_other_suffixes(
+    trained: tuple[Path, Path, Path],
+) -> None:
+    """--out x.parquet and x.json got CSV text under those names, without a word."""
+    tmp, data, _ = trained
+    args = ["score", "--model", str(tmp / "registry" / "demo"), "--data", str(data),
+            "--no-progress", "--out"]
+    result = runner.invoke(app, [*args, str(tmp / "scores.parquet")])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(tmp / "scores.parquet")
+    assert len(frame) == 3000 - 24 + 1 and frame["alert"].dtype == bool
+    result = runner.invoke(app, [*args, str(tmp / "scores.json")])
+    assert result.exit_code == 2 and "written as CSV (.csv) or Parquet" in result.output
+    assert not (tmp / "scores.json").exists()
+
+
 def test_evaluate_reports_nab_and_auc_and_writes_plots(trained: tuple[Path, Path, Path]) -> None:
     tmp, data, labels = trained
     out = tmp / "eval"
