@@ -98,11 +98,30 @@ def read_parquet(path: Path, schema_only: bool = False) -> pd.DataFrame:
 
     try:
         if schema_only:
-            return pd.DataFrame(columns=canonical_columns(list(pq.read_schema(path).names)))
-        return pd.read_parquet(path)
+            schema = pq.read_schema(path)
+            names = [("timestamp" if name == _PANDAS_INDEX and pa.types.is_timestamp(kind)
+                      else name) for name, kind in zip(schema.names, schema.types, strict=True)]
+            return pd.DataFrame(columns=canonical_columns(names))
+        return _index_as_column(pd.read_parquet(path))
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc}); check that it is "
                         "complete, or save it again") from exc
+
+
+_PANDAS_INDEX = "__index_level_0__"  # how pandas.to_parquet stores an unnamed index
+_INDEX_COLUMNS = frozenset({"timestamp", "date", "series", "store", "item"})
+
+
+def _index_as_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame pandas wrote with its times (or a record column) as the index, with that
+    index as a column again (an unnamed DatetimeIndex as ``timestamp``): pandas restores the
+    index, so the file seemed to lack the column. Other indexes are not data: left out."""
+    index = frame.index
+    if isinstance(index, pd.DatetimeIndex) or index.name in _INDEX_COLUMNS:
+        name = str(index.name or "timestamp")
+        if name not in frame.columns:
+            return frame.reset_index(names=name)
+    return frame
 
 
 def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], where: Where) -> None:

@@ -86,6 +86,25 @@ def test_an_hdf5_frame_of_records_or_times_is_refused_not_trained_as_features(
     assert not (tmp_path / "reg").exists()
 
 
+@pytest.mark.parametrize("index_name", [None, "timestamp"])
+def test_a_parquet_series_with_its_times_as_the_index_is_read(
+    tmp_path: Path, index_name: str | None,
+) -> None:
+    """pandas restores a DatetimeIndex, so the file seemed to lack its timestamp column:
+    "missing column(s) ['timestamp']; found ['value']"."""
+    times = pd.date_range("2024-01-01", periods=40, freq="5min", name=index_name)
+    path = tmp_path / "s.parquet"
+    pd.DataFrame({"value": np.arange(40.0)}, index=times).to_parquet(path)
+    assert infer_kind(path) == "series"
+    data = load_series(path)
+    assert data.values.ravel().tolist() == list(np.arange(40.0))
+    assert data.timestamps[0] == np.datetime64("2024-01-01T00:00:00")
+    assert load(path).values.shape == (40, 1)  # train's path (kind inferred)
+    other = tmp_path / "e.parquet"  # an index that is not times: not data, left out
+    pd.DataFrame({"pt": [1.0, 2.0]}, index=pd.Index([7, 9], name="event")).to_parquet(other)
+    assert load_events(other).names == ["pt"]
+
+
 def test_wrong_columns_get_one_message_from_every_command(tmp_path: Path) -> None:
     path = write(tmp_path, "w.csv", "date,value\n2020-01-01,1\n2020-01-02,2\n")
     message = ("missing column(s) ['timestamp']; found ['date', 'value'], "
