@@ -195,6 +195,11 @@ def _with_windows(
         "nab": {"standard_normalised": nab.normalized, "raw": nab.raw, "null": nab.null,
                 "perfect": nab.perfect},
     }
+    others = frame[~frame["key"].isin(list(windows))]  # said, not judged: their alerts
+    if len(others):  # were left out of every figure without a word
+        names = sorted(set(others["key"].astype(str)))
+        result["unlabelled_keys"] = {"keys": len(names), "alerts": int(others["alert"].sum()),
+                                     "names": names[:5]}
     if several:
         result["labelled_keys"] = len(windows)
         if len(windows) > MAX_TIMELINES:

@@ -269,9 +269,19 @@ def _evaluation_lines(metrics: dict[str, object]) -> list[str]:
         lines.append(f"alert level: {alert['true_alerts']} true, {alert['false_alerts']} false; "
                      f"{alert['windows_detected']}/{alert['labelled_windows']} labelled windows "
                      f"detected" + (f", missed: {'; '.join(missed)}" if missed else ""))
-    if isinstance(nab, dict):
+    if isinstance(nab, dict) and nab["perfect"] == nab["null"]:
+        lines.append("NAB standard score: not defined (no labelled window: NAB normalises "
+                     "between no alerts and a perfect detector, here the same)")
+    elif isinstance(nab, dict):
         lines.append(f"NAB standard score: {nab['standard_normalised']:.1f} (normalised, 100 = "
                      "perfect, 0 = no alerts)")
+    unlabelled = metrics.get("unlabelled_keys")
+    if isinstance(unlabelled, dict):
+        names = unlabelled["names"]
+        more = ", ..." if unlabelled["keys"] > len(names) else ""
+        lines.append(f"not judged: {unlabelled['keys']:,} key(s) the labels do not name "
+                     f"({', '.join(printable(str(n)) for n in names)}{more}), with "
+                     f"{unlabelled['alerts']:,} alert(s)")
     if isinstance(window, dict):
         lines.append(f"window level (every window above the threshold): precision "
                      f"{window['precision']:.3g}, recall {window['recall']:.3g}, ROC AUC "

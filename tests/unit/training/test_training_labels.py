@@ -93,3 +93,25 @@ def test_each_key_is_judged_by_its_own_windows(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["evaluate", "--model", str(model.parent), "--data",
                                   str(data), "--labels", str(nab), "--out", str(out)])
     assert refused.exit_code == 1 and "give windows per key" in refused.output
+
+
+def test_keys_the_labels_do_not_name_are_said_with_their_alerts(tmp_path: Path) -> None:
+    """Labels for a alone: b's alerts were left out of every figure without a word, and a
+    file without a labelled window got "NAB standard score: 0.0 (... 0 = no alerts)"."""
+    model = write_registry_model(tmp_path / "registry" / "m" / "1",
+                                 window_mean_model(4, 1, last_k=1), name="m", window=4,
+                                 threshold=50.0, detection=RAW)
+    times = pd.date_range(T0, periods=60, freq="5min")
+    rows = [(t, 100.0 if (key == "b" and i == 40) else 10.0, key)
+            for i, t in enumerate(times) for key in ("a", "b")]
+    data = tmp_path / "two.csv"
+    pd.DataFrame(rows, columns=["timestamp", "value", "series"]).to_csv(data, index=False)
+    labels = write(tmp_path / "labels.json", {"a": []})
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", "--model", str(model.parent), "--data", str(data),
+                                 "--labels", str(labels), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["unlabelled_keys"] == {"keys": 1, "alerts": 4, "names": ["b"]}
+    assert "not judged: 1 key(s) the labels do not name (b), with 4 alert(s)" in result.output
+    assert "NAB standard score: not defined (no labelled window" in result.output
