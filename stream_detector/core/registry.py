@@ -368,6 +368,13 @@ class ModelRegistry:
     ) -> LoadedModel:
         loaded = load_model(version.path, preference=self._preference,
                             intra_op_threads=self._threads, max_batch=self._max_batch)
+        card = loaded.card
+        if (card.name, card.version) != (version.name, version.version):
+            raise ModelCardError(  # a copied folder: served under the card's version
+                f"{version.path} holds the card of {card.name} version {card.version}, not "
+                f"{version.name} version {version.version}: a version's folder is named "
+                "after its card (train publishes them so); rename the folder or train a new "
+                "version")
         if check is not None:
             check(loaded.card)
         self.current, self._current_version = loaded, version

@@ -124,3 +124,18 @@ def test_an_invalid_card_is_one_line_naming_the_file_and_the_field(
     message = str(info.value)
     assert "\n" not in message and "errors.pydantic.dev" not in message
     assert message.startswith(f"model card {model / 'card.json'} is invalid: {said}"), message
+
+
+def test_a_version_folder_holding_another_version_s_card_is_refused(tmp_path: Path) -> None:
+    """A copy of version 1 as folder 4 was served as 'version 1', with no word."""
+    import shutil
+
+    write_model(tmp_path / "tiny" / "1")
+    registry = ModelRegistry(tmp_path, preference="cpu")
+    assert registry.load_latest().card.version == "1"
+    shutil.copytree(tmp_path / "tiny" / "1", tmp_path / "tiny" / "4")
+    assert registry.refresh() is None  # version 1 keeps serving
+    reason = registry.refused[-1][1]
+    assert "holds the card of tiny version 1, not tiny version 4" in reason, reason
+    fresh = ModelRegistry(tmp_path, preference="cpu")
+    assert fresh.load_latest().card.version == "1"  # the newest folder refused, 1 loaded
