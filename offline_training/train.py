@@ -250,7 +250,7 @@ def train(opts: TrainOptions) -> TrainReport:
         card = build_card(opts, name, version, source.kind, features, window, scaler, sha,
                           provisional, detection, result, part)
         card = card.model_copy(update={"training": {
-            **card.training, **training_keys(records), "scoring": head.card_section(),
+            **card.training, **training_keys(records, window), "scoring": head.card_section(),
             "imputed": source.imputed}})
         timing = time_report(records, TimePolicy.from_cadence(card.time.cadence_s if card.time
                                                               else None), source.ignored).line()

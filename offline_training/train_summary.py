@@ -9,6 +9,8 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stream_detector.logs import printable
+
 if TYPE_CHECKING:
     from offline_training.train_options import TrainReport
 
@@ -17,11 +19,20 @@ __all__ = ["MAX_CARD_KEYS", "dumps", "summary", "summary_lines", "training_keys"
 MAX_CARD_KEYS = 10_000  # the card lists the keys it was trained on, up to this many
 
 
-def training_keys(records: Any) -> dict[str, Any]:
+def training_keys(records: Any, window: int | None = None) -> dict[str, Any]:
     """The card's ``training`` entries naming the keys trained on (``thresholds set``
-    refuses others) and how many there were."""
-    keys = sorted({r.key for r in records})
-    return {"keys": keys[:MAX_CARD_KEYS], "key_count": len(keys)}
+    refuses others) and how many there were; with ``window`` (records), also the keys with
+    fewer records than it, which gave no window to train on (``keys_without_window``: up
+    to 5 of them, ``keys_without_window_count``)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.key] = counts.get(r.key, 0) + 1
+    keys = sorted(counts)
+    out: dict[str, Any] = {"keys": keys[:MAX_CARD_KEYS], "key_count": len(keys)}
+    short = [k for k in keys if window is not None and counts[k] < window]
+    if short:
+        out.update(keys_without_window=short[:5], keys_without_window_count=len(short))
+    return out
 
 _FAMILIES = {"dense": "dense autoencoder", "lstm": "LSTM autoencoder",
              "conv1d": "Conv1D autoencoder", "events": "event autoencoder",
@@ -55,11 +66,16 @@ def summary_lines(report: Any, data: Path) -> list[str]:
     filled = f" ({imputed:,} missing values filled in)" if imputed else ""
     impute = " --missing impute" if imputed else ""
     timing = [report.time_line] if getattr(report, "time_line", "") else []
+    short = int(training.get("keys_without_window_count") or 0)
+    named = list(training.get("keys_without_window") or [])
+    unused = (f"; {short:,} of them had fewer records than the window and no window to train "
+              f"on: {', '.join(printable(str(k)) for k in named)}"
+              f"{', ...' if short > len(named) else ''}") if short else ""
     return [*timing,
         f"trained {card.name} v{card.version}: {_FAMILIES.get(card.family, card.family)}, "
         f"window {card.window}, on {int(training.get('rows') or 0):,} records{filled} of {keys:,} "
         f"key(s){part} in {report.seconds:.1f} s ({len(result.history)} epochs on "
-        f"{result.device}{best})",
+        f"{result.device}{best}){unused}",
         f"threshold: {th.default:.4g} ({scale}); {len(th.per_key)} per-key threshold(s)",
         *([report.per_key_line] if getattr(report, "per_key_line", "") else []),
         f"saved: {report.path} ({_size(report.path)}: {files})",

@@ -232,3 +232,21 @@ def test_a_diverging_fit_is_one_line_and_a_failed_step_leaves_no_partial_version
                                  "1", "--no-progress"])
     assert failed.exit_code == 1 and "disk full" in failed.output
     assert list((out / "s").iterdir()) == []  # the staging folder went with the failure
+
+
+def test_train_names_the_keys_too_short_for_a_window(tmp_path: Path) -> None:
+    """A series of 10 records (window 24) was counted among the keys trained on, with no
+    word that it gave no window (score said so; train did not)."""
+    rows = ["timestamp,value,series"]
+    rows += [f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00,{10 + i % 7},A" for i in range(300)]
+    rows += [f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00,{10 + i % 3},B" for i in range(10)]
+    data = tmp_path / "two.csv"
+    data.write_text("\n".join(rows) + "\n")
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "r"),
+                                 "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert ("of 2 key(s)" in result.output and "1 of them had fewer records than the window "
+            "and no window to train on: B") in result.output, result.output
+    card = ModelCard.model_validate_json(
+        (tmp_path / "r" / "two" / "1" / "card.json").read_text())
+    assert card.training["keys_without_window"] == ["B"]
