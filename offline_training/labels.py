@@ -108,6 +108,7 @@ def key_windows(table: dict[str, Windows], labels: Path, data: Path,
                     '({"KEY": [[start, end], ...]}, as the demo\'s labels.json) or '
                     "evaluate one series with --key")
             return {keys[0]: windows} if keys else {}
-    raise DataError(f"{labels} has no windows for {data.name} or its series; its entries are "
-                    f"e.g. {', '.join(map(repr, list(table)[:3]))}, the file's series e.g. "
-                    f"{', '.join(map(repr, keys[:3]))}")
+    entries = (f"its entries are e.g. {', '.join(map(repr, list(table)[:3]))}" if table
+               else "it holds no entries")
+    raise DataError(f"{labels} has no windows for {data.name} or its series; {entries}, the "
+                    f"file's series e.g. {', '.join(map(repr, keys[:3]))}")

@@ -63,7 +63,8 @@ def summary_lines(report: Any, data: Path) -> list[str]:
     files = ", ".join(sorted(p.name for p in report.path.iterdir() if p.is_file()))
     entry = report.path.parent
     imputed = int(training.get("imputed") or 0)
-    filled = f" ({imputed:,} missing values filled in)" if imputed else ""
+    filled = (f" ({imputed:,} missing value{'' if imputed == 1 else 's'} filled in)"
+              if imputed else "")
     impute = " --missing impute" if imputed else ""
     timing = [report.time_line] if getattr(report, "time_line", "") else []
     short = int(training.get("keys_without_window_count") or 0)

@@ -205,7 +205,8 @@ def score_command(
         else:
             frame.to_csv(out, index=False)
         timing = time_report(records, runtime.time, source.ignored).line()
-    filled = f" ({source.imputed:,} missing values filled in)" if source.imputed else ""
+    filled = (f" ({source.imputed:,} missing value{'' if source.imputed == 1 else 's'} "
+              "filled in)") if source.imputed else ""
     scored = int(frame["key"].nunique())
     short = ""
     if scored < source.keys:  # they were counted as scored keys, silently

@@ -254,8 +254,9 @@ def _select(
         return series
     if key not in series:
         shown = ", ".join(shown_key(k) for k in list(series)[:5])
+        more = ", ..." if len(series) > 5 else ""
         raise DataError(f"{source}: no key {shown_key(key)!r}; the file has {len(series)} keys "
-                        f"({shown}, ...)")
+                        f"({shown}{more})")
     return {key: series[key]}
 
 

@@ -60,6 +60,8 @@ def test_windows_go_to_keys_by_name_by_nab_file_or_for_a_one_series_file() -> No
         key_windows({"g/multi.csv": w}, labels, data, ["a", "b"])
     with pytest.raises(DataError, match="has no windows for multi.csv or its series"):
         key_windows({"other": w}, labels, data, ["a", "b"])
+    with pytest.raises(DataError, match="or its series; it holds no entries, the file's"):
+        key_windows({}, labels, data, ["a", "b"])  # was "its entries are e.g. , the ..."
 
 
 def test_each_key_is_judged_by_its_own_windows(tmp_path: Path) -> None:
