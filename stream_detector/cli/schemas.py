@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from stream_detector.cli.checks import new_folder
 from stream_detector.cli.common import app, one_line_errors, say
 
 __all__ = ["schemas_app"]
@@ -21,7 +22,8 @@ app.add_typer(schemas_app, name="schemas")
 @schemas_app.command("export")
 def schemas_export(
     directory: Annotated[
-        Path, typer.Argument(help="folder to write (created if missing)", metavar="DIR")
+        Path, typer.Argument(help="folder to write (created if missing)", metavar="DIR",
+                             callback=new_folder)
     ],
 ) -> None:
     """Write one JSON Schema file per contract, for producers in any language.
