@@ -323,6 +323,7 @@ def thresholds_publish(
                 "registry/NAME with --version)")
         with _threshold_store(redis) as store:
             dropped = store.kept(card) if replace else {}  # what the replace will drop
+            before = store.get(card.name, card.version, _DEFAULT_KEY)
             count = store.publish_from_card(card, replace=replace)
             kept = {} if replace else store.kept(card)
     gone = ""
@@ -331,6 +332,12 @@ def thresholds_publish(
         gone = f"; dropped {len(dropped)} key threshold(s) set since: {names}"
     say(f"published {count} threshold(s) of {card.name} {card.version} "
         f"(default {card.thresholds.default!r}){gone}")
+    if before is not None and before.set_by != "model-card" \
+            and before.value != card.thresholds.default:
+        warn(f"the default {before.value!r} set {before.set_at} by {before.set_by or 'unknown'} "
+             f"was replaced by the card's {card.thresholds.default!r}; set it again with "
+             f"`stream-detector thresholds set {shlex.quote(str(model))} '*'"
+             f"{f' --version {shlex.quote(version)}' if version else ''} -- {before.value!r}`")
     _warn_not_positive({_DEFAULT_KEY: card.thresholds.default, **card.thresholds.per_key})
     if kept:
         _warn_kept(model, version, kept)

@@ -256,10 +256,9 @@ class ThresholdStore:
         card's thresholds, and workers reload it whole."""
         th = card.thresholds
         values = {DEFAULT_KEY: th.default, **th.per_key}
-        entries = {
-            k: ThresholdEntry(value=v, method=th.method, set_at=card.created_at, set_by=set_by)
-            for k, v in values.items()
-        }
+        now = utc_now_iso()  # when they were set in Redis (the card keeps when it was made)
+        entries = {k: ThresholdEntry(value=v, method=th.method, set_at=now, set_by=set_by)
+                   for k, v in values.items()}
         if not replace:
             self.set_many(card.name, card.version, entries)
             return len(entries)

@@ -243,6 +243,20 @@ def test_publishing_a_card_with_a_threshold_not_above_zero_warns_as_set_does(
     assert "warning: a threshold of -1.0 (*, Twitter_volume_FB) is not above 0" in out, out
 
 
+def test_publish_says_when_it_replaces_a_default_set_by_hand(
+    redis_server: ServiceHandle, model_dir: Path
+) -> None:
+    """A '*' of 6.0 set by hand became the card's 0.5 without a word (keys set by hand are
+    kept and named; the default was not)."""
+    cli(redis_server, "publish", "--model", str(model_dir))
+    cli(redis_server, "set", str(model_dir), "*", "6.0", "--by", "alice")
+    out = cli(redis_server, "publish", "--model", str(model_dir))
+    assert "warning: the default 6.0 set" in out and "by alice was replaced by the card's 0.5" \
+        in out, out
+    assert f"thresholds set {model_dir} '*' -- 6.0" in out
+    assert "replaced" not in cli(redis_server, "publish", "--model", str(model_dir))
+
+
 def test_the_kept_keys_warning_suggests_commands_for_the_version_published(
     redis_server: ServiceHandle, tmp_path: Path
 ) -> None:

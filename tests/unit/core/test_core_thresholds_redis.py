@@ -66,6 +66,8 @@ def test_store_round_trip_and_notifications(store: ThresholdStore) -> None:
     assert pubsub.get_message(timeout=1.0)["type"] == "subscribe"
     assert store.publish_from_card(CARD) == 2
     assert {k: e.value for k, e in store.list("itest", "1").items()} == {"*": 1.5, "1/7": 2.5}
+    published = store.list("itest", "1")["*"]  # when it went to Redis, not the card's date
+    assert published.set_at > CARD.created_at and published.set_by == "model-card"
     entry = store.set("itest", "1", "2/3", 0.75, method="manual", set_by="alice")
     assert store.get("itest", "1", "2/3") == entry
     assert store.delete("itest", "1", "2/3") and not store.delete("itest", "1", "2/3")
