@@ -303,6 +303,10 @@ def records_from(
         is_sales = kind == "sales" or all(s.names == ["sales"] for s in series.values())
         found: Literal["series", "sales"] = "sales" if is_sales else "series"
     else:
+        if key is not None and data.key not in (key, path.stem):  # the ids of its series
+            raise DataError(f"{where}: no key {shown_key(key)!r}; its series column holds "
+                            f"one id, {shown_key(data.key)!r} (--key names a file's series "
+                            "only when it has no series column)")
         series, found = {key or data.key: data}, "series"
     total, keyed = _keyed_records(found, series, order, limit, where)
     return RecordSource(found, total, keyed, path, len(series))

@@ -130,6 +130,18 @@ def test_panel_key_selects_one_series(tmp_path: Path) -> None:
         load_source(path, key="9/9")  # both named: no "..." after them
 
 
+def test_key_on_a_file_whose_series_column_holds_another_id_is_refused(tmp_path: Path) -> None:
+    """--key X on a file of series Y renamed its records to X without a word (on a file of
+    two series the same flag was refused)."""
+    rows = "".join(f"2015-02-26T21:{i:02d}:00,{i},Y\n" for i in range(5))
+    path = write(tmp_path / "one.csv", "timestamp,value,series\n" + rows)
+    with pytest.raises(DataError, match="no key 'X'; its series column holds one id, 'Y'"):
+        load_source(path, key="X")
+    assert {r.key for r in load_source(path, key="Y").records} == {"Y"}
+    plain = write(tmp_path / "plain.csv", "timestamp,value\n2015-02-26T21:00:00,1\n")
+    assert {r.key for r in load_source(plain, key="X").records} == {"X"}  # it names it
+
+
 def test_sales_ids_must_be_integers(tmp_path: Path) -> None:
     path = write(tmp_path / "train.csv", "date,store,item,sales\n2017-01-01,A,7,3\n")
     with pytest.raises(DataError, match="'A/7' is not STORE/ITEM with integer ids"):

@@ -229,14 +229,3 @@ def test_the_package_names_load_lazily_and_all_resolve() -> None:
                             check=True, timeout=60).stdout.split()
     assert "schemas.kinds" in loaded and "pydantic" not in loaded
 
-
-def test_export_to_a_file_path_is_one_clear_error(tmp_path: Path) -> None:
-    """It said only "File exists"."""
-    from typer.testing import CliRunner
-
-    from stream_detector.cli.main import app
-
-    target = tmp_path / "afile"
-    target.write_text("x")
-    result = CliRunner().invoke(app, ["schemas", "export", str(target)])
-    assert result.exit_code == 2 and f"{target} is a file, not a folder" in result.output
