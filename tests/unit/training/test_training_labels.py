@@ -64,18 +64,25 @@ def test_windows_go_to_keys_by_name_by_nab_file_or_for_a_one_series_file() -> No
         key_windows({}, labels, data, ["a", "b"])  # was "its entries are e.g. , the ..."
 
 
-def test_each_key_is_judged_by_its_own_windows(tmp_path: Path) -> None:
-    """Key a spikes at row 40, key b never; both have a window there. Before, a's alert
-    was matched by its time alone and detected b's window too (and a sales file's 12 keys
-    were all judged against one key's windows)."""
+def two_series(tmp_path: Path, spiking: str) -> tuple[Path, pd.DatetimeIndex, Path]:
+    """A raw last-step model (threshold 50) and a file of series a and b, 60 records each,
+    where ``spiking`` jumps to 100 at row 40: (model folder, times, data file)."""
     model = write_registry_model(tmp_path / "registry" / "m" / "1",
                                  window_mean_model(4, 1, last_k=1), name="m", window=4,
                                  threshold=50.0, detection=RAW)
     times = pd.date_range(T0, periods=60, freq="5min")
-    rows = [(t, 100.0 if (key == "a" and i == 40) else 10.0, key)
+    rows = [(t, 100.0 if (key == spiking and i == 40) else 10.0, key)
             for i, t in enumerate(times) for key in ("a", "b")]
     data = tmp_path / "two.csv"
     pd.DataFrame(rows, columns=["timestamp", "value", "series"]).to_csv(data, index=False)
+    return model, times, data
+
+
+def test_each_key_is_judged_by_its_own_windows(tmp_path: Path) -> None:
+    """Key a spikes at row 40, key b never; both have a window there. Before, a's alert
+    was matched by its time alone and detected b's window too (and a sales file's 12 keys
+    were all judged against one key's windows)."""
+    model, times, data = two_series(tmp_path, spiking="a")
     span = [str(times[39]), str(times[44])]  # a's 4 windows holding its spike alert
     labels = write(tmp_path / "labels.json", {"a": [span], "b": [span]})
     out = tmp_path / "report"
@@ -100,14 +107,7 @@ def test_each_key_is_judged_by_its_own_windows(tmp_path: Path) -> None:
 def test_keys_the_labels_do_not_name_are_said_with_their_alerts(tmp_path: Path) -> None:
     """Labels for a alone: b's alerts were left out of every figure without a word, and a
     file without a labelled window got "NAB standard score: 0.0 (... 0 = no alerts)"."""
-    model = write_registry_model(tmp_path / "registry" / "m" / "1",
-                                 window_mean_model(4, 1, last_k=1), name="m", window=4,
-                                 threshold=50.0, detection=RAW)
-    times = pd.date_range(T0, periods=60, freq="5min")
-    rows = [(t, 100.0 if (key == "b" and i == 40) else 10.0, key)
-            for i, t in enumerate(times) for key in ("a", "b")]
-    data = tmp_path / "two.csv"
-    pd.DataFrame(rows, columns=["timestamp", "value", "series"]).to_csv(data, index=False)
+    model, times, data = two_series(tmp_path, spiking="b")
     labels = write(tmp_path / "labels.json", {"a": []})
     out = tmp_path / "report"
     result = runner.invoke(app, ["evaluate", "--model", str(model.parent), "--data", str(data),
