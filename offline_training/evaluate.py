@@ -117,7 +117,7 @@ def evaluate(
     if table is not None and labels is not None:
         windows = key_windows(table, labels, data, sorted({r.key for r in records}))
     frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
-    time_line = time_report(records, runtime.time, source.ignored).line()
+    time_line = time_report(records, runtime.time, source.ignored).lines()
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
                                "data": str(data), "windows": len(frame),
                                "alerts": int(frame["alert"].sum()),

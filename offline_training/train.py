@@ -253,7 +253,7 @@ def train(opts: TrainOptions) -> TrainReport:
             **card.training, **training_keys(records, window), "scoring": head.card_section(),
             "imputed": source.imputed}})
         timing = time_report(records, TimePolicy.from_cadence(card.time.cadence_s if card.time
-                                                              else None), source.ignored).line()
+                                                              else None), source.ignored).lines()
         write_card(staging, card)
         if factor > 0:  # log offset relative to the median training score (see detection.py)
             _, raw = _calibration_scores(staging, part, detection)

@@ -204,7 +204,7 @@ def score_command(
             frame.to_parquet(out, index=False)
         else:
             frame.to_csv(out, index=False)
-        timing = time_report(records, runtime.time, source.ignored).line()
+        timing = time_report(records, runtime.time, source.ignored).lines()
     filled = (f" ({source.imputed:,} missing value{'' if source.imputed == 1 else 's'} "
               "filled in)") if source.imputed else ""
     scored = int(frame["key"].nunique())

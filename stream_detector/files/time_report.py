@@ -71,6 +71,23 @@ class TimeReport:
                          "this cadence")
         return f"time: {'; '.join(parts)}" if parts else ""
 
+    def lines(self) -> str:
+        """:meth:`line`, and on a line of its own the file's columns no record carries
+        (they were read by nothing, without a word; a repeated time names them already);
+        "" when there is nothing to say.
+
+        >>> print(TimeReport(ignored=("temp",)).lines())  # doctest: +ELLIPSIS
+        columns not read: 'temp' (a series is timestamp,value and an optional series ...)
+        """
+        said = [self.line()]
+        if self.ignored and "repeated" not in self.flagged:
+            shown = ", ".join(repr(c) for c in self.ignored[:5])
+            more = ", ..." if len(self.ignored) > 5 else ""
+            said.append(f"columns not read: {shown}{more} (a series is timestamp,value and an "
+                        "optional series column; several features a row are feature vectors: "
+                        "train --kind events)")
+        return "\n".join(s for s in said if s)
+
 
 def time_report(records: Sequence[Record], policy: TimePolicy,
                 ignored: Sequence[str] = ()) -> TimeReport:

@@ -58,3 +58,14 @@ def test_repeated_times_with_a_column_left_unread_name_it_as_the_likely_key() ->
     assert line.endswith("if column 'host', 'note' names each row's series, call it 'series' "
                          "(each id is then its own series)")
     assert "call it" not in time_report(points("a", [0, 5, 10]), FIVE_MIN, ("host",)).line()
+
+
+def test_columns_no_record_carries_are_said_once() -> None:
+    """timestamp,value,temp: 'temp' was read by nothing, and nothing said so."""
+    clean = time_report(points("a", [0, 5, 10]), FIVE_MIN, ("temp",)).lines()
+    assert clean == ("columns not read: 'temp' (a series is timestamp,value and an optional "
+                     "series column; several features a row are feature vectors: train "
+                     "--kind events)")
+    repeated = time_report(points("a", [0, 0, 5]), FIVE_MIN, ("host",)).lines()
+    assert "columns not read" not in repeated and "if column 'host'" in repeated  # named once
+    assert time_report(points("a", [0, 5, 10]), FIVE_MIN).lines() == ""
