@@ -14,6 +14,8 @@ import html
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -96,13 +98,19 @@ def _report_folder(out: Path) -> list[Path]:
                     "a new or empty folder, or an earlier report's")
 
 
+Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
+
+
 def evaluate(
     model_dir: Path, data: Path, out: Path, labels: Path | None = None, key: str | None = None,
     strict_time: bool = False, missing: Literal["reject", "impute"] = "reject",
+    progress: Progress | None = None,
 ) -> Evaluation:
     """Score ``data`` with the model at ``model_dir``; write ``out/index.html`` (summary and
     plots, one page), ``out/report.json`` and the PNGs. Nothing is written unless every
-    step succeeds (the files are made in a temporary folder, then moved)."""
+    step succeeds (the files are made in a temporary folder, then moved). ``progress``,
+    given the record count, opens a context that takes the records scored as they go (the
+    CLI's progress bar)."""
     earlier = _report_folder(out)  # before any work: a folder of other files is refused
     runtime = load_runtime(model_dir, "auto")
     table = None
@@ -116,7 +124,9 @@ def evaluate(
     windows = None
     if table is not None and labels is not None:
         windows = key_windows(table, labels, data, sorted({r.key for r in records}))
-    frame = _frame([row for _, row in score_records(runtime, records, name=str(data))])
+    with progress(len(records)) if progress is not None else nullcontext(None) as advance:
+        frame = _frame([row for _, row in score_records(runtime, records, advance,
+                                                         name=str(data))])
     time_line = time_report(records, runtime.time, source.ignored).lines()
     metrics: dict[str, Any] = {"model": f"{runtime.card.name} v{runtime.card.version}",
                                "data": str(data), "windows": len(frame),

@@ -244,7 +244,10 @@ def evaluate_command(
     key: KeyOption = None,
     strict_time: StrictTimeOption = False,
     missing: MissingOption = "reject",
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
+    import functools
+
     with one_line_errors():
         if labels is not None:
             from offline_training.labels import read_labels
@@ -252,8 +255,9 @@ def evaluate_command(
             read_labels(labels)  # unreadable labels fail here, in < 1 s, before any work
         from offline_training.evaluate import evaluate
 
+        bar = functools.partial(records_progress, f"scoring {data.name}", enabled=progress)
         result = evaluate(model, data, out, labels=labels, key=key, strict_time=strict_time,
-                          missing=missing)
+                          missing=missing, progress=lambda total: bar(total=total))
     for line in _evaluation_lines(result.metrics) + [result.time_line]:
         if line:
             say(line)

@@ -92,6 +92,19 @@ def test_score_writes_parquet_by_its_suffix_and_refuses_other_suffixes(
     assert not (tmp / "scores.json").exists()
 
 
+def test_evaluate_shows_its_scoring_progress_unless_told_not_to(
+    trained: tuple[Path, Path, Path],
+) -> None:
+    """evaluate had no progress bar (and no --no-progress), unlike train, score and replay."""
+    tmp, data, _ = trained
+    args = ["evaluate", "--model", str(tmp / "registry" / "demo"), "--data", str(data)]
+    shown = runner.invoke(app, [*args, "--out", str(tmp / "ev-bar")])
+    assert shown.exit_code == 0, shown.output
+    assert f"scoring {data.name}" in shown.output and "3000/3000 records" in shown.output
+    quiet = runner.invoke(app, [*args, "--out", str(tmp / "ev-quiet"), "--no-progress"])
+    assert quiet.exit_code == 0 and f"scoring {data.name}" not in quiet.output
+
+
 def test_evaluate_reports_nab_and_auc_and_writes_plots(trained: tuple[Path, Path, Path]) -> None:
     tmp, data, labels = trained
     out = tmp / "eval"
