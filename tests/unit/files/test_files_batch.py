@@ -41,9 +41,8 @@ def one_error_line(output: str) -> str:
 
 def _refused(command: str, model: Path, data: Path, out: Path) -> str:
     """``command`` (score or evaluate) on ``data``: exit 1 and its one error line."""
-    extra = ["--no-progress"] if command == "score" else []
     result = runner.invoke(app, [command, "--model", str(model.parent), "--data", str(data),
-                                 "--out", str(out), *extra])
+                                 "--out", str(out), "--no-progress"])
     assert result.exit_code == 1
     return one_error_line(result.output)
 
@@ -221,7 +220,7 @@ def test_evaluate_of_a_file_all_in_warm_up_says_so(tmp_path: Path) -> None:
     data = series_csv(tmp_path / "known.csv")
     out = tmp_path / "report"
     result = runner.invoke(app, ["evaluate", "--model", str(entry.parent), "--data", str(data),
-                                 "--out", str(out)])
+                                 "--out", str(out), "--no-progress"])
     assert result.exit_code == 1
     assert "all 37 windows are in the detector's warm-up (the first 50 windows of each key" \
         in one_error_line(result.output)

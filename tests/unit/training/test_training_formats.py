@@ -86,6 +86,15 @@ def test_an_hdf5_frame_of_records_or_times_is_refused_not_trained_as_features(
     assert not (tmp_path / "reg").exists()
 
 
+def test_a_series_read_as_events_is_refused_naming_its_kind(tmp_path: Path) -> None:
+    """train --kind events on a timestamp,value file said its first timestamp 'is not a
+    number'."""
+    path = write(tmp_path, "s.csv", "timestamp,value\n2020-01-01,1\n2020-01-02,2\n")
+    with pytest.raises(DataError, match=r"are a series.s, not feature vectors .* \(leave out "
+                                        "--kind events"):
+        load(path, "events")
+
+
 @pytest.mark.parametrize("index_name", [None, "timestamp"])
 def test_a_parquet_series_with_its_times_as_the_index_is_read(
     tmp_path: Path, index_name: str | None,
