@@ -91,17 +91,15 @@ def _pandas_events(path: Path, key: str, missing: MissingPolicy) -> EventData:
 
 
 def _refuse_records(path: Path, key: str, frame: pd.DataFrame) -> None:
-    """A frame of records (a series or a sales panel), or with a column of times, is not
-    feature vectors: read as events, its times became a feature of a meaningless model."""
+    """A frame of records (a series or a sales panel) is not feature vectors, and HDF5 is
+    read as nothing else: said with the way out (CSV or Parquet). A column of times is
+    refused by :func:`events_from_frame`, for every format."""
     columns = list(frame.columns)
-    times = [c for c in columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
-    kind = kind_from_columns(columns, path) if set(SERIES_COLUMNS) <= set(columns) else None
-    if kind is None and not times:
+    if not set(SERIES_COLUMNS) <= set(columns):
         return
-    what = f"the columns of a {kind} table" if kind else f"a column of times ({times[0]!r})"
-    raise DataError(f"{path}: {key!r} has {what}; an HDF5 file is read as feature vectors "
-                    "(events), so save a series or a sales panel as CSV or Parquet, or leave "
-                    "the times out of the features")
+    raise DataError(f"{path}: {key!r} has the columns of a {kind_from_columns(columns, path)} "
+                    "table; an HDF5 file is read as feature vectors (events), so save a series "
+                    "or a sales panel as CSV or Parquet")
 
 
 def _h5_datasets(handle: h5py.File, ndim: int) -> list[str]:

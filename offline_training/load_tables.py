@@ -270,13 +270,17 @@ def events_from_frame(
     frame: pd.DataFrame, where: Where, label_column: str | None, missing: MissingPolicy
 ) -> EventData:
     """Every column but the label as a float32 feature; the label, if present, as int64.
-    A table with the columns of a series or a sales panel is refused, naming its kind: its
-    times are not features (DataError)."""
+    A table with the columns of a series or a sales panel, or with a column of times
+    (datetime dtype), is refused: its times are not features (DataError)."""
     for kind, required in (("sales panel", SALES_COLUMNS), ("series", SERIES_COLUMNS)):
         if set(required) <= set(frame.columns):
             raise DataError(f"{where.name}: its columns {', '.join(required)} are a {kind}'s, "
                             "not feature vectors (events): read it as a "
                             f"{kind.split()[0]} (leave out --kind events)")
+    times = [str(c) for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if times:  # Parquet and HDF5 keep the dtype: read as numbers, times became a feature
+        raise DataError(f"{where.name}: a column of times ({times[0]!r}) is not a feature of "
+                        "feature vectors (events); leave the times out of the features")
     names = [str(c) for c in frame.columns if c != label_column]
     if not names:
         raise DataError(f"{where.name}: no feature columns besides the label {label_column!r}")

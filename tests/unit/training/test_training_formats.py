@@ -80,6 +80,9 @@ def test_an_hdf5_frame_of_records_or_times_is_refused_not_trained_as_features(
     stamped.to_hdf(tmp_path / "stamped.h5", key="data")
     with pytest.raises(DataError, match=r"a column of times \('when'\)"):
         load_events(tmp_path / "stamped.h5")
+    stamped.to_parquet(tmp_path / "stamped.parquet")  # the same in every format that keeps
+    with pytest.raises(DataError, match=r"a column of times \('when'\)"):  # the dtype
+        load(tmp_path / "stamped.parquet", "events")
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "series.h5"),
                                       "--out", str(tmp_path / "reg")])
     assert result.exit_code == 1 and "save a series or a sales panel as CSV" in result.output
