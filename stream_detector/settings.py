@@ -115,8 +115,9 @@ class Settings(BaseSettings):
     consumer_buffer: int = Field(
         16384, ge=64, le=1 << 20,
         description="messages Faust's consumer may hold ahead of the scoring agent (Faust's "
-        "stream_buffer_maxsize, default there 4096): it fetches while the agent scores; "
-        "memory up to this many messages",
+        "stream_buffer_maxsize, default there 4096; with bulk_delivery, the records of the "
+        "input topic's lists waiting): it fetches while the agent scores; memory up to this "
+        "many messages",
     )
     fetch_bytes: int = Field(
         8 << 20, ge=1 << 20, le=256 << 20,
@@ -162,7 +163,15 @@ class Settings(BaseSettings):
     fast_delivery: bool = Field(
         True, description="hand each Kafka message to Faust's stream without its asyncio tasks "
         "or codec look-ups (start-up patches, stream_detector/worker/faust_patch.py and "
-        "faust_raw_decode.py); false: Faust's own delivery (the rebalance fixes stay on)",
+        "faust_raw_decode.py): the changelog while it is restored, and the input topic with "
+        "bulk_delivery off; false: Faust's own delivery (the rebalance fixes stay on)",
+    )
+    bulk_delivery: bool = Field(
+        True, description="hand the input topic's records to the scoring agent in lists, "
+        "one per partition and fetch, without Faust's per-message path (a start-up patch, "
+        "stream_detector/worker/bulk_delivery.py; at 5,000 messages/s of one record, worker "
+        "CPU 72% -> 46% of a core, produce-to-event p99 80-193 -> 46-52 ms on 2 shared "
+        "cores); false: Faust's stream, event by event",
     )
     model_poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks for new model versions"

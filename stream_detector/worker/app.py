@@ -1,6 +1,7 @@
 """The Faust app: wiring from Kafka to the pipeline and back, nothing else.
 
-    input topic --take_events(batch_max, batch_wait)--> WorkerRuntime.process
+    input topic --lists of records, per partition and fetch (bulk_delivery.py), or Faust's
+    stream event by event; batches of batch_max, batch_wait--> WorkerRuntime.process
         -> anomalies topic, dead-letter topic; key states -> changelog of table "key-state"
 
 Web endpoints on ``web_host:web_port``: ``/health`` (200; ``ok``, or ``degraded`` while
@@ -32,8 +33,10 @@ from stream_detector.connectivity import check_redis
 from stream_detector.exceptions import ConnectionFailed
 from stream_detector.logs import RepeatFilter, logging_config
 from stream_detector.settings import Settings, get_settings
-from stream_detector.worker import faust_fetch_wait, faust_patch, faust_raw_decode
+from stream_detector.worker import bulk_delivery, faust_fetch_wait, faust_patch, faust_raw_decode
 from stream_detector.worker.acks import FlushThenAck
+from stream_detector.worker.bulk_delivery import ChunkAcker
+from stream_detector.worker.bulk_queue import BulkQueue
 from stream_detector.worker.health import DELIVERY_STALL_SECONDS, health_document
 from stream_detector.worker.heap import freeze_startup_heap
 from stream_detector.worker.kafka_health import (
@@ -42,7 +45,7 @@ from stream_detector.worker.kafka_health import (
     kafka_status,
     topic_partitions,
 )
-from stream_detector.worker.messages import Message
+from stream_detector.worker.messages import Message, messages_of
 from stream_detector.worker.metrics import WorkerMetrics
 from stream_detector.worker.models import ServedModels
 from stream_detector.worker.report import ConsoleReporter
@@ -99,7 +102,12 @@ def create_app(settings: Settings, model_paths: Sequence[Path]) -> faust.App:
         metrics.model_info.labels(r.name, r.card.version, r.card.onnx_sha256).set(1)
         metrics.provider_info.labels(r.loaded.scorer.provider).set(1)
 
-    _add_agent(app, settings, source, models, runtime, console, state)
+    queue = None
+    if settings.bulk_delivery and bulk_delivery.install():  # records in lists (#13)
+        queue = BulkQueue(settings.consumer_buffer, lambda: app.consumer_generation_id,
+                          app.flow_control.is_active)
+        bulk_delivery.attach(app, settings.input_topic, queue)
+    _add_agent(app, settings, source, models, runtime, console, state, queue)
     _add_tasks(app, settings, models, runtime, state)
     _add_summary(app, settings, models, console, metrics)
     _add_pages(app, models, metrics, state)
@@ -145,9 +153,12 @@ def web_port_now(settings: Settings) -> int:
 def _add_agent(
     app: faust.App, settings: Settings, source: faust.TopicT, models: ServedModels,
     runtime: WorkerRuntime, console: ConsoleReporter, state: dict[str, Any],
+    queue: BulkQueue | None,
 ) -> None:
     """The scoring agent, its idle flush and the rebalance hooks, over one
-    :class:`FlushThenAck` (events acked only after their states are flushed)."""
+    :class:`FlushThenAck` (events acked only after their states are flushed). With
+    ``queue`` (bulk delivery) the agent takes the input topic's records from it in chunks;
+    else from its Faust stream, event by event."""
     acks = FlushThenAck(runtime.start_flush, settings.state_flush_interval)  # see worker/acks.py
     state["acks"] = acks  # /health: a flush waiting on its outputs
 
@@ -156,6 +167,11 @@ def _add_agent(
         await models.started.wait()  # never score with thresholds Redis has not confirmed
         frozen = freeze_startup_heap()  # full collections skip it (p99 latency, see heap.py)
         log.info("start-up heap frozen: %d objects outside garbage collection", frozen)
+        log.info("%s delivery: %s", "bulk" if queue is not None else "Faust stream",
+                 settings.input_topic)
+        if queue is not None:
+            await _take_chunks(app, settings, queue, runtime, console, acks, state)
+            return
         acks.attach(stream)
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait):
             async with acks.lock:
@@ -180,6 +196,10 @@ def _add_agent(
     @app.on_partitions_revoked.connect
     async def on_revoked(*args: Any, **kwargs: Any) -> None:
         acks.drop()  # unacked: the partitions' new owner replays them from its state
+        if queue is not None:
+            queue.clear()
+            if (acker := state.get("acker")) is not None:
+                acker.drop()
         runtime.forget()
 
     @app.on_partitions_assigned.connect
@@ -190,6 +210,28 @@ def _add_agent(
                                state["changelog"])
         runtime.forget()
         state["assigned"] = True
+
+
+async def _take_chunks(app: faust.App, settings: Settings, queue: BulkQueue,
+                       runtime: WorkerRuntime, console: ConsoleReporter,
+                       acks: FlushThenAck, state: dict[str, Any]) -> None:
+    """The agent's loop with bulk delivery: chunks of records in, acked after the flush."""
+    acker = ChunkAcker(app.consumer)
+    acks.attach(acker)
+    state["acker"] = acker  # the revoke drops what it tracks
+    while True:
+        chunks = await queue.take(settings.batch_max, settings.batch_wait)
+        acker.track(chunks)  # from now on a rebalance or stop waits for their acks to commit
+        async with acks.lock:
+            await acks.ready()
+            now = app.consumer_generation_id  # revoked while waiting (the revoke untracked
+            chunks = [c for c in chunks if c.generation == now]  # them): the new owner's
+            if not chunks:
+                continue
+            done = await runtime.process(
+                messages_of(r for c in chunks for r in c.records), flush=False)
+            console.on_batch(done.records, done.windows, done.events)
+            await acks.processed(chunks)
 
 
 def _check_redis(settings: Settings) -> None:

@@ -3,13 +3,13 @@ Faust's events) and what a batch produced."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import overload
+from typing import Any, overload
 
 from schemas.events import AnomalyEvent, DeadLetter, SourceRef
 
-__all__ = ["BatchResult", "Message", "MessageSources"]
+__all__ = ["BatchResult", "Message", "MessageSources", "messages_of"]
 
 
 @dataclass
@@ -59,6 +59,14 @@ class Message:
 
     def records_slice(self, first: int, stop: int) -> Message:
         return replace(self, first_record=first, stop_record=stop)
+
+
+def messages_of(records: Iterable[Any]) -> list[Message]:
+    """Messages from aiokafka ``ConsumerRecord`` values (the worker's bulk delivery):
+    the Kafka timestamp in seconds, as Faust's ``Consumer._to_message`` gives it."""
+    return [Message(r.value, r.topic, r.partition, r.offset,
+                    None if r.timestamp is None else r.timestamp / 1000.0,
+                    key=r.key, headers=r.headers) for r in records]
 
 
 class MessageSources(Sequence[SourceRef]):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from model_fixtures import window_mean_model, write_registry_model
 from worker_harness import consume, produce, run_worker
 
@@ -59,8 +60,10 @@ def offline_events(model_dir: Path, records: list[dict[str, Any]]) -> list[Any]:
     return [s.event for s in scored if s.event is not None]
 
 
+@pytest.mark.parametrize("bulk", ["true", "false"], ids=["bulk-delivery", "faust-stream"])
 def test_worker_matches_offline_and_dead_letters_every_bad_message(
-    kafka_broker: ServiceHandle, redis_server: ServiceHandle, redis_client: Any, tmp_path: Path
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, redis_client: Any, tmp_path: Path,
+    bulk: str,
 ) -> None:
     model = write_registry_model(
         tmp_path / "registry" / "tiny" / "1", window_mean_model(8, 1, last_k=1),
@@ -80,7 +83,8 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
             messages.append((b"cpu", list(BAD.values())[i // 10]))
 
     with run_worker(kafka_broker, redis_server, [model.parent.parent], tmp_path,
-                    extra_env={"STREAM_DETECTOR_LOG_FORMAT": "json"}) as worker:
+                    extra_env={"STREAM_DETECTOR_LOG_FORMAT": "json",
+                               "STREAM_DETECTOR_BULK_DELIVERY": bulk}) as worker:
         produce(kafka_broker, worker.topics["input"], messages)
         events = consume(kafka_broker, worker.topics["output"], len(expected), 60, settle=2)
         dead = consume(kafka_broker, worker.topics["dead"], len(BAD), 30)
@@ -94,6 +98,9 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
             if line.startswith("{")]
     assert any(entry["logger"] == "stream_detector.worker.models" and "model tiny version 1" in
                entry["message"] for entry in logs)  # structured logs, one JSON object a line
+    delivery = [e["message"] for e in logs if "delivery:" in e["message"]]
+    assert delivery == [("bulk delivery: " if bulk == "true" else "Faust stream delivery: ")
+                        + worker.topics["input"]], delivery
     got = {(e["key"], e["window_end"]): e for e in events}
     assert got.keys() == expected.keys()
     for k, e in got.items():
