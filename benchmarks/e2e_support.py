@@ -128,12 +128,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
 def worker(
     kafka_url: str, redis_url: str, models: list[Path], tmp: Path, input_topic: str,
     partitions: int = 4, extra_env: dict[str, str] | None = None, ready_timeout: float = 120.0,
-    entry: tuple[str, ...] = ("-m", "stream_detector"),
+    entry: tuple[str, ...] = ("-m", "stream_detector"), wait_ready: bool = True,
 ) -> Iterator[Child]:
     """``python -m stream_detector worker`` as the integration harness runs it.
 
     ``entry`` replaces ``-m stream_detector`` (e.g. a script that patches the worker for an
-    experiment and then calls ``stream_detector.cli.main.main``).
+    experiment and then calls ``stream_detector.cli.main.main``). ``wait_ready=False``
+    yields at once, before ``/ready`` (a rate timed from the worker's first record: it may
+    consume a pre-produced topic while ``/ready`` is polled).
     """
     from stream_detector.services.process import free_port
 
@@ -154,7 +156,9 @@ def worker(
     for m in models:
         args += ["--model", str(m)]
     with child(args, env, tmp / f"worker-{suffix}.log", f"http://127.0.0.1:{port}") as w:
-        wait_for(lambda: w.get("/ready")[0] == 200, ready_timeout, "worker ready", w.check, 0.3)
+        if wait_ready:
+            wait_for(lambda: w.get("/ready")[0] == 200, ready_timeout, "worker ready",
+                     w.check, 0.3)
         yield w
 
 
