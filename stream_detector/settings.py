@@ -110,7 +110,8 @@ class Settings(BaseSettings):
         1024, ge=1, le=65536, description="most events the worker scores in one batch"
     )
     batch_wait: float = Field(
-        0.005, gt=0, le=10, description="seconds the worker waits to fill a batch"
+        0.005, gt=0, le=10, description="seconds the worker waits to fill a batch from Faust's "
+        "stream (bulk_delivery off; bulk delivery takes what the fetches brought at once)"
     )
     consumer_buffer: int = Field(
         16384, ge=64, le=1 << 20,

@@ -220,7 +220,10 @@ async def _take_chunks(app: faust.App, settings: Settings, queue: BulkQueue,
     acks.attach(acker)
     state["acker"] = acker  # the revoke drops what it tracks
     while True:
-        chunks = await queue.take(settings.batch_max, settings.batch_wait)
+        # no wait to fill a batch (batch_wait): the chunks of a fetch come together, and
+        # those of the next ones gather while a batch is processed; waiting 5 ms for more
+        # cost 5-10% of a core and ~5 ms of latency at 5,000 records/s (2 shared cores)
+        chunks = await queue.take(settings.batch_max, 0.0)
         acker.track(chunks)  # from now on a rebalance or stop waits for their acks to commit
         async with acks.lock:
             await acks.ready()
