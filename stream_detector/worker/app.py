@@ -231,8 +231,12 @@ async def _take_chunks(app: faust.App, settings: Settings, queue: BulkQueue,
             chunks = [c for c in chunks if c.generation == now]  # them): the new owner's
             if not chunks:
                 continue
-            done = await runtime.process(
-                messages_of(r for c in chunks for r in c.records), flush=False)
+            try:
+                done = await runtime.process(
+                    messages_of(r for c in chunks for r in c.records), flush=False)
+            except BaseException:  # a bug or a stop: the agent ends; nothing waits for these
+                acker.drop(chunks)
+                raise
             console.on_batch(done.records, done.windows, done.events)
             await acks.processed(chunks)
 

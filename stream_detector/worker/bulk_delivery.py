@@ -131,13 +131,15 @@ class ChunkAcker:
         self._taken.discard(chunk)
         return ack_chunk(self.consumer, chunk)
 
-    def drop(self) -> None:
-        """Stop waiting for the chunks taken and not acked (their partitions were revoked:
-        the new owner reads them again)."""
+    def drop(self, chunks: Sequence[Chunk] | None = None) -> None:
+        """Stop waiting for ``chunks`` (default: every chunk taken and not acked): their
+        partitions were revoked, or the batch holding them failed; they are read again
+        after the rebalance or the restart (at least once), and a rebalance does not wait
+        for acks that never come."""
         unacked = self.consumer._unacked_messages
-        for chunk in self._taken:
+        for chunk in list(self._taken) if chunks is None else chunks:
             unacked.discard(chunk)
-        self._taken.clear()
+            self._taken.discard(chunk)
 
 
 def _upstream_sources() -> dict[str, str]:

@@ -140,3 +140,14 @@ def test_faust_s_wait_for_acks_returns_once_the_flush_acks_the_taken_chunks() ->
 
     committed, took = asyncio.run(main())
     assert committed and 0.04 < took < 5.0 and chunk.acked
+
+
+def test_dropping_some_chunks_stops_waiting_for_those_only() -> None:
+    consumer = _consumer()
+    acker = bulk_delivery.ChunkAcker(consumer)
+    a, b = _chunk(0, 3), _chunk(3, 2)
+    acker.track([a, b])
+    acker.drop([a])  # its batch failed: a rebalance must not wait for its ack forever
+    assert set(consumer._unacked_messages) == {b}
+    acker.drop()
+    assert not consumer._unacked_messages
