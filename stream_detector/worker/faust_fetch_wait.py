@@ -1,6 +1,6 @@
 """Start-up patch of Faust: the worker's fetch wait (Kafka's ``fetch.max.wait.ms``) from the
-settings instead of the 1.5 s Faust fixes, and its fetch size (``fetch.min.bytes``) from the
-settings instead of aiokafka's 1 byte.
+settings instead of the 1.5 s Faust fixes, its fetch size (``fetch.min.bytes``) from the
+settings instead of aiokafka's 1 byte, and committed records only (``read_committed``).
 
 Why it matters
 --------------
@@ -35,12 +35,23 @@ windows alerting; 2 shared cores), produce-to-event p99 at 5,000 records/s: 89-1
 (median 133) with 1 byte, 61-101 ms (median 63) with 65,536; at 1,000 records/s the
 median rose from 10-15 ms to 20-26 ms, the price of waiting up to 20 ms for a fuller fetch.
 
+Committed records only
+----------------------
+Faust's consumer reads ``read_uncommitted`` unless its processing guarantee is exactly once,
+so records of a transaction that its producer aborted were scored: a producer writing
+with transactions got events for records that, for every other reader, never existed, and
+``stream-detector score`` on the committed data gave other alerts. The patched consumer
+reads ``read_committed`` (:data:`ISOLATION_LEVEL`; Kafka's default in the Java and
+librdkafka clients): it reads up to the last stable offset, which without transactions is
+the end of the partition.
+
 What it does
 ------------
 :func:`install` wraps ``AIOKafkaConsumerThread._create_worker_consumer``: the consumer
 upstream builds gets ``fetch_max_wait_ms`` and ``fetch_min_bytes`` from :func:`install`'s
-arguments before it starts (``AIOKafkaConsumer.start`` hands ``_fetch_max_wait_ms`` and
-``_fetch_min_bytes`` to its ``Fetcher``).
+arguments, and ``isolation_level`` ``read_committed``, before it starts
+(``AIOKafkaConsumer.start`` hands ``_fetch_max_wait_ms``, ``_fetch_min_bytes`` and
+``_isolation_level`` to its ``Fetcher``).
 :data:`UPSTREAM_SHA256` pins both functions; :func:`install` refuses (logs, leaves Faust as
 it is) when one differs, and a unit test fails, so an upgrade is reviewed against this
 module.
@@ -54,10 +65,12 @@ from typing import Any, Final
 
 from stream_detector.worker import upstream_pins
 
-__all__ = ["UPSTREAM_SHA256", "install", "installed", "installed_min_bytes", "upstream_matches"]
+__all__ = ["ISOLATION_LEVEL", "UPSTREAM_SHA256", "install", "installed", "installed_min_bytes",
+           "upstream_matches"]
 
 log = logging.getLogger(__name__)
 
+ISOLATION_LEVEL: Final = "read_committed"  # records of aborted transactions never scored
 _CREATE: Final = "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer"
 UPSTREAM_SHA256: Final = {
     _CREATE: "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7",
@@ -118,6 +131,7 @@ def install(seconds: float, min_bytes: int = 1) -> bool:
             consumer = upstream(self, transport)
             consumer._fetch_max_wait_ms = _state["ms"]  # read by start(): see module doc
             consumer._fetch_min_bytes = _state["min_bytes"]
+            consumer._isolation_level = ISOLATION_LEVEL
             return consumer
 
         AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]

@@ -20,6 +20,7 @@ from stream_detector.worker.app import faust_app
 def test_the_started_consumer_fetches_with_the_setting(
     kafka_broker: ServiceHandle, tmp_path: Path
 ) -> None:
+    from aiokafka.consumer.fetcher import READ_COMMITTED
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     settings = Settings(kafka_url=kafka_broker.url, state_dir=tmp_path, fetch_max_wait=0.03,
@@ -35,6 +36,7 @@ def test_the_started_consumer_fetches_with_the_setting(
         await consumer.start()
         try:
             fetcher = consumer._fetcher
+            assert fetcher._isolation_level == READ_COMMITTED  # aborted transactions skipped
             return int(fetcher._fetch_max_wait_ms), int(fetcher._fetch_min_bytes)
         finally:
             await consumer.stop()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from model_fixtures import window_mean_model, write_registry_model
-from worker_harness import consume, produce, run_worker
+from worker_harness import bootstrap, consume, produce, run_worker
 
 from schemas.events import SourceRef
 from schemas.records import MAX_MESSAGE_BYTES, parse_message
@@ -123,3 +124,38 @@ def test_worker_matches_offline_and_dead_letters_every_bad_message(
         "stream_detector_records_in_total", "stream_detector_degraded"}
     whole = {line.rpartition(" ")[0] for line in metrics.splitlines()}
     assert {line.rpartition(" ")[0] for line in samples} <= whole  # its series, no others
+
+
+def test_records_of_an_aborted_transaction_are_not_scored(
+    kafka_broker: ServiceHandle, redis_server: ServiceHandle, tmp_path: Path
+) -> None:
+    """A producer writing in transactions: the records of the one it aborted never existed
+    for other readers (read_committed), and the worker scored them (Faust reads
+    read_uncommitted): events for spikes no consumer of the topic could see."""
+    from confluent_kafka import Producer
+
+    model = write_registry_model(
+        tmp_path / "registry" / "tiny" / "1", window_mean_model(4, 1, last_k=1),
+        window=4, features=["value"], threshold=5.0,
+        detection={"normalise": False, "warmup": 0, "suppress": 4},
+    )
+    spike = range(9, 120, 10)  # flat 10s, a 100 every 10th record: one alert each
+    records = [{"kind": "series", "series": "cpu", "value": 100.0 if i in spike else 10.0,
+                "timestamp": f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00"} for i in range(120)]
+    aborted = range(40, 80)  # holds the spikes at 49, 59, 69 and 79
+    with run_worker(kafka_broker, redis_server, [model.parent.parent], tmp_path,
+                    partitions=1) as worker:
+        producer = Producer({"bootstrap.servers": bootstrap(kafka_broker),
+                             "transactional.id": f"tx-{uuid.uuid4()}"})
+        producer.init_transactions(30)
+        for part in (range(0, 40), aborted, range(80, 120)):
+            producer.begin_transaction()
+            for i in part:
+                producer.produce(worker.topics["input"], key=b"cpu",
+                                 value=json.dumps(records[i]).encode())
+            producer.flush(30)
+            end = producer.abort_transaction if part is aborted else producer.commit_transaction
+            end(30)
+        events = consume(kafka_broker, worker.topics["output"], 8, 60, settle=3)
+    seen = sorted(e["window_end"] for e in events)
+    assert seen == sorted(records[i]["timestamp"] for i in spike if i not in aborted), seen

@@ -28,6 +28,7 @@ class _Consumer:
     def __init__(self, **kwargs: Any) -> None:
         self._fetch_max_wait_ms = kwargs["fetch_max_wait_ms"]
         self._fetch_min_bytes = kwargs.get("fetch_min_bytes", 1)  # aiokafka's default
+        self._isolation_level = kwargs.get("isolation_level", "read_uncommitted")  # its too
 
 
 def _made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -104,3 +105,11 @@ def test_the_setting_is_bounded_by_faust_s_own_wait() -> None:
         Settings(fetch_max_wait=2.0)
     with pytest.raises(ValidationError):
         Settings(fetch_max_wait=0)
+
+
+def test_the_worker_consumer_reads_committed_records_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = Settings()
+    assert faust_fetch_wait.install(default.fetch_max_wait, default.fetch_min_bytes)
+    assert _made(tmp_path, monkeypatch)._isolation_level == "read_committed"
