@@ -289,9 +289,11 @@ def _tables(res: dict[str, Any]) -> str:
                                          "p90", "p99", "max", "note"]))
         md += floor_line(res.get("latency_floor"), res["latency"])
         for per, lim in sorted(limits(res["latency"]).items()):
+            behind = ("fell behind at no rate run" if lim["falls_behind_at"] is None
+                      else f"fell behind at {lim['falls_behind_at']:,.0f} records/s")
             md += (f"\n\n{per} record(s) a message: kept up at "
-                   f"{_rate(lim['kept_up_at'])}, fell behind at {_rate(lim['falls_behind_at'])}"
-                   f" records/s (the most it sustained: {lim['max_sustained']:,.0f}/s).")
+                   f"{_rate(lim['kept_up_at'])} records/s, {behind}"
+                   f" (the most it sustained: {lim['max_sustained']:,.0f}/s).")
     errors = [{"part": k, "error": v} for k, v in res.get("errors", {}).items()]
     if errors:
         md += "\n\nFailed parts\n\n" + markdown_table(errors, ["part", "error"])
