@@ -51,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
                   "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0,
                   "shift_trend": 0.015, "shift_hold": 3.0, "burst_weight": 1.0,
                   "burst_gate": 1.0, "value_excess": 0.4, "habituate": 1.5,
-                  "habituate_ae": 1.75, "confirm": 0.75},
+                  "habituate_ae": 1.75, "confirm": 0.75, "collapse": 1.0},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation

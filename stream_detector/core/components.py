@@ -162,9 +162,11 @@ def burst_z(state: DetectorState, z_value: float, p: DetectionParams) -> float:
     ``level``, the exponentially weighted mean (half-life ``burst_halflife`` windows) of
     ``min(z_value**2, 36)``, is about 1 on Gaussian residuals and several times that while
     the noise is; ``log(level)`` is z-scored against its own history (like every component's,
-    after its own warm-up of ``warmup`` levels; before it, 0), one-sided (only more noise
-    counts), then weighed by a trust like :func:`value_trust` (``burst_gate``, ``value_ref``)
-    counted over its own z-scores. A lone spike adds at most ``36 * alpha`` to ``level``.
+    after its own warm-up of ``warmup`` levels; before it, 0), one-sided (more noise), or
+    with ``collapse`` > 0 also ``collapse`` x its size below the history (far less noise:
+    a value stuck at one reading, whose forecast residuals fade to nothing), then weighed
+    by a trust like :func:`value_trust` (``burst_gate``, ``value_ref``) counted over its
+    own z-scores. A lone spike adds at most ``36 * alpha`` to ``level``.
 
     >>> from stream_detector.core.detection import DetectionParams, DetectorState
     >>> import random
@@ -174,6 +176,12 @@ def burst_z(state: DetectorState, z_value: float, p: DetectionParams) -> float:
     (0.9, 3.0)
     >>> [round(burst_z(s, rng.gauss(0, 4), p)) for _ in range(12)]  # four times the noise
     [0, 5, 5, 5, 6, 5, 7, 8, 8, 8, 9, 9]
+    >>> from dataclasses import replace
+    >>> s, q = DetectorState(), replace(p, collapse=1.0)
+    >>> quiet = [burst_z(s, rng.gauss(0, 1), q) for _ in range(400)]
+    >>> stuck = [burst_z(s, 0.0, q) for _ in range(36)]  # a stuck reading: no noise at all
+    >>> [round(stuck[i]) for i in (0, 11, 23, 35)]
+    [1, 2, 5, 7]
     """
     n = state.burst_seen
     state.burst_level += p.burst_alpha * (min(z_value * z_value, _BURST_CAP) - state.burst_level)
@@ -183,7 +191,7 @@ def burst_z(state: DetectorState, z_value: float, p: DetectionParams) -> float:
     state.burst_seen = n + 1
     if n < p.warmup:
         return 0.0
-    z = max(z, 0.0)
+    z = max(z, -p.collapse * z, 0.0)  # more noise; with ``collapse``, less noise too
     if p.burst_gate <= 0:
         return z
     trust, state.burst_rate, state.burst_tail, state.burst_last = _episode_trust(

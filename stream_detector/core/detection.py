@@ -10,9 +10,10 @@ sits from the key's usual):
   two-sided (spikes and dips the AE smooths over), with a trust of its own
   (``value_gate``); it joins the detection score after the likelihood stage, which looks
   for runs, not single windows;
-- ``burst``: the log of a short-term mean of squared ``value`` z-scores, one-sided: a
-  stretch of several times the usual noise (a variance burst) whose single windows stay
-  under the threshold; with a trust like ``value``'s, and joining where it does;
+- ``burst``: the log of a short-term mean of squared ``value`` z-scores: a stretch of
+  several times the usual noise (a variance burst) whose single windows stay under the
+  threshold, and with ``collapse`` a stretch of far less noise than usual (a value stuck
+  at one reading, a flat line); with a trust like ``value``'s, and joining where it does;
 - ``season``: the newest value minus the value one season earlier (``season`` windows ago,
   a day by default, see :func:`season_rows`), two-sided: level shifts, a missing daily peak,
   a flattened day, values that are normal for the series but not at that time of day;
@@ -157,6 +158,9 @@ class DetectionParams:
         The ``burst`` component (:func:`~stream_detector.core.components.burst_z`): weight
         (0 switches it off), half-life (windows) of its short-term mean of squared ``value``
         z-scores, and its trust (like ``value_gate``, with ``value_ref``; 0: none).
+    collapse
+        Weight of the ``burst`` component's lower side, a collapse of the noise (a sensor
+        stuck at one reading; 0: more noise only, as a variance burst).
     habituate_ae
         ``habituate`` for a window whose detection score is the ``ae`` component's (a
         reconstruction-error excursion, heavy-tailed on bursty keys; 0: ``habituate``).
@@ -223,6 +227,7 @@ class DetectionParams:
     habituate_ae: float = 0.0
     value_excess: float = 1.0
     confirm: float = 0.0
+    collapse: float = 0.0
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
