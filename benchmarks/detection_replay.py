@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offline_training.durations import CAPPED, detection_windows
 from schemas.records import Record
 from stream_detector.core.detection import DetectionParams, DetectorState, decide
 from stream_detector.core.timing import GAP
@@ -44,6 +45,7 @@ class Trace:
     thresholds: list[float]
     detection: dict[str, Any]
     alerts: list[bool]
+    uncapped: dict[str, Any] = field(default_factory=dict)  # warm-up, quiet period uncapped
 
 
 def trace(model_dir: Path, records: Sequence[Record]) -> Trace:
@@ -59,7 +61,16 @@ def trace(model_dir: Path, records: Sequence[Record]) -> Trace:
     runtime = load_runtime(model_dir, "cpu")
     if runtime.hybrid is not None:
         raise ValueError("a hybrid model's NPLM stage also pages; replay plain models only")
-    out = Trace([], [], [], [], [], [], dict(runtime.card.detection), [])
+    card = runtime.card
+    out = Trace([], [], [], [], [], [], dict(card.detection), [])
+    if card.time is not None:  # what ``max_windows`` 0 would have given the durations
+        section = {k: v for k, v in card.detection.items() if k not in CAPPED}
+        step = (card.time.cadence_s, card.stride, -(-card.window // card.stride))
+        capped = detection_windows(section, step[0], step[1], span=step[2])
+        every = detection_windows({**section, "max_windows": 0}, step[0], step[1],
+                                  span=step[2])
+        out.uncapped.update({k: every[k] for k in CAPPED if k in every  # not a count given
+                             and card.detection.get(k) == capped.get(k)})  # explicitly
     for s, row in score_records(runtime, records):
         out.keys.append(row.key)
         out.stamps.append(row.timestamp)
@@ -75,7 +86,10 @@ def trace(model_dir: Path, records: Sequence[Record]) -> Trace:
 
 def replay(t: Trace, overrides: dict[str, Any]) -> list[bool]:
     """Whether each window of ``t`` alerts with the card's detection section plus
-    ``overrides`` (:class:`DetectionParams` fields), every key starting fresh."""
+    ``overrides`` (:class:`DetectionParams` fields, or ``max_windows`` 0: the warm-up and
+    quiet period its durations give without the cap), every key starting fresh."""
+    if overrides.get("max_windows") == 0:
+        overrides = {**t.uncapped, **overrides}
     params = DetectionParams.from_card({**t.detection, **overrides})
     states: dict[str, DetectorState] = {}
     nan = math.nan

@@ -93,7 +93,7 @@ def checked_options(doc: dict[str, Any], path: Path) -> tuple[dict[str, Any], di
 # window counts (offline_training/durations.py), and training-time factors.
 _DETECTION_EXTRA: dict[str, type] = {
     **{name: float for name in DURATION_DEFAULTS}, "confirm_step_s": float,
-    "offset_factor": float}
+    "offset_factor": float, "max_windows": int}
 
 
 def checked_detection(section: dict[str, Any], path: Path) -> dict[str, Any]:

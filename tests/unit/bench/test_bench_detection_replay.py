@@ -70,3 +70,25 @@ def test_settings_change_the_alerts(model: Path) -> None:
     scored = trace(model, _records())
     assert replay(scored, {}) == scored.alerts
     assert replay(scored, {"season_weight": 0.0, "shift_weight": 0.0}) != scored.alerts
+
+
+def test_max_windows_0_replays_the_uncapped_warm_up_and_quiet_period(
+        tmp_path: Path) -> None:
+    """On 1-minute data the card holds the capped counts (288); ``max_windows`` 0 replays
+    what a whole day (1,440 windows) would have given, as training without the cap does."""
+    section = {**_DETECTION, "warmup": 288, "suppress": 288, "warmup_s": 86_400.0,
+               "suppress_s": 86_400.0}
+    entry = write_registry_model(tmp_path / "reg" / "tiny" / "1",
+                                 window_mean_model(12, 1, last_k=1), window=12, threshold=4.0,
+                                 detection=section, time={"cadence_s": 60.0})
+    records = _records()
+    scored = trace(entry.parent, records)
+    assert scored.uncapped == {"warmup": 1440, "suppress": 1440}
+    uncapped = replay(scored, {"max_windows": 0})
+    assert uncapped == _rescored(entry.parent, records, {"warmup": 1440, "suppress": 1440})
+    assert uncapped != scored.alerts
+    explicit = write_registry_model(tmp_path / "reg2" / "tiny" / "1",
+                                    window_mean_model(12, 1, last_k=1), window=12,
+                                    threshold=4.0, detection={**section, "suppress": 144},
+                                    time={"cadence_s": 60.0})
+    assert trace(explicit.parent, records).uncapped == {"warmup": 1440}  # 144 was given

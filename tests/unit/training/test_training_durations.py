@@ -31,7 +31,8 @@ def test_a_quiet_period_lasts_at_least_the_windows_a_record_stays_in() -> None:
 
 
 @pytest.mark.parametrize(("cadence", "expected"), [
-    (60.0, {"halflife": 1440, "warmup": 1440, "suppress": 1440}),
+    (10.0, {"halflife": 8640, "warmup": 288, "suppress": 288}),
+    (60.0, {"halflife": 1440, "warmup": 288, "suppress": 288}),
     (300.0, {"halflife": 288, "warmup": 288, "suppress": 288}),
     (3600.0, {"halflife": 30, "warmup": 30, "suppress": 24}),
     (86_400.0, {"halflife": 30, "warmup": 30, "suppress": 1}),
@@ -40,6 +41,18 @@ def test_day_long_defaults_fit_every_cadence(cadence: float, expected: dict[str,
     section = detection_windows({"halflife_s": 86_400.0, "warmup_s": 86_400.0,
                                  "suppress_s": 86_400.0}, cadence)
     assert {k: section[k] for k in expected} == expected
+
+
+def test_the_warm_up_and_quiet_period_are_capped_in_windows_unless_told_otherwise() -> None:
+    """At 1-minute steps a day was 1,440 windows: a key could not alert on its first day and
+    one page silenced it for a day; the cap (288) leaves the half-life a day."""
+    day = {"halflife_s": 86_400.0, "warmup_s": 86_400.0, "suppress_s": 86_400.0}
+    uncapped = detection_windows({**day, "max_windows": 0}, 60.0)
+    assert (uncapped["warmup"], uncapped["suppress"]) == (1440, 1440)
+    wider = detection_windows({**day, "max_windows": 720}, 60.0)
+    assert (wider["warmup"], wider["suppress"], wider["halflife"]) == (720, 720, 1440)
+    assert detection_windows({**day, "warmup": 1000}, 60.0)["warmup"] == 1000  # explicit
+    assert detection_windows({**day, "max_windows": 10}, 86_400.0)["warmup"] == 30  # floor
 
 
 def test_a_x10_day_in_daily_sales_alerts(tmp_path: Path) -> None:
