@@ -97,6 +97,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "value_excess": 1.0},
     "plus smoothing of the detection score (half-life 2)": {"smooth": 2.0},
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
+    "variance-burst component without its collapse side (collapse 0)": {"collapse": 0.0},
+    "warm-up and quiet period a whole day at any cadence (max_windows 0)": {"max_windows": 0},
 }
 GENERATED_VARIANTS = ("default", "without habituation after a page (habituate 0)",
                       "AE-led pages habituate like the rest (habituate_ae 0)",
@@ -104,7 +106,9 @@ GENERATED_VARIANTS = ("default", "without habituation after a page (habituate 0)
                       "without the short-term-forecast component (value_weight 0)",
                       "without the trust in the seasonal component (season_gate 0)",
                       "without the anomaly-likelihood stage (likelihood_weight 0)",
-                      "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)")
+                      "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)",
+                      "variance-burst component without its collapse side (collapse 0)",
+                      "warm-up and quiet period a whole day at any cadence (max_windows 0)")
 SERIES_SEEDS = range(10)
 UNSEEN_SEEDS = range(10, 30)  # series seeds no detection setting was tuned on
 SALES_SEEDS = range(3)
