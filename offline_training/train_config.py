@@ -121,12 +121,13 @@ def checked_detection(section: dict[str, Any], path: Path) -> dict[str, Any]:
                         f"{', '.join(sorted(hints))}")
     checked: dict[str, Any] = {}
     for name, value in section.items():
+        _no_bool_for_number(hints[name], value, f"{path}: detection.{name}")
         try:
             checked[name] = TypeAdapter(hints[name]).validate_python(value, strict=isinstance(
                 value, str))
         except ValidationError as exc:
             msg = exc.errors(include_url=False)[0]["msg"]
-            raise DataError(f"{path}: detection.{name}: {msg} (got {value!r})") from None
+            raise DataError(f"{path}: detection.{name}: {msg} (got {_got(value)})") from None
         number = checked[name]
         if not isinstance(number, bool) and not (math.isfinite(number) and number >= 0):
             raise DataError(f"{path}: detection.{name}: must be a finite number >= 0 "
@@ -136,8 +137,29 @@ def checked_detection(section: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def _checked(owner: type, name: str, value: Any, path: Path, prefix: str) -> Any:
     hint = get_type_hints(owner)[name]
+    _no_bool_for_number(hint, value, f"{path}: {prefix}{name}")
     try:
         return TypeAdapter(hint).validate_python(value)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        raise DataError(f"{path}: {prefix}{name}: {first['msg']} (got {value!r})") from None
+        raise DataError(f"{path}: {prefix}{name}: {first['msg']} (got {_got(value)})") from None
+
+
+def _no_bool_for_number(hint: Any, value: Any, where: str) -> None:
+    """A YAML ``true``/``false`` where a number belongs was taken as 1/0 (``max_windows:
+    true`` trained with a 1-window cap); refuse it."""
+    if isinstance(value, bool) and hint in (int, float):
+        raise DataError(f"{where}: must be a number, not {str(value).lower()}")
+
+
+def _got(value: Any) -> str:
+    """``value`` as the error shows it; a number YAML read as text says so (YAML 1.1 reads
+    ``1e3`` as a string: the exponent needs a dot and a sign)."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return repr(value)
+        return (f"{value!r}, text: YAML reads {value} as a string; write it as "
+                f"{number!r} or with a dot and a signed exponent, such as 1.0e+3")
+    return repr(value)

@@ -113,6 +113,13 @@ def test_a_window_over_the_workers_bound_is_refused_first(tmp_path: Path, where:
                                  r"'suppress'\?\); known: .*warmup"),
     ("detection: {suppress: -1}", r"detection.suppress: must be a finite number >= 0"),
     ("detection: {halflife: .nan}", r"detection.halflife: must be a finite number >= 0"),
+    # true was taken as 1: a 1-window cap, silently
+    ("detection: {max_windows: true}", r"detection.max_windows: must be a number, not true"),
+    ("detection: {collapse: false}", r"detection.collapse: must be a number, not false"),
+    ("train: {max_epochs: true}", r"train.max_epochs: must be a number, not true"),
+    # YAML 1.1 reads 1e3 as text: the message said the number was not one
+    ("detection: {max_windows: 1e3}", r"detection.max_windows: Input should be a valid "
+                                      r"integer \(got '1e3', text: YAML reads 1e3 as a string"),
 ])
 def test_the_detection_section_is_checked_setting_by_setting(
     tmp_path: Path, text: str, said: str,
