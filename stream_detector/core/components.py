@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from stream_detector.core.detection import DetectionParams
     from stream_detector.core.detector_state import DetectorState
 
-__all__ = ["GAUSSIAN_RATE", "burst_z", "gaussian_tail", "habituation_bar", "likelihood_z",
+__all__ = ["GAUSSIAN_RATE", "burst_z", "flat", "gaussian_tail", "habituation_bar", "likelihood_z",
            "residual_z",
            "running_z", "season_trust", "value_components", "value_trust"]
 
@@ -56,6 +56,7 @@ _RATE_PRIOR: Final = 100.0  # windows the prior rate counts as, while the key's 
 _TAIL_ALPHA: Final = 0.05  # weight of an episode in the mean log size of exceedances
 _BURST_CAP: Final = 36.0  # largest squared value z a window adds to the burst level (6 sigma)
 _BURST_FLOOR: Final = 1e-6  # smallest burst level whose log is taken
+_FLAT: Final = 1e-9  # a spread under this share of the values' size is none (float32: 6e-8)
 
 
 def season_trust(state: DetectorState, z_season: float, p: DetectionParams) -> float:
@@ -281,6 +282,17 @@ def value_components(state: DetectorState, value: float, index: int, p: Detectio
                                  and len(state.ring) != p.season):
         _restart_values(state, index, p)
     index -= state.value_start
+    if index >= p.warmup and flat(math.sqrt(state.vvar + state.vexcess), abs(state.local)) \
+            and not flat(abs(value - state.local - state.slope), abs(state.local) + abs(value)):
+        # the first change after a flat start that outlasted the warm-up (every value so
+        # far the same): its spread is none, and once winsorising starts no change can widen
+        # it (the first scored 1e12 and the components' trust never recovered). They start
+        # here, with their own warm-up, and so does the likelihood stage, whose history held
+        # only the flat stretch's scores. A change inside the warm-up is learnt whole.
+        _restart_values(state, state.value_start + index, p)
+        state.lik_mean = state.lik_var = state.lik_short = 0.0
+        state.lik_seen = 0
+        index = 0
     if index == 0:
         state.local = value
     # value: the residual of a short-term forecast (recent level and slope), against its
@@ -351,6 +363,16 @@ def residual_z(state: DetectorState, residual: float, index: int, p: DetectionPa
     state.vvar *= 1.0 - a
     state.vexcess *= 1.0 - max(a, p.value_excess_alpha)
     return z
+
+
+def flat(spread: float, scale: float) -> bool:
+    """Whether a history's ``spread`` is none at all for values of size ``scale`` (at most
+    :data:`_FLAT` of it, below float32's resolution, or at most 1e-12).
+
+    >>> flat(0.0, 0.0), flat(1e-14, 50.0), flat(0.01, 1e6), flat(1e-6, 1e-3)
+    (True, True, False, False)
+    """
+    return spread <= _FLAT * scale or spread <= _EPS
 
 
 def _restart_values(state: DetectorState, index: int, p: DetectionParams) -> None:
