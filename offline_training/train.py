@@ -277,7 +277,19 @@ def train(opts: TrainOptions) -> TrainReport:
     shortfall = per_key_shortfall(thresholds, len(by_key), normalised) \
         if opts.per_key_thresholds else ""
     return TrainReport(final, card, result, time.perf_counter() - started, plots, timing,
-                       shortfall)
+                       shortfall, _no_calibration_plot(opts.plots, by_key, detection))
+
+
+def _no_calibration_plot(plotted: bool, by_key: dict[str, list[float]],
+                         detection: dict[str, Any]) -> str:
+    """Why ``calibration_scores.png`` is missing when plots were asked for ("" when it is
+    not): every training window fell in its key's warm-up, so no detection score was kept
+    (it was left out without a word)."""
+    if not plotted or any(by_key.values()):
+        return ""
+    return (f"no calibration_scores plot: every training window was in its key's warm-up "
+            f"({detection.get('warmup', 0)} windows); train on more rows (--train-fraction) "
+            "or set a shorter warm-up (detection.warmup or max_windows in --config)")
 
 
 def _scoring_head(

@@ -126,3 +126,4 @@ class TrainReport:
     plots: list[Path] = field(default_factory=list)
     time_line: str = ""  # what the time policy flagged in the data (files.time_report)
     per_key_line: str = ""  # why --per-key-thresholds stored fewer than the keys (or "")
+    plots_line: str = ""  # why a plot was not written (or "")

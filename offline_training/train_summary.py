@@ -79,6 +79,7 @@ def summary_lines(report: Any, data: Path) -> list[str]:
         f"{result.device}{best}){unused}",
         f"threshold: {th.default:.4g} ({scale}); {len(th.per_key)} per-key threshold(s)",
         *([report.per_key_line] if getattr(report, "per_key_line", "") else []),
+        *([report.plots_line] if getattr(report, "plots_line", "") else []),
         f"saved: {report.path} ({_size(report.path)}: {files})",
         # quoted for the shell: the line is there to be copied
         f"next: stream-detector score --model {shlex.quote(str(entry))} --data "

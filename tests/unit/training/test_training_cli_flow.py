@@ -263,3 +263,22 @@ def test_train_names_the_keys_too_short_for_a_window(tmp_path: Path) -> None:
     card = ModelCard.model_validate_json(
         (tmp_path / "r" / "two" / "1" / "card.json").read_text())
     assert card.training["keys_without_window"] == ["B"]
+
+
+def test_train_says_why_there_is_no_calibration_plot(tmp_path: Path) -> None:
+    """A warm-up longer than the training part left no score to plot, and train wrote no
+    calibration_scores.png without a word (found by a new-user helper)."""
+    series = make_series(SeriesConfig(rows=1500), seed=1, key="s")
+    data = write_series_csv(tmp_path / "s.csv", series)
+    config = tmp_path / "c.yaml"
+    config.write_text("detection: {warmup: 2000}\n")
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "r"),
+                                 "--train-fraction", "0.5", "--epochs", "1", "--no-progress",
+                                 "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "no calibration_scores plot: every training window was in its key's warm-up " \
+           "(2000 windows)" in said, result.output
+    version = next((tmp_path / "r" / "s").iterdir())
+    assert (version / "history.png").exists()
+    assert not (version / "calibration_scores.png").exists()
