@@ -16,7 +16,7 @@ import difflib
 import json
 import math
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -146,9 +146,11 @@ def _checked(owner: type, name: str, value: Any, path: Path, prefix: str) -> Any
 
 
 def _no_bool_for_number(hint: Any, value: Any, where: str) -> None:
-    """A YAML ``true``/``false`` where a number belongs was taken as 1/0 (``max_windows:
-    true`` trained with a 1-window cap); refuse it."""
-    if isinstance(value, bool) and hint in (int, float):
+    """A YAML ``true``/``false`` where a number belongs (``int``, ``float``, or either or
+    ``None``) was taken as 1/0 (``max_windows: true`` trained with a 1-window cap); refuse
+    it."""
+    if isinstance(value, bool) and bool not in get_args(hint) and (
+            hint in (int, float) or {int, float} & set(get_args(hint))):  # also int | None
         raise DataError(f"{where}: must be a number, not {str(value).lower()}")
 
 

@@ -117,6 +117,8 @@ def test_a_window_over_the_workers_bound_is_refused_first(tmp_path: Path, where:
     ("detection: {max_windows: true}", r"detection.max_windows: must be a number, not true"),
     ("detection: {collapse: false}", r"detection.collapse: must be a number, not false"),
     ("train: {max_epochs: true}", r"train.max_epochs: must be a number, not true"),
+    ("window: true", r"window: must be a number, not true"),  # int | None
+    ("train: {num_threads: false}", r"train.num_threads: must be a number, not false"),
     # YAML 1.1 reads 1e3 as text: the message said the number was not one
     ("detection: {max_windows: 1e3}", r"detection.max_windows: Input should be a valid "
                                       r"integer \(got '1e3', text: YAML reads 1e3 as a string"),
