@@ -87,13 +87,13 @@ def detection_windows(
     """
     out = dict(section)
     step = cadence_s * stride if cadence_s and cadence_s > 0 else None
+    cap = int(out.get("max_windows", MAX_WINDOWS))
     for name, floor in FLOORS.items():
         seconds = out.get(f"{name}_s")
         if seconds is None or name in section:
             continue
         windows = (round(FALLBACK_WINDOWS * float(seconds) / DAY) if step is None
                    else math.ceil(float(seconds) / step))
-        cap = int(out.get("max_windows", MAX_WINDOWS))
         if name in CAPPED and cap > 0:
             windows = min(windows, cap)
         out[name] = max(floor, span if name == "suppress" else 1, windows)
