@@ -99,6 +99,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)": {"likelihood_weight": 1.29},
     "variance-burst component without its collapse side (collapse 0)": {"collapse": 0.0},
     "warm-up and quiet period a whole day at any cadence (max_windows 0)": {"max_windows": 0},
+    "without recurrence: a repeat of a recent page's shape pages (recur_memory 0)": {
+        "recur_memory": 0},
 }
 GENERATED_VARIANTS = ("default", "without habituation after a page (habituate 0)",
                       "AE-led pages habituate like the rest (habituate_ae 0)",
@@ -108,7 +110,9 @@ GENERATED_VARIANTS = ("default", "without habituation after a page (habituate 0)
                       "without the anomaly-likelihood stage (likelihood_weight 0)",
                       "anomaly likelihood weighed 1.29 (alerts at likelihood 0.99999)",
                       "variance-burst component without its collapse side (collapse 0)",
-                      "warm-up and quiet period a whole day at any cadence (max_windows 0)")
+                      "warm-up and quiet period a whole day at any cadence (max_windows 0)",
+                      "without recurrence: a repeat of a recent page's shape pages "
+                      "(recur_memory 0)")
 SERIES_SEEDS = range(10)
 UNSEEN_SEEDS = range(10, 30)  # series seeds no detection setting was tuned on
 SALES_SEEDS = range(3)

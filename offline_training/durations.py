@@ -15,6 +15,8 @@ slow data::
     suppress   1 day      window   288     288     288       24      24
     habituate_halflife
                2.5 days    1              3600     720       60       3
+    recur_horizon
+               30 days     1             43200    8640      720      30
 
 (``window``: the windows one record stays in, 24 by default: a bad day is in the input of
 the next 24 daily windows, and with a 1-window quiet period it paged 16 days in a row.)
@@ -48,9 +50,10 @@ __all__ = ["CAPPED", "CONFIRM_STEP_S", "DURATION_DEFAULTS", "FLOORS", "FALLBACK_
 DAY: Final = 86_400.0
 DURATION_DEFAULTS: Final[dict[str, float]] = {"halflife_s": DAY, "warmup_s": DAY,
                                               "suppress_s": DAY,
-                                              "habituate_halflife_s": 2.5 * DAY}
+                                              "habituate_halflife_s": 2.5 * DAY,
+                                              "recur_horizon_s": 30 * DAY}
 FLOORS: Final[dict[str, int]] = {"halflife": 30, "warmup": 30, "suppress": 1,
-                                 "habituate_halflife": 1}
+                                 "habituate_halflife": 1, "recur_horizon": 1}
 FALLBACK_WINDOWS: Final = 288  # no cadence known: a day is the old window-count default
 CONFIRM_STEP_S: Final = 900.0  # longest step at which ``confirm`` holds (15 minutes)
 MAX_WINDOWS: Final = 288  # most windows a warm-up or quiet period takes from its duration

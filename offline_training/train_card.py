@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from stream_detector.core.detection import season_rows
 from stream_detector.core.registry import sha256_file
 from stream_detector.core.timing import cadence_s
 from stream_detector.exceptions import DataError
+
+RECUR_MIN: Final = 8  # fewest values a page's shape holds (a correlation needs a few)
+RECUR_MAX: Final = 256  # most (4 bytes each per kept shape in the key's state)
 
 __all__ = ["build_card", "detection_section", "feature_names", "library_versions",
            "model_name", "next_version", "serves_section", "time_section", "write_card"]
@@ -162,7 +165,9 @@ def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record],
                       window: int = 1) -> dict[str, Any]:
     """The card's detection section: the defaults of the record kind and the options, with
     durations as windows at the data's cadence, and the season (windows per day, or week)
-    when the seasonal component is weighed in. Events are independent feature vectors:
+    when the seasonal component is weighed in, and the values a page's shape holds
+    (``recur``: the windows one record stays in, 8 to 256) when pages keep theirs. Events
+    are independent feature vectors:
     each is judged on its own raw score (no per-key history, warm-up or quiet period), so
     every event above the threshold alerts."""
     base = {**detection_defaults(kind), **opts.detection}
@@ -170,8 +175,11 @@ def detection_section(opts: TrainOptions, kind: str, records: Sequence[Record],
     step_s = time["cadence_s"] * opts.stride if time else 0.0
     if base.get("season_weight", 0) and "season" not in base:
         base["season"] = season_rows(step_s * 1e9)
+    span = -(-window // opts.stride)  # the windows one record stays in
+    if base.get("recur_memory", 0) and "recur" not in base:  # a page's shape: its window
+        base["recur"] = min(max(span, RECUR_MIN), RECUR_MAX)
     return detection_windows(base, time["cadence_s"] if time else None, opts.stride,
-                             span=-(-window // opts.stride))
+                             span=span)
 
 
 def feature_names(kind: str, records: Sequence[Record]) -> list[str]:

@@ -37,7 +37,10 @@ __all__ = ["DEFAULTS", "EVENT_DETECTION", "PARITY_RTOL", "TrainOptions", "TrainR
 # minutes only when the window before was high too (0.75 of the threshold) or the
 # short-term forecast alone sees a spike (realTweets 112 -> 105 false positives, one-window
 # AE blips); a page the AE component leads habituates at 1.75 instead of 1.5 (realTweets
-# 105 -> 94: AE excursions a few days after the key's page before). The detection defaults
+# 105 -> 94: AE excursions a few days after the key's page before); a window whose shape
+# repeats one of the key's last 8 pages of the last 30 days (r >= 0.825, at most 1.2 times
+# its size) does not page on a bursty key (trust < 0.5; stream_detector/core/recurrence.py:
+# realTweets 94 -> 66 false positives, every window still found). The detection defaults
 # hold for every family on series and sales; events have their own (EVENT_DETECTION).
 # Series are scaled without a log: on counts, log1p blows up the noise of the quiet hours
 # (0 -> 1 -> 0 tweets) until it drowns real spikes (NAB 41-50 with log1p, 61-63 without,
@@ -51,7 +54,8 @@ DEFAULTS: dict[str, Any] = {
                   "value_weight": 1.0, "value_trend": 0.3, "value_gate": 1.0,
                   "shift_trend": 0.015, "shift_hold": 3.0, "burst_weight": 1.0,
                   "burst_gate": 1.0, "value_excess": 0.4, "habituate": 1.5,
-                  "habituate_ae": 1.75, "confirm": 0.75, "collapse": 1.0},
+                  "habituate_ae": 1.75, "confirm": 0.75, "collapse": 1.0,
+                  "recur_memory": 8},
     "threshold_method": {True: "sigma", False: "percentile"},  # by detection.normalise
     # how the score weighs features, per record kind (offline_training.models.ScoringHead):
     # "spread" divides each feature's squared error by its spread on the held-out validation

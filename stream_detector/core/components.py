@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GAUSSIAN_RATE", "burst_z", "flat", "gaussian_tail", "habituation_bar", "likelihood_z",
            "residual_z",
-           "running_z", "season_trust", "value_components", "value_trust"]
+           "running_z", "season_trust", "trust_now", "value_components", "value_trust"]
 
 _EPS: Final = 1e-12
 _NEVER: Final = -(2**62)
@@ -149,11 +149,18 @@ def habituation_bar(state: DetectorState, p: DetectionParams, ae_led: bool = Fal
     """
     if p.habituate <= 0 or p.value_gate <= 0 or state.value_start < 0 or not state.alert_z:
         return 0.0
-    trust = _trust(state.value_rate, state.value_tail, p.value_gate, p)
+    trust = trust_now(state, p)
     age = state.seen - 1 - state.last_alert
     factor = p.habituate_ae if ae_led and p.habituate_ae > 0 else p.habituate
     return float(factor * (1.0 - trust) * state.alert_z
                  * 0.5 ** (age / max(p.habituate_halflife, _EPS)))
+
+
+def trust_now(state: DetectorState, p: DetectionParams) -> float:
+    """The ``value`` component's trust as it stands (:func:`value_trust`, not updated); 1
+    without ``value_gate``."""
+    return _trust(state.value_rate, state.value_tail, p.value_gate, p) if p.value_gate > 0 \
+        else 1.0
 
 
 def burst_z(state: DetectorState, z_value: float, p: DetectionParams) -> float:

@@ -74,6 +74,7 @@ from stream_detector.core.components import (
     value_components,
 )
 from stream_detector.core.detector_state import DetectorState
+from stream_detector.core.recurrence import keep, observe, recurs
 
 __all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts_of", "decide",
            "page", "season_rows"]
@@ -177,6 +178,13 @@ class DetectionParams:
         spike the short-term forecast sees) pages at once. Training sets it only at steps
         of up to 15 minutes (:data:`offline_training.durations.CONFIRM_STEP_S`): an hourly
         or daily window is an incident on its own.
+    recur, recur_memory, recur_corr, recur_size, recur_lag, recur_horizon, recur_trust
+        Recurrence (:mod:`stream_detector.core.recurrence`): a key keeps the shapes (its last
+        ``recur`` values, the model's window by default) of its last ``recur_memory`` pages
+        (0: off), and a window that repeats one kept within ``recur_horizon`` windows
+        (Pearson r >= ``recur_corr`` at a shift of up to ``recur_lag`` x ``recur`` values,
+        at most ``recur_size`` times its size) does not page while the ``value``
+        component's trust is below ``recur_trust`` (a bursty key; above 1: every key).
     season_gate, gate_ref, gate_cut, gate_halflife
         Trust in the ``season`` component (:func:`~stream_detector.core.components.season_trust`):
         its weight is scaled by ``min(1, gate_ref / rate) ** season_gate``, ``rate`` being
@@ -228,6 +236,13 @@ class DetectionParams:
     value_excess: float = 1.0
     confirm: float = 0.0
     collapse: float = 0.0
+    recur: int = 0
+    recur_memory: int = 0
+    recur_corr: float = 0.825
+    recur_size: float = 1.2
+    recur_lag: float = 0.25
+    recur_horizon: int = 8640
+    recur_trust: float = 0.5
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
@@ -281,11 +296,17 @@ class DetectionParams:
     def uses_value(self) -> bool:
         """Whether :func:`decide` needs each window's newest value."""
         return self.normalise and (self.value_weight > 0 or self.season_weight > 0
-                                   or self.burst_weight > 0)
+                                   or self.burst_weight > 0 or self.recurrent)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether pages keep their shapes and a recurrence of one does not page
+        (:mod:`stream_detector.core.recurrence`)."""
+        return self.normalise and self.recur > 0 and self.recur_memory > 0
 
 
 _HISTORY: Final = tuple(f.name for f in fields(DetectorState) if f.name not in (
-    "seen", "last_alert", "last_z", "alert_z"))
+    "seen", "last_alert", "last_z", "alert_z", "recent", "shapes", "shape_at"))
 
 
 @dataclass(frozen=True)
@@ -313,10 +334,12 @@ def decide(
     index = state.seen
     before = state.last_z  # the key's previous window's detection score
     z, point, ae = _update(state, raw_score, p, value, learn)
+    if p.recurrent:
+        observe(state, value, p)
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
     alert = (over and _confirmed(before, point, threshold, p)
-             and z >= habituation_bar(state, p, ae >= z) and page(state, p))
+             and z >= habituation_bar(state, p, ae >= z) and _claim(state, p))
     return Decision(alert=alert, detection_score=z, warm_up=warm_up,
                     suppressed=over and not alert)
 
@@ -341,13 +364,29 @@ def alerts_of(
     for i, raw in enumerate(raw_scores):
         index = state.seen
         before = state.last_z
-        z, point, ae = _update(state, raw, p, nan if values is None else values[i],
-                               True if learn is None else learn[i])
+        value = nan if values is None else values[i]
+        z, point, ae = _update(state, raw, p, value, True if learn is None else learn[i])
+        if p.recurrent:
+            observe(state, value, p)
         if z >= threshold and index >= p.warmup and _confirmed(
                 before, point, threshold, p) and z >= habituation_bar(
-                state, p, ae >= z) and page(state, p):
+                state, p, ae >= z) and _claim(state, p):
             out.append((i, z))
     return out
+
+
+def _claim(state: DetectorState, p: DetectionParams) -> bool:
+    """:func:`page`, unless the key's last values repeat the shape of one of its recent
+    pages (``recur_memory``, :func:`~stream_detector.core.recurrence.recurs`; looked for
+    only outside the quiet period); a page keeps its shape."""
+    if not p.recurrent:
+        return page(state, p)
+    if state.seen - 1 - state.last_alert >= p.suppress and recurs(state, p):
+        return False
+    if not page(state, p):
+        return False
+    keep(state, p)
+    return True
 
 
 def _confirmed(before: float, point: float, threshold: float, p: DetectionParams) -> bool:

@@ -19,6 +19,8 @@ so a model without it keeps its states' size and a state written before it still
                 tail, last exceedance                              shift's slope has
     excess (8)  the value residual's variance from exceedances     once it is non-zero
     page (8)    the detection score of the last page               once habituation has
+    recur (12 + 4 r + 4 m + 8 k)  the last r values, the k kept      once recurrence has
+                page shapes (m values) and the windows they paged at
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ _BURST: Final = struct.Struct("<ddddqddq")  # after that: shift slope, burst lev
 # count, rate, tail, last exceedance
 _EXCESS: Final = struct.Struct("<d")  # after that: the value variance exceedances added
 _PAGE: Final = struct.Struct("<d")  # after that: the detection score of the last page
+_RECUR: Final = struct.Struct("<III")  # after that: counts of recent values, shape values and
+# shapes, then those arrays (float32, float32, int64)
 _NEVER: Final = -(2**62)  # ``value_last`` of a key that has never exceeded (a window long past)
 
 
@@ -53,7 +57,8 @@ class DetectorState:
     started, 80 once the likelihood stage has, 112 once the value component's trust or
     slope has, 176 once the burst component or the shift's slope has, 184 once the value
     residual's exceedances have added variance: ``value_excess``, 192 once a page has set a
-    habituation bar: ``habituate``)."""
+    habituation bar: ``habituate``; then 12 plus 4 per recent value, 4 per kept shape value
+    and 8 per kept shape once recurrence has started: ``recur_memory``)."""
 
     seen: int = 0
     last_alert: int = -(2**62)
@@ -92,6 +97,9 @@ class DetectorState:
     burst_last: int = _NEVER  # ... and the burst window it last exceeded gate_cut at
     vexcess: float = 0.0  # value component: the variance its exceedances added (value_excess)
     alert_z: float = 0.0  # detection score of the last page (habituation; 0: none kept)
+    recent: array[float] = field(default_factory=lambda: array("f"))  # last ``recur`` values
+    shapes: array[float] = field(default_factory=lambda: array("f"))  # kept page shapes
+    shape_at: array[int] = field(default_factory=lambda: array("q"))  # ... and their windows
 
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
@@ -100,7 +108,8 @@ class DetectorState:
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))
-        paged = self.alert_z != 0.0
+        recur = bool(self.recent)
+        paged = self.alert_z != 0.0 or recur
         excess = paged or self.vexcess != 0.0
         burst = excess or self.burst_seen > 0 or self.shift_slope != 0.0
         point = burst or self.value_last != _NEVER or self.slope != 0.0 or (
@@ -123,6 +132,9 @@ class DetectorState:
             tail += _EXCESS.pack(self.vexcess)
         if paged:
             tail += _PAGE.pack(self.alert_z)
+        if recur:
+            tail += _RECUR.pack(len(self.recent), len(self.shapes), len(self.shape_at)) + (
+                self.recent.tobytes() + self.shapes.tobytes() + self.shape_at.tobytes())
         return head + extra + self.ring.tobytes() + _START.pack(self.value_start) + tail
 
     @classmethod
@@ -140,8 +152,9 @@ class DetectorState:
         full = _SHIFT.size + _GATE.size + _LIK.size
         point = full + _POINT.size
         burst = point + _BURST.size
+        paged = burst + _EXCESS.size + _PAGE.size
         if tails in (0, _SHIFT.size, _SHIFT.size + _GATE.size, full, point, burst,
-                     burst + _EXCESS.size, burst + _EXCESS.size + _PAGE.size):
+                     burst + _EXCESS.size, paged) or tails >= paged + _RECUR.size:
             (state.value_start,) = _START.unpack_from(data, end)
             if tails:  # written without it: the shift starts fresh
                 (state.shift, state.shift_slow, state.shmean, state.shvar,
@@ -164,6 +177,8 @@ class DetectorState:
             if tails > burst + _EXCESS.size:  # written without it: no bar until the next page
                 (state.alert_z,) = _PAGE.unpack_from(
                     data, end + _START.size + burst + _EXCESS.size)
+            if tails > paged:  # written without it: no recent values, no kept shapes
+                _read_recur(state, data, end + _START.size + paged)
         elif len(data) == end:  # written before value_start was kept: started at window 0
             state.value_start = 0
         else:
@@ -171,3 +186,14 @@ class DetectorState:
         (state.vmean, state.vvar, state.smean, state.svar, state.level, state.local) = stats
         state.ring = array("f", data[start:end])
         return state
+
+
+def _read_recur(state: DetectorState, data: bytes, at: int) -> None:
+    """The recurrence tail at ``at``, which must end ``data``."""
+    r, m, k = _RECUR.unpack_from(data, at)
+    at += _RECUR.size
+    if len(data) != at + 4 * (r + m) + 8 * k:
+        raise ValueError("detector state has the wrong length (corrupt key state)")
+    state.recent = array("f", data[at:at + 4 * r])
+    state.shapes = array("f", data[at + 4 * r:at + 4 * (r + m)])
+    state.shape_at = array("q", data[at + 4 * (r + m):])

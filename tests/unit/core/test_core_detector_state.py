@@ -20,6 +20,12 @@ RING = array("f", [1.0, 2.0, 3.0])
     (DetectorState(seen=5, ring=RING, value_start=2, value_last=9), 112 + 112),
     (DetectorState(seen=5, ring=RING, value_start=2, burst_seen=3), 112 + 176),
     (DetectorState(seen=5, ring=RING, value_start=2, vexcess=0.5), 112 + 184),
+    (DetectorState(seen=5, ring=RING, value_start=2, alert_z=7.0), 112 + 192),
+    (DetectorState(seen=5, ring=RING, value_start=2, recent=array("f", [1.0, 2.0])),
+     112 + 192 + 12 + 8),  # recurrence: the last values, no page kept yet
+    (DetectorState(seen=5, ring=RING, value_start=2, recent=array("f", [1.0, 2.0]),
+                   shapes=array("f", [3.0, 4.0]), shape_at=array("q", [4])),
+     112 + 192 + 12 + 8 + 8 + 8),
 ])
 def test_each_part_adds_its_tail_only_once_started_and_round_trips(
         state: DetectorState, size: int) -> None:
@@ -35,7 +41,9 @@ def test_every_field_survives_the_longest_layout() -> None:
                       season_rate=.02, lik_short=1.5, lik_mean=1.6, lik_var=1.7, lik_seen=6,
                       slope=1.8, value_rate=.03, value_tail=.4, value_last=4,
                       shift_slope=1.9, burst_level=2.1, burst_mean=2.2, burst_var=2.3,
-                      burst_seen=8, burst_rate=.04, burst_tail=.5, burst_last=6, vexcess=2.4)
+                      burst_seen=8, burst_rate=.04, burst_tail=.5, burst_last=6, vexcess=2.4,
+                      alert_z=2.5, recent=array("f", [1.0, 2.0, 3.0]),
+                      shapes=array("f", [4.0, 5.0, 6.0] * 2), shape_at=array("q", [2, 6]))
     assert DetectorState.from_bytes(a.to_bytes()) == a
 
 
@@ -47,5 +55,13 @@ def test_a_state_written_before_value_start_was_kept_started_at_window_zero() ->
 @pytest.mark.parametrize("cut", [1, 3, 20])
 def test_a_length_that_fits_no_layout_is_refused(cut: int) -> None:
     data = DetectorState(seen=5, ring=RING, value_start=2, lik_seen=4).to_bytes()
+    with pytest.raises(ValueError, match="corrupt"):
+        DetectorState.from_bytes(data[:-cut])
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8, 17])
+def test_a_cut_recurrence_tail_is_refused(cut: int) -> None:
+    data = DetectorState(seen=5, ring=RING, value_start=2, recent=array("f", [1.0, 2.0]),
+                         shapes=array("f", [3.0, 4.0]), shape_at=array("q", [4])).to_bytes()
     with pytest.raises(ValueError, match="corrupt"):
         DetectorState.from_bytes(data[:-cut])
