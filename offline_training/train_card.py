@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +24,10 @@ from offline_training.trainer import TrainResult
 from schemas.card import NAME_PATTERN, ModelCard
 from schemas.records import Record
 from stream_detector.core.detection import season_rows
+from stream_detector.core.recurrence import RECUR_MAX, RECUR_MIN
 from stream_detector.core.registry import sha256_file
 from stream_detector.core.timing import cadence_s
 from stream_detector.exceptions import DataError
-
-RECUR_MIN: Final = 8  # fewest values a page's shape holds (a correlation needs a few)
-RECUR_MAX: Final = 256  # most (4 bytes each per kept shape in the key's state)
 
 __all__ = ["build_card", "detection_section", "feature_names", "library_versions",
            "model_name", "next_version", "serves_section", "time_section", "write_card"]

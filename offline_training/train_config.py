@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from offline_training.durations import DURATION_DEFAULTS
 from offline_training.train_options import TrainOptions
 from offline_training.trainer import TrainConfig
-from stream_detector.core.detection import DetectionParams
+from stream_detector.core.detection import STATE_LIMITS, DetectionParams
 from stream_detector.exceptions import DataError
 
 __all__ = ["CONFIG_OPTIONS", "read_config", "checked_options"]
@@ -108,8 +108,9 @@ def checked_detection(section: dict[str, Any], path: Path) -> dict[str, Any]:
     Raises
     ------
     DataError
-        An unknown setting (the known ones listed), a value of the wrong type, or a
-        negative or non-finite number.
+        An unknown setting (the known ones listed), a value of the wrong type, a
+        negative or non-finite number, or one that sizes every key's state beyond its limit
+        (``season``, ``recur``, ``recur_memory``).
     """
     hints = {**get_type_hints(DetectionParams), **_DETECTION_EXTRA}
     unknown = sorted(str(k) for k in section if k not in hints)
@@ -132,6 +133,10 @@ def checked_detection(section: dict[str, Any], path: Path) -> dict[str, Any]:
         if not isinstance(number, bool) and not (math.isfinite(number) and number >= 0):
             raise DataError(f"{path}: detection.{name}: must be a finite number >= 0 "
                             f"(got {value!r})")
+        if name in STATE_LIMITS and number > STATE_LIMITS[name]:
+            raise DataError(f"{path}: detection.{name}: must be at most "
+                            f"{STATE_LIMITS[name]} (got {value!r}): it sizes every key's "
+                            "state in the worker")
     return checked
 
 

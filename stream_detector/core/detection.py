@@ -74,14 +74,18 @@ from stream_detector.core.components import (
     value_components,
 )
 from stream_detector.core.detector_state import DetectorState
-from stream_detector.core.recurrence import keep, observe, recurs
+from stream_detector.core.recurrence import RECUR_MAX, RECUR_MEMORY_MAX, keep, observe, recurs
+from stream_detector.exceptions import ModelCardError
 
-__all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "alerts_of", "decide",
-           "page", "season_rows"]
+__all__ = ["DetectionParams", "DetectorState", "Decision", "MAX_SEASON", "STATE_LIMITS",
+           "alerts_of", "decide", "page", "season_rows"]
 
 _EPS: Final = 1e-12
 _DAY_NS: Final = 86_400 * 10**9
 MAX_SEASON: Final = 2016  # longest seasonal ring (a week of 5-minute steps; 8 KiB per key)
+# The settings that size every key's state, and their largest values.
+STATE_LIMITS: Final = {"season": MAX_SEASON, "recur": RECUR_MAX,
+                       "recur_memory": RECUR_MEMORY_MAX}
 
 
 def season_rows(cadence_ns: float) -> int:
@@ -246,10 +250,19 @@ class DetectionParams:
 
     @classmethod
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
-        """Parameters from a card's ``detection`` dict; unknown keys are ignored."""
+        """Parameters from a card's ``detection`` dict; unknown keys are ignored.
+
+        Raises :class:`~stream_detector.exceptions.ModelCardError` when a setting that
+        sizes every key's state (``season``, ``recur``, ``recur_memory``) is over its limit
+        (a hand-edited card: ``train`` refuses such a config)."""
         if not section:
             return cls()
         known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+        for name, most in STATE_LIMITS.items():
+            if isinstance(known.get(name), int | float) and known[name] > most:
+                raise ModelCardError(f"card.json detection.{name} is {known[name]}, over "
+                                     f"its limit {most} (it sizes every key's state); "
+                                     "retrain with a smaller value")
         return cls(**known)
 
     @property

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -72,7 +72,13 @@ if TYPE_CHECKING:
     from stream_detector.core.detection import DetectionParams
     from stream_detector.core.detector_state import DetectorState
 
-__all__ = ["keep", "match_size", "observe", "recurs"]
+__all__ = ["RECUR_MAX", "RECUR_MEMORY_MAX", "RECUR_MIN", "keep", "match_size", "observe",
+           "recurs"]
+
+RECUR_MIN: Final = 8  # fewest values training gives a page's shape (a correlation needs a few)
+RECUR_MAX: Final = 256  # most values a shape may hold (``recur``)
+RECUR_MEMORY_MAX: Final = 64  # most shapes a key may keep (``recur_memory``): with the
+# longest shapes 64 KiB of state per key
 
 
 def observe(state: DetectorState, value: float, p: DetectionParams) -> None:

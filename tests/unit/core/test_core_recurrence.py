@@ -15,12 +15,20 @@ import pandas as pd
 import pytest
 
 from offline_training.durations import detection_windows
-from offline_training.train_card import RECUR_MAX, RECUR_MIN, detection_section
+from offline_training.train_card import detection_section
 from offline_training.train_options import DEFAULTS, TrainOptions
 from schemas.records import SeriesPoint
 from stream_detector.core.components import trust_now
 from stream_detector.core.detection import DetectionParams, DetectorState, alerts_of, decide
-from stream_detector.core.recurrence import keep, match_size, observe, recurs
+from stream_detector.core.recurrence import (
+    RECUR_MAX,
+    RECUR_MIN,
+    keep,
+    match_size,
+    observe,
+    recurs,
+)
+from stream_detector.exceptions import ModelCardError
 
 ROWS = 96  # windows a day, short to keep the test quick
 PLATEAUS = [int(d * ROWS + 40) for d in (2, 3.5, 5, 6.5, 8)]  # a bot's hour every 1.5 days
@@ -179,3 +187,13 @@ def test_only_a_bursty_key_holds_back_a_repeat() -> None:
     bursty = replace(gaussian, value_rate=0.05)  # 10 times the reference rate
     assert trust_now(bursty, p) < 0.5 and recurs(bursty, p)
     assert not recurs(bursty, replace(p, recur_trust=0.05))
+
+
+@pytest.mark.parametrize(("name", "value"), [("recur_memory", 10**6), ("recur", 10**5),
+                                             ("season", 10**6)])
+def test_a_card_whose_settings_would_blow_up_every_key_state_is_refused(
+        name: str, value: int) -> None:
+    """``train`` refuses such a config; a hand-edited card is refused when it is loaded."""
+    with pytest.raises(ModelCardError, match=f"detection.{name} is {value}, over its limit"):
+        DetectionParams.from_card({"recur": 24, "recur_memory": 8, name: value})
+    assert DetectionParams.from_card({"recur": RECUR_MAX, "recur_memory": 64}).recurrent

@@ -122,6 +122,11 @@ def test_a_window_over_the_workers_bound_is_refused_first(tmp_path: Path, where:
     # YAML 1.1 reads 1e3 as text: the message said the number was not one
     ("detection: {max_windows: 1e3}", r"detection.max_windows: Input should be a valid "
                                       r"integer \(got '1e3', text: YAML reads 1e3 as a string"),
+    # settings that size every key's state: a million kept shapes was a GiB per key
+    ("detection: {recur_memory: 1000000}", r"detection.recur_memory: must be at most 64 "
+                                           r"\(got 1000000\): it sizes every key's state"),
+    ("detection: {recur: 1000}", r"detection.recur: must be at most 256"),
+    ("detection: {season: 100000}", r"detection.season: must be at most 2016"),
 ])
 def test_the_detection_section_is_checked_setting_by_setting(
     tmp_path: Path, text: str, said: str,
