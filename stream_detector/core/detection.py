@@ -252,13 +252,15 @@ class DetectionParams:
     def from_card(cls, section: dict[str, Any] | None) -> DetectionParams:
         """Parameters from a card's ``detection`` dict; unknown keys are ignored.
 
-        Raises :class:`~stream_detector.exceptions.ModelCardError` when a setting that
-        sizes every key's state (``season``, ``recur``, ``recur_memory``) is over its limit
-        (a hand-edited card: ``train`` refuses such a config)."""
+        Raises :class:`~stream_detector.exceptions.ModelCardError` when ``recur`` or
+        ``recur_memory``, which size every key's state, is over its limit (a hand-edited
+        card: ``train`` refuses such a config, and an explicit ``season`` over
+        :data:`MAX_SEASON` too, which older cards may hold and still load)."""
         if not section:
             return cls()
         known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
-        for name, most in STATE_LIMITS.items():
+        for name in ("recur", "recur_memory"):
+            most = STATE_LIMITS[name]
             if isinstance(known.get(name), int | float) and known[name] > most:
                 raise ModelCardError(f"card.json detection.{name} is {known[name]}, over "
                                      f"its limit {most} (it sizes every key's state); "

@@ -104,7 +104,8 @@ class DetectorState:
     def to_bytes(self) -> bytes:
         head = _STATE.pack(self.seen, self.last_alert, self.mean, self.var, self.last_z)
         lik = self.lik_seen > 0
-        if self.value_start < 0 and not self.ring and self.level == 0.0 and not lik:
+        if self.value_start < 0 and not self.ring and self.level == 0.0 and not lik and (
+                not self.recent):
             return head
         extra = _EXTRA.pack(self.vmean, self.vvar, self.smean, self.svar, self.level,
                             self.local, len(self.ring))

@@ -16,7 +16,7 @@ back when its own last ``recur`` values
 - are at most ``recur_size`` times that shape's size (the largest absolute deviation from
   its median; a larger excursion of the same shape still pages), and
 - that shape was kept at most ``recur_horizon`` windows ago (a month by default: a
-  pattern last seen long ago is news again).
+  pattern last paged for long ago is news again; a held-back repeat does not renew it).
 
 An excursion that outlasts the kept one by more than the shift allowed pages (its shape no
 longer matches): holding back the rest of a repeat's excursion as well lost 5 of the 33
@@ -26,8 +26,10 @@ Pearson r of two z-normalised subsequences is the z-normalised Euclidean distanc
 matrix-profile literature, ``d^2 = 2 L (1 - r)`` (Mueen et al., "MASS", 2015; Yeh et al.,
 "Matrix Profile I", ICDM 2016); a window far from every earlier subsequence is a *left
 discord* (Lu et al., "DAMP", KDD 2022). DAMP searches the whole past; a key here keeps
-only its pages' shapes, so its state stays bounded (4 x ``recur`` bytes per shape) and the
-search runs only when a window would page.
+only its pages' shapes, so its state stays bounded (4 x ``recur`` + 8 bytes per shape) and
+the search runs only when a window would page. A window across a gap in the key's data
+(judged, not learnt) still adds its value to the last ``recur``: the shape is what the key
+showed. The NPLM stage of a hybrid model pages on samples, not windows, and is not held back.
 
 On a key whose residuals look Gaussian (trust near 1: a taxi feed's holidays, a machine's
 repeated faults) each such page stays news: without the trust condition the generated
@@ -106,7 +108,8 @@ def recurs(state: DetectorState, p: DetectionParams) -> bool:
     if not live:
         return False
     kept = np.frombuffer(state.shapes, dtype=np.float32).reshape(n, p.recur)[live]
-    current = np.frombuffer(state.recent, dtype=np.float32)
+    current = np.frombuffer(state.recent, dtype=np.float32)[-p.recur:]  # (longer when a
+    # model with a longer ``recur`` wrote it and no value has come since)
     return match_size(current, kept, round(p.recur_lag * p.recur), p.recur_corr,
                       p.recur_size) > 0
 
@@ -118,7 +121,7 @@ def keep(state: DetectorState, p: DetectionParams) -> None:
         return
     if len(state.shapes) != len(state.shape_at) * p.recur:  # kept at another length
         state.shapes, state.shape_at = array("f"), array("q")
-    state.shapes.extend(state.recent)
+    state.shapes.extend(state.recent[-p.recur:])
     state.shape_at.append(state.seen - 1)
     extra = len(state.shape_at) - p.recur_memory
     if extra > 0:

@@ -189,11 +189,36 @@ def test_only_a_bursty_key_holds_back_a_repeat() -> None:
     assert not recurs(bursty, replace(p, recur_trust=0.05))
 
 
-@pytest.mark.parametrize(("name", "value"), [("recur_memory", 10**6), ("recur", 10**5),
-                                             ("season", 10**6)])
+@pytest.mark.parametrize(("name", "value"), [("recur_memory", 10**6), ("recur", 10**5)])
 def test_a_card_whose_settings_would_blow_up_every_key_state_is_refused(
         name: str, value: int) -> None:
     """``train`` refuses such a config; a hand-edited card is refused when it is loaded."""
     with pytest.raises(ModelCardError, match=f"detection.{name} is {value}, over its limit"):
         DetectionParams.from_card({"recur": 24, "recur_memory": 8, name: value})
     assert DetectionParams.from_card({"recur": RECUR_MAX, "recur_memory": 64}).recurrent
+    assert DetectionParams.from_card({"season": 4032}).season == 4032  # an older card loads
+
+
+def test_values_kept_by_a_model_with_longer_shapes_are_cut_to_this_one() -> None:
+    """A key's state outlives its model version: a window without a value (NaN) after a
+    swap to shorter shapes left the longer recent values (found in review: the match
+    raised a matmul shape error inside ``decide``)."""
+    p = DetectionParams(recur=8, recur_memory=2, recur_lag=0.0, recur_trust=2.0)
+    burst = [0.0, 0.0, 0.0, 5.0, 9.0, 4.0, 1.0, 0.0]
+    s = DetectorState(seen=40, recent=array("f", [1.0] * 8 + burst), shapes=array("f", burst),
+                      shape_at=array("q", [30]))
+    observe(s, float("nan"), p)  # no value: nothing trimmed
+    assert len(s.recent) == 16 and recurs(s, p)
+    keep(s, p)
+    assert list(s.shapes[8:]) == burst
+
+
+def test_a_gap_window_value_alone_survives_the_bytes() -> None:
+    """The key's first value came in a window across a gap (judged, not learnt): the value
+    components were rolled back, the recent value was not, and ``to_bytes`` dropped it."""
+    p = DetectionParams(recur=8, recur_memory=2, value_weight=1.0)
+    s = DetectorState()
+    decide(s, 1.0, 3.0, p)
+    decide(s, 1.0, 3.0, p, 5.0, learn=False)
+    assert list(s.recent) == [5.0]
+    assert DetectorState.from_bytes(s.to_bytes()) == s
