@@ -30,11 +30,14 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sha"
 fi
 
 # The editable install must point at this checkout (a cached venv may have served another)
-# and match its pyproject.toml (entry points move when the package does).
+# and match its pyproject.toml (entry points move when the package does). -I: without it
+# the check imported ./stream_detector from the working directory and always passed, so a
+# cached venv kept serving the clone that built it (its scripts, and
+# `python benchmarks/...`, ran that clone's code).
 here=$(pwd -P)
 project_sha=$(sha256sum pyproject.toml | cut -d' ' -f1)
 project_stamp="$VENV/.pyproject-sha256"
-if ! "$VENV/bin/python" -c "import stream_detector, sys; sys.exit(0 if stream_detector.__file__.startswith('$here/') else 1)" 2>/dev/null \
+if ! "$VENV/bin/python" -I -c "import stream_detector, sys; sys.exit(0 if stream_detector.__file__.startswith('$here/') else 1)" 2>/dev/null \
    || [ ! -x "$VENV/bin/stream-detector" ] || [ "$(cat "$project_stamp" 2>/dev/null)" != "$project_sha" ]; then
   "${UV[@]}" pip install -q --python "$VENV/bin/python" --no-deps -e .
   echo "$project_sha" > "$project_stamp"
