@@ -349,8 +349,6 @@ def decide(
     index = state.seen
     before = state.last_z  # the key's previous window's detection score
     z, point, ae = _update(state, raw_score, p, value, learn)
-    if p.recurrent:
-        observe(state, value, p)
     warm_up = index < p.warmup
     over = z >= threshold and not warm_up
     alert = (over and _confirmed(before, point, threshold, p)
@@ -379,10 +377,8 @@ def alerts_of(
     for i, raw in enumerate(raw_scores):
         index = state.seen
         before = state.last_z
-        value = nan if values is None else values[i]
-        z, point, ae = _update(state, raw, p, value, True if learn is None else learn[i])
-        if p.recurrent:
-            observe(state, value, p)
+        z, point, ae = _update(state, raw, p, nan if values is None else values[i],
+                               True if learn is None else learn[i])
         if z >= threshold and index >= p.warmup and _confirmed(
                 before, point, threshold, p) and z >= habituation_bar(
                 state, p, ae >= z) and _claim(state, p):
@@ -396,7 +392,7 @@ def _claim(state: DetectorState, p: DetectionParams) -> bool:
     only outside the quiet period); a page keeps its shape."""
     if not p.recurrent:
         return page(state, p)
-    if state.seen - 1 - state.last_alert >= p.suppress and recurs(state, p):
+    if not _quiet(state, p) and recurs(state, p):
         return False
     if not page(state, p):
         return False
@@ -441,6 +437,8 @@ def _update(
         if before is not None:  # judged against the history, not added to it
             for name in _HISTORY:
                 setattr(state, name, getattr(before, name))
+        if p.recurrent:  # the shape is what the key showed, gap or not
+            observe(state, value, p)
     state.last_z = z
     return z, point, ae
 
@@ -451,10 +449,14 @@ def page(state: DetectorState, p: DetectionParams) -> bool:
     period (and, with ``habituate``, keeping the window's detection score as the bar's
     base). Every stage that alerts (the AE's :func:`decide`, a hybrid's NPLM test) asks
     here, so one incident pages once whichever stage saw it."""
-    index = state.seen - 1
-    if index - state.last_alert < p.suppress:
+    if _quiet(state, p):
         return False
-    state.last_alert = index
+    state.last_alert = state.seen - 1
     if p.habituate > 0 and state.value_start >= 0:
         state.alert_z = state.last_z
     return True
+
+
+def _quiet(state: DetectorState, p: DetectionParams) -> bool:
+    """Whether the key's newest window is within ``suppress`` windows of its last alert."""
+    return state.seen - 1 - state.last_alert < p.suppress

@@ -148,7 +148,7 @@ def match_size(current: np.ndarray, kept: np.ndarray, lag: int, corr: float, siz
     """
     cur = current.astype(np.float64)
     ref = kept.astype(np.float64)
-    sizes = np.abs(ref - np.median(ref, axis=1, keepdims=True)).max(axis=1)
+    sizes = _size(ref)
     fits = (sizes > 0) & (_size(cur) <= size * sizes)
     ref, sizes = ref[fits], sizes[fits]
     n = cur.size
@@ -166,7 +166,6 @@ def match_size(current: np.ndarray, kept: np.ndarray, lag: int, corr: float, siz
     return 0.0
 
 
-def _size(values: np.ndarray) -> float:
-    """The largest absolute deviation of ``values`` from their median."""
-    v = values.astype(np.float64)
-    return float(np.abs(v - np.median(v)).max())
+def _size(values: np.ndarray) -> np.ndarray:
+    """The largest absolute deviation of ``values`` (..., L) from their median, per row."""
+    return np.asarray(np.abs(values - np.median(values, axis=-1, keepdims=True)).max(axis=-1))
